@@ -1,0 +1,222 @@
+"""Frozen, validated configuration objects: the only thing that travels from flags into the library.
+
+`md2tf.flags` defines every command-line flag; `from_flags` (per entry point) turns the parsed flags
+into these dataclasses, and from then on only configs or plain arguments are passed around. Every
+``__post_init__`` checks its invariants, so a bad combination fails at start-up with a message naming
+the flag, not hours into training.
+
+Defaults are the paper's (Monodepth2, ICCV 2019; see ``options.py`` facts in the project notes).
+This module must not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the input pipeline reads and how it prepares samples.
+
+    Attributes:
+      dataset: ``kitti`` (raw, split files), ``kitti_odom``, ``synthetic`` (built-in world, generated on
+        first use into ``data_dir``) or ``folder`` (a user's folder of video frames).
+      data_dir: root of the dataset (KITTI raw layout for ``kitti`` and ``synthetic``).
+      split: split name; files are read from ``<splits_dir>/<split>/{train,val}_files.txt``.
+      splits_dir: directory holding split folders. Empty = ``<data_dir>/splits``.
+      height, width: network input size in pixels (multiples of 32).
+      frame_offsets: temporal frames relative to the target; must contain 0. ``(0,)`` = stereo only.
+      use_stereo: add the other stereo camera at the same time as a source ("S" / "MS" training).
+      stereo_baseline: |x| of the nominal stereo translation (0.1 in the paper; metres for real scale).
+      image_ext: ``.jpg`` (paper) or ``.png``.
+      intrinsics: ``fixed`` (the paper's averaged KITTI K) or ``calib`` (per-drive P_rect).
+      flip_prob, color_aug_prob: augmentation probabilities (0.5 each in the paper).
+      seed: shuffling / augmentation seed; ``deterministic`` makes tf.data order reproducible.
+      gt_height, gt_width: size of the ground-truth depth carried in a training batch for metrics.
+    """
+
+    dataset: str = "synthetic"
+    data_dir: str = ""
+    split: str = "eigen_zhou"
+    splits_dir: str = ""
+    height: int = 192
+    width: int = 640
+    frame_offsets: tuple[int, ...] = (0, -1, 1)
+    use_stereo: bool = False
+    stereo_baseline: float = 0.1
+    image_ext: str = ".jpg"
+    intrinsics: str = "fixed"
+    flip_prob: float = 0.5
+    color_aug_prob: float = 0.5
+    num_parallel_calls: int = -1  # -1 = tf.data.AUTOTUNE
+    shuffle_buffer: int = 512
+    seed: int = 0
+    deterministic: bool = False
+    gt_height: int = 375
+    gt_width: int = 1242
+
+    def __post_init__(self) -> None:
+        _check(self.height > 0 and self.height % 32 == 0, f"--height must be a positive multiple of 32, got {self.height}")
+        _check(self.width > 0 and self.width % 32 == 0, f"--width must be a positive multiple of 32, got {self.width}")
+        _check(0 in self.frame_offsets, f"--frame_offsets must contain 0 (the target frame), got {self.frame_offsets}")
+        _check(self.frame_offsets[0] == 0, f"--frame_offsets must start with 0, got {self.frame_offsets}")
+        _check(len(set(self.frame_offsets)) == len(self.frame_offsets), f"--frame_offsets has duplicates: {self.frame_offsets}")
+        _check(len(self.frame_offsets) > 1 or self.use_stereo, "no source frame: give --frame_offsets besides 0 or --use_stereo")
+        _check(self.image_ext in (".jpg", ".png"), f"--image_ext must be .jpg or .png, got {self.image_ext!r}")
+        _check(self.intrinsics in ("fixed", "calib"), f"--intrinsics must be fixed or calib, got {self.intrinsics!r}")
+        _check(0.0 <= self.flip_prob <= 1.0 and 0.0 <= self.color_aug_prob <= 1.0, "augmentation probabilities must lie in [0, 1]")
+        _check(self.stereo_baseline > 0, f"--stereo_baseline must be > 0, got {self.stereo_baseline}")
+
+    @property
+    def temporal_offsets(self) -> tuple[int, ...]:
+        """Source frame offsets (non-zero entries of ``frame_offsets``), in the order given."""
+        return tuple(o for o in self.frame_offsets if o != 0)
+
+    @property
+    def num_sources(self) -> int:
+        """S: temporal sources first (``temporal_offsets`` order), then the stereo partner if used."""
+        return len(self.temporal_offsets) + int(self.use_stereo)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Depth and pose networks.
+
+    Attributes:
+      num_layers: ResNet depth of the depth encoder (18, 34 or 50).
+      pose_num_layers: ResNet depth of the separate pose encoder (18 or 50).
+      encoder_weights: ``none`` (scratch) or a local ``.pth``/``.npz`` of torchvision ImageNet weights.
+      init: ``torch`` (PyTorch default initialisers, as the reference trained) or ``keras``.
+      scales: decoder output scales; must be ``0..n-1`` (scale s is 1/2^s resolution).
+    """
+
+    num_layers: int = 18
+    pose_num_layers: int = 18
+    encoder_weights: str = "none"
+    init: str = "torch"
+    scales: tuple[int, ...] = (0, 1, 2, 3)
+
+    def __post_init__(self) -> None:
+        _check(self.num_layers in (18, 34, 50), f"--num_layers must be 18, 34 or 50, got {self.num_layers}")
+        _check(self.pose_num_layers in (18, 50), f"--pose_num_layers must be 18 or 50, got {self.pose_num_layers}")
+        _check(self.init in ("torch", "keras"), f"--init must be torch or keras, got {self.init!r}")
+        _check(tuple(self.scales) == tuple(range(len(self.scales))) and 1 <= len(self.scales) <= 4,
+               f"--scales must be 0..n-1 with n in 1..4, got {self.scales}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The self-supervised objective (paper Sec. 3 and Table 2 ablations).
+
+    Attributes:
+      ssim_weight: alpha in ``alpha * (1 - SSIM) / 2 + (1 - alpha) * L1`` (0.85).
+      use_ssim: False gives plain L1 (``--no_ssim``).
+      min_reprojection: per-pixel minimum over sources (True) or average (``--avg_reprojection``).
+      automask: auto-masking of stationary pixels (the unwarped sources compete in the minimum).
+      full_res_multiscale: upsample every disparity to full resolution before warping (True) or warp
+        each scale at its own resolution ("v1" multi-scale).
+      smoothness_weight: edge-aware smoothness weight at scale 0, divided by 2^s at scale s (1e-3).
+      identity_noise_std: std of the tie-break noise added to the unwarped (identity) error (1e-5).
+      min_depth, max_depth: depth range of ``disp_to_depth`` in the training units.
+    """
+
+    ssim_weight: float = 0.85
+    use_ssim: bool = True
+    min_reprojection: bool = True
+    automask: bool = True
+    full_res_multiscale: bool = True
+    smoothness_weight: float = 1e-3
+    identity_noise_std: float = 1e-5
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.ssim_weight <= 1.0, f"ssim_weight must lie in [0, 1], got {self.ssim_weight}")
+        _check(self.smoothness_weight >= 0, f"--disparity_smoothness must be >= 0, got {self.smoothness_weight}")
+        _check(0 < self.min_depth < self.max_depth, f"need 0 < --min_depth < --max_depth, got {self.min_depth}, {self.max_depth}")
+        _check(self.identity_noise_std >= 0, "identity_noise_std must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, logging and checkpointing.
+
+    Attributes:
+      run_dir: directory of the run (checkpoints, TensorBoard events, flags.txt, config.json).
+      batch_size: global batch size (split over replicas).
+      learning_rate: Adam learning rate of the first phase (1e-4).
+      num_epochs: epochs to train (20).
+      lr_decay_epochs: epochs at whose start the LR is multiplied by ``lr_decay_factor`` (15 -> 15 + 5).
+      steps_per_epoch: 0 = one pass over the training split.
+      max_steps: 0 = no limit; otherwise stop after this many steps (smoke runs).
+    """
+
+    run_dir: str = ""
+    batch_size: int = 12
+    learning_rate: float = 1e-4
+    num_epochs: int = 20
+    lr_decay_epochs: tuple[int, ...] = (15,)
+    lr_decay_factor: float = 0.1
+    steps_per_epoch: int = 0
+    max_steps: int = 0
+    log_every: int = 250
+    image_log_every: int = 2000
+    save_every_steps: int = 2000
+    keep_checkpoints: int = 3
+    resume: bool = True
+    jit_compile: bool = False
+    mixed_precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    seed: int = 0
+    deterministic: bool = False
+    max_nonfinite_steps: int = 10
+    profile_steps: tuple[int, ...] = ()
+    validate_every_epoch: bool = True
+    init_checkpoint: str = ""
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size > 0, f"--batch_size must be > 0, got {self.batch_size}")
+        _check(self.learning_rate > 0, f"--learning_rate must be > 0, got {self.learning_rate}")
+        _check(self.num_epochs > 0, f"--num_epochs must be > 0, got {self.num_epochs}")
+        _check(self.mixed_precision in ("float32", "mixed_float16", "mixed_bfloat16"),
+               f"--mixed_precision must be float32, mixed_float16 or mixed_bfloat16, got {self.mixed_precision!r}")
+        _check(list(self.lr_decay_epochs) == sorted(self.lr_decay_epochs), "--lr_decay_epochs must be sorted")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything a training run needs; written to ``<run_dir>/config.json``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def use_pose_net(self) -> bool:
+        """Stereo-only runs (frame_offsets == (0,)) build no pose network."""
+        return bool(self.data.temporal_offsets)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ExperimentConfig:
+        """Inverse of ``to_dict`` (JSON lists become tuples; unknown keys are an error)."""
+        def build(kind, values):
+            names = {f.name for f in dataclasses.fields(kind)}
+            unknown = set(values) - names
+            _check(not unknown, f"unknown {kind.__name__} keys in config: {sorted(unknown)}")
+            return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+        return cls(
+            data=build(DataConfig, d.get("data", {})),
+            model=build(ModelConfig, d.get("model", {})),
+            loss=build(LossConfig, d.get("loss", {})),
+            train=build(TrainConfig, d.get("train", {})),
+        )
