@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""md2tf benchmark harness: training step, input pipeline, inference/export latency.
+
+Usage:
+  python scripts/benchmark.py [--only train,data,infer] [--json out.json] [--repeats 5]
+  python scripts/benchmark.py --only infer --compare-torch      # PyTorch eager side by side
+
+Every measurement is warmed up, repeated, and reported as median / min / max. The machine is shared,
+so each measurement also records how much CPU *other* processes used meanwhile (from /proc/stat minus
+this process's own time); runs where others used more than ``--contaminated`` cores are flagged.
+Never used by tests: times are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo (md2tf)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/ (bench)
+
+from bench.harness import SECTIONS, machine_info, peak_rss_mib  # noqa: E402
+
+
+def _load_sections() -> None:
+    """Imports scripts/bench/*.py; each registers its sections with ``@bench.harness.section``."""
+    for path in sorted((Path(__file__).resolve().parent / "bench").glob("*.py")):
+        if path.stem not in ("__init__", "harness"):
+            importlib.import_module(f"bench.{path.stem}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help="comma-separated sections (default: all)")
+    parser.add_argument("--json", default="", help="write results to this JSON file")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="intra-op / interpreter threads")
+    parser.add_argument("--contaminated", type=float, default=0.2,
+                        help="flag runs where other processes used more than this many cores")
+    parser.add_argument("--compare-torch", action="store_true", help="time the same nets in PyTorch eager")
+    parser.add_argument("--sizes", default="192x640,320x1024", help="inference sizes HxW")
+    parser.add_argument("--workdir", default="", help="scratch directory (default: a temp dir)")
+    args = parser.parse_args(argv)
+    _load_sections()
+    wanted = [s for s in args.only.split(",") if s] or list(SECTIONS)
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; known: {sorted(SECTIONS)}")
+    args.workdir = args.workdir or tempfile.mkdtemp(prefix="md2tf-bench-")
+    results = {"machine": machine_info(), "command": " ".join(sys.argv), "sections": {}}
+    for name in wanted:
+        print(f"== {name}", flush=True)
+        rows = SECTIONS[name](args)
+        results["sections"][name] = rows
+        for row in rows:
+            flag = "  [CONTAMINATED]" if row.get("contaminated") else ""
+            print(f"  {row['name']:<48} median {row['median_s'] * 1e3:9.1f} ms  "
+                  f"(min {row['min_s'] * 1e3:.1f}, max {row['max_s'] * 1e3:.1f})  "
+                  f"{row['items_per_s']:8.2f}/s{flag}", flush=True)
+    results["peak_rss_mib"] = peak_rss_mib()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
