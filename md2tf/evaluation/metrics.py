@@ -1,0 +1,265 @@
+"""Depth metrics and the per-image scoring protocol of the KITTI Eigen evaluation (facts 1.5).
+
+The protocol, per image: resize the network-resolution ``scaled_disp`` bilinearly to the GT size
+(cv2 ``INTER_LINEAR`` convention: half-pixel centres, no antialiasing), invert to depth, mask (Garg
+crop and 1e-3..80 m for ``eigen``, ``gt > 0`` otherwise), multiply by ``pred_depth_scale_factor``,
+scale by the ratio of medians (per image, or one global ratio), clamp to [1e-3, 80] m, and compute
+`compute_errors`. The per-image metrics are then averaged over images.
+
+Scoring runs in NumPy float64 (ground-truth maps differ in size); only the resize uses TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from md2tf.evaluation import eigen
+
+#: Metric names in the paper's column order (Monodepth2 Table 1).
+METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+#: Column headers for printing, same order as `METRIC_NAMES`.
+METRIC_HEADERS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "d<1.25", "d<1.25^2", "d<1.25^3")
+
+SCALING_MODES = ("median", "global", "none")
+
+
+def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The seven standard depth metrics between matched valid depths.
+
+    Args:
+      gt: ``[N]`` (or any shape) ground-truth depths in metres, all > 0.
+      pred: predicted depths in metres, same shape as ``gt``, all > 0.
+
+    Returns:
+      ``{name: value}`` for `METRIC_NAMES`: abs_rel = mean(|gt-pred|/gt), sq_rel = mean((gt-pred)^2/gt),
+      rmse (m), rmse_log (natural log), a1..a3 = fraction with max(gt/pred, pred/gt) < 1.25^k.
+
+    Raises:
+      ValueError: if the shapes differ or there are no values.
+    """
+    gt = np.asarray(gt, np.float64)
+    pred = np.asarray(pred, np.float64)
+    if gt.shape != pred.shape:
+        raise ValueError(f"compute_errors: gt shape {gt.shape} != pred shape {pred.shape}")
+    if gt.size == 0:
+        raise ValueError("compute_errors: no valid ground-truth pixels to score")
+    thresh = np.maximum(gt / pred, pred / gt)
+    diff = gt - pred
+    return {
+        "abs_rel": float(np.mean(np.abs(diff) / gt)),
+        "sq_rel": float(np.mean(diff**2 / gt)),
+        "rmse": float(np.sqrt(np.mean(diff**2))),
+        "rmse_log": float(np.sqrt(np.mean((np.log(gt) - np.log(pred)) ** 2))),
+        "a1": float(np.mean(thresh < 1.25)),
+        "a2": float(np.mean(thresh < 1.25**2)),
+        "a3": float(np.mean(thresh < 1.25**3)),
+    }
+
+
+def resize_disparity(disp: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of one disparity map, matching ``cv2.resize(..., INTER_LINEAR)``.
+
+    Half-pixel centres (``src = (dst + 0.5) * in/out - 0.5``), border clamp, no antialiasing; this is
+    ``tf.image.resize(method="bilinear", antialias=False)``.
+
+    Args:
+      disp: ``[h, w]`` or ``[h, w, 1]`` disparity.
+      height: output rows (the GT height).
+      width: output columns (the GT width).
+
+    Returns:
+      ``[height, width]`` float32.
+
+    Raises:
+      ValueError: for a map that is not ``[h, w]`` or ``[h, w, 1]``.
+    """
+    disp = np.asarray(disp)
+    if disp.ndim == 3 and disp.shape[-1] == 1:
+        disp = disp[..., 0]
+    if disp.ndim != 2:
+        raise ValueError(f"disparity must be [h, w] or [h, w, 1], got shape {disp.shape}")
+    if disp.shape == (height, width):
+        return disp.astype(np.float32)
+    out = tf.image.resize(
+        tf.convert_to_tensor(disp[None, :, :, None], tf.float32), (height, width), method="bilinear",
+        antialias=False,
+    )
+    return out.numpy()[0, :, :, 0]
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How predictions are scaled and masked (facts 1.5).
+
+    Attributes:
+      split: evaluation split; ``eigen`` uses the Garg crop and the depth range, others ``gt > 0``.
+      scaling: ``median`` (per-image ratio of medians, mono), ``global`` (one ratio for the whole set:
+        the median of the per-image ratios, supplementary D.2) or ``none`` (stereo / metric).
+      pred_depth_scale_factor: multiplies the predicted depth before any median scaling
+        (`eigen.STEREO_SCALE_FACTOR` for stereo-trained models).
+      min_depth, max_depth: GT range (cropped splits) and clamp of the prediction, metres.
+    """
+
+    split: str = "eigen"
+    scaling: str = "median"
+    pred_depth_scale_factor: float = 1.0
+    min_depth: float = eigen.MIN_DEPTH
+    max_depth: float = eigen.MAX_DEPTH
+
+    def __post_init__(self) -> None:
+        if self.scaling not in SCALING_MODES:
+            raise ValueError(f"scaling must be one of {SCALING_MODES}, got {self.scaling!r}")
+        if not self.pred_depth_scale_factor > 0:
+            raise ValueError(f"--pred_depth_scale_factor must be > 0, got {self.pred_depth_scale_factor}")
+        if not 0 < self.min_depth < self.max_depth:
+            raise ValueError(f"need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+
+    @classmethod
+    def stereo(cls, split: str = "eigen") -> ScoringOptions:
+        """``--eval_stereo``: no median scaling, depth x `eigen.STEREO_SCALE_FACTOR`."""
+        return cls(split=split, scaling="none", pred_depth_scale_factor=eigen.STEREO_SCALE_FACTOR)
+
+
+@dataclass
+class DepthScores:
+    """Result of scoring a set of predictions.
+
+    Attributes:
+      metrics: mean over scored images of each metric in `METRIC_NAMES`.
+      per_image: ``[N_scored, 7]`` per-image metrics (rows in input order, skipped images omitted).
+      num_images: images given.
+      num_scored: images that entered the averages.
+      nonfinite_images: indices of images whose disparity had NaN/inf values (not scored).
+      nonfinite_pixels: total NaN/inf disparity values at network resolution.
+      empty_images: indices of images without any valid GT pixel (not scored).
+      ratio_median, ratio_std: median of the per-image median-scaling ratios and the std of
+        ``ratios / ratio_median`` (sigma_scale); NaN when no scaling ratio is computed.
+      global_scale: the single scale used with ``scaling="global"`` (else NaN).
+    """
+
+    metrics: dict[str, float]
+    per_image: np.ndarray
+    num_images: int
+    num_scored: int
+    nonfinite_images: list[int] = field(default_factory=list)
+    nonfinite_pixels: int = 0
+    empty_images: list[int] = field(default_factory=list)
+    ratio_median: float = float("nan")
+    ratio_std: float = float("nan")
+    global_scale: float = float("nan")
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no per-image rows)."""
+        d = dataclasses.asdict(self)
+        d.pop("per_image")
+        return d
+
+
+def _median_ratio(gt: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.median(gt) / np.median(pred))
+
+
+def score_predictions(
+    gt_depths: Sequence[np.ndarray],
+    disparities: Iterable[np.ndarray],
+    options: ScoringOptions = ScoringOptions(),
+    progress=None,
+) -> DepthScores:
+    """Scores network-resolution disparities against ground-truth depth maps (facts 1.5).
+
+    Args:
+      gt_depths: N ground-truth maps ``[H_i, W_i]`` in metres (0 = no measurement).
+      disparities: N ``scaled_disp`` maps ``[h, w]`` (or ``[h, w, 1]``) at network resolution, in the
+        same order; depth = 1 / disparity (x ``pred_depth_scale_factor``).
+      options: scaling and masking.
+      progress: optional callable ``progress(i)`` after each image (e.g. a progress bar update).
+
+    Returns:
+      `DepthScores`. Images with NaN/inf disparities and images without valid GT are skipped and
+      listed (never silently averaged).
+
+    Raises:
+      ValueError: if the number of predictions differs from the number of GT maps, or no image can
+        be scored.
+    """
+    num_gt = len(gt_depths)
+    scored, ratios, buffered = [], [], []  # buffered: (gt, pred) kept only for the global scale
+    rows = []
+    nonfinite_images, empty_images, nonfinite_pixels = [], [], 0
+    count = 0
+
+    def finish(gt: np.ndarray, pred: np.ndarray, scale: float) -> None:
+        pred = np.clip(pred * scale, options.min_depth, options.max_depth)
+        errors = compute_errors(gt, pred)
+        rows.append([errors[name] for name in METRIC_NAMES])
+
+    for i, disp in enumerate(disparities):
+        if i >= num_gt:
+            raise ValueError(f"more predictions than ground-truth maps ({num_gt}); check the split / GT file")
+        count += 1
+        disp = np.asarray(disp, np.float32)
+        bad = int(np.size(disp) - np.count_nonzero(np.isfinite(disp)))
+        if progress is not None:
+            progress(i)
+        if bad:
+            nonfinite_pixels += bad
+            nonfinite_images.append(i)
+            continue
+        gt = np.asarray(gt_depths[i], np.float32)
+        disp = resize_disparity(disp, *gt.shape)
+        with np.errstate(divide="ignore"):
+            pred_depth = 1.0 / disp.astype(np.float64)
+        mask = eigen.evaluation_mask(gt, options.split, options.min_depth, options.max_depth)
+        if not mask.any():
+            empty_images.append(i)
+            continue
+        gt_valid = gt[mask].astype(np.float64)
+        pred_valid = pred_depth[mask] * options.pred_depth_scale_factor
+        scored.append(i)
+        if options.scaling == "none":
+            finish(gt_valid, pred_valid, 1.0)
+            continue
+        ratio = _median_ratio(gt_valid, pred_valid)
+        ratios.append(ratio)
+        if options.scaling == "median":
+            finish(gt_valid, pred_valid, ratio)
+        else:
+            buffered.append((gt_valid, pred_valid.astype(np.float32)))
+    if count != num_gt:
+        raise ValueError(
+            f"got {count} predictions but {num_gt} ground-truth maps: the prediction count must match the split"
+        )
+    if not scored:
+        raise ValueError(
+            f"no image could be scored ({len(nonfinite_images)} with NaN/inf predictions, "
+            f"{len(empty_images)} without valid ground truth)"
+        )
+
+    ratio_median = ratio_std = global_scale = float("nan")
+    if ratios:
+        ratios = np.asarray(ratios, np.float64)
+        ratio_median = float(np.median(ratios))
+        ratio_std = float(np.std(ratios / ratio_median))
+    if options.scaling == "global":
+        global_scale = ratio_median
+        for gt_valid, pred_valid in buffered:
+            finish(gt_valid, pred_valid.astype(np.float64), global_scale)
+    per_image = np.asarray(rows, np.float64)
+    means = per_image.mean(axis=0)
+    return DepthScores(
+        metrics={name: float(v) for name, v in zip(METRIC_NAMES, means)},
+        per_image=per_image,
+        num_images=num_gt,
+        num_scored=len(scored),
+        nonfinite_images=nonfinite_images,
+        nonfinite_pixels=nonfinite_pixels,
+        empty_images=empty_images,
+        ratio_median=ratio_median,
+        ratio_std=ratio_std,
+        global_scale=global_scale,
+    )
