@@ -1,0 +1,141 @@
+"""Exports one `DepthPredictor` to every requested format and writes ``model_card.json``.
+
+Layout of ``out_dir``::
+
+    saved_model/            SavedModel (signatures: see md2tf.deploy.saved_model) + md2tf_model.json
+    depth_fp32.tflite       tflite_fp32      (each .tflite embeds ModelInfo as metadata "md2tf_model")
+    depth_fp16.tflite       tflite_fp16
+    depth_dynamic.tflite    tflite_dynamic
+    depth_int8.tflite       tflite_int8
+    model_card.json
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from md2tf.deploy import tflite
+from md2tf.deploy.images import structured_images
+from md2tf.deploy.inference import KerasPredictor, Predictor
+from md2tf.deploy.model_card import build_model_card, write_model_card
+from md2tf.deploy.saved_model import export_saved_model
+
+FORMATS = ("saved_model",) + tflite.TFLITE_VARIANTS
+TFLITE_FILES = {"tflite_fp32": "depth_fp32.tflite", "tflite_fp16": "depth_fp16.tflite",
+                "tflite_dynamic": "depth_dynamic.tflite", "tflite_int8": "depth_int8.tflite"}
+
+
+def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
+    """``"saved_model,tflite_fp32"`` (or a list) -> validated tuple; ``all`` = every format."""
+    items = [f.strip() for f in (formats.split(",") if isinstance(formats, str) else formats)]
+    items = [f for f in items if f]
+    if items == ["all"]:
+        return FORMATS
+    bad = [f for f in items if f not in FORMATS]
+    if bad or not items:
+        raise ValueError(f"--formats must be a comma-separated subset of {','.join(FORMATS)} (or all), "
+                         f"got {formats!r}")
+    return tuple(dict.fromkeys(items))
+
+
+def _dir_size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+
+
+def _parity(ref: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> dict[str, float]:
+    d = np.abs(out["disparity"] - ref["disparity"])
+    rel = np.abs(out["depth"] - ref["depth"]) / np.maximum(ref["depth"], 1e-6)
+    return {"max_abs_diff_disparity": float(d.max()), "mean_abs_diff_disparity": float(d.mean()),
+            "max_rel_diff_depth": float(rel.max())}
+
+
+def export_all(predictor: KerasPredictor, out_dir: str, formats: Sequence[str] = FORMATS,
+               representative_images: Sequence[np.ndarray] | None = None,
+               calibration: str | None = None, source: str = "",
+               training_config: dict[str, Any] | None = None,
+               evaluate_fn: Callable[[Predictor], dict[str, float]] | None = None,
+               parity_images: np.ndarray | None = None) -> dict[str, Any]:
+    """Writes the requested formats and ``model_card.json`` into ``out_dir``.
+
+    Args:
+      predictor: a `KerasPredictor` (``predictor_from_models`` or ``load_predictor(checkpoint)``).
+      out_dir: output directory (created; an existing SavedModel in it is an error).
+      formats: subset of `FORMATS`.
+      representative_images: uint8 RGB ``[H, W, 3]`` frames at the model size for int8 calibration;
+        None = `structured_images` (recorded as such in the card).
+      calibration: description of ``representative_images`` for the card.
+      source: checkpoint / run directory recorded in the card.
+      training_config: ``ExperimentConfig.to_dict()`` recorded in the card.
+      evaluate_fn: optional ``predictor -> metrics`` (e.g. abs_rel, a1 via ``md2tf.evaluate``) run on
+        every variant; results go to ``variants[name]["accuracy"]``.
+      parity_images: uint8 ``[N, H, W, 3]`` used for parity vs Keras; None = 2 structured frames.
+
+    Returns:
+      The model card (also written to ``<out_dir>/model_card.json``).
+    """
+    from md2tf.deploy.inference import SavedModelPredictor, TFLitePredictor  # noqa: PLC0415
+
+    formats = parse_formats(formats)
+    info = predictor.info
+    os.makedirs(out_dir, exist_ok=True)
+    if parity_images is None:
+        parity_images = np.stack(structured_images(2, info.height, info.width, seed=7))
+    ref = predictor.predict(parity_images)
+    if representative_images is None and "tflite_int8" in formats:
+        representative_images = structured_images(16, info.height, info.width, seed=1)
+        calibration = calibration or "16 structured random frames (no dataset given)"
+
+    variants: dict[str, dict[str, Any]] = {"keras": {"parity": {"max_abs_diff_disparity": 0.0}}}
+    if evaluate_fn is not None:
+        variants["keras"]["accuracy"] = evaluate_fn(predictor)
+
+    keep_saved_model = "saved_model" in formats
+    sm_dir = os.path.join(out_dir, "saved_model") if keep_saved_model else tempfile.mkdtemp()
+    if not keep_saved_model:
+        sm_dir = os.path.join(sm_dir, "saved_model")
+    try:
+        export_saved_model(predictor.model, info, sm_dir)
+        if keep_saved_model:
+            loaded = SavedModelPredictor(sm_dir)
+            variants["saved_model"] = {
+                "file": "saved_model", "size_bytes": _dir_size(sm_dir),
+                "signatures": sorted(loaded.loaded.signatures.keys()),
+                "parity": _parity(ref, loaded.predict(parity_images))}
+            if evaluate_fn is not None:
+                variants["saved_model"]["accuracy"] = evaluate_fn(loaded)
+        for variant in formats:
+            if variant == "saved_model":
+                continue
+            reps = None
+            if variant == "tflite_int8":
+                reps = lambda: iter(representative_images)  # noqa: E731
+            content = tflite.convert(sm_dir, variant, reps, metadata=info.to_dict())
+            path = os.path.join(out_dir, TFLITE_FILES[variant])
+            with open(path, "wb") as f:
+                f.write(content)
+            tflite.check_builtin_only(content)
+            text, gpu_ok = tflite.analyze(content)
+            tp = TFLitePredictor(path)
+            variants[variant] = {
+                "file": TFLITE_FILES[variant], "size_bytes": len(content),
+                "ops": tflite.analyzer_ops(text),
+                "gpu_compatible": gpu_ok, "parity": _parity(ref, tp.predict(parity_images))}
+            if not gpu_ok:
+                variants[variant]["gpu_warnings"] = [ln.strip() for ln in text.splitlines()
+                                                     if "GPU" in ln][:20]
+            if evaluate_fn is not None:
+                variants[variant]["accuracy"] = evaluate_fn(tp)
+    finally:
+        if not keep_saved_model:
+            shutil.rmtree(os.path.dirname(sm_dir), ignore_errors=True)
+
+    card = build_model_card(info, source, variants, calibration=calibration,
+                            training_config=training_config)
+    write_model_card(card, out_dir)
+    return card

@@ -1,0 +1,124 @@
+"""Image I/O for prediction and calibration (Pillow + NumPy only) and a NumPy magma colour map."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+
+# Anchor colours of matplotlib's perceptually uniform "magma" map at evenly spaced positions
+# (0, 1/8, ..., 1); `magma_table` interpolates them linearly in RGB to 256 entries.
+_MAGMA_ANCHORS = np.array([
+    [0.001462, 0.000466, 0.013866],
+    [0.078815, 0.054184, 0.211667],
+    [0.232077, 0.059889, 0.437695],
+    [0.390384, 0.100379, 0.501864],
+    [0.550287, 0.161158, 0.505719],
+    [0.716387, 0.214982, 0.475290],
+    [0.868793, 0.287728, 0.409303],
+    [0.967671, 0.439703, 0.359810],
+    [0.987053, 0.991438, 0.749504],
+])
+
+
+def magma_table(n: int = 256) -> np.ndarray:
+    """The magma colour map as ``[n, 3]`` uint8 RGB, dark (0) to bright (n - 1)."""
+    pos = np.linspace(0.0, 1.0, len(_MAGMA_ANCHORS))
+    x = np.linspace(0.0, 1.0, n)
+    table = np.stack([np.interp(x, pos, _MAGMA_ANCHORS[:, c]) for c in range(3)], axis=-1)
+    return np.round(table * 255.0).astype(np.uint8)
+
+
+def colorize(values: np.ndarray, vmin: float | None = None, vmax: float | None = None,
+             percentile: float = 95.0) -> np.ndarray:
+    """Maps a 2-D array to magma RGB, as Monodepth2's visualisations do for disparity.
+
+    Args:
+      values: ``[H, W]`` (or ``[H, W, 1]``) array, e.g. disparity (large = near = bright).
+      vmin: value mapped to the darkest colour; None = ``values.min()``.
+      vmax: value mapped to the brightest colour; None = the ``percentile``-th percentile.
+      percentile: percentile used for ``vmax`` (95, as in the reference's ``test_simple``).
+
+    Returns:
+      uint8 ``[H, W, 3]`` RGB.
+    """
+    v = np.asarray(values, np.float64)
+    if v.ndim == 3 and v.shape[-1] == 1:
+        v = v[..., 0]
+    if v.ndim != 2:
+        raise ValueError(f"values must be [H, W] or [H, W, 1], got shape {np.shape(values)}")
+    lo = float(v.min()) if vmin is None else float(vmin)
+    hi = float(np.percentile(v, percentile)) if vmax is None else float(vmax)
+    t = np.clip((v - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    table = magma_table()
+    return table[np.round(t * (len(table) - 1)).astype(np.int64)]
+
+
+def load_image_rgb(path: str) -> np.ndarray:
+    """Reads an image as uint8 RGB ``[H, W, 3]``: EXIF orientation applied, grey/palette/RGBA converted.
+
+    RGBA images are composited on black (the alpha channel is dropped). Raises ``ValueError`` naming the
+    file if Pillow cannot read it.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+                img = img.convert("RGBA")
+                background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+                img = Image.alpha_composite(background, img)
+            return np.asarray(img.convert("RGB"), np.uint8)
+    except (OSError, SyntaxError, ValueError) as e:  # PIL raises these for corrupt/unknown files
+        raise ValueError(f"cannot read image {path!r}: {e}") from e
+
+
+def resize_rgb(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resizes uint8 RGB ``[h, w, 3]`` to ``[height, width, 3]`` (Lanczos, as ``test_simple``)."""
+    if image.shape[:2] == (height, width):
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def resize_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinearly resizes a float map ``[h, w]`` (or ``[h, w, 1]``) to ``[height, width]`` float32."""
+    v = np.asarray(values, np.float32)
+    if v.ndim == 3:
+        v = v[..., 0]
+    if v.shape == (height, width):
+        return v
+    return np.asarray(Image.fromarray(v, mode="F").resize((width, height), Image.Resampling.BILINEAR),
+                      np.float32)
+
+
+def list_images(folder: str) -> list[str]:
+    """Files of ``folder`` (not recursive) with an image extension, sorted by name."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder!r} is not a directory")
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                  if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, f)))
+
+
+def structured_images(num: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
+    """Random but image-like uint8 RGB ``[height, width, 3]`` frames (gradients, boxes, noise).
+
+    Used as calibration data when no dataset is given; real frames calibrate int8 better.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    out = []
+    for _ in range(num):
+        img = np.zeros((height, width, 3), np.float32)
+        for c in range(3):
+            a, b, d = rng.uniform(-1, 1, 3)
+            img[..., c] = 128 + 100 * (a * xx / width + b * yy / height) + 40 * d
+        for _ in range(rng.integers(2, 6)):
+            y0, x0 = rng.integers(0, height), rng.integers(0, width)
+            img[y0:y0 + rng.integers(4, height // 2 + 5), x0:x0 + rng.integers(4, width // 2 + 5)] = \
+                rng.uniform(0, 255, 3)
+        img += rng.normal(0, 8, img.shape)
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return out

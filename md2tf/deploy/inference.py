@@ -1,0 +1,330 @@
+"""The exported inference object and a loader that runs any exported form of it.
+
+`DepthPredictor` is the one graph md2tf exports (SavedModel and every TFLite variant):
+
+    uint8 RGB [B, H, W, 3]  ->  / 255  ->  DepthNet (normalises inside)  ->  disparity at scale 0
+                            ->  optional flip post-processing  ->  disp_to_depth  ->  x metric_scale
+
+Outputs (a dict, float32):
+  * ``disparity``: the network's sigmoid output in (0, 1), ``[B, H, W, 1]``.
+  * ``depth``: ``metric_scale / (1 / max_depth + (1 / min_depth - 1 / max_depth) * disparity)``,
+    ``[B, H, W, 1]``. For stereo-trained models ``metric_scale`` = 5.4 on KITTI (0.54 m baseline / 0.1
+    nominal training baseline), so depth is in metres; for mono models it is 1 and depth is relative
+    (up to an unknown scale; evaluation median-scales it).
+
+Training code (losses, sampler, pose) never reaches this module.
+
+`load_predictor(path)` accepts a run directory / checkpoint prefix, a SavedModel directory or a
+``.tflite`` file and returns an object with ``height``, ``width``, ``metric_scale`` and
+``predict(images_uint8 [B, H, W, 3]) -> {"disparity", "scaled_disparity", "depth"}`` (NumPy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+# KITTI's stereo baseline in metres; the paper trains with a nominal baseline of 0.1, so stereo-trained
+# depth x (0.54 / 0.1) = x 5.4 is metric (evaluate_depth.py's STEREO_SCALE_FACTOR).
+KITTI_BASELINE_M = 0.54
+METADATA_NAME = "md2tf_model"
+METADATA_FILE = "md2tf_model.json"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a consumer must know to use an exported depth model (also embedded in every export).
+
+    Attributes:
+      height, width: static input size in pixels.
+      min_depth, max_depth: range of ``disp_to_depth`` (training units).
+      metric_scale: factor applied to the depth output (5.4 for KITTI stereo-trained models, else 1).
+      depth_units: ``metres`` when ``metric_scale`` makes depth metric, else ``relative``.
+      post_process: whether flip post-processing is baked into the graph.
+      num_layers: ResNet depth of the encoder (informational).
+    """
+
+    height: int
+    width: int
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    metric_scale: float = 1.0
+    depth_units: str = "relative"
+    post_process: bool = False
+    num_layers: int = 18
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0:
+            raise ValueError(f"height/width must be positive, got {self.height}x{self.width}")
+        if not 0 < self.min_depth < self.max_depth:
+            raise ValueError(f"need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+        if self.metric_scale <= 0:
+            raise ValueError(f"metric_scale must be > 0, got {self.metric_scale}")
+        if self.depth_units not in ("metres", "relative"):
+            raise ValueError(f"depth_units must be metres or relative, got {self.depth_units!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def metric_scale_for(use_stereo: bool, stereo_baseline: float,
+                     real_baseline_m: float = KITTI_BASELINE_M) -> float:
+    """Depth multiplier that makes a model's depth metric.
+
+    Args:
+      use_stereo: whether the model was trained with a stereo partner (S or MS).
+      stereo_baseline: the nominal training baseline (``DataConfig.stereo_baseline``, 0.1 in the paper).
+      real_baseline_m: the camera rig's true baseline in metres (0.54 for KITTI).
+
+    Returns:
+      ``real_baseline_m / stereo_baseline`` for stereo-trained models (5.4 for the paper), else 1.0.
+    """
+    if not use_stereo:
+        return 1.0
+    if stereo_baseline <= 0:
+        raise ValueError(f"stereo_baseline must be > 0, got {stereo_baseline}")
+    return float(real_baseline_m) / float(stereo_baseline)
+
+
+def scaled_disparity_np(disparity: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
+    """NumPy ``disp_to_depth`` first output: ``1/max + (1/min - 1/max) * disparity`` (any shape)."""
+    min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
+    return (min_disp + (max_disp - min_disp) * disparity).astype(np.float32)
+
+
+def flip_post_process_weights(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of Monodepth2's flip post-processing, each ``[width]``.
+
+    ``l_mask = 1 - clip(20 * (x - 0.05), 0, 1)`` with ``x = linspace(0, 1, width)``; ``r_mask`` is its
+    mirror. The combination is ``r_mask * d + l_mask * d_flip + (1 - l_mask - r_mask) * mean``.
+    """
+    x = np.linspace(0.0, 1.0, width)
+    l_mask = 1.0 - np.clip(20.0 * (x - 0.05), 0.0, 1.0)
+    return l_mask.astype(np.float32), l_mask[::-1].astype(np.float32)
+
+
+def _keras():
+    import keras  # noqa: PLC0415  (TensorFlow is imported lazily: run_tflite-style users need NumPy only)
+
+    return keras
+
+
+def make_depth_predictor(depth_net, info: ModelInfo):
+    """Builds the exported inference model around a depth network.
+
+    Args:
+      depth_net: a Keras model mapping float images ``[B, H, W, 3]`` in [0, 1] to a tuple/list of sigmoid
+        disparities, scale 0 (``[B, H, W, 1]``) first (the ``md2tf.models.DepthNet`` contract).
+      info: static size, depth range, metric scale and post-processing choice.
+
+    Returns:
+      A `DepthPredictor` (Keras model): uint8 ``[B, H, W, 3]`` -> ``{"disparity", "depth"}``, each
+      ``[B, H, W, 1]`` float32.
+    """
+    keras = _keras()
+    import tensorflow as tf  # noqa: PLC0415
+
+    from md2tf.geometry import disp_to_depth  # noqa: PLC0415
+
+    l_mask, r_mask = flip_post_process_weights(info.width)
+
+    class DepthPredictor(keras.Model):
+        """uint8 RGB ``[B, H, W, 3]`` -> ``{"disparity": [B,H,W,1], "depth": [B,H,W,1]}``."""
+
+        def __init__(self, net, model_info: ModelInfo, **kwargs):
+            super().__init__(**kwargs)
+            self.depth_net = net
+            self.info = model_info
+
+        def disparity_from_float(self, x: tf.Tensor) -> tf.Tensor:
+            """Sigmoid disparity ``[B, H, W, 1]`` of float RGB ``x`` ``[B, H, W, 3]`` in [0, 1]."""
+            if not self.info.post_process:
+                return self.depth_net(x, training=False)[0]
+            n = tf.shape(x)[0]
+            both = self.depth_net(tf.concat([x, tf.reverse(x, axis=[2])], axis=0), training=False)[0]
+            d, d_flip = both[:n], tf.reverse(both[n:], axis=[2])
+            lm = tf.constant(l_mask.reshape(1, 1, -1, 1))
+            rm = tf.constant(r_mask.reshape(1, 1, -1, 1))
+            mean = 0.5 * (d + d_flip)
+            return rm * d + lm * d_flip + (1.0 - lm - rm) * mean
+
+        def outputs_from_float(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            """``{"disparity", "depth"}`` of float RGB ``x`` ``[B, H, W, 3]`` in [0, 1]."""
+            disp = self.disparity_from_float(x)
+            _, depth = disp_to_depth(disp, self.info.min_depth, self.info.max_depth)
+            return {"disparity": disp, "depth": depth * self.info.metric_scale}
+
+        def call(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+            """uint8 RGB ``[B, H, W, 3]`` -> ``{"disparity", "depth"}``, each ``[B, H, W, 1]``."""
+            return self.outputs_from_float(tf.cast(images, tf.float32) * (1.0 / 255.0))
+
+    return DepthPredictor(depth_net, info, name="depth_predictor")
+
+
+class Predictor(Protocol):
+    """What `load_predictor` returns, whatever the model format."""
+
+    height: int
+    width: int
+    metric_scale: float
+    info: ModelInfo
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def _check_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[1:] != (height, width, 3):
+        raise ValueError(f"images must be uint8 [B, {height}, {width}, 3], got shape {images.shape}")
+    if images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 [B, {height}, {width}, 3], got dtype {images.dtype}")
+    return images
+
+
+def _finish(disparity: np.ndarray, info: ModelInfo) -> dict[str, np.ndarray]:
+    disparity = np.asarray(disparity, np.float32)
+    scaled = scaled_disparity_np(disparity, info.min_depth, info.max_depth)
+    return {"disparity": disparity, "scaled_disparity": scaled,
+            "depth": (info.metric_scale / scaled).astype(np.float32)}
+
+
+class _BasePredictor:
+    def __init__(self, info: ModelInfo):
+        self.info = info
+        self.height = info.height
+        self.width = info.width
+        self.metric_scale = info.metric_scale
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Runs the model.
+
+        Args:
+          images: uint8 RGB ``[B, H, W, 3]`` (or ``[H, W, 3]``) at the model's size.
+
+        Returns:
+          ``disparity`` (sigmoid), ``scaled_disparity`` (``disp_to_depth``'s first output) and ``depth``
+          (x ``metric_scale``), each float32 ``[B, H, W, 1]``.
+        """
+        images = _check_images(images, self.height, self.width)
+        return _finish(self._disparity(images), self.info)
+
+    def _disparity(self, images: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class KerasPredictor(_BasePredictor):
+    """Runs a `DepthPredictor` in-process (checkpoint or a freshly built model)."""
+
+    def __init__(self, predictor_model, info: ModelInfo):
+        super().__init__(info)
+        import tensorflow as tf  # noqa: PLC0415
+
+        self.model = predictor_model
+        self._fn = tf.function(lambda x: predictor_model(x)["disparity"], reduce_retracing=True)
+
+    def _disparity(self, images: np.ndarray) -> np.ndarray:
+        return self._fn(images).numpy()
+
+
+class SavedModelPredictor(_BasePredictor):
+    """Runs the ``predict_batch`` signature of an exported SavedModel."""
+
+    def __init__(self, path: str):
+        import tensorflow as tf  # noqa: PLC0415
+
+        meta = os.path.join(path, METADATA_FILE)
+        if not os.path.exists(meta):
+            raise ValueError(f"{path!r} is not an md2tf SavedModel: {METADATA_FILE} is missing")
+        with open(meta) as f:
+            super().__init__(ModelInfo.from_dict(json.load(f)))
+        self.loaded = tf.saved_model.load(path)
+        self._fn = self.loaded.signatures["predict_batch"]
+
+    def _disparity(self, images: np.ndarray) -> np.ndarray:
+        return self._fn(images=images)["disparity"].numpy()
+
+
+class TFLitePredictor(_BasePredictor):
+    """Runs a ``.tflite`` model one image at a time (TFLite models have batch 1)."""
+
+    def __init__(self, path: str, num_threads: int | None = None):
+        from md2tf.deploy.tflite import make_interpreter, read_metadata  # noqa: PLC0415
+
+        with open(path, "rb") as f:
+            content = f.read()
+        meta = read_metadata(content).get(METADATA_NAME)
+        if meta is None:
+            raise ValueError(f"{path!r} has no {METADATA_NAME!r} metadata: not an md2tf TFLite export")
+        super().__init__(ModelInfo.from_dict(json.loads(meta)))
+        self.interpreter = make_interpreter(content, num_threads=num_threads)
+        self._runner = self.interpreter.get_signature_runner("serving_default")
+
+    def _disparity(self, images: np.ndarray) -> np.ndarray:
+        out = [self._runner(images=img[None])["disparity"] for img in images]
+        return np.concatenate(out, axis=0)
+
+
+def predictor_from_models(config, depth_net, post_process: bool = False,
+                          metric_scale: float | None = None,
+                          real_baseline_m: float = KITTI_BASELINE_M) -> KerasPredictor:
+    """Wraps a restored depth network (from ``load_models``) into a `KerasPredictor`.
+
+    Args:
+      config: the run's ``ExperimentConfig`` (size, depth range, stereo settings).
+      depth_net: the restored ``DepthNet``.
+      post_process: bake flip post-processing into the graph.
+      metric_scale: depth multiplier; None = `metric_scale_for` the training setup.
+      real_baseline_m: the rig's true stereo baseline (metres) used when ``metric_scale`` is None.
+    """
+    if metric_scale is None:
+        metric_scale = metric_scale_for(config.data.use_stereo, config.data.stereo_baseline,
+                                        real_baseline_m)
+    units = "metres" if config.data.use_stereo or metric_scale != 1.0 else "relative"
+    info = ModelInfo(height=config.data.height, width=config.data.width,
+                     min_depth=config.loss.min_depth, max_depth=config.loss.max_depth,
+                     metric_scale=float(metric_scale), depth_units=units,
+                     post_process=post_process, num_layers=config.model.num_layers)
+    return KerasPredictor(make_depth_predictor(depth_net, info), info)
+
+
+def load_predictor(path: str, post_process: bool = False, num_threads: int | None = None) -> Predictor:
+    """Loads any exported or trained form of a depth model.
+
+    Args:
+      path: a ``.tflite`` file, a SavedModel directory written by ``md2tf.export``, or a run directory /
+        checkpoint prefix readable by ``md2tf.models.checkpoint.load_models``.
+      post_process: for checkpoints only: bake flip post-processing into the graph (exports carry their
+        own choice in their metadata).
+      num_threads: TFLite interpreter threads (None = LiteRT default).
+
+    Returns:
+      A `Predictor` with ``height``, ``width``, ``metric_scale``, ``info`` and ``predict``.
+
+    Raises:
+      ValueError: if ``path`` does not exist or is none of the accepted forms.
+    """
+    if path.endswith(".tflite"):
+        if not os.path.isfile(path):
+            raise ValueError(f"--model: TFLite file {path!r} does not exist")
+        return TFLitePredictor(path, num_threads=num_threads)
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+        return SavedModelPredictor(path)
+    if not (os.path.exists(path) or os.path.exists(path + ".index")):
+        raise ValueError(f"--model: {path!r} is not a .tflite file, SavedModel directory, run directory "
+                         "or checkpoint prefix")
+    from md2tf.models.checkpoint import load_models  # noqa: PLC0415
+
+    config, depth_net, _ = load_models(path)
+    return predictor_from_models(config, depth_net, post_process=post_process)
