@@ -1,0 +1,34 @@
+"""Monodepth2 networks as Keras 3 subclassed models (NHWC).
+
+- `DepthNet`: images ``[B, H, W, 3]`` in [0, 1] -> tuple of sigmoid disparities ``[B, H/2^s, W/2^s, 1]``.
+- `PoseNet`: pair ``[B, H, W, 6]`` (earlier frame first) -> ``(axis_angle [B, 3], translation [B, 3])``.
+- `build(model_config, use_pose_net)` builds both (variables created, ImageNet weights loaded).
+- `save_models` / `load_models`: the checkpoint format every tool reads (`md2tf.models.checkpoint`).
+"""
+
+from __future__ import annotations
+
+from md2tf.models.builder import build
+from md2tf.models.checkpoint import load_models, save_models
+from md2tf.models.depth_decoder import DepthDecoder
+from md2tf.models.depth_net import DepthNet
+from md2tf.models.pose_decoder import PoseDecoder
+from md2tf.models.pose_net import PoseNet
+from md2tf.models.pretrained import load_encoder_weights
+from md2tf.models.resnet_encoder import ResnetEncoder, num_ch_enc
+from md2tf.models.torch_weights import load_torch_state_dict
+
+__all__ = [
+    "DepthDecoder",
+    "DepthNet",
+    "PoseDecoder",
+    "PoseNet",
+    "ResnetEncoder",
+    "build",
+    "load_encoder_weights",
+    "load_models",
+    "load_torch_state_dict",
+    "num_ch_enc",
+    "save_models",
+]
+

@@ -1,0 +1,170 @@
+"""The one md2tf checkpoint format that training, evaluation, export, prediction and conversion share.
+
+A run directory holds ``config.json`` (``ExperimentConfig.to_dict()``) and ``checkpoints/``, written by a
+``tf.train.CheckpointManager`` over ``tf.train.Checkpoint(depth_net=..., pose_net=...)`` (the trainer
+adds ``optimizer``, ``step`` and ``epoch`` to the same object; readers ignore them).
+
+`load_models` restores with ``expect_partial()`` (optimizer state ignored) but then verifies that every
+variable of the networks, BatchNorm moving statistics included, was present in the checkpoint: Keras 3
+can silently skip variables, and a partially restored network must not be evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from md2tf.config import ExperimentConfig
+from md2tf.models.builder import build
+from md2tf.models.depth_net import DepthNet
+from md2tf.models.pose_net import PoseNet
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def _escape(name: str) -> str:
+    # tf.train.Checkpoint escapes "." and "/" in object names.
+    return name.replace(".", "..").replace("/", ".S")
+
+
+def checkpoint_keys(root_name: str, model: tf.Module) -> dict[int, str]:
+    """Checkpoint keys of ``model``'s variables when saved as ``root_name`` of a `tf.train.Checkpoint`.
+
+    Walks the object graph breadth-first, as TF does when it names checkpoint entries.
+
+    Returns:
+      ``{id(variable): key}`` for every variable reachable from ``model``; variables held only in
+      untracked containers are absent.
+    """
+    keys: dict[int, str] = {}
+    seen = {id(model)}
+    queue = [(model, _escape(root_name))]
+    while queue:
+        obj, path = queue.pop(0)
+        children = obj._trackable_children(save_type="checkpoint")
+        for name, child in children.items():
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            child_path = f"{path}/{_escape(name)}"
+            if isinstance(child, tf.Variable) or hasattr(child, "_serialize_to_tensors") and hasattr(
+                child, "assign"
+            ):
+                keys[id(child)] = child_path + _VALUE_SUFFIX
+            queue.append((child, child_path))
+    return keys
+
+
+def unsaved_variables(root_name: str, model: tf.Module, checkpoint_prefix: str) -> list[str]:
+    """Paths of ``model``'s variables that the checkpoint at ``checkpoint_prefix`` does not hold."""
+    present = {name for name, _ in tf.train.list_variables(checkpoint_prefix)}
+    keys = checkpoint_keys(root_name, model)
+    missing = []
+    for var in model.weights:
+        key = keys.get(id(var))
+        if key is None or key not in present:
+            missing.append(getattr(var, "path", var.name))
+    return missing
+
+
+def save_models(
+    out_dir: str,
+    config: ExperimentConfig,
+    depth_net: DepthNet,
+    pose_net: PoseNet | None = None,
+    step: int = 0,
+) -> str:
+    """Writes ``out_dir/config.json`` and a checkpoint ``out_dir/checkpoints/ckpt-<step>``.
+
+    Args:
+      out_dir: run directory (created if needed).
+      config: the experiment the networks belong to (``config.model`` must describe them).
+      depth_net: built `DepthNet`.
+      pose_net: built `PoseNet` or None.
+      step: checkpoint number.
+
+    Returns:
+      The checkpoint prefix (``.../checkpoints/ckpt-<step>``).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, CONFIG_FILE), "w") as f:
+        json.dump(config.to_dict(), f, indent=2)
+    objects = {"depth_net": depth_net}
+    if pose_net is not None:
+        objects["pose_net"] = pose_net
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(**objects), os.path.join(out_dir, CHECKPOINT_DIR), max_to_keep=None
+    )
+    return manager.save(checkpoint_number=step)
+
+
+def resolve_checkpoint(path: str) -> tuple[str, str]:
+    """Finds ``(checkpoint_prefix, run_dir)`` for a run directory or a checkpoint prefix.
+
+    Raises:
+      FileNotFoundError: if no checkpoint or no ``config.json`` is found (the message says where it
+        looked).
+    """
+    if os.path.isdir(path):
+        prefix = tf.train.latest_checkpoint(os.path.join(path, CHECKPOINT_DIR)) or (
+            tf.train.latest_checkpoint(path)
+        )
+        if prefix is None:
+            raise FileNotFoundError(
+                f"no checkpoint in {os.path.join(path, CHECKPOINT_DIR)!r} (expected a run directory "
+                "with checkpoints/ or a checkpoint prefix such as run/checkpoints/ckpt-100)"
+            )
+        candidates = [path, os.path.dirname(os.path.dirname(prefix))]
+    else:
+        if not tf.io.gfile.exists(path + ".index"):
+            raise FileNotFoundError(
+                f"{path!r} is neither a run directory nor a checkpoint prefix ({path}.index missing)"
+            )
+        prefix = path
+        parent = os.path.dirname(os.path.abspath(path))
+        candidates = [parent, os.path.dirname(parent)]
+    for run_dir in candidates:
+        if os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
+            return prefix, run_dir
+    raise FileNotFoundError(f"no {CONFIG_FILE} for checkpoint {prefix!r}; looked in {candidates}")
+
+
+def load_models(
+    path: str, load_pose_net: bool = True
+) -> tuple[ExperimentConfig, DepthNet, PoseNet | None]:
+    """Builds the networks described by a run's ``config.json`` and restores them from a checkpoint.
+
+    Args:
+      path: a run directory (its latest checkpoint in ``checkpoints/``) or a checkpoint prefix
+        (``config.json`` is looked up in the prefix's folder and its parent).
+      load_pose_net: also build/restore the pose network when the config has one.
+
+    Returns:
+      ``(config, depth_net, pose_net or None)``.
+
+    Raises:
+      FileNotFoundError: see `resolve_checkpoint`.
+      ValueError: if any depth/pose variable is not in the checkpoint (names listed).
+    """
+    prefix, run_dir = resolve_checkpoint(path)
+    with open(os.path.join(run_dir, CONFIG_FILE)) as f:
+        config = ExperimentConfig.from_dict(json.load(f))
+    use_pose = load_pose_net and config.use_pose_net
+    depth_net, pose_net = build(config.model, use_pose_net=use_pose, load_weights=False)
+    objects = {"depth_net": depth_net}
+    if pose_net is not None:
+        objects["pose_net"] = pose_net
+    missing = []
+    for name, model in objects.items():
+        missing += [f"{name}: {p}" for p in unsaved_variables(name, model, prefix)]
+    if missing:
+        raise ValueError(
+            f"checkpoint {prefix!r} does not hold {len(missing)} variable(s) of the networks in "
+            f"{os.path.join(run_dir, CONFIG_FILE)}: {missing[:20]}{' ...' if len(missing) > 20 else ''}"
+        )
+    tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
+    return config, depth_net, pose_net

@@ -1,0 +1,93 @@
+"""Depth decoder (paper Table 5): encoder features -> sigmoid disparities at several scales."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from md2tf.models import layers as L
+
+NUM_CH_DEC = (16, 32, 64, 128, 256)
+
+
+def check_scales(scales: Sequence[int]) -> tuple[int, ...]:
+    """Returns ``scales`` as a tuple; raises ``ValueError`` unless it is ``0..n-1`` with 1 <= n <= 4."""
+    scales = tuple(int(s) for s in scales)
+    if scales != tuple(range(len(scales))) or not 1 <= len(scales) <= 4:
+        raise ValueError(f"scales must be 0..n-1 with n in 1..4, got {scales}")
+    return scales
+
+
+class DepthDecoder(keras.layers.Layer):
+    """U-Net style decoder with reflection-padded 3x3 convs, ELU, nearest x2 upsampling and skips.
+
+    For i = 4..0: ``upconv_i_0`` (ConvBlock), nearest x2, concat the skip ``features[i-1]`` (i > 0),
+    ``upconv_i_1`` (ConvBlock); at scales i in ``scales``: ``disp_i = sigmoid(dispconv_i(x))``.
+    Decoder channels ``[16, 32, 64, 128, 256]``; no BatchNorm.
+
+    Args:
+      num_ch_enc: channels of the 5 encoder features.
+      scales: output scales ``0..n-1``.
+      init: ``"torch"`` (PyTorch default init) or ``"keras"``.
+
+    Call args:
+      features: 5 tensors ``[B, H/2^(k+1), W/2^(k+1), num_ch_enc[k]]``.
+
+    Returns:
+      Tuple of float32 disparities in (0, 1), scale 0 first: ``[B, H/2^s, W/2^s, 1]``.
+    """
+
+    def __init__(
+        self,
+        num_ch_enc: Sequence[int] = (64, 64, 128, 256, 512),
+        scales: Sequence[int] = (0, 1, 2, 3),
+        init: str = "torch",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if len(num_ch_enc) != 5:
+            raise ValueError(f"num_ch_enc must have 5 entries, got {num_ch_enc}")
+        L.check_init(init)
+        self.num_ch_enc = tuple(int(c) for c in num_ch_enc)
+        self.scales = check_scales(scales)
+        self.init = init
+        for i in range(4, -1, -1):
+            in_ch = self.num_ch_enc[-1] if i == 4 else NUM_CH_DEC[i + 1]
+            setattr(self, f"upconv_{i}_0", L.ConvBlock(in_ch, NUM_CH_DEC[i], init, name=f"upconv_{i}_0"))
+            in_ch = NUM_CH_DEC[i] + (self.num_ch_enc[i - 1] if i > 0 else 0)
+            setattr(self, f"upconv_{i}_1", L.ConvBlock(in_ch, NUM_CH_DEC[i], init, name=f"upconv_{i}_1"))
+        for s in self.scales:
+            setattr(self, f"dispconv_{s}", L.ReflectConv3x3(NUM_CH_DEC[s], 1, init, name=f"dispconv_{s}"))
+
+    def call(self, features):
+        if len(features) != 5:
+            raise ValueError(f"features must be the 5 encoder outputs, got {len(features)}")
+        disps = {}
+        x = features[-1]
+        for i in range(4, -1, -1):
+            x = L.upsample_nearest_2x(getattr(self, f"upconv_{i}_0")(x))
+            if i > 0:
+                x = tf.concat([x, tf.cast(features[i - 1], x.dtype)], axis=-1)
+            x = getattr(self, f"upconv_{i}_1")(x)
+            if i in self.scales:
+                logits = tf.cast(getattr(self, f"dispconv_{i}")(x), tf.float32)
+                disps[i] = tf.sigmoid(logits)
+        return tuple(disps[s] for s in self.scales)
+
+    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
+        """Reference names: ``decoder.{2(4-i)+j}.conv.conv`` and ``decoder.{10+s}.conv``."""
+        out = []
+        for i in range(4, -1, -1):
+            for j in range(2):
+                block = getattr(self, f"upconv_{i}_{j}")
+                out.append((f"decoder.{2 * (4 - i) + j}.conv.conv", block.conv.conv))
+        for s in self.scales:
+            out.append((f"decoder.{10 + s}.conv", getattr(self, f"dispconv_{s}").conv))
+        return out
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(num_ch_enc=list(self.num_ch_enc), scales=list(self.scales), init=self.init)
+        return config

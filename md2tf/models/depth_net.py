@@ -1,0 +1,76 @@
+"""DepthNet: ResNet encoder + depth decoder (images -> multi-scale sigmoid disparities)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from md2tf.models.depth_decoder import DepthDecoder, check_scales
+from md2tf.models.resnet_encoder import ResnetEncoder
+
+
+class DepthNet(keras.Model):
+    """Monodepth2's depth network.
+
+    Args:
+      num_layers: encoder ResNet depth (18, 34 or 50).
+      scales: decoder output scales ``0..n-1``.
+      init: ``"torch"`` (reference initialisers) or ``"keras"``.
+      synchronized_bn: cross-replica BatchNormalization in the encoder.
+
+    Call args:
+      images: ``[B, H, W, 3]`` float RGB in [0, 1] (H, W multiples of 32).
+      training: BN mode.
+
+    Returns:
+      Tuple of float32 sigmoid disparities ``[B, H/2^s, W/2^s, 1]``, scale 0 first. Convert with
+      ``md2tf.geometry.disp_to_depth``.
+    """
+
+    def __init__(
+        self,
+        num_layers: int = 18,
+        scales: Sequence[int] = (0, 1, 2, 3),
+        init: str = "torch",
+        synchronized_bn: bool = False,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "depth_net")
+        super().__init__(**kwargs)
+        self.num_layers = num_layers
+        self.scales = check_scales(scales)
+        self.init = init
+        self.synchronized_bn = synchronized_bn
+        self.encoder = ResnetEncoder(num_layers, 1, init, synchronized_bn, name="encoder")
+        self.decoder = DepthDecoder(self.encoder.num_ch_enc, self.scales, init, name="decoder")
+
+    def call(self, images, training=None):
+        if images.shape.rank != 4:
+            raise ValueError(f"images must be [B, H, W, 3], got shape {images.shape}")
+        return self.decoder(self.encoder(images, training=training), training=training)
+
+    def build_for_shape(self, height: int = 64, width: int = 64) -> DepthNet:
+        """Creates all variables by running one zero image ``[1, height, width, 3]``; returns self."""
+        self(tf.zeros([1, height, width, 3]), training=False)
+        return self
+
+    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
+        """Names as in the reference ``encoder.pth`` (``encoder.*``) and ``depth.pth`` (``decoder.*``)."""
+        return [("encoder." + n, layer) for n, layer in self.encoder.torch_layers()] + list(
+            self.decoder.torch_layers()
+        )
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "num_layers": self.num_layers,
+            "scales": list(self.scales),
+            "init": self.init,
+            "synchronized_bn": self.synchronized_bn,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> DepthNet:
+        return cls(**config)

@@ -1,0 +1,147 @@
+"""Building blocks shared by the md2tf networks: initialisers, padding helpers and the decoder conv.
+
+Every layer here keeps its sub-layers as *named attributes* (never only in a Python list), so that
+``tf.train.Checkpoint`` and SavedModel see all variables (Keras 3 silently drops list-held layers).
+
+Each network class also exposes ``torch_layers()``: ``(torch_name_prefix, keras_layer)`` pairs naming
+the parameters the way the reference PyTorch modules do (``conv1``, ``layer1.0.bn2``,
+``decoder.7.conv.conv``, ``net.3``). `md2tf.convert.load_torch_state_dict` uses that mapping.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+INITS = ("torch", "keras")
+
+
+def check_init(init: str) -> None:
+    """Raises ``ValueError`` unless ``init`` is ``"torch"`` or ``"keras"``."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+
+
+def default_conv_initializers(init: str, fan_in: int) -> tuple:
+    """Kernel and bias initialisers of a plain (decoder) convolution.
+
+    ``torch`` reproduces PyTorch's ``nn.Conv2d`` default: kernel ``kaiming_uniform(a=sqrt(5))``, i.e.
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, and bias ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+    ``keras`` is Keras' default (Glorot uniform kernel, zero bias).
+
+    Args:
+      init: ``"torch"`` or ``"keras"``.
+      fan_in: ``in_channels * kernel_h * kernel_w`` of the convolution.
+
+    Returns:
+      ``(kernel_initializer, bias_initializer)``.
+    """
+    check_init(init)
+    if init == "keras":
+        return "glorot_uniform", "zeros"
+    bound = 1.0 / math.sqrt(fan_in)
+    kernel = keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+    bias = keras.initializers.RandomUniform(minval=-bound, maxval=bound)
+    return kernel, bias
+
+
+def resnet_conv_initializer(init: str):
+    """Kernel initialiser of the ResNet convolutions.
+
+    ``torch`` is torchvision's ResNet init, ``kaiming_normal(mode="fan_out", nonlinearity="relu")``:
+    ``N(0, 2 / (out_channels * kh * kw))`` (untruncated). ``keras`` is Glorot uniform.
+    """
+    check_init(init)
+    if init == "keras":
+        return "glorot_uniform"
+    return keras.initializers.VarianceScaling(
+        scale=2.0, mode="fan_out", distribution="untruncated_normal"
+    )
+
+
+def batch_norm(synchronized: bool = False, name: str | None = None) -> keras.layers.BatchNormalization:
+    """BatchNormalization with PyTorch's numerics: epsilon 1e-5, momentum 0.9 (= torch 0.1).
+
+    Args:
+      synchronized: passed to the constructor (cross-replica statistics under MirroredStrategy);
+        setting it after construction misses lazily built layers.
+      name: layer name.
+    """
+    return keras.layers.BatchNormalization(
+        epsilon=1e-5, momentum=0.9, synchronized=synchronized, name=name
+    )
+
+
+def zero_pad(x: tf.Tensor, pad: int) -> tf.Tensor:
+    """Symmetric zero padding of ``pad`` pixels on each side of H and W: ``[B,H,W,C] -> [B,H+2p,W+2p,C]``.
+
+    Explicit padding + ``'valid'`` reproduces PyTorch's ``padding=p``; TF's ``'same'`` pads strided
+    convolutions asymmetrically and would shift the features.
+    """
+    return tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+
+
+def reflect_pad(x: tf.Tensor, pad: int = 1) -> tf.Tensor:
+    """Reflection padding (``ReflectionPad2d``) of H and W: ``[B,H,W,C] -> [B,H+2p,W+2p,C]``.
+
+    Lowers to the builtin TFLite op MIRROR_PAD.
+    """
+    return tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+
+
+def upsample_nearest_2x(x: tf.Tensor) -> tf.Tensor:
+    """Nearest-neighbour x2 upsampling: ``[B,H,W,C] -> [B,2H,2W,C]``, output ``(i, j)`` = input ``(i//2, j//2)``.
+
+    ``tf.image.resize(..., "nearest")`` with half-pixel centres maps output ``i`` to
+    ``floor((i + 0.5) / 2) = i // 2``, PyTorch's ``interpolate(scale_factor=2, mode="nearest")``. It
+    keeps the input dtype and lowers to the builtin TFLite op RESIZE_NEAREST_NEIGHBOR.
+    """
+    shape = tf.shape(x)
+    static = x.shape
+    height = static[1] * 2 if static[1] is not None else shape[1] * 2
+    width = static[2] * 2 if static[2] is not None else shape[2] * 2
+    return tf.image.resize(x, [height, width], method="nearest")
+
+
+class ReflectConv3x3(keras.layers.Layer):
+    """Reflection pad 1 + 3x3 conv with bias (the reference's ``Conv3x3``): ``[B,H,W,Cin] -> [B,H,W,Cout]``.
+
+    Args:
+      in_channels: Cin (used for the PyTorch-default initialiser).
+      out_channels: Cout.
+      init: ``"torch"`` or ``"keras"`` initialisers.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, init: str = "torch", **kwargs):
+        super().__init__(**kwargs)
+        kernel_init, bias_init = default_conv_initializers(init, in_channels * 9)
+        self.conv = keras.layers.Conv2D(
+            out_channels,
+            3,
+            padding="valid",
+            kernel_initializer=kernel_init,
+            bias_initializer=bias_init,
+            name="conv",
+        )
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return self.conv(reflect_pad(x, 1))
+
+
+class ConvBlock(keras.layers.Layer):
+    """`ReflectConv3x3` followed by ELU (alpha 1): the decoder's ``ConvBlock``.
+
+    Args:
+      in_channels: Cin.
+      out_channels: Cout.
+      init: ``"torch"`` or ``"keras"`` initialisers.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, init: str = "torch", **kwargs):
+        super().__init__(**kwargs)
+        self.conv = ReflectConv3x3(in_channels, out_channels, init, name="conv")
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.elu(self.conv(x))

@@ -1,0 +1,79 @@
+"""PoseNet: separate ResNet encoder on an image pair + pose decoder (pair -> relative pose)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from md2tf.models.pose_decoder import PoseDecoder
+from md2tf.models.resnet_encoder import ResnetEncoder
+
+
+class PoseNet(keras.Model):
+    """Monodepth2's ``separate_resnet`` pose network.
+
+    Args:
+      num_layers: pose encoder ResNet depth (18 or 50 in the reference; 34 also works).
+      init: ``"torch"`` (reference initialisers) or ``"keras"``.
+      synchronized_bn: cross-replica BatchNormalization in the encoder.
+      num_frames_to_predict_for: poses the decoder predicts (2, as the reference; only the first is
+        returned, the others exist so reference checkpoints load).
+
+    Call args:
+      pair: ``[B, H, W, 6]`` float RGB in [0, 1], the temporally earlier frame in channels 0..2.
+      training: BN mode.
+
+    Returns:
+      ``(axis_angle, translation)``, float32 ``[B, 3]`` each: the motion between the two frames
+      (axis-angle in radians, translation in training units). Turn into a matrix with
+      ``md2tf.geometry.pose_to_matrix`` (see its docs for which direction and when to invert).
+    """
+
+    def __init__(
+        self,
+        num_layers: int = 18,
+        init: str = "torch",
+        synchronized_bn: bool = False,
+        num_frames_to_predict_for: int = 2,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "pose_net")
+        super().__init__(**kwargs)
+        self.num_layers = num_layers
+        self.init = init
+        self.synchronized_bn = synchronized_bn
+        self.num_frames_to_predict_for = num_frames_to_predict_for
+        self.encoder = ResnetEncoder(num_layers, 2, init, synchronized_bn, name="encoder")
+        self.decoder = PoseDecoder(
+            self.encoder.num_ch_enc, num_frames_to_predict_for, init, name="decoder"
+        )
+
+    def call(self, pair, training=None):
+        if pair.shape.rank != 4 or (pair.shape[-1] is not None and pair.shape[-1] != 6):
+            raise ValueError(f"pair must be [B, H, W, 6] (two RGB images), got shape {pair.shape}")
+        axis_angle, translation = self.decoder(self.encoder(pair, training=training))
+        return axis_angle[:, 0], translation[:, 0]
+
+    def build_for_shape(self, height: int = 64, width: int = 64) -> PoseNet:
+        """Creates all variables by running one zero pair ``[1, height, width, 6]``; returns self."""
+        self(tf.zeros([1, height, width, 6]), training=False)
+        return self
+
+    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
+        """Names as in the reference ``pose_encoder.pth`` (``encoder.*``) and ``pose.pth`` (``net.*``)."""
+        return [("encoder." + n, layer) for n, layer in self.encoder.torch_layers()] + list(
+            self.decoder.torch_layers()
+        )
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "num_layers": self.num_layers,
+            "init": self.init,
+            "synchronized_bn": self.synchronized_bn,
+            "num_frames_to_predict_for": self.num_frames_to_predict_for,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> PoseNet:
+        return cls(**config)
