@@ -139,3 +139,82 @@ def export_all(predictor: KerasPredictor, out_dir: str, formats: Sequence[str] =
                             training_config=training_config)
     write_model_card(card, out_dir)
     return card
+
+
+def calibration_images(source: str, num: int, height: int, width: int,
+                       data_config=None) -> tuple[list[np.ndarray], str]:
+    """uint8 RGB frames ``[height, width, 3]`` for int8 calibration, and a description for the card.
+
+    Args:
+      source: ``auto`` (the run's training data via ``md2tf.data.pipeline.make_dataset`` when
+        ``data_config`` is readable, else structured frames), ``structured``, or a folder of images.
+      num: number of frames.
+      height, width: model input size.
+      data_config: the run's ``DataConfig`` (used by ``auto``).
+    """
+    from md2tf.deploy.images import list_images, load_image_rgb, resize_rgb  # noqa: PLC0415
+
+    if source not in ("auto", "structured"):
+        files = list_images(source)[:num]
+        if not files:
+            raise ValueError(f"--calibration: no images found in {source!r}")
+        frames = [resize_rgb(load_image_rgb(f), height, width) for f in files]
+        return frames, f"{len(frames)} images from {source}"
+    if source == "auto" and data_config is not None:
+        try:
+            import dataclasses  # noqa: PLC0415
+
+            from md2tf.data.pipeline import make_dataset  # noqa: PLC0415
+
+            cfg = dataclasses.replace(data_config, height=height, width=width)
+            ds = make_dataset(cfg, split="train", batch_size=1, training=False)
+            frames = [np.clip(np.round(b.target_aug[0].numpy() * 255.0), 0, 255).astype(np.uint8)
+                      for b in ds.take(num)]
+            if frames:
+                return frames, (f"{len(frames)} training frames of dataset={cfg.dataset} "
+                                f"split={cfg.split}")
+        except Exception as e:  # noqa: BLE001  (fall back, but say why in the card)
+            reason = f"training data unreadable ({type(e).__name__}: {e})"
+        else:
+            reason = "training data empty"
+        return (structured_images(num, height, width, seed=1),
+                f"{num} structured random frames; {reason}")
+    return structured_images(num, height, width, seed=1), f"{num} structured random frames"
+
+
+def run_export(config) -> dict[str, Any]:
+    """``python -m md2tf.export`` as a function: loads ``config.checkpoint`` and exports it.
+
+    Args:
+      config: an ``md2tf.config.ExportConfig``.
+
+    Returns:
+      The model card.
+    """
+    from md2tf.deploy.inference import predictor_from_models  # noqa: PLC0415
+    from md2tf.models.checkpoint import load_models  # noqa: PLC0415
+
+    experiment, depth_net, _ = load_models(config.checkpoint)
+    predictor = predictor_from_models(experiment, depth_net, post_process=config.post_process,
+                                      metric_scale=config.metric_scale or None,
+                                      real_baseline_m=config.real_baseline_m)
+    reps, desc = None, None
+    if "tflite_int8" in config.formats:
+        reps, desc = calibration_images(config.calibration, config.num_calibration_images,
+                                        predictor.height, predictor.width, experiment.data)
+    return export_all(predictor, config.out_dir, config.formats, representative_images=reps,
+                      calibration=desc, source=config.checkpoint,
+                      training_config=experiment.to_dict())
+
+
+def summary_lines(card: dict[str, Any]) -> list[str]:
+    """Human-readable one line per exported variant (size, parity, GPU compatibility)."""
+    lines = []
+    for name, v in card["variants"].items():
+        if "file" not in v:
+            continue
+        size = v.get("size_bytes", 0) / 1e6
+        par = v["parity"]["max_abs_diff_disparity"]
+        gpu = v.get("gpu_compatible", "")
+        lines.append(f"{name:15s} {v['file']:22s} {size:8.2f} MB  max|d disp| {par:.2e}  gpu {gpu}")
+    return lines
