@@ -220,3 +220,78 @@ class ExperimentConfig:
             loss=build(LossConfig, d.get("loss", {})),
             train=build(TrainConfig, d.get("train", {})),
         )
+
+
+# --- export / predict (issue 7) -------------------------------------------------------------------
+EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """``python -m md2tf.export``: which checkpoint, which formats, how to calibrate int8.
+
+    Attributes:
+      checkpoint: run directory or checkpoint prefix (``md2tf.models.checkpoint.load_models``).
+      out_dir: output directory (SavedModel, ``.tflite`` files, ``model_card.json``).
+      formats: subset of ``EXPORT_FORMATS``.
+      post_process: bake flip post-processing (2 forward passes) into the exported graph.
+      metric_scale: depth multiplier; 0 = automatic (``real_baseline_m / stereo_baseline`` for
+        stereo-trained models, 1 otherwise).
+      real_baseline_m: the camera rig's true stereo baseline in metres (0.54 for KITTI).
+      calibration: int8 calibration data: ``auto`` (the run's training data if readable, else
+        structured random frames), ``structured``, or a folder of images.
+      num_calibration_images: frames used to calibrate int8.
+    """
+
+    checkpoint: str = ""
+    out_dir: str = ""
+    formats: tuple[str, ...] = EXPORT_FORMATS
+    post_process: bool = False
+    metric_scale: float = 0.0
+    real_baseline_m: float = 0.54
+    calibration: str = "auto"
+    num_calibration_images: int = 64
+
+    def __post_init__(self) -> None:
+        _check(bool(self.checkpoint), "--checkpoint is required (run directory or checkpoint prefix)")
+        _check(bool(self.out_dir), "--out is required (output directory)")
+        bad = [f for f in self.formats if f not in EXPORT_FORMATS]
+        _check(bool(self.formats) and not bad,
+               f"--formats must be a comma-separated subset of {','.join(EXPORT_FORMATS)}, got {self.formats}")
+        _check(self.metric_scale >= 0, f"--metric_scale must be >= 0 (0 = auto), got {self.metric_scale}")
+        _check(self.real_baseline_m > 0, f"--real_baseline_m must be > 0, got {self.real_baseline_m}")
+        _check(self.num_calibration_images > 0,
+               f"--num_calibration_images must be > 0, got {self.num_calibration_images}")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """``python -m md2tf.predict``: model, inputs and what to write.
+
+    Attributes:
+      model: checkpoint / run directory, SavedModel directory or ``.tflite`` file.
+      input: an image file, a folder of images, or an animated GIF (frames are predicted in turn).
+      out_dir: output directory for ``<name>_disp.png``, ``<name>_disp.npy``, ``<name>_depth.npy``.
+      post_process: flip post-processing (checkpoints only; exports carry their own choice).
+      save_npy: write ``.npy`` disparity (``disp_to_depth`` scaled) and depth at the original size.
+      save_color: write magma-coloured disparity PNGs.
+      vmax_percentile: percentile of disparity mapped to the brightest colour (95).
+      num_threads: TFLite interpreter threads (0 = LiteRT default).
+    """
+
+    model: str = ""
+    input: str = ""
+    out_dir: str = ""
+    post_process: bool = False
+    save_npy: bool = True
+    save_color: bool = True
+    vmax_percentile: float = 95.0
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.model), "--model is required (checkpoint, SavedModel dir or .tflite)")
+        _check(bool(self.input), "--input is required (image, folder or animated GIF)")
+        _check(bool(self.out_dir), "--out is required (output directory)")
+        _check(0 < self.vmax_percentile <= 100,
+               f"--vmax_percentile must lie in (0, 100], got {self.vmax_percentile}")
+        _check(self.num_threads >= 0, f"--num_threads must be >= 0, got {self.num_threads}")
