@@ -178,8 +178,20 @@ class TrainConfig:
     profile_steps: tuple[int, ...] = ()
     validate_every_epoch: bool = True
     init_checkpoint: str = ""
+    # Added by the training package (issue 5).
+    val_steps: int = 0  # validation batches per epoch; 0 = the whole validation split
+    strategy: str = "auto"  # auto | default | mirrored | multi_worker
+    progress_bar: bool = True
 
     def __post_init__(self) -> None:
+        _check(self.strategy in ("auto", "default", "mirrored", "multi_worker"),
+               f"--strategy must be auto, default, mirrored or multi_worker, got {self.strategy!r}")
+        _check(self.val_steps >= 0 and self.steps_per_epoch >= 0 and self.max_steps >= 0,
+               "--val_steps, --steps_per_epoch and --max_steps must be >= 0")
+        _check(self.log_every > 0, f"--log_every must be > 0, got {self.log_every}")
+        _check(self.keep_checkpoints > 0, f"--keep_checkpoints must be > 0, got {self.keep_checkpoints}")
+        _check(not self.profile_steps or len(self.profile_steps) == 2,
+               f"--profile_steps must be 'start,stop', got {self.profile_steps}")
         _check(self.batch_size > 0, f"--batch_size must be > 0, got {self.batch_size}")
         _check(self.learning_rate > 0, f"--learning_rate must be > 0, got {self.learning_rate}")
         _check(self.num_epochs > 0, f"--num_epochs must be > 0, got {self.num_epochs}")

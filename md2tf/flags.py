@@ -20,6 +20,141 @@ def _define_once(define, name: str, *args, **kwargs) -> None:
 # --- training (issue 5) -------------------------------------------------------------------------
 
 
+def define_train_flags() -> None:
+    """Defines the flags of ``python -m md2tf.train`` (data, model, loss and training sections)."""
+    d = _define_once
+    # Data.
+    d(flags.DEFINE_enum, "dataset", "synthetic", ["kitti", "kitti_odom", "synthetic", "folder"],
+      "Training data: KITTI raw, KITTI odometry, the built-in synthetic world or a folder of frames.")
+    d(flags.DEFINE_string, "data_dir", "", "Dataset root (KITTI raw layout). Empty for --dataset=synthetic "
+      "means --synthetic_cache_dir.")
+    d(flags.DEFINE_string, "synthetic_cache_dir", "data_cache/synthetic",
+      "Where the synthetic world is generated on first use (relative to the cwd).")
+    d(flags.DEFINE_string, "split", "eigen_zhou", "Training split name (eigen_zhou, eigen_full, odom, ...).")
+    d(flags.DEFINE_string, "splits_dir", "", "Directory of split folders. Empty = <data_dir>/splits.")
+    d(flags.DEFINE_integer, "height", 192, "Network input height in pixels (multiple of 32).")
+    d(flags.DEFINE_integer, "width", 640, "Network input width in pixels (multiple of 32).")
+    d(flags.DEFINE_list, "frame_offsets", ["0", "-1", "1"],
+      "Temporal frames relative to the target, starting with 0; '0' alone = stereo only.")
+    d(flags.DEFINE_boolean, "use_stereo", False, "Add the other stereo camera as a source (S / MS).")
+    d(flags.DEFINE_float, "stereo_baseline", 0.1, "Nominal stereo baseline in training units (0.1).")
+    d(flags.DEFINE_enum, "image_ext", ".jpg", [".jpg", ".png"], "Image file extension.")
+    d(flags.DEFINE_enum, "intrinsics", "fixed", ["fixed", "calib"], "Paper's fixed K or per-drive K.")
+    d(flags.DEFINE_float, "flip_prob", 0.5, "Horizontal flip probability.")
+    d(flags.DEFINE_float, "color_aug_prob", 0.5, "Colour augmentation probability.")
+    d(flags.DEFINE_integer, "num_parallel_calls", -1, "tf.data parallelism (-1 = AUTOTUNE).")
+    d(flags.DEFINE_integer, "shuffle_buffer", 512, "tf.data shuffle buffer size.")
+    d(flags.DEFINE_integer, "gt_height", 375, "Height of the GT depth carried in training batches.")
+    d(flags.DEFINE_integer, "gt_width", 1242, "Width of the GT depth carried in training batches.")
+    # Model.
+    d(flags.DEFINE_integer, "num_layers", 18, "Depth encoder ResNet depth (18, 34, 50).")
+    d(flags.DEFINE_integer, "pose_num_layers", 18, "Pose encoder ResNet depth (18, 50).")
+    d(flags.DEFINE_string, "encoder_weights", "none",
+      "'none' (scratch) or a local torchvision ImageNet .pth/.npz for the encoders.")
+    d(flags.DEFINE_enum, "init", "torch", ["torch", "keras"], "Initialisers of the decoders.")
+    d(flags.DEFINE_list, "scales", ["0", "1", "2", "3"], "Decoder output scales 0..n-1.")
+    # Loss (paper Table 2 switches, positive form: --noautomask etc.).
+    d(flags.DEFINE_float, "ssim_weight", 0.85, "alpha of alpha*SSIM + (1-alpha)*L1.")
+    d(flags.DEFINE_boolean, "ssim", True, "Use SSIM in the photometric error (--nossim = L1 only).")
+    d(flags.DEFINE_boolean, "min_reprojection", True,
+      "Per-pixel minimum reprojection (--nomin_reprojection = average, the ablation baseline).")
+    d(flags.DEFINE_boolean, "automask", True, "Auto-masking of stationary pixels.")
+    d(flags.DEFINE_boolean, "full_res_multiscale", True,
+      "Upsample every scale's disparity to full resolution (--nofull_res_multiscale = v1 multiscale).")
+    d(flags.DEFINE_float, "disparity_smoothness", 1e-3, "Edge-aware smoothness weight.")
+    d(flags.DEFINE_float, "identity_noise_std", 1e-5, "Std of the auto-mask tie-break noise.")
+    d(flags.DEFINE_float, "min_depth", 0.1, "Minimum depth of disp_to_depth (training units).")
+    d(flags.DEFINE_float, "max_depth", 100.0, "Maximum depth of disp_to_depth (training units).")
+    # Training.
+    d(flags.DEFINE_string, "run_dir", "", "Run directory: checkpoints, TensorBoard, flags.txt, config.json.")
+    d(flags.DEFINE_integer, "batch_size", 12, "Global batch size (split over replicas).")
+    d(flags.DEFINE_float, "learning_rate", 1e-4, "Adam learning rate of the first phase.")
+    d(flags.DEFINE_integer, "num_epochs", 20, "Number of epochs.")
+    d(flags.DEFINE_list, "lr_decay_epochs", ["15"], "Epochs at whose start the LR is multiplied by "
+      "--lr_decay_factor (15 = the paper's 15 + 5).")
+    d(flags.DEFINE_float, "lr_decay_factor", 0.1, "LR multiplier at each --lr_decay_epochs entry.")
+    d(flags.DEFINE_integer, "steps_per_epoch", 0, "Steps per epoch; 0 = one pass over the split.")
+    d(flags.DEFINE_integer, "max_steps", 0, "Stop after this many steps in total (0 = no limit).")
+    d(flags.DEFINE_integer, "val_steps", 0, "Validation batches per epoch (0 = the whole val split).")
+    d(flags.DEFINE_integer, "log_every", 250, "Scalar summary / console log period in steps.")
+    d(flags.DEFINE_integer, "image_log_every", 2000, "Image summary period in steps (0 = never).")
+    d(flags.DEFINE_integer, "save_every_steps", 2000, "Checkpoint period in steps (plus every epoch).")
+    d(flags.DEFINE_integer, "keep_checkpoints", 3, "Number of checkpoints kept.")
+    d(flags.DEFINE_boolean, "resume", True, "Continue from the latest checkpoint in --run_dir.")
+    d(flags.DEFINE_boolean, "jit_compile", False, "Compile the training step with XLA.")
+    d(flags.DEFINE_enum, "mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
+      "Keras mixed precision policy (geometry and losses stay float32).")
+    d(flags.DEFINE_integer, "seed", 0, "Seed of weights init, data order/augmentation and loss noise.")
+    d(flags.DEFINE_boolean, "deterministic", False,
+      "Deterministic ops and data order (bitwise-reproducible resume; set TF_ENABLE_ONEDNN_OPTS=0).")
+    d(flags.DEFINE_integer, "max_nonfinite_steps", 10,
+      "Stop (after saving) when this many consecutive steps have a non-finite loss.")
+    d(flags.DEFINE_list, "profile_steps", [], "Two step numbers 'start,stop' to capture a profiler trace.")
+    d(flags.DEFINE_boolean, "validate_every_epoch", True, "Run a validation pass after each epoch.")
+    d(flags.DEFINE_string, "init_checkpoint", "",
+      "Checkpoint (run dir or prefix) to initialise the networks from, e.g. for 1024x320 fine-tuning.")
+    d(flags.DEFINE_enum, "strategy", "auto", ["auto", "default", "mirrored", "multi_worker"],
+      "tf.distribute strategy: auto = multi_worker if TF_CONFIG is set, mirrored over >1 GPU, "
+      "else default.")
+    d(flags.DEFINE_boolean, "progress_bar", True, "Show a console progress bar.")
+
+
+def experiment_config_from_flags(flag_values=None):
+    """Translates parsed training flags into a validated ``md2tf.config.ExperimentConfig``.
+
+    Args:
+      flag_values: parsed ``absl.flags.FlagValues`` (default: the global ``FLAGS``).
+
+    Returns:
+      A frozen ``ExperimentConfig``; raises ``ValueError`` naming the flag on bad values.
+    """
+    from md2tf import config as cfg
+
+    f = FLAGS if flag_values is None else flag_values
+
+    def ints(name: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(v) for v in f[name].value)
+        except ValueError as e:
+            raise ValueError(f"--{name} must be a comma-separated list of integers, got "
+                             f"{f[name].value}") from e
+
+    data_dir = f.data_dir
+    if f.dataset == "synthetic" and not data_dir:
+        data_dir = f.synthetic_cache_dir
+    profile = ints("profile_steps")
+    if profile and (len(profile) != 2 or profile[0] >= profile[1]):
+        raise ValueError(f"--profile_steps must be two steps 'start,stop' with start < stop, got {profile}")
+    return cfg.ExperimentConfig(
+        data=cfg.DataConfig(
+            dataset=f.dataset, data_dir=data_dir, split=f.split, splits_dir=f.splits_dir,
+            height=f.height, width=f.width, frame_offsets=ints("frame_offsets"),
+            use_stereo=f.use_stereo, stereo_baseline=f.stereo_baseline, image_ext=f.image_ext,
+            intrinsics=f.intrinsics, flip_prob=f.flip_prob, color_aug_prob=f.color_aug_prob,
+            num_parallel_calls=f.num_parallel_calls, shuffle_buffer=f.shuffle_buffer, seed=f.seed,
+            deterministic=f.deterministic, gt_height=f.gt_height, gt_width=f.gt_width),
+        model=cfg.ModelConfig(
+            num_layers=f.num_layers, pose_num_layers=f.pose_num_layers,
+            encoder_weights=f.encoder_weights, init=f.init, scales=ints("scales")),
+        loss=cfg.LossConfig(
+            ssim_weight=f.ssim_weight, use_ssim=f.ssim, min_reprojection=f.min_reprojection,
+            automask=f.automask, full_res_multiscale=f.full_res_multiscale,
+            smoothness_weight=f.disparity_smoothness, identity_noise_std=f.identity_noise_std,
+            min_depth=f.min_depth, max_depth=f.max_depth),
+        train=cfg.TrainConfig(
+            run_dir=f.run_dir, batch_size=f.batch_size, learning_rate=f.learning_rate,
+            num_epochs=f.num_epochs, lr_decay_epochs=ints("lr_decay_epochs"),
+            lr_decay_factor=f.lr_decay_factor, steps_per_epoch=f.steps_per_epoch,
+            max_steps=f.max_steps, val_steps=f.val_steps, log_every=f.log_every,
+            image_log_every=f.image_log_every, save_every_steps=f.save_every_steps,
+            keep_checkpoints=f.keep_checkpoints, resume=f.resume, jit_compile=f.jit_compile,
+            mixed_precision=f.mixed_precision, seed=f.seed, deterministic=f.deterministic,
+            max_nonfinite_steps=f.max_nonfinite_steps, profile_steps=profile,
+            validate_every_epoch=f.validate_every_epoch, init_checkpoint=f.init_checkpoint,
+            strategy=f.strategy, progress_bar=f.progress_bar),
+    )
+
+
 # --- evaluation (issue 6) -----------------------------------------------------------------------
 
 

@@ -1,0 +1,116 @@
+"""The per-replica computation of one Monodepth2 training step, written against the module contracts.
+
+Pure functions of (networks, batch, configs): DepthNet on the augmented target, PoseNet on augmented
+(ordered) pairs, ``monodepth2_loss`` on the clean pyramids. The trainer wraps them in
+``strategy.run`` inside one ``tf.function``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from md2tf import geometry
+from md2tf.config import DataConfig, LossConfig
+from md2tf.data.batch import Batch
+
+
+class ForwardOutputs(NamedTuple):
+    """Network outputs and losses of one forward pass.
+
+    Attributes:
+      disparities: per scale s, float32 sigmoid disparity ``[B, H/2^s, W/2^s, 1]``.
+      source_from_target: ``[B, S, 4, 4]`` float32, temporal sources then the stereo partner.
+      losses: the loss package's ``LossOutputs``.
+    """
+
+    disparities: tuple[tf.Tensor, ...]
+    source_from_target: tf.Tensor
+    losses: object
+
+
+def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_config: DataConfig,
+                             training: bool) -> tf.Tensor:
+    """Rigid transforms from the target camera to every source camera.
+
+    For a temporal source at offset ``f < 0`` the pose network sees ``[aug I_f, aug I_0]`` and its
+    output is inverted; for ``f > 0`` it sees ``[aug I_0, aug I_f]`` (earlier frame first, as in the
+    paper). The stereo partner's transform comes from the batch.
+
+    Args:
+      pose_net: ``pair [B, H, W, 6] -> (axis_angle [B, 3], translation [B, 3])``; None when there is no
+        temporal source (stereo only).
+      batch: the `Batch`; ``sources_aug`` is ``[B, S, H, W, 3]`` in ``DataConfig`` source order.
+      data_config: gives the temporal offsets and whether the stereo partner is the last source.
+      training: passed to the pose network (BatchNorm mode).
+
+    Returns:
+      ``[B, S, 4, 4]`` float32 ``source_from_target``.
+    """
+    offsets = data_config.temporal_offsets
+    if offsets and pose_net is None:
+        raise ValueError(f"frame_offsets {data_config.frame_offsets} need a pose network, got None")
+    transforms = []
+    target = batch.target_aug
+    for i, offset in enumerate(offsets):
+        source = batch.sources_aug[:, i]
+        pair = tf.concat([source, target] if offset < 0 else [target, source], axis=-1)
+        axis_angle, translation = pose_net(pair, training=training)
+        transforms.append(geometry.pose_to_matrix(
+            tf.cast(axis_angle, tf.float32), tf.cast(translation, tf.float32), invert=offset < 0))
+    if data_config.use_stereo:
+        transforms.append(tf.cast(batch.stereo_source_from_target, tf.float32))
+    return tf.stack(transforms, axis=1)
+
+
+def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_config: DataConfig,
+            loss_config: LossConfig, loss_fn: Callable, noise_seed: tf.Tensor | None,
+            training: bool) -> ForwardOutputs:
+    """Networks + self-supervised loss for one (replica-local) batch.
+
+    Args:
+      depth_net: ``images [B, H, W, 3] -> tuple of disparities`` (scale 0 first).
+      pose_net: see `source_from_target_poses`.
+      batch: replica-local `Batch`.
+      data_config, loss_config: the experiment's configs.
+      loss_fn: ``monodepth2_loss``-compatible callable.
+      noise_seed: int32 ``[2]`` seed of the identity tie-break noise, or None.
+      training: BatchNorm mode of both networks.
+
+    Returns:
+      `ForwardOutputs`; everything that reaches geometry and losses is float32 (mixed precision safe).
+    """
+    disparities = depth_net(batch.target_aug, training=training)
+    disparities = tuple(tf.cast(d, tf.float32) for d in disparities)
+    source_from_target = source_from_target_poses(pose_net, batch, data_config, training)
+    losses = loss_fn(disparities, batch.target, batch.sources, source_from_target,
+                     tf.cast(batch.intrinsics, tf.float32), loss_config, noise_seed=noise_seed)
+    return ForwardOutputs(disparities, source_from_target, losses)
+
+
+def noise_seed_for(step: tf.Tensor, seed: int = 0) -> tf.Tensor:
+    """Stateless seed ``[2]`` from (global step, replica id): a resumed run draws the same noise."""
+    context = tf.distribute.get_replica_context()
+    replica_id = context.replica_id_in_sync_group if context is not None else 0
+    return tf.stack([tf.cast(step, tf.int32) + seed * 1_000_003,
+                     tf.cast(replica_id, tf.int32)])
+
+
+def scalar_losses(losses, scales: Sequence[int]) -> dict[str, tf.Tensor]:
+    """Flat scalar dict for logging: total, per-scale reprojection/smoothness, auto-masked fraction."""
+    out = {"loss/total": tf.cast(losses.total, tf.float32)}
+    for s in scales:
+        out[f"loss/reprojection_s{s}"] = tf.cast(losses.reprojection[s], tf.float32)
+        out[f"loss/smoothness_s{s}"] = tf.cast(losses.smoothness[s], tf.float32)
+    if losses.automask:
+        # automask is 1 where a warped source won the minimum; the masked fraction is the rest.
+        out["automask/masked_fraction"] = 1.0 - tf.reduce_mean(tf.cast(losses.automask[0], tf.float32))
+    return out
+
+
+def all_finite(tensors: Sequence[tf.Tensor | None]) -> tf.Tensor:
+    """Scalar bool: every given tensor (Nones skipped) is finite everywhere."""
+    checks = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors if t is not None]
+    return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)

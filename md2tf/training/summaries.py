@@ -1,0 +1,155 @@
+"""TensorBoard summaries and the console progress bar.
+
+Scalars are written by the Python loop from the step's returned dict every ``log_every`` steps; image
+summaries come from a separate, rarer ``tf.function`` so the hot training step stays lean.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+# Eight control points of matplotlib's "magma" colormap (RGB in [0, 1]) at t = 0, 1/7, ..., 1;
+# linear interpolation between them is visually close to the 256-entry table.
+_MAGMA = np.array([
+    [0.001462, 0.000466, 0.013866],
+    [0.135053, 0.068391, 0.315000],
+    [0.372116, 0.092816, 0.499053],
+    [0.594508, 0.175701, 0.501241],
+    [0.828886, 0.262229, 0.430644],
+    [0.973381, 0.461520, 0.361965],
+    [0.997341, 0.733545, 0.505167],
+    [0.987053, 0.991438, 0.749504],
+], np.float32)
+
+
+def colormap(values: tf.Tensor, table: np.ndarray = _MAGMA) -> tf.Tensor:
+    """Maps values in [0, 1] (clipped) to RGB by linear interpolation in ``table``.
+
+    Args:
+      values: ``[...]`` floats.
+      table: ``[N, 3]`` colours at ``t = k / (N - 1)``.
+
+    Returns:
+      ``[..., 3]`` float32 RGB in [0, 1].
+    """
+    n = table.shape[0]
+    t = tf.clip_by_value(tf.cast(values, tf.float32), 0.0, 1.0) * (n - 1)
+    lo = tf.minimum(tf.floor(t), n - 2)
+    frac = (t - lo)[..., None]
+    lo = tf.cast(lo, tf.int32)
+    colours = tf.constant(table)
+    return tf.gather(colours, lo) * (1.0 - frac) + tf.gather(colours, lo + 1) * frac
+
+
+def colorize_disparity(disparity: tf.Tensor, percentile: float = 95.0) -> tf.Tensor:
+    """Colour-mapped disparity for display (magma, per-image ``vmax`` = 95th percentile).
+
+    Args:
+      disparity: ``[B, H, W, 1]`` disparity (any positive scale).
+      percentile: per-image percentile mapped to the top of the colormap.
+
+    Returns:
+      ``[B, H, W, 3]`` float32 RGB in [0, 1].
+    """
+    disparity = tf.cast(disparity, tf.float32)
+    flat = tf.sort(tf.reshape(disparity, [tf.shape(disparity)[0], -1]), axis=1)
+    n = tf.shape(flat)[1]
+    index = tf.cast(tf.round(tf.cast(n - 1, tf.float32) * percentile / 100.0), tf.int32)
+    vmax = tf.gather(flat, index, axis=1)[:, None, None, None]
+    return colormap((disparity / tf.maximum(vmax, 1e-12))[..., 0])
+
+
+def write_scalars(writer: tf.summary.SummaryWriter, scalars: Mapping[str, float], step: int,
+                  prefix: str = "") -> None:
+    """Writes every entry of ``scalars`` (numbers or scalar tensors) at ``step``."""
+    with writer.as_default(step=step):
+        for name, value in scalars.items():
+            tf.summary.scalar(prefix + name, float(value))
+    writer.flush()
+
+
+def write_images(writer: tf.summary.SummaryWriter, images: Mapping[str, tf.Tensor], step: int,
+                 max_outputs: int = 2) -> None:
+    """Writes ``[B, H, W, 3|1]`` float images in [0, 1] at ``step``."""
+    with writer.as_default(step=step):
+        for name, value in images.items():
+            tf.summary.image(name, tf.clip_by_value(tf.cast(value, tf.float32), 0.0, 1.0),
+                             max_outputs=max_outputs)
+    writer.flush()
+
+
+def visualisation_images(batch, disparities, losses) -> dict[str, tf.Tensor]:
+    """Images to log: input target, colour-mapped disparity, auto-mask and warped sources.
+
+    Args:
+      batch: the `Batch`; disparities: per-scale ``[B, h, w, 1]``; losses: ``LossOutputs``.
+
+    Returns:
+      ``{name: [B, H, W, 3|1]}`` in [0, 1].
+    """
+    images = {"input/target": batch.target[0]}
+    for s, disp in enumerate(disparities):
+        images[f"disparity/s{s}"] = colorize_disparity(disp)
+    if losses.automask:
+        images["automask/s0"] = tf.cast(losses.automask[0], tf.float32)
+    if losses.warped:
+        warped = losses.warped[0]
+        for k in range(warped.shape[1]):
+            images[f"warped/source{k}"] = warped[:, k]
+    return images
+
+
+class ProgressBar:
+    """Single-line console progress with ETA, samples/s and the latest loss.
+
+    Args:
+      total: number of steps (None when unknown: no ETA).
+      batch_size: global batch size (for samples/s).
+      enabled: False turns it into a no-op (non-chief workers, tests).
+      stream: output stream (stderr).
+    """
+
+    def __init__(self, total: int | None, batch_size: int, enabled: bool = True,
+                 stream=None, width: int = 30) -> None:
+        self.total, self.batch_size, self.enabled = total, batch_size, enabled
+        self.stream = stream or sys.stderr
+        self.width = width
+        self._start = time.perf_counter()
+        self._start_step: int | None = None
+
+    def update(self, step: int, text: str = "") -> str:
+        """Redraws the bar at ``step`` (steps done); returns the line."""
+        now = time.perf_counter()
+        if self._start_step is None:
+            self._start_step, self._start = step, now
+        done = step - self._start_step
+        elapsed = max(now - self._start, 1e-9)
+        rate = done / elapsed
+        line = f"step {step}"
+        if self.total:
+            frac = min(step / self.total, 1.0)
+            fill = int(round(frac * self.width))
+            eta = (self.total - step) / rate if rate > 0 else float("nan")
+            line = f"[{'=' * fill}{'.' * (self.width - fill)}] {step}/{self.total} ETA {_hms(eta)}"
+        line += f" {rate * self.batch_size:.2f} samples/s {text}"
+        if self.enabled:
+            self.stream.write("\r" + line)
+            self.stream.flush()
+        return line
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _hms(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
