@@ -1,0 +1,118 @@
+"""Odometry ATE: analytic trajectories, LSQ scale against lstsq, conventions, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from md2tf.evaluation import odometry
+
+
+def yaw_pose(yaw, t):
+    c, s = np.cos(yaw), np.sin(yaw)
+    pose = np.eye(4)
+    pose[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
+    pose[:3, 3] = t
+    return pose
+
+
+def trajectory(n=12):
+    """world_from_camera of a car driving forward (z) while turning slowly."""
+    poses, yaw, pos = [], 0.0, np.zeros(3)
+    for _ in range(n):
+        poses.append(yaw_pose(yaw, pos.copy()))
+        pos = pos + np.array([np.sin(yaw), 0.0, np.cos(yaw)]) * 1.2
+        yaw += 0.05
+    return np.stack(poses)
+
+
+def test_relative_convention_maps_points_into_next_camera():
+    poses = trajectory(4)
+    rel = odometry.relative_from_global(poses)
+    point_world = np.array([1.0, 2.0, 30.0, 1.0])
+    in_cam0 = np.linalg.inv(poses[0]) @ point_world
+    in_cam1 = np.linalg.inv(poses[1]) @ point_world
+    np.testing.assert_allclose(rel[0] @ in_cam0, in_cam1, atol=1e-12)
+
+
+def test_snippet_positions_chain():
+    rel = np.stack([yaw_pose(0.0, [0, 0, 1.0]), yaw_pose(0.0, [1.0, 0, 0])])
+    np.testing.assert_allclose(odometry.snippet_positions(rel), [[0, 0, 0], [0, 0, 1], [1, 0, 1]])
+
+
+def test_perfect_prediction_has_zero_ate():
+    poses = trajectory()
+    scores = odometry.score_odometry(poses, odometry.relative_from_global(poses))
+    assert scores.ate_mean == pytest.approx(0.0, abs=1e-12)
+    assert scores.num_snippets == len(poses) - 1
+
+
+def test_scale_is_recovered_for_straight_motion():
+    poses = np.stack([yaw_pose(0.0, [0, 0, 1.5 * i]) for i in range(8)])
+    rel = odometry.relative_from_global(poses)
+    pred = rel.copy()
+    pred[:, :3, 3] *= 0.01  # a monocular network's arbitrary scale
+    scores = odometry.score_odometry(poses, pred, full_snippets_only=True)
+    assert scores.ate_mean == pytest.approx(0.0, abs=1e-12)
+    assert scores.num_snippets == 8 - 4
+
+
+def test_aligned_ate_against_lstsq(rng):
+    gt = rng.normal(size=(5, 3))
+    pred = rng.normal(size=(5, 3))
+    shifted = pred - pred[0] + gt[0]
+    scale = np.linalg.lstsq(shifted.reshape(-1, 1), gt.reshape(-1), rcond=None)[0][0]
+    err = scale * shifted - gt
+    want = np.sqrt((err**2).sum()) / 5
+    assert odometry.aligned_ate(gt, pred) == pytest.approx(want, rel=1e-12)
+
+
+def test_known_error_value():
+    # gt: 0, 1, 2 along z. pred: 0, 1, 3 -> p = pred; s = (1 + 6) / (1 + 9) = 0.7
+    gt = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 2.0]])
+    pred = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 3.0]])
+    err = np.array([0.0, 0.7 - 1, 2.1 - 2])
+    assert odometry.aligned_ate(gt, pred) == pytest.approx(np.sqrt((err**2).sum()) / 3)
+
+
+def test_snippet_counts():
+    rel = odometry.relative_from_global(trajectory(10))
+    assert odometry.snippet_ates(rel, rel).shape == (9,)
+    assert odometry.snippet_ates(rel, rel, full_snippets_only=True).shape == (6,)
+
+
+def test_predict_relative_poses_uses_pairs_in_order():
+    frames = [np.full((4, 6, 3), i / 10, np.float32) for i in range(5)]
+    seen = []
+
+    def pose_fn(pairs):
+        seen.append(pairs.shape)
+        # encode the pair's first-frame brightness as x translation, second as y
+        t = np.stack([pairs[:, 0, 0, 0], pairs[:, 0, 0, 3], np.zeros(len(pairs))], axis=1).astype(np.float32)
+        return np.zeros_like(t), t
+
+    rel = odometry.predict_relative_poses(pose_fn, frames, batch_size=3)
+    assert seen == [(3, 4, 6, 6), (1, 4, 6, 6)]
+    assert rel.shape == (4, 4, 4)
+    np.testing.assert_allclose(rel[:, 0, 3], [0.0, 0.1, 0.2, 0.3], atol=1e-6)
+    np.testing.assert_allclose(rel[:, 1, 3], [0.1, 0.2, 0.3, 0.4], atol=1e-6)
+    np.testing.assert_allclose(rel[:, :3, :3], np.broadcast_to(np.eye(3), (4, 3, 3)), atol=1e-6)
+
+
+def test_read_kitti_poses(tmp_path):
+    poses = trajectory(3)
+    path = tmp_path / "09.txt"
+    path.write_text("\n".join(" ".join(f"{v:.12e}" for v in p[:3].ravel()) for p in poses) + "\n")
+    np.testing.assert_allclose(odometry.read_kitti_poses(str(path)), poses, atol=1e-11)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 3\n")
+    with pytest.raises(ValueError, match="bad.txt:1"):
+        odometry.read_kitti_poses(str(bad))
+    with pytest.raises(ValueError, match="pose file not found"):
+        odometry.read_kitti_poses(str(tmp_path / "none.txt"))
+
+
+def test_count_mismatch():
+    poses = trajectory(6)
+    with pytest.raises(ValueError, match="4 predicted poses"):
+        odometry.score_odometry(poses, odometry.relative_from_global(poses)[:4])
