@@ -1,0 +1,308 @@
+"""KITTI raw / odometry reader: file layout, calibration, intrinsics, stereo transform, validation.
+
+Layouts (``data_dir`` is the dataset root):
+
+* raw (and the built-in synthetic world): ``<data_dir>/<date>/<date>_drive_NNNN_sync/image_02|03/data/
+  {index:010d}.jpg|png``; calibration ``<data_dir>/<date>/calib_cam_to_cam.txt``; optional dense GT
+  ``<drive>/depth_gt/image_02|03/{index:010d}.npy`` (float32 metres, 0 = unknown).
+* odometry: ``<data_dir>/sequences/{seq:02d}/image_2|3/{index:06d}.jpg|png``; calibration
+  ``<data_dir>/sequences/{seq:02d}/calib.txt`` (``P2``/``P3``).
+* benchmark test images: ``<data_dir>/<folder>/{index:010d}.jpg|png``.
+
+Side ``l`` is camera 2 (left colour camera), ``r`` camera 3.
+
+Everything that can be checked before training is checked in `build_samples`: a missing image,
+temporal neighbour, stereo partner or calibration file raises a `ValueError` naming the split file,
+the line and the path. The code never downloads anything (see ``scripts/download_kitti.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from md2tf.config import DataConfig
+from md2tf.data.splits import SplitEntry
+
+# The paper's fixed intrinsics, normalised by the image size (fx / W, fy / H, cx / W, cy / H): fx and
+# fy are averages over the KITTI raw scenes, the principal point is deliberately centred
+# (nianticlabs/monodepth2#308).
+FIXED_INTRINSICS_NORMALIZED = np.array(
+    [[0.58, 0.0, 0.5], [0.0, 1.92, 0.5], [0.0, 0.0, 1.0]], dtype=np.float32)
+
+# Raw KITTI image size (W, H), used by the reference only to resize GT depth.
+KITTI_FULL_RES_SHAPE = (1242, 375)
+
+
+class Sample(NamedTuple):
+    """Validated file paths and camera data of one training/evaluation sample.
+
+    Attributes:
+      target: path of the target image.
+      sources: paths of the source images: temporal offsets in the configured order, then the
+        stereo partner (if used).
+      intrinsics: ``[3, 3]`` float32 K normalised by the image size (row 0 / W, row 1 / H).
+      side_sign: -1.0 for a left (camera 2) target, +1.0 for a right one (sign of the stereo
+        translation before flipping); +1.0 when there is no side.
+      depth_gt: path of a dense ``.npy`` GT depth map, or ``""`` when none exists.
+      name: a readable id (``"<folder> <index> <side>"``) for logs and predictions.
+    """
+
+    target: str
+    sources: tuple[str, ...]
+    intrinsics: np.ndarray
+    side_sign: float
+    depth_gt: str
+    name: str
+
+
+def other_side(side: str) -> str:
+    """``"l"`` <-> ``"r"``."""
+    if side not in ("l", "r"):
+        raise ValueError(f"side must be 'l' or 'r', got {side!r}")
+    return "r" if side == "l" else "l"
+
+
+def image_path(data_dir: str, entry: SplitEntry, offset: int = 0, side: str | None = None,
+               ext: str = ".jpg") -> str:
+    """Path of the image ``offset`` frames from ``entry`` on ``side`` (default: the entry's side).
+
+    Args:
+      data_dir: dataset root.
+      entry: a parsed split line.
+      offset: temporal offset in frames (e.g. -1, +1).
+      side: ``"l"``/``"r"`` to override the entry's side (stereo partner).
+      ext: ``".jpg"`` or ``".png"``.
+
+    Returns:
+      The file path (not checked for existence).
+    """
+    side = side or entry.side
+    index = entry.frame_index + offset
+    if entry.kind == "raw":
+        camera = "image_02" if side == "l" else "image_03"
+        return os.path.join(data_dir, entry.folder, camera, "data", f"{index:010d}{ext}")
+    if entry.kind == "odom":
+        camera = "image_2" if side == "l" else "image_3"
+        return os.path.join(data_dir, "sequences", f"{int(entry.folder):02d}", camera,
+                            f"{index:06d}{ext}")
+    if entry.kind == "benchmark":
+        return os.path.join(data_dir, entry.folder, f"{index:010d}{ext}")
+    raise ValueError(f"unknown split entry kind {entry.kind!r}")
+
+
+def calib_path(data_dir: str, entry: SplitEntry) -> str:
+    """The calibration file of an entry's drive: ``calib_cam_to_cam.txt`` (raw) or ``calib.txt``."""
+    if entry.kind == "raw":
+        return os.path.join(data_dir, entry.folder.split("/")[0], "calib_cam_to_cam.txt")
+    if entry.kind == "odom":
+        return os.path.join(data_dir, "sequences", f"{int(entry.folder):02d}", "calib.txt")
+    raise ValueError(f"{entry.where}: the benchmark format has no calibration file")
+
+
+def depth_gt_path(data_dir: str, entry: SplitEntry) -> str:
+    """Dense GT depth ``<drive>/depth_gt/image_02|03/{index:010d}.npy`` of a raw entry (may not exist)."""
+    if entry.kind != "raw":
+        return ""
+    camera = "image_02" if entry.side == "l" else "image_03"
+    return os.path.join(data_dir, entry.folder, "depth_gt", camera, f"{entry.frame_index:010d}.npy")
+
+
+def read_calib_file(path: str) -> dict[str, np.ndarray]:
+    """Reads a KITTI calibration text file (``key: v1 v2 ...`` lines) into float64 arrays.
+
+    Non-numeric values (e.g. ``calib_time``) are skipped.
+
+    Raises:
+      FileNotFoundError: if ``path`` does not exist.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"calibration file not found: {path}")
+    data: dict[str, np.ndarray] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, sep, value = line.partition(":")
+            if not sep:
+                continue
+            try:
+                data[key.strip()] = np.array([float(v) for v in value.split()], dtype=np.float64)
+            except ValueError:
+                continue
+    return data
+
+
+def _image_size(path: str) -> tuple[int, int]:
+    """(width, height) from an image header (PIL reads only the header)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
+def calib_intrinsics(calib_file: str, side: str, image_file: str | None = None) -> np.ndarray:
+    """Normalised K of camera 2 (``l``) or 3 (``r``) from a KITTI calibration file.
+
+    Uses the rectified projection ``P_rect_02``/``P_rect_03`` (raw) or ``P2``/``P3`` (odometry),
+    divides row 0 by the image width and row 1 by the image height. The size is ``S_rect_0x``
+    when the file has it, otherwise the size of ``image_file``.
+
+    Args:
+      calib_file: ``calib_cam_to_cam.txt`` or odometry ``calib.txt``.
+      side: ``"l"`` or ``"r"``.
+      image_file: an image of the drive, for the size when the calibration file lacks it.
+
+    Returns:
+      ``[3, 3]`` float32 normalised intrinsics.
+
+    Raises:
+      ValueError: naming the file if the projection matrix (or the image size) is missing.
+    """
+    calib = read_calib_file(calib_file)
+    camera = "02" if side == "l" else "03"
+    projection = calib.get(f"P_rect_{camera}")
+    if projection is None:
+        projection = calib.get(f"P{int(camera)}")
+    if projection is None or projection.size != 12:
+        raise ValueError(f"{calib_file}: no 3x4 P_rect_{camera} (or P{int(camera)}) entry")
+    size = calib.get(f"S_rect_{camera}")
+    if size is not None and size.size == 2:
+        width, height = float(size[0]), float(size[1])
+    elif image_file is not None:
+        width, height = (float(v) for v in _image_size(image_file))
+    else:
+        raise ValueError(f"{calib_file}: no S_rect_{camera} image size and no image given")
+    K = projection.reshape(3, 4)[:, :3].copy()
+    K[0] /= width
+    K[1] /= height
+    return K.astype(np.float32)
+
+
+def stereo_source_from_target(side_sign: float, flipped: bool, baseline: float = 0.1) -> np.ndarray:
+    """The 4x4 transform from the target camera into its stereo partner (facts 1.2).
+
+    ``T[0, 3] = side_sign * flip_sign * baseline`` with ``side_sign = -1`` for a left target and
+    ``flip_sign = -1`` when the sample was flipped horizontally.
+
+    Args:
+      side_sign: -1.0 (left target) or +1.0 (right target).
+      flipped: whether the images were mirrored.
+      baseline: |translation| (0.1 in the paper's units; 0.54 for metres on KITTI).
+
+    Returns:
+      ``[4, 4]`` float32.
+    """
+    transform = np.eye(4, dtype=np.float32)
+    transform[0, 3] = side_sign * (-1.0 if flipped else 1.0) * baseline
+    return transform
+
+
+class _ExistenceCache:
+    """``os.path.exists`` for many files, via one ``os.listdir`` per directory."""
+
+    def __init__(self) -> None:
+        self._listing: dict[str, frozenset[str]] = {}
+
+    def exists(self, path: str) -> bool:
+        directory, name = os.path.split(path)
+        if directory not in self._listing:
+            try:
+                self._listing[directory] = frozenset(os.listdir(directory))
+            except OSError:
+                self._listing[directory] = frozenset()
+        return name in self._listing[directory]
+
+
+def build_samples(
+    entries: Sequence[SplitEntry],
+    data_dir: str,
+    *,
+    temporal_offsets: Sequence[int] = (-1, 1),
+    use_stereo: bool = False,
+    image_ext: str = ".jpg",
+    intrinsics: str = "fixed",
+) -> list[Sample]:
+    """Resolves and validates the files of every split entry.
+
+    Args:
+      entries: parsed split lines (`md2tf.data.splits.read_split`).
+      data_dir: dataset root.
+      temporal_offsets: source frame offsets (non-zero), in batch order.
+      use_stereo: add the other camera at the same index as the last source.
+      image_ext: ``".jpg"`` or ``".png"``.
+      intrinsics: ``"fixed"`` (the paper's K) or ``"calib"`` (per drive from the calibration file).
+
+    Returns:
+      One validated `Sample` per entry, in order.
+
+    Raises:
+      ValueError: naming the split file, line number and path of the first missing image,
+        neighbour, stereo partner or calibration file, or a side-less entry with stereo/temporal
+        sources that need a side.
+    """
+    if intrinsics not in ("fixed", "calib"):
+        raise ValueError(f"intrinsics must be 'fixed' or 'calib', got {intrinsics!r}")
+    cache = _ExistenceCache()
+    calib_cache: dict[tuple[str, str], np.ndarray] = {}
+    samples = []
+    for entry in entries:
+        if entry.side is None and use_stereo:
+            raise ValueError(f"{entry.where}: stereo needs a side (l|r) but the line has none")
+
+        def require(path: str, what: str, entry: SplitEntry = entry) -> str:
+            if not cache.exists(path):
+                raise ValueError(f"{entry.where}: missing {what}: {path}")
+            return path
+
+        target = require(image_path(data_dir, entry, 0, ext=image_ext), "image")
+        sources = [require(image_path(data_dir, entry, o, ext=image_ext), f"neighbour frame {o:+d}")
+                   for o in temporal_offsets]
+        if use_stereo:
+            sources.append(require(image_path(data_dir, entry, 0, other_side(entry.side), image_ext),
+                                   "stereo partner"))
+        if intrinsics == "calib":
+            calib = require(calib_path(data_dir, entry), "calibration file")
+            key = (calib, entry.side)
+            if key not in calib_cache:
+                try:
+                    calib_cache[key] = calib_intrinsics(calib, entry.side, target)
+                except ValueError as error:
+                    raise ValueError(f"{entry.where}: {error}") from error
+            K = calib_cache[key]
+        else:
+            K = FIXED_INTRINSICS_NORMALIZED
+        gt = depth_gt_path(data_dir, entry)
+        gt = gt if gt and cache.exists(gt) else ""
+        side_sign = -1.0 if entry.side == "l" else 1.0
+        name = f"{entry.folder} {entry.frame_index}" + (f" {entry.side}" if entry.side else "")
+        samples.append(Sample(target, tuple(sources), K, side_sign, gt, name))
+    return samples
+
+
+def load_test_images(config: DataConfig, split_file: str) -> Iterator[tuple[str, np.ndarray]]:
+    """Yields ``(name, image)`` for every line of a test split file, for evaluation.
+
+    All paths are validated before the first image is read (errors name the split file and line).
+
+    Args:
+      config: uses ``data_dir`` (dataset root) and ``image_ext`` (``".jpg"``: the official
+        evaluation reads JPEGs).
+      split_file: e.g. ``<splits_dir>/eigen/test_files.txt``.
+
+    Yields:
+      ``name`` (``"<folder> <index> <side>"``) and the raw image, uint8 ``[H, W, 3]`` RGB.
+    """
+    from PIL import Image
+
+    from md2tf.data.splits import read_split
+
+    samples = build_samples(read_split(split_file), config.data_dir, temporal_offsets=(),
+                            image_ext=config.image_ext)
+    for sample in samples:
+        try:
+            with Image.open(sample.target) as image:
+                yield sample.name, np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except OSError as error:
+            raise ValueError(f"corrupt image {sample.target}: {error}") from error
