@@ -152,3 +152,58 @@ def disp_to_depth(disp: np.ndarray, min_depth: float, max_depth: float) -> np.nd
 def warp(source: np.ndarray, depth: np.ndarray, pose: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Inverse warp of a source image into the target view (loop-based pieces)."""
     return bilinear_sample(source, project(backproject(depth, K), K, pose))
+
+
+def monodepth2_loss(
+    disparities: list[np.ndarray],
+    target: list[np.ndarray],
+    sources: list[np.ndarray],
+    poses: np.ndarray,
+    K: np.ndarray,
+    *,
+    ssim_weight: float = 0.85,
+    use_ssim: bool = True,
+    min_reprojection: bool = True,
+    automask: bool = True,
+    full_res_multiscale: bool = True,
+    smoothness_weight: float = 1e-3,
+    min_depth: float = 0.1,
+    max_depth: float = 100.0,
+) -> tuple[float, list[np.ndarray]]:
+    """The whole multi-scale loss, written out scale by scale without tie-break noise.
+
+    Returns (total, per-scale min_error [B, H, W, 1]).
+    """
+    _, height, width, _ = target[0].shape
+    num_sources = poses.shape[1]
+    losses, min_errors = [], []
+    for s, disp in enumerate(disparities):
+        if full_res_multiscale:
+            d = resize_bilinear_half_pixel(disp, height, width)
+            tgt, srcs, k = target[0], sources[0], K
+        else:
+            d = disp
+            tgt, srcs = target[s], sources[s]
+            k = K.copy()
+            k[:, :2] /= 2**s
+        depth = disp_to_depth(d, min_depth, max_depth)
+        reproj = [
+            photometric_error(warp(srcs[:, i], depth, poses[:, i], k), tgt, ssim_weight, use_ssim)
+            for i in range(num_sources)
+        ]
+        reproj = np.concatenate(reproj, -1)
+        if not min_reprojection:
+            reproj = reproj.mean(-1, keepdims=True)
+        channels = [reproj]
+        if automask:
+            ident = np.concatenate(
+                [photometric_error(srcs[:, i], tgt, ssim_weight, use_ssim) for i in range(num_sources)], -1
+            )
+            if not min_reprojection:
+                ident = ident.mean(-1, keepdims=True)
+            channels.insert(0, ident)
+        min_error = np.concatenate(channels, -1).min(-1, keepdims=True)
+        smooth = edge_aware_smoothness(disp, target[s])
+        losses.append(min_error.mean() + smoothness_weight * smooth / 2**s)
+        min_errors.append(min_error)
+    return float(np.mean(losses)), min_errors
