@@ -307,3 +307,105 @@ class PredictConfig:
         _check(0 < self.vmax_percentile <= 100,
                f"--vmax_percentile must lie in (0, 100], got {self.vmax_percentile}")
         _check(self.num_threads >= 0, f"--num_threads must be >= 0, got {self.num_threads}")
+
+
+# --- evaluation (issue 6) -------------------------------------------------------------------------
+EVAL_TASKS = ("depth", "odometry")
+EVAL_SCALINGS = ("median", "global", "none")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """``python -m md2tf.evaluate``: what to evaluate, against which GT, with which protocol.
+
+    Attributes:
+      models: run directories, checkpoint prefixes, SavedModel directories, ``.tflite`` files or
+        ``.npy`` files of precomputed ``scaled_disp`` maps; several give one comparison table.
+      names: display names, one per model (default: the file / directory name).
+      task: ``depth`` (Eigen-style depth metrics) or ``odometry`` (ATE of the pose network).
+      eval_split: depth: split folder with ``test_files.txt`` (``eigen``, ``eigen_benchmark``,
+        ``synthetic``...); odometry: ``odom_9`` / ``odom_10`` or any name used with ``split_file``.
+      data_dir: dataset root (KITTI raw layout, or odometry layout for ``odom_*``).
+      splits_dir: directory holding the split folders; empty = ``<data_dir>/splits``.
+      gt_path: GT ``.npz``; empty = ``<splits_dir>/<eval_split>/gt_depths.npz``.
+      eval_stereo: stereo-trained model: no median scaling, depth x 5.4.
+      scaling: ``median`` (per image), ``global`` (one median-of-ratios scale) or ``none``.
+      pred_depth_scale_factor: multiplies predicted depth before scaling.
+      post_process: flip post-processing of the predictions.
+      eval_eigen_to_benchmark: reorder ``.npy`` eigen predictions to eigen_benchmark order with
+        ``<splits_dir>/benchmark/eigen_to_benchmark_ids.npy``.
+      batch_size: images per forward pass (16 as the reference).
+      image_ext: test image extension (``.jpg``: the reference evaluates JPEGs).
+      output_json, output_markdown: optional result files.
+      split_file, poses_file: odometry overrides of the frame list and GT ``world_from_camera`` poses
+        (default ``<splits_dir>/odom/test_files_NN.txt`` and ``<data_dir>/poses/NN.txt``).
+      snippet_length: frames per ATE snippet (5).
+      progress: show a progress bar.
+    """
+
+    models: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    task: str = "depth"
+    eval_split: str = "eigen"
+    data_dir: str = ""
+    splits_dir: str = ""
+    gt_path: str = ""
+    eval_stereo: bool = False
+    scaling: str = "median"
+    pred_depth_scale_factor: float = 1.0
+    post_process: bool = False
+    eval_eigen_to_benchmark: bool = False
+    batch_size: int = 16
+    image_ext: str = ".jpg"
+    output_json: str = ""
+    output_markdown: str = ""
+    split_file: str = ""
+    poses_file: str = ""
+    snippet_length: int = 5
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _check(bool(self.models), "--models is required (checkpoints, SavedModels, .tflite or .npy files)")
+        _check(not self.names or len(self.names) == len(self.models),
+               f"--names needs one name per --models entry: {len(self.names)} vs {len(self.models)}")
+        _check(self.task in EVAL_TASKS, f"--task must be one of {EVAL_TASKS}, got {self.task!r}")
+        _check(self.scaling in EVAL_SCALINGS, f"--scaling must be one of {EVAL_SCALINGS}, got {self.scaling!r}")
+        _check(not (self.eval_stereo and self.scaling == "global"),
+               "--eval_stereo disables median scaling: do not combine it with --scaling=global")
+        _check(self.pred_depth_scale_factor > 0,
+               f"--pred_depth_scale_factor must be > 0, got {self.pred_depth_scale_factor}")
+        _check(self.batch_size > 0, f"--eval_batch_size must be > 0, got {self.batch_size}")
+        _check(self.image_ext in (".jpg", ".png"), f"--image_ext must be .jpg or .png, got {self.image_ext!r}")
+        _check(self.snippet_length >= 2, f"--snippet_length must be >= 2, got {self.snippet_length}")
+
+    @property
+    def resolved_splits_dir(self) -> str:
+        """``splits_dir`` or ``<data_dir>/splits``."""
+        import os  # noqa: PLC0415
+
+        return self.splits_dir or os.path.join(self.data_dir, "splits")
+
+
+@dataclass(frozen=True)
+class ExportGtConfig:
+    """``python -m md2tf.export_gt``: GT depth maps of a split's test files.
+
+    Attributes:
+      split: split folder with ``test_files.txt``.
+      data_dir: dataset root (KITTI raw layout).
+      splits_dir: directory holding split folders; empty = ``<data_dir>/splits``.
+      gt_source: ``velodyne``, ``png`` (depth-annotated), ``dense`` (synthetic ``depth_gt``) or
+        empty = by split (``png`` for eigen_benchmark, else ``velodyne``).
+      output: output ``.npz``; empty = ``<splits_dir>/<split>/gt_depths.npz``.
+    """
+
+    split: str = "eigen"
+    data_dir: str = ""
+    splits_dir: str = ""
+    gt_source: str = ""
+    output: str = ""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.data_dir), "--data_dir is required (dataset root in KITTI raw layout)")
+        _check(self.gt_source in ("", "velodyne", "png", "dense"),
+               f"--gt_source must be velodyne, png or dense (or empty), got {self.gt_source!r}")

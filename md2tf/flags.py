@@ -158,6 +158,70 @@ def experiment_config_from_flags(flag_values=None):
 # --- evaluation (issue 6) -----------------------------------------------------------------------
 
 
+def define_eval_flags() -> None:
+    """Defines the flags of ``python -m md2tf.evaluate``."""
+    d = _define_once
+    d(flags.DEFINE_list, "models", [], "Comma-separated run dirs, checkpoint prefixes, SavedModel dirs, "
+      ".tflite files or .npy files of precomputed scaled disparities.")
+    d(flags.DEFINE_list, "names", [], "Display names, one per --models entry (default: file names).")
+    d(flags.DEFINE_enum, "task", "depth", ["depth", "odometry"], "What to evaluate.")
+    d(flags.DEFINE_string, "eval_split", "eigen", "Depth: split folder with test_files.txt (eigen, "
+      "eigen_benchmark, synthetic...). Odometry: odom_9 / odom_10 or a name used with --split_file.")
+    d(flags.DEFINE_string, "data_dir", "", "Dataset root (KITTI raw layout; odometry layout for odom_*).")
+    d(flags.DEFINE_string, "splits_dir", "", "Directory holding split folders; empty = <data_dir>/splits.")
+    d(flags.DEFINE_string, "gt_path", "", "GT .npz; empty = <splits_dir>/<eval_split>/gt_depths.npz.")
+    d(flags.DEFINE_boolean, "eval_stereo", False, "Stereo-trained model: no median scaling, depth x 5.4.")
+    d(flags.DEFINE_enum, "scaling", "median", ["median", "global", "none"],
+      "Per-image median scaling, one global median-of-ratios scale, or none (metric models).")
+    d(flags.DEFINE_float, "pred_depth_scale_factor", 1.0, "Multiplies predicted depth before scaling.")
+    d(flags.DEFINE_boolean, "post_process", False, "Flip post-processing of the predictions.")
+    d(flags.DEFINE_boolean, "eval_eigen_to_benchmark", False, "Reorder .npy eigen predictions to the "
+      "eigen_benchmark order with <splits_dir>/benchmark/eigen_to_benchmark_ids.npy.")
+    d(flags.DEFINE_integer, "eval_batch_size", 16, "Images per forward pass.")
+    d(flags.DEFINE_string, "image_ext", ".jpg", "Test image extension (.jpg as the reference, or .png).")
+    d(flags.DEFINE_string, "output_json", "", "Write the results as JSON here.")
+    d(flags.DEFINE_string, "output_markdown", "", "Write the results as a markdown table here.")
+    d(flags.DEFINE_string, "split_file", "", "Odometry: frame list (default <splits_dir>/odom/test_files_NN.txt).")
+    d(flags.DEFINE_string, "poses_file", "", "Odometry: GT poses (default <data_dir>/poses/NN.txt).")
+    d(flags.DEFINE_integer, "snippet_length", 5, "Odometry: frames per ATE snippet.")
+    d(flags.DEFINE_boolean, "progress", True, "Show a progress bar.")
+
+
+def eval_config_from_flags(flag_values=None):
+    """Parsed evaluation flags -> ``md2tf.config.EvalConfig`` (raises ValueError naming the flag)."""
+    from md2tf import config as cfg
+
+    f = FLAGS if flag_values is None else flag_values
+    return cfg.EvalConfig(
+        models=tuple(f.models), names=tuple(f.names), task=f.task, eval_split=f.eval_split,
+        data_dir=f.data_dir, splits_dir=f.splits_dir, gt_path=f.gt_path, eval_stereo=f.eval_stereo,
+        scaling=f.scaling, pred_depth_scale_factor=f.pred_depth_scale_factor, post_process=f.post_process,
+        eval_eigen_to_benchmark=f.eval_eigen_to_benchmark, batch_size=f.eval_batch_size,
+        image_ext=f.image_ext, output_json=f.output_json, output_markdown=f.output_markdown,
+        split_file=f.split_file, poses_file=f.poses_file, snippet_length=f.snippet_length,
+        progress=f.progress)
+
+
+def define_export_gt_flags() -> None:
+    """Defines the flags of ``python -m md2tf.export_gt``."""
+    d = _define_once
+    d(flags.DEFINE_string, "split", "eigen", "Split folder with test_files.txt.")
+    d(flags.DEFINE_string, "data_dir", "", "Dataset root (KITTI raw layout).")
+    d(flags.DEFINE_string, "splits_dir", "", "Directory holding split folders; empty = <data_dir>/splits.")
+    d(flags.DEFINE_string, "gt_source", "", "velodyne, png (depth-annotated), dense (synthetic depth_gt); "
+      "empty = png for eigen_benchmark, else velodyne.")
+    d(flags.DEFINE_string, "output", "", "Output .npz; empty = <splits_dir>/<split>/gt_depths.npz.")
+
+
+def export_gt_config_from_flags(flag_values=None):
+    """Parsed export_gt flags -> ``md2tf.config.ExportGtConfig``."""
+    from md2tf import config as cfg
+
+    f = FLAGS if flag_values is None else flag_values
+    return cfg.ExportGtConfig(split=f.split, data_dir=f.data_dir, splits_dir=f.splits_dir,
+                              gt_source=f.gt_source, output=f.output)
+
+
 # --- export / predict (issue 7) -----------------------------------------------------------------
 
 
