@@ -1,0 +1,35 @@
+"""Built-in synthetic driving world, written in the KITTI raw layout (see README.md here).
+
+Public API:
+  `WorldConfig`: the world's parameters.
+  `ensure_world(out_dir, **kwargs) -> out_dir`: generate once (manifest written last).
+  `generate_world(out_dir, config)`: generate unconditionally.
+  `make_drive`, `render_view`, `lidar_scan`, `kitti_like_intrinsics`: building blocks (tests, tools).
+CLI: ``python -m md2tf.data.synthetic --out DIR [--drives N --frames M --height H --width W --seed S]``.
+"""
+
+from md2tf.data.synthetic.lidar import scan as lidar_scan
+from md2tf.data.synthetic.render import RenderOutput, render_view
+from md2tf.data.synthetic.world import Drive, WorldConfig, kitti_like_intrinsics, make_drive
+from md2tf.data.synthetic.writer import (
+    MANIFEST,
+    ensure_world,
+    generate_world,
+    read_calib_file,
+    split_roles,
+)
+
+__all__ = [
+    "MANIFEST",
+    "Drive",
+    "RenderOutput",
+    "WorldConfig",
+    "ensure_world",
+    "generate_world",
+    "kitti_like_intrinsics",
+    "lidar_scan",
+    "make_drive",
+    "read_calib_file",
+    "render_view",
+    "split_roles",
+]

@@ -1,0 +1,339 @@
+"""Procedural street scenes and camera trajectories for the synthetic driving world.
+
+Frames and units (metres, seconds are frames at 10 Hz like KITTI):
+
+* **Street frame** (internal): x right, y down, z along the street; the ground is the plane
+  ``y = camera_height`` and every camera centre has ``y = 0`` (the vehicle only yaws, so the ground is
+  also ``y_cam = camera_height`` in every camera frame, which gives an analytic ground-plane depth).
+* **Camera frame** (camera 02, the left colour camera): x right, y down, z forward. Camera 03 is the
+  same rotation shifted by ``+baseline`` along x.
+* **World frame of the written poses** = camera 02 at frame 0 of the drive (KITTI odometry style), so
+  the first pose is the identity.
+
+A scene is a list of axis-aligned boxes (buildings, walls closing the street, parked and moving cars,
+poles and trees) over an infinite ground plane, with the sky at infinity. Moving cars are boxes whose
+position is a function of the frame index; some keep the camera's own speed (a fixed offset ahead of
+it), others are oncoming.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+# KITTI raw rectified camera 02 (2011_09_26): fx = fy = 721.5377 px at 1242 x 375.
+KITTI_FOCAL_PX = 721.5377
+KITTI_SIZE_HW = (375, 1242)
+KITTI_BASELINE_M = 0.54
+KITTI_CAMERA_HEIGHT_M = 1.65
+# Camera 02 sits 0.06 m left of the reference camera 00 on the KITTI rig (P_rect_02[0, 3] = fx * 0.06).
+CAM2_OFFSET_FROM_CAM0_M = -0.06
+# Velodyne origin in camera-00 coordinates (x right, y down, z forward): 8 cm above, 27 cm behind.
+VELO_IN_CAM0_M = (0.0, -0.08, -0.27)
+
+# Materials (row index of the texture tables in render.py).
+MAT_SKY = 0
+MAT_ROAD = 1
+MAT_SIDEWALK = 2
+MAT_FACADE = 3
+MAT_CAR = 4
+MAT_GLASS = 5
+MAT_TYRE = 6
+MAT_POLE = 7
+MAT_CANOPY = 8
+MAT_WALL = 9
+NUM_MATERIALS = 10
+
+ROAD_HALF_WIDTH_M = 5.0
+SIDEWALK_OUTER_M = 7.5
+LANE_CENTRE_M = 1.75
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Parameters of a synthetic world (everything that changes the written files).
+
+    Attributes:
+      drives: number of drives (sequences).
+      frames: frames per drive (>= 3 so that interior frames with +-1 neighbours exist).
+      height, width: image size in pixels (any size; 375 x 1242 is KITTI's).
+      seed: master seed; the world is a deterministic function of this config.
+      ext: image format, ``png`` (lossless) or ``jpg`` (quality 92, 4:2:0 like the reference's KITTI JPEGs).
+      date: the ``<date>`` folder name (``YYYY_MM_DD``).
+      baseline: stereo baseline in metres (camera 03 is ``+baseline`` along x of camera 02).
+      camera_height: height of the cameras above the ground in metres.
+      lidar_beams: number of lidar beams (64 like the HDL-64E).
+      lidar_azimuth_step_deg: horizontal angular step of the lidar in degrees.
+      lidar: write ``velodyne_points``.
+      odometry: also write a KITTI odometry view (``odometry/sequences``, symlinks) + ``synthetic_odom``.
+    """
+
+    drives: int = 4
+    frames: int = 100
+    height: int = 375
+    width: int = 1242
+    seed: int = 0
+    ext: str = "png"
+    date: str = "2019_10_27"
+    baseline: float = KITTI_BASELINE_M
+    camera_height: float = KITTI_CAMERA_HEIGHT_M
+    lidar_beams: int = 64
+    lidar_azimuth_step_deg: float = 0.2
+    lidar: bool = True
+    odometry: bool = True
+
+    def __post_init__(self) -> None:
+        def check(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(msg)
+
+        check(self.drives >= 1, f"drives must be >= 1, got {self.drives}")
+        check(self.frames >= 3, f"frames must be >= 3 (interior frames need +-1 neighbours), got {self.frames}")
+        check(self.height >= 8 and self.width >= 8, f"height, width must be >= 8, got {self.height}x{self.width}")
+        check(self.ext in ("png", "jpg"), f"ext must be 'png' or 'jpg', got {self.ext!r}")
+        check(len(self.date) == 10 and self.date[4] == "_" and self.date[7] == "_",
+              f"date must look like YYYY_MM_DD, got {self.date!r}")
+        check(self.baseline > 0, f"baseline must be > 0 metres, got {self.baseline}")
+        check(self.camera_height > 0.2, f"camera_height must be > 0.2 metres, got {self.camera_height}")
+        check(self.lidar_beams >= 1 and self.lidar_azimuth_step_deg > 0, "bad lidar beams / azimuth step")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def kitti_like_intrinsics(height: int, width: int) -> np.ndarray:
+    """Pinhole K of a KITTI image resized to ``height x width``, principal point at the centre.
+
+    ``fx = 721.5377 * W / 1242``, ``fy = 721.5377 * H / 375`` (non-square pixels for other aspect ratios,
+    exactly as a resized KITTI image), ``cx = W / 2``, ``cy = H / 2`` (the paper's centred principal point).
+
+    Returns:
+      ``[3, 3]`` float64 intrinsics in pixels (integer pixel coordinates at pixel centres).
+    """
+    fx = KITTI_FOCAL_PX * width / KITTI_SIZE_HW[1]
+    fy = KITTI_FOCAL_PX * height / KITTI_SIZE_HW[0]
+    return np.array([[fx, 0.0, width / 2.0], [0.0, fy, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+class Boxes(NamedTuple):
+    """N axis-aligned boxes in the street frame.
+
+    Attributes:
+      lo, hi: ``[N, 3]`` float64 min / max corners (metres).
+      material: ``[N]`` int32 material id (``MAT_*``).
+      color: ``[N, 3]`` float32 base albedo in [0, 1].
+      tex_seed: ``[N]`` int64 per-box texture seed (texture coordinates are relative to ``lo``, so a
+        moving box carries its texture along).
+      moving: ``[N]`` bool, True for boxes of moving cars.
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    material: np.ndarray
+    color: np.ndarray
+    tex_seed: np.ndarray
+    moving: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[Boxes]) -> Boxes:
+        return Boxes(*[np.concatenate([getattr(p, f) for p in parts]) for f in Boxes._fields])
+
+
+class _BoxList:
+    """Accumulates boxes, then freezes them into a `Boxes`."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def add(self, lo, hi, material: int, color, tex_seed: int, moving: bool = False) -> None:
+        self.rows.append((lo, hi, material, color, tex_seed, moving))
+
+    def freeze(self) -> Boxes:
+        if not self.rows:
+            return Boxes(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, np.int32),
+                         np.zeros((0, 3), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
+        lo, hi, mat, col, seed, mov = zip(*self.rows, strict=True)
+        return Boxes(np.asarray(lo, np.float64), np.asarray(hi, np.float64), np.asarray(mat, np.int32),
+                     np.asarray(col, np.float32), np.asarray(seed, np.int64), np.asarray(mov, bool))
+
+
+def _car_boxes(out: _BoxList, x: float, z: float, ground: float, color, seed: int, moving: bool,
+               length: float = 4.2, width: float = 1.8) -> None:
+    """A car centred at (x, z) on the ground: body, cabin (glass) and two axle (tyre) boxes."""
+    hw, hl = width / 2, length / 2
+    out.add((x - hw, ground - 1.0, z - hl), (x + hw, ground - 0.3, z + hl), MAT_CAR, color, seed, moving)
+    out.add((x - hw + 0.1, ground - 1.45, z - hl + 1.0), (x + hw - 0.1, ground - 1.0, z + hl - 1.2),
+            MAT_GLASS, (0.15, 0.17, 0.2), seed + 1, moving)
+    for dz in (-hl + 0.9, hl - 0.9):
+        out.add((x - hw + 0.05, ground - 0.62, z + dz - 0.32), (x + hw - 0.05, ground, z + dz + 0.32),
+                MAT_TYRE, (0.08, 0.08, 0.08), seed + 2, moving)
+
+
+class MovingCar(NamedTuple):
+    """A car whose centre is ``(x, z0 + v * t)`` (``follow``: ``z_cam(t) + z0``) at frame t."""
+
+    x: float
+    z0: float
+    speed: float
+    follow: bool
+    color: tuple[float, float, float]
+    seed: int
+
+
+class Drive(NamedTuple):
+    """One drive: static scene, moving cars and the camera-02 trajectory in the street frame.
+
+    Attributes:
+      index: drive number (the ``NNNN`` of ``<date>_drive_NNNN_sync``).
+      static: static boxes.
+      cars: moving cars.
+      cam_position: ``[T, 3]`` camera-02 centres in the street frame (metres; y = 0).
+      cam_yaw: ``[T]`` heading in radians (rotation about +y; positive turns towards +x).
+      camera_height: metres above the ground plane.
+      baseline: stereo baseline (metres).
+    """
+
+    index: int
+    static: Boxes
+    cars: tuple[MovingCar, ...]
+    cam_position: np.ndarray
+    cam_yaw: np.ndarray
+    camera_height: float
+    baseline: float
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.cam_position.shape[0])
+
+    def boxes_at(self, frame: int) -> Boxes:
+        """All boxes (static first, then moving cars) at ``frame``."""
+        out = _BoxList()
+        for car in self.cars:
+            z = car.z0 + (self.cam_position[frame, 2] if car.follow else car.speed * frame)
+            _car_boxes(out, car.x, z, self.camera_height, car.color, car.seed, moving=True)
+        return Boxes.concat([self.static, out.freeze()])
+
+    def street_from_camera(self, frame: int, camera: int = 2) -> np.ndarray:
+        """``[4, 4]`` rigid transform mapping camera-``camera`` (2 or 3) points into the street frame."""
+        c, s = np.cos(self.cam_yaw[frame]), np.sin(self.cam_yaw[frame])
+        m = np.eye(4)
+        m[:3, :3] = [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
+        m[:3, 3] = self.cam_position[frame]
+        if camera == 3:
+            m[:3, 3] += m[:3, :3] @ np.array([self.baseline, 0.0, 0.0])
+        elif camera != 2:
+            raise ValueError(f"camera must be 2 or 3, got {camera}")
+        return m
+
+    def world_from_camera(self, frame: int) -> np.ndarray:
+        """``[4, 4]`` camera-02 pose at ``frame`` in the drive's world frame (camera 02 at frame 0)."""
+        return np.linalg.inv(self.street_from_camera(0)) @ self.street_from_camera(frame)
+
+
+def _speed_profile(rng: np.random.Generator, frames: int) -> np.ndarray:
+    """Per-frame forward speed (metres / frame at 10 Hz): cruising, speed changes and full stops."""
+    targets = np.empty(frames)
+    t = 0
+    stop_done = False
+    while t < frames:
+        stop = (not stop_done and t > 0.2 * frames) or rng.random() < 0.15
+        if stop and frames >= 20:
+            n = int(rng.integers(4, 9))
+            targets[t:t + n] = 0.0
+            stop_done = True
+        else:
+            n = int(rng.integers(8, 25))
+            targets[t:t + n] = rng.uniform(0.5, 1.4)
+        t += n
+    speed = np.empty(frames)
+    v = rng.uniform(0.6, 1.2)
+    for i in range(frames):
+        dv = np.clip(targets[i] - v, -0.25, 0.15)  # braking is harder than accelerating
+        v = max(v + dv, 0.0)
+        speed[i] = v
+    return speed
+
+
+def make_drive(config: WorldConfig, index: int) -> Drive:
+    """Generates drive ``index`` of the world (deterministic in ``config.seed`` and ``index``)."""
+    rng = np.random.default_rng([config.seed, index])
+    g = config.camera_height
+    frames = config.frames
+
+    speed = _speed_profile(rng, frames)
+    z = np.concatenate([[0.0], np.cumsum(speed[:-1])])
+    # Gentle turns: the rig centre weaves within the lane (heading up to ~3.6 degrees).
+    amp, wavelength, phase = rng.uniform(0.2, 0.6), rng.uniform(60.0, 150.0), rng.uniform(0, 2 * np.pi)
+    x = LANE_CENTRE_M - config.baseline / 2 + amp * np.sin(2 * np.pi * z / wavelength + phase)
+    yaw = np.arctan(amp * 2 * np.pi / wavelength * np.cos(2 * np.pi * z / wavelength + phase))
+    cam_position = np.stack([x, np.zeros(frames), z], axis=1)
+    z_lo, z_hi = -60.0, float(z[-1]) + 160.0
+
+    boxes = _BoxList()
+    seed = 1000
+    # Buildings along both sides, with alleys between some of them.
+    for side in (-1.0, 1.0):
+        zc = z_lo
+        while zc < z_hi:
+            length = rng.uniform(6.0, 20.0)
+            front = SIDEWALK_OUTER_M + rng.uniform(0.0, 1.5)
+            height = rng.uniform(6.0, 20.0)
+            color = rng.uniform(0.35, 0.85, 3)
+            x0, x1 = (front, front + 10.0) if side > 0 else (-front - 10.0, -front)
+            boxes.add((x0, g - height, zc), (x1, g, zc + length), MAT_FACADE, color, seed)
+            seed += 7
+            zc += length + (rng.uniform(2.0, 5.0) if rng.random() < 0.25 else 0.0)
+        # A back wall that closes the alleys.
+        xw = 30.0 * side
+        boxes.add((min(xw, xw + 2 * side), g - 12.0, z_lo), (max(xw, xw + 2 * side), g, z_hi),
+                  MAT_WALL, (0.6, 0.55, 0.5), seed)
+        seed += 7
+    # Walls closing the street at both ends (so that no ground extends to the horizon).
+    boxes.add((-40.0, g - 15.0, z_hi), (40.0, g, z_hi + 2.0), MAT_WALL, (0.55, 0.6, 0.65), seed)
+    boxes.add((-40.0, g - 15.0, z_lo - 2.0), (40.0, g, z_lo), MAT_WALL, (0.55, 0.6, 0.65), seed + 7)
+    seed += 14
+    # Poles and trees on the sidewalks.
+    for side in (-1.0, 1.0):
+        zc = z_lo + rng.uniform(0.0, 10.0)
+        while zc < z_hi:
+            xp = side * rng.uniform(5.6, 6.6)
+            if rng.random() < 0.5:  # pole
+                boxes.add((xp - 0.1, g - 6.0, zc - 0.1), (xp + 0.1, g, zc + 0.1), MAT_POLE,
+                          (0.5, 0.5, 0.52), seed)
+            else:  # tree: trunk + canopy
+                boxes.add((xp - 0.15, g - 3.0, zc - 0.15), (xp + 0.15, g, zc + 0.15), MAT_POLE,
+                          (0.35, 0.25, 0.15), seed)
+                r = rng.uniform(1.0, 1.8)
+                boxes.add((xp - r, g - 3.0 - 2 * r, zc - r), (xp + r, g - 3.0, zc + r), MAT_CANOPY,
+                          (0.2, 0.45, 0.15) + rng.uniform(-0.05, 0.05, 3), seed + 3)
+            seed += 7
+            zc += rng.uniform(8.0, 20.0)
+    # Parked cars at the road edges (not where the camera starts, to keep frame 0 unobstructed).
+    for side in (-1.0, 1.0):
+        zc = z_lo + rng.uniform(0.0, 5.0)
+        while zc < z_hi:
+            if rng.random() < 0.6:
+                _car_boxes(boxes, side * rng.uniform(3.8, 4.1), zc, g, rng.uniform(0.1, 0.9, 3), seed,
+                           moving=False)
+            seed += 7
+            zc += rng.uniform(5.0, 9.0)
+    static = boxes.freeze()
+
+    cars = []
+    # Cars at the camera's own speed, ahead in the camera's lane (static relative to the camera).
+    for _ in range(int(rng.integers(1, 3))):
+        cars.append(MovingCar(LANE_CENTRE_M, rng.uniform(12.0, 40.0), 0.0, True,
+                              tuple(rng.uniform(0.1, 0.9, 3)), seed))
+        seed += 7
+        if len(cars) == 2 and abs(cars[0].z0 - cars[1].z0) < 6.0:
+            cars.pop()
+    # Oncoming cars in the other lane, spread so that they pass during the drive.
+    for _ in range(max(2, frames // 15)):
+        v = rng.uniform(0.8, 1.6)
+        z0 = rng.uniform(20.0, z_hi - 20.0) + v * rng.uniform(0, frames / 2)
+        cars.append(MovingCar(-LANE_CENTRE_M, z0, -v, False, tuple(rng.uniform(0.1, 0.9, 3)), seed))
+        seed += 7
+    return Drive(index, static, tuple(cars), cam_position, yaw, g, config.baseline)

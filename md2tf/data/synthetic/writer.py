@@ -1,0 +1,338 @@
+"""Writes the synthetic world to disk in the KITTI raw layout (plus GT depth, poses and split files).
+
+See ``md2tf/data/synthetic/README.md`` for the layout. `ensure_world` is the entry point for the
+trainer: it generates only when the manifest ``synthetic_world.json`` (written last) is absent.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import json
+import os
+import sys
+from collections.abc import Iterable
+
+import numpy as np
+from PIL import Image
+
+from md2tf.data.synthetic import lidar as lidar_lib
+from md2tf.data.synthetic import render
+from md2tf.data.synthetic import world as w
+
+MANIFEST = "synthetic_world.json"
+FORMAT_VERSION = 1
+SPLIT_NAME = "synthetic"
+ODOM_SPLIT_NAME = "synthetic_odom"
+
+
+def drive_name(config: w.WorldConfig, index: int) -> str:
+    """``<date>_drive_<NNNN>_sync`` of drive ``index``."""
+    return f"{config.date}_drive_{index:04d}_sync"
+
+
+def camera_centres_in_cam0(baseline: float) -> dict[int, float]:
+    """x of the centres of cameras 00..03 in camera-00 coordinates (metres; KITTI rig layout)."""
+    c2 = w.CAM2_OFFSET_FROM_CAM0_M
+    return {0: 0.0, 1: baseline, 2: c2, 3: c2 + baseline}
+
+
+def projection_matrices(config: w.WorldConfig) -> dict[int, np.ndarray]:
+    """``P_rect_0i`` ``[3, 4]`` for cameras 0..3: ``K [I | -c_i]`` with camera centre ``c_i``."""
+    k = w.kitti_like_intrinsics(config.height, config.width)
+    out = {}
+    for cam, cx in camera_centres_in_cam0(config.baseline).items():
+        p = np.zeros((3, 4))
+        p[:, :3] = k
+        p[0, 3] = -k[0, 0] * cx
+        out[cam] = p
+    return out
+
+
+def _fmt(values: Iterable[float]) -> str:
+    return " ".join(f"{float(v) + 0.0:.6e}" for v in np.asarray(list(values), np.float64).ravel())
+
+
+def calib_cam_to_cam_text(config: w.WorldConfig) -> str:
+    """Contents of ``calib_cam_to_cam.txt`` (KITTI raw format; images are already rectified)."""
+    k = w.kitti_like_intrinsics(config.height, config.width)
+    size = (config.width, config.height)
+    lines = ["calib_time: 27-Oct-2019 00:00:00", "corner_dist: 9.950000e-02"]
+    proj = projection_matrices(config)
+    for cam, cx in camera_centres_in_cam0(config.baseline).items():
+        lines += [
+            f"S_{cam:02d}: {_fmt(size)}",
+            f"K_{cam:02d}: {_fmt(k)}",
+            f"D_{cam:02d}: {_fmt(np.zeros(5))}",
+            f"R_{cam:02d}: {_fmt(np.eye(3))}",
+            f"T_{cam:02d}: {_fmt([-cx, 0.0, 0.0])}",
+            f"S_rect_{cam:02d}: {_fmt(size)}",
+            f"R_rect_{cam:02d}: {_fmt(np.eye(3))}",
+            f"P_rect_{cam:02d}: {_fmt(proj[cam])}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def calib_velo_to_cam_text() -> str:
+    """Contents of ``calib_velo_to_cam.txt``: ``x_cam0 = R x_velo + T``."""
+    return "\n".join([
+        "calib_time: 27-Oct-2019 00:00:00",
+        f"R: {_fmt(lidar_lib.VELO_TO_CAM_R)}",
+        f"T: {_fmt(lidar_lib.VELO_TO_CAM_T)}",
+        f"delta_f: {_fmt([0.0, 0.0])}",
+        f"delta_c: {_fmt([0.0, 0.0])}",
+    ]) + "\n"
+
+
+def calib_imu_to_velo_text() -> str:
+    """Contents of ``calib_imu_to_velo.txt`` (the IMU is not simulated: identity)."""
+    return f"calib_time: 27-Oct-2019 00:00:00\nR: {_fmt(np.eye(3))}\nT: {_fmt(np.zeros(3))}\n"
+
+
+def read_calib_file(path: str) -> dict[str, np.ndarray]:
+    """Parses a KITTI ``key: v1 v2 ...`` calibration file; non-numeric entries are skipped."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            if ":" not in line:
+                continue
+            key, value = line.split(":", 1)
+            try:
+                out[key.strip()] = np.array([float(x) for x in value.split()])
+            except ValueError:
+                continue
+    return out
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _save_image(path: str, image: np.ndarray, ext: str) -> None:
+    data = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if ext == "jpg":  # like the reference's KITTI JPEGs: quality 92, 4:2:0 chroma subsampling
+        Image.fromarray(data).save(path, quality=92, subsampling=2)
+    else:
+        Image.fromarray(data).save(path, compress_level=3)
+
+
+def write_drive(out_dir: str, config: w.WorldConfig, index: int, progress=None) -> str:
+    """Renders and writes all frames of drive ``index``. Returns the drive directory."""
+    drive = w.make_drive(config, index)
+    k = w.kitti_like_intrinsics(config.height, config.width)
+    ddir = os.path.join(out_dir, config.date, drive_name(config, index))
+    sub = {name: os.path.join(ddir, name) for name in (
+        "image_02/data", "image_03/data", "velodyne_points/data", "depth_gt/image_02", "depth_gt/image_03")}
+    for path in sub.values():
+        os.makedirs(path, exist_ok=True)
+    start = datetime.datetime(2019, 10, 27, 12, 0, 0) + datetime.timedelta(minutes=10 * index)
+    stamps = "".join(f"{start + datetime.timedelta(seconds=0.1 * i):%Y-%m-%d %H:%M:%S.%f}000\n"
+                     for i in range(config.frames))
+    for frame in range(config.frames):
+        boxes = drive.boxes_at(frame)
+        name = f"{frame:010d}"
+        for cam in (2, 3):
+            view = render.render_view(drive, frame, cam, k, config.height, config.width, boxes=boxes)
+            _save_image(os.path.join(sub[f"image_0{cam}/data"], f"{name}.{config.ext}"), view.image,
+                        config.ext)
+            np.save(os.path.join(sub[f"depth_gt/image_0{cam}"], f"{name}.npy"), view.depth)
+        if config.lidar:
+            pts = lidar_lib.scan(drive, frame, config.lidar_beams, config.lidar_azimuth_step_deg,
+                                 boxes=boxes)
+            pts.tofile(os.path.join(sub["velodyne_points/data"], f"{name}.bin"))
+        if progress is not None:
+            progress.update(1)
+    for folder in ("image_02", "image_03", "velodyne_points"):
+        _atomic_write_text(os.path.join(ddir, folder, "timestamps.txt"), stamps)
+    poses = "".join(_fmt(drive.world_from_camera(f)[:3].ravel()) + "\n" for f in range(config.frames))
+    _atomic_write_text(os.path.join(ddir, "poses.txt"), poses)
+    return ddir
+
+
+def split_roles(config: w.WorldConfig) -> dict[str, list[tuple[int, int]]]:
+    """(drive, frame) pairs per split.
+
+    With >= 3 drives, whole drives are assigned: the last one is ``test``, the one before ``val``, the
+    others ``train``. With fewer, each drive is cut in time: first 70 % train, next 15 % val, rest test.
+    ``train``/``val`` keep only frames with both neighbours (+-1) inside the drive.
+    """
+    roles: dict[str, list[tuple[int, int]]] = {"train": [], "val": [], "test": []}
+    n = config.frames
+    for d in range(config.drives):
+        frames = np.arange(n)
+        if config.drives >= 3:
+            role = "test" if d == config.drives - 1 else "val" if d == config.drives - 2 else "train"
+            parts = {role: frames}
+        else:
+            a, b = int(round(0.7 * n)), int(round(0.85 * n))
+            parts = {"train": frames[:a], "val": frames[a:b], "test": frames[b:]}
+        for role, fr in parts.items():
+            if role != "test":
+                fr = fr[(fr >= 1) & (fr <= n - 2)]
+            roles[role] += [(d, int(f)) for f in fr]
+    return roles
+
+
+def write_splits(out_dir: str, config: w.WorldConfig) -> None:
+    """Writes ``splits/synthetic/{train,val,test}_files.txt`` (and ``synthetic_odom`` if enabled)."""
+    roles = split_roles(config)
+    rng = np.random.default_rng([config.seed, 12345])
+    sdir = os.path.join(out_dir, "splits", SPLIT_NAME)
+    os.makedirs(sdir, exist_ok=True)
+    for role in ("train", "val"):
+        lines = [f"{config.date}/{drive_name(config, d)} {f} {side}" for d, f in roles[role] for side in "lr"]
+        lines = [lines[i] for i in rng.permutation(len(lines))]
+        _atomic_write_text(os.path.join(sdir, f"{role}_files.txt"), "".join(x + "\n" for x in lines))
+    test = [f"{config.date}/{drive_name(config, d)} {f:010d} l" for d, f in roles["test"]]
+    _atomic_write_text(os.path.join(sdir, "test_files.txt"), "".join(x + "\n" for x in test))
+    if not config.odometry:
+        return
+    odir = os.path.join(out_dir, "splits", ODOM_SPLIT_NAME)
+    os.makedirs(odir, exist_ok=True)
+    for role in ("train", "val"):
+        lines = [f"{d} {f} {side}" for d, f in roles[role] for side in "lr"]
+        lines = [lines[i] for i in rng.permutation(len(lines))]
+        _atomic_write_text(os.path.join(odir, f"{role}_files.txt"), "".join(x + "\n" for x in lines))
+    by_drive: dict[int, list[int]] = {}
+    for d, f in roles["test"]:
+        by_drive.setdefault(d, []).append(f)
+    for d, frames in by_drive.items():
+        _atomic_write_text(os.path.join(odir, f"test_files_{d:02d}.txt"),
+                           "".join(f"{d} {f} l\n" for f in frames))
+
+
+def write_odometry_view(out_dir: str, config: w.WorldConfig) -> None:
+    """``odometry/sequences/NN/image_{2,3}/NNNNNN.ext`` (relative symlinks), ``calib.txt``, ``poses/NN.txt``."""
+    root = os.path.join(out_dir, "odometry")
+    proj = projection_matrices(config)
+    tr = np.eye(4)[:3]
+    tr[:, :3], tr[:, 3] = lidar_lib.VELO_TO_CAM_R, lidar_lib.VELO_TO_CAM_T
+    calib = "".join(f"P{c}: {_fmt(proj[c])}\n" for c in range(4)) + f"Tr: {_fmt(tr)}\n"
+    os.makedirs(os.path.join(root, "poses"), exist_ok=True)
+    for d in range(config.drives):
+        raw = os.path.join(out_dir, config.date, drive_name(config, d))
+        seq = os.path.join(root, "sequences", f"{d:02d}")
+        for cam in (2, 3):
+            idir = os.path.join(seq, f"image_{cam}")
+            os.makedirs(idir, exist_ok=True)
+            for f in range(config.frames):
+                link = os.path.join(idir, f"{f:06d}.{config.ext}")
+                target = os.path.join(raw, f"image_0{cam}", "data", f"{f:010d}.{config.ext}")
+                if os.path.lexists(link):
+                    os.remove(link)
+                os.symlink(os.path.relpath(target, idir), link)
+        _atomic_write_text(os.path.join(seq, "calib.txt"), calib)
+        with open(os.path.join(raw, "poses.txt")) as f:
+            _atomic_write_text(os.path.join(root, "poses", f"{d:02d}.txt"), f.read())
+
+
+class _Progress:
+    """tqdm if installed, else a minimal text bar on stderr."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.n, self.enabled, self.bar = total, 0, enabled, None
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc="synthetic world", unit="frame")
+            except ImportError:
+                self.bar = None
+
+    def update(self, k: int) -> None:
+        self.n += k
+        if self.bar is not None:
+            self.bar.update(k)
+        elif self.enabled:
+            filled = int(30 * self.n / max(self.total, 1))
+            sys.stderr.write(f"\rsynthetic world [{'#' * filled}{'.' * (30 - filled)}] {self.n}/{self.total}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled:
+            sys.stderr.write("\n")
+
+
+def generate_world(out_dir: str, config: w.WorldConfig, progress: bool = True, workers: int = 1) -> str:
+    """Renders and writes the whole world, then the manifest (last). Returns ``out_dir``.
+
+    Args:
+      out_dir: output root (created if needed). Existing files of the same names are overwritten.
+      config: the world's parameters.
+      progress: show a progress bar (frames).
+      workers: processes rendering drives in parallel (1 = in this process).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    manifest = os.path.join(out_dir, MANIFEST)
+    if os.path.exists(manifest):
+        os.remove(manifest)
+    ddir = os.path.join(out_dir, config.date)
+    os.makedirs(ddir, exist_ok=True)
+    _atomic_write_text(os.path.join(ddir, "calib_cam_to_cam.txt"), calib_cam_to_cam_text(config))
+    _atomic_write_text(os.path.join(ddir, "calib_velo_to_cam.txt"), calib_velo_to_cam_text())
+    _atomic_write_text(os.path.join(ddir, "calib_imu_to_velo.txt"), calib_imu_to_velo_text())
+    bar = _Progress(config.drives * config.frames, progress)
+    try:
+        if workers <= 1:
+            for d in range(config.drives):
+                write_drive(out_dir, config, d, bar)
+        else:
+            with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+                futures = [pool.submit(write_drive, out_dir, config, d) for d in range(config.drives)]
+                for fut in concurrent.futures.as_completed(futures):
+                    fut.result()
+                    bar.update(config.frames)
+    finally:
+        bar.close()
+    write_splits(out_dir, config)
+    if config.odometry:
+        write_odometry_view(out_dir, config)
+    text = json.dumps({"format_version": FORMAT_VERSION, "config": config.to_dict()}, indent=2)
+    _atomic_write_text(manifest, text + "\n")
+    return out_dir
+
+
+def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, workers: int = 1,
+                 **kwargs) -> str:
+    """Generates the synthetic world in ``out_dir`` unless a complete one with the same parameters is there.
+
+    Completeness is marked by the manifest ``<out_dir>/synthetic_world.json``, written last, so a run
+    that crashed mid-generation regenerates. Call it from one process only (the chief worker).
+
+    Args:
+      out_dir: output root.
+      progress: show a progress bar while generating.
+      overwrite: regenerate over a complete world whose parameters differ (otherwise an error).
+      workers: processes for generation.
+      **kwargs: `WorldConfig` fields (drives, frames, height, width, seed, ext, ...).
+
+    Returns:
+      ``out_dir``.
+
+    Raises:
+      ValueError: on unknown/invalid parameters, or if ``out_dir`` holds a world with other parameters
+        and ``overwrite`` is False.
+    """
+    fields = set(w.WorldConfig.__dataclass_fields__)
+    unknown = sorted(set(kwargs) - fields)
+    if unknown:
+        raise ValueError(f"ensure_world: unknown parameters {unknown}; expected some of {sorted(fields)}")
+    config = w.WorldConfig(**kwargs)
+    manifest = os.path.join(out_dir, MANIFEST)
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            found = json.load(f)
+        wanted = json.loads(json.dumps(config.to_dict()))
+        if found.get("format_version") == FORMAT_VERSION and found.get("config") == wanted:
+            return out_dir
+        if not overwrite:
+            diff = {k: (found.get("config", {}).get(k), v) for k, v in wanted.items()
+                    if found.get("config", {}).get(k) != v}
+            raise ValueError(f"{manifest} describes a synthetic world with other parameters "
+                             f"(found, wanted): {diff}; use another directory or overwrite=True")
+    return generate_world(out_dir, config, progress=progress, workers=workers)
