@@ -188,7 +188,7 @@ def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) 
     Args:
       pose_fn: callable ``pair [B, H, W, 6] float32 in [0, 1] (earlier frame first) ->
         (axis_angle [B, 3], translation [B, 3])``, e.g. an ``md2tf.models.PoseNet``.
-      frames: sequence of N images, float32 ``[H, W, 3]`` in [0, 1] at the network size.
+      frames: iterable of N images, float32 ``[H, W, 3]`` in [0, 1] at the network size.
       batch_size: pairs per call.
       progress: optional callable ``progress(i)`` per pair.
 
@@ -197,16 +197,27 @@ def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) 
     """
     from md2tf.geometry import pose_to_matrix  # noqa: PLC0415  (TensorFlow only when predicting)
 
-    frames = list(frames)
-    if len(frames) < 2:
-        raise ValueError(f"need at least 2 frames for pose evaluation, got {len(frames)}")
-    out = []
-    for start in range(0, len(frames) - 1, batch_size):
-        stop = min(start + batch_size, len(frames) - 1)
-        pairs = np.stack([np.concatenate([frames[i], frames[i + 1]], axis=-1) for i in range(start, stop)])
-        axis_angle, translation = pose_fn(pairs.astype(np.float32))
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out, pairs, previous, count = [], [], None, 0
+
+    def flush() -> None:
+        axis_angle, translation = pose_fn(np.stack(pairs).astype(np.float32))
         out.append(np.asarray(pose_to_matrix(axis_angle, translation, invert=False), np.float64))
-        if progress is not None:
-            for i in range(start, stop):
-                progress(i)
+        pairs.clear()
+
+    for frame in frames:  # streamed: a sequence never has to fit in memory
+        frame = np.asarray(frame, np.float32)
+        if previous is not None:
+            pairs.append(np.concatenate([previous, frame], axis=-1))
+            if progress is not None:
+                progress(count)
+            count += 1
+            if len(pairs) == batch_size:
+                flush()
+        previous = frame
+    if pairs:
+        flush()
+    if not out:
+        raise ValueError("need at least 2 frames for pose evaluation")
     return np.concatenate(out, axis=0)

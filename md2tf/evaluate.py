@@ -1,0 +1,32 @@
+"""``python -m md2tf.evaluate``: depth metrics (Eigen protocol) or odometry ATE for one or more models.
+
+Depth, e.g. a checkpoint, a TFLite variant and the official published disparities in one table::
+
+    python -m md2tf.evaluate --data_dir DIR --splits_dir DIR --eval_split eigen \
+        --models runs/mono,exports/mono_int8.tflite,official/disps_eigen_split.npy
+
+Odometry (pose network of a run)::
+
+    python -m md2tf.evaluate --task odometry --eval_split odom_9 --data_dir ODOM_DIR --models runs/mono
+
+The library lives in `md2tf.evaluation`; this module only parses flags.
+"""
+
+from __future__ import annotations
+
+from absl import app
+
+from md2tf import flags as md2tf_flags
+
+
+def main(argv) -> None:
+    del argv
+    from md2tf.evaluation import runner  # noqa: PLC0415
+
+    config = md2tf_flags.eval_config_from_flags()
+    print(runner.run_evaluation(config))
+
+
+if __name__ == "__main__":
+    md2tf_flags.define_eval_flags()
+    app.run(main)

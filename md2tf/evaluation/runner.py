@@ -1,0 +1,432 @@
+"""Evaluate depth predictions from any model source; comparison tables, JSON and markdown.
+
+A `DisparitySource` yields one ``scaled_disp`` map ``[h, w]`` per test image, at network resolution,
+in split order (facts 1.5: ``disp_to_depth``'s first output, not the raw sigmoid). Implementations:
+
+* `ArraySource` / `npy_source`: precomputed disparities (e.g. the published official ``.npy``, with
+  the optional eigen -> benchmark reordering).
+* `ModelSource`: any callable ``uint8 [B, H, W, 3] -> scaled_disp [B, H, W, 1]`` over the test images,
+  with optional flip post-processing; `predictor_source` wraps ``md2tf.deploy.inference.load_predictor``
+  objects (checkpoints, SavedModels, every TFLite variant) and `depth_net_source` an in-memory Keras
+  ``DepthNet``.
+
+`open_source` picks the right one from a path. `evaluate_sources` scores several sources against the
+same GT and `format_table` / `markdown_table` / `results_to_json` render the comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from md2tf.evaluation import metrics, postprocess
+
+ImageProvider = Callable[[], Iterable[np.ndarray]]
+
+
+class DisparitySource(Protocol):
+    """Per-image disparities of one model, in split order."""
+
+    name: str
+
+    def __len__(self) -> int:
+        """Number of images (must equal the number of GT maps)."""
+        ...
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Yields ``[h, w]`` float32 ``scaled_disp`` maps at network resolution."""
+        ...
+
+
+class Progress:
+    """A minimal text progress bar on stderr (no dependency); ``update(i)`` after item i."""
+
+    def __init__(self, total: int, label: str, enabled: bool = True, stream=None):
+        self.total, self.label, self.enabled = max(total, 1), label, enabled
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+
+    def __call__(self, i: int) -> None:
+        if not self.enabled:
+            return
+        done = i + 1
+        if done != self.total and done % max(1, self.total // 50):
+            return
+        frac = done / self.total
+        elapsed = time.monotonic() - self.start
+        bar = "#" * int(30 * frac)
+        self.stream.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} {elapsed:6.1f}s")
+        if done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+class ArraySource:
+    """Precomputed disparities ``[N, h, w]`` (or ``[N, h, w, 1]``)."""
+
+    def __init__(self, name: str, disparities: np.ndarray):
+        disparities = np.asarray(disparities)
+        if disparities.ndim == 4 and disparities.shape[-1] == 1:
+            disparities = disparities[..., 0]
+        if disparities.ndim != 3:
+            raise ValueError(
+                f"{name}: precomputed disparities must be [N, h, w] or [N, h, w, 1], got shape {disparities.shape}"
+            )
+        self.name = name
+        self.disparities = disparities
+
+    def __len__(self) -> int:
+        return len(self.disparities)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for d in self.disparities:
+            yield np.asarray(d, np.float32)
+
+
+def npy_source(path: str, name: str = "", reorder_ids: np.ndarray | None = None) -> ArraySource:
+    """Loads a ``.npy`` of ``scaled_disp`` maps ``[N, h, w]``.
+
+    Args:
+      path: the ``.npy`` file.
+      name: display name (default: the file name).
+      reorder_ids: optional ``[M]`` int indices selecting/reordering the images (e.g.
+        ``splits/benchmark/eigen_to_benchmark_ids.npy`` to score eigen predictions on eigen_benchmark).
+
+    Raises:
+      ValueError: if the file is missing, has the wrong rank or an index is out of range.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"--models: disparity file not found: {path}")
+    array = np.load(path, mmap_mode="r")
+    if reorder_ids is not None:
+        reorder_ids = np.asarray(reorder_ids).astype(np.int64).ravel()
+        if reorder_ids.size and (reorder_ids.min() < 0 or reorder_ids.max() >= len(array)):
+            raise ValueError(f"{path}: reorder ids reach {reorder_ids.max()} but the file has {len(array)} maps")
+        array = array[reorder_ids]
+    return ArraySource(name or os.path.basename(path), array)
+
+
+class ModelSource:
+    """Runs a prediction function over the test images in batches.
+
+    Args:
+      name: display name.
+      predict_scaled: ``uint8 [B, H, W, 3] -> scaled_disp [B, H, W, 1]`` (or ``[B, H, W]``).
+      height, width: network input size; images are resized to it with Lanczos (as the reference).
+      images: callable returning a fresh iterable of uint8 ``[H_i, W_i, 3]`` RGB test images.
+      count: number of test images.
+      batch_size: images per call (the reference uses 16).
+      post_process: flip post-processing (the function is called on ``2B`` images).
+    """
+
+    def __init__(self, name: str, predict_scaled, height: int, width: int, images: ImageProvider,
+                 count: int, batch_size: int = 16, post_process: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
+        self.name, self.predict_scaled = name, predict_scaled
+        self.height, self.width = height, width
+        self.images, self.count = images, count
+        self.batch_size, self.post_process = batch_size, post_process
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _run(self, batch: list[np.ndarray]) -> np.ndarray:
+        x = np.stack(batch)
+        if self.post_process:
+            out = postprocess.post_process_batch(lambda b: _as_nhw1(self.predict_scaled(b)), x)
+        else:
+            out = _as_nhw1(self.predict_scaled(x))
+        if out.shape[:3] != (len(batch), self.height, self.width):
+            raise ValueError(
+                f"{self.name}: prediction has shape {out.shape}, expected [{len(batch)}, {self.height}, "
+                f"{self.width}, 1]"
+            )
+        return out[..., 0]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        from md2tf.deploy.images import resize_rgb  # noqa: PLC0415
+
+        batch = []
+        for image in self.images():
+            image = np.asarray(image)
+            if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"{self.name}: test images must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+            batch.append(resize_rgb(image, self.height, self.width))
+            if len(batch) == self.batch_size:
+                yield from self._run(batch)
+                batch = []
+        if batch:
+            yield from self._run(batch)
+
+
+def _as_nhw1(x) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x[..., None] if x.ndim == 3 else x
+
+
+def predictor_source(predictor, images: ImageProvider, count: int, name: str, batch_size: int = 16,
+                     post_process: bool = False) -> ModelSource:
+    """Wraps a ``load_predictor`` object (``.height``, ``.width``, ``.info``, ``.predict``).
+
+    Flip post-processing is applied here only if the export does not already bake it in.
+    """
+    baked = bool(getattr(getattr(predictor, "info", None), "post_process", False))
+
+    def predict_scaled(x: np.ndarray) -> np.ndarray:
+        return predictor.predict(x)["scaled_disparity"]
+
+    return ModelSource(name, predict_scaled, predictor.height, predictor.width, images, count, batch_size,
+                       post_process and not baked)
+
+
+def depth_net_source(depth_net, height: int, width: int, images: ImageProvider, count: int, name: str,
+                     min_depth: float = 0.1, max_depth: float = 100.0, batch_size: int = 16,
+                     post_process: bool = False) -> ModelSource:
+    """Wraps an in-memory depth network (``images [B,H,W,3] in [0,1] -> (sigmoid disp scale 0, ...)``)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    from md2tf.geometry import disp_to_depth  # noqa: PLC0415
+
+    @tf.function(reduce_retracing=True)
+    def run(x):
+        disp = depth_net(tf.cast(x, tf.float32) / 255.0, training=False)[0]
+        return disp_to_depth(disp, min_depth, max_depth)[0]
+
+    return ModelSource(name, lambda x: run(x).numpy(), height, width, images, count, batch_size, post_process)
+
+
+def kitti_test_images(data_dir: str, split_file: str, image_ext: str = ".jpg") -> tuple[ImageProvider, int]:
+    """The test images of a split file (KITTI raw layout) and their count.
+
+    Returns:
+      ``(provider, count)``: ``provider()`` yields uint8 ``[H, W, 3]`` RGB images in split order.
+    """
+    from md2tf.config import DataConfig  # noqa: PLC0415
+    from md2tf.data.kitti import load_test_images  # noqa: PLC0415
+    from md2tf.data.splits import read_split  # noqa: PLC0415
+
+    count = len(read_split(split_file))
+    config = DataConfig(dataset="kitti", data_dir=data_dir, image_ext=image_ext)
+    return (lambda: (image for _, image in load_test_images(config, split_file))), count
+
+
+def open_source(path: str, images: ImageProvider | None, count: int, name: str = "", batch_size: int = 16,
+                post_process: bool = False, reorder_ids: np.ndarray | None = None) -> DisparitySource:
+    """A `DisparitySource` for a ``.npy``, ``.tflite``, SavedModel, run directory or checkpoint prefix."""
+    name = name or os.path.basename(os.path.normpath(path))
+    if path.endswith(".npy"):
+        return npy_source(path, name, reorder_ids)
+    if images is None:
+        raise ValueError(f"--models: {path} is a model, which needs --data_dir with the test images")
+    from md2tf.deploy.inference import load_predictor  # noqa: PLC0415
+
+    predictor = load_predictor(path, post_process=post_process)
+    return predictor_source(predictor, images, count, name, batch_size, post_process)
+
+
+def evaluate_sources(gt_depths: Sequence[np.ndarray], sources: Sequence[DisparitySource],
+                     options: metrics.ScoringOptions, show_progress: bool = True) -> dict[str, metrics.DepthScores]:
+    """Scores every source against the same GT (checked for count first).
+
+    Raises:
+      ValueError: if a source's image count differs from the GT count, or two sources share a name.
+    """
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {names} (use --names)")
+    for source in sources:
+        if len(source) != len(gt_depths):
+            raise ValueError(
+                f"{source.name}: {len(source)} predictions but {len(gt_depths)} ground-truth maps in the split"
+            )
+    results = {}
+    for source in sources:
+        bar = Progress(len(source), source.name, show_progress)
+        results[source.name] = metrics.score_predictions(gt_depths, iter(source), options, progress=bar)
+    return results
+
+
+def format_table(results: dict[str, metrics.DepthScores]) -> str:
+    """Console comparison table in the paper's column order, with scaling and NaN/inf counts."""
+    width = max([len(n) for n in results] + [5])
+    header = f"{'model':<{width}} " + " ".join(f"{h:>9}" for h in metrics.METRIC_HEADERS)
+    header += f" {'med':>7} {'std':>6} {'n':>5} {'nonfin':>6}"
+    lines = [header, "-" * len(header)]
+    for name, s in results.items():
+        row = f"{name:<{width}} " + " ".join(f"{s.metrics[m]:9.3f}" for m in metrics.METRIC_NAMES)
+        row += f" {s.ratio_median:7.3f} {s.ratio_std:6.3f} {s.num_scored:5d} {len(s.nonfinite_images):6d}"
+        lines.append(row)
+    for name, s in results.items():
+        if s.nonfinite_images:
+            lines.append(f"WARNING {name}: {len(s.nonfinite_images)} image(s) with {s.nonfinite_pixels} NaN/inf "
+                         f"disparity values were not scored (indices {s.nonfinite_images[:10]})")
+        if s.empty_images:
+            lines.append(f"WARNING {name}: {len(s.empty_images)} image(s) without valid ground truth were skipped")
+    return "\n".join(lines)
+
+
+def markdown_table(results: dict[str, metrics.DepthScores]) -> str:
+    """A markdown table (header + one row per model)."""
+    head = "| model | " + " | ".join(metrics.METRIC_HEADERS) + " |"
+    sep = "|---" * (len(metrics.METRIC_HEADERS) + 1) + "|"
+    rows = ["| " + name + " | " + " | ".join(f"{s.metrics[m]:.3f}" for m in metrics.METRIC_NAMES) + " |"
+            for name, s in results.items()]
+    return "\n".join([head, sep, *rows])
+
+
+def results_to_json(results: dict[str, metrics.DepthScores], options: metrics.ScoringOptions,
+                    extra: dict | None = None) -> str:
+    """JSON with the options and, per model, metrics, counts and scaling statistics."""
+    def clean(v):
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v
+
+    payload = {
+        "options": {k: clean(v) for k, v in options.__dict__.items()},
+        "metric_order": list(metrics.METRIC_NAMES),
+        "models": {name: {k: clean(v) for k, v in s.to_dict().items()} for name, s in results.items()},
+    }
+    payload.update(extra or {})
+    return json.dumps(payload, indent=2)
+
+
+# --- entry point logic (called by md2tf.evaluate) -------------------------------------------------
+
+
+def scoring_options(config) -> metrics.ScoringOptions:
+    """`metrics.ScoringOptions` of an ``EvalConfig`` (``--eval_stereo`` = no scaling, x 5.4)."""
+    if config.eval_stereo:
+        return metrics.ScoringOptions.stereo(config.eval_split)
+    return metrics.ScoringOptions(split=config.eval_split, scaling=config.scaling,
+                                  pred_depth_scale_factor=config.pred_depth_scale_factor)
+
+
+def _write_outputs(config, table: str, markdown: str, payload: str) -> None:
+    if config.output_json:
+        os.makedirs(os.path.dirname(os.path.abspath(config.output_json)), exist_ok=True)
+        with open(config.output_json, "w") as f:
+            f.write(payload)
+    if config.output_markdown:
+        os.makedirs(os.path.dirname(os.path.abspath(config.output_markdown)), exist_ok=True)
+        with open(config.output_markdown, "w") as f:
+            f.write(markdown + "\n")
+
+
+def run_depth_evaluation(config) -> str:
+    """Depth evaluation of every ``config.models`` entry; returns the console report."""
+    from md2tf.evaluation import gt_depth  # noqa: PLC0415
+
+    splits_dir = config.resolved_splits_dir
+    gt_path = config.gt_path or gt_depth.gt_depths_path(splits_dir, config.eval_split)
+    gts = gt_depth.load_gt_depths(gt_path, config.eval_split, splits_dir)
+    options = scoring_options(config)
+    needs_images = any(not m.endswith(".npy") for m in config.models)
+    images, count = None, len(gts)
+    if needs_images:
+        if not config.data_dir:
+            raise ValueError("--data_dir is required to run models on the test images")
+        split_file = os.path.join(splits_dir, config.eval_split, "test_files.txt")
+        images, count = kitti_test_images(config.data_dir, split_file, config.image_ext)
+    reorder = None
+    if config.eval_eigen_to_benchmark:
+        ids_path = os.path.join(splits_dir, "benchmark", "eigen_to_benchmark_ids.npy")
+        if not os.path.isfile(ids_path):
+            raise ValueError(f"--eval_eigen_to_benchmark needs {ids_path}")
+        reorder = np.load(ids_path)
+    names = config.names or tuple("" for _ in config.models)
+    sources = [open_source(m, images, count, n, config.batch_size, config.post_process, reorder)
+               for m, n in zip(config.models, names)]
+    results = evaluate_sources(gts, sources, options, config.progress)
+    table = format_table(results)
+    markdown = markdown_table(results)
+    _write_outputs(config, table, markdown,
+                   results_to_json(results, options, {"task": "depth", "gt_path": gt_path,
+                                                      "post_process": config.post_process}))
+    scaling = "stereo x5.4, no median scaling" if config.eval_stereo else f"{options.scaling} scaling"
+    return f"{config.eval_split}: {len(gts)} images, {scaling}\n{table}\n\n{markdown}"
+
+
+def _odometry_files(config) -> tuple[str, str]:
+    splits_dir = config.resolved_splits_dir
+    split_file, poses_file = config.split_file, config.poses_file
+    if config.eval_split.startswith("odom_") and config.eval_split[5:].isdigit():
+        seq = int(config.eval_split[5:])
+        split_file = split_file or os.path.join(splits_dir, "odom", f"test_files_{seq:02d}.txt")
+        poses_file = poses_file or os.path.join(config.data_dir, "poses", f"{seq:02d}.txt")
+    if not split_file or not poses_file:
+        raise ValueError(f"--eval_split {config.eval_split!r} is not odom_NN: give --split_file and --poses_file")
+    return split_file, poses_file
+
+
+def odometry_frames(data_dir: str, split_file: str, height: int, width: int, image_ext: str = ".jpg"):
+    """Frame indices and a generator of float ``[H, W, 3]`` images: every split line, then the frame
+    after the last line (each line is the first frame of a pair, as the reference's ``[0, 1]`` pairs)."""
+    from md2tf.data.kitti import image_path  # noqa: PLC0415
+    from md2tf.data.splits import read_split  # noqa: PLC0415
+    from md2tf.deploy.images import load_image_rgb, resize_rgb  # noqa: PLC0415
+
+    entries = read_split(split_file)
+    if not entries:
+        raise ValueError(f"{split_file}: no frames")
+    paths = [image_path(data_dir, e, ext=image_ext) for e in entries]
+    paths.append(image_path(data_dir, entries[-1], offset=1, ext=image_ext))
+    indices = [e.frame_index for e in entries] + [entries[-1].frame_index + 1]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise ValueError(f"{split_file}: {len(missing)} image(s) missing, e.g. {missing[0]}")
+
+    def frames():
+        for p in paths:
+            yield resize_rgb(load_image_rgb(p), height, width).astype(np.float32) / 255.0
+
+    return np.asarray(indices), frames
+
+
+def run_odometry_evaluation(config) -> str:
+    """ATE of the pose network of every ``config.models`` run; returns the console report."""
+    from md2tf.evaluation import odometry  # noqa: PLC0415
+    from md2tf.models.checkpoint import load_models  # noqa: PLC0415
+
+    split_file, poses_file = _odometry_files(config)
+    gt_poses = odometry.read_kitti_poses(poses_file)
+    results = {}
+    names = config.names or tuple(os.path.basename(os.path.normpath(m)) for m in config.models)
+    for model_path, name in zip(config.models, names):
+        experiment, _, pose_net = load_models(model_path)
+        if pose_net is None:
+            raise ValueError(f"--models {model_path}: this run has no pose network (stereo-only training)")
+        indices, frames = odometry_frames(config.data_dir, split_file, experiment.data.height,
+                                          experiment.data.width, config.image_ext)
+        if indices.max() >= len(gt_poses):
+            raise ValueError(f"{poses_file} has {len(gt_poses)} poses but {split_file} needs frame {indices.max()}")
+
+        def pose_fn(pairs, net=pose_net):
+            axis_angle, translation = net(pairs, training=False)
+            return axis_angle, translation
+
+        bar = Progress(len(indices) - 1, name, config.progress)
+        pred = odometry.predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
+        results[name] = odometry.score_odometry(gt_poses[indices], pred, config.snippet_length)
+    lines = [f"{'model':<20} {'ATE mean':>10} {'ATE std':>10} {'snippets':>9}"]
+    lines += [f"{n:<20} {s.ate_mean:10.4f} {s.ate_std:10.4f} {s.num_snippets:9d}" for n, s in results.items()]
+    markdown = "| model | ATE |\n|---|---|\n" + "\n".join(
+        f"| {n} | {s.ate_mean:.3f} ± {s.ate_std:.3f} |" for n, s in results.items())
+    payload = json.dumps({"task": "odometry", "split_file": split_file, "poses_file": poses_file,
+                          "models": {n: s.to_dict() for n, s in results.items()}}, indent=2)
+    _write_outputs(config, "\n".join(lines), markdown, payload)
+    return "\n".join(lines) + "\n\n" + markdown
+
+
+def run_evaluation(config) -> str:
+    """Runs the task of an ``md2tf.config.EvalConfig``; returns the console report."""
+    if config.task == "odometry":
+        return run_odometry_evaluation(config)
+    return run_depth_evaluation(config)

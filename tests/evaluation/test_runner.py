@@ -1,0 +1,200 @@
+"""Sources, multi-model tables, JSON/markdown and the evaluate / export_gt entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from md2tf.config import EvalConfig
+from md2tf.evaluation import gt_depth, metrics, runner
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make_gt(rng, n=3, shape=(20, 40)):
+    gts = []
+    for _ in range(n):
+        gt = rng.uniform(3.0, 50.0, shape).astype(np.float32)
+        gt[rng.uniform(size=shape) < 0.5] = 0
+        gts.append(gt)
+    return gts
+
+
+def perfect_disp(gt, shape=None):
+    d = np.where(gt > 0, 1.0 / np.maximum(gt, 1e-3), 0.1).astype(np.float32)
+    return d
+
+
+def test_array_source_and_scores(rng):
+    gts = make_gt(rng)
+    src = runner.ArraySource("perfect", np.stack([perfect_disp(g) * 3 for g in gts])[..., None])
+    assert len(src) == 3
+    res = runner.evaluate_sources(gts, [src], metrics.ScoringOptions(split="synthetic"), show_progress=False)
+    assert res["perfect"].metrics["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_npy_source_reorder(tmp_path, rng):
+    arr = rng.uniform(size=(5, 4, 6)).astype(np.float32)
+    np.save(tmp_path / "d.npy", arr)
+    src = runner.npy_source(str(tmp_path / "d.npy"), reorder_ids=np.array([4, 0]))
+    got = list(src)
+    np.testing.assert_array_equal(got[0], arr[4])
+    np.testing.assert_array_equal(got[1], arr[0])
+    with pytest.raises(ValueError, match="reorder ids reach 9"):
+        runner.npy_source(str(tmp_path / "d.npy"), reorder_ids=np.array([9]))
+    with pytest.raises(ValueError, match="not found"):
+        runner.npy_source(str(tmp_path / "x.npy"))
+    with pytest.raises(ValueError, match=r"\[N, h, w\]"):
+        runner.ArraySource("bad", np.ones((2, 3)))
+
+
+def test_model_source_batches_resizes_and_post_processes(rng):
+    images = [rng.integers(0, 255, (10, 20, 3), dtype=np.uint8) for _ in range(5)]
+    calls = []
+
+    def predict(x):
+        calls.append(x.shape)
+        # brightness-based disparity: flip-equivariant per pixel
+        return x.astype(np.float32).mean(axis=-1, keepdims=True) / 255.0 + 0.01
+
+    src = runner.ModelSource("m", predict, 8, 16, lambda: iter(images), 5, batch_size=2, post_process=True)
+    out = list(src)
+    assert len(out) == 5 and out[0].shape == (8, 16)
+    assert calls == [(4, 8, 16, 3), (4, 8, 16, 3), (2, 8, 16, 3)]  # 2B images with post-processing
+
+
+def test_model_source_checks_prediction_shape():
+    src = runner.ModelSource("m", lambda x: np.ones((len(x), 4, 4, 1)), 8, 16,
+                             lambda: iter([np.zeros((8, 16, 3), np.uint8)]), 1)
+    with pytest.raises(ValueError, match=r"m: prediction has shape"):
+        list(src)
+
+
+def test_predictor_source_does_not_post_process_twice():
+    class FakePredictor:
+        height, width = 8, 16
+        info = SimpleNamespace(post_process=True)
+
+        def __init__(self):
+            self.batches = []
+
+        def predict(self, x):
+            self.batches.append(len(x))
+            return {"scaled_disparity": np.full((len(x), 8, 16, 1), 0.5, np.float32)}
+
+    fake = FakePredictor()
+    src = runner.predictor_source(fake, lambda: iter([np.zeros((8, 16, 3), np.uint8)] * 3), 3, "p",
+                                  batch_size=4, post_process=True)
+    assert [d.mean() for d in src] == [0.5, 0.5, 0.5]
+    assert fake.batches == [3]
+
+
+def test_depth_net_source_with_tiny_keras_model(rng):
+    import keras
+
+    inputs = keras.Input((8, 16, 3))
+    disp = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs)
+    net = keras.Model(inputs, [disp, disp])
+    images = [rng.integers(0, 255, (8, 16, 3), dtype=np.uint8) for _ in range(3)]
+    src = runner.depth_net_source(net, 8, 16, lambda: iter(images), 3, "tiny", min_depth=0.1, max_depth=100.0)
+    out = np.stack(list(src))
+    sig = net.predict(np.stack(images).astype(np.float32) / 255.0, verbose=0)[0][..., 0]
+    np.testing.assert_allclose(out, 0.01 + (10.0 - 0.01) * sig, rtol=1e-5)
+
+
+def test_count_mismatch_and_duplicate_names(rng):
+    gts = make_gt(rng)
+    a = runner.ArraySource("a", np.ones((2, 20, 40)))
+    with pytest.raises(ValueError, match="a: 2 predictions but 3 ground-truth"):
+        runner.evaluate_sources(gts, [a], metrics.ScoringOptions(), show_progress=False)
+    b = runner.ArraySource("a", np.ones((3, 20, 40)))
+    with pytest.raises(ValueError, match="unique"):
+        runner.evaluate_sources(gts, [b, b], metrics.ScoringOptions(), show_progress=False)
+
+
+def test_tables_and_json(rng):
+    gts = make_gt(rng)
+    good = runner.ArraySource("good", np.stack([perfect_disp(g) for g in gts]))
+    bad = np.stack([perfect_disp(g) * 1.5 for g in gts])
+    bad[0, 0, 0] = np.nan
+    worse = runner.ArraySource("nanny", bad)
+    opts = metrics.ScoringOptions(split="synthetic", scaling="none")
+    res = runner.evaluate_sources(gts, [good, worse], opts, show_progress=False)
+    table = runner.format_table(res)
+    assert table.splitlines()[0].split()[:8] == ["model", "abs_rel", "sq_rel", "rmse", "rmse_log", "d<1.25",
+                                                 "d<1.25^2", "d<1.25^3"]
+    assert "WARNING nanny: 1 image(s) with 1 NaN/inf" in table
+    md = runner.markdown_table(res)
+    assert md.count("\n") == 3 and "| good | 0.000 |" in md
+    payload = json.loads(runner.results_to_json(res, opts))
+    assert payload["models"]["nanny"]["nonfinite_images"] == [0]
+    assert payload["models"]["good"]["ratio_median"] is None
+    assert payload["models"]["nanny"]["metrics"]["abs_rel"] == pytest.approx(1 / 3, rel=1e-5)
+
+
+def test_run_depth_evaluation_on_npy(tmp_path, rng):
+    gts = make_gt(rng)
+    splits = tmp_path / "splits"
+    os.makedirs(splits / "synthetic")
+    gt_depth.save_gt_depths(str(splits / "synthetic" / "gt_depths.npz"), gts)
+    np.save(tmp_path / "a.npy", np.stack([perfect_disp(g) for g in gts]))
+    np.save(tmp_path / "b.npy", np.stack([perfect_disp(g) * 2 for g in gts]))
+    config = EvalConfig(models=(str(tmp_path / "a.npy"), str(tmp_path / "b.npy")), names=("A", "B"),
+                        eval_split="synthetic", splits_dir=str(splits), scaling="none",
+                        output_json=str(tmp_path / "r.json"), output_markdown=str(tmp_path / "r.md"),
+                        progress=False)
+    report = runner.run_evaluation(config)
+    assert "A " in report and "B " in report
+    payload = json.loads((tmp_path / "r.json").read_text())
+    assert payload["models"]["A"]["metrics"]["abs_rel"] == pytest.approx(0, abs=1e-6)
+    assert payload["models"]["B"]["metrics"]["abs_rel"] == pytest.approx(0.5, rel=1e-5)
+    assert "| B |" in (tmp_path / "r.md").read_text()
+
+
+def test_missing_gt_message(tmp_path):
+    config = EvalConfig(models=("x.npy",), eval_split="eigen", splits_dir=str(tmp_path), progress=False)
+    with pytest.raises(ValueError, match="python -m md2tf.export_gt --split eigen"):
+        runner.run_evaluation(config)
+
+
+def test_eval_config_validation():
+    with pytest.raises(ValueError, match="--models"):
+        EvalConfig()
+    with pytest.raises(ValueError, match="--names"):
+        EvalConfig(models=("a", "b"), names=("x",))
+    with pytest.raises(ValueError, match="--eval_stereo"):
+        EvalConfig(models=("a",), eval_stereo=True, scaling="global")
+    opts = runner.scoring_options(EvalConfig(models=("a",), eval_stereo=True))
+    assert opts.scaling == "none" and opts.pred_depth_scale_factor == 5.4
+
+
+@pytest.mark.slow  # two subprocesses importing TensorFlow: ~15 s on the shared 2-core machine
+def test_cli_export_gt_and_evaluate(tmp_path, rng):
+    """The two absl mains end to end in a subprocess (dense GT, .npy predictions)."""
+    root = tmp_path
+    folder = "2011_09_26/2011_09_26_drive_0001_sync"
+    os.makedirs(root / folder / "depth_gt" / "image_02")
+    os.makedirs(root / "splits" / "synthetic")
+    gts = make_gt(rng, n=2)
+    for i, g in enumerate(gts):
+        np.save(root / folder / "depth_gt" / "image_02" / f"{i:010d}.npy", g)
+    (root / "splits" / "synthetic" / "test_files.txt").write_text(f"{folder} 0 l\n{folder} 1 l\n")
+    np.save(root / "pred.npy", np.stack([perfect_disp(g) * 7 for g in gts]))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    subprocess.run([sys.executable, "-m", "md2tf.export_gt", "--split", "synthetic", f"--data_dir={root}",
+                    "--gt_source", "dense"], check=True, cwd=REPO, env=env, capture_output=True)
+    assert (root / "splits" / "synthetic" / "gt_depths.npz").exists()
+    out = subprocess.run([sys.executable, "-m", "md2tf.evaluate", f"--data_dir={root}", "--eval_split=synthetic",
+                          f"--models={root / 'pred.npy'}", "--noprogress",
+                          f"--output_json={root / 'r.json'}"],
+                         check=True, cwd=REPO, env=env, capture_output=True, text=True)
+    assert "abs_rel" in out.stdout
+    payload = json.loads((root / "r.json").read_text())
+    assert payload["models"]["pred.npy"]["metrics"]["a1"] == 1.0
+    assert payload["models"]["pred.npy"]["ratio_median"] == pytest.approx(7.0, rel=1e-5)
