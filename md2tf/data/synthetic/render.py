@@ -20,18 +20,14 @@ from md2tf.data.synthetic import world as w
 _EPS = 1e-6
 _SUN = np.array([-0.45, -0.8, -0.4]) / np.linalg.norm([-0.45, -0.8, -0.4])  # towards the sun (y down)
 _AMBIENT = 0.55
-# Octave frequencies (cycles / metre) and per-material amplitudes of the value noise.
-_FREQS = np.array([0.3, 1.2, 4.0, 12.0, 36.0])
+# Value-noise octaves: frequencies (cycles / metre) in steps of 2.5, so that whatever the pixel
+# footprint, some octave lies just below the band limit; flat per-material amplitude spectrum.
+_FREQS = 0.3 * 2.5 ** np.arange(6)
 _NOISE_AMP = np.zeros((w.NUM_MATERIALS, _FREQS.size), np.float32)
-_NOISE_AMP[w.MAT_ROAD] = (0.10, 0.10, 0.12, 0.18, 0.22)
-_NOISE_AMP[w.MAT_SIDEWALK] = (0.08, 0.08, 0.10, 0.15, 0.15)
-_NOISE_AMP[w.MAT_FACADE] = (0.12, 0.10, 0.15, 0.20, 0.15)
-_NOISE_AMP[w.MAT_CAR] = (0.05, 0.10, 0.15, 0.12, 0.08)
-_NOISE_AMP[w.MAT_GLASS] = (0.10, 0.20, 0.25, 0.20, 0.10)
-_NOISE_AMP[w.MAT_TYRE] = (0.0, 0.2, 0.3, 0.3, 0.2)
-_NOISE_AMP[w.MAT_POLE] = (0.05, 0.10, 0.20, 0.20, 0.15)
-_NOISE_AMP[w.MAT_CANOPY] = (0.10, 0.25, 0.35, 0.35, 0.30)
-_NOISE_AMP[w.MAT_WALL] = (0.10, 0.15, 0.20, 0.20, 0.15)
+for _mat, _amp in ((w.MAT_ROAD, 0.17), (w.MAT_SIDEWALK, 0.13), (w.MAT_FACADE, 0.14), (w.MAT_CAR, 0.10),
+                   (w.MAT_GLASS, 0.15), (w.MAT_TYRE, 0.25), (w.MAT_POLE, 0.15), (w.MAT_CANOPY, 0.30),
+                   (w.MAT_WALL, 0.15)):
+    _NOISE_AMP[_mat] = _amp
 _GROUND_SEED = 17
 _SKY_HORIZON = np.array([0.78, 0.84, 0.92], np.float32)
 _SKY_ZENITH = np.array([0.32, 0.52, 0.85], np.float32)

@@ -1,0 +1,182 @@
+"""The written world: KITTI raw layout, calibration round trip, lidar vs dense GT, splits, ensure_world."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from md2tf.data.synthetic import (
+    WorldConfig,
+    ensure_world,
+    kitti_like_intrinsics,
+    read_calib_file,
+    writer,
+)
+
+
+def _drive_dirs(out: str, cfg: WorldConfig) -> list[str]:
+    return [os.path.join(out, cfg.date, f"{cfg.date}_drive_{d:04d}_sync") for d in range(cfg.drives)]
+
+
+def test_kitti_raw_layout(tiny_world):
+    out, cfg = tiny_world
+    for ddir in _drive_dirs(out, cfg):
+        for f in range(cfg.frames):
+            for cam in ("02", "03"):
+                img = Image.open(os.path.join(ddir, f"image_{cam}", "data", f"{f:010d}.png"))
+                assert img.size == (cfg.width, cfg.height) and img.mode == "RGB"
+                depth = np.load(os.path.join(ddir, "depth_gt", f"image_{cam}", f"{f:010d}.npy"))
+                assert depth.shape == (cfg.height, cfg.width) and depth.dtype == np.float32
+                assert depth.min() == 0.0 and 0 < depth.max() < 500  # sky = 0
+            velo = np.fromfile(os.path.join(ddir, "velodyne_points", "data", f"{f:010d}.bin"), np.float32)
+            assert velo.size % 4 == 0 and velo.size > 4 * 1000
+        assert len(open(os.path.join(ddir, "image_02", "timestamps.txt")).readlines()) == cfg.frames
+
+
+def test_calib_parses_back_to_k_and_baseline(tiny_world):
+    out, cfg = tiny_world
+    cam = read_calib_file(os.path.join(out, cfg.date, "calib_cam_to_cam.txt"))
+    k = kitti_like_intrinsics(cfg.height, cfg.width)
+    p2, p3 = cam["P_rect_02"].reshape(3, 4), cam["P_rect_03"].reshape(3, 4)
+    np.testing.assert_allclose(p2[:, :3], k, rtol=1e-6)
+    np.testing.assert_allclose(p3[:, :3], k, rtol=1e-6)
+    np.testing.assert_allclose((p2[0, 3] - p3[0, 3]) / p2[0, 0], 0.54, rtol=1e-6)  # baseline 02 -> 03
+    np.testing.assert_array_equal(cam["S_rect_02"], [cfg.width, cfg.height])
+    np.testing.assert_array_equal(cam["R_rect_00"].reshape(3, 3), np.eye(3))
+    velo = read_calib_file(os.path.join(out, cfg.date, "calib_velo_to_cam.txt"))
+    r = velo["R"].reshape(3, 3)
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(r @ [1.0, 0, 0], [0, 0, 1.0])  # velodyne forward = camera z
+    np.testing.assert_allclose(r @ [0, 0, 1.0], [0, -1.0, 0])  # velodyne up = camera -y
+    assert velo["T"].shape == (3,)
+
+
+def test_lidar_projects_onto_matching_dense_depth(tiny_world):
+    """The reference GT recipe (P_rect_02 R_rect_00 [R|T], x_velo >= 0), rounded to the nearest pixel."""
+    out, cfg = tiny_world
+    cam = read_calib_file(os.path.join(out, cfg.date, "calib_cam_to_cam.txt"))
+    velo = read_calib_file(os.path.join(out, cfg.date, "calib_velo_to_cam.txt"))
+    velo_to_cam = np.eye(4)
+    velo_to_cam[:3, :3], velo_to_cam[:3, 3] = velo["R"].reshape(3, 3), velo["T"]
+    r_rect = np.eye(4)
+    r_rect[:3, :3] = cam["R_rect_00"].reshape(3, 3)
+    proj = cam["P_rect_02"].reshape(3, 4) @ r_rect @ velo_to_cam
+    ddir = _drive_dirs(out, cfg)[0]
+    pts = np.fromfile(os.path.join(ddir, "velodyne_points", "data", f"{1:010d}.bin"), np.float32)
+    pts = pts.reshape(-1, 4).astype(np.float64)
+    pts = pts[pts[:, 0] >= 0]
+    uvz = np.concatenate([pts[:, :3], np.ones((len(pts), 1))], 1) @ proj.T
+    u, v = np.round(uvz[:, 0] / uvz[:, 2]).astype(int), np.round(uvz[:, 1] / uvz[:, 2]).astype(int)
+    inside = (u >= 0) & (u < cfg.width) & (v >= 0) & (v < cfg.height) & (uvz[:, 2] > 0)
+    assert inside.sum() > 500
+    dense = np.load(os.path.join(ddir, "depth_gt", "image_02", f"{1:010d}.npy"))
+    z, d = uvz[inside, 2], dense[v[inside], u[inside]]
+    rel = np.abs(d - z) / z
+    assert np.median(rel) < 0.01, np.median(rel)
+    assert np.mean(rel < 0.05) > 0.9, np.mean(rel < 0.05)
+    # Independent check of the velodyne frame: the ground (z_velo ~ -1.73) is below the sensor.
+    assert np.percentile(pts[:, 2], 1) == pytest.approx(-1.73, abs=0.05)
+
+
+def test_poses_file(tiny_world):
+    out, cfg = tiny_world
+    poses = np.loadtxt(os.path.join(_drive_dirs(out, cfg)[0], "poses.txt")).reshape(-1, 3, 4)
+    assert poses.shape[0] == cfg.frames
+    np.testing.assert_allclose(poses[0], np.eye(4)[:3], atol=1e-6)
+    for p in poses:
+        np.testing.assert_allclose(p[:, :3] @ p[:, :3].T, np.eye(3), atol=1e-6)
+        assert abs(p[1, 3]) < 1e-6  # flat street: no vertical motion
+    assert poses[-1, 2, 3] >= 0  # drives forward (+z of camera 02)
+
+
+_RAW_LINE = re.compile(r"^(\d{4}_\d\d_\d\d)/(\1_drive_\d{4}_sync) (\d+) ([lr])$")
+_TEST_LINE = re.compile(r"^(\d{4}_\d\d_\d\d)/(\1_drive_\d{4}_sync) (\d{10}) l$")
+
+
+def test_split_files_format_and_neighbours(tiny_world):
+    out, cfg = tiny_world
+    sdir = os.path.join(out, "splits", "synthetic")
+    drives = {}
+    for role in ("train", "val"):
+        lines = open(os.path.join(sdir, f"{role}_files.txt")).read().splitlines()
+        assert lines
+        for line in lines:
+            m = _RAW_LINE.match(line)
+            assert m, line
+            frame = int(m.group(3))
+            folder = os.path.join(out, m.group(1), m.group(2), f"image_0{2 if m.group(4) == 'l' else 3}", "data")
+            for f in (frame - 1, frame, frame + 1):
+                assert os.path.exists(os.path.join(folder, f"{f:010d}.png")), line
+            drives.setdefault(role, set()).add(m.group(2))
+    tests = open(os.path.join(sdir, "test_files.txt")).read().splitlines()
+    assert tests and all(_TEST_LINE.match(x) for x in tests)
+    drives["test"] = {_TEST_LINE.match(x).group(2) for x in tests}
+    assert not (drives["train"] & drives["val"]) and not (drives["train"] & drives["test"])
+
+
+def test_split_roles_small_worlds_cut_in_time():
+    roles = writer.split_roles(WorldConfig(drives=1, frames=20))
+    train, val, test = ([f for _, f in roles[r]] for r in ("train", "val", "test"))
+    assert min(train) == 1 and max(train) < min(val) and max(val) < min(test) and max(test) == 19
+    assert max(val) <= 18
+
+
+def test_odometry_view(tiny_world):
+    out, cfg = tiny_world
+    link = os.path.join(out, "odometry", "sequences", "01", "image_3", "000002.png")
+    assert os.path.islink(link) and os.path.exists(link)
+    calib = read_calib_file(os.path.join(out, "odometry", "sequences", "01", "calib.txt"))
+    np.testing.assert_allclose(calib["P2"].reshape(3, 4)[:, :3], kitti_like_intrinsics(cfg.height, cfg.width))
+    assert np.loadtxt(os.path.join(out, "odometry", "poses", "01.txt")).shape == (cfg.frames, 12)
+    lines = open(os.path.join(out, "splits", "synthetic_odom", "train_files.txt")).read().splitlines()
+    assert lines and all(re.match(r"^\d+ \d+ [lr]$", x) for x in lines)
+    assert os.path.exists(os.path.join(out, "splits", "synthetic_odom", "test_files_02.txt"))
+
+
+class TestEnsureWorld:
+    KW = dict(drives=1, frames=3, height=16, width=32, lidar=False, odometry=False)
+
+    def test_generates_once_then_reuses(self, tmp_path, monkeypatch):
+        out = str(tmp_path)
+        assert ensure_world(out, **self.KW) == out
+        manifest = json.load(open(os.path.join(out, writer.MANIFEST)))
+        assert manifest["config"]["frames"] == 3
+
+        def fail(*args, **kwargs):
+            raise AssertionError("regenerated a complete world")
+
+        monkeypatch.setattr(writer, "generate_world", fail)
+        assert ensure_world(out, **self.KW) == out
+
+    def test_missing_manifest_regenerates(self, tmp_path):
+        out = str(tmp_path)
+        ensure_world(out, **self.KW)
+        img = os.path.join(out, "2019_10_27", "2019_10_27_drive_0000_sync", "image_02", "data", "0000000001.png")
+        os.remove(img)
+        os.remove(os.path.join(out, writer.MANIFEST))  # as if generation had crashed
+        ensure_world(out, **self.KW)
+        assert os.path.exists(img) and os.path.exists(os.path.join(out, writer.MANIFEST))
+
+    def test_other_parameters_raise_unless_overwrite(self, tmp_path):
+        out = str(tmp_path)
+        ensure_world(out, **self.KW)
+        with pytest.raises(ValueError, match=r"synthetic_world.json.*seed"):
+            ensure_world(out, **{**self.KW, "seed": 5})
+        ensure_world(out, overwrite=True, **{**self.KW, "seed": 5})
+        assert json.load(open(os.path.join(out, writer.MANIFEST)))["config"]["seed"] == 5
+
+    def test_unknown_parameter(self, tmp_path):
+        with pytest.raises(ValueError, match="unknown parameters.*colour"):
+            ensure_world(str(tmp_path), colour="red")
+
+    def test_jpg(self, tmp_path):
+        out = str(tmp_path)
+        ensure_world(out, ext="jpg", **self.KW)
+        img = Image.open(os.path.join(out, "2019_10_27", "2019_10_27_drive_0000_sync", "image_03", "data",
+                                      "0000000002.jpg"))
+        assert img.format == "JPEG" and img.size == (32, 16)
