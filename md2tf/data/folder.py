@@ -1,0 +1,142 @@
+"""Training on your own video: a folder of frames with your camera's intrinsics (``--dataset=folder``).
+
+Layout of ``--data_dir``::
+
+    my_video/
+      intrinsics.json          # {"fx": 0.58, "fy": 1.92, "cx": 0.5, "cy": 0.5, "units": "normalized"}
+      000000.jpg 000001.jpg ...   # frames, sorted by file name = temporal order
+
+or one sub-folder per video (``my_videos/<clip>/*.jpg``, each with its own ``intrinsics.json`` or one
+shared file at the top). Frames use ``--image_ext`` (``.jpg``/``.png``) and should all have one size.
+
+``intrinsics.json`` gives ``fx, fy, cx, cy`` either ``"normalized"`` (fx and cx divided by the image
+width, fy and cy by its height, as in the paper) or in ``"pixels"`` of the stored frames (divided by the
+frame size here). Without the file, ``--intrinsics=fixed`` falls back to the paper's KITTI K, which is
+only sensible for a KITTI-like camera. The horizontal flip keeps K, so a principal point far from the
+centre calls for ``--flip_prob=0`` (facts 1.2).
+
+Subsets: of the usable targets (all of their temporal neighbours exist), frames whose position is
+5 mod 10 form ``val``, the others ``train``; ``test`` is all of them. Stereo is not
+available for a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from md2tf.config import DataConfig
+from md2tf.data.kitti import FIXED_INTRINSICS_NORMALIZED, Sample
+
+INTRINSICS_FILE = "intrinsics.json"
+VAL_EVERY = 10
+
+
+def read_intrinsics(path: str, image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Reads ``intrinsics.json`` into a normalised ``[3, 3]`` K.
+
+    Args:
+      path: the JSON file with keys ``fx, fy, cx, cy`` and ``units`` (``normalized`` | ``pixels``).
+      image_size: ``(width, height)`` of the frames, required for ``pixels``.
+
+    Returns:
+      float32 ``[3, 3]`` normalised K.
+
+    Raises:
+      ValueError: naming the file for missing keys, unknown units or non-positive focal lengths.
+    """
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from error
+    missing = [k for k in ("fx", "fy", "cx", "cy") if k not in data]
+    if missing:
+        raise ValueError(f"{path}: missing keys {missing}; expected fx, fy, cx, cy and units")
+    units = data.get("units", "normalized")
+    fx, fy, cx, cy = (float(data[k]) for k in ("fx", "fy", "cx", "cy"))
+    if units == "pixels":
+        if image_size is None:
+            raise ValueError(f"{path}: units 'pixels' need the frame size")
+        width, height = image_size
+        fx, cx, fy, cy = fx / width, cx / width, fy / height, cy / height
+    elif units != "normalized":
+        raise ValueError(f"{path}: units must be 'normalized' or 'pixels', got {units!r}")
+    if fx <= 0 or fy <= 0:
+        raise ValueError(f"{path}: fx and fy must be > 0, got {fx}, {fy}")
+    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
+
+
+def _frame_folders(root: str, ext: str) -> list[str]:
+    def has_frames(d):
+        return any(n.lower().endswith(ext) for n in os.listdir(d))
+
+    if has_frames(root):
+        return [root]
+    subs = sorted(os.path.join(root, d) for d in os.listdir(root)
+                  if os.path.isdir(os.path.join(root, d)))
+    return [d for d in subs if has_frames(d)]
+
+
+def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), image_ext: str = ".jpg",
+                   intrinsics: str = "fixed", subset: str = "train") -> list[Sample]:
+    """Samples of a frame folder (see the module docstring).
+
+    Args:
+      root: a folder of frames, or of sub-folders of frames.
+      temporal_offsets: source offsets in frames (sorted-name order).
+      image_ext: frame extension.
+      intrinsics: ``fixed`` (fall back to the paper's K when no ``intrinsics.json``) or ``calib``
+        (``intrinsics.json`` required).
+      subset: ``train``, ``val`` or ``test``.
+
+    Returns:
+      Validated samples.
+
+    Raises:
+      ValueError: no frames, a missing ``intrinsics.json`` with ``intrinsics='calib'``, a bad
+        intrinsics file, or no usable frame.
+    """
+    if subset not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, got {subset!r}")
+    if not os.path.isdir(root):
+        raise ValueError(f"--data_dir {root} is not a directory of frames")
+    folders = _frame_folders(root, image_ext)
+    if not folders:
+        raise ValueError(f"no {image_ext} frames in {root} or its sub-folders")
+    samples = []
+    for folder in folders:
+        frames = sorted(n for n in os.listdir(folder) if n.lower().endswith(image_ext))
+        paths = [os.path.join(folder, n) for n in frames]
+        K_file = next((p for p in (os.path.join(folder, INTRINSICS_FILE),
+                                   os.path.join(root, INTRINSICS_FILE)) if os.path.isfile(p)), None)
+        if K_file is not None:
+            from PIL import Image
+
+            with Image.open(paths[0]) as image:
+                K = read_intrinsics(K_file, image.size)
+        elif intrinsics == "calib":
+            raise ValueError(f"{folder}: no {INTRINSICS_FILE} (needed with --intrinsics=calib)")
+        else:
+            K = FIXED_INTRINSICS_NORMALIZED
+        for i, path in enumerate(paths):
+            if any(not 0 <= i + o < len(paths) for o in temporal_offsets):
+                continue
+            if subset != "test" and (i % VAL_EVERY == VAL_EVERY // 2) != (subset == "val"):
+                continue
+            sources = tuple(paths[i + o] for o in temporal_offsets)
+            samples.append(Sample(path, sources, K, 1.0, "", os.path.relpath(path, root)))
+    if not samples:
+        raise ValueError(f"{root}: no usable {subset} frame (need neighbours {tuple(temporal_offsets)})")
+    return samples
+
+
+def list_samples(config: DataConfig, split: str) -> list[Sample]:
+    """`folder_samples` for a `DataConfig` (``dataset == "folder"``)."""
+    if config.use_stereo:
+        raise ValueError("--use_stereo is not available with --dataset=folder (no stereo partner)")
+    return folder_samples(config.data_dir, temporal_offsets=config.temporal_offsets,
+                          image_ext=config.image_ext, intrinsics=config.intrinsics, subset=split)

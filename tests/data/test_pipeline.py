@@ -1,0 +1,272 @@
+"""tf.data pipeline on tiny fake KITTI trees: contents, augmentation semantics, sharding, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from md2tf.config import DataConfig
+from md2tf.data import folder, pipeline
+from md2tf.data.batch import Batch
+from tests.data import fake_kitti
+
+H, W = 32, 64
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return fake_kitti.write_tree(str(tmp_path_factory.mktemp("kitti")), frames=5)
+
+
+def _config(root, **kwargs):
+    defaults = dict(dataset="synthetic", data_dir=root, image_ext=".png", height=H, width=W,
+                    gt_height=fake_kitti.RAW_HEIGHT, gt_width=fake_kitti.RAW_WIDTH,
+                    deterministic=True, num_parallel_calls=2)
+    defaults.update(kwargs)
+    return DataConfig(**defaults)
+
+
+def _frame_and_side(image):
+    """Recovers (frame index, side) of a clean image from its constant channels 0 and 1."""
+    r, g = image[..., 0].mean() * 255, image[..., 1].mean() * 255
+    return int(round((r - 20) / 30)), "l" if g > 130 else "r"
+
+
+def _all(ds):
+    return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds]
+
+
+def test_eval_batch_structure_and_contents(tree):
+    config = _config(tree, use_stereo=True)
+    batches = _all(pipeline.make_dataset(config, "val", 2, training=False))
+    assert [b.target[0].shape[0] for b in batches] == [2, 1]  # remainder kept for evaluation
+    b = batches[0]
+    assert isinstance(b, Batch)
+    assert [t.shape for t in b.target] == [(2, H >> s, W >> s, 3) for s in range(4)]
+    assert [t.shape for t in b.sources] == [(2, 3, H >> s, W >> s, 3) for s in range(4)]
+    assert b.target_aug.shape == (2, H, W, 3) and b.sources_aug.shape == (2, 3, H, W, 3)
+    # val lines are frames 1, 2, 3 on the left camera, in file order.
+    for k, frame in enumerate((1, 2)):
+        assert _frame_and_side(b.target[0][k]) == (frame, "l")
+        np.testing.assert_allclose(b.target[0][k, ..., 0], fake_kitti.frame_colour(frame, "l")[0] / 255,
+                                   atol=1e-5)  # a constant survives the Lanczos resize
+        got = [_frame_and_side(b.sources[0][k, j]) for j in range(3)]
+        assert got == [(frame - 1, "l"), (frame + 1, "l"), (frame, "r")]
+        ramp = b.target[0][k, H // 2, :, 2]
+        assert ramp[2] < ramp[W // 2] < ramp[-3]  # not flipped
+    np.testing.assert_array_equal(b.target_aug, b.target[0])  # no augmentation without training
+    np.testing.assert_array_equal(b.sources_aug, b.sources[0])
+    K = np.array([[0.58 * W, 0, 0.5 * W], [0, 1.92 * H, 0.5 * H], [0, 0, 1]], np.float32)
+    np.testing.assert_allclose(b.intrinsics, np.stack([K, K]), rtol=1e-6)
+    np.testing.assert_allclose(b.stereo_source_from_target[:, 0, 3], [-0.1, -0.1], rtol=1e-6)
+    gt = np.load(os.path.join(tree, fake_kitti.DRIVE, "depth_gt", "image_02", "0000000001.npy"))
+    np.testing.assert_array_equal(b.depth_gt[0, ..., 0], gt)
+
+
+def test_calib_intrinsics_and_gt_resize(tree):
+    config = _config(tree, intrinsics="calib", gt_height=12, gt_width=40)
+    b = next(iter(pipeline.make_dataset(config, "val", 1, training=False)))
+    K = b.intrinsics[0].numpy()
+    np.testing.assert_allclose(K[0, 0], fake_kitti.FX / fake_kitti.RAW_WIDTH * W, rtol=1e-6)
+    np.testing.assert_allclose(K[1, 2], fake_kitti.CY / fake_kitti.RAW_HEIGHT * H, rtol=1e-6)
+    gt = np.load(os.path.join(tree, fake_kitti.DRIVE, "depth_gt", "image_02", "0000000001.npy"))
+    rows = np.floor((np.arange(12) + 0.5) * gt.shape[0] / 12).astype(int)  # nearest, pixel centres
+    cols = np.floor((np.arange(40) + 0.5) * gt.shape[1] / 40).astype(int)
+    np.testing.assert_array_equal(b.depth_gt[0, ..., 0], gt[rows][:, cols])
+    assert b.stereo_source_from_target.numpy().tolist() == [np.eye(4).tolist()]  # no stereo: identity
+
+
+def test_flip_mirrors_images_and_gt_and_flips_stereo_sign(tree):
+    config = _config(tree, use_stereo=True, flip_prob=1.0, color_aug_prob=0.0)
+    plain = _config(tree, use_stereo=True)
+    flipped = {_frame_and_side(b.target[0][k]): (b, k)
+               for b in _all(pipeline.make_dataset(config, "train", 2, training=True))
+               for k in range(2)}
+    assert len(flipped) == 6  # 3 frames x 2 sides, drop_remainder keeps all 6
+    for b in _all(pipeline.make_dataset(plain, "val", 1, training=False)):
+        key = _frame_and_side(b.target[0][0])
+        fb, k = flipped[key]
+        np.testing.assert_allclose(fb.target[0][k], b.target[0][0][:, ::-1], atol=1e-5)
+        np.testing.assert_allclose(fb.sources[0][k], b.sources[0][0][:, :, ::-1], atol=1e-5)
+        np.testing.assert_array_equal(fb.depth_gt[k], b.depth_gt[0][:, ::-1])
+        np.testing.assert_allclose(fb.stereo_source_from_target[k, 0, 3], 0.1, rtol=1e-6)
+        np.testing.assert_array_equal(fb.intrinsics[k], b.intrinsics[0])  # K unchanged by the flip
+        np.testing.assert_array_equal(fb.target_aug[k], fb.target[0][k])
+    right = [b for b, k in flipped.values()][0]
+    assert right is not None
+    r_b, r_k = flipped[(2, "r")]
+    np.testing.assert_allclose(r_b.stereo_source_from_target[r_k, 0, 3], -0.1, rtol=1e-6)
+
+
+def test_pyramid_matches_pil_lanczos_cascade(rng):
+    y, x = np.mgrid[0:H, 0:W]
+    base = 0.5 + 0.3 * np.sin(x / 3.0)[..., None] * np.cos(y / 5.0)[..., None]
+    image = np.clip(base + 0.05 * rng.standard_normal((H, W, 3)), 0, 1)
+    u8 = (image * 255).round().astype(np.uint8)
+    levels = pipeline.build_pyramid(tf.constant(u8[None] / 255.0, tf.float32))
+    pil = Image.fromarray(u8)
+    for s in range(1, 4):
+        pil = pil.resize((W >> s, H >> s), Image.LANCZOS)
+        diff = np.abs(levels[s][0].numpy() * 255 - np.asarray(pil, np.float32))
+        assert diff.mean() < 1.0 and diff.max() < 4.0, (s, diff.mean(), diff.max())
+    pooled = pipeline.build_pyramid(tf.constant(image[None], tf.float32), method="avg_pool")
+    np.testing.assert_allclose(pooled[2][0], image.reshape(H // 4, 4, W // 4, 4, 3).mean((1, 3)),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="pyramid method"):
+        pipeline.build_pyramid(tf.zeros([1, 8, 8, 3]), method="bicubic")
+
+
+def test_resize_matches_pil_lanczos(rng):
+    u8 = (rng.uniform(0, 1, (48, 160, 3)) * 255).astype(np.uint8)
+    ours = pipeline.resize_image(tf.constant(u8 / 255.0, tf.float32), 32, 64).numpy() * 255
+    pil = np.asarray(Image.fromarray(u8).resize((64, 32), Image.LANCZOS), np.float32)
+    assert np.abs(ours - pil).mean() < 1.0
+
+
+def _folder_of_identical_frames(root, n=4, units="pixels"):
+    os.makedirs(root, exist_ok=True)
+    y, x = np.mgrid[0:24, 0:80]
+    image = np.stack([x * 3, y * 10, (x + y) * 2], -1).astype(np.uint8)
+    for i in range(n):
+        Image.fromarray(image).save(os.path.join(root, f"frame_{i:03d}.png"))
+    K = {"fx": 40.0, "fy": 36.0, "cx": 40.0, "cy": 12.0, "units": units}
+    if units == "normalized":
+        K = {"fx": 0.5, "fy": 1.5, "cx": 0.5, "cy": 0.5, "units": units}
+    with open(os.path.join(root, "intrinsics.json"), "w") as f:
+        json.dump(K, f)
+    return root
+
+
+def test_colour_jitter_one_draw_for_all_frames_losses_get_clean_images(tmp_path):
+    root = _folder_of_identical_frames(str(tmp_path / "video"), n=12)
+    config = _config(root, dataset="folder", flip_prob=0.0, color_aug_prob=1.0)
+    clean = _all(pipeline.make_dataset(config, "train", 3, training=False))[0]
+    for b in _all(pipeline.make_dataset(config, "train", 3, training=True)):
+        for j in range(2):  # identical frames + one shared draw -> identical augmented frames
+            np.testing.assert_array_equal(b.sources_aug[:, j], b.target_aug)
+        assert np.abs(b.target_aug - b.target[0]).max() > 1e-3
+        np.testing.assert_allclose(b.target[0], clean.target[0], atol=1e-6)  # losses: clean
+    K = clean.intrinsics[0]
+    np.testing.assert_allclose(K[:2], [[40.0 / 80 * W, 0, 0.5 * W], [0, 36.0 / 24 * H, 0.5 * H]],
+                               rtol=1e-6)
+
+
+def test_seeded_pipeline_is_reproducible(tree):
+    config = _config(tree, use_stereo=True)
+
+    def run(seed):
+        return [b.target_aug for b in _all(pipeline.make_dataset(config, "train", 2, True, seed=seed))]
+
+    first, again, other = run(3), run(3), run(4)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(first, other))
+
+
+def test_input_context_shards_and_splits_batch(tree):
+    config = _config(tree)
+    seen = []
+    for pipeline_id in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
+                                             num_replicas_in_sync=2)
+        batches = _all(pipeline.make_dataset(config, "train", 2, training=True, input_context=context))
+        assert all(b.target[0].shape[0] == 1 for b in batches)  # per-replica batch = 2 / 2
+        seen.append({_frame_and_side(b.target[0][0]) for b in batches})
+    assert not seen[0] & seen[1]
+    assert seen[0] | seen[1] == {(f, s) for f in (1, 2, 3) for s in "lr"}
+
+
+def test_distribute_datasets_from_function(tree):
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    config = _config(tree)
+    dist = strategy.distribute_datasets_from_function(
+        lambda ctx: pipeline.make_dataset(config, "train", 2, training=True, input_context=ctx))
+    batch = next(iter(dist))
+    assert batch.target_aug.shape == (2, H, W, 3)
+
+
+def _jpeg_tree(tmp_path):
+    return fake_kitti.write_tree(str(tmp_path / "jpg"), frames=5, ext=".jpg")
+
+
+def test_jpeg_tree_and_corrupt_image_named_in_error(tmp_path):
+    root = _jpeg_tree(tmp_path)
+    config = _config(root, image_ext=".jpg")
+    batches = _all(pipeline.make_dataset(config, "val", 3, training=False))
+    assert _frame_and_side(batches[0].target[0][1]) == (2, "l")
+    bad = os.path.join(root, fake_kitti.DRIVE, "image_02", "data", "0000000002.jpg")
+    with open(bad, "rb") as f:
+        data = f.read()
+    with open(bad, "wb") as f:
+        f.write(data[: len(data) // 2])  # truncated download
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"corrupt or truncated.*0000000002\.jpg"):
+        _all(pipeline.make_dataset(config, "val", 1, training=False))
+    counter = tf.Variable(0, dtype=tf.int64)
+    kept = _all(pipeline.make_dataset(config, "val", 1, training=False, skip_corrupt_images=True,
+                                      corrupt_counter=counter))
+    # frame 2 is the target of line 2 and a neighbour of lines 1 and 3: all three are dropped
+    assert len(kept) == 0 and int(counter.numpy()) == 3
+    kept = _all(pipeline.make_dataset(_config(root, image_ext=".jpg", frame_offsets=(0, 1)), "val",
+                                      1, training=False, skip_corrupt_images=True))
+    assert [_frame_and_side(b.target[0][0]) for b in kept] == [(3, "l")]
+
+
+def test_missing_file_fails_at_construction(tmp_path):
+    root = fake_kitti.write_tree(str(tmp_path / "t"), frames=5)
+    os.remove(os.path.join(root, fake_kitti.DRIVE, "image_02", "data", "0000000004.png"))
+    split = os.path.join(root, "splits", "synthetic", "val_files.txt")
+    with pytest.raises(ValueError, match=rf"{split}:3: missing neighbour frame \+1: .*0000000004\.png"):
+        pipeline.make_dataset(_config(root), "val", 1, training=False)
+
+
+def test_config_errors(tmp_path, tree):
+    with pytest.raises(ValueError, match="--data_dir is empty"):
+        pipeline.make_dataset(_config(""), "train", 1)
+    with pytest.raises(FileNotFoundError, match=r"split file not found: .*nosuch.*md2tf.data.synthetic"):
+        pipeline.make_dataset(_config(tree, split="nosuch"), "train", 1)
+    with pytest.raises(ValueError, match="--dataset must be"):
+        pipeline.make_dataset(_config(tree, dataset="cityscapes"), "train", 1)
+    with pytest.raises(ValueError, match="batch_size must be > 0"):
+        pipeline.make_dataset(_config(tree), "train", 0)
+    other = shutil.copytree(os.path.join(tree, "splits", "synthetic"), str(tmp_path / "s" / "mine"))
+    assert os.path.isdir(other)
+    ds = pipeline.make_dataset(_config(tree, splits_dir=str(tmp_path / "s"), split="mine"), "val", 3,
+                               training=False)
+    assert next(iter(ds)).target[0].shape[0] == 3
+
+
+def test_split_name_defaults():
+    assert pipeline.split_name(DataConfig(dataset="synthetic")) == "synthetic"
+    assert pipeline.split_name(DataConfig(dataset="kitti_odom")) == "odom"
+    assert pipeline.split_name(DataConfig(dataset="kitti")) == "eigen_zhou"
+    assert pipeline.split_name(DataConfig(dataset="synthetic", split="mine")) == "mine"
+
+
+def test_folder_subsets_and_errors(tmp_path):
+    root = _folder_of_identical_frames(str(tmp_path / "v"), n=12, units="normalized")
+    train = folder.folder_samples(root, image_ext=".png", subset="train")
+    val = folder.folder_samples(root, image_ext=".png", subset="val")
+    names = [s.name for s in train + val]
+    assert len(names) == 10 == len(set(names))  # frames 1..10 have both neighbours
+    assert [s.name for s in val] == ["frame_005.png"]
+    np.testing.assert_allclose(train[0].intrinsics[:2], [[0.5, 0, 0.5], [0, 1.5, 0.5]])
+    with pytest.raises(ValueError, match="--use_stereo is not available"):
+        folder.list_samples(_config(root, dataset="folder", use_stereo=True), "train")
+    os.remove(os.path.join(root, "intrinsics.json"))
+    with pytest.raises(ValueError, match=r"no intrinsics.json \(needed with --intrinsics=calib\)"):
+        folder.folder_samples(root, image_ext=".png", intrinsics="calib")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"fx": 1, "fy": 1, "cx": 0.5}')
+    with pytest.raises(ValueError, match=r"bad.json: missing keys \['cy'\]"):
+        folder.read_intrinsics(str(bad))
+    bad.write_text('{"fx": 1, "fy": 1, "cx": 0.5, "cy": 0.5, "units": "mm"}')
+    with pytest.raises(ValueError, match="units must be 'normalized' or 'pixels'"):
+        folder.read_intrinsics(str(bad))
+    with pytest.raises(ValueError, match=r"no \.jpg frames"):
+        folder.folder_samples(root, image_ext=".jpg")
