@@ -21,7 +21,7 @@ class DepthNet(keras.Model):
       synchronized_bn: cross-replica BatchNormalization in the encoder.
 
     Call args:
-      images: ``[B, H, W, 3]`` float RGB in [0, 1] (H, W multiples of 32).
+      images: ``[B, H, W, 3]`` float RGB in [0, 1] (H, W multiples of 32, at least 64).
       training: BN mode.
 
     Returns:
@@ -49,6 +49,13 @@ class DepthNet(keras.Model):
     def call(self, images, training=None):
         if images.shape.rank != 4:
             raise ValueError(f"images must be [B, H, W, 3], got shape {images.shape}")
+        for size in images.shape[1:3]:
+            # Reflection padding of the 1/32 feature needs >= 2 pixels (as PyTorch's does).
+            if size is not None and (size % 32 or size < 64):
+                raise ValueError(
+                    f"images must be [B, H, W, 3] with H, W multiples of 32 and >= 64, "
+                    f"got shape {images.shape}"
+                )
         return self.decoder(self.encoder(images, training=training), training=training)
 
     def build_for_shape(self, height: int = 64, width: int = 64) -> DepthNet:

@@ -160,7 +160,7 @@ def randomize_(module: nn.Module, seed: int) -> None:
         for m in module.modules():
             if isinstance(m, nn.BatchNorm2d):
                 n = m.num_features
-                m.weight.copy_(0.5 + torch.rand(n, generator=g))
+                m.weight.copy_(0.2 + 0.5 * torch.rand(n, generator=g))
                 m.bias.copy_(0.1 * torch.randn(n, generator=g))
                 m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
                 m.running_var.copy_(0.5 + torch.rand(n, generator=g))

@@ -1,0 +1,214 @@
+"""Contract tests of the md2tf networks: shapes, parameter counts, config round trips, tracking,
+initialisers, one training step and error messages. Small images (<= 64x128) only."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from md2tf import models
+from md2tf.config import ModelConfig
+from md2tf.models import layers as L
+from md2tf.models.resnet_encoder import BasicBlock, ResnetEncoder
+
+
+def _count(variables) -> int:
+    return int(sum(np.prod(v.shape) for v in variables))
+
+
+@pytest.fixture(scope="module")
+def depth_net():
+    return models.DepthNet(18).build_for_shape(64, 128)
+
+
+@pytest.fixture(scope="module")
+def pose_net():
+    return models.PoseNet(18).build_for_shape(64, 128)
+
+
+def test_depth_net_output_shapes_every_scale(depth_net):
+    disps = depth_net(tf.random.stateless_uniform([2, 64, 128, 3], seed=(1, 2)))
+    assert len(disps) == 4
+    for s, d in enumerate(disps):
+        assert d.shape == (2, 64 >> s, 128 >> s, 1) and d.dtype == tf.float32
+        assert np.all((d.numpy() > 0) & (d.numpy() < 1))
+
+
+@pytest.mark.parametrize("scales", [(0,), (0, 1)])
+def test_depth_net_fewer_scales(scales):
+    net = models.DepthNet(18, scales=scales)
+    disps = net(tf.zeros([1, 64, 64, 3]))
+    assert [d.shape[1] for d in disps] == [64 >> s for s in scales]
+
+
+@pytest.mark.parametrize(
+    "num_layers, channels",
+    [
+        (18, (64, 64, 128, 256, 512)),
+        pytest.param(34, (64, 64, 128, 256, 512), marks=pytest.mark.slow),
+        (50, (64, 256, 512, 1024, 2048)),
+    ],
+)
+def test_encoder_feature_shapes(num_layers, channels):
+    enc = ResnetEncoder(num_layers)
+    feats = enc(tf.zeros([1, 64, 96, 3]))
+    assert enc.num_ch_enc == channels
+    assert [tuple(f.shape) for f in feats] == [
+        (1, 64 >> (k + 1), 96 >> (k + 1), c) for k, c in enumerate(channels)
+    ]
+
+
+def test_pose_net_outputs(pose_net):
+    aa, t = pose_net(tf.random.stateless_uniform([3, 64, 128, 6], seed=(3, 4)))
+    assert aa.shape == t.shape == (3, 3) and aa.dtype == t.dtype == tf.float32
+
+
+def test_exact_parameter_counts(depth_net, pose_net):
+    # ResNet18 without fc: 11,689,512 - (512*1000 + 1000) = 11,176,512 trainable parameters.
+    assert _count(depth_net.encoder.trainable_weights) == 11_176_512
+    # Encoder + 10 decoder ConvBlocks + 4 heads; totals include the 2 * 4,800 BN moving statistics.
+    assert _count(depth_net.weights) == 14_338_836
+    assert _count(depth_net.trainable_weights) == 14_338_836 - 9_600
+    # Pose encoder conv1 sees 6 channels (+64*3*49); decoder 1x1/3x3/3x3/1x1 -> 12 outputs.
+    assert _count(pose_net.weights) == 12_510_092
+    assert _count(pose_net.trainable_weights) == 12_510_092 - 9_600
+
+
+def test_every_variable_is_checkpointed_including_bn_statistics(tmp_path, depth_net, pose_net):
+    prefix = tf.train.Checkpoint(depth_net=depth_net, pose_net=pose_net).write(str(tmp_path / "c"))
+    saved = dict(tf.train.list_variables(prefix))
+    saved.pop("_CHECKPOINTABLE_OBJECT_GRAPH")
+    assert len(saved) == len(depth_net.weights) + len(pose_net.weights)
+    assert _count([tf.zeros(s) for s in saved.values()]) == 14_338_836 + 12_510_092
+    moving = [k for k in saved if "moving_" in k]
+    assert len(moving) == 2 * 2 * 20  # 20 BN layers per ResNet18 x (mean, var) x 2 networks
+
+
+def test_config_round_trip():
+    net = models.DepthNet(18, scales=(0, 1), init="keras", synchronized_bn=True, name="d")
+    clone = models.DepthNet.from_config(net.get_config())
+    assert clone.get_config() == net.get_config() == {
+        "name": "d", "num_layers": 18, "scales": [0, 1], "init": "keras", "synchronized_bn": True}
+    net.build_for_shape()
+    clone.build_for_shape()
+    assert [v.shape for v in clone.weights] == [v.shape for v in net.weights]
+    pose = models.PoseNet(50, init="keras")
+    assert models.PoseNet.from_config(pose.get_config()).get_config() == pose.get_config()
+
+
+def test_synchronized_bn_reaches_every_bn_layer():
+    enc = ResnetEncoder(18, synchronized_bn=True)
+    enc(tf.zeros([1, 32, 32, 3]))
+    bns = [layer for layer in enc._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(bns) == 20 and all(b.synchronized for b in bns)
+    assert all(b.epsilon == 1e-5 and b.momentum == 0.9 for b in bns)
+
+
+def test_one_training_step_changes_weights_and_bn_statistics():
+    net = models.DepthNet(18).build_for_shape(64, 64)
+    before = [v.numpy().copy() for v in net.weights]
+    opt = keras.optimizers.SGD(learning_rate=0.1)
+    images = tf.random.stateless_uniform([2, 64, 64, 3], seed=(5, 6))
+    with tf.GradientTape() as tape:
+        loss = tf.add_n([tf.reduce_mean(d) for d in net(images, training=True)])
+    grads = tape.gradient(loss, net.trainable_variables)
+    assert all(g is not None for g in grads)
+    opt.apply(grads, net.trainable_variables)
+    changed = {v.path for v, b in zip(net.weights, before) if not np.array_equal(v.numpy(), b)}
+    assert {v.path for v in net.trainable_variables} <= changed
+    assert any("moving_mean" in p for p in changed) and any("moving_variance" in p for p in changed)
+
+
+def test_upsample_nearest_2x_matches_numpy_repeat():
+    x = np.random.default_rng(0).normal(size=(2, 3, 5, 4)).astype(np.float32)
+    ref = x.repeat(2, axis=1).repeat(2, axis=2)
+    np.testing.assert_array_equal(L.upsample_nearest_2x(tf.constant(x)).numpy(), ref)
+
+
+def test_reflect_pad_matches_numpy():
+    x = np.arange(2 * 3 * 4 * 1, dtype=np.float32).reshape(2, 3, 4, 1)
+    ref = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+    np.testing.assert_array_equal(L.reflect_pad(tf.constant(x)).numpy(), ref)
+
+
+def test_first_conv_is_symmetric_and_normalises_input():
+    """A centred impulse must give a centred response (TF 'same' would shift it by one pixel)."""
+    enc = ResnetEncoder(18, init="keras")
+    enc(tf.zeros([1, 32, 32, 3]))
+    kernel = np.zeros([7, 7, 3, 64], np.float32)
+    kernel[3, 3, :, 0] = 1.0  # identity tap at the kernel centre
+    enc.conv1.kernel.assign(kernel)
+    img = np.full([1, 32, 32, 3], 0.45, np.float32)  # normalises to exactly 0
+    img[0, 10, 14, :] = 0.45 + 0.225  # normalises to 1
+    x = (img - 0.45) / 0.225
+    out = enc.conv1(L.zero_pad(tf.constant(x), 3)).numpy()[0, :, :, 0]
+    assert out[5, 7] == pytest.approx(3.0) and np.count_nonzero(out) == 1
+
+
+def _stats(layer):
+    k = layer.kernel.numpy()
+    return float(np.abs(k).max()), float(k.std())
+
+
+def test_torch_initialisers():
+    keras.utils.set_random_seed(0)
+    # Decoder: PyTorch default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for kernel and bias.
+    block = L.ConvBlock(512, 256, "torch")
+    block(tf.zeros([1, 4, 4, 512]))
+    conv = block.conv.conv
+    bound = 1 / np.sqrt(512 * 9)
+    kmax, kstd = _stats(conv)
+    assert kmax <= bound and kstd == pytest.approx(bound / np.sqrt(3), rel=0.02)
+    bias = conv.bias.numpy()
+    assert np.abs(bias).max() <= bound and np.abs(bias).max() > 0.8 * bound
+    # Encoder: kaiming normal, fan_out, std = sqrt(2 / (out * kh * kw)); BN gamma 1, beta 0.
+    res = BasicBlock(256, 512, stride=2, init="torch")
+    res(tf.zeros([1, 4, 4, 256]))
+    assert _stats(res.conv2)[1] == pytest.approx(np.sqrt(2 / (512 * 9)), rel=0.02)
+    assert np.all(res.bn1.gamma.numpy() == 1) and np.all(res.bn1.beta.numpy() == 0)
+
+
+def test_keras_initialisers_differ():
+    keras.utils.set_random_seed(0)
+    block = L.ConvBlock(512, 256, "keras")
+    block(tf.zeros([1, 4, 4, 512]))
+    conv = block.conv.conv
+    assert np.all(conv.bias.numpy() == 0)
+    glorot_limit = np.sqrt(6 / (512 * 9 + 256 * 9))
+    assert _stats(conv)[1] == pytest.approx(glorot_limit / np.sqrt(3), rel=0.02)
+
+
+def test_mixed_precision_outputs_float32():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        net = models.DepthNet(18, scales=(0,))
+        pose = models.PoseNet(18)
+        disp = net(tf.random.stateless_uniform([1, 64, 64, 3], seed=(1, 1)))[0]
+        aa, t = pose(tf.zeros([1, 32, 64, 6]))
+        assert net.encoder.conv1.compute_dtype == "bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert disp.dtype == aa.dtype == t.dtype == tf.float32
+    assert net.encoder.conv1.kernel.dtype == "float32"
+
+
+def test_build_from_model_config():
+    depth, pose = models.build(ModelConfig(num_layers=18, scales=(0, 1)), use_pose_net=False)
+    assert depth.built and len(depth.decoder.scales) == 2 and pose is None
+
+
+def test_bad_inputs_raise_clear_errors(depth_net, pose_net):
+    with pytest.raises(ValueError, match=r"images must be \[B, H, W, 3\]"):
+        depth_net(tf.zeros([1, 32, 32, 6]))
+    with pytest.raises(ValueError, match=r"multiples of 32 and >= 64"):
+        depth_net(tf.zeros([1, 32, 64, 3]))
+    with pytest.raises(ValueError, match=r"pair must be \[B, H, W, 6\]"):
+        pose_net(tf.zeros([1, 32, 32, 3]))
+    with pytest.raises(ValueError, match="num_layers must be one of"):
+        models.DepthNet(101)
+    with pytest.raises(ValueError, match="scales must be 0..n-1"):
+        models.DepthNet(18, scales=(1, 2))
+    with pytest.raises(ValueError, match="init must be one of"):
+        models.PoseNet(18, init="xavier")
