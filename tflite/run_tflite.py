@@ -127,7 +127,7 @@ def colorize(disp: np.ndarray, percentile: float = 95.0) -> np.ndarray:
     x = np.linspace(0, 1, 256)
     pos = np.linspace(0, 1, len(_MAGMA))
     table = np.stack([np.interp(x, pos, _MAGMA[:, c]) for c in range(3)], -1)
-    return np.round(table[np.round(t * 255).astype(int)] * 255).astype(np.uint8)
+    return np.round(table[np.minimum(np.floor(t * 256), 255).astype(int)] * 255).astype(np.uint8)
 
 
 def run_images(model: str, inputs: list[str], out_dir: str, threads: int | None) -> int:

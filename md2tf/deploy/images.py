@@ -54,7 +54,8 @@ def colorize(values: np.ndarray, vmin: float | None = None, vmax: float | None =
     hi = float(np.percentile(v, percentile)) if vmax is None else float(vmax)
     t = np.clip((v - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
     table = magma_table()
-    return table[np.round(t * (len(table) - 1)).astype(np.int64)]
+    n = len(table)  # matplotlib's convention: bin floor(t * n), t == 1 in the last bin
+    return table[np.minimum(np.floor(t * n), n - 1).astype(np.int64)]
 
 
 def load_image_rgb(path: str) -> np.ndarray:

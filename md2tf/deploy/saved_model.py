@@ -40,6 +40,8 @@ def export_saved_model(predictor_model, info: ModelInfo, out_dir: str) -> str:
     if os.path.exists(os.path.join(out_dir, "saved_model.pb")):
         raise ValueError(f"--out: {out_dir!r} already holds a SavedModel; choose an empty directory")
     h, w = info.height, info.width
+    if not predictor_model.built:  # ExportArchive only tracks built layers
+        predictor_model(tf.zeros([1, h, w, 3], tf.uint8))
 
     def serve(images):
         return predictor_model(images)

@@ -1,0 +1,167 @@
+"""SavedModel signatures, TFLite conversion (builtins only), parity with Keras, metadata, model card."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from md2tf.deploy import exporter, tflite
+from md2tf.deploy.inference import ModelInfo, load_predictor
+from tests.deploy.conftest import H, W
+
+# Ops the exported depth graph may use (all TFLite builtins; GPU-delegate friendly).
+EXPECTED_OPS = {"ADD", "CAST", "CONCATENATION", "CONV_2D", "DIV", "ELU", "LOGISTIC", "MAX_POOL_2D",
+                "MIRROR_PAD", "MUL", "PAD", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SUB", "TILE",
+                "QUANTIZE", "DEQUANTIZE", "REVERSE_V2", "STRIDED_SLICE"}
+
+
+def test_saved_model_has_the_documented_signatures(exported):
+    loaded = tf.saved_model.load(exported["saved_model"])
+    assert set(loaded.signatures) == {"serving_default", "predict_batch", "predict_float",
+                                      "predict_encoded"}
+    spec = loaded.signatures["serving_default"].structured_input_signature[1]["images"]
+    assert spec.shape.as_list() == [1, H, W, 3] and spec.dtype == tf.uint8
+    outs = loaded.signatures["serving_default"].structured_outputs
+    assert set(outs) == {"disparity", "depth"}
+
+
+def test_saved_model_reloads_and_matches_keras(exported):
+    ref, x = exported["reference"], exported["images"]
+    sigs = tf.saved_model.load(exported["saved_model"]).signatures
+    batch = sigs["predict_batch"](images=tf.constant(x))
+    np.testing.assert_allclose(batch["disparity"].numpy(), ref["disparity"], atol=1e-5)
+    np.testing.assert_allclose(batch["depth"].numpy(), ref["depth"], rtol=1e-5)
+    flt = sigs["predict_float"](images=tf.constant(x.astype(np.float32) / 255.0))
+    np.testing.assert_allclose(flt["disparity"].numpy(), ref["disparity"], atol=1e-5)
+    single = sigs["serving_default"](images=tf.constant(x[:1]))
+    np.testing.assert_allclose(single["disparity"].numpy(), ref["disparity"][:1], atol=1e-5)
+
+
+def test_saved_model_encoded_bytes_signature(exported):
+    x = exported["images"]
+    blobs = []
+    for img in x:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        blobs.append(buf.getvalue())
+    sig = tf.saved_model.load(exported["saved_model"]).signatures["predict_encoded"]
+    out = sig(image_bytes=tf.constant(blobs))
+    # Lossless PNG at the model size: decoding + same-size resize must give the same answer.
+    np.testing.assert_allclose(out["disparity"].numpy(), exported["reference"]["disparity"], atol=1e-4)
+
+
+def test_tflite_fp32_matches_keras(exported):
+    out = tflite.run(exported["content"], exported["images"])
+    ref = exported["reference"]
+    assert out["disparity"].shape == (2, H, W, 1)
+    np.testing.assert_allclose(out["disparity"], ref["disparity"], atol=1e-4)
+    np.testing.assert_allclose(out["depth"], ref["depth"], rtol=1e-3)
+
+
+def test_tflite_uses_builtin_ops_only_and_is_gpu_compatible(exported):
+    ops = tflite.check_builtin_only(exported["content"])
+    assert "CONV_2D" in ops and "MIRROR_PAD" in ops and "LOGISTIC" in ops
+    assert set(ops) <= EXPECTED_OPS, set(ops) - EXPECTED_OPS
+    text, gpu_ok = tflite.analyze(exported["content"])
+    assert tflite.analyzer_ops(text) == ops
+    assert gpu_ok, text
+
+
+def test_tflite_metadata_round_trip(exported):
+    meta = tflite.read_metadata(exported["content"])
+    assert ModelInfo.from_dict(json.loads(meta["md2tf_model"])) == exported["info"]
+
+
+def test_load_predictor_reads_every_export(exported):
+    ref = exported["reference"]
+    for path in (exported["saved_model"], exported["tflite_fp32"]):
+        p = load_predictor(path)
+        assert (p.height, p.width, p.metric_scale) == (H, W, 5.4)
+        out = p.predict(exported["images"])
+        np.testing.assert_allclose(out["disparity"], ref["disparity"], atol=1e-4)
+        np.testing.assert_allclose(out["scaled_disparity"], ref["scaled_disparity"], rtol=1e-4)
+        np.testing.assert_allclose(out["depth"], ref["depth"], rtol=1e-3)
+
+
+def _flex_saved_model(path):
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 4, 4, 3], tf.uint8, name="images")])
+        def serve(self, images):
+            x = tf.cast(images, tf.float32)
+            return {"disparity": tf.math.igamma(x + 1.0, x + 2.0)[..., :1], "depth": x[..., :1]}
+
+    m = M()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
+    return path
+
+
+def test_conversion_fails_on_flex_ops(tmp_path):
+    path = _flex_saved_model(str(tmp_path / "flex"))
+    with pytest.raises(Exception, match="(?i)flex|select|not supported|igamma"):
+        tflite.convert(path, "tflite_fp32")
+
+
+def test_check_builtin_only_rejects_a_flex_model(tmp_path):
+    path = _flex_saved_model(str(tmp_path / "flex"))
+    converter = tf.lite.TFLiteConverter.from_saved_model(path)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                           tf.lite.OpsSet.SELECT_TF_OPS]
+    converter.allow_custom_ops = True  # Igamma is not even on the Flex allowlist: a custom op
+    content = converter.convert()
+    with pytest.raises(ValueError, match="non-builtin ops.*Igamma"):
+        tflite.check_builtin_only(content)
+
+
+def test_convert_rejects_bad_variant_and_int8_without_data(exported):
+    with pytest.raises(ValueError, match="variant must be one of"):
+        tflite.convert(exported["saved_model"], "tflite_int4")
+    with pytest.raises(ValueError, match="representative_images"):
+        tflite.convert(exported["saved_model"], "tflite_int8")
+
+
+def test_parse_formats():
+    assert exporter.parse_formats("all") == exporter.FORMATS
+    assert exporter.parse_formats("tflite_fp32, saved_model") == ("tflite_fp32", "saved_model")
+    with pytest.raises(ValueError, match="--formats"):
+        exporter.parse_formats("tflite_fp32,onnx")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant,atol", [("tflite_fp16", 1e-2), ("tflite_dynamic", 5e-2),
+                                          ("tflite_int8", 1e-1)])
+def test_quantized_variants_run_and_stay_close(exported, variant, atol):
+    from md2tf.deploy.images import structured_images
+
+    frames = structured_images(8, H, W, seed=2)
+    content = tflite.convert(exported["saved_model"], variant, lambda: iter(frames))
+    ops = tflite.check_builtin_only(content)
+    if variant == "tflite_int8":
+        assert "QUANTIZE" in ops
+    out = tflite.run(content, exported["images"])
+    np.testing.assert_allclose(out["disparity"], exported["reference"]["disparity"], atol=atol)
+    assert len(content) < 0.6 * len(exported["content"])  # weights stored in 16 or 8 bits
+
+
+@pytest.mark.slow
+def test_export_all_writes_every_format_and_a_model_card(exported, tmp_path):
+    out = tmp_path / "all"
+    card = exporter.export_all(exported["predictor"], str(out), exporter.FORMATS,
+                               evaluate_fn=lambda p: {"height": float(p.height)})
+    on_disk = json.loads((out / "model_card.json").read_text())
+    assert on_disk["variants"].keys() == card["variants"].keys()
+    assert set(card["variants"]) == {"keras", *exporter.FORMATS}
+    for name in exporter.TFLITE_FILES:
+        v = card["variants"][name]
+        assert (out / v["file"]).stat().st_size == v["size_bytes"]
+        assert set(v["ops"]) <= EXPECTED_OPS and v["gpu_compatible"] is True
+        assert v["accuracy"] == {"height": float(H)}
+    par = {k: card["variants"][k]["parity"]["max_abs_diff_disparity"] for k in exporter.FORMATS}
+    assert par["saved_model"] <= 1e-5 and par["tflite_fp32"] <= 1e-4 and par["tflite_fp16"] <= 1e-2
+    assert card["contract"]["input"]["dtype"] == "uint8"
+    assert card["contract"]["outputs"]["depth"]["range"] == pytest.approx([0.54, 540.0])
+    assert "structured" in card["int8_calibration"]

@@ -1,0 +1,103 @@
+"""DepthPredictor graph, ModelInfo and Predictor contracts (stand-in network, no conversion)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from md2tf.deploy import inference
+from md2tf.deploy.inference import KerasPredictor, ModelInfo, make_depth_predictor
+from tests.conftest import tol
+from tests.deploy.standin import tiny_depth_net
+
+H, W = 32, 64
+
+
+def _np_depth(disp, min_depth, max_depth, scale):
+    return scale / (1.0 / max_depth + (1.0 / min_depth - 1.0 / max_depth) * disp)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return tiny_depth_net(H, W)
+
+
+@pytest.fixture
+def images(rng):
+    return rng.integers(0, 256, (2, H, W, 3), dtype=np.uint8)
+
+
+def test_outputs_follow_disp_to_depth_and_metric_scale(net, images):
+    info = ModelInfo(H, W, min_depth=0.5, max_depth=50.0, metric_scale=5.4, depth_units="metres")
+    out = make_depth_predictor(net, info)(images)
+    disp = net(images.astype(np.float32) / 255.0)[0].numpy()
+    np.testing.assert_allclose(out["disparity"].numpy(), disp, **tol())
+    np.testing.assert_allclose(out["depth"].numpy(), _np_depth(disp, 0.5, 50.0, 5.4), rtol=1e-5)
+    assert out["depth"].shape == (2, H, W, 1)
+
+
+def test_post_process_matches_numpy_reference(net, images):
+    info = ModelInfo(H, W, post_process=True)
+    got = make_depth_predictor(net, info)(images)["disparity"].numpy()
+    x = images.astype(np.float32) / 255.0
+    d = net(x)[0].numpy()
+    d_flip = net(x[:, :, ::-1].copy())[0].numpy()[:, :, ::-1]
+    ramp = np.linspace(0.0, 1.0, W)
+    left = np.where(ramp < 0.05, 1.0, np.where(ramp > 0.10, 0.0, 1.0 - 20.0 * (ramp - 0.05)))
+    left, right = left[None, None, :, None], left[::-1][None, None, :, None]
+    ref = right * d + left * d_flip + (1.0 - left - right) * 0.5 * (d + d_flip)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    # The leftmost column comes entirely from the flipped pass, the rightmost from the plain one.
+    np.testing.assert_allclose(got[:, :, 0], d_flip[:, :, 0], atol=1e-6)
+    np.testing.assert_allclose(got[:, :, -1], d[:, :, -1], atol=1e-6)
+
+
+def test_keras_predictor_returns_consistent_numpy(net, images):
+    info = ModelInfo(H, W, metric_scale=2.0, depth_units="metres")
+    out = KerasPredictor(make_depth_predictor(net, info), info).predict(images)
+    assert set(out) == {"disparity", "scaled_disparity", "depth"}
+    for v in out.values():
+        assert v.shape == (2, H, W, 1) and v.dtype == np.float32
+    np.testing.assert_allclose(out["scaled_disparity"], 0.01 + (10.0 - 0.01) * out["disparity"], rtol=1e-6)
+    np.testing.assert_allclose(out["depth"] * out["scaled_disparity"], 2.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape,dtype,pattern", [
+    ((1, H, W + 32, 3), np.uint8, r"uint8 \[B, 32, 64, 3\].*shape"),
+    ((1, H, W, 4), np.uint8, r"uint8 \[B, 32, 64, 3\].*shape"),
+    ((1, H, W, 3), np.float32, r"uint8 \[B, 32, 64, 3\].*dtype"),
+])
+def test_predict_rejects_bad_images(net, shape, dtype, pattern):
+    info = ModelInfo(H, W)
+    p = KerasPredictor(make_depth_predictor(net, info), info)
+    with pytest.raises(ValueError, match=pattern):
+        p.predict(np.zeros(shape, dtype))
+
+
+@pytest.mark.parametrize("stereo,baseline,real,expected", [
+    (True, 0.1, 0.54, 5.4), (False, 0.1, 0.54, 1.0), (True, 0.54, 0.54, 1.0), (True, 0.2, 0.5, 2.5)])
+def test_metric_scale_for(stereo, baseline, real, expected):
+    assert inference.metric_scale_for(stereo, baseline, real) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    ({"height": 0, "width": 64}, "height/width"),
+    ({"height": 32, "width": 64, "min_depth": 10.0, "max_depth": 1.0}, "min_depth"),
+    ({"height": 32, "width": 64, "metric_scale": 0.0}, "metric_scale"),
+    ({"height": 32, "width": 64, "depth_units": "feet"}, "depth_units"),
+])
+def test_model_info_validation(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        ModelInfo(**kwargs)
+
+
+def test_model_info_dict_round_trip():
+    info = ModelInfo(64, 128, 0.2, 80.0, 5.4, "metres", True, 50)
+    assert ModelInfo.from_dict({**info.to_dict(), "extra": 1}) == info
+
+
+def test_load_predictor_rejects_unknown_paths(tmp_path):
+    with pytest.raises(ValueError, match="--model.*does not exist"):
+        inference.load_predictor(str(tmp_path / "missing.tflite"))
+    with pytest.raises(ValueError, match="--model.*not a .tflite file, SavedModel"):
+        inference.load_predictor(str(tmp_path / "nothing_here"))
