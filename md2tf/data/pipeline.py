@@ -222,43 +222,66 @@ class _SampleLoader:
             image = augment.flip_horizontal(image, params.flip)  # raw image, before the resize
             frames.append(resize_image(image, cfg.height, cfg.width))
         clean = tf.stack(frames)  # [N, H, W, 3]
-        clean.set_shape([n, cfg.height, cfg.width, 3])
-        jittered = augment.color_jitter(clean, params)
 
         gt_path = element["depth_gt"]
 
         def load_gt():
             depth = decode_npy_float32(tf.io.read_file(gt_path), raw_shape[0], raw_shape[1], gt_path)
-            depth = augment.flip_horizontal(depth[..., None], params.flip)
-            return tf.image.resize(depth, [cfg.gt_height, cfg.gt_width], method="nearest")
+            return augment.flip_horizontal(depth[..., None], params.flip)
 
         has_gt = tf.strings.length(gt_path) > 0
         if self.skip_corrupt:
             has_gt = tf.logical_and(has_gt, valid)  # a dropped sample has no valid image size
-        depth_gt = tf.cond(has_gt, load_gt,
+        depth_gt = tf.cond(has_gt, lambda: resize_depth(load_gt(), cfg),
                            lambda: tf.zeros([cfg.gt_height, cfg.gt_width, 1], tf.float32))
-        depth_gt.set_shape([cfg.gt_height, cfg.gt_width, 1])
-
-        if cfg.use_stereo:
-            flip_sign = tf.where(params.flip, -1.0, 1.0)
-            tx = element["side_sign"] * flip_sign * cfg.stereo_baseline
-            stereo = tf.tensor_scatter_nd_update(tf.eye(4), [[0, 3]], tx[None])
-        else:
-            stereo = tf.eye(4)
-        out = {
-            "clean": clean,
-            "aug": jittered,
-            "intrinsics": scale_intrinsics(element["intrinsics"], cfg.height, cfg.width),
-            "stereo": stereo,
-            "depth_gt": depth_gt,
-            "valid": valid,
-        }
+        out = finish_sample(cfg, clean, params, element["intrinsics"], element["side_sign"], depth_gt)
+        out["valid"] = valid
         if self.skip_corrupt:
             out["paths"] = paths
         return out
 
 
-def _to_batch(element: dict) -> Batch:
+def resize_depth(depth: tf.Tensor, config: DataConfig) -> tf.Tensor:
+    """GT depth ``[h, w, 1]`` -> ``[gt_height, gt_width, 1]`` by nearest neighbour (no mixing of depths)."""
+    return tf.image.resize(depth, [config.gt_height, config.gt_width], method="nearest")
+
+
+def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentParams,
+                  intrinsics_normalized: tf.Tensor, side_sign: tf.Tensor,
+                  depth_gt: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Colour jitter, intrinsics and stereo transform of one decoded (already flipped) sample.
+
+    Args:
+      config: data configuration.
+      clean: float32 ``[N, H, W, 3]`` scale-0 frames (target first), flipped if ``params.flip``.
+      params: the sample's augmentation draw.
+      intrinsics_normalized: ``[3, 3]`` normalised K.
+      side_sign: float32 scalar, -1 for a left target.
+      depth_gt: ``[gt_height, gt_width, 1]`` (flipped with the images), zeros if unknown.
+
+    Returns:
+      Dict of per-sample tensors consumed by `to_batch` after batching.
+    """
+    n = 1 + config.num_sources
+    clean.set_shape([n, config.height, config.width, 3])
+    depth_gt.set_shape([config.gt_height, config.gt_width, 1])
+    if config.use_stereo:
+        flip_sign = tf.where(params.flip, -1.0, 1.0)
+        tx = side_sign * flip_sign * config.stereo_baseline
+        stereo = tf.tensor_scatter_nd_update(tf.eye(4), [[0, 3]], tx[None])
+    else:
+        stereo = tf.eye(4)
+    return {
+        "clean": clean,
+        "aug": augment.color_jitter(clean, params),
+        "intrinsics": scale_intrinsics(intrinsics_normalized, config.height, config.width),
+        "stereo": stereo,
+        "depth_gt": depth_gt,
+    }
+
+
+def to_batch(element: dict) -> Batch:
+    """Batched `finish_sample` dicts -> `Batch` (builds the pyramids, splits target/sources)."""
     clean = element["clean"]  # [B, N, H, W, 3]
     shape = tf.shape(clean)
     b, n, h, w = shape[0], shape[1], clean.shape[2], clean.shape[3]
@@ -350,14 +373,19 @@ def make_dataset(
     if skip_corrupt_images:
         ds = ds.filter(lambda e: _keep_or_report(e, corrupt_counter))
         ds = ds.map(lambda e: {k: v for k, v in e.items() if k != "paths"})
-    ds = ds.batch(per_replica_batch, drop_remainder=training, num_parallel_calls=parallel,
+    return batch_and_prefetch(ds, config, per_replica_batch, training)
+
+
+def batch_and_prefetch(ds: tf.data.Dataset, config: DataConfig, batch_size: int,
+                       training: bool) -> tf.data.Dataset:
+    """Batches per-sample dicts (dropping the remainder when training), builds `Batch`, prefetches."""
+    parallel = tf.data.AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
+    ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=parallel,
                   deterministic=config.deterministic)
-    ds = ds.map(lambda e: _to_batch(e), num_parallel_calls=parallel,
-                deterministic=config.deterministic)
+    ds = ds.map(to_batch, num_parallel_calls=parallel, deterministic=config.deterministic)
     options = tf.data.Options()
     options.deterministic = config.deterministic
-    ds = ds.with_options(options)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def _keep_or_report(element: dict, counter: tf.Variable | None) -> tf.Tensor:
