@@ -23,7 +23,7 @@ _AMBIENT = 0.55
 # Value-noise octaves: frequencies (cycles / metre) in steps of 2.5, so that whatever the pixel
 # footprint, some octave lies just below the band limit; flat per-material amplitude spectrum.
 _FREQS = 0.3 * 2.5 ** np.arange(6)
-_NOISE_AMP = np.zeros((w.NUM_MATERIALS, _FREQS.size), np.float32)
+_NOISE_AMP = np.zeros(w.NUM_MATERIALS, np.float32)
 for _mat, _amp in ((w.MAT_ROAD, 0.17), (w.MAT_SIDEWALK, 0.13), (w.MAT_FACADE, 0.14), (w.MAT_CAR, 0.10),
                    (w.MAT_GLASS, 0.15), (w.MAT_TYRE, 0.25), (w.MAT_POLE, 0.15), (w.MAT_CANOPY, 0.30),
                    (w.MAT_WALL, 0.15)):
@@ -124,27 +124,38 @@ def cast_rays(origin: np.ndarray, dirs: np.ndarray, boxes: w.Boxes, ground_y: fl
     return Hits(t_best, box_best, axis_best)
 
 
-def _hash01(ix: np.ndarray, iy: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    """Integer lattice hash -> float in [0, 1). All inputs int64 arrays (broadcast)."""
-    m = np.uint64(0xFFFFFFFF)
-    h = (ix.astype(np.uint64) * np.uint64(0x27D4EB2D) + iy.astype(np.uint64) * np.uint64(0x165667B1)
-         + seed.astype(np.uint64) * np.uint64(0x9E3779B1)) & m
-    h = ((h ^ (h >> np.uint64(15))) * np.uint64(0x85EBCA6B)) & m
-    h = ((h ^ (h >> np.uint64(13))) * np.uint64(0xC2B2AE35)) & m
-    h ^= h >> np.uint64(16)
+_HA, _HB, _HC = np.uint32(0x27D4EB2D), np.uint32(0x165667B1), np.uint32(0x9E3779B1)
+
+
+def _mix01(h: np.ndarray) -> np.ndarray:
+    """Avalanche of a uint32 array (murmur3 finaliser, wraps mod 2^32) -> float32 in [0, 1)."""
+    h = h ^ (h >> np.uint32(15))
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
     return h.astype(np.float32) * np.float32(1.0 / 2**32)
 
 
 def value_noise(u: np.ndarray, v: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    """Smooth 2-D value noise in [-1, 1] with unit lattice spacing. ``u, v`` float, ``seed`` int64."""
+    """Smooth 2-D value noise in [-1, 1] with unit lattice spacing.
+
+    Args:
+      u, v: ``[P]`` float lattice coordinates.
+      seed: ``[P]`` integer seeds (one independent noise field per seed).
+
+    Returns:
+      ``[P]`` float32.
+    """
     fu, fv = np.floor(u), np.floor(v)
-    iu, iv = fu.astype(np.int64), fv.astype(np.int64)
+    base = (fu.astype(np.int64).astype(np.uint32) * _HA + fv.astype(np.int64).astype(np.uint32) * _HB
+            + np.asarray(seed).astype(np.uint32) * _HC)
     su, sv = (u - fu).astype(np.float32), (v - fv).astype(np.float32)
     su, sv = su * su * (3 - 2 * su), sv * sv * (3 - 2 * sv)
-    a = _hash01(iu, iv, seed)
-    b = _hash01(iu + 1, iv, seed)
-    c = _hash01(iu, iv + 1, seed)
-    d = _hash01(iu + 1, iv + 1, seed)
+    a = _mix01(base)
+    b = _mix01(base + _HA)
+    c = _mix01(base + _HB)
+    d = _mix01(base + (_HA + _HB))
     top = a + (b - a) * su
     bottom = c + (d - c) * su
     return 2.0 * (top + (bottom - top) * sv) - 1.0
@@ -203,16 +214,17 @@ def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixe
     axis = np.where(is_box, hits.axis[sel], 1).astype(np.int64)
     n_sel = t.shape[0]
 
-    normal = np.zeros((n_sel, 3))
+    # Normals are axis-aligned: +-1 along `axis` (the ground's is up = -y).
     rows = np.arange(n_sel)
-    normal[rows, axis] = np.where(is_box, -np.sign(d[rows, axis]), -1.0)  # ground normal = up = -y
-    cos_inc = np.abs(np.einsum("pc,pc->p", normal, unit[sel]))
+    d_axis = d[rows, axis]
+    normal_sign = np.where(is_box, -np.sign(d_axis), -1.0)
+    cos_inc = np.abs(d_axis) / norm[sel]
     footprint = (t * norm[sel] * pixel_angle / np.maximum(cos_inc, 0.05)).astype(np.float32)
 
     # Texture coordinates: box faces in box-local coordinates, the ground in street (x, z).
     local = np.where(is_box[:, None], pt - boxes.lo[bi], pt)
-    tu = np.where(axis == 0, local[:, 2], local[:, 0])
-    tv = np.where(axis == 1, local[:, 2], local[:, 1])
+    tu = np.where(axis == 0, local[:, 2], local[:, 0]).astype(np.float32)
+    tv = np.where(axis == 1, local[:, 2], local[:, 1]).astype(np.float32)
     abs_x = np.abs(pt[:, 0])
     material = np.where(is_box, boxes.material[bi],
                         np.where(abs_x < w.ROAD_HALF_WIDTH_M, w.MAT_ROAD, w.MAT_SIDEWALK))
@@ -222,13 +234,12 @@ def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixe
     base = np.where(is_box[:, None], boxes.color[bi],
                     np.where((material == w.MAT_ROAD)[:, None], np.float32(0.33), np.float32(0.58)))
     base = base.astype(np.float32)
-    amp = _NOISE_AMP[material]  # [P, F]
     tex = np.zeros(n_sel, np.float32)
     for o, f in enumerate(_FREQS):
-        wgt = amp[:, o] * _bandlimit(f, footprint)
-        tex += wgt * value_noise(tu * f, tv * f, seed + 101 * o)
+        tex += _bandlimit(f, footprint) * value_noise(tu * np.float32(f), tv * np.float32(f), seed + 101 * o)
+    tex *= _NOISE_AMP[material]
     # A touch of per-channel variation so the texture is not grey-only.
-    tint = 0.06 * value_noise(tu * 2.0 + 7.3, tv * 2.0, seed + 999)
+    tint = 0.06 * value_noise(tu * np.float32(2.0) + np.float32(7.3), tv * np.float32(2.0), seed + 999)
     albedo = base * (1.0 + tex)[:, None]
     albedo[:, 0] *= 1.0 + tint
     albedo[:, 2] *= 1.0 - tint
@@ -258,7 +269,7 @@ def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixe
         glass = np.float32([0.12, 0.16, 0.24]) * (1.0 + 0.5 * tex[fac])[:, None]
         albedo[fac] = albedo[fac] * (1 - win[:, None]) + glass * win[:, None]
 
-    light = _AMBIENT + (1 - _AMBIENT) * np.maximum(normal @ _SUN, 0.0)
+    light = _AMBIENT + (1 - _AMBIENT) * np.maximum(normal_sign * _SUN[axis], 0.0)
     rgb[sel] = albedo * light[:, None].astype(np.float32)
     return np.clip(rgb, 0.0, 1.0)
 
