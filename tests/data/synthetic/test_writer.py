@@ -180,3 +180,26 @@ class TestEnsureWorld:
         img = Image.open(os.path.join(out, "2019_10_27", "2019_10_27_drive_0000_sync", "image_03", "data",
                                       "0000000002.jpg"))
         assert img.format == "JPEG" and img.size == (32, 16)
+
+
+def test_cli_rejects_bad_arguments(tmp_path, capsys):
+    from md2tf.data.synthetic.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--frames", "2"])
+    assert "frames must be >= 3" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_default_size_frame(tmp_path):
+    """One drive of 3 frames at the default 375 x 1242 (a few seconds)."""
+    out = ensure_world(str(tmp_path), drives=1, frames=3, odometry=False)
+    ddir = os.path.join(out, "2019_10_27", "2019_10_27_drive_0000_sync")
+    assert Image.open(os.path.join(ddir, "image_02", "data", "0000000001.png")).size == (1242, 375)
+    depth = np.load(os.path.join(ddir, "depth_gt", "image_02", "0000000001.npy"))
+    k = kitti_like_intrinsics(375, 1242)
+    v = np.arange(375.0)[:, None] * np.ones((1, 1242))
+    bottom = depth[-20:, 600:640]  # the road just in front of the camera
+    np.testing.assert_allclose(bottom, (1.65 * k[1, 1] / (v - k[1, 2]))[-20:, 600:640], rtol=1e-5)
+    pts = np.fromfile(os.path.join(ddir, "velodyne_points", "data", "0000000001.bin"), np.float32)
+    assert pts.size // 4 > 50_000  # a 64-beam sweep
