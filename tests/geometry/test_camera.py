@@ -31,6 +31,10 @@ class IntrinsicsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(k2[0], [[2.0, 0, 1.0], [0, 1.5, 0.5], [0, 0, 1]])
         self.assertAllClose(geometry.scale_intrinsics_to_level(k, 0), k)
 
+    def test_intrinsics_matrix_from_per_sample_parameters(self):
+        k = geometry.intrinsics_matrix(tf.constant([1.0, 2.0]), 3.0, 4.0, 5.0)
+        self.assertAllClose(k, [[[1, 0, 4], [0, 3, 5], [0, 0, 1]], [[2, 0, 4], [0, 3, 5], [0, 0, 1]]])
+
     def test_invert_intrinsics_matches_numpy_inverse(self):
         k = np.array([[[371.2, 0.7, 320.0], [0, 368.64, 96.0], [0, 0, 1]], [[5, 0, 2.5], [0, 4, 1.5], [0, 0, 1]]])
         got = geometry.invert_intrinsics(tf.constant(k))
