@@ -237,14 +237,18 @@ def _speed_profile(rng: np.random.Generator, frames: int) -> np.ndarray:
     """Per-frame forward speed (metres / frame at 10 Hz): cruising, speed changes and full stops."""
     targets = np.empty(frames)
     t = 0
-    stop_done = False
+    stops = 0
+    max_stops = max(1, frames // 60)
+    previous_stop = False
     while t < frames:
-        stop = (not stop_done and t > 0.2 * frames) or rng.random() < 0.15
-        if stop and frames >= 20:
-            n = int(rng.integers(4, 9))
+        stop = (stops == 0 and t > 0.2 * frames) or rng.random() < 0.07
+        if stop and frames >= 20 and stops < max_stops and not previous_stop:
+            n = int(rng.integers(9, 16))  # braking takes ~5 of these frames
             targets[t:t + n] = 0.0
-            stop_done = True
+            stops += 1
+            previous_stop = True
         else:
+            previous_stop = False
             n = int(rng.integers(8, 25))
             targets[t:t + n] = rng.uniform(0.5, 1.4)
         t += n
