@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 import tensorflow as tf
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from md2tf.config import ExperimentConfig
 from md2tf.models.builder import build
@@ -23,50 +25,58 @@ from md2tf.models.pose_net import PoseNet
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
-_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
-def _escape(name: str) -> str:
-    # tf.train.Checkpoint escapes "." and "/" in object names.
-    return name.replace(".", "..").replace("/", ".S")
+def variable_paths(model: tf.Module) -> dict[int, tuple[str, ...]]:
+    """Object-graph paths (child names from ``model``) of every variable reachable from ``model``.
 
-
-def checkpoint_keys(root_name: str, model: tf.Module) -> dict[int, str]:
-    """Checkpoint keys of ``model``'s variables when saved as ``root_name`` of a `tf.train.Checkpoint`.
-
-    Walks the object graph breadth-first, as TF does when it names checkpoint entries.
+    Walks the same trackable edges that ``tf.train.Checkpoint`` serialises, breadth-first.
 
     Returns:
-      ``{id(variable): key}`` for every variable reachable from ``model``; variables held only in
-      untracked containers are absent.
+      ``{id(variable): (name, ...)}``; variables held only in untracked containers are absent.
     """
-    keys: dict[int, str] = {}
+    paths: dict[int, tuple[str, ...]] = {}
     seen = {id(model)}
-    queue = [(model, _escape(root_name))]
+    queue: list[tuple[object, tuple[str, ...]]] = [(model, ())]
     while queue:
         obj, path = queue.pop(0)
-        children = obj._trackable_children(save_type="checkpoint")
-        for name, child in children.items():
+        for name, child in obj._trackable_children(save_type="checkpoint").items():
             if id(child) in seen:
                 continue
             seen.add(id(child))
-            child_path = f"{path}/{_escape(name)}"
-            if isinstance(child, tf.Variable) or hasattr(child, "_serialize_to_tensors") and hasattr(
-                child, "assign"
-            ):
-                keys[id(child)] = child_path + _VALUE_SUFFIX
+            child_path = path + (name,)
+            if isinstance(child, tf.Variable) or isinstance(child, keras.Variable):
+                paths[id(child)] = child_path
             queue.append((child, child_path))
-    return keys
+    return paths
 
 
 def unsaved_variables(root_name: str, model: tf.Module, checkpoint_prefix: str) -> list[str]:
-    """Paths of ``model``'s variables that the checkpoint at ``checkpoint_prefix`` does not hold."""
-    present = {name for name, _ in tf.train.list_variables(checkpoint_prefix)}
-    keys = checkpoint_keys(root_name, model)
+    """Paths of ``model``'s variables that the checkpoint does not hold under ``root_name``.
+
+    Follows the checkpoint's own object graph (the one restore uses), so it works whatever else was
+    saved alongside (optimizer, step) and however TF named the tensors.
+    """
+    reader = tf.train.load_checkpoint(checkpoint_prefix)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+
+    def lookup(names: tuple[str, ...]):
+        node = 0  # the root tf.train.Checkpoint
+        for name in names:
+            edges = {c.local_name: c.node_id for c in graph.nodes[node].children}
+            if name not in edges:
+                return None
+            node = edges[name]
+        return graph.nodes[node]
+
+    paths = variable_paths(model)
     missing = []
     for var in model.weights:
-        key = keys.get(id(var))
-        if key is None or key not in present:
+        path = paths.get(id(var))
+        node = lookup((root_name,) + path) if path is not None else None
+        keys = [a.checkpoint_key for a in node.attributes if a.name == "VARIABLE_VALUE"] if node else []
+        if not keys or not reader.has_tensor(keys[0]):
             missing.append(getattr(var, "path", var.name))
     return missing
 
