@@ -334,10 +334,12 @@ def make_drive(config: WorldConfig, index: int) -> Drive:
         seed += 7
         if len(cars) == 2 and abs(cars[0].z0 - cars[1].z0) < 6.0:
             cars.pop()
-    # Oncoming cars in the other lane, spread so that they pass during the drive.
-    for _ in range(max(2, frames // 15)):
-        v = rng.uniform(0.8, 1.6)
-        z0 = rng.uniform(20.0, z_hi - 20.0) + v * rng.uniform(0, frames / 2)
+    # Oncoming traffic in the other lane: one speed for the lane (cars never run into each other),
+    # gaps of 12-50 m, placed so that the cars pass the camera during the drive.
+    v = rng.uniform(0.8, 1.6)
+    z0 = rng.uniform(15.0, 40.0)
+    while z0 < z_hi + v * frames:
         cars.append(MovingCar(-LANE_CENTRE_M, z0, -v, False, tuple(rng.uniform(0.1, 0.9, 3)), seed))
         seed += 7
+        z0 += rng.uniform(12.0, 50.0)
     return Drive(index, static, tuple(cars), cam_position, yaw, g, config.baseline)
