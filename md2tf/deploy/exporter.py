@@ -194,7 +194,7 @@ def run_export(config) -> dict[str, Any]:
     from md2tf.deploy.inference import predictor_from_models  # noqa: PLC0415
     from md2tf.models.checkpoint import load_models  # noqa: PLC0415
 
-    experiment, depth_net, _ = load_models(config.checkpoint)
+    experiment, depth_net, _ = load_models(config.checkpoint, load_pose_net=False)
     predictor = predictor_from_models(experiment, depth_net, post_process=config.post_process,
                                       metric_scale=config.metric_scale or None,
                                       real_baseline_m=config.real_baseline_m)

@@ -321,10 +321,10 @@ def load_predictor(path: str, post_process: bool = False, num_threads: int | Non
         return TFLitePredictor(path, num_threads=num_threads)
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
         return SavedModelPredictor(path)
-    if not (os.path.exists(path) or os.path.exists(path + ".index")):
+    if not (os.path.isdir(path) or os.path.exists(path + ".index")):
         raise ValueError(f"--model: {path!r} is not a .tflite file, SavedModel directory, run directory "
                          "or checkpoint prefix")
     from md2tf.models.checkpoint import load_models  # noqa: PLC0415
 
-    config, depth_net, _ = load_models(path)
+    config, depth_net, _ = load_models(path, load_pose_net=False)
     return predictor_from_models(config, depth_net, post_process=post_process)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +16,8 @@ from PIL import Image
 from md2tf.deploy import exporter, tflite
 from md2tf.deploy.inference import ModelInfo, load_predictor
 from tests.deploy.conftest import H, W
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Ops the exported depth graph may use (all TFLite builtins; GPU-delegate friendly).
 EXPECTED_OPS = {"ADD", "CAST", "CONCATENATION", "CONV_2D", "DIV", "ELU", "LOGISTIC", "MAX_POOL_2D",
@@ -165,3 +170,49 @@ def test_export_all_writes_every_format_and_a_model_card(exported, tmp_path):
     assert card["contract"]["input"]["dtype"] == "uint8"
     assert card["contract"]["outputs"]["depth"]["range"] == pytest.approx([0.54, 540.0])
     assert "structured" in card["int8_calibration"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(exported, tmp_path_factory):
+    """A stereo-only run directory holding the fixture's DepthNet (so metric_scale = 5.4)."""
+    from md2tf.config import DataConfig, ExperimentConfig, ModelConfig
+    from md2tf.models.checkpoint import save_models
+
+    config = ExperimentConfig(data=DataConfig(height=H, width=W, frame_offsets=(0,), use_stereo=True),
+                              model=ModelConfig(num_layers=18, init="keras"))
+    path = str(tmp_path_factory.mktemp("run"))
+    save_models(path, config, exported["predictor"].model.depth_net, step=3)
+    return path
+
+
+def test_load_predictor_from_run_dir_and_prefix(exported, run_dir):
+    ref = exported["reference"]
+    for path in (run_dir, os.path.join(run_dir, "checkpoints", "ckpt-3")):
+        p = load_predictor(path)
+        assert (p.height, p.width, p.metric_scale) == (H, W, pytest.approx(5.4))
+        assert p.info.depth_units == "metres"
+        out = p.predict(exported["images"])
+        np.testing.assert_allclose(out["disparity"], ref["disparity"], atol=1e-6)
+        np.testing.assert_allclose(out["depth"], ref["depth"], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_export_cli_end_to_end(exported, run_dir, tmp_path):
+    out = tmp_path / "exp"
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "md2tf.export", f"--checkpoint={run_dir}", f"--out={out}",
+         "--formats=saved_model,tflite_fp32,tflite_int8", "--calibration=structured",
+         "--num_calibration_images=4"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["model"]["metric_scale"] == pytest.approx(5.4)
+    assert card["training_config"]["data"]["use_stereo"] is True
+    assert card["variants"]["tflite_fp32"]["parity"]["max_abs_diff_disparity"] <= 1e-4
+    assert "4 structured" in card["int8_calibration"]
+    p = load_predictor(str(out / "depth_int8.tflite"))
+    assert p.metric_scale == pytest.approx(5.4)
+    with pytest.raises(ValueError):  # bad --formats fails fast with the flag named
+        from md2tf.config import ExportConfig
+
+        ExportConfig(checkpoint=run_dir, out_dir=str(out), formats=("onnx",))
