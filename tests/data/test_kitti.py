@@ -153,3 +153,29 @@ def test_load_test_images(tree):
     name, image = items[2]
     assert name == f"{fake_kitti.DRIVE} 2 l"
     np.testing.assert_array_equal(image, fake_kitti.frame_image(2, "l"))
+
+
+def _download_script():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "download_kitti.py")
+    spec = importlib.util.spec_from_file_location("download_kitti", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_download_script_file_url_and_jpeg_conversion(tmp_path):
+    script = _download_script()
+    src = tmp_path / "src.txt"
+    src.write_text("a/b_sync 1 l\n")
+    dst = script.download(src.as_uri(), str(tmp_path / "out" / "eigen" / "test_files.txt"), quiet=True)
+    assert open(dst).read() == "a/b_sync 1 l\n" and not os.path.exists(dst + ".part")
+    root = fake_kitti.write_tree(str(tmp_path / "k"), frames=3)
+    assert script.convert_png_to_jpeg(root) == 6
+    jpg = os.path.join(root, fake_kitti.DRIVE, "image_02", "data", "0000000001.jpg")
+    from PIL import Image
+
+    with Image.open(jpg) as image:
+        assert image.format == "JPEG" and image.size == (fake_kitti.RAW_WIDTH, fake_kitti.RAW_HEIGHT)
+    assert not os.path.exists(jpg[:-4] + ".png")
