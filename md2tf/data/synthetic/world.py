@@ -105,17 +105,19 @@ class WorldConfig:
 
 
 def kitti_like_intrinsics(height: int, width: int) -> np.ndarray:
-    """Pinhole K of a KITTI image resized to ``height x width``, principal point at the centre.
+    """Pinhole K of a KITTI image resized to ``height x width``, principal point at the image centre.
 
     ``fx = 721.5377 * W / 1242``, ``fy = 721.5377 * H / 375`` (non-square pixels for other aspect ratios,
-    exactly as a resized KITTI image), ``cx = W / 2``, ``cy = H / 2`` (the paper's centred principal point).
+    exactly as a resized KITTI image), ``cx = (W - 1) / 2``, ``cy = (H - 1) / 2``: the exact centre with
+    integer pixel centres, so horizontal flips and half-pixel-centre resizing keep K exact (the paper's
+    normalised 0.5 is half a pixel off from this, i.e. ``cx / W = 0.5 - 0.5 / W``).
 
     Returns:
       ``[3, 3]`` float64 intrinsics in pixels (integer pixel coordinates at pixel centres).
     """
     fx = KITTI_FOCAL_PX * width / KITTI_SIZE_HW[1]
     fy = KITTI_FOCAL_PX * height / KITTI_SIZE_HW[0]
-    return np.array([[fx, 0.0, width / 2.0], [0.0, fy, height / 2.0], [0.0, 0.0, 1.0]])
+    return np.array([[fx, 0.0, (width - 1) / 2.0], [0.0, fy, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
 
 
 class Boxes(NamedTuple):
