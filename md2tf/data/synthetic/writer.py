@@ -21,7 +21,7 @@ from md2tf.data.synthetic import render
 from md2tf.data.synthetic import world as w
 
 MANIFEST = "synthetic_world.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when the rendered output changes: older worlds are regenerated
 SPLIT_NAME = "synthetic"
 ODOM_SPLIT_NAME = "synthetic_odom"
 
@@ -302,7 +302,8 @@ def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, 
     """Generates the synthetic world in ``out_dir`` unless a complete one with the same parameters is there.
 
     Completeness is marked by the manifest ``<out_dir>/synthetic_world.json``, written last, so a run
-    that crashed mid-generation regenerates. Call it from one process only (the chief worker).
+    that crashed mid-generation regenerates; so does a world written by an older renderer
+    (``format_version``). Call it from one process only (the chief worker).
 
     Args:
       out_dir: output root.
@@ -328,9 +329,10 @@ def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, 
         with open(manifest) as f:
             found = json.load(f)
         wanted = json.loads(json.dumps(config.to_dict()))
-        if found.get("format_version") == FORMAT_VERSION and found.get("config") == wanted:
+        same_config = found.get("config") == wanted
+        if same_config and found.get("format_version") == FORMAT_VERSION:
             return out_dir
-        if not overwrite:
+        if not (same_config or overwrite):  # same parameters, older renderer: regenerate
             diff = {k: (found.get("config", {}).get(k), v) for k, v in wanted.items()
                     if found.get("config", {}).get(k) != v}
             raise ValueError(f"{manifest} describes a synthetic world with other parameters "

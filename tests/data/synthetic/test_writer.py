@@ -162,6 +162,16 @@ class TestEnsureWorld:
         ensure_world(out, **self.KW)
         assert os.path.exists(img) and os.path.exists(os.path.join(out, writer.MANIFEST))
 
+    def test_older_format_regenerates(self, tmp_path):
+        out = str(tmp_path)
+        ensure_world(out, **self.KW)
+        path = os.path.join(out, writer.MANIFEST)
+        manifest = json.load(open(path))
+        manifest["format_version"] = writer.FORMAT_VERSION - 1
+        json.dump(manifest, open(path, "w"))
+        ensure_world(out, **self.KW)
+        assert json.load(open(path))["format_version"] == writer.FORMAT_VERSION
+
     def test_other_parameters_raise_unless_overwrite(self, tmp_path):
         out = str(tmp_path)
         ensure_world(out, **self.KW)
