@@ -84,6 +84,11 @@ def draw_params(seed: tf.Tensor, flip_prob: float = 0.5, color_aug_prob: float =
     )
 
 
+def _statically_false(flag: tf.Tensor) -> bool:
+    value = tf.get_static_value(flag)
+    return value is not None and not bool(value)
+
+
 def rgb_to_grayscale(images: tf.Tensor) -> tf.Tensor:
     """Luma ``[..., H, W, 3] -> [..., H, W, 1]`` with torchvision's weights."""
     return tf.reduce_sum(images * tf.constant(_LUMA, images.dtype), axis=-1, keepdims=True)
@@ -133,9 +138,13 @@ def color_jitter(images: tf.Tensor, params: AugmentParams) -> tf.Tensor:
             out = tf.switch_case(params.order[position], [lambda f=f, x=out: f(x) for f in ops])
         return out
 
+    if _statically_false(params.color):  # identity_params(): nothing to build
+        return images
     return tf.cond(params.color, jitter, lambda: tf.identity(images))
 
 
 def flip_horizontal(images: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
     """Mirrors ``[..., H, W, C]`` along W when ``flip`` (bool scalar) is True."""
+    if _statically_false(flip):
+        return images
     return tf.cond(flip, lambda: tf.reverse(images, axis=[-2]), lambda: tf.identity(images))
