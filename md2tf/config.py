@@ -253,6 +253,10 @@ class ExportConfig:
       calibration: int8 calibration data: ``auto`` (the run's training data if readable, else
         structured random frames), ``structured``, or a folder of images.
       num_calibration_images: frames used to calibrate int8.
+      accuracy_split: if set, score every variant on this test split (``md2tf.evaluate``; needs
+        ``test_files.txt`` and ``gt_depths.npz`` in ``<accuracy_splits_dir>/<split>/``).
+      accuracy_data_dir: dataset root of the test images; empty = the run's ``data_dir``.
+      accuracy_splits_dir: split folders; empty = ``<accuracy_data_dir>/splits``.
     """
 
     checkpoint: str = ""
@@ -263,6 +267,9 @@ class ExportConfig:
     real_baseline_m: float = 0.54
     calibration: str = "auto"
     num_calibration_images: int = 64
+    accuracy_split: str = ""
+    accuracy_data_dir: str = ""
+    accuracy_splits_dir: str = ""
 
     def __post_init__(self) -> None:
         _check(bool(self.checkpoint), "--checkpoint is required (run directory or checkpoint prefix)")

@@ -242,6 +242,10 @@ def define_export_flags() -> None:
     d(flags.DEFINE_string, "calibration", "auto", "int8 calibration data: auto (training data of the "
       "run if readable, else structured random frames), structured, or a folder of images.")
     d(flags.DEFINE_integer, "num_calibration_images", 64, "Frames used to calibrate int8.")
+    d(flags.DEFINE_string, "accuracy_split", "", "If set, score every exported variant on this test "
+      "split (abs_rel, a1, ...; needs test_files.txt and gt_depths.npz).")
+    d(flags.DEFINE_string, "accuracy_data_dir", "", "Test images root; empty = the run's data_dir.")
+    d(flags.DEFINE_string, "accuracy_splits_dir", "", "Split folders; empty = <data_dir>/splits.")
 
 
 def export_config_from_flags(flag_values=None):
@@ -252,7 +256,8 @@ def export_config_from_flags(flag_values=None):
     return cfg.ExportConfig(
         checkpoint=f.checkpoint, out_dir=f.out, formats=tuple(f.formats), post_process=f.post_process,
         metric_scale=f.metric_scale, real_baseline_m=f.real_baseline_m, calibration=f.calibration,
-        num_calibration_images=f.num_calibration_images)
+        num_calibration_images=f.num_calibration_images, accuracy_split=f.accuracy_split,
+        accuracy_data_dir=f.accuracy_data_dir, accuracy_splits_dir=f.accuracy_splits_dir)
 
 
 def define_predict_flags() -> None:

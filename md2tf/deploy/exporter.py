@@ -182,6 +182,39 @@ def calibration_images(source: str, num: int, height: int, width: int,
     return structured_images(num, height, width, seed=1), f"{num} structured random frames"
 
 
+def accuracy_evaluator(data_dir: str, split: str, splits_dir: str = "", stereo: bool = False,
+                       image_ext: str = ".jpg",
+                       batch_size: int = 16) -> Callable[[Predictor], dict[str, float]]:
+    """``predictor -> {abs_rel, sq_rel, rmse, rmse_log, a1, a2, a3}`` on a test split (md2tf.evaluate).
+
+    Args:
+      data_dir: dataset root (KITTI raw layout; the synthetic world uses the same layout).
+      split: split folder with ``test_files.txt`` and ``gt_depths.npz`` (``eigen``, ``synthetic``, ...).
+      splits_dir: directory of split folders; empty = ``<data_dir>/splits``.
+      stereo: score as a stereo-trained model (no median scaling, depth x 5.4), else median scaling.
+      image_ext: test image extension.
+      batch_size: images per forward pass (TFLite runs them one by one).
+    """
+    from md2tf.config import EvalConfig  # noqa: PLC0415
+    from md2tf.evaluation import gt_depth, runner  # noqa: PLC0415
+
+    config = EvalConfig(models=("export",), eval_split=split, data_dir=data_dir, splits_dir=splits_dir,
+                        eval_stereo=stereo, image_ext=image_ext, batch_size=batch_size,
+                        progress=False)
+    resolved = config.resolved_splits_dir
+    gts = gt_depth.load_gt_depths(gt_depth.gt_depths_path(resolved, split), split, resolved)
+    options = runner.scoring_options(config)
+    images, count = runner.kitti_test_images(data_dir, os.path.join(resolved, split, "test_files.txt"),
+                                             image_ext)
+
+    def evaluate(predictor: Predictor) -> dict[str, float]:
+        source = runner.predictor_source(predictor, images, count, "export", batch_size)
+        scores = runner.evaluate_sources(gts, [source], options, show_progress=False)["export"]
+        return {k: float(v) for k, v in scores.metrics.items()}
+
+    return evaluate
+
+
 def run_export(config) -> dict[str, Any]:
     """``python -m md2tf.export`` as a function: loads ``config.checkpoint`` and exports it.
 
@@ -202,9 +235,15 @@ def run_export(config) -> dict[str, Any]:
     if "tflite_int8" in config.formats:
         reps, desc = calibration_images(config.calibration, config.num_calibration_images,
                                         predictor.height, predictor.width, experiment.data)
+    evaluate_fn = None
+    if config.accuracy_split:
+        evaluate_fn = accuracy_evaluator(config.accuracy_data_dir or experiment.data.data_dir,
+                                         config.accuracy_split, config.accuracy_splits_dir,
+                                         stereo=experiment.data.use_stereo,
+                                         image_ext=experiment.data.image_ext)
     return export_all(predictor, config.out_dir, config.formats, representative_images=reps,
                       calibration=desc, source=config.checkpoint,
-                      training_config=experiment.to_dict())
+                      training_config=experiment.to_dict(), evaluate_fn=evaluate_fn)
 
 
 def summary_lines(card: dict[str, Any]) -> list[str]:
@@ -216,5 +255,8 @@ def summary_lines(card: dict[str, Any]) -> list[str]:
         size = v.get("size_bytes", 0) / 1e6
         par = v["parity"]["max_abs_diff_disparity"]
         gpu = v.get("gpu_compatible", "")
-        lines.append(f"{name:15s} {v['file']:22s} {size:8.2f} MB  max|d disp| {par:.2e}  gpu {gpu}")
+        line = f"{name:15s} {v['file']:22s} {size:8.2f} MB  max|d disp| {par:.2e}  gpu {gpu}"
+        if "accuracy" in v:
+            line += f"  abs_rel {v['accuracy']['abs_rel']:.4f}  a1 {v['accuracy']['a1']:.4f}"
+        lines.append(line)
     return lines
