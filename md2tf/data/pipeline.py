@@ -47,6 +47,7 @@ from md2tf.geometry.camera import scale_intrinsics
 NUM_SCALES = 4
 RESIZE_METHOD = "lanczos3"
 PYRAMID_METHOD = "lanczos3"
+_JPEG_TAIL = 32
 _DEFAULT_KITTI_SPLIT = "eigen_zhou"
 _DEFAULT_SPLIT_BY_DATASET = {"synthetic": "synthetic", "kitti_odom": "odom"}
 
@@ -102,7 +103,7 @@ def list_samples(config: DataConfig, split: str) -> list[Sample]:
 def image_looks_valid(contents: tf.Tensor, image_ext: str) -> tf.Tensor:
     """Cheap structural check of encoded image bytes (bool scalar).
 
-    JPEG: starts with ``FF D8`` and ends with the end-of-image marker ``FF D9``; PNG: the 8-byte
+    JPEG: starts with ``FF D8`` and has the end-of-image marker ``FF D9`` in its last 32 bytes; PNG: the 8-byte
     signature and an ``IEND`` chunk at the end. Catches empty, truncated and wrongly
     typed files; corruption inside the entropy-coded data is left to the decoder.
     """
@@ -113,8 +114,11 @@ def image_looks_valid(contents: tf.Tensor, image_ext: str) -> tf.Tensor:
         tail = tf.strings.substr(contents, tf.maximum(length - 8, 0), 4) == b"IEND"
         return tf.logical_and(length > 20, tf.logical_and(head, tail))
     head = tf.strings.substr(contents, 0, 2) == b"\xff\xd8"
-    tail = tf.strings.substr(contents, tf.maximum(length - 2, 0), 2) == b"\xff\xd9"
-    return tf.logical_and(length > 4, tf.logical_and(head, tail))
+    # The end-of-image marker FF D9, allowing a little padding after it (some writers add some).
+    tail = tf.io.decode_raw(tf.strings.substr(contents, tf.maximum(length - _JPEG_TAIL, 0), _JPEG_TAIL),
+                            tf.uint8)
+    eoi = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
+    return tf.logical_and(length > 4, tf.logical_and(head, eoi))
 
 
 def decode_image(contents: tf.Tensor, image_ext: str) -> tf.Tensor:

@@ -299,3 +299,37 @@ def test_prepared_cache_matches_online_pipeline(tmp_path, tree):
                                -ref.stereo_source_from_target[0, 0, 3])
     with pytest.raises(ValueError, match=r"cache.json was prepared with other settings.*height"):
         cache.make_cached_dataset(out, _config(tree, use_stereo=True, height=64), 1)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_image_looks_valid(ext):
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "JPEG" if ext == ".jpg" else "PNG")
+    data = buf.getvalue()
+    cases = {"ok": (data, True), "truncated": (data[: len(data) // 2], False), "empty": (b"", False),
+             "other format": (b"GIF89a" + data, False)}
+    if ext == ".jpg":
+        cases["padding after EOI"] = (data + b"\0" * 10, True)
+    for name, (contents, expected) in cases.items():
+        assert bool(pipeline.image_looks_valid(tf.constant(contents), ext)) == expected, name
+
+
+def test_odometry_layout(tmp_path):
+    root = str(tmp_path / "odom")
+    for side, camera in (("l", "image_2"), ("r", "image_3")):
+        os.makedirs(os.path.join(root, "sequences", "03", camera))
+        for i in range(3):
+            Image.fromarray(fake_kitti.frame_image(i, side)).save(
+                os.path.join(root, "sequences", "03", camera, f"{i:06d}.png"))
+    os.makedirs(os.path.join(root, "splits", "odom"))
+    (tmp_path / "odom" / "splits" / "odom" / "val_files.txt").write_text("3 1 r\n")
+    with open(os.path.join(root, "sequences", "03", "calib.txt"), "w") as f:
+        f.write("P2: 40 0 40 0 0 30 12 0 0 0 1 0\nP3: 40 0 40 -20 0 30 12 0 0 0 1 0\n")
+    config = _config(root, dataset="kitti_odom", use_stereo=True, intrinsics="calib")
+    b = _all(pipeline.make_dataset(config, "val", 1, training=False))[0]
+    assert _frame_and_side(b.target[0][0]) == (1, "r")
+    assert [_frame_and_side(b.sources[0][0, j]) for j in range(3)] == [(0, "r"), (2, "r"), (1, "l")]
+    np.testing.assert_allclose(b.intrinsics[0, 0, 0], 40.0 / fake_kitti.RAW_WIDTH * W, rtol=1e-6)
+    np.testing.assert_allclose(b.stereo_source_from_target[0, 0, 3], 0.1, rtol=1e-6)
