@@ -107,6 +107,20 @@ def test_config_round_trip(depth_net):
     assert models.PoseNet.from_config(pose.get_config()).get_config() == pose.get_config()
 
 
+@pytest.mark.parametrize(
+    "layer",
+    [
+        ResnetEncoder(50, num_input_images=2, init="keras", synchronized_bn=True),
+        models.DepthDecoder((64, 256, 512, 1024, 2048), scales=(0, 1), init="keras"),
+        models.PoseDecoder((64, 64, 128, 256, 512), num_frames_to_predict_for=1),
+    ],
+    ids=["encoder", "depth_decoder", "pose_decoder"],
+)
+def test_layer_config_round_trip(layer):
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
 def test_synchronized_bn_reaches_every_bn_layer():
     enc = ResnetEncoder(18, synchronized_bn=True)
     enc(tf.zeros([1, 32, 32, 3]))
