@@ -30,6 +30,10 @@ def define_train_flags() -> None:
       "means --synthetic_cache_dir.")
     d(flags.DEFINE_string, "synthetic_cache_dir", "data_cache/synthetic",
       "Where the synthetic world is generated on first use (relative to the cwd).")
+    d(flags.DEFINE_integer, "synthetic_drives", 4, "Synthetic world: number of drives.")
+    d(flags.DEFINE_integer, "synthetic_frames", 100, "Synthetic world: frames per drive.")
+    d(flags.DEFINE_integer, "synthetic_height", 0, "Synthetic world image height (0 = --height).")
+    d(flags.DEFINE_integer, "synthetic_width", 0, "Synthetic world image width (0 = --width).")
     d(flags.DEFINE_string, "split", "eigen_zhou", "Training split name (eigen_zhou, eigen_full, odom, ...).")
     d(flags.DEFINE_string, "splits_dir", "", "Directory of split folders. Empty = <data_dir>/splits.")
     d(flags.DEFINE_integer, "height", 192, "Network input height in pixels (multiple of 32).")
@@ -97,6 +101,13 @@ def define_train_flags() -> None:
       "tf.distribute strategy: auto = multi_worker if TF_CONFIG is set, mirrored over >1 GPU, "
       "else default.")
     d(flags.DEFINE_boolean, "progress_bar", True, "Show a console progress bar.")
+
+
+def synthetic_world_from_flags(flag_values=None) -> dict:
+    """``ensure_world`` keyword arguments (drives, frames, height, width) from the training flags."""
+    f = FLAGS if flag_values is None else flag_values
+    return {"drives": f.synthetic_drives, "frames": f.synthetic_frames,
+            "height": f.synthetic_height or f.height, "width": f.synthetic_width or f.width}
 
 
 def experiment_config_from_flags(flag_values=None):

@@ -58,20 +58,22 @@ def split_cpu(num_devices: int) -> None:
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
 
 
-def task_info(strategy: tf.distribute.Strategy) -> tuple[str | None, int | None]:
-    """(task type, task id) of this process; (None, None) outside multi-worker training."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not tf_config().get("cluster"):
+def task_info(strategy: tf.distribute.Strategy | None = None) -> tuple[str | None, int | None]:
+    """(task type, task id) of this process from ``TF_CONFIG``; (None, None) outside multi-worker."""
+    config = tf_config()
+    if not config.get("cluster"):
         return None, None
-    return resolver.task_type, resolver.task_id
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is not None and resolver.task_type is not None:
+        return resolver.task_type, resolver.task_id
+    task = config.get("task", {})
+    return task.get("type"), task.get("index")
 
 
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """True for the process that writes the real checkpoints and summaries."""
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """True for the process that writes the real checkpoints and summaries (from ``TF_CONFIG``)."""
     task_type, task_id = task_info(strategy)
-    if task_type is None:
-        return True
-    if task_type == "chief":
+    if task_type is None or task_type == "chief":
         return True
     cluster = tf_config().get("cluster", {})
     return task_type == "worker" and task_id == 0 and "chief" not in cluster

@@ -92,13 +92,34 @@ def _default_loss_fn() -> Callable:
     return monodepth2_loss
 
 
-def ensure_synthetic_world(config: ExperimentConfig) -> None:
-    """Generates the synthetic world into ``data_dir`` on first use (no-op for other datasets)."""
+def _adam(learning_rate: float) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
+
+
+def ensure_synthetic_world(config: ExperimentConfig, timeout_s: float = 3600.0, **world) -> None:
+    """Generates the synthetic world into ``data_dir`` on first use (no-op for other datasets).
+
+    Only the chief generates; other workers wait (up to ``timeout_s``) for its manifest.
+
+    Args:
+      config: the experiment (``data.dataset == "synthetic"`` to do anything).
+      timeout_s: how long a non-chief worker waits.
+      **world: ``WorldConfig`` fields (drives, frames, height, width, ...).
+    """
     if config.data.dataset != "synthetic":
         return
     from md2tf.data import synthetic
 
-    synthetic.ensure_world(config.data.data_dir)
+    if distribute.is_chief():
+        logger.info("synthetic world in %s (generated on first use)", config.data.data_dir)
+        synthetic.ensure_world(config.data.data_dir, progress=True, **world)
+        return
+    manifest = os.path.join(config.data.data_dir, synthetic.MANIFEST)
+    deadline = time.time() + timeout_s
+    while not os.path.exists(manifest):
+        if time.time() > deadline:
+            raise TimeoutError(f"worker waited {timeout_s:.0f} s for the chief to write {manifest}")
+        time.sleep(2.0)
 
 
 class Trainer:
@@ -111,11 +132,13 @@ class Trainer:
         (tests' stand-ins); default ``md2tf.models.build``.
       dataset_fn: optional `DatasetFn` (default ``md2tf.data.pipeline.make_dataset``).
       loss_fn: optional ``monodepth2_loss``-compatible callable.
+      optimizer_fn: optional ``learning_rate -> keras optimizer`` (default Adam with torch's eps).
     """
 
     def __init__(self, config: ExperimentConfig, *, strategy: tf.distribute.Strategy | None = None,
                  networks: Callable[[], tuple] | None = None, dataset_fn: DatasetFn | None = None,
-                 loss_fn: Callable | None = None) -> None:
+                 loss_fn: Callable | None = None,
+                 optimizer_fn: Callable[[float], keras.optimizers.Optimizer] | None = None) -> None:
         self.config = config
         tc = config.train
         if not tc.run_dir:
@@ -147,7 +170,7 @@ class Trainer:
             if self.pose_net is not None:
                 self.variables += list(self.pose_net.trainable_variables)
             # torch Adam defaults (betas 0.9/0.999, eps 1e-8); Keras' default eps is 1e-7.
-            optimizer = keras.optimizers.Adam(learning_rate=tc.learning_rate, epsilon=1e-8)
+            optimizer = (optimizer_fn or _adam)(tc.learning_rate)
             if tc.mixed_precision == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(self.variables)
@@ -164,11 +187,19 @@ class Trainer:
         else:
             self.writer = tf.summary.create_noop_writer()
         self._use_loss_scale = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
-        self._replica_compute = tf.function(self._replica_compute_fn, jit_compile=tc.jit_compile)
+        # XLA compiles the replica's forward + backward (the optimizer update stays outside). A nested
+        # tf.function may not contain cross-replica synchronisation (sync BatchNorm), so XLA is for
+        # single-replica runs.
+        if tc.jit_compile and self.num_replicas > 1:
+            raise ValueError(f"--jit_compile needs a single replica, got {self.num_replicas} "
+                             "(synchronized BatchNorm cannot run inside the nested XLA function)")
+        self._replica_compute = (tf.function(self._replica_compute_fn, jit_compile=True)
+                                 if tc.jit_compile else self._replica_compute_fn)
         self.train_step = tf.function(self._train_step_fn)
         self._val_step = tf.function(self._val_step_fn)
         self._image_fn = tf.function(self._image_fn_impl)
         self.stop_request = StopRequest()
+        self._saved_step = -1
 
     # --- compiled pieces -------------------------------------------------------------------------
 
@@ -212,7 +243,8 @@ class Trainer:
             self.strategy.run(lambda g: self.optimizer.apply(g, self.variables), args=(grads,))
 
         tf.cond(applied, apply, lambda: None)
-        self.step.assign_add(1)
+        with tf.control_dependencies([applied]):  # count a step only once its batch was read
+            self.step.assign_add(1)
         means = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                  for k, v in scalars.items()}
         return means, applied, stops > 0
@@ -249,10 +281,12 @@ class Trainer:
 
         def fn(ctx):
             ds = self.dataset_fn(split, tc.batch_size, training, ctx, seed)
+            # One global step takes one per-replica batch for each replica fed by this pipeline.
+            per_step = max(ctx.num_replicas_in_sync // ctx.num_input_pipelines, 1)
             if take:
-                ds = ds.take(take)
+                ds = ds.take(take * per_step)
             if skip:
-                ds = ds.skip(skip)
+                ds = ds.skip(skip * per_step)
             return ds
 
         return self.strategy.distribute_datasets_from_function(fn)
@@ -283,12 +317,18 @@ class Trainer:
         return None
 
     def save(self) -> str | None:
+        """Checkpoint at the current step (every worker calls it); the prefix on the chief."""
         path = self.checkpoints.save()
+        self._saved_step = int(self.step.numpy())
         return path if self.is_chief else None
 
-    def train(self) -> TrainResult:
+    def train(self, step_callback: Callable[[int, dict], None] | None = None) -> TrainResult:
         """Runs (or resumes) training until the epochs, ``max_steps``, a stop signal or too many
-        consecutive non-finite losses end it. Always leaves a checkpoint behind."""
+        consecutive non-finite losses end it. Always leaves a checkpoint behind.
+
+        Args:
+          step_callback: optional ``callback(global_step, scalars)`` after every step (scripts).
+        """
         tc = self.config.train
         if self.is_chief:
             checkpoints.write_config(tc.run_dir, self.config)
@@ -312,10 +352,10 @@ class Trainer:
                 last_log_time, last_log_step = time.perf_counter(), int(self.step.numpy())
                 while True:
                     gstep = int(self.step.numpy())
+                    if spe and gstep >= (epoch + 1) * spe:
+                        break
                     if tc.max_steps and gstep >= tc.max_steps:
                         reason = "max_steps"
-                        break
-                    if spe and gstep >= (epoch + 1) * spe:
                         break
                     if tc.profile_steps and gstep == tc.profile_steps[0] and self.is_chief:
                         tf.profiler.experimental.start(os.path.join(tc.run_dir, "tensorboard"))
@@ -348,6 +388,8 @@ class Trainer:
                     if image_batch is not None and gstep % tc.image_log_every == 0:
                         summaries.write_images(self.writer, self._image_fn(image_batch), gstep)
                     bar.update(gstep, f"loss {scalars.get('loss/total', float('nan')):.4f}")
+                    if step_callback is not None:
+                        step_callback(gstep, scalars)
                     if tc.save_every_steps and gstep % tc.save_every_steps == 0:
                         last_ckpt = self.save()
                     if consecutive_bad >= tc.max_nonfinite_steps:
@@ -366,7 +408,7 @@ class Trainer:
             tf.profiler.experimental.stop()
         bar.close()
         gstep = int(self.step.numpy())
-        if last_ckpt is None or not last_ckpt.endswith(f"-{gstep}"):
+        if self._saved_step != gstep:
             last_ckpt = self.save()
         if reason == "nonfinite":
             logger.error("stopping: %d consecutive non-finite losses, the last at step %d; saved %s",

@@ -1,0 +1,109 @@
+"""Run-directory checkpoints: round trip, every variable saved, keep-K, worker paths."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from md2tf.models import checkpoint as model_checkpoint
+from md2tf.training import checkpoints, distribute
+from tests.training import fakes
+
+
+def build_state():
+    depth, pose = fakes.tiny_networks()
+    depth(tf.zeros([1, 16, 16, 3]))
+    pose(tf.zeros([1, 16, 16, 6]))
+    variables = depth.trainable_variables + pose.trainable_variables
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(variables)
+    step = tf.Variable(0, dtype=tf.int64)
+    epoch = tf.Variable(0, dtype=tf.int64)
+    return depth, pose, optimizer, step, epoch
+
+
+def make_manager(run_dir, keep=2):
+    depth, pose, optimizer, step, epoch = build_state()
+    manager = checkpoints.RunCheckpoints(str(run_dir), depth_net=depth, pose_net=pose,
+                                         optimizer=optimizer, step=step, epoch=epoch, keep=keep)
+    return manager, (depth, pose, optimizer, step, epoch)
+
+
+def test_save_restore_round_trip(tmp_path):
+    manager, (depth, pose, optimizer, step, epoch) = make_manager(tmp_path)
+    grads = [tf.ones_like(v) for v in depth.trainable_variables + pose.trainable_variables]
+    optimizer.apply(grads, depth.trainable_variables + pose.trainable_variables)
+    step.assign(7)
+    epoch.assign(2)
+    path = manager.save()
+    assert path.endswith("ckpt-7") and path.startswith(str(tmp_path / "checkpoints"))
+    saved = [v.numpy() for v in depth.weights + pose.weights + optimizer.variables]
+
+    other, (d2, p2, o2, s2, e2) = make_manager(tmp_path)
+    assert other.restore_latest() == path
+    assert (int(s2.numpy()), int(e2.numpy())) == (7, 2)
+    for a, b in zip(saved, [v.numpy() for v in d2.weights + p2.weights + o2.variables]):
+        np.testing.assert_array_equal(a, b)
+    # Every network variable has an entry (Keras 3 can silently drop untracked ones).
+    assert model_checkpoint.unsaved_variables("depth_net", depth, path) == []
+    assert model_checkpoint.unsaved_variables("pose_net", pose, path) == []
+    names = {n for n, _ in tf.train.list_variables(path)}
+    assert any(n.startswith("optimizer/") for n in names) and any(n.startswith("epoch") for n in names)
+
+
+def test_keeps_last_k(tmp_path):
+    manager, state = make_manager(tmp_path, keep=2)
+    for s in (1, 2, 3):
+        state[3].assign(s)
+        manager.save()
+    kept = sorted(os.path.basename(p) for p in manager.manager.checkpoints)
+    assert kept == ["ckpt-2", "ckpt-3"]
+    assert not tf.io.gfile.exists(str(tmp_path / "checkpoints" / "ckpt-1.index"))
+
+
+def test_restore_with_no_checkpoint_returns_none(tmp_path):
+    manager, _ = make_manager(tmp_path)
+    assert manager.restore_latest() is None
+
+
+def test_run_dir_required():
+    depth, pose, optimizer, step, epoch = build_state()
+    with pytest.raises(ValueError, match="--run_dir"):
+        checkpoints.RunCheckpoints("", depth_net=depth, pose_net=pose, optimizer=optimizer,
+                                   step=step, epoch=epoch)
+
+
+def test_non_chief_worker_writes_to_temporary_dir(tmp_path, monkeypatch):
+    tf_config = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    assert not distribute.is_chief()
+    assert distribute.worker_dir("/r/checkpoints", None) == "/r/checkpoints/workertemp_1"
+    tf_config["task"]["index"] = 0
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    assert distribute.is_chief()
+    assert distribute.worker_dir("/r/checkpoints", None) == "/r/checkpoints"
+
+
+def test_config_round_trip_and_missing_config(tmp_path):
+    config = fakes.tiny_config(str(tmp_path))
+    checkpoints.write_config(str(tmp_path), config)
+    assert checkpoints.read_config(str(tmp_path)) == config
+    with pytest.raises(ValueError, match="config.json"):
+        checkpoints.read_config(str(tmp_path / "nothing"))
+
+
+def test_bad_tf_config_and_strategy_names(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribute.tf_config()
+    monkeypatch.delenv("TF_CONFIG")
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribute.select_strategy("multi_worker")
+    with pytest.raises(ValueError, match="--strategy"):
+        distribute.select_strategy("tpu")
+    assert distribute.select_strategy("auto") is tf.distribute.get_strategy()

@@ -1,0 +1,89 @@
+"""The replica step's pose plumbing: pair order, inversion for negative offsets, stereo source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from md2tf import geometry
+from md2tf.config import DataConfig
+from md2tf.data.batch import Batch
+from md2tf.training import step
+
+
+class RecordingPoseNet:
+    """Pose 'network' whose output encodes its input order: x-translation = mean(first) - mean(second),
+    y-rotation = 0.1 * the same, so swapping the pair flips the sign."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, pair, training=False):
+        self.calls.append(pair.shape)
+        d = tf.reduce_mean(pair[..., :3], axis=[1, 2, 3]) - tf.reduce_mean(pair[..., 3:], axis=[1, 2, 3])
+        zeros = tf.zeros_like(d)
+        return tf.stack([zeros, 0.1 * d, zeros], -1), tf.stack([d, zeros, zeros], -1)
+
+
+def constant_batch(values, stereo_tx=0.0, b=2, h=8, w=8):
+    """Target filled with values[0], sources with values[1:]."""
+    target = tf.fill([b, h, w, 3], values[0])
+    sources = tf.stack([tf.fill([b, h, w, 3], v) for v in values[1:]], axis=1)
+    stereo = np.tile(np.eye(4, dtype=np.float32), (b, 1, 1))
+    stereo[:, 0, 3] = stereo_tx
+    return Batch(target=(target,), sources=(sources,), target_aug=target, sources_aug=sources,
+                 intrinsics=tf.eye(3, batch_shape=[b]), stereo_source_from_target=tf.constant(stereo),
+                 depth_gt=tf.zeros([b, h, w, 1]))
+
+
+def matrix(d):
+    return geometry.pose_to_matrix(tf.constant([[0.0, 0.1 * d, 0.0]]), tf.constant([[d, 0.0, 0.0]]))[0]
+
+
+def test_negative_offset_uses_earlier_first_and_is_inverted():
+    batch = constant_batch([0.2, 0.5, 0.9])
+    poses = step.source_from_target_poses(RecordingPoseNet(), batch,
+                                          DataConfig(frame_offsets=(0, -1, 1)), training=False)
+    assert poses.shape == (2, 2, 4, 4)
+    # f = -1: PoseNet([I_-1, I_0]) -> d = 0.5 - 0.2, then inverted.
+    np.testing.assert_allclose(poses[0, 0], np.linalg.inv(matrix(0.5 - 0.2).numpy()), atol=1e-6)
+    # f = +1: PoseNet([I_0, I_1]) -> d = 0.2 - 0.9, not inverted.
+    np.testing.assert_allclose(poses[0, 1], matrix(0.2 - 0.9), atol=1e-6)
+
+
+def test_stereo_source_comes_last_from_the_batch():
+    batch = constant_batch([0.2, 0.5, 0.7], stereo_tx=-0.1)
+    net = RecordingPoseNet()
+    poses = step.source_from_target_poses(net, batch, DataConfig(frame_offsets=(0, 1), use_stereo=True),
+                                          training=False)
+    assert len(net.calls) == 1 and poses.shape == (2, 2, 4, 4)
+    np.testing.assert_allclose(poses[:, 1], batch.stereo_source_from_target, atol=0)
+
+
+def test_stereo_only_needs_no_pose_net():
+    batch = constant_batch([0.2, 0.5], stereo_tx=0.1)
+    poses = step.source_from_target_poses(None, batch, DataConfig(frame_offsets=(0,), use_stereo=True),
+                                          training=False)
+    np.testing.assert_allclose(poses[:, 0], batch.stereo_source_from_target, atol=0)
+
+
+def test_missing_pose_net_is_an_error():
+    with pytest.raises(ValueError, match="pose network"):
+        step.source_from_target_poses(None, constant_batch([0.2, 0.5]), DataConfig(frame_offsets=(0, 1)),
+                                      training=False)
+
+
+def test_noise_seed_depends_on_step_only():
+    a = step.noise_seed_for(tf.constant(5, tf.int64)).numpy()
+    b = step.noise_seed_for(tf.constant(5, tf.int64)).numpy()
+    c = step.noise_seed_for(tf.constant(6, tf.int64)).numpy()
+    assert a.dtype == np.int32 and a.shape == (2,)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_all_finite():
+    assert bool(step.all_finite([tf.ones(3), None, tf.zeros([2, 2])]))
+    assert not bool(step.all_finite([tf.ones(3), tf.constant([1.0, np.nan])]))
+    assert not bool(step.all_finite([tf.constant(np.inf)]))

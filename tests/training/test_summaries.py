@@ -1,0 +1,55 @@
+"""Colour maps, image/scalar summaries and the progress bar."""
+
+from __future__ import annotations
+
+import glob
+import io
+
+import numpy as np
+import tensorflow as tf
+
+from md2tf.training import summaries
+
+
+def test_colormap_hits_table_entries_and_interpolates():
+    table = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 1]], np.float32)
+    out = summaries.colormap(tf.constant([0.0, 0.5, 1.0, 0.25, 2.0, -1.0]), table).numpy()
+    np.testing.assert_allclose(out[:3], table, atol=1e-6)
+    np.testing.assert_allclose(out[3], [0.5, 0, 0], atol=1e-6)  # halfway between entries 0 and 1
+    np.testing.assert_allclose(out[4], table[-1], atol=1e-6)  # clipped above
+    np.testing.assert_allclose(out[5], table[0], atol=1e-6)  # clipped below
+
+
+def test_colorize_disparity_uses_per_image_percentile():
+    # A ramp 1..100: the 95th percentile maps to the top colour, the smallest value near the bottom.
+    ramp = np.arange(1, 101, dtype=np.float32).reshape(1, 10, 10, 1)
+    rgb = summaries.colorize_disparity(tf.constant(np.concatenate([ramp, 10 * ramp]))).numpy()
+    assert rgb.shape == (2, 10, 10, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    np.testing.assert_allclose(rgb[0], rgb[1], atol=1e-6)  # scale-invariant per image
+    top = summaries._MAGMA[-1]
+    np.testing.assert_allclose(rgb[0, 9, 9], top, atol=1e-6)  # 100 > vmax (= 95 or 96): clipped
+
+
+def test_progress_bar_reports_eta_and_rate():
+    stream = io.StringIO()
+    bar = summaries.ProgressBar(total=10, batch_size=4, stream=stream)
+    bar.update(0)
+    line = bar.update(5, "loss 0.1")
+    assert "5/10" in line and "ETA" in line and "samples/s" in line and "loss 0.1" in line
+    bar.close()
+    assert stream.getvalue().endswith("\n")
+    assert summaries.ProgressBar(None, 2, enabled=False).update(3).startswith("step 3")
+
+
+def test_scalars_and_images_land_in_event_file(tmp_path):
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    summaries.write_scalars(writer, {"loss/total": 0.5}, step=3, prefix="val/")
+    summaries.write_images(writer, {"disparity/s0": tf.zeros([1, 4, 6, 3])}, step=3)
+    tags = {}
+    for path in glob.glob(str(tmp_path / "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags[value.tag] = (event.step, value)
+    assert tags["val/loss/total"][0] == 3
+    assert float(tf.make_ndarray(tags["val/loss/total"][1].tensor)) == 0.5
+    assert "disparity/s0" in tags

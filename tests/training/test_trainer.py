@@ -1,0 +1,231 @@
+"""The training loop: smoke run, non-finite losses, stop requests, data errors (fake data in-test).
+
+Heavier cases (MirroredStrategy vs one device, bitwise resume, SIGTERM, two-worker
+MultiWorkerMirroredStrategy, the end-to-end ``md2tf.train`` smoke run) need a fresh process each and
+are ``slow``; they run ``tests/training/run_case.py`` in a subprocess with a timeout.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from md2tf.config import DataConfig, ExperimentConfig
+from md2tf.losses import monodepth2_loss
+from md2tf.training import trainer as trainer_lib
+from tests.training import fakes
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def event_tags(run_dir: str) -> set[str]:
+    tags = set()
+    for path in glob.glob(os.path.join(run_dir, "tensorboard", "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+def weights(t) -> list[np.ndarray]:
+    return [v.numpy() for n in (t.depth_net, t.pose_net) for v in n.weights]
+
+
+def test_smoke_real_networks(tmp_path):
+    """A few steps of the real DepthNet/PoseNet + loss: finite, weights move, checkpoint, summaries."""
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=3)
+    t = trainer_lib.Trainer(config, dataset_fn=fakes.fake_dataset_fn(8))
+    before = weights(t)
+    result = t.train()
+    assert (result.reason, result.step, result.epoch, result.nonfinite_steps) == ("completed", 3, 1, 0)
+    assert np.isfinite(result.last_scalars["loss/total"])
+    assert max(np.max(np.abs(a - b)) for a, b in zip(before, weights(t))) > 0
+    assert result.checkpoint.endswith("ckpt-3")
+    assert tf.io.gfile.exists(result.checkpoint + ".index")
+    assert json.load(open(tmp_path / "config.json"))["data"]["height"] == fakes.H
+    tags = event_tags(str(tmp_path))
+    for tag in ("loss/total", "loss/reprojection_s3", "train/learning_rate", "train/samples_per_s",
+                "automask/masked_fraction", "input/target", "disparity/s0", "automask/s0",
+                "warped/source0", "val/loss/total", "val/depth/abs_rel", "val/depth/a1"):
+        assert tag in tags, tag
+
+
+def nan_after(num_ok: int):
+    """A loss that is finite for ``num_ok`` calls (traces count once), then NaN."""
+    calls = tf.Variable(0)
+
+    def loss_fn(*args, **kwargs):
+        out = monodepth2_loss(*args, **kwargs)
+        calls.assign_add(1)
+        total = tf.where(calls > num_ok, tf.constant(np.nan, tf.float32), out.total)
+        return out._replace(total=total)
+
+    return loss_fn
+
+
+def test_nonfinite_steps_are_skipped_then_training_stops(tmp_path):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=50, max_nonfinite_steps=3,
+                               image_log_every=0, validate_every_epoch=False, save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(
+        8, repeat=True), loss_fn=nan_after(1))
+    seen = {}
+    result = t.train(step_callback=lambda s, _: seen.setdefault(s, weights(t)))
+    assert result.reason == "nonfinite" and result.step == 4 and result.nonfinite_steps == 3
+    for s in (3, 4):  # NaN steps changed nothing
+        for a, b in zip(seen[1], seen[s]):
+            np.testing.assert_array_equal(a, b)
+    assert result.checkpoint.endswith("ckpt-4") and tf.io.gfile.exists(result.checkpoint + ".index")
+    assert int(t.optimizer.iterations.numpy()) == 1  # only the finite step reached Adam
+
+
+def test_stop_request_saves_and_exits_after_the_step(tmp_path):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=100, image_log_every=0,
+                               validate_every_epoch=False, save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks,
+                            dataset_fn=fakes.fake_dataset_fn(8, repeat=True))
+    result = t.train(step_callback=lambda s, _: t.stop_request.request("test") if s == 2 else None)
+    assert (result.reason, result.step) == ("preempted", 2)
+    assert result.checkpoint.endswith("ckpt-2")
+    # A new trainer resumes from it.
+    again = trainer_lib.Trainer(config, networks=fakes.tiny_networks,
+                                dataset_fn=fakes.fake_dataset_fn(8, repeat=True))
+    assert again.restore() == result.checkpoint and int(again.step.numpy()) == 2
+
+
+def test_learning_rate_follows_epochs_and_resume_skips_done_batches(tmp_path):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=2, num_epochs=3, lr_decay_epochs=(1, 2),
+                               lr_decay_factor=0.5, learning_rate=1e-3, image_log_every=0,
+                               validate_every_epoch=False)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(8))
+    lrs = {}
+    result = t.train(step_callback=lambda s, _: lrs.setdefault(s, float(t.optimizer.learning_rate)))
+    assert result.step == 6 and result.epoch == 3
+    np.testing.assert_allclose([lrs[s] for s in range(1, 7)], [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
+
+
+def test_missing_kitti_dir_names_flag_and_synthetic_config(tmp_path):
+    config = ExperimentConfig(data=DataConfig(dataset="kitti", data_dir=str(tmp_path / "nope")))
+    with pytest.raises(ValueError, match=r"--data_dir.*download_kitti.*configs/synthetic.flags"):
+        trainer_lib.check_data_available(config)
+
+
+def test_jit_compile_single_replica_runs(tmp_path):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=1, jit_compile=True, image_log_every=0,
+                               validate_every_epoch=False)
+    result = trainer_lib.Trainer(config, networks=fakes.tiny_networks,
+                                 dataset_fn=fakes.fake_dataset_fn(4)).train()
+    assert result.step == 1 and np.isfinite(result.last_scalars["loss/total"])
+
+
+# --- subprocess cases (slow) --------------------------------------------------------------------
+
+
+def run_case(case: str, run_dir: str, timeout: float, env: dict | None = None) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "tests.training.run_case", case, run_dir], cwd=REPO,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+@pytest.mark.slow
+def test_mirrored_two_cpus_matches_one_device(tmp_path):
+    out = run_case("mirrored", str(tmp_path), timeout=600)
+    assert out["replicas"] == 2
+    assert out["max_update"] > 1e-3  # SGD(lr=1): the update is the gradient itself
+    assert out["max_diff"] < 1e-4 * max(1.0, out["max_update"]), out
+
+
+@pytest.mark.slow
+def test_resume_is_bitwise_identical(tmp_path):
+    out = run_case("resume", str(tmp_path), timeout=600, env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert out["steps"] == [4, 2, 4]
+    assert out["bitwise_equal"] and out["optimizer_equal"], out
+    assert out["changed"] > 0
+    assert out["lr"] == pytest.approx(1e-5)
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "tests.training.run_case", "sigterm", str(tmp_path)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.time() + 400
+        for line in proc.stdout:
+            if line.startswith("STEP 2"):
+                proc.send_signal(signal.SIGTERM)
+                break
+            assert time.time() < deadline, "no training step within the time limit"
+        rest = proc.communicate(timeout=200)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    result = json.loads([x for x in rest.splitlines() if x.startswith("RESULT ")][-1][7:])
+    assert result["reason"] == "preempted" and result["step"] >= 2
+    from md2tf.models import checkpoint as model_checkpoint
+
+    config, depth_net, pose_net = model_checkpoint.load_models(str(tmp_path))
+    assert config.data.height == fakes.H and pose_net is not None
+    step = tf.train.load_variable(result["checkpoint"], "step/.ATTRIBUTES/VARIABLE_VALUE")
+    assert int(step) == result["step"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_local_workers_run_and_exit(tmp_path):
+    workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.training.run_case", "multiworker", str(tmp_path)], cwd=REPO,
+            env={**os.environ, "TF_CONFIG": json.dumps(tf_config)}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    outputs = []
+    try:
+        for p in procs:
+            outputs.append(p.communicate(timeout=300))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    results = []
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads([x for x in out.splitlines() if x.startswith("RESULT ")][-1][7:]))
+    assert [r["chief"] for r in results] == [True, False]
+    assert all(r["replicas"] == 2 and r["step"] == 2 for r in results)
+    assert results[0]["loss"] == pytest.approx(results[1]["loss"])  # reduced across workers
+    assert results[0]["checkpoint"].endswith("ckpt-2") and results[1]["checkpoint"] is None
+    assert not glob.glob(str(tmp_path / "checkpoints" / "workertemp_*" / "*.index"))
+
+
+@pytest.mark.slow
+def test_train_entry_point_smoke_flags(tmp_path):
+    """``python -m md2tf.train --flagfile=configs/smoke.flags``: world generated, 2 steps, run dir."""
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "md2tf.train", "--flagfile=configs/smoke.flags", f"--run_dir={run_dir}",
+           f"--synthetic_cache_dir={tmp_path / 'world'}"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run_dir / "flags.txt").exists() and (run_dir / "config.json").exists()
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-2")
+    assert "val/depth/abs_rel" in event_tags(str(run_dir))
+    replay = (run_dir / "flags.txt").read_text()
+    assert "--height=64" in replay and "--max_steps=2" in replay
