@@ -3,7 +3,9 @@
 Reads the built-in synthetic world as 375x1242 JPEGs (quality 92, 4:2:0 like the reference's KITTI
 JPEGs; generated once into ``<workdir>/data_world``), then the same samples from a prepared cache
 of pre-resized frames (`md2tf.data.cache`). One timed run = ``--data-batches`` batches of 12 from a
-repeating training pipeline (shuffle, flip + colour jitter, Lanczos pyramid, GT depth).
+repeating training pipeline (shuffle, flip + colour jitter, Lanczos pyramid, GT depth). Rows also
+report ``cpu_ms_per_sample`` (this process's CPU time per sample, so 1000 / it = samples/s per core),
+which other processes on a shared machine do not distort.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench.harness import measure, section
+from bench.harness import _own_cpu_seconds, measure, section
 
 BATCH = 12
 
@@ -43,9 +45,14 @@ def data_section(args: argparse.Namespace) -> list[dict]:
             for _ in range(batches):
                 next(iterator)
 
-        rows.append(measure(name, run, warmup=args.warmup, repeats=args.repeats,
-                            items_per_run=batches * BATCH, **extra)
-                    .to_dict(args.contaminated))
+        cpu0 = _own_cpu_seconds()
+        timing = measure(name, run, warmup=args.warmup, repeats=args.repeats,
+                         items_per_run=batches * BATCH, **extra)
+        samples = (args.warmup + args.repeats) * batches * BATCH
+        # CPU time per sample is robust to other processes on a shared machine: samples/s per core.
+        timing.extra["cpu_ms_per_sample"] = round((_own_cpu_seconds() - cpu0) / samples * 1e3, 2)
+        rows.append(timing.to_dict(args.contaminated))
+        print(f"  {name}: {timing.extra['cpu_ms_per_sample']} CPU ms/sample", flush=True)
 
     timed("jpeg 375x1242 -> 192x640, 3 frames, aug", pipeline.make_dataset(config, "train", BATCH),
           source="jpeg")
