@@ -241,9 +241,11 @@ def run_export(config) -> dict[str, Any]:
                                          config.accuracy_split, config.accuracy_splits_dir,
                                          stereo=experiment.data.use_stereo,
                                          image_ext=experiment.data.image_ext)
+    parity = np.stack(reps[:4]) if reps else None  # real frames when calibration found some
     return export_all(predictor, config.out_dir, config.formats, representative_images=reps,
                       calibration=desc, source=config.checkpoint,
-                      training_config=experiment.to_dict(), evaluate_fn=evaluate_fn)
+                      training_config=experiment.to_dict(), evaluate_fn=evaluate_fn,
+                      parity_images=parity)
 
 
 def summary_lines(card: dict[str, Any]) -> list[str]:
