@@ -68,13 +68,12 @@ def prepare_cache(config: DataConfig, split: str, out_dir: str, num_shards: int 
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
     samples = pipeline.list_samples(config, split)
     os.makedirs(out_dir, exist_ok=True)
-    loader = pipeline._SampleLoader(config, training=False, skip_corrupt=False)
 
     def encode(element):
         paths = tf.concat([element["target"][None], element["sources"]], axis=0)
         frames, raw_shape = [], None
         for i in range(1 + config.num_sources):
-            contents, _ = loader._read(paths[i])
+            contents, _ = pipeline.read_image_bytes(paths[i], config.image_ext)
             image = pipeline.decode_image(contents, config.image_ext)
             if i == 0:
                 raw_shape = tf.shape(image)

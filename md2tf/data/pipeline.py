@@ -121,6 +121,27 @@ def image_looks_valid(contents: tf.Tensor, image_ext: str) -> tf.Tensor:
     return tf.logical_and(length > 4, tf.logical_and(head, eoi))
 
 
+def read_image_bytes(path: tf.Tensor, image_ext: str, strict: bool = True,
+                     ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Reads an encoded image and checks it with `image_looks_valid`.
+
+    Args:
+      path: string scalar.
+      image_ext: ``".jpg"`` or ``".png"``.
+      strict: fail (``InvalidArgumentError`` naming ``path``) on a corrupt or truncated file.
+
+    Returns:
+      ``(contents, valid)``: string scalar and bool scalar.
+    """
+    contents = tf.io.read_file(path)
+    valid = image_looks_valid(contents, image_ext)
+    if strict:
+        check = tf.debugging.Assert(valid, ["corrupt or truncated image file:", path])
+        with tf.control_dependencies([check]):
+            contents = tf.identity(contents)
+    return contents, valid
+
+
 def decode_image(contents: tf.Tensor, image_ext: str) -> tf.Tensor:
     """Encoded bytes -> float32 ``[H, W, 3]`` in [0, 1]."""
     if image_ext == ".png":
@@ -196,15 +217,6 @@ class _SampleLoader:
         self.training = training
         self.skip_corrupt = skip_corrupt
 
-    def _read(self, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        contents = tf.io.read_file(path)
-        valid = image_looks_valid(contents, self.config.image_ext)
-        if not self.skip_corrupt:
-            check = tf.debugging.Assert(valid, ["corrupt or truncated image file:", path])
-            with tf.control_dependencies([check]):
-                contents = tf.identity(contents)
-        return contents, valid
-
     def __call__(self, element: dict, seed: tf.Tensor) -> dict:
         cfg = self.config
         paths = tf.concat([element["target"][None], element["sources"]], axis=0)  # [N]
@@ -214,7 +226,7 @@ class _SampleLoader:
         frames, valid = [], tf.constant(True)
         raw_shape = None
         for i in range(n):
-            contents, ok = self._read(paths[i])
+            contents, ok = read_image_bytes(paths[i], cfg.image_ext, strict=not self.skip_corrupt)
             valid = tf.logical_and(valid, ok)
             if self.skip_corrupt:
                 image = tf.cond(ok, lambda c=contents: decode_image(c, cfg.image_ext),
@@ -239,9 +251,8 @@ class _SampleLoader:
         depth_gt = tf.cond(has_gt, lambda: resize_depth(load_gt(), cfg),
                            lambda: tf.zeros([cfg.gt_height, cfg.gt_width, 1], tf.float32))
         out = finish_sample(cfg, clean, params, element["intrinsics"], element["side_sign"], depth_gt)
-        out["valid"] = valid
         if self.skip_corrupt:
-            out["paths"] = paths
+            out.update(valid=valid, paths=paths)  # for the filter; removed before batching
         return out
 
 
@@ -376,7 +387,7 @@ def make_dataset(
     ds = ds.map(loader, num_parallel_calls=parallel, deterministic=config.deterministic)
     if skip_corrupt_images:
         ds = ds.filter(lambda e: _keep_or_report(e, corrupt_counter))
-        ds = ds.map(lambda e: {k: v for k, v in e.items() if k != "paths"})
+        ds = ds.map(lambda e: {k: v for k, v in e.items() if k not in ("paths", "valid")})
     return batch_and_prefetch(ds, config, per_replica_batch, training)
 
 
