@@ -9,8 +9,10 @@
 
 The ops follow torchvision's ``ColorJitter`` semantics (multiplicative brightness, contrast blended
 with the mean grey level of each image, saturation blended with the grey image, hue rotated in HSV),
-not ``tf.image.adjust_brightness`` (which is additive). All randomness is stateless: the draw is a
-function of a per-sample seed, so a seeded pipeline is reproducible.
+not ``tf.image.adjust_brightness`` (which is additive). The reference jitters PIL uint8 images, so it
+also rounds to whole grey levels after each op (and its contrast mean to a whole grey level); md2tf
+stays in float32. All randomness is stateless: the draw is a function of a per-sample seed, so a
+seeded pipeline is reproducible.
 """
 
 from __future__ import annotations
