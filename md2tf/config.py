@@ -245,7 +245,7 @@ class ExportConfig:
     Attributes:
       checkpoint: run directory or checkpoint prefix (``md2tf.models.checkpoint.load_models``).
       out_dir: output directory (SavedModel, ``.tflite`` files, ``model_card.json``).
-      formats: subset of ``EXPORT_FORMATS``.
+      formats: subset of ``EXPORT_FORMATS`` plus the optional ``tflite_pose``.
       post_process: bake flip post-processing (2 forward passes) into the exported graph.
       metric_scale: depth multiplier; 0 = automatic (``real_baseline_m / stereo_baseline`` for
         stereo-trained models, 1 otherwise).
@@ -274,9 +274,10 @@ class ExportConfig:
     def __post_init__(self) -> None:
         _check(bool(self.checkpoint), "--checkpoint is required (run directory or checkpoint prefix)")
         _check(bool(self.out_dir), "--out is required (output directory)")
-        bad = [f for f in self.formats if f not in EXPORT_FORMATS]
+        allowed = EXPORT_FORMATS + ("tflite_pose",)  # tflite_pose: optional pose network (odometry)
+        bad = [f for f in self.formats if f not in allowed]
         _check(bool(self.formats) and not bad,
-               f"--formats must be a comma-separated subset of {','.join(EXPORT_FORMATS)}, got {self.formats}")
+               f"--formats must be a comma-separated subset of {','.join(allowed)}, got {self.formats}")
         _check(self.metric_scale >= 0, f"--metric_scale must be >= 0 (0 = auto), got {self.metric_scale}")
         _check(self.real_baseline_m > 0, f"--real_baseline_m must be > 0, got {self.real_baseline_m}")
         _check(self.num_calibration_images > 0,

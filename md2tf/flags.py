@@ -244,7 +244,7 @@ def define_export_flags() -> None:
     d(flags.DEFINE_string, "checkpoint", "", "Run directory or checkpoint prefix to export.")
     d(flags.DEFINE_string, "out", "", "Output directory (SavedModel, .tflite files, model_card.json).")
     d(flags.DEFINE_list, "formats", list(EXPORT_FORMATS), "Comma-separated subset of "
-      f"{','.join(EXPORT_FORMATS)}.")
+      f"{','.join(EXPORT_FORMATS)}, plus tflite_pose (pose network for on-device odometry).")
     d(flags.DEFINE_boolean, "post_process", False,
       "Bake Monodepth2's flip post-processing (two forward passes) into the graph.")
     d(flags.DEFINE_float, "metric_scale", 0.0, "Depth multiplier; 0 = auto (real_baseline_m / "

@@ -7,6 +7,7 @@ Layout of ``out_dir``::
     depth_fp16.tflite       tflite_fp16
     depth_dynamic.tflite    tflite_dynamic
     depth_int8.tflite       tflite_int8
+    pose_fp32.tflite        tflite_pose (optional: pose network for on-device odometry, md2tf.deploy.pose)
     model_card.json
 """
 
@@ -26,20 +27,22 @@ from md2tf.deploy.inference import KerasPredictor, Predictor
 from md2tf.deploy.model_card import build_model_card, write_model_card
 from md2tf.deploy.saved_model import export_saved_model
 
-FORMATS = ("saved_model",) + tflite.TFLITE_VARIANTS
+FORMATS = ("saved_model",) + tflite.TFLITE_VARIANTS  # the depth model; the default
+POSE_FORMAT = "tflite_pose"
+ALL_FORMATS = FORMATS + (POSE_FORMAT,)
 TFLITE_FILES = {"tflite_fp32": "depth_fp32.tflite", "tflite_fp16": "depth_fp16.tflite",
                 "tflite_dynamic": "depth_dynamic.tflite", "tflite_int8": "depth_int8.tflite"}
 
 
 def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
-    """``"saved_model,tflite_fp32"`` (or a list) -> validated tuple; ``all`` = every format."""
+    """``"saved_model,tflite_fp32"`` (or a list) -> validated tuple; ``all`` = every depth format."""
     items = [f.strip() for f in (formats.split(",") if isinstance(formats, str) else formats)]
     items = [f for f in items if f]
     if items == ["all"]:
         return FORMATS
-    bad = [f for f in items if f not in FORMATS]
+    bad = [f for f in items if f not in ALL_FORMATS]
     if bad or not items:
-        raise ValueError(f"--formats must be a comma-separated subset of {','.join(FORMATS)} (or all), "
+        raise ValueError(f"--formats must be a comma-separated subset of {','.join(ALL_FORMATS)} (or all), "
                          f"got {formats!r}")
     return tuple(dict.fromkeys(items))
 
@@ -60,7 +63,7 @@ def export_all(predictor: KerasPredictor, out_dir: str, formats: Sequence[str] =
                calibration: str | None = None, source: str = "",
                training_config: dict[str, Any] | None = None,
                evaluate_fn: Callable[[Predictor], dict[str, float]] | None = None,
-               parity_images: np.ndarray | None = None) -> dict[str, Any]:
+               parity_images: np.ndarray | None = None, pose_net=None) -> dict[str, Any]:
     """Writes the requested formats and ``model_card.json`` into ``out_dir``.
 
     Args:
@@ -75,6 +78,7 @@ def export_all(predictor: KerasPredictor, out_dir: str, formats: Sequence[str] =
       evaluate_fn: optional ``predictor -> metrics`` (e.g. abs_rel, a1 via ``md2tf.evaluate``) run on
         every variant; results go to ``variants[name]["accuracy"]``.
       parity_images: uint8 ``[N, H, W, 3]`` used for parity vs Keras; None = 2 structured frames.
+      pose_net: the run's ``PoseNet``; required for the ``tflite_pose`` format.
 
     Returns:
       The model card (also written to ``<out_dir>/model_card.json``).
@@ -82,6 +86,9 @@ def export_all(predictor: KerasPredictor, out_dir: str, formats: Sequence[str] =
     from md2tf.deploy.inference import SavedModelPredictor, TFLitePredictor  # noqa: PLC0415
 
     formats = parse_formats(formats)
+    if POSE_FORMAT in formats and pose_net is None:
+        raise ValueError("--formats tflite_pose needs a pose network, but this run has none "
+                         "(stereo-only training builds no pose net)")
     info = predictor.info
     os.makedirs(out_dir, exist_ok=True)
     if parity_images is None:
@@ -111,6 +118,12 @@ def export_all(predictor: KerasPredictor, out_dir: str, formats: Sequence[str] =
                 variants["saved_model"]["accuracy"] = evaluate_fn(loaded)
         for variant in formats:
             if variant == "saved_model":
+                continue
+            if variant == POSE_FORMAT:
+                from md2tf.deploy.pose import export_pose  # noqa: PLC0415
+
+                pairs = (parity_images[:-1], parity_images[1:]) if len(parity_images) > 1 else None
+                variants[variant] = export_pose(pose_net, info, out_dir, pairs)
                 continue
             reps = None
             if variant == "tflite_int8":
@@ -227,7 +240,8 @@ def run_export(config) -> dict[str, Any]:
     from md2tf.deploy.inference import predictor_from_models  # noqa: PLC0415
     from md2tf.models.checkpoint import load_models  # noqa: PLC0415
 
-    experiment, depth_net, _ = load_models(config.checkpoint, load_pose_net=False)
+    want_pose = POSE_FORMAT in config.formats
+    experiment, depth_net, pose_net = load_models(config.checkpoint, load_pose_net=want_pose)
     predictor = predictor_from_models(experiment, depth_net, post_process=config.post_process,
                                       metric_scale=config.metric_scale or None,
                                       real_baseline_m=config.real_baseline_m)
@@ -245,7 +259,7 @@ def run_export(config) -> dict[str, Any]:
     return export_all(predictor, config.out_dir, config.formats, representative_images=reps,
                       calibration=desc, source=config.checkpoint,
                       training_config=experiment.to_dict(), evaluate_fn=evaluate_fn,
-                      parity_images=parity)
+                      parity_images=parity, pose_net=pose_net)
 
 
 def summary_lines(card: dict[str, Any]) -> list[str]:
