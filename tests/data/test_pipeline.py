@@ -24,6 +24,14 @@ def tree(tmp_path_factory):
     return fake_kitti.write_tree(str(tmp_path_factory.mktemp("kitti")), frames=5)
 
 
+@pytest.fixture(scope="module")
+def plain_stereo(tree):
+    """Un-augmented batches (size 1) of the 6 train samples with stereo, keyed by (frame, side)."""
+    config = _config(tree, use_stereo=True)
+    return {_frame_and_side(b.target[0][0]): b
+            for b in _all(pipeline.make_dataset(config, "train", 1, training=False))}
+
+
 def _config(root, **kwargs):
     defaults = dict(dataset="synthetic", data_dir=root, image_ext=".png", height=H, width=W,
                     gt_height=fake_kitti.RAW_HEIGHT, gt_width=fake_kitti.RAW_WIDTH,
@@ -82,24 +90,21 @@ def test_calib_intrinsics_and_gt_resize(tree):
     assert b.stereo_source_from_target.numpy().tolist() == [np.eye(4).tolist()]  # no stereo: identity
 
 
-def test_flip_mirrors_images_and_gt_and_flips_stereo_sign(tree):
+def test_flip_mirrors_images_and_gt_and_flips_stereo_sign(tree, plain_stereo):
     config = _config(tree, use_stereo=True, flip_prob=1.0, color_aug_prob=0.0)
-    plain = _config(tree, use_stereo=True)
     flipped = {_frame_and_side(b.target[0][k]): (b, k)
                for b in _all(pipeline.make_dataset(config, "train", 2, training=True))
                for k in range(2)}
     assert len(flipped) == 6  # 3 frames x 2 sides, drop_remainder keeps all 6
-    for b in _all(pipeline.make_dataset(plain, "val", 1, training=False)):
-        key = _frame_and_side(b.target[0][0])
+    for key, b in plain_stereo.items():
         fb, k = flipped[key]
         np.testing.assert_allclose(fb.target[0][k], b.target[0][0][:, ::-1], atol=1e-5)
         np.testing.assert_allclose(fb.sources[0][k], b.sources[0][0][:, :, ::-1], atol=1e-5)
         np.testing.assert_array_equal(fb.depth_gt[k], b.depth_gt[0][:, ::-1])
-        np.testing.assert_allclose(fb.stereo_source_from_target[k, 0, 3], 0.1, rtol=1e-6)
+        np.testing.assert_allclose(fb.stereo_source_from_target[k, 0, 3],
+                                   -b.stereo_source_from_target[0, 0, 3], rtol=1e-6)
         np.testing.assert_array_equal(fb.intrinsics[k], b.intrinsics[0])  # K unchanged by the flip
         np.testing.assert_array_equal(fb.target_aug[k], fb.target[0][k])
-    right = [b for b, k in flipped.values()][0]
-    assert right is not None
     r_b, r_k = flipped[(2, "r")]
     np.testing.assert_allclose(r_b.stereo_source_from_target[r_k, 0, 3], -0.1, rtol=1e-6)
 
@@ -271,14 +276,13 @@ def test_folder_subsets_and_errors(tmp_path):
         folder.folder_samples(root, image_ext=".jpg")
 
 
-def test_prepared_cache_matches_online_pipeline(tmp_path, tree):
+def test_prepared_cache_matches_online_pipeline(tmp_path, tree, plain_stereo):
     from md2tf.data import cache
 
     config = _config(tree, use_stereo=True)
     out = cache.prepare_cache(config, "train", str(tmp_path / "cache"), num_shards=2,
                               image_format="png")
-    online = {_frame_and_side(b.target[0][0]): b
-              for b in _all(pipeline.make_dataset(config, "train", 1, training=False))}
+    online = plain_stereo
     cached = _all(cache.make_cached_dataset(out, config, batch_size=1, training=False))
     assert len(cached) == len(online) == 6
     for b in cached:
