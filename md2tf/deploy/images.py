@@ -61,6 +61,8 @@ def colorize(values: np.ndarray, vmin: float | None = None, vmax: float | None =
 def load_image_rgb(path: str) -> np.ndarray:
     """Reads an image as uint8 RGB ``[H, W, 3]``: EXIF orientation applied, grey/palette/RGBA converted.
 
+    16-bit grey images are scaled by 1/257 (65535 -> 255); float images by their maximum.
+
     RGBA images are composited on black (the alpha channel is dropped). Raises ``ValueError`` naming the
     file if Pillow cannot read it.
     """
@@ -68,6 +70,11 @@ def load_image_rgb(path: str) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
+            if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit / float grey
+                grey = np.asarray(img, np.float64)
+                scale = 257.0 if img.mode != "F" else max(float(grey.max()), 1e-12) / 255.0
+                grey = np.clip(np.round(grey / scale), 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=-1)
             if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
                 img = img.convert("RGBA")
                 background = Image.new("RGBA", img.size, (0, 0, 0, 255))

@@ -52,6 +52,14 @@ def test_load_grayscale_and_rgba(tmp_path):
     np.testing.assert_array_equal(out[1, 1], (0, 0, 0))
 
 
+def test_load_16_bit_grey_scales_to_8_bit(tmp_path):
+    grey16 = np.array([[0, 257, 65535], [25700, 514, 1028]], np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "g16.png")
+    out = images.load_image_rgb(str(tmp_path / "g16.png"))
+    np.testing.assert_array_equal(out[..., 1], [[0, 1, 255], [100, 2, 4]])
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+
+
 def test_load_applies_exif_orientation(tmp_path):
     pixels = np.zeros((20, 40, 3), np.uint8)
     pixels[:, :20] = (255, 255, 255)  # left half white as stored
