@@ -81,7 +81,8 @@ def project(points: tf.Tensor, K: tf.Tensor, source_from_target: tf.Tensor) -> t
     check_same_batch(("points", points), ("K", K), ("source_from_target", source_from_target))
     proj = tf.matmul(K, source_from_target[:, :3, :])  # [B, 3, 4]
     cam = tf.einsum("bij,bhwj->bhwi", proj[:, :, :3], points) + proj[:, None, None, :, 3]
-    return cam[..., :2] / (cam[..., 2:3] + _PROJECT_EPS)
+    xy, z = tf.split(cam, [2, 1], axis=-1)  # split: its gradient (a concat) is cheaper than slicing's
+    return xy / (z + _PROJECT_EPS)
 
 
 def warp(

@@ -42,8 +42,9 @@ def bilinear_sample(image: tf.Tensor, coords: tf.Tensor) -> tf.Tensor:
     w_max = tf.cast(w - 1, image.dtype)
     h_max = tf.cast(h - 1, image.dtype)
 
-    x = tf.clip_by_value(coords[..., 0], 0.0, w_max)  # [B, H, W]
-    y = tf.clip_by_value(coords[..., 1], 0.0, h_max)
+    u, v = tf.unstack(coords, axis=-1)  # unstack: its gradient (a stack) is cheaper than slicing's
+    x = tf.clip_by_value(u, 0.0, w_max)  # [B, H, W]
+    y = tf.clip_by_value(v, 0.0, h_max)
     x0f = tf.floor(x)
     y0f = tf.floor(y)
     wx = (x - x0f)[..., None]  # [B, H, W, 1], weight of the right neighbour

@@ -45,6 +45,37 @@ class LossOutputs(NamedTuple):
         return out
 
 
+def _per_source_errors(pred: tf.Tensor, flat_target: tf.Tensor, batch: tf.Tensor, num_sources: tf.Tensor,
+                       config: LossConfig) -> tf.Tensor:
+    """``[B*S, h, w, C]`` images (row ``b * S + k`` = source k of sample b) -> errors ``[B, h, w, S]``."""
+    err = photometric_error(pred, flat_target, config.ssim_weight, config.use_ssim)
+    shape = tf.shape(err)
+    err = tf.reshape(err, tf.stack([batch, num_sources, shape[1], shape[2]]))
+    return tf.transpose(err, [0, 2, 3, 1])
+
+
+def identity_errors(target: tf.Tensor, sources: tf.Tensor, config: LossConfig) -> tf.Tensor:
+    """Photometric errors of the *unwarped* sources against the target (auto-masking), no noise.
+
+    In full-resolution multi-scale these are the same at every scale, so `monodepth2_loss` computes
+    them once per step and passes them to every `scale_reprojection`.
+
+    Args:
+      target: ``[B, h, w, 3]`` clean target image.
+      sources: ``[B, S, h, w, 3]`` clean source images.
+      config: the loss options (``ssim_weight``, ``use_ssim``).
+
+    Returns:
+      ``[B, h, w, S]`` errors (constants: wrapped in ``stop_gradient``).
+    """
+    shape = tf.shape(sources)
+    batch, num_sources, h, w = shape[0], shape[1], shape[2], shape[3]
+    channels = sources.shape[-1] if sources.shape[-1] is not None else shape[4]
+    flat_sources = tf.reshape(sources, tf.stack([batch * num_sources, h, w, channels]))
+    flat_target = tf.repeat(target, num_sources, axis=0)
+    return tf.stop_gradient(_per_source_errors(flat_sources, flat_target, batch, num_sources, config))
+
+
 def scale_reprojection(
     disp: tf.Tensor,
     target: tf.Tensor,
@@ -53,6 +84,7 @@ def scale_reprojection(
     intrinsics: tf.Tensor,
     config: LossConfig,
     noise_seed: tf.Tensor | None = None,
+    identity: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Reprojection part of one scale: warp every source with the depth of ``disp`` and combine.
 
@@ -66,6 +98,8 @@ def scale_reprojection(
       intrinsics: ``[B, 3, 3]`` K of the ``h x w`` images (pixels).
       config: the loss options.
       noise_seed: int32 ``[2]`` seed of the identity tie-break noise, or None.
+      identity: optional precomputed `identity_errors` of ``(target, sources)`` ``[B, h, w, S]``
+        (without noise), reused when ``config.automask``; None computes them here.
 
     Returns:
       ``(min_error [B, h, w, 1], automask [B, h, w, 1], warped [B, S, h, w, 3])``.
@@ -88,15 +122,11 @@ def scale_reprojection(
         tf.repeat(inv_k, num_sources, axis=0),
     )
 
-    def per_source(pred: tf.Tensor) -> tf.Tensor:  # [B*S, h, w, C] -> [B, h, w, S]
-        err = photometric_error(pred, flat_target, config.ssim_weight, config.use_ssim)
-        err = tf.reshape(err, tf.stack([batch, num_sources, h, w]))
-        return tf.transpose(err, [0, 2, 3, 1])
-
-    identity = per_source(flat_sources) if config.automask else None
+    if config.automask and identity is None:
+        identity = identity_errors(target, sources, config)
     min_error, automask = min_reprojection(
-        per_source(warped),
-        identity,
+        _per_source_errors(warped, flat_target, batch, num_sources, config),
+        identity if config.automask else None,
         use_min=config.min_reprojection,
         noise_std=config.identity_noise_std,
         noise_seed=noise_seed,
@@ -193,6 +223,11 @@ def monodepth2_loss(
     if noise_seed is not None:
         noise_seed = tf.cast(noise_seed, tf.int32)
     full_size = tf.shape(target[0])[1:3]
+    # Full-res multi-scale: every scale compares the same unwarped sources with the same target, so
+    # the identity errors are computed once (only the per-scale tie-break noise differs).
+    shared_identity = None
+    if config.full_res_multiscale and config.automask:
+        shared_identity = identity_errors(target[0], sources[0], config)
 
     totals, reprojection, smoothness, automasks, warped_all, min_errors = [], [], [], [], [], []
     for s, disp in enumerate(disparities):
@@ -206,7 +241,7 @@ def monodepth2_loss(
         if noise_seed is not None:
             seed = tf.random.experimental.stateless_fold_in(noise_seed, s)
         min_error, automask, warped = scale_reprojection(
-            disp_warp, images, srcs, source_from_target, k, config, seed
+            disp_warp, images, srcs, source_from_target, k, config, seed, identity=shared_identity
         )
         reproj = tf.reduce_mean(min_error)
         smooth = edge_aware_smoothness(disp, target[s])

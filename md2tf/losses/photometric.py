@@ -20,6 +20,22 @@ def _check_pair(x: tf.Tensor, y: tf.Tensor, x_name: str, y_name: str) -> None:
         )
 
 
+@tf.custom_gradient
+def _mean3x3(t: tf.Tensor):
+    """3x3 mean filter, stride 1, ``VALID``: ``[B, H, W, C] -> [B, H-2, W-2, C]``.
+
+    The gradient is the same (symmetric) mean filter over the upstream gradient zero-padded by 2,
+    which is several times faster on CPU than TF's generic ``AvgPoolGrad`` kernel (measured: the
+    latter was ~30% of the loss's forward + backward time at 192x640).
+    """
+
+    def grad(dy: tf.Tensor) -> tf.Tensor:
+        padded = tf.pad(dy, [[0, 0], [2, 2], [2, 2], [0, 0]])
+        return tf.nn.avg_pool2d(padded, ksize=3, strides=1, padding="VALID")
+
+    return tf.nn.avg_pool2d(t, ksize=3, strides=1, padding="VALID"), grad
+
+
 def ssim(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     """Per-pixel, per-channel SSIM dissimilarity ``clip((1 - SSIM) / 2, 0, 1)``.
 
@@ -38,18 +54,18 @@ def ssim(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     x = tf.convert_to_tensor(x)
     y = tf.convert_to_tensor(y, dtype=x.dtype)
     _check_pair(x, y, "x", "y")
+    # Reflection padding commutes with the element-wise products, so x and y are padded once.
     paddings = [[0, 0], [1, 1], [1, 1], [0, 0]]
     x = tf.pad(x, paddings, mode="REFLECT")
     y = tf.pad(y, paddings, mode="REFLECT")
-
-    def mean3(t: tf.Tensor) -> tf.Tensor:
-        return tf.nn.avg_pool2d(t, ksize=3, strides=1, padding="VALID")
-
-    mu_x = mean3(x)
-    mu_y = mean3(y)
-    sigma_x = mean3(x * x) - mu_x * mu_x
-    sigma_y = mean3(y * y) - mu_y * mu_y
-    sigma_xy = mean3(x * y) - mu_x * mu_y
+    mu_x = _mean3x3(x)
+    mu_y = _mean3x3(y)
+    mean_xx = _mean3x3(x * x)
+    mean_yy = _mean3x3(y * y)
+    mean_xy = _mean3x3(x * y)
+    sigma_x = mean_xx - mu_x * mu_x
+    sigma_y = mean_yy - mu_y * mu_y
+    sigma_xy = mean_xy - mu_x * mu_y
     numerator = (2.0 * mu_x * mu_y + SSIM_C1) * (2.0 * sigma_xy + SSIM_C2)
     denominator = (mu_x * mu_x + mu_y * mu_y + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
     return tf.clip_by_value((1.0 - numerator / denominator) / 2.0, 0.0, 1.0)
