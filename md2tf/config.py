@@ -257,6 +257,7 @@ class ExportConfig:
         ``test_files.txt`` and ``gt_depths.npz`` in ``<accuracy_splits_dir>/<split>/``).
       accuracy_data_dir: dataset root of the test images; empty = the run's ``data_dir``.
       accuracy_splits_dir: split folders; empty = ``<accuracy_data_dir>/splits``.
+      height, width: static input size of the exported graph (multiples of 32); 0 = the training size.
     """
 
     checkpoint: str = ""
@@ -270,8 +271,14 @@ class ExportConfig:
     accuracy_split: str = ""
     accuracy_data_dir: str = ""
     accuracy_splits_dir: str = ""
+    height: int = 0
+    width: int = 0
 
     def __post_init__(self) -> None:
+        _check(self.height >= 0 and self.height % 32 == 0,
+               f"--export_height must be 0 (training size) or a multiple of 32, got {self.height}")
+        _check(self.width >= 0 and self.width % 32 == 0,
+               f"--export_width must be 0 (training size) or a multiple of 32, got {self.width}")
         _check(bool(self.checkpoint), "--checkpoint is required (run directory or checkpoint prefix)")
         _check(bool(self.out_dir), "--out is required (output directory)")
         allowed = EXPORT_FORMATS + ("tflite_pose",)  # tflite_pose: optional pose network (odometry)

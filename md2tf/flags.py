@@ -257,6 +257,8 @@ def define_export_flags() -> None:
       "split (abs_rel, a1, ...; needs test_files.txt and gt_depths.npz).")
     d(flags.DEFINE_string, "accuracy_data_dir", "", "Test images root; empty = the run's data_dir.")
     d(flags.DEFINE_string, "accuracy_splits_dir", "", "Split folders; empty = <data_dir>/splits.")
+    d(flags.DEFINE_integer, "export_height", 0, "Input height of the exported graph (0 = training size).")
+    d(flags.DEFINE_integer, "export_width", 0, "Input width of the exported graph (0 = training size).")
 
 
 def export_config_from_flags(flag_values=None):
@@ -268,7 +270,8 @@ def export_config_from_flags(flag_values=None):
         checkpoint=f.checkpoint, out_dir=f.out, formats=tuple(f.formats), post_process=f.post_process,
         metric_scale=f.metric_scale, real_baseline_m=f.real_baseline_m, calibration=f.calibration,
         num_calibration_images=f.num_calibration_images, accuracy_split=f.accuracy_split,
-        accuracy_data_dir=f.accuracy_data_dir, accuracy_splits_dir=f.accuracy_splits_dir)
+        accuracy_data_dir=f.accuracy_data_dir, accuracy_splits_dir=f.accuracy_splits_dir,
+        height=f.export_height, width=f.export_width)
 
 
 def define_predict_flags() -> None:

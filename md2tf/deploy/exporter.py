@@ -242,6 +242,12 @@ def run_export(config) -> dict[str, Any]:
 
     want_pose = POSE_FORMAT in config.formats
     experiment, depth_net, pose_net = load_models(config.checkpoint, load_pose_net=want_pose)
+    if config.height or config.width:  # fully convolutional: any multiple of 32 works
+        import dataclasses  # noqa: PLC0415
+
+        data = dataclasses.replace(experiment.data, height=config.height or experiment.data.height,
+                                   width=config.width or experiment.data.width)
+        experiment = dataclasses.replace(experiment, data=data)
     predictor = predictor_from_models(experiment, depth_net, post_process=config.post_process,
                                       metric_scale=config.metric_scale or None,
                                       real_baseline_m=config.real_baseline_m)

@@ -129,6 +129,18 @@ def test_convert_rejects_bad_variant_and_int8_without_data(exported):
         tflite.convert(exported["saved_model"], "tflite_int8")
 
 
+def test_export_config_validation():
+    from md2tf.config import ExportConfig
+
+    with pytest.raises(ValueError, match="--export_height.*multiple of 32"):
+        ExportConfig(checkpoint="run", out_dir="out", height=50)
+    with pytest.raises(ValueError, match="--out is required"):
+        ExportConfig(checkpoint="run")
+    with pytest.raises(ValueError, match="--formats"):
+        ExportConfig(checkpoint="run", out_dir="out", formats=("onnx",))
+    assert "tflite_pose" in ExportConfig(checkpoint="r", out_dir="o", formats=("tflite_pose",)).formats
+
+
 def test_parse_formats():
     assert exporter.parse_formats("all") == exporter.FORMATS
     assert exporter.parse_formats("tflite_fp32, saved_model") == ("tflite_fp32", "saved_model")
@@ -203,10 +215,11 @@ def test_export_cli_end_to_end(exported, run_dir, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "md2tf.export", f"--checkpoint={run_dir}", f"--out={out}",
          "--formats=saved_model,tflite_fp32,tflite_int8", "--calibration=structured",
-         "--num_calibration_images=4"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+         "--num_calibration_images=4", "--export_height=96"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     card = json.loads((out / "model_card.json").read_text())
     assert card["model"]["metric_scale"] == pytest.approx(5.4)
+    assert (card["model"]["height"], card["model"]["width"]) == (96, W)  # --export_height override
     assert card["training_config"]["data"]["use_stereo"] is True
     assert card["variants"]["tflite_fp32"]["parity"]["max_abs_diff_disparity"] <= 1e-4
     assert "4 structured" in card["int8_calibration"]
