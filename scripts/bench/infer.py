@@ -1,0 +1,157 @@
+"""``--only infer``: depth-network inference latency per backend, sizes, FLOPs and fraction of peak.
+
+For every ``--sizes`` entry (default 192x640 and 320x1024) a scratch-initialised ResNet18 `DepthNet`
+is wrapped in the deployed graph (`md2tf.deploy.inference.make_depth_predictor`: uint8 in, disparity
+and depth out) and timed at batch 1 as:
+
+* ``keras graph`` (``tf.function``) and ``keras xla`` (``jit_compile=True``),
+* ``saved_model`` (`md2tf.deploy.saved_model.export_saved_model`, its ``serving_default`` signature),
+* TFLite ``fp32`` / ``fp16`` / ``dynamic`` / ``int8`` (`md2tf.deploy.tflite.convert`, builtins only),
+  each with 1 and 2 interpreter threads (XNNPACK), plus file size and the depth error vs Keras
+  (``abs_rel_vs_keras`` = mean |d - d_keras| / d_keras on structured test frames; random weights, so
+  it measures quantisation noise, not accuracy on a dataset).
+
+FLOPs are counted from the Keras graph by the TF profiler (``float_operation``: 2 per multiply-add);
+``fraction_of_peak`` = FLOPs / median time / 157 GFLOP/s (2 cores x 2 FMA x 8 fp32 lanes x 2 x
+2.45 GHz). ``--compare-torch`` adds the PyTorch eager depth net (`bench.torch_models.DepthNet`, eval,
+``no_grad``) at the same size. Reference (official PyTorch, this machine): 164 ms at 192x640, 428 ms
+at 320x1024.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from bench.harness import measure, section
+
+PEAK_FLOPS = 157e9  # fp32, 2 cores at base clock (issue 8)
+REFERENCE_MS = {(192, 640): 164.0, (320, 1024): 428.0}  # official PyTorch eager, 2 threads
+TFLITE_THREADS = (1, 2)
+
+
+def count_flops(concrete_fn) -> int:
+    """Floating-point operations of one call of a concrete function (TF profiler, static shapes)."""
+    import tensorflow as tf
+
+    graph = concrete_fn.graph
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    info = tf.compat.v1.profiler.profile(graph, options=opts)
+    return int(info.total_float_ops)
+
+
+def _sizes(args: argparse.Namespace) -> list[tuple[int, int]]:
+    out = []
+    for item in args.sizes.split(","):
+        try:
+            h, w = (int(v) for v in item.lower().split("x"))
+        except ValueError as e:
+            raise ValueError(f"--sizes item {item!r}: expected HxW, e.g. 192x640") from e
+        out.append((h, w))
+    return out
+
+
+def _row(timing, args, h, w, flops, **extra) -> dict:
+    row = timing.to_dict(args.contaminated)
+    row.update(height=h, width=w, **extra)
+    if flops:
+        row["gflops"] = round(flops / 1e9, 2)
+        row["fraction_of_peak"] = round(flops / row["median_s"] / PEAK_FLOPS, 3)
+    ref = REFERENCE_MS.get((h, w))
+    if ref:
+        row["speedup_vs_reference"] = round(ref / 1e3 / row["median_s"], 3)
+    return row
+
+
+def _depth_error(out: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.mean(np.abs(out - ref) / np.maximum(ref, 1e-6)))
+
+
+@section("infer")
+def infer_section(args: argparse.Namespace) -> list[dict]:
+    import tensorflow as tf
+
+    from md2tf import models
+    from md2tf.config import ModelConfig
+    from md2tf.deploy import tflite
+    from md2tf.deploy.images import structured_images
+    from md2tf.deploy.inference import ModelInfo, make_depth_predictor
+    from md2tf.deploy.saved_model import export_saved_model
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    rows: list[dict] = []
+    only = os.environ.get("MD2TF_BENCH_INFER", "")  # e.g. "keras,tflite_fp32" to time a subset
+    wanted = set(only.split(",")) if only else None
+    for h, w in _sizes(args):
+        print(f"  {h}x{w}: building the depth net ...", flush=True)
+        depth_net, _ = models.build(ModelConfig(), use_pose_net=False)
+        info = ModelInfo(height=h, width=w)
+        predictor = make_depth_predictor(depth_net, info)
+        images = np.stack(structured_images(3, h, w, seed=7))
+        one = images[:1]
+        graph_fn = tf.function(lambda x, p=predictor: p(x)["depth"])
+        flops = count_flops(graph_fn.get_concrete_function(tf.TensorSpec([1, h, w, 3], tf.uint8)))
+        ref = np.concatenate([graph_fn(images[i:i + 1]).numpy() for i in range(len(images))])
+        kw = dict(warmup=args.warmup, repeats=args.repeats)
+
+        def keep(name: str) -> bool:
+            return wanted is None or name in wanted
+
+        if keep("keras"):
+            rows.append(_row(measure(f"keras graph {h}x{w}", lambda f=graph_fn, x=one: f(x).numpy(), **kw),
+                             args, h, w, flops, backend="keras-graph"))
+            xla_fn = tf.function(lambda x, p=predictor: p(x)["depth"], jit_compile=True)
+            rows.append(_row(measure(f"keras xla {h}x{w}", lambda f=xla_fn, x=one: f(x).numpy(), **kw),
+                             args, h, w, flops, backend="keras-xla"))
+        sm_dir = os.path.join(args.workdir, f"saved_model_{h}x{w}")
+        if not os.path.exists(os.path.join(sm_dir, "saved_model.pb")):
+            export_saved_model(predictor, info, sm_dir)
+        if keep("saved_model"):
+            serve = tf.saved_model.load(sm_dir).signatures["serving_default"]
+            one_t = tf.constant(one)
+            rows.append(_row(measure(f"saved_model {h}x{w}",
+                                     lambda f=serve, x=one_t: f(images=x)["depth"].numpy(), **kw),
+                             args, h, w, flops, backend="saved_model"))
+        for variant in tflite.TFLITE_VARIANTS:
+            if not keep(variant):
+                continue
+            reps = None
+            if variant == "tflite_int8":
+                calib = structured_images(8, h, w, seed=1)
+                reps = lambda calib=calib: iter(calib)  # noqa: E731
+            print(f"  {h}x{w}: converting {variant} ...", flush=True)
+            content = tflite.convert(sm_dir, variant, reps)
+            out = tflite.run(tflite.make_interpreter(content, num_threads=args.threads), images)["depth"]
+            err = _depth_error(out, ref)
+            for threads in TFLITE_THREADS:
+                runner = tflite.make_interpreter(content, num_threads=threads).get_signature_runner(
+                    "serving_default")
+                timing = measure(f"{variant} {threads}t {h}x{w}", lambda r=runner, x=one: r(images=x), **kw)
+                rows.append(_row(timing, args, h, w, flops, backend=variant, threads=threads,
+                                 size_mb=round(len(content) / 2**20, 2), abs_rel_vs_keras=round(err, 5)))
+        if args.compare_torch:
+            rows += _torch_rows(args, h, w, flops, kw)
+    return rows
+
+
+def _torch_rows(args, h, w, flops, kw) -> list[dict]:
+    try:
+        import torch
+
+        from bench.torch_models import DepthNet
+    except ImportError as e:  # torch is optional
+        print(f"  --compare-torch: PyTorch unavailable ({e})", flush=True)
+        return []
+    torch.set_num_threads(args.threads)
+    net = DepthNet().eval()
+    x = torch.rand(1, 3, h, w)
+
+    def run():
+        with torch.no_grad():
+            return net(x)
+
+    timing = measure(f"torch eager {h}x{w}", run, **kw)
+    return [_row(timing, args, h, w, flops, backend="torch-eager", torch=torch.__version__)]
