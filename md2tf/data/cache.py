@@ -44,6 +44,12 @@ def _float_feature(values) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
 
 
+def _depth_png(depth: tf.Tensor) -> tf.Tensor:
+    """``[H, W]`` metres -> 16-bit PNG of ``depth * 256`` (KITTI's depth-map encoding)."""
+    depth = tf.clip_by_value(tf.round(depth * 256.0), 0.0, 65535.0)
+    return tf.io.encode_png(tf.cast(depth, tf.uint16)[..., None])
+
+
 def prepare_cache(config: DataConfig, split: str, out_dir: str, num_shards: int = 16,
                   image_format: str = "jpg", quality: int = 95) -> str:
     """Writes the cache of one subset (file order; the reader shuffles).
@@ -86,10 +92,18 @@ def prepare_cache(config: DataConfig, split: str, out_dir: str, num_shards: int 
         def gt_png():
             depth = pipeline.decode_npy_float32(tf.io.read_file(gt_path), raw_shape[0],
                                                 raw_shape[1], gt_path)
-            depth = tf.clip_by_value(tf.round(depth * 256.0), 0.0, 65535.0)
-            return tf.io.encode_png(tf.cast(depth, tf.uint16)[..., None])
+            return _depth_png(depth)
 
-        gt = tf.cond(tf.strings.length(gt_path) > 0, gt_png, lambda: tf.constant(b""))
+        velo_path = element["velodyne"]
+
+        def velo_png():
+            depth = pipeline.velodyne_depth_map(tf.io.read_file(velo_path), element["velo_projection"],
+                                                raw_shape[0], raw_shape[1])
+            return _depth_png(depth)
+
+        gt = tf.cond(tf.strings.length(gt_path) > 0, gt_png,
+                     lambda: tf.cond(tf.strings.length(velo_path) > 0, velo_png,
+                                     lambda: tf.constant(b"")))
         return tf.stack(frames), gt, element["intrinsics"], element["side_sign"]
 
     ds = pipeline.samples_to_dataset(samples).map(encode, num_parallel_calls=tf.data.AUTOTUNE,

@@ -4,7 +4,9 @@ Layouts (``data_dir`` is the dataset root):
 
 * raw (and the built-in synthetic world): ``<data_dir>/<date>/<date>_drive_NNNN_sync/image_02|03/data/
   {index:010d}.jpg|png``; calibration ``<data_dir>/<date>/calib_cam_to_cam.txt``; optional dense GT
-  ``<drive>/depth_gt/image_02|03/{index:010d}.npy`` (float32 metres, 0 = unknown).
+  ``<drive>/depth_gt/image_02|03/{index:010d}.npy`` (float32 metres, 0 = unknown), else the lidar
+  scan ``<drive>/velodyne_points/data/{index:010d}.bin`` with ``calib_velo_to_cam.txt`` (projected
+  in the input pipeline; GT is for training-time metrics only).
 * odometry: ``<data_dir>/sequences/{seq:02d}/image_2|3/{index:06d}.jpg|png``; calibration
   ``<data_dir>/sequences/{seq:02d}/calib.txt`` (``P2``/``P3``).
 * benchmark test images: ``<data_dir>/<folder>/{index:010d}.jpg|png``.
@@ -49,6 +51,10 @@ class Sample(NamedTuple):
         translation before flipping); +1.0 when there is no side.
       depth_gt: path of a dense ``.npy`` GT depth map, or ``""`` when none exists.
       name: a readable id (``"<folder> <index> <side>"``) for logs and predictions.
+      velodyne: the frame's lidar scan ``velodyne_points/data/{index:010d}.bin`` when there is no
+        dense GT but a scan and both calibration files exist (KITTI raw); ``""`` otherwise.
+      velo_projection: ``[3, 4]`` float32 ``P_rect_0X @ R_rect_00 @ velo_to_cam`` (lidar -> pixels
+        of the raw image) when ``velodyne`` is set, zeros otherwise.
     """
 
     target: str
@@ -57,6 +63,8 @@ class Sample(NamedTuple):
     side_sign: float
     depth_gt: str
     name: str
+    velodyne: str = ""
+    velo_projection: np.ndarray = np.zeros((3, 4), np.float32)
 
 
 def other_side(side: str) -> str:
@@ -109,6 +117,49 @@ def depth_gt_path(data_dir: str, entry: SplitEntry) -> str:
         return ""
     camera = "image_02" if entry.side == "l" else "image_03"
     return os.path.join(data_dir, entry.folder, "depth_gt", camera, f"{entry.frame_index:010d}.npy")
+
+
+def velodyne_path(data_dir: str, entry: SplitEntry) -> str:
+    """Lidar scan ``<drive>/velodyne_points/data/{index:010d}.bin`` of a raw entry (may not exist)."""
+    if entry.kind != "raw":
+        return ""
+    return os.path.join(data_dir, entry.folder, "velodyne_points", "data",
+                        f"{entry.frame_index:010d}.bin")
+
+
+def velo_to_image_projection(calib_dir: str, side: str) -> np.ndarray:
+    """``P_rect_0X @ R_rect_00 @ velo_to_cam``: lidar points -> homogeneous pixels of camera 2/3.
+
+    The third homogeneous coordinate is the rectified camera z (plus ``P_rect[2, 3]``, ~0), which is
+    what the reference's training-time GT stores (``generate_depth_map(..., vel_depth=False)``).
+
+    Args:
+      calib_dir: KITTI ``<date>`` directory with ``calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt``.
+      side: ``"l"`` (camera 2) or ``"r"`` (camera 3).
+
+    Returns:
+      ``[3, 4]`` float32.
+
+    Raises:
+      ValueError: naming the file of a missing or malformed entry.
+    """
+    cam_file = os.path.join(calib_dir, "calib_cam_to_cam.txt")
+    velo_file = os.path.join(calib_dir, "calib_velo_to_cam.txt")
+    cam, velo = read_calib_file(cam_file), read_calib_file(velo_file)
+    camera = "02" if side == "l" else "03"
+
+    def need(calib, key, size, path):
+        if key not in calib or calib[key].size != size:
+            raise ValueError(f"{path}: needs {key} with {size} numbers")
+        return calib[key]
+
+    velo_to_cam = np.eye(4)
+    velo_to_cam[:3, :3] = need(velo, "R", 9, velo_file).reshape(3, 3)
+    velo_to_cam[:3, 3] = need(velo, "T", 3, velo_file)
+    rect = np.eye(4)
+    rect[:3, :3] = need(cam, "R_rect_00", 9, cam_file).reshape(3, 3)
+    p_rect = need(cam, f"P_rect_{camera}", 12, cam_file).reshape(3, 4)
+    return (p_rect @ rect @ velo_to_cam).astype(np.float32)
 
 
 def read_calib_file(path: str) -> dict[str, np.ndarray]:
@@ -245,7 +296,7 @@ def build_samples(
     if intrinsics not in ("fixed", "calib"):
         raise ValueError(f"intrinsics must be 'fixed' or 'calib', got {intrinsics!r}")
     cache = _ExistenceCache()
-    calib_cache: dict[tuple[str, str], np.ndarray] = {}
+    calib_cache: dict[tuple, np.ndarray] = {}
     samples = []
     for entry in entries:
         if entry.side is None and use_stereo:
@@ -275,9 +326,21 @@ def build_samples(
             K = FIXED_INTRINSICS_NORMALIZED
         gt = depth_gt_path(data_dir, entry)
         gt = gt if gt and cache.exists(gt) else ""
+        velo, velo_P = "", Sample._field_defaults["velo_projection"]
+        if not gt and entry.kind == "raw" and cache.exists(velodyne_path(data_dir, entry)):
+            calib_dir = os.path.dirname(calib_path(data_dir, entry))
+            if cache.exists(os.path.join(calib_dir, "calib_velo_to_cam.txt")) and cache.exists(
+                    os.path.join(calib_dir, "calib_cam_to_cam.txt")):
+                key = (calib_dir, entry.side, "velo")
+                if key not in calib_cache:
+                    try:
+                        calib_cache[key] = velo_to_image_projection(calib_dir, entry.side)
+                    except ValueError as error:
+                        raise ValueError(f"{entry.where}: {error}") from error
+                velo, velo_P = velodyne_path(data_dir, entry), calib_cache[key]
         side_sign = -1.0 if entry.side == "l" else 1.0
         name = f"{entry.folder} {entry.frame_index}" + (f" {entry.side}" if entry.side else "")
-        samples.append(Sample(target, tuple(sources), K, side_sign, gt, name))
+        samples.append(Sample(target, tuple(sources), K, side_sign, gt, name, velo, velo_P))
     return samples
 
 

@@ -206,6 +206,39 @@ def decode_npy_float32(contents: tf.Tensor, height: tf.Tensor, width: tf.Tensor,
         return tf.reshape(values, [height, width])
 
 
+def velodyne_depth_map(contents: tf.Tensor, projection: tf.Tensor, height: tf.Tensor,
+                       width: tf.Tensor) -> tf.Tensor:
+    """Sparse GT depth from a KITTI lidar scan, as the reference's training-time GT.
+
+    Points with velodyne x >= 0 are projected with ``projection``; the depth is the third homogeneous
+    coordinate (rectified camera z, ``vel_depth=False``); pixel = ``round(u) - 1, round(v) - 1``
+    (KITTI's MATLAB offset), kept inside the image; several points on one pixel keep the nearest
+    (the reference's duplicate rule uses a non-injective index, see ``md2tf.evaluation.gt_depth``;
+    it changes a handful of pixels, irrelevant for the indicative training metrics).
+
+    Args:
+      contents: bytes of a ``.bin`` scan (float32 x, y, z, reflectance per point).
+      projection: ``[3, 4]`` lidar -> pixel projection (`md2tf.data.kitti.velo_to_image_projection`).
+      height, width: int32 scalars, the raw image size.
+
+    Returns:
+      float32 ``[height, width]`` metres, 0 where no point falls.
+    """
+    points = tf.reshape(tf.io.decode_raw(contents, tf.float32), [-1, 4])
+    points = tf.boolean_mask(points, points[:, 0] >= 0.0)
+    homogeneous = tf.concat([points[:, :3], tf.ones_like(points[:, :1])], axis=1)
+    uvz = tf.matmul(homogeneous, projection, transpose_b=True)  # [N, 3]
+    z = uvz[:, 2]
+    safe_z = tf.where(tf.abs(z) > 1e-6, z, 1e-6)
+    u = tf.cast(tf.round(uvz[:, 0] / safe_z), tf.int32) - 1
+    v = tf.cast(tf.round(uvz[:, 1] / safe_z), tf.int32) - 1
+    inside = (u >= 0) & (v >= 0) & (u < width) & (v < height) & (z > 0.0)
+    index = tf.stack([tf.boolean_mask(v, inside), tf.boolean_mask(u, inside)], axis=1)
+    far = tf.float32.max
+    depth = tf.tensor_scatter_nd_min(tf.fill([height, width], far), index, tf.boolean_mask(z, inside))
+    return tf.where(depth == far, 0.0, depth)
+
+
 # --- the per-sample map ---------------------------------------------------------------------------
 
 
@@ -245,11 +278,22 @@ class _SampleLoader:
             depth = decode_npy_float32(tf.io.read_file(gt_path), raw_shape[0], raw_shape[1], gt_path)
             return augment.flip_horizontal(depth[..., None], params.flip)
 
+        velo_path = element["velodyne"]
+
+        def lidar_gt():
+            depth = velodyne_depth_map(tf.io.read_file(velo_path), element["velo_projection"],
+                                       raw_shape[0], raw_shape[1])
+            return augment.flip_horizontal(depth[..., None], params.flip)
+
+        def no_gt():
+            return tf.zeros([cfg.gt_height, cfg.gt_width, 1], tf.float32)
+
         has_gt = tf.strings.length(gt_path) > 0
-        if self.skip_corrupt:
-            has_gt = tf.logical_and(has_gt, valid)  # a dropped sample has no valid image size
+        has_velo = tf.strings.length(velo_path) > 0
+        if self.skip_corrupt:  # a dropped sample has no valid image size
+            has_gt, has_velo = tf.logical_and(has_gt, valid), tf.logical_and(has_velo, valid)
         depth_gt = tf.cond(has_gt, lambda: resize_depth(load_gt(), cfg),
-                           lambda: tf.zeros([cfg.gt_height, cfg.gt_width, 1], tf.float32))
+                           lambda: tf.cond(has_velo, lambda: resize_depth(lidar_gt(), cfg), no_gt))
         out = finish_sample(cfg, clean, params, element["intrinsics"], element["side_sign"], depth_gt)
         if self.skip_corrupt:
             out.update(valid=valid, paths=paths)  # for the filter; removed before batching
@@ -328,6 +372,8 @@ def samples_to_dataset(samples: list[Sample]) -> tf.data.Dataset:
         "intrinsics": np.stack([s.intrinsics for s in samples]).astype(np.float32),
         "side_sign": np.array([s.side_sign for s in samples], np.float32),
         "depth_gt": np.array([s.depth_gt for s in samples]),
+        "velodyne": np.array([s.velodyne for s in samples]),
+        "velo_projection": np.stack([s.velo_projection for s in samples]).astype(np.float32),
     })
 
 

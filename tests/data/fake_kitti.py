@@ -28,7 +28,24 @@ def frame_image(index: int, side: str) -> np.ndarray:
     return image
 
 
+# Lidar axes (x forward, y left, z up) -> camera axes (x right, y down, z forward), no offset.
+VELO_TO_CAM_R = np.array([[0, -1, 0], [0, 0, -1], [1, 0, 0]], np.float64)
+
+
+def velodyne_points(index: int) -> np.ndarray:
+    """float32 [N, 4] scan of frame ``index``: a few points in front (one pair on one pixel), one behind."""
+    return np.array([
+        [10.0 + index, 0.0, 0.0, 1.0],     # on the optical axis
+        [12.0, 0.0, 0.0, 1.0],             # same pixel, farther: the nearer one wins
+        [5.0, 1.0, 0.5, 1.0],
+        [20.0, -3.0, -1.0, 1.0],
+        [-8.0, 0.0, 0.0, 1.0],             # behind the lidar: dropped
+        [2.0, -50.0, 0.0, 1.0],            # outside the image
+    ], np.float32)
+
+
 def write_tree(root: str, *, frames: int = 5, ext: str = ".png", with_gt: bool = True,
+               with_velodyne: bool = False,
                split_lines: dict[str, list[str]] | None = None) -> str:
     """Writes ``root/<date>/<drive>/image_02|03/data/{i:010d}<ext>``, calibration, GT and splits.
 
@@ -44,9 +61,17 @@ def write_tree(root: str, *, frames: int = 5, ext: str = ".png", with_gt: bool =
     calib = os.path.join(root, DATE, "calib_cam_to_cam.txt")
     with open(calib, "w") as f:
         f.write("calib_time: 09-Jan-2012 13:57:47\n")
+        f.write("R_rect_00: 1 0 0 0 1 0 0 0 1\n")
         for cam, tx in (("02", 4.5e1), ("03", -3.4e2)):
             f.write(f"S_rect_{cam}: {RAW_WIDTH:.6e} {RAW_HEIGHT:.6e}\n")
             f.write(f"P_rect_{cam}: {FX} 0 {CX} {tx} 0 {FY} {CY} 0 0 0 1 0\n")
+    if with_velodyne:
+        with open(os.path.join(root, DATE, "calib_velo_to_cam.txt"), "w") as f:
+            f.write("R: " + " ".join(str(v) for v in VELO_TO_CAM_R.reshape(-1)) + "\nT: 0 0 0\n")
+        velo_dir = os.path.join(root, DRIVE, "velodyne_points", "data")
+        os.makedirs(velo_dir, exist_ok=True)
+        for i in range(frames):
+            velodyne_points(i).tofile(os.path.join(velo_dir, f"{i:010d}.bin"))
     if with_gt:
         gt_dir = os.path.join(root, DRIVE, "depth_gt", "image_02")
         os.makedirs(gt_dir, exist_ok=True)

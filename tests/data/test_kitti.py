@@ -179,3 +179,25 @@ def test_download_script_file_url_and_jpeg_conversion(tmp_path):
     with Image.open(jpg) as image:
         assert image.format == "JPEG" and image.size == (fake_kitti.RAW_WIDTH, fake_kitti.RAW_HEIGHT)
     assert not os.path.exists(jpg[:-4] + ".png")
+
+
+def test_velodyne_projection_and_samples(tmp_path):
+    root = fake_kitti.write_tree(str(tmp_path / "v"), frames=3, with_velodyne=True)
+    calib_dir = os.path.join(root, fake_kitti.DATE)
+    velo_to_cam = np.eye(4)
+    velo_to_cam[:3, :3] = fake_kitti.VELO_TO_CAM_R
+    for side, tx in (("l", 45.0), ("r", -340.0)):
+        p_rect = np.array([[fake_kitti.FX, 0, fake_kitti.CX, tx], [0, fake_kitti.FY, fake_kitti.CY, 0],
+                           [0, 0, 1, 0]])
+        P = kitti.velo_to_image_projection(calib_dir, side)
+        np.testing.assert_allclose(P, p_rect @ velo_to_cam, rtol=1e-6)
+    # 10 m straight ahead of the lidar lands on the principal point (+ tx / z) at depth z = 10
+    uvz = kitti.velo_to_image_projection(calib_dir, "l") @ np.array([10.0, 0, 0, 1])
+    np.testing.assert_allclose(uvz / uvz[2], [fake_kitti.CX + 4.5, fake_kitti.CY, 1.0], rtol=1e-6)
+    entries = _split(tmp_path, [f"{fake_kitti.DRIVE} 1 l", f"{fake_kitti.DRIVE} 1 r"])
+    left, right = kitti.build_samples(entries, root, image_ext=".png")
+    assert left.depth_gt and not left.velodyne  # dense GT wins
+    assert not right.depth_gt and right.velodyne.endswith("velodyne_points/data/0000000001.bin")
+    np.testing.assert_allclose(right.velo_projection, kitti.velo_to_image_projection(calib_dir, "r"))
+    os.remove(os.path.join(calib_dir, "calib_velo_to_cam.txt"))
+    assert kitti.build_samples(entries, root, image_ext=".png")[1].velodyne == ""  # GT is optional

@@ -337,3 +337,45 @@ def test_odometry_layout(tmp_path):
     assert [_frame_and_side(b.sources[0][0, j]) for j in range(3)] == [(0, "r"), (2, "r"), (1, "l")]
     np.testing.assert_allclose(b.intrinsics[0, 0, 0], 40.0 / fake_kitti.RAW_WIDTH * W, rtol=1e-6)
     np.testing.assert_allclose(b.stereo_source_from_target[0, 0, 3], 0.1, rtol=1e-6)
+
+
+def np_velodyne_depth(points, P, height, width):
+    """Loop reference: x >= 0, camera z as depth, round(u) - 1, nearest point per pixel."""
+    depth = np.zeros((height, width))
+    for x in points:
+        if x[0] < 0:
+            continue
+        p = P.astype(np.float64) @ np.array([x[0], x[1], x[2], 1.0])
+        if p[2] <= 0:
+            continue
+        u, v = int(np.round(p[0] / p[2])) - 1, int(np.round(p[1] / p[2])) - 1
+        if 0 <= u < width and 0 <= v < height:
+            depth[v, u] = p[2] if depth[v, u] == 0 else min(depth[v, u], p[2])
+    return depth
+
+
+def test_velodyne_depth_map_matches_numpy(rng):
+    points = np.concatenate([
+        rng.uniform([-5, -8, -2, 0], [40, 8, 2, 1], size=(300, 4)),
+        np.array([[10.0, 0, 0, 1], [11.0, 0, 0, 1], [9.5, 0, 0, 1]]),  # one pixel, nearest wins
+    ]).astype(np.float32)
+    R = fake_kitti.VELO_TO_CAM_R
+    P = np.array([[20.0, 0, 16, 0.5], [0, 20, 12, 0], [0, 0, 1, 0.01]]) @ np.block(
+        [[R, np.array([[0.1], [-0.2], [0.3]])], [np.zeros((1, 3)), np.ones((1, 1))]])
+    got = pipeline.velodyne_depth_map(tf.constant(points.tobytes()), tf.constant(P, tf.float32), 24, 32)
+    want = np_velodyne_depth(points, P.astype(np.float32), 24, 32)
+    assert (want > 0).sum() > 50
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_lidar_gt_in_batches(tmp_path):
+    root = fake_kitti.write_tree(str(tmp_path / "v"), frames=3, with_velodyne=True,
+                                 split_lines={"val": [f"{fake_kitti.DRIVE} 1 r"]})
+    b = _all(pipeline.make_dataset(_config(root), "val", 1, training=False))[0]
+    from md2tf.data.kitti import velo_to_image_projection
+
+    P = velo_to_image_projection(os.path.join(root, fake_kitti.DATE), "r")
+    want = np_velodyne_depth(fake_kitti.velodyne_points(1), P, fake_kitti.RAW_HEIGHT,
+                             fake_kitti.RAW_WIDTH)
+    assert (want > 0).sum() == 3
+    np.testing.assert_allclose(b.depth_gt[0, ..., 0], want, rtol=1e-6)
