@@ -229,3 +229,20 @@ def test_export_cli_end_to_end(exported, run_dir, tmp_path):
         from md2tf.config import ExportConfig
 
         ExportConfig(checkpoint=run_dir, out_dir=str(out), formats=("onnx",))
+
+
+def test_flip_post_processing_survives_conversion(tmp_path):
+    """Post-processing (batch of [x, flip(x)], masks) converts to builtins and matches Keras."""
+    from md2tf.deploy.inference import KerasPredictor, make_depth_predictor
+    from md2tf.deploy.saved_model import export_saved_model
+    from tests.deploy.standin import tiny_depth_net
+
+    info = ModelInfo(32, 64, post_process=True)
+    predictor = KerasPredictor(make_depth_predictor(tiny_depth_net(32, 64), info), info)
+    sm = export_saved_model(predictor.model, info, str(tmp_path / "sm"))
+    content = tflite.convert(sm, "tflite_fp32")
+    assert "REVERSE_V2" in tflite.check_builtin_only(content)
+    x = np.random.default_rng(2).integers(0, 256, (2, 32, 64, 3), dtype=np.uint8)
+    np.testing.assert_allclose(tflite.run(content, x)["disparity"], predictor.predict(x)["disparity"],
+                               atol=1e-5)
+    assert tflite.analyze(content)[1]  # still GPU-delegate compatible
