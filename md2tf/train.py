@@ -26,13 +26,15 @@ def main(argv: list[str]) -> int:
     config = md2tf_flags.experiment_config_from_flags(FLAGS)
     if not config.train.run_dir:
         raise app.UsageError("--run_dir is required (e.g. --run_dir=runs/synthetic)")
+    # The strategy before any other TF op (MultiWorkerMirroredStrategy configures collectives).
+    strategy = distribute.select_strategy(config.train.strategy)
     trainer.check_data_available(config)
     if distribute.is_chief():
         os.makedirs(config.train.run_dir, exist_ok=True)
         with open(os.path.join(config.train.run_dir, "flags.txt"), "w") as f:
             f.write(FLAGS.flags_into_string())
     trainer.ensure_synthetic_world(config, **md2tf_flags.synthetic_world_from_flags(FLAGS))
-    result = trainer.Trainer(config).train()
+    result = trainer.Trainer(config, strategy=strategy).train()
     logging.info("training ended (%s) at step %d, epoch %d; checkpoint %s", result.reason,
                  result.step, result.epoch, result.checkpoint)
     if result.reason == "nonfinite":

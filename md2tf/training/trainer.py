@@ -143,11 +143,12 @@ class Trainer:
         tc = config.train
         if not tc.run_dir:
             raise ValueError("--run_dir is required: the run directory for checkpoints and TensorBoard")
+        # The strategy first: MultiWorkerMirroredStrategy must configure collectives before any op.
+        self.strategy = strategy or distribute.select_strategy(tc.strategy)
         if tc.deterministic:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(tc.seed)
         keras.mixed_precision.set_global_policy(tc.mixed_precision)
-        self.strategy = strategy or distribute.select_strategy(tc.strategy)
         self.num_replicas = self.strategy.num_replicas_in_sync
         self.is_chief = distribute.is_chief(self.strategy)
         self.dataset_fn = dataset_fn or _default_dataset_fn(config)

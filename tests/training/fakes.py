@@ -48,10 +48,12 @@ def fake_samples(num: int, num_sources: int = 2, seed: int = 0) -> Batch:
 
 def fake_dataset_fn(num_samples: int = 16, repeat: bool = False):
     """A `DatasetFn`: same seeded samples every epoch, batched per replica, drop remainder."""
-    samples = fake_samples(num_samples)
+    cache = []  # built on first use: no TF op may run before MultiWorkerMirroredStrategy exists
 
     def fn(split, batch_size, training, input_context=None, seed=None):
-        ds = tf.data.Dataset.from_tensor_slices(samples)
+        if not cache:
+            cache.append(fake_samples(num_samples))
+        ds = tf.data.Dataset.from_tensor_slices(cache[0])
         if input_context is not None:
             ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
             batch_size = input_context.get_per_replica_batch_size(batch_size)

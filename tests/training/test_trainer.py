@@ -157,8 +157,10 @@ def test_resume_is_bitwise_identical(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "tests.training.run_case", "sigterm", str(tmp_path)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    err_path = tmp_path / "stderr.txt"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.training.run_case", "sigterm",
+                             str(tmp_path / "run")], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=open(err_path, "w"), text=True)
     try:
         deadline = time.time() + 400
         for line in proc.stdout:
@@ -170,12 +172,12 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
+    assert proc.returncode == 0, err_path.read_text()[-3000:]
     result = json.loads([x for x in rest.splitlines() if x.startswith("RESULT ")][-1][7:])
     assert result["reason"] == "preempted" and result["step"] >= 2
     from md2tf.models import checkpoint as model_checkpoint
 
-    config, depth_net, pose_net = model_checkpoint.load_models(str(tmp_path))
+    config, depth_net, pose_net = model_checkpoint.load_models(str(tmp_path / "run"))
     assert config.data.height == fakes.H and pose_net is not None
     step = tf.train.load_variable(result["checkpoint"], "step/.ATTRIBUTES/VARIABLE_VALUE")
     assert int(step) == result["step"]
