@@ -16,8 +16,11 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from md2tf.deploy.exporter import run_export, summary_lines
 
-    config = md2tf_flags.export_config_from_flags()
-    card = run_export(config)
+    try:
+        config = md2tf_flags.export_config_from_flags()
+        card = run_export(config)
+    except (ValueError, FileNotFoundError) as e:  # bad flags / paths: message, no traceback
+        raise app.UsageError(str(e)) from e
     for line in summary_lines(card):
         print(line)
     print(f"model card: {config.out_dir}/model_card.json")

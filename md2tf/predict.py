@@ -20,11 +20,14 @@ def main(argv: list[str]) -> None:
     from md2tf.deploy.inference import load_predictor
     from md2tf.deploy.prediction import run_predict
 
-    config = md2tf_flags.predict_config_from_flags()
-    predictor = load_predictor(config.model, post_process=config.post_process,
-                               num_threads=config.num_threads or None)
-    summary = run_predict(predictor, config.input, config.out_dir, save_npy=config.save_npy,
-                          save_color=config.save_color, vmax_percentile=config.vmax_percentile)
+    try:
+        config = md2tf_flags.predict_config_from_flags()
+        predictor = load_predictor(config.model, post_process=config.post_process,
+                                   num_threads=config.num_threads or None)
+        summary = run_predict(predictor, config.input, config.out_dir, save_npy=config.save_npy,
+                              save_color=config.save_color, vmax_percentile=config.vmax_percentile)
+    except (ValueError, FileNotFoundError) as e:  # bad flags / paths: message, no traceback
+        raise app.UsageError(str(e)) from e
     for line in summary.lines():
         print(line)
     if summary.failed:
