@@ -39,10 +39,15 @@ def train(run_dir: str, extra: list[str]) -> None:
 
 def test_data(config, split: str):
     """(images [N, H, W, 3], GT depth list) of a split, no augmentation."""
+    import dataclasses
+
     from md2tf.data import pipeline
 
+    # Target frames only: the stereo partner always exists (temporal neighbours may not, at the ends
+    # of a drive), and the sources are not used here.
+    data = dataclasses.replace(config.data, frame_offsets=(0,), use_stereo=True)
     images, gts = [], []
-    for batch in pipeline.make_dataset(config.data, split, batch_size=8, training=False):
+    for batch in pipeline.make_dataset(data, split, batch_size=8, training=False):
         images.append(batch.target_aug.numpy())
         gts.extend(batch.depth_gt.numpy()[..., 0])
     return np.concatenate(images), gts
