@@ -40,10 +40,14 @@ def weights(t) -> list[np.ndarray]:
     return [v.numpy() for n in (t.depth_net, t.pose_net) for v in n.weights]
 
 
-def test_smoke_real_networks(tmp_path):
-    """A few steps of the real DepthNet/PoseNet + loss: finite, weights move, checkpoint, summaries."""
+@pytest.mark.parametrize("real_networks", [
+    pytest.param(False, id="stand_in_networks"),
+    pytest.param(True, id="real_networks", marks=pytest.mark.slow)])
+def test_smoke(tmp_path, real_networks):
+    """A few steps (+ the real loss): finite, weights move, checkpoint, scalar and image summaries."""
     config = fakes.tiny_config(str(tmp_path), steps_per_epoch=2)
-    t = trainer_lib.Trainer(config, dataset_fn=fakes.fake_dataset_fn(8))
+    t = trainer_lib.Trainer(config, dataset_fn=fakes.fake_dataset_fn(8),
+                            networks=None if real_networks else fakes.tiny_networks)
     before = weights(t)
     result = t.train()
     assert (result.reason, result.step, result.epoch, result.nonfinite_steps) == ("completed", 2, 1, 0)
