@@ -127,6 +127,50 @@ def velodyne_path(data_dir: str, entry: SplitEntry) -> str:
                         f"{entry.frame_index:010d}.bin")
 
 
+def require_calib_entry(calib: dict[str, np.ndarray], key: str, size: int, path: str) -> np.ndarray:
+    """``calib[key]``, checked to hold ``size`` numbers.
+
+    Raises:
+      ValueError: naming ``path`` and the entry if it is missing or has the wrong size.
+    """
+    if key not in calib or calib[key].size != size:
+        raise ValueError(f"{path}: needs {key} with {size} numbers")
+    return calib[key]
+
+
+def velo_calibration(calib_dir: str, side: str) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Float64 lidar -> pixel projection of camera 2/3 and its rectified image size.
+
+    Args:
+      calib_dir: KITTI ``<date>`` directory with ``calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt``.
+      side: ``"l"`` (camera 2) or ``"r"`` (camera 3).
+
+    Returns:
+      ``(P [3, 4] float64, (H, W))``: ``P = P_rect_0X @ R_rect_00 @ velo_to_cam`` (pixels) and the
+      ``S_rect_0X`` size, or ``None`` for the size when the file has no ``S_rect_0X``.
+
+    Raises:
+      FileNotFoundError: if a calibration file is missing.
+      ValueError: naming the file of a missing or malformed entry.
+    """
+    cam_file = os.path.join(calib_dir, "calib_cam_to_cam.txt")
+    velo_file = os.path.join(calib_dir, "calib_velo_to_cam.txt")
+    cam, velo = read_calib_file(cam_file), read_calib_file(velo_file)
+    camera = "02" if side == "l" else "03"
+    velo_to_cam = np.eye(4)
+    velo_to_cam[:3, :3] = require_calib_entry(velo, "R", 9, velo_file).reshape(3, 3)
+    velo_to_cam[:3, 3] = require_calib_entry(velo, "T", 3, velo_file)
+    rect = np.eye(4)
+    rect[:3, :3] = require_calib_entry(cam, "R_rect_00", 9, cam_file).reshape(3, 3)
+    p_rect = require_calib_entry(cam, f"P_rect_{camera}", 12, cam_file).reshape(3, 4)
+    size = cam.get(f"S_rect_{camera}")
+    shape = None
+    if size is not None and size.size == 2:
+        width, height = size.astype(np.int32)
+        shape = (int(height), int(width))
+    return p_rect @ rect @ velo_to_cam, shape
+
+
 def velo_to_image_projection(calib_dir: str, side: str) -> np.ndarray:
     """``P_rect_0X @ R_rect_00 @ velo_to_cam``: lidar points -> homogeneous pixels of camera 2/3.
 
@@ -143,23 +187,7 @@ def velo_to_image_projection(calib_dir: str, side: str) -> np.ndarray:
     Raises:
       ValueError: naming the file of a missing or malformed entry.
     """
-    cam_file = os.path.join(calib_dir, "calib_cam_to_cam.txt")
-    velo_file = os.path.join(calib_dir, "calib_velo_to_cam.txt")
-    cam, velo = read_calib_file(cam_file), read_calib_file(velo_file)
-    camera = "02" if side == "l" else "03"
-
-    def need(calib, key, size, path):
-        if key not in calib or calib[key].size != size:
-            raise ValueError(f"{path}: needs {key} with {size} numbers")
-        return calib[key]
-
-    velo_to_cam = np.eye(4)
-    velo_to_cam[:3, :3] = need(velo, "R", 9, velo_file).reshape(3, 3)
-    velo_to_cam[:3, 3] = need(velo, "T", 3, velo_file)
-    rect = np.eye(4)
-    rect[:3, :3] = need(cam, "R_rect_00", 9, cam_file).reshape(3, 3)
-    p_rect = need(cam, f"P_rect_{camera}", 12, cam_file).reshape(3, 4)
-    return (p_rect @ rect @ velo_to_cam).astype(np.float32)
+    return velo_calibration(calib_dir, side)[0].astype(np.float32)
 
 
 def read_calib_file(path: str) -> dict[str, np.ndarray]:

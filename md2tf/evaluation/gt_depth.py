@@ -24,6 +24,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from md2tf.data import kitti, splits
+
 #: GT sources: projected lidar, KITTI depth-benchmark annotated PNGs, dense synthetic ``.npy`` maps.
 GT_SOURCES = ("velodyne", "png", "dense")
 #: KITTI depth-annotated PNGs store uint16 depth * 256 (0 = no measurement).
@@ -44,7 +46,7 @@ class SplitLine(NamedTuple):
 
 
 def read_split_file(path: str) -> list[SplitLine]:
-    """Reads a three-field KITTI split file.
+    """Reads a KITTI raw split file (``md2tf.data.splits.read_split`` with ``kind="raw"``).
 
     Args:
       path: e.g. ``<splits_dir>/eigen/test_files.txt``.
@@ -53,53 +55,14 @@ def read_split_file(path: str) -> list[SplitLine]:
       The lines in file order.
 
     Raises:
-      ValueError: if the file is missing or a line is not ``folder frame side``.
+      ValueError: if the file is missing or a line is not ``<date>/<drive>_sync <frame> <l|r>``
+        (the message names ``<file>:<line>``).
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"split file not found: {path}")
-    lines = []
-    with open(path) as f:
-        for number, raw in enumerate(f, 1):
-            fields = raw.split()
-            if not fields:
-                continue
-            if len(fields) != 3 or fields[2] not in ("l", "r") or not fields[1].isdigit():
-                raise ValueError(f"{path}:{number}: expected '<folder> <frame> <l|r>', got {raw.strip()!r}")
-            lines.append(SplitLine(fields[0], int(fields[1]), fields[2]))
-    return lines
-
-
-def read_calib_file(path: str) -> dict[str, np.ndarray]:
-    """Parses a KITTI ``key: v1 v2 ...`` calibration file; non-numeric entries are skipped.
-
-    Args:
-      path: ``calib_cam_to_cam.txt`` or ``calib_velo_to_cam.txt``.
-
-    Returns:
-      ``{key: float64 1-D array}``.
-
-    Raises:
-      ValueError: if the file does not exist.
-    """
-    if not os.path.isfile(path):
-        raise ValueError(f"calibration file not found: {path}")
-    data = {}
-    with open(path) as f:
-        for line in f:
-            key, sep, value = line.partition(":")
-            if not sep:
-                continue
-            try:
-                data[key.strip()] = np.array([float(v) for v in value.split()], np.float64)
-            except ValueError:
-                pass  # e.g. calib_time
-    return data
-
-
-def _require(calib: dict[str, np.ndarray], key: str, size: int, path: str) -> np.ndarray:
-    if key not in calib or calib[key].size != size:
-        raise ValueError(f"{path}: needs {key} with {size} numbers")
-    return calib[key]
+    try:
+        entries = splits.read_split(path, kind="raw")
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from error
+    return [SplitLine(e.folder, e.frame_index, e.side) for e in entries]
 
 
 def velodyne_projection(calib_dir: str, camera: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
@@ -111,19 +74,21 @@ def velodyne_projection(calib_dir: str, camera: int = 2) -> tuple[np.ndarray, tu
 
     Returns:
       ``(P [3, 4], (H, W))`` with ``P = P_rect_0{camera} @ R_rect_00 @ velo_to_cam`` (pixels).
+
+    Raises:
+      ValueError: for a missing calibration file, entry or ``S_rect_0{camera}`` size, or a camera
+        other than 2 and 3.
     """
-    cam_path = os.path.join(calib_dir, "calib_cam_to_cam.txt")
-    velo_path = os.path.join(calib_dir, "calib_velo_to_cam.txt")
-    cam = read_calib_file(cam_path)
-    velo = read_calib_file(velo_path)
-    velo_to_cam = np.eye(4)
-    velo_to_cam[:3, :3] = _require(velo, "R", 9, velo_path).reshape(3, 3)
-    velo_to_cam[:3, 3] = _require(velo, "T", 3, velo_path)
-    rect = np.eye(4)
-    rect[:3, :3] = _require(cam, "R_rect_00", 9, cam_path).reshape(3, 3)
-    p_rect = _require(cam, f"P_rect_0{camera}", 12, cam_path).reshape(3, 4)
-    width, height = _require(cam, f"S_rect_0{camera}", 2, cam_path).astype(np.int32)
-    return p_rect @ rect @ velo_to_cam, (int(height), int(width))
+    if camera not in (2, 3):
+        raise ValueError(f"camera must be 2 (left) or 3 (right), got {camera}")
+    try:
+        projection, shape = kitti.velo_calibration(calib_dir, "l" if camera == 2 else "r")
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from error
+    if shape is None:
+        cam_path = os.path.join(calib_dir, "calib_cam_to_cam.txt")
+        raise ValueError(f"{cam_path}: needs S_rect_0{camera} with 2 numbers")
+    return projection, shape
 
 
 def project_points_to_depth_map(

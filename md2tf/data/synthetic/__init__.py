@@ -8,6 +8,7 @@ Public API:
 CLI: ``python -m md2tf.data.synthetic --out DIR [--drives N --frames M --height H --width W --seed S]``.
 """
 
+from md2tf.data.kitti import read_calib_file
 from md2tf.data.synthetic.lidar import scan as lidar_scan
 from md2tf.data.synthetic.render import RenderOutput, render_view
 from md2tf.data.synthetic.world import Drive, WorldConfig, kitti_like_intrinsics, make_drive
@@ -15,7 +16,6 @@ from md2tf.data.synthetic.writer import (
     MANIFEST,
     ensure_world,
     generate_world,
-    read_calib_file,
     split_roles,
 )
 

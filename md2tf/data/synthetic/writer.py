@@ -89,21 +89,6 @@ def calib_imu_to_velo_text() -> str:
     return f"calib_time: 27-Oct-2019 00:00:00\nR: {_fmt(np.eye(3))}\nT: {_fmt(np.zeros(3))}\n"
 
 
-def read_calib_file(path: str) -> dict[str, np.ndarray]:
-    """Parses a KITTI ``key: v1 v2 ...`` calibration file; non-numeric entries are skipped."""
-    out = {}
-    with open(path) as f:
-        for line in f:
-            if ":" not in line:
-                continue
-            key, value = line.split(":", 1)
-            try:
-                out[key.strip()] = np.array([float(x) for x in value.split()])
-            except ValueError:
-                continue
-    return out
-
-
 def _atomic_write_text(path: str, text: str) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
