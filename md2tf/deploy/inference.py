@@ -102,14 +102,23 @@ def scaled_disparity_np(disparity: np.ndarray, min_depth: float, max_depth: floa
     return (min_disp + (max_disp - min_disp) * disparity).astype(np.float32)
 
 
-def flip_post_process_weights(width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of Monodepth2's flip post-processing, each ``[width]``.
+#: Flip post-processing ramp: the left-border weight is 1 up to FLIP_RAMP_START of the width and 0 from
+#: FLIP_RAMP_START + 1 / FLIP_RAMP_SLOPE on (5 % .. 10 %; Monodepth v1 / Monodepth2 ``--post_process``).
+FLIP_RAMP_START = 0.05
+FLIP_RAMP_SLOPE = 20.0
 
-    ``l_mask = 1 - clip(20 * (x - 0.05), 0, 1)`` with ``x = linspace(0, 1, width)``; ``r_mask`` is its
-    mirror. The combination is ``r_mask * d + l_mask * d_flip + (1 - l_mask - r_mask) * mean``.
+
+def flip_post_process_weights(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of Monodepth2's flip post-processing, each ``[width]`` float32.
+
+    ``l_mask = 1 - clip(FLIP_RAMP_SLOPE * (x - FLIP_RAMP_START), 0, 1)`` with
+    ``x = linspace(0, 1, width)``; ``r_mask`` is its mirror. The combination is
+    ``r_mask * d + l_mask * d_flip + (1 - l_mask - r_mask) * mean``: near the left border the
+    prediction of the mirrored image is used, near the right border the original one. This is the
+    one implementation; ``md2tf.evaluation.postprocess`` uses it too.
     """
     x = np.linspace(0.0, 1.0, width)
-    l_mask = 1.0 - np.clip(20.0 * (x - 0.05), 0.0, 1.0)
+    l_mask = 1.0 - np.clip(FLIP_RAMP_SLOPE * (x - FLIP_RAMP_START), 0.0, 1.0)
     return l_mask.astype(np.float32), l_mask[::-1].astype(np.float32)
 
 

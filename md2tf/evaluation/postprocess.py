@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from md2tf.deploy.inference import FLIP_RAMP_SLOPE, FLIP_RAMP_START, flip_post_process_weights
+
 #: Left-border ramp: weight 1 up to RAMP_START of the width, 0 from RAMP_START + 1/RAMP_SLOPE on.
-RAMP_START = 0.05
-RAMP_SLOPE = 20.0
+RAMP_START = FLIP_RAMP_START
+RAMP_SLOPE = FLIP_RAMP_SLOPE
 
 
 def edge_ramp_weights(width: int) -> tuple[np.ndarray, np.ndarray]:
     """The blend weights of the two predictions along the image width.
 
     ``x = linspace(0, 1, W)``, ``left = 1 - clip(RAMP_SLOPE * (x - RAMP_START), 0, 1)`` and ``right`` is
-    ``left`` mirrored.
+    ``left`` mirrored: `md2tf.deploy.inference.flip_post_process_weights` (the graph exported by
+    ``deploy`` blends with the same weights), with the width checked.
 
     Args:
       width: W, image width in pixels (> 1).
@@ -32,9 +35,7 @@ def edge_ramp_weights(width: int) -> tuple[np.ndarray, np.ndarray]:
     """
     if width < 2:
         raise ValueError(f"edge_ramp_weights: width must be >= 2, got {width}")
-    x = np.linspace(0.0, 1.0, width)
-    left = 1.0 - np.clip(RAMP_SLOPE * (x - RAMP_START), 0.0, 1.0)
-    return left.astype(np.float32), left[::-1].astype(np.float32)
+    return flip_post_process_weights(width)
 
 
 def blend_flipped(disp: np.ndarray, disp_flipped_back: np.ndarray) -> np.ndarray:
