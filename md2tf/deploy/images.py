@@ -1,4 +1,7 @@
-"""Image I/O for prediction and calibration (Pillow + NumPy only) and a NumPy magma colour map."""
+"""Image I/O for prediction and calibration (Pillow + NumPy only) and magma colouring.
+
+The colour table itself is `md2tf.visualization.magma_table` (re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -7,29 +10,9 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from md2tf.visualization import magma_table
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
-
-# Anchor colours of matplotlib's perceptually uniform "magma" map at evenly spaced positions
-# (0, 1/8, ..., 1); `magma_table` interpolates them linearly in RGB to 256 entries.
-_MAGMA_ANCHORS = np.array([
-    [0.001462, 0.000466, 0.013866],
-    [0.078815, 0.054184, 0.211667],
-    [0.232077, 0.059889, 0.437695],
-    [0.390384, 0.100379, 0.501864],
-    [0.550287, 0.161158, 0.505719],
-    [0.716387, 0.214982, 0.475290],
-    [0.868793, 0.287728, 0.409303],
-    [0.967671, 0.439703, 0.359810],
-    [0.987053, 0.991438, 0.749504],
-])
-
-
-def magma_table(n: int = 256) -> np.ndarray:
-    """The magma colour map as ``[n, 3]`` uint8 RGB, dark (0) to bright (n - 1)."""
-    pos = np.linspace(0.0, 1.0, len(_MAGMA_ANCHORS))
-    x = np.linspace(0.0, 1.0, n)
-    table = np.stack([np.interp(x, pos, _MAGMA_ANCHORS[:, c]) for c in range(3)], axis=-1)
-    return np.round(table * 255.0).astype(np.uint8)
 
 
 def colorize(values: np.ndarray, vmin: float | None = None, vmax: float | None = None,

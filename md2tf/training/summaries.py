@@ -13,18 +13,10 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
-# Eight control points of matplotlib's "magma" colormap (RGB in [0, 1]) at t = 0, 1/7, ..., 1;
-# linear interpolation between them is visually close to the 256-entry table.
-_MAGMA = np.array([
-    [0.001462, 0.000466, 0.013866],
-    [0.135053, 0.068391, 0.315000],
-    [0.372116, 0.092816, 0.499053],
-    [0.594508, 0.175701, 0.501241],
-    [0.828886, 0.262229, 0.430644],
-    [0.973381, 0.461520, 0.361965],
-    [0.997341, 0.733545, 0.505167],
-    [0.987053, 0.991438, 0.749504],
-], np.float32)
+from md2tf.visualization import MAGMA_ANCHORS
+
+# Magma anchor colours (RGB in [0, 1]) at t = k / (N - 1): the same map as prediction PNGs.
+_MAGMA = MAGMA_ANCHORS.astype(np.float32)
 
 
 def colormap(values: tf.Tensor, table: np.ndarray = _MAGMA) -> tf.Tensor:
