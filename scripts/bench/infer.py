@@ -12,6 +12,7 @@ and depth out) and timed at batch 1 as:
   it measures quantisation noise, not accuracy on a dataset).
 
 FLOPs are counted from the Keras graph by the TF profiler (``float_operation``: 2 per multiply-add);
+for float backends
 ``fraction_of_peak`` = FLOPs / median time / 157 GFLOP/s (2 cores x 2 FMA x 8 fp32 lanes x 2 x
 2.45 GHz), halved for 1-thread rows. ``--compare-torch`` adds the PyTorch eager depth net (`bench.torch_models.DepthNet`, eval,
 ``no_grad``) at the same size. Reference (official PyTorch, this machine): 164 ms at 192x640, 428 ms
@@ -59,7 +60,7 @@ def _row(timing, args, h, w, flops, threads: int | None = None, **extra) -> dict
     threads = threads or args.threads
     row = timing.to_dict(args.contaminated)
     row.update(height=h, width=w, threads=threads, **extra)
-    if flops:
+    if flops and extra.get("backend") not in ("tflite_dynamic", "tflite_int8"):  # fp32 peak only
         # Peak of the cores the run may use: 1 thread can reach at most half the 2-core peak.
         peak = PEAK_FLOPS * min(threads, CORES) / CORES
         row["gflops"] = round(flops / 1e9, 2)

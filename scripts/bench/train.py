@@ -5,8 +5,9 @@
 timed), scratch init. Cases are ``MODE:BATCH:COMPILE`` with MODE in M (frames 0, -1, +1), S (stereo
 only, no pose net), MS, and COMPILE ``graph`` (``tf.function``) or ``xla`` (``--jit_compile``: the
 replica's forward + backward compiled by XLA, Adam outside). Default cases: M at batch 2 and 4, graph
-and XLA; override with ``MD2TF_BENCH_TRAIN="M:4:xla,S:4:xla"``. Mixed precision is measured only when
-the CPU has native bf16/fp16 arithmetic (``avx512_bf16``/``amx_bf16``/``avx512_fp16`` flags).
+and XLA; override with ``MD2TF_BENCH_TRAIN="M:4:xla,S:4:graph,MS:4:graph:mixed_bfloat16"``. By default
+``M:4:graph:mixed_bfloat16`` is added when the CPU has native bf16/fp16 arithmetic
+(``avx512_bf16``/``amx_bf16``/``avx512_fp16`` flags).
 
 ``train_profile``: where the time of one M batch-4 step goes (graph and XLA): network forward,
 network forward + backward, loss forward, loss forward + backward (w.r.t. the disparities and poses),
@@ -151,7 +152,7 @@ def _cases() -> list[tuple[str, int, str, str]]:
             raise ValueError(f"MD2TF_BENCH_TRAIN item {item!r}: expected MODE:BATCH:graph|xla[:precision] "
                              f"with MODE in {sorted(MODES)}")
         cases.append((parts[0], int(parts[1]), parts[2], parts[3] if len(parts) == 4 else "float32"))
-    if _hardware_low_precision():
+    if "MD2TF_BENCH_TRAIN" not in os.environ and _hardware_low_precision():
         cases.append(("M", 4, "graph", "mixed_bfloat16"))
     return cases
 
