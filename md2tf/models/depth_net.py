@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import keras
-import tensorflow as tf
-
 from md2tf.models.depth_decoder import DepthDecoder, check_scales
+from md2tf.models.encoder_decoder import EncoderDecoderNet
 from md2tf.models.resnet_encoder import ResnetEncoder
 
 
-class DepthNet(keras.Model):
+class DepthNet(EncoderDecoderNet):
     """Monodepth2's depth network.
 
     Args:
@@ -58,17 +56,6 @@ class DepthNet(keras.Model):
                 )
         return self.decoder(self.encoder(images, training=training), training=training)
 
-    def build_for_shape(self, height: int = 64, width: int = 64) -> DepthNet:
-        """Creates all variables by running one zero image ``[1, height, width, 3]``; returns self."""
-        self(tf.zeros([1, height, width, 3]), training=False)
-        return self
-
-    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
-        """Names as in the reference ``encoder.pth`` (``encoder.*``) and ``depth.pth`` (``decoder.*``)."""
-        return [("encoder." + n, layer) for n, layer in self.encoder.torch_layers()] + list(
-            self.decoder.torch_layers()
-        )
-
     def get_config(self) -> dict:
         return {
             "name": self.name,
@@ -77,7 +64,3 @@ class DepthNet(keras.Model):
             "init": self.init,
             "synchronized_bn": self.synchronized_bn,
         }
-
-    @classmethod
-    def from_config(cls, config: dict) -> DepthNet:
-        return cls(**config)

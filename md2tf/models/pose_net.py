@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import keras
-import tensorflow as tf
-
+from md2tf.models.encoder_decoder import EncoderDecoderNet
 from md2tf.models.pose_decoder import PoseDecoder
 from md2tf.models.resnet_encoder import ResnetEncoder
 
 
-class PoseNet(keras.Model):
+class PoseNet(EncoderDecoderNet):
     """Monodepth2's ``separate_resnet`` pose network.
 
     Args:
@@ -28,6 +26,8 @@ class PoseNet(keras.Model):
       (axis-angle in radians, translation in training units). Turn into a matrix with
       ``md2tf.geometry.pose_to_matrix`` (see its docs for which direction and when to invert).
     """
+
+    input_channels = 6
 
     def __init__(
         self,
@@ -54,17 +54,6 @@ class PoseNet(keras.Model):
         axis_angle, translation = self.decoder(self.encoder(pair, training=training))
         return axis_angle[:, 0], translation[:, 0]
 
-    def build_for_shape(self, height: int = 64, width: int = 64) -> PoseNet:
-        """Creates all variables by running one zero pair ``[1, height, width, 6]``; returns self."""
-        self(tf.zeros([1, height, width, 6]), training=False)
-        return self
-
-    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
-        """Names as in the reference ``pose_encoder.pth`` (``encoder.*``) and ``pose.pth`` (``net.*``)."""
-        return [("encoder." + n, layer) for n, layer in self.encoder.torch_layers()] + list(
-            self.decoder.torch_layers()
-        )
-
     def get_config(self) -> dict:
         return {
             "name": self.name,
@@ -73,7 +62,3 @@ class PoseNet(keras.Model):
             "synchronized_bn": self.synchronized_bn,
             "num_frames_to_predict_for": self.num_frames_to_predict_for,
         }
-
-    @classmethod
-    def from_config(cls, config: dict) -> PoseNet:
-        return cls(**config)
