@@ -11,7 +11,7 @@ import datetime
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from PIL import Image
@@ -161,26 +161,29 @@ def split_roles(config: w.WorldConfig) -> dict[str, list[tuple[int, int]]]:
     return roles
 
 
+def _write_train_val(split_dir: str, roles: dict[str, list[tuple[int, int]]],
+                     rng: np.random.Generator, folder: Callable[[int], str]) -> None:
+    """``{train,val}_files.txt``: ``"<folder(drive)> <frame> <l|r>"`` for both sides, shuffled by ``rng``."""
+    for role in ("train", "val"):
+        lines = [f"{folder(d)} {f} {side}" for d, f in roles[role] for side in "lr"]
+        lines = [lines[i] for i in rng.permutation(len(lines))]
+        _atomic_write_text(os.path.join(split_dir, f"{role}_files.txt"), "".join(x + "\n" for x in lines))
+
+
 def write_splits(out_dir: str, config: w.WorldConfig) -> None:
     """Writes ``splits/synthetic/{train,val,test}_files.txt`` (and ``synthetic_odom`` if enabled)."""
     roles = split_roles(config)
     rng = np.random.default_rng([config.seed, 12345])
     sdir = os.path.join(out_dir, "splits", SPLIT_NAME)
     os.makedirs(sdir, exist_ok=True)
-    for role in ("train", "val"):
-        lines = [f"{config.date}/{drive_name(config, d)} {f} {side}" for d, f in roles[role] for side in "lr"]
-        lines = [lines[i] for i in rng.permutation(len(lines))]
-        _atomic_write_text(os.path.join(sdir, f"{role}_files.txt"), "".join(x + "\n" for x in lines))
+    _write_train_val(sdir, roles, rng, lambda d: f"{config.date}/{drive_name(config, d)}")
     test = [f"{config.date}/{drive_name(config, d)} {f:010d} l" for d, f in roles["test"]]
     _atomic_write_text(os.path.join(sdir, "test_files.txt"), "".join(x + "\n" for x in test))
     if not config.odometry:
         return
     odir = os.path.join(out_dir, "splits", ODOM_SPLIT_NAME)
     os.makedirs(odir, exist_ok=True)
-    for role in ("train", "val"):
-        lines = [f"{d} {f} {side}" for d, f in roles[role] for side in "lr"]
-        lines = [lines[i] for i in rng.permutation(len(lines))]
-        _atomic_write_text(os.path.join(odir, f"{role}_files.txt"), "".join(x + "\n" for x in lines))
+    _write_train_val(odir, roles, rng, str)
     by_drive: dict[int, list[int]] = {}
     for d, f in roles["test"]:
         by_drive.setdefault(d, []).append(f)
