@@ -31,6 +31,9 @@ class DepthDecoder(keras.layers.Layer):
       num_ch_enc: channels of the 5 encoder features.
       scales: output scales ``0..n-1``.
       init: ``"torch"`` (PyTorch default init) or ``"keras"``.
+      int8_friendly_elu: write the 10 ELUs as ``relu(x) + (exp(min(x, 0)) - 1)``
+        (`layers.elu_int8_friendly`) so a full-integer TFLite conversion keeps them in int8; same
+        weights and float outputs as the default ``tf.nn.elu``. Used only by the int8 export.
 
     Call args:
       features: 5 tensors ``[B, H/2^(k+1), W/2^(k+1), num_ch_enc[k]]``.
@@ -44,6 +47,7 @@ class DepthDecoder(keras.layers.Layer):
         num_ch_enc: Sequence[int] = (64, 64, 128, 256, 512),
         scales: Sequence[int] = (0, 1, 2, 3),
         init: str = "torch",
+        int8_friendly_elu: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -53,11 +57,13 @@ class DepthDecoder(keras.layers.Layer):
         self.num_ch_enc = tuple(int(c) for c in num_ch_enc)
         self.scales = check_scales(scales)
         self.init = init
+        self.int8_friendly_elu = bool(int8_friendly_elu)
+        elu = self.int8_friendly_elu
         for i in range(4, -1, -1):
             in_ch = self.num_ch_enc[-1] if i == 4 else NUM_CH_DEC[i + 1]
-            setattr(self, f"upconv_{i}_0", L.ConvBlock(in_ch, NUM_CH_DEC[i], init, name=f"upconv_{i}_0"))
+            setattr(self, f"upconv_{i}_0", L.ConvBlock(in_ch, NUM_CH_DEC[i], init, elu, name=f"upconv_{i}_0"))
             in_ch = NUM_CH_DEC[i] + (self.num_ch_enc[i - 1] if i > 0 else 0)
-            setattr(self, f"upconv_{i}_1", L.ConvBlock(in_ch, NUM_CH_DEC[i], init, name=f"upconv_{i}_1"))
+            setattr(self, f"upconv_{i}_1", L.ConvBlock(in_ch, NUM_CH_DEC[i], init, elu, name=f"upconv_{i}_1"))
         for s in self.scales:
             setattr(self, f"dispconv_{s}", L.ReflectConv3x3(NUM_CH_DEC[s], 1, init, name=f"dispconv_{s}"))
 
@@ -89,5 +95,6 @@ class DepthDecoder(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(num_ch_enc=list(self.num_ch_enc), scales=list(self.scales), init=self.init)
+        config.update(num_ch_enc=list(self.num_ch_enc), scales=list(self.scales), init=self.init,
+                      int8_friendly_elu=self.int8_friendly_elu)
         return config

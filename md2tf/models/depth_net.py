@@ -17,6 +17,8 @@ class DepthNet(EncoderDecoderNet):
       scales: decoder output scales ``0..n-1``.
       init: ``"torch"`` (reference initialisers) or ``"keras"``.
       synchronized_bn: cross-replica BatchNormalization in the encoder.
+      int8_friendly_elu: decoder ELUs as ``relu(x) + (exp(min(x, 0)) - 1)`` (see `DepthDecoder`);
+        for the full-integer TFLite export only (``md2tf.deploy.exporter.int8_friendly_clone``).
 
     Call args:
       images: ``[B, H, W, 3]`` float RGB in [0, 1] (H, W multiples of 32, at least 64).
@@ -33,6 +35,7 @@ class DepthNet(EncoderDecoderNet):
         scales: Sequence[int] = (0, 1, 2, 3),
         init: str = "torch",
         synchronized_bn: bool = False,
+        int8_friendly_elu: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("name", "depth_net")
@@ -41,8 +44,10 @@ class DepthNet(EncoderDecoderNet):
         self.scales = check_scales(scales)
         self.init = init
         self.synchronized_bn = synchronized_bn
+        self.int8_friendly_elu = bool(int8_friendly_elu)
         self.encoder = ResnetEncoder(num_layers, 1, init, synchronized_bn, name="encoder")
-        self.decoder = DepthDecoder(self.encoder.num_ch_enc, self.scales, init, name="decoder")
+        self.decoder = DepthDecoder(self.encoder.num_ch_enc, self.scales, init,
+                                    self.int8_friendly_elu, name="decoder")
 
     def call(self, images, training=None):
         if images.shape.rank != 4:
@@ -63,4 +68,5 @@ class DepthNet(EncoderDecoderNet):
             "scales": list(self.scales),
             "init": self.init,
             "synchronized_bn": self.synchronized_bn,
+            "int8_friendly_elu": self.int8_friendly_elu,
         }

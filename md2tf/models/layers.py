@@ -130,6 +130,24 @@ class ReflectConv3x3(keras.layers.Layer):
         return self.conv(reflect_pad(x, 1))
 
 
+def elu_int8_friendly(x: tf.Tensor) -> tf.Tensor:
+    """ELU (alpha 1) written as ``relu(x) + (exp(min(x, 0)) - 1)``: same values as ``tf.nn.elu``.
+
+    ``tf.nn.elu`` lowers to the TFLite op ELU, which has no int8 kernel in the converter's full-integer
+    path: it stays float, wrapped in DEQUANTIZE/QUANTIZE. This form lowers to MINIMUM, EXP, SUB, RELU
+    and ADD, all quantisable. For ``x > 0`` the second term is exactly 0, for ``x <= 0`` the first is,
+    so in float32 it differs from ``tf.nn.elu`` only by ``exp(x) - 1`` vs ``expm1(x)`` rounding
+    (absolute error ~1e-7).
+
+    Args:
+      x: any shape, float dtype.
+
+    Returns:
+      ``elu(x)``, same shape and dtype.
+    """
+    return tf.nn.relu(x) + (tf.exp(tf.minimum(x, 0.0)) - 1.0)
+
+
 class ConvBlock(keras.layers.Layer):
     """`ReflectConv3x3` followed by ELU (alpha 1): the decoder's ``ConvBlock``.
 
@@ -137,11 +155,16 @@ class ConvBlock(keras.layers.Layer):
       in_channels: Cin.
       out_channels: Cout.
       init: ``"torch"`` or ``"keras"`` initialisers.
+      int8_friendly_elu: compute ELU as `elu_int8_friendly` (for full-integer TFLite export) instead
+        of ``tf.nn.elu``; same weights, same float outputs.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, init: str = "torch", **kwargs):
+    def __init__(self, in_channels: int, out_channels: int, init: str = "torch",
+                 int8_friendly_elu: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.int8_friendly_elu = bool(int8_friendly_elu)
         self.conv = ReflectConv3x3(in_channels, out_channels, init, name="conv")
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.nn.elu(self.conv(x))
+        y = self.conv(x)
+        return elu_int8_friendly(y) if self.int8_friendly_elu else tf.nn.elu(y)
