@@ -9,6 +9,12 @@ Layout of ``out_dir``::
     depth_int8.tflite       tflite_int8
     pose_fp32.tflite        tflite_pose (optional: pose network for on-device odometry, md2tf.deploy.pose)
     model_card.json
+
+``depth_int8.tflite`` is converted from its own temporary SavedModel of a clone of the depth network
+with ``int8_friendly_elu=True`` (same weights; see `int8_friendly_clone`): ``tf.nn.elu`` has no int8
+TFLite kernel and would stay float between DEQUANTIZE/QUANTIZE pairs, the decomposed ELU quantises.
+Every other format exports the network as trained. The card records the choice under
+``variants.tflite_int8.elu``.
 """
 
 from __future__ import annotations
@@ -45,6 +51,68 @@ def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
         raise ValueError(f"--formats must be a comma-separated subset of {','.join(ALL_FORMATS)} (or all), "
                          f"got {formats!r}")
     return tuple(dict.fromkeys(items))
+
+
+INT8_ELU_EXPRESSION = "r + (exp(x - r) - 1), r = relu(x)"  # md2tf.models.layers.elu_int8_friendly
+_CLONE_ATOL = 1e-5  # float32 disparity difference allowed between the network and its clone
+
+
+def int8_friendly_clone(depth_net, height: int, width: int) -> tuple[Any, float] | None:
+    """A copy of ``depth_net`` with ``int8_friendly_elu=True`` and the same weights, verified equal.
+
+    The clone is ``type(depth_net).from_config(config | {"int8_friendly_elu": True})``, built at
+    ``[1, height, width, 3]``, given ``depth_net.get_weights()`` and checked on one random float image
+    in [0, 1]: every output scale must match ``depth_net``'s within 1e-5.
+
+    Args:
+      depth_net: a built ``md2tf.models.DepthNet`` (any model whose ``get_config`` has the key
+        ``int8_friendly_elu``).
+      height, width: input size used to build and check the clone.
+
+    Returns:
+      ``(clone, max_abs_diff)``, or None when ``depth_net`` has no ``int8_friendly_elu`` option or
+      already uses it (nothing to clone).
+
+    Raises:
+      RuntimeError: the clone's outputs differ from ``depth_net``'s.
+    """
+    import tensorflow as tf  # noqa: PLC0415
+
+    try:
+        config = depth_net.get_config()
+    except (NotImplementedError, TypeError):  # a subclassed stand-in without a config
+        return None
+    if config.get("int8_friendly_elu", True):
+        return None
+    clone = type(depth_net).from_config({**config, "int8_friendly_elu": True})
+    clone.build_for_shape(height, width)
+    clone.set_weights(depth_net.get_weights())
+    x = tf.random.stateless_uniform([1, height, width, 3], seed=(11, 12))
+    diff = max(float(tf.reduce_max(tf.abs(a - b)))
+               for a, b in zip(depth_net(x, training=False), clone(x, training=False), strict=True))
+    if not diff <= _CLONE_ATOL:
+        raise RuntimeError(f"int8_friendly_elu clone of {depth_net.name!r} differs from it by {diff:.3g} "
+                           f"(> {_CLONE_ATOL}); refusing to export tflite_int8 from it")
+    return clone, diff
+
+
+def _int8_saved_model(predictor: KerasPredictor, default_dir: str,
+                      tmp_root: str) -> tuple[str, dict[str, Any]]:
+    """SavedModel dir to convert ``tflite_int8`` from, and the card's ``elu`` entry."""
+    from md2tf.deploy.inference import make_depth_predictor  # noqa: PLC0415
+
+    info = predictor.info
+    cloned = int8_friendly_clone(predictor.model.depth_net, info.height, info.width)
+    if cloned is None:
+        uses = getattr(predictor.model.depth_net, "int8_friendly_elu", False)
+        return default_dir, {"form": "decomposed" if uses else "as trained",
+                             "expression": INT8_ELU_EXPRESSION if uses else None}
+    clone, diff = cloned
+    sm_dir = export_saved_model(make_depth_predictor(clone, info), info,
+                                os.path.join(tmp_root, "saved_model_int8"))
+    return sm_dir, {"form": "decomposed", "expression": INT8_ELU_EXPRESSION,
+                    "source": "clone of the depth network with int8_friendly_elu=True, same weights",
+                    "clone_max_abs_diff_disparity": diff}
 
 
 def _dir_size(path: str) -> int:
@@ -103,9 +171,8 @@ def export_all(predictor: KerasPredictor, out_dir: str, formats: Sequence[str] =
         variants["keras"]["accuracy"] = evaluate_fn(predictor)
 
     keep_saved_model = "saved_model" in formats
-    sm_dir = os.path.join(out_dir, "saved_model") if keep_saved_model else tempfile.mkdtemp()
-    if not keep_saved_model:
-        sm_dir = os.path.join(sm_dir, "saved_model")
+    tmp_root = tempfile.mkdtemp()
+    sm_dir = os.path.join(out_dir if keep_saved_model else tmp_root, "saved_model")
     try:
         export_saved_model(predictor.model, info, sm_dir)
         if keep_saved_model:
@@ -125,10 +192,11 @@ def export_all(predictor: KerasPredictor, out_dir: str, formats: Sequence[str] =
                 pairs = (parity_images[:-1], parity_images[1:]) if len(parity_images) > 1 else None
                 variants[variant] = export_pose(pose_net, info, out_dir, pairs)
                 continue
-            reps = None
+            reps, source_dir, extra = None, sm_dir, {}
             if variant == "tflite_int8":
                 reps = lambda: iter(representative_images)  # noqa: E731
-            content = tflite.convert(sm_dir, variant, reps, metadata=info.to_dict())
+                source_dir, extra["elu"] = _int8_saved_model(predictor, sm_dir, tmp_root)
+            content = tflite.convert(source_dir, variant, reps, metadata=info.to_dict())
             path = os.path.join(out_dir, TFLITE_FILES[variant])
             with open(path, "wb") as f:
                 f.write(content)
@@ -138,15 +206,14 @@ def export_all(predictor: KerasPredictor, out_dir: str, formats: Sequence[str] =
             variants[variant] = {
                 "file": TFLITE_FILES[variant], "size_bytes": len(content),
                 "ops": tflite.analyzer_ops(text),
-                "gpu_compatible": gpu_ok, "parity": _parity(ref, tp.predict(parity_images))}
+                "gpu_compatible": gpu_ok, "parity": _parity(ref, tp.predict(parity_images)), **extra}
             if not gpu_ok:
                 variants[variant]["gpu_warnings"] = [ln.strip() for ln in text.splitlines()
                                                      if "GPU" in ln][:20]
             if evaluate_fn is not None:
                 variants[variant]["accuracy"] = evaluate_fn(tp)
     finally:
-        if not keep_saved_model:
-            shutil.rmtree(os.path.dirname(sm_dir), ignore_errors=True)
+        shutil.rmtree(tmp_root, ignore_errors=True)
 
     card = build_model_card(info, source, variants, calibration=calibration,
                             training_config=training_config)

@@ -31,7 +31,7 @@ class DepthDecoder(keras.layers.Layer):
       num_ch_enc: channels of the 5 encoder features.
       scales: output scales ``0..n-1``.
       init: ``"torch"`` (PyTorch default init) or ``"keras"``.
-      int8_friendly_elu: write the 10 ELUs as ``relu(x) + (exp(min(x, 0)) - 1)``
+      int8_friendly_elu: write the 10 ELUs as ``r + (exp(x - r) - 1)``, ``r = relu(x)``
         (`layers.elu_int8_friendly`) so a full-integer TFLite conversion keeps them in int8; same
         weights and float outputs as the default ``tf.nn.elu``. Used only by the int8 export.
 

@@ -17,7 +17,7 @@ class DepthNet(EncoderDecoderNet):
       scales: decoder output scales ``0..n-1``.
       init: ``"torch"`` (reference initialisers) or ``"keras"``.
       synchronized_bn: cross-replica BatchNormalization in the encoder.
-      int8_friendly_elu: decoder ELUs as ``relu(x) + (exp(min(x, 0)) - 1)`` (see `DepthDecoder`);
+      int8_friendly_elu: decoder ELUs as ``r + (exp(x - r) - 1)``, ``r = relu(x)`` (see `DepthDecoder`);
         for the full-integer TFLite export only (``md2tf.deploy.exporter.int8_friendly_clone``).
 
     Call args:

@@ -131,13 +131,18 @@ class ReflectConv3x3(keras.layers.Layer):
 
 
 def elu_int8_friendly(x: tf.Tensor) -> tf.Tensor:
-    """ELU (alpha 1) written as ``relu(x) + (exp(min(x, 0)) - 1)``: same values as ``tf.nn.elu``.
+    """ELU (alpha 1) written as ``r + (exp(x - r) - 1)`` with ``r = relu(x)``: same values as ``tf.nn.elu``.
 
     ``tf.nn.elu`` lowers to the TFLite op ELU, which has no int8 kernel in the converter's full-integer
-    path: it stays float, wrapped in DEQUANTIZE/QUANTIZE. This form lowers to MINIMUM, EXP, SUB, RELU
-    and ADD, all quantisable. For ``x > 0`` the second term is exactly 0, for ``x <= 0`` the first is,
-    so in float32 it differs from ``tf.nn.elu`` only by ``exp(x) - 1`` vs ``expm1(x)`` rounding
-    (absolute error ~1e-7).
+    path: it stays float, wrapped in DEQUANTIZE/QUANTIZE. This form lowers to RELU, SUB, EXP, SUB and
+    ADD, all int8 kernels that requantise their output. (``relu(x) + exp(min(x, 0)) - 1`` also
+    converts to int8 ops, but int8 MINIMUM shares one scale between its input and output, so the
+    calibrated range ``[min, 0]`` of ``min(x, 0)`` is imposed on ``x`` itself and every positive
+    activation is clipped to 0.)
+
+    In float, ``x - r`` is exactly ``min(x, 0)`` and ``exp(0) - 1`` is exactly 0, so positive inputs
+    pass unchanged and negative ones differ from ``tf.nn.elu`` only by ``exp(x) - 1`` vs
+    ``expm1(x)`` rounding (absolute error ~1e-7 in float32).
 
     Args:
       x: any shape, float dtype.
@@ -145,7 +150,8 @@ def elu_int8_friendly(x: tf.Tensor) -> tf.Tensor:
     Returns:
       ``elu(x)``, same shape and dtype.
     """
-    return tf.nn.relu(x) + (tf.exp(tf.minimum(x, 0.0)) - 1.0)
+    r = tf.nn.relu(x)
+    return r + (tf.exp(x - r) - 1.0)
 
 
 class ConvBlock(keras.layers.Layer):

@@ -22,7 +22,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Ops the exported depth graph may use (all TFLite builtins; GPU-delegate friendly).
 EXPECTED_OPS = {"ADD", "CAST", "CONCATENATION", "CONV_2D", "DIV", "ELU", "LOGISTIC", "MAX_POOL_2D",
                 "MIRROR_PAD", "MUL", "PAD", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SUB", "TILE",
-                "QUANTIZE", "DEQUANTIZE", "REVERSE_V2", "STRIDED_SLICE"}
+                "QUANTIZE", "DEQUANTIZE", "REVERSE_V2", "STRIDED_SLICE",
+                "EXP", "RELU"}  # EXP, RELU: the int8 model's ELU (md2tf.models.layers.elu_int8_friendly)
 
 
 def test_saved_model_has_the_documented_signatures(exported):
@@ -157,11 +158,52 @@ def test_quantized_variants_run_and_stay_close(exported, variant, atol):
     frames = structured_images(8, H, W, seed=2)
     content = tflite.convert(exported["saved_model"], variant, lambda: iter(frames))
     ops = tflite.check_builtin_only(content)
-    if variant == "tflite_int8":
-        assert "QUANTIZE" in ops
+    if variant == "tflite_int8":  # converted from the network as trained: ELU stays a float op
+        assert "QUANTIZE" in ops and "ELU" in ops
     out = tflite.run(content, exported["images"])
     np.testing.assert_allclose(out["disparity"], exported["reference"]["disparity"], atol=atol)
     assert len(content) < 0.6 * len(exported["content"])  # weights stored in 16 or 8 bits
+
+
+def test_int8_friendly_clone_copies_the_weights_and_checks_them(exported, monkeypatch):
+    from md2tf.models import layers
+    from tests.deploy.standin import tiny_depth_net
+
+    net = exported["predictor"].model.depth_net
+    clone, diff = exporter.int8_friendly_clone(net, H, W)
+    assert clone.int8_friendly_elu and not net.int8_friendly_elu and diff <= 1e-5
+    assert clone.get_config() == {**net.get_config(), "int8_friendly_elu": True}
+    for a, b in zip(clone.weights, net.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert exporter.int8_friendly_clone(clone, H, W) is None  # already decomposed
+    assert exporter.int8_friendly_clone(tiny_depth_net(H, W), H, W) is None  # no such option
+    monkeypatch.setattr(layers, "elu_int8_friendly", tf.nn.relu)  # a wrong decomposition
+    with pytest.raises(RuntimeError, match="int8_friendly_elu clone"):
+        exporter.int8_friendly_clone(net, H, W)
+
+
+@pytest.mark.slow
+def test_int8_export_keeps_the_decoder_elus_in_int8(exported, tmp_path):
+    interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
+    card = exporter.export_all(exported["predictor"], str(tmp_path), ["tflite_int8"])
+    variant = card["variants"]["tflite_int8"]
+    assert variant["elu"]["form"] == "decomposed"
+    assert variant["elu"]["clone_max_abs_diff_disparity"] <= 1e-5
+    assert json.loads((tmp_path / "model_card.json").read_text())["variants"]["tflite_int8"]["elu"]
+    content = (tmp_path / "depth_int8.tflite").read_bytes()
+    ops = tflite.check_builtin_only(content)
+    assert "ELU" not in ops and {"EXP", "RELU", "QUANTIZE"} <= set(ops)
+    assert set(variant["ops"]) <= EXPECTED_OPS
+    # No float islands: every DEQUANTIZE writes a model output (op list without XNNPACK's DELEGATE).
+    resolver = interpreter_mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = interpreter_mod.Interpreter(model_content=content, experimental_op_resolver_type=resolver)
+    outputs = {d["index"] for d in interp.get_output_details()}
+    details = interp._get_ops_details()
+    dequantize = [d for d in details if d["op_name"] == "DEQUANTIZE"]
+    assert [d["op_name"] for d in details].count("EXP") == 10  # one per decoder ConvBlock
+    assert all(set(d["outputs"]) <= outputs for d in dequantize), dequantize
+    out = tflite.run(content, exported["images"])
+    np.testing.assert_allclose(out["disparity"], exported["reference"]["disparity"], atol=1e-1)
 
 
 @pytest.mark.slow
