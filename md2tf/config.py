@@ -352,6 +352,7 @@ class EvalConfig:
       batch_size: images per forward pass (16 as the reference).
       image_ext: test image extension (``.jpg``: the reference evaluates JPEGs).
       output_json, output_markdown: optional result files.
+      output_dir: ``benchmark`` split: directory of the KITTI submission PNGs (one folder per model).
       split_file, poses_file: odometry overrides of the frame list and GT ``world_from_camera`` poses
         (default ``<splits_dir>/odom/test_files_NN.txt`` and ``<data_dir>/poses/NN.txt``).
       snippet_length: frames per ATE snippet (5).
@@ -374,6 +375,7 @@ class EvalConfig:
     image_ext: str = ".jpg"
     output_json: str = ""
     output_markdown: str = ""
+    output_dir: str = ""
     split_file: str = ""
     poses_file: str = ""
     snippet_length: int = 5

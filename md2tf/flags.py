@@ -192,6 +192,8 @@ def define_eval_flags() -> None:
     d(flags.DEFINE_string, "image_ext", ".jpg", "Test image extension (.jpg as the reference, or .png).")
     d(flags.DEFINE_string, "output_json", "", "Write the results as JSON here.")
     d(flags.DEFINE_string, "output_markdown", "", "Write the results as a markdown table here.")
+    d(flags.DEFINE_string, "output_dir", "", "--eval_split=benchmark: write the KITTI depth benchmark "
+      "submission PNGs to <output_dir>/<model name>/ (no scores).")
     d(flags.DEFINE_string, "split_file", "", "Odometry: frame list (default <splits_dir>/odom/test_files_NN.txt).")
     d(flags.DEFINE_string, "poses_file", "", "Odometry: GT poses (default <data_dir>/poses/NN.txt).")
     d(flags.DEFINE_integer, "snippet_length", 5, "Odometry: frames per ATE snippet.")
@@ -209,6 +211,7 @@ def eval_config_from_flags(flag_values=None):
         scaling=f.scaling, pred_depth_scale_factor=f.pred_depth_scale_factor, post_process=f.post_process,
         eval_eigen_to_benchmark=f.eval_eigen_to_benchmark, batch_size=f.eval_batch_size,
         image_ext=f.image_ext, output_json=f.output_json, output_markdown=f.output_markdown,
+        output_dir=f.output_dir,
         split_file=f.split_file, poses_file=f.poses_file, snippet_length=f.snippet_length,
         progress=f.progress)
 
