@@ -5,6 +5,12 @@ Depth, e.g. a checkpoint, a TFLite variant and the official published disparitie
     python -m md2tf.evaluate --data_dir DIR --splits_dir DIR --eval_split eigen \
         --models runs/mono,exports/mono_int8.tflite,official/disps_eigen_split.npy
 
+KITTI depth benchmark submission (``splits/benchmark`` lists ``image N``; no GT, no scores): writes
+``<output_dir>/<name>/<N:010d>.png`` = ``uint16(clip(5.4 / resize(disp, 1216x352), 0, 80) * 256)``::
+
+    python -m md2tf.evaluate --eval_split benchmark --splits_dir DIR --image_ext .png \
+        --data_dir <depth_selection>/test_depth_prediction_anonymous --models runs/stereo --output_dir OUT
+
 Odometry (pose network of a run)::
 
     python -m md2tf.evaluate --task odometry --eval_split odom_9 --data_dir ODOM_DIR --models runs/mono
