@@ -15,10 +15,11 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from md2tf.deploy.exporter import run_export, summary_lines
+    from md2tf.evaluation.runner import accuracy_evaluator
 
     try:
         config = md2tf_flags.export_config_from_flags()
-        card = run_export(config)
+        card = run_export(config, accuracy_evaluator=accuracy_evaluator)
     except (ValueError, FileNotFoundError) as e:  # bad flags / paths: message, no traceback
         raise app.UsageError(str(e)) from e
     for line in summary_lines(card):

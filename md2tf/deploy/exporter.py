@@ -262,44 +262,15 @@ def calibration_images(source: str, num: int, height: int, width: int,
     return structured_images(num, height, width, seed=1), f"{num} structured random frames"
 
 
-def accuracy_evaluator(data_dir: str, split: str, splits_dir: str = "", stereo: bool = False,
-                       image_ext: str = ".jpg",
-                       batch_size: int = 16) -> Callable[[Predictor], dict[str, float]]:
-    """``predictor -> {abs_rel, sq_rel, rmse, rmse_log, a1, a2, a3}`` on a test split (md2tf.evaluate).
-
-    Args:
-      data_dir: dataset root (KITTI raw layout; the synthetic world uses the same layout).
-      split: split folder with ``test_files.txt`` and ``gt_depths.npz`` (``eigen``, ``synthetic``, ...).
-      splits_dir: directory of split folders; empty = ``<data_dir>/splits``.
-      stereo: score as a stereo-trained model (no median scaling, depth x 5.4), else median scaling.
-      image_ext: test image extension.
-      batch_size: images per forward pass (TFLite runs them one by one).
-    """
-    from md2tf.config import EvalConfig  # noqa: PLC0415
-    from md2tf.evaluation import gt_depth, runner  # noqa: PLC0415
-
-    config = EvalConfig(models=("export",), eval_split=split, data_dir=data_dir, splits_dir=splits_dir,
-                        eval_stereo=stereo, image_ext=image_ext, batch_size=batch_size,
-                        progress=False)
-    resolved = config.resolved_splits_dir
-    gts = gt_depth.load_gt_depths(gt_depth.gt_depths_path(resolved, split), split, resolved)
-    options = runner.scoring_options(config)
-    images, count = runner.kitti_test_images(data_dir, os.path.join(resolved, split, "test_files.txt"),
-                                             image_ext)
-
-    def evaluate(predictor: Predictor) -> dict[str, float]:
-        source = runner.predictor_source(predictor, images, count, "export", batch_size)
-        scores = runner.evaluate_sources(gts, [source], options, show_progress=False)["export"]
-        return {k: float(v) for k, v in scores.metrics.items()}
-
-    return evaluate
-
-
-def run_export(config) -> dict[str, Any]:
+def run_export(config, accuracy_evaluator: Callable[..., Callable[[Predictor], dict[str, float]]]
+               | None = None) -> dict[str, Any]:
     """``python -m md2tf.export`` as a function: loads ``config.checkpoint`` and exports it.
 
     Args:
       config: an ``md2tf.config.ExportConfig``.
+      accuracy_evaluator: ``(data_dir, split, splits_dir, stereo=, image_ext=) -> (predictor ->
+        metrics)``, needed when ``config.accuracy_split`` is set; ``md2tf.export`` passes
+        ``md2tf.evaluation.runner.accuracy_evaluator`` (deploy itself never imports evaluation).
 
     Returns:
       The model card.
@@ -324,6 +295,9 @@ def run_export(config) -> dict[str, Any]:
                                         predictor.height, predictor.width, experiment.data)
     evaluate_fn = None
     if config.accuracy_split:
+        if accuracy_evaluator is None:
+            raise ValueError("--accuracy_split needs an accuracy evaluator "
+                             "(md2tf.evaluation.runner.accuracy_evaluator)")
         evaluate_fn = accuracy_evaluator(config.accuracy_data_dir or experiment.data.data_dir,
                                          config.accuracy_split, config.accuracy_splits_dir,
                                          stereo=experiment.data.use_stereo,

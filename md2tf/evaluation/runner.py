@@ -573,3 +573,35 @@ def run_evaluation(config) -> str:
     if config.eval_split == BENCHMARK_SPLIT:
         return run_benchmark_export(config)
     return run_depth_evaluation(config)
+
+
+def accuracy_evaluator(data_dir: str, split: str, splits_dir: str = "", stereo: bool = False,
+                       image_ext: str = ".jpg", batch_size: int = 16) -> Callable[..., dict[str, float]]:
+    """``predictor -> {abs_rel, sq_rel, rmse, rmse_log, a1, a2, a3}`` on a test split (md2tf.evaluate).
+
+    Args:
+      data_dir: dataset root (KITTI raw layout; the synthetic world uses the same layout).
+      split: split folder with ``test_files.txt`` and ``gt_depths.npz`` (``eigen``, ``synthetic``, ...).
+      splits_dir: directory of split folders; empty = ``<data_dir>/splits``.
+      stereo: score as a stereo-trained model (no median scaling, depth x 5.4), else median scaling.
+      image_ext: test image extension.
+      batch_size: images per forward pass (TFLite runs them one by one).
+    """
+    from md2tf.config import EvalConfig  # noqa: PLC0415
+    from md2tf.evaluation import gt_depth  # noqa: PLC0415
+
+    config = EvalConfig(models=("export",), eval_split=split, data_dir=data_dir, splits_dir=splits_dir,
+                        eval_stereo=stereo, image_ext=image_ext, batch_size=batch_size,
+                        progress=False)
+    resolved = config.resolved_splits_dir
+    gts = gt_depth.load_gt_depths(gt_depth.gt_depths_path(resolved, split), split, resolved)
+    options = scoring_options(config)
+    images, count = kitti_test_images(data_dir, os.path.join(resolved, split, "test_files.txt"),
+                                      image_ext)
+
+    def evaluate(predictor) -> dict[str, float]:
+        source = predictor_source(predictor, images, count, "export", batch_size)
+        scores = evaluate_sources(gts, [source], options, show_progress=False)["export"]
+        return {k: float(v) for k, v in scores.metrics.items()}
+
+    return evaluate

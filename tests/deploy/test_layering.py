@@ -1,4 +1,4 @@
-"""The deploy package never reaches training code (losses, sampler, pose training) or absl flags."""
+"""The deploy package never reaches training code (losses, sampler, pose training), evaluation or absl flags."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pathlib
 import pytest
 
 DEPLOY = pathlib.Path(__file__).resolve().parents[2] / "md2tf" / "deploy"
-FORBIDDEN = ("md2tf.training", "md2tf.losses", "md2tf.flags", "absl", "md2tf.geometry.sampling",
-             "md2tf.geometry.projection")
+FORBIDDEN = ("md2tf.training", "md2tf.losses", "md2tf.evaluation", "md2tf.flags", "absl",
+             "md2tf.geometry.sampling", "md2tf.geometry.projection")
 
 
 def _imports(path: pathlib.Path) -> set[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from md2tf.deploy.exporter import accuracy_evaluator
 from md2tf.deploy.inference import ModelInfo
 from md2tf.evaluation import gt_depth
+from md2tf.evaluation.runner import accuracy_evaluator
 from tests.data import fake_kitti
 
 
