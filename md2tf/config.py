@@ -94,6 +94,10 @@ class ModelConfig:
       encoder_weights: ``none`` (scratch) or a local ``.pth``/``.npz`` of torchvision ImageNet weights.
       init: ``torch`` (PyTorch default initialisers, as the reference trained) or ``keras``.
       scales: decoder output scales; must be ``0..n-1`` (scale s is 1/2^s resolution).
+      init_disparity: None (the reference init: every sigmoid disparity starts near 0.5, i.e. depth
+        near ``2 * min_depth``) or p in (0, 1): the disparity convs' biases start at ``logit(p)``. Stereo
+        training from scratch needs a start beyond the true depth (e.g. 0.02, depth ~4.8 units = 26 m
+        at the 5.4 stereo scale): from 0.5 the stereo warp starts ~90 px off and never finds the basin.
     """
 
     num_layers: int = 18
@@ -101,8 +105,11 @@ class ModelConfig:
     encoder_weights: str = "none"
     init: str = "torch"
     scales: tuple[int, ...] = (0, 1, 2, 3)
+    init_disparity: float | None = None
 
     def __post_init__(self) -> None:
+        _check(self.init_disparity is None or 0.0 < self.init_disparity < 1.0,
+               f"--init_disparity must lie in (0, 1), got {self.init_disparity}")
         _check(self.num_layers in (18, 34, 50), f"--num_layers must be 18, 34 or 50, got {self.num_layers}")
         _check(self.pose_num_layers in (18, 50), f"--pose_num_layers must be 18 or 50, got {self.pose_num_layers}")
         _check(self.init in ("torch", "keras"), f"--init must be torch or keras, got {self.init!r}")

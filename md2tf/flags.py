@@ -57,6 +57,9 @@ def define_train_flags() -> None:
       "'none' (scratch) or a local torchvision ImageNet .pth/.npz for the encoders.")
     d(flags.DEFINE_enum, "init", "torch", ["torch", "keras"], "Initialisers of the decoders.")
     d(flags.DEFINE_list, "scales", ["0", "1", "2", "3"], "Decoder output scales 0..n-1.")
+    d(flags.DEFINE_float, "init_disparity", None,
+      "Initial sigmoid disparity in (0, 1) of the depth decoder (bias = logit); unset = reference init "
+      "(~0.5, depth ~2*min_depth). Stereo from scratch needs a far start, e.g. 0.02.")
     # Loss (paper Table 2 switches, positive form: --noautomask etc.).
     d(flags.DEFINE_float, "ssim_weight", 0.85, "alpha of alpha*SSIM + (1-alpha)*L1.")
     d(flags.DEFINE_boolean, "ssim", True, "Use SSIM in the photometric error (--nossim = L1 only).")
@@ -146,7 +149,8 @@ def experiment_config_from_flags(flag_values=None):
             deterministic=f.deterministic, gt_height=f.gt_height, gt_width=f.gt_width),
         model=cfg.ModelConfig(
             num_layers=f.num_layers, pose_num_layers=f.pose_num_layers,
-            encoder_weights=f.encoder_weights, init=f.init, scales=ints("scales")),
+            encoder_weights=f.encoder_weights, init=f.init, scales=ints("scales"),
+            init_disparity=f.init_disparity),
         loss=cfg.LossConfig(
             ssim_weight=f.ssim_weight, use_ssim=f.ssim, min_reprojection=f.min_reprojection,
             automask=f.automask, full_res_multiscale=f.full_res_multiscale,

@@ -31,7 +31,8 @@ def build(
       ``(depth_net, pose_net or None)``.
     """
     depth_net = DepthNet(
-        model_config.num_layers, model_config.scales, model_config.init, synchronized_bn
+        model_config.num_layers, model_config.scales, model_config.init, synchronized_bn,
+        init_disparity=model_config.init_disparity,
     ).build_for_shape()
     pose_net = None
     if use_pose_net:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import keras
@@ -10,6 +11,16 @@ import tensorflow as tf
 from md2tf.models import layers as L
 
 NUM_CH_DEC = (16, 32, 64, 128, 256)
+
+
+def check_init_disparity(value: float | None) -> float | None:
+    """Validates an initial disparity: None or a float strictly inside (0, 1)."""
+    if value is None:
+        return None
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"init_disparity must lie in (0, 1) (a sigmoid output), got {value}")
+    return value
 
 
 def check_scales(scales: Sequence[int]) -> tuple[int, ...]:
@@ -34,6 +45,9 @@ class DepthDecoder(keras.layers.Layer):
       int8_friendly_elu: write the 10 ELUs as ``r + (exp(x - r) - 1)``, ``r = relu(x)``
         (`layers.elu_int8_friendly`) so a full-integer TFLite conversion keeps them in int8; same
         weights and float outputs as the default ``tf.nn.elu``. Used only by the int8 export.
+      init_disparity: None (reference init: bias ``U(+-1/sqrt(fan_in))``, so every output starts near
+        sigmoid(0) = 0.5) or p in (0, 1): the disparity convs' biases start at ``logit(p)``, so the
+        outputs start near p. Only the initial values change (same variables, same checkpoints).
 
     Call args:
       features: 5 tensors ``[B, H/2^(k+1), W/2^(k+1), num_ch_enc[k]]``.
@@ -48,6 +62,7 @@ class DepthDecoder(keras.layers.Layer):
         scales: Sequence[int] = (0, 1, 2, 3),
         init: str = "torch",
         int8_friendly_elu: bool = False,
+        init_disparity: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -64,8 +79,13 @@ class DepthDecoder(keras.layers.Layer):
             setattr(self, f"upconv_{i}_0", L.ConvBlock(in_ch, NUM_CH_DEC[i], init, elu, name=f"upconv_{i}_0"))
             in_ch = NUM_CH_DEC[i] + (self.num_ch_enc[i - 1] if i > 0 else 0)
             setattr(self, f"upconv_{i}_1", L.ConvBlock(in_ch, NUM_CH_DEC[i], init, elu, name=f"upconv_{i}_1"))
+        self.init_disparity = check_init_disparity(init_disparity)
         for s in self.scales:
-            setattr(self, f"dispconv_{s}", L.ReflectConv3x3(NUM_CH_DEC[s], 1, init, name=f"dispconv_{s}"))
+            dispconv = L.ReflectConv3x3(NUM_CH_DEC[s], 1, init, name=f"dispconv_{s}")
+            if self.init_disparity is not None:  # read by Conv2D.build(), which has not run yet
+                logit = math.log(self.init_disparity / (1.0 - self.init_disparity))
+                dispconv.conv.bias_initializer = keras.initializers.Constant(logit)
+            setattr(self, f"dispconv_{s}", dispconv)
 
     def call(self, features):
         if len(features) != 5:
@@ -96,5 +116,5 @@ class DepthDecoder(keras.layers.Layer):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(num_ch_enc=list(self.num_ch_enc), scales=list(self.scales), init=self.init,
-                      int8_friendly_elu=self.int8_friendly_elu)
+                      int8_friendly_elu=self.int8_friendly_elu, init_disparity=self.init_disparity)
         return config

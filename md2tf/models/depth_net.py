@@ -19,6 +19,8 @@ class DepthNet(EncoderDecoderNet):
       synchronized_bn: cross-replica BatchNormalization in the encoder.
       int8_friendly_elu: decoder ELUs as ``r + (exp(x - r) - 1)``, ``r = relu(x)`` (see `DepthDecoder`);
         for the full-integer TFLite export only (``md2tf.deploy.exporter.int8_friendly_clone``).
+      init_disparity: None (reference init) or the initial sigmoid disparity p in (0, 1) of every
+        output (see `DepthDecoder`).
 
     Call args:
       images: ``[B, H, W, 3]`` float RGB in [0, 1] (H, W multiples of 32, at least 64).
@@ -36,6 +38,7 @@ class DepthNet(EncoderDecoderNet):
         init: str = "torch",
         synchronized_bn: bool = False,
         int8_friendly_elu: bool = False,
+        init_disparity: float | None = None,
         **kwargs,
     ):
         kwargs.setdefault("name", "depth_net")
@@ -47,7 +50,8 @@ class DepthNet(EncoderDecoderNet):
         self.int8_friendly_elu = bool(int8_friendly_elu)
         self.encoder = ResnetEncoder(num_layers, 1, init, synchronized_bn, name="encoder")
         self.decoder = DepthDecoder(self.encoder.num_ch_enc, self.scales, init,
-                                    self.int8_friendly_elu, name="decoder")
+                                    self.int8_friendly_elu, init_disparity, name="decoder")
+        self.init_disparity = self.decoder.init_disparity
 
     def call(self, images, training=None):
         if images.shape.rank != 4:
@@ -69,4 +73,5 @@ class DepthNet(EncoderDecoderNet):
             "init": self.init,
             "synchronized_bn": self.synchronized_bn,
             "int8_friendly_elu": self.int8_friendly_elu,
+            "init_disparity": self.init_disparity,
         }
