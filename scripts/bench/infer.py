@@ -14,9 +14,9 @@ and depth out) and timed at batch 1 as:
 FLOPs are counted from the Keras graph by the TF profiler (``float_operation``: 2 per multiply-add);
 for float backends
 ``fraction_of_peak`` = FLOPs / median time / 157 GFLOP/s (2 cores x 2 FMA x 8 fp32 lanes x 2 x
-2.45 GHz), halved for 1-thread rows. ``--compare-torch`` adds the PyTorch eager depth net (`bench.torch_models.DepthNet`, eval,
-``no_grad``) at the same size. Reference (official PyTorch, this machine): 164 ms at 192x640, 428 ms
-at 320x1024.
+2.45 GHz), halved for 1-thread rows. ``--compare-torch`` adds the PyTorch eager depth net
+(`md2tf.convert.torch_reference.DepthNet`, eval, ``no_grad``) at the same size. Reference (official
+PyTorch, this machine): 164 ms at 192x640, 428 ms at 320x1024.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def _torch_rows(args, h, w, flops, kw) -> list[dict]:
     try:
         import torch
 
-        from bench.torch_models import DepthNet
+        from md2tf.convert.torch_reference import DepthNet
     except ImportError as e:  # torch is optional
         print(f"  --compare-torch: PyTorch unavailable ({e})", flush=True)
         return []

@@ -13,9 +13,9 @@ and XLA; override with ``MD2TF_BENCH_TRAIN="M:4:xla,S:4:graph,MS:4:graph:mixed_b
 network forward + backward, loss forward, loss forward + backward (w.r.t. the disparities and poses),
 and the full step, each timed separately.
 
-``--compare-torch`` adds the PyTorch eager M step (`bench.torch_models.MonoTrainStep`) at the same
-batch sizes in the same run. Reference figures (official PyTorch code, this 2-core machine):
-batch 4 5.3 s/step, batch 2 3.4 s/step.
+``--compare-torch`` adds the PyTorch eager M step (`md2tf.convert.torch_reference.MonoTrainStep`)
+at the same batch sizes in the same run. Reference figures (official PyTorch code, this 2-core
+machine): batch 4 5.3 s/step, batch 2 3.4 s/step.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def _torch_rows(args, batches, warmup, repeats) -> list[dict]:
     try:
         import torch
 
-        from bench.torch_models import MonoTrainStep
+        from md2tf.convert.torch_reference import MonoTrainStep
     except ImportError as e:  # torch is optional
         print(f"  --compare-torch: PyTorch unavailable ({e})", flush=True)
         return []

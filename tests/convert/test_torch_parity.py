@@ -11,16 +11,15 @@ torch = pytest.importorskip("torch")
 
 from md2tf import models  # noqa: E402
 from md2tf.convert import load_torch_state_dict  # noqa: E402
+from md2tf.convert import torch_reference as tm  # noqa: E402
 from md2tf.convert.__main__ import main as convert_main  # noqa: E402
-
-from . import torch_monodepth2 as tm  # noqa: E402
 
 PARITY_ATOL = 1e-4
 
 
 def _depth_pair(num_layers=18, seed=0):
-    enc, dec = tm.Encoder(num_layers), None
-    dec = tm.Decoder([64] + [c * (4 if num_layers == 50 else 1) for c in (64, 128, 256, 512)])
+    enc = tm.ResnetEncoder(num_layers)
+    dec = tm.DepthDecoder(enc.num_ch_enc)
     tm.randomize_(enc, seed)
     tm.randomize_(dec, seed + 1)
     net = models.DepthNet(num_layers).build_for_shape()
@@ -29,7 +28,7 @@ def _depth_pair(num_layers=18, seed=0):
 
 
 def _pose_pair(seed=10):
-    enc, head = tm.Encoder(18, num_images=2), tm.PoseHead(512)
+    enc, head = tm.ResnetEncoder(18, num_images=2), tm.PoseDecoder(512)
     tm.randomize_(enc, seed)
     tm.randomize_(head, seed + 1)
     net = models.PoseNet(18).build_for_shape()
@@ -87,7 +86,7 @@ def test_pose_parity_small():
 
 
 def test_ignores_num_batches_tracked_fc_and_meta_keys():
-    enc = tm.Encoder(18)
+    enc = tm.ResnetEncoder(18)
     state = tm.state_numpy(enc)
     assert any(k.endswith("num_batches_tracked") for k in state) and "encoder.fc.weight" in state
     state.update(height=192, width=640, use_stereo=False)
@@ -148,7 +147,7 @@ def test_convert_cli_depth_only_and_missing_files(tmp_path, capsys):
     src.mkdir()
     assert convert_main(["--model_dir", str(src), "--out", str(tmp_path / "x")]) == 1
     assert "has no encoder.pth" in capsys.readouterr().err
-    enc, dec = tm.Encoder(18), tm.Decoder([64, 64, 128, 256, 512])
+    enc, dec = tm.ResnetEncoder(18), tm.DepthDecoder([64, 64, 128, 256, 512])
     torch.save({**enc.state_dict(), "height": 64, "width": 64, "use_stereo": True},
                src / "encoder.pth")
     torch.save(dec.state_dict(), src / "depth.pth")
