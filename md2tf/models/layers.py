@@ -97,12 +97,42 @@ def upsample_nearest_2x(x: tf.Tensor) -> tf.Tensor:
     ``tf.image.resize(..., "nearest")`` with half-pixel centres maps output ``i`` to
     ``floor((i + 0.5) / 2) = i // 2``, PyTorch's ``interpolate(scale_factor=2, mode="nearest")``. It
     keeps the input dtype and lowers to the builtin TFLite op RESIZE_NEAREST_NEIGHBOR.
+
+    The gradient is written by hand: each input pixel feeds exactly the 2x2 output block
+    ``[2i:2i+2, 2j:2j+2]``, so ``dx`` is the sum of ``dy`` over those blocks (a reshape to
+    ``[B,H,2,W,2,C]`` and a ``reduce_sum``). It equals the autodiff gradient of the resize
+    (``ResizeNearestNeighborGrad``), which has no XLA CPU kernel and so breaks ``jit_compile=True``
+    training. H and W may be unknown (``tf.function`` with ``None`` dimensions); known dimensions stay
+    static in the output shape.
+
+    Args:
+      x: ``[B, H, W, C]``, any float dtype (float32, float64, bfloat16, float16).
+
+    Returns:
+      ``[B, 2H, 2W, C]``, same dtype as ``x``.
     """
+    if x.shape.rank is not None and x.shape.rank != 4:
+        raise ValueError(f"upsample_nearest_2x expects x of shape [B, H, W, C], got {x.shape}")
+    static = x.shape.with_rank(4)
+    out = _resize_nearest_2x(x)
+    return tf.ensure_shape(out, [static[0], None if static[1] is None else 2 * static[1],
+                                 None if static[2] is None else 2 * static[2], static[3]])
+
+
+@tf.custom_gradient
+def _resize_nearest_2x(x: tf.Tensor):
+    """`upsample_nearest_2x`'s forward (the plain resize) with the 2x2 block-sum gradient."""
     shape = tf.shape(x)
-    static = x.shape
+    static = x.shape.with_rank(4)
+    # Python ints where known, so the exported graph keeps a constant resize size.
     height = static[1] * 2 if static[1] is not None else shape[1] * 2
     width = static[2] * 2 if static[2] is not None else shape[2] * 2
-    return tf.image.resize(x, [height, width], method="nearest")
+
+    def grad(dy: tf.Tensor) -> tf.Tensor:
+        blocks = tf.reshape(dy, tf.stack([shape[0], shape[1], 2, shape[2], 2, shape[3]]))
+        return tf.ensure_shape(tf.reduce_sum(blocks, axis=[2, 4]), static)
+
+    return tf.image.resize(x, [height, width], method="nearest"), grad
 
 
 class ReflectConv3x3(keras.layers.Layer):

@@ -85,40 +85,6 @@ def _hardware_low_precision() -> bool:
     return any(f in flags for f in ("avx512_bf16", "amx_bf16", "avx512_fp16"))
 
 
-def xla_friendly_upsample(x):
-    """Nearest x2 upsampling whose gradient XLA can compile (``ResizeNearestNeighborGrad`` has no XLA
-    CPU kernel): forward is the models' ``tf.image.resize(nearest)``, gradient a 2x2 block sum.
-
-    The proposed change for ``md2tf.models.layers.upsample_nearest_2x``; the bench patches it in for
-    ``xla`` cases (recorded as ``patched_upsample`` in the row) until the models adopt it.
-    """
-    import tensorflow as tf
-
-    @tf.custom_gradient
-    def up(t):
-        shape = tf.shape(t)
-
-        def grad(dy):
-            blocks = tf.reshape(dy, tf.stack([shape[0], shape[1], 2, shape[2], 2, shape[3]]))
-            return tf.reduce_sum(blocks, axis=[2, 4])
-
-        return tf.image.resize(t, tf.stack([shape[1] * 2, shape[2] * 2]), method="nearest"), grad
-
-    out = up(x)
-    static = x.shape
-    return tf.ensure_shape(out, [static[0], None if static[1] is None else 2 * static[1],
-                                 None if static[2] is None else 2 * static[2], static[3]])
-
-
-def patch_upsample(enable: bool) -> None:
-    """Swaps `xla_friendly_upsample` into ``md2tf.models.layers`` (or restores the original)."""
-    from md2tf.models import layers
-
-    if not hasattr(layers, "_bench_original_upsample"):
-        layers._bench_original_upsample = layers.upsample_nearest_2x
-    layers.upsample_nearest_2x = xla_friendly_upsample if enable else layers._bench_original_upsample
-
-
 def make_trainer_step(mode: str, batch: int, compile_mode: str, workdir: str,
                       precision: str = "float32"):
     """Builds a `Trainer` and returns ``(run_one_step, trainer)`` on a fixed synthetic batch."""
@@ -129,7 +95,6 @@ def make_trainer_step(mode: str, batch: int, compile_mode: str, workdir: str,
 
     config = _experiment(mode, batch, compile_mode, tempfile.mkdtemp(dir=workdir, prefix="run-"),
                          precision)
-    patch_upsample(compile_mode == "xla")
     trainer = Trainer(config)
     data = synthetic_batch(batch, HEIGHT, WIDTH, *MODES[mode])
     iterator = iter(tf.data.Dataset.from_tensors(data).repeat())
@@ -182,7 +147,6 @@ def train_section(args: argparse.Namespace) -> list[dict]:
         first = time.perf_counter() - t0
         timing = measure(name, run, warmup=warmup - 1, repeats=repeats, items_per_run=batch,
                          mode=mode, batch=batch, compile=compile_mode, precision=precision,
-                         patched_upsample=compile_mode == "xla",
                          first_step_s=round(first, 1), rss_mib=round(_rss_mib(), 0),
                          peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0))
         row = timing.to_dict(args.contaminated)
@@ -233,7 +197,6 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M"):
     from md2tf.training import step
 
     config = _experiment(mode, batch, "xla" if jit else "graph", "unused")
-    patch_upsample(jit)
     depth_net, pose_net = models.build(ModelConfig(), use_pose_net=config.use_pose_net)
     variables = depth_net.trainable_variables + (pose_net.trainable_variables if pose_net else [])
     data = synthetic_batch(batch, HEIGHT, WIDTH, *MODES[mode])

@@ -12,6 +12,7 @@ from md2tf import models
 from md2tf.config import ModelConfig
 from md2tf.models import layers as L
 from md2tf.models.resnet_encoder import BasicBlock, ResnetEncoder
+from tests.conftest import tol
 
 
 def _count(variables) -> int:
@@ -170,6 +171,138 @@ def test_upsample_nearest_2x_matches_numpy_repeat():
     x = np.random.default_rng(0).normal(size=(2, 3, 5, 4)).astype(np.float32)
     ref = x.repeat(2, axis=1).repeat(2, axis=2)
     np.testing.assert_array_equal(L.upsample_nearest_2x(tf.constant(x)).numpy(), ref)
+
+
+# --- upsample_nearest_2x: the hand-written 2x2 block-sum gradient ------------------------------------
+
+
+def _plain_resize_2x(x):
+    """The un-wrapped op, whose gradient TF's autodiff gives (``ResizeNearestNeighborGrad``)."""
+    return tf.image.resize(x, [2 * x.shape[1], 2 * x.shape[2]], method="nearest")
+
+
+def _value_and_grad(fn, x, upstream):
+    """``fn(x)`` and ``d sum(fn(x) * upstream) / dx``; a non-constant upstream keeps grappler from
+    constant-folding the gradient op away (``tape.gradient(fn(x), x)`` alone would hide it from XLA)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = fn(x)
+        loss = tf.reduce_sum(y * upstream)
+    return y, tape.gradient(loss, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_upsample_nearest_2x_gradient_matches_resize_autodiff(dtype, rng):
+    x = tf.constant(rng.normal(size=(2, 3, 5, 4)).astype(dtype))
+    upstream = tf.constant(rng.normal(size=(2, 6, 10, 4)).astype(dtype))
+    y, grad = _value_and_grad(L.upsample_nearest_2x, x, upstream)
+    y_ref, grad_ref = _value_and_grad(_plain_resize_2x, x, upstream)
+    np.testing.assert_array_equal(y.numpy(), y_ref.numpy())  # forward: the same op
+    assert grad.dtype == x.dtype and grad.shape == x.shape
+    np.testing.assert_allclose(grad.numpy(), grad_ref.numpy(), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16])
+def test_upsample_nearest_2x_low_precision_keeps_dtype_and_exact_block_sums(dtype, rng):
+    # Small integers: the input, the 2x2 sums and the products are exact in bf16/fp16.
+    x_np = rng.integers(-8, 9, size=(1, 2, 3, 2)).astype(np.float32)
+    up_np = rng.integers(-8, 9, size=(1, 4, 6, 2)).astype(np.float32)
+    y, grad = _value_and_grad(L.upsample_nearest_2x, tf.cast(x_np, dtype), tf.cast(up_np, dtype))
+    assert y.dtype == grad.dtype == dtype
+    np.testing.assert_array_equal(tf.cast(y, tf.float32).numpy(), x_np.repeat(2, 1).repeat(2, 2))
+    block_sums = up_np.reshape(1, 2, 2, 3, 2, 2).sum(axis=(2, 4))
+    np.testing.assert_array_equal(tf.cast(grad, tf.float32).numpy(), block_sums)
+
+
+@pytest.mark.parametrize(
+    "spec, out_shape",
+    [([2, 3, 5, 4], (2, 6, 10, 4)), ([None, 3, None, 4], (None, 6, None, 4)),
+     ([None, None, None, 4], (None, None, None, 4))],
+)
+def test_upsample_nearest_2x_static_and_dynamic_shapes(spec, out_shape, rng):
+    x = tf.constant(rng.normal(size=(2, 3, 5, 4)).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=(2, 6, 10, 4)).astype(np.float32))
+    traced = {}
+
+    @tf.function(input_signature=[tf.TensorSpec(spec), tf.TensorSpec([None] * 3 + [4])])
+    def fn(x, upstream):
+        y, grad = _value_and_grad(L.upsample_nearest_2x, x, upstream)
+        traced.update(y=y.shape, grad=grad.shape)
+        return y, grad
+
+    y, grad = fn(x, upstream)
+    assert tuple(traced["y"]) == out_shape and tuple(traced["grad"]) == tuple(spec)
+    y_ref, grad_ref = _value_and_grad(_plain_resize_2x, x, upstream)
+    np.testing.assert_array_equal(y.numpy(), y_ref.numpy())
+    np.testing.assert_allclose(grad.numpy(), grad_ref.numpy(), **tol())
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16, tf.float16])
+def test_upsample_nearest_2x_forward_and_backward_compile_with_xla(dtype, rng):
+    # Small integers: exact in every dtype, so XLA must reproduce the reference bit for bit.
+    x = tf.cast(rng.integers(-8, 9, size=(2, 3, 5, 4)), dtype)
+    upstream = tf.cast(rng.integers(-8, 9, size=(2, 6, 10, 4)), dtype)
+    xla = tf.function(lambda x, u: _value_and_grad(L.upsample_nearest_2x, x, u), jit_compile=True)
+    y, grad = xla(x, upstream)  # the plain resize fails here: no XLA kernel for its gradient
+    y_ref, grad_ref = _value_and_grad(_plain_resize_2x, x, upstream)
+    assert y.dtype == grad.dtype == dtype
+    np.testing.assert_array_equal(tf.cast(y, tf.float32).numpy(), tf.cast(y_ref, tf.float32).numpy())
+    np.testing.assert_array_equal(tf.cast(grad, tf.float32).numpy(),
+                                  tf.cast(grad_ref, tf.float32).numpy())
+
+
+def test_upsample_nearest_2x_rejects_wrong_rank():
+    with pytest.raises(ValueError, match=r"\[B, H, W, C\]"):
+        L.upsample_nearest_2x(tf.zeros([3, 5, 4]))
+
+
+@pytest.mark.slow  # ~30 s: XLA compiles ResNet18 + decoder forward and backward
+def test_depth_net_forward_and_backward_compile_with_xla():
+    net = models.DepthNet(18, init="keras").build_for_shape(64, 64)
+    images = tf.random.stateless_uniform([2, 64, 64, 3], seed=(7, 8))
+    weights = [tf.random.stateless_normal([2, 64 >> s, 64 >> s, 1], seed=(9, s)) for s in range(4)]
+
+    def loss_and_grads(images):
+        with tf.GradientTape() as tape:
+            disps = net(images, training=False)  # inference BN: XLA and graph see the same weights
+            loss = tf.add_n([tf.reduce_sum(d * w) for d, w in zip(disps, weights, strict=True)])
+        return loss, tape.gradient(loss, net.trainable_variables)
+
+    loss, grads = tf.function(loss_and_grads, jit_compile=True)(images)
+    loss_ref, grads_ref = tf.function(loss_and_grads)(images)
+    np.testing.assert_allclose(loss.numpy(), loss_ref.numpy(), rtol=1e-4)
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        scale = float(tf.reduce_max(tf.abs(g_ref))) + 1e-12
+        np.testing.assert_allclose(g.numpy() / scale, g_ref.numpy() / scale, atol=1e-3)
+
+
+@pytest.mark.slow  # ~25 s: XLA compile of the decoder forward and backward
+def test_depth_decoder_mixed_bfloat16_backward_compiles_with_xla():
+    channels = (4, 4, 8, 8, 16)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        decoder = models.DepthDecoder(channels, init="keras")  # bf16 upsampling inputs
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    features = [tf.random.stateless_uniform([2, 32 >> k, 32 >> k, c], seed=(k, 1))
+                for k, c in enumerate(channels)]
+    weights = [tf.random.stateless_normal([2, 64 >> s, 64 >> s, 1], seed=(9, s)) for s in range(4)]
+
+    def loss_and_grads(features):
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            disps = decoder(features)
+            loss = tf.add_n([tf.reduce_sum(d * w) for d, w in zip(disps, weights, strict=True)])
+        return loss, tape.gradient(loss, decoder.trainable_variables + features)
+
+    loss, grads = tf.function(loss_and_grads, jit_compile=True)(features)
+    loss_ref, grads_ref = tf.function(loss_and_grads)(features)
+    # bf16 activations: XLA and the graph kernels round differently (measured <= 1.5e-2 of max|g|).
+    np.testing.assert_allclose(loss.numpy(), loss_ref.numpy(), rtol=1e-2)
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        assert g.dtype == g_ref.dtype == tf.float32
+        scale = float(tf.reduce_max(tf.abs(g_ref))) + 1e-12
+        np.testing.assert_allclose(g.numpy() / scale, g_ref.numpy() / scale, atol=5e-2)
 
 
 def test_reflect_pad_matches_numpy():
