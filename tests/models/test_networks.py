@@ -101,7 +101,7 @@ def test_config_round_trip(depth_net):
     clone = models.DepthNet.from_config(net.get_config())
     assert clone.get_config() == net.get_config() == {
         "name": "d", "num_layers": 18, "scales": [0, 1, 2, 3], "init": "keras",
-        "synchronized_bn": True, "int8_friendly_elu": False}
+        "synchronized_bn": True, "int8_friendly_elu": False, "init_disparity": None}
     clone.build_for_shape()  # same architecture as the fixture (init/sync do not change shapes)
     assert [v.shape for v in clone.weights] == [v.shape for v in depth_net.weights]
     pose = models.PoseNet(50, init="keras")
