@@ -85,8 +85,12 @@ def test_synthetic_uses_cache_dir_and_command_line_overrides_file():
     c = parse("--flagfile=configs/synthetic.flags", "--batch_size=3", "--synthetic_cache_dir=/tmp/w")
     assert c.data.dataset == "synthetic" and c.data.data_dir == "/tmp/w"
     assert c.train.batch_size == 3  # the command line wins over the file
+    # Stereo from scratch with a far disparity start (the reference 0.5 never finds the stereo basin).
+    assert c.data.frame_offsets == (0,) and c.data.use_stereo and not c.use_pose_net
+    assert c.model.init_disparity == 0.02
     world = md2tf_flags.synthetic_world_from_flags(FLAGS)
     assert (world["height"], world["width"]) == (c.data.height, c.data.width)
+    assert parse("--flagfile=configs/mono.flags").model.init_disparity is None  # reference init
 
 
 def test_bad_height_names_the_flag():
