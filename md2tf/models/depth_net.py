@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from md2tf.models.depth_decoder import DepthDecoder, check_scales
+from md2tf.models.depth_decoder import DepthDecoder, check_scales, export_layout_config
 from md2tf.models.encoder_decoder import EncoderDecoderNet
 from md2tf.models.resnet_encoder import ResnetEncoder
 
@@ -17,10 +17,14 @@ class DepthNet(EncoderDecoderNet):
       scales: decoder output scales ``0..n-1``.
       init: ``"torch"`` (reference initialisers) or ``"keras"``.
       synchronized_bn: cross-replica BatchNormalization in the encoder.
-      int8_friendly_elu: decoder ELUs as ``r + (exp(x - r) - 1)``, ``r = relu(x)`` (see `DepthDecoder`);
-        for the full-integer TFLite export only (``md2tf.deploy.exporter.int8_friendly_clone``).
+      int8_friendly_elu: decoder ELUs as ``r + (exp(x - r) - 1)``, ``r = relu(x)`` (see `DepthDecoder`;
+        all-int8 ops, but not XNNPACK-delegable; the int8 export leaves it off).
       init_disparity: None (reference init) or the initial sigmoid disparity p in (0, 1) of every
         output (see `DepthDecoder`).
+      int8_friendly_pad, int8_friendly_upsample: decoder reflection padding as slices + concat and
+        nearest upsampling as DEPTH_TO_SPACE (see `DepthDecoder`), so a full-integer TFLite model runs
+        them in int8 inside XNNPACK; same weights and outputs. For the int8 export only
+        (``md2tf.deploy.exporter.int8_friendly_clone``); in `get_config` only when set.
 
     Call args:
       images: ``[B, H, W, 3]`` float RGB in [0, 1] (H, W multiples of 32, at least 64).
@@ -39,6 +43,8 @@ class DepthNet(EncoderDecoderNet):
         synchronized_bn: bool = False,
         int8_friendly_elu: bool = False,
         init_disparity: float | None = None,
+        int8_friendly_pad: bool = False,
+        int8_friendly_upsample: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("name", "depth_net")
@@ -49,8 +55,13 @@ class DepthNet(EncoderDecoderNet):
         self.synchronized_bn = synchronized_bn
         self.int8_friendly_elu = bool(int8_friendly_elu)
         self.encoder = ResnetEncoder(num_layers, 1, init, synchronized_bn, name="encoder")
+        self.int8_friendly_pad = bool(int8_friendly_pad)
+        self.int8_friendly_upsample = bool(int8_friendly_upsample)
         self.decoder = DepthDecoder(self.encoder.num_ch_enc, self.scales, init,
-                                    self.int8_friendly_elu, init_disparity, name="decoder")
+                                    self.int8_friendly_elu, init_disparity,
+                                    int8_friendly_pad=self.int8_friendly_pad,
+                                    int8_friendly_upsample=self.int8_friendly_upsample,
+                                    name="decoder")
         self.init_disparity = self.decoder.init_disparity
 
     def call(self, images, training=None):
@@ -74,4 +85,5 @@ class DepthNet(EncoderDecoderNet):
             "synchronized_bn": self.synchronized_bn,
             "int8_friendly_elu": self.int8_friendly_elu,
             "init_disparity": self.init_disparity,
+            **export_layout_config(self),
         }

@@ -91,6 +91,46 @@ def reflect_pad(x: tf.Tensor, pad: int = 1) -> tf.Tensor:
     return tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
 
 
+def reflect_pad_slices(x: tf.Tensor, pad: int = 1) -> tf.Tensor:
+    """`reflect_pad` written as strided slices and concatenations: same values, other TFLite ops.
+
+    Rows first, then columns. Reflection leaves the edge out: the rows added above are
+    ``x[:, pad], ..., x[:, 1]`` and those below ``x[:, H-2], ..., x[:, H-1-pad]`` (for ``pad = 1``:
+    row 1 on top, row H-2 at the bottom); the columns likewise on the row-padded tensor. It lowers to
+    STRIDED_SLICE and CONCATENATION, which a full-integer TFLite model keeps in int8 with one scale
+    and XNNPACK delegates, whereas MIRROR_PAD runs outside the XNNPACK delegate and splits the graph.
+
+    Args:
+      x: ``[B, H, W, C]``, any dtype; H and W must exceed ``pad`` (as for ``tf.pad`` REFLECT).
+      pad: pixels added on each side of H and W, >= 1.
+
+    Returns:
+      ``[B, H + 2 pad, W + 2 pad, C]``, equal to ``reflect_pad(x, pad)``.
+
+    Raises:
+      ValueError: ``x`` is not rank 4, ``pad < 1``, or a known H or W is not larger than ``pad``.
+    """
+    if x.shape.rank != 4:
+        raise ValueError(f"reflect_pad_slices expects x of shape [B, H, W, C], got {x.shape}")
+    if pad < 1:
+        raise ValueError(f"pad must be >= 1, got {pad}")
+    for size in x.shape[1:3]:
+        if size is not None and size <= pad:
+            raise ValueError(f"reflection padding by {pad} needs H, W > {pad}, got shape {x.shape}")
+
+    def along(t: tf.Tensor, axis: int) -> tf.Tensor:
+        def at(i: int) -> tf.Tensor:  # index i of `axis` (negative: from the end), kept as size 1
+            index = [slice(None)] * 4
+            index[axis] = slice(i, i + 1 if i != -1 else None)
+            return t[tuple(index)]
+
+        before = [at(i) for i in range(pad, 0, -1)]
+        after = [at(-1 - i) for i in range(1, pad + 1)]
+        return tf.concat([*before, t, *after], axis=axis)
+
+    return along(along(x, 1), 2)
+
+
 def upsample_nearest_2x(x: tf.Tensor) -> tf.Tensor:
     """Nearest-neighbour x2 upsampling: ``[B,H,W,C] -> [B,2H,2W,C]``, output ``(i, j)`` = input ``(i//2, j//2)``.
 
@@ -135,6 +175,27 @@ def _resize_nearest_2x(x: tf.Tensor):
     return tf.image.resize(x, [height, width], method="nearest"), grad
 
 
+def upsample_nearest_2x_depth_to_space(x: tf.Tensor) -> tf.Tensor:
+    """`upsample_nearest_2x` as four channel copies and DEPTH_TO_SPACE: same values, other TFLite ops.
+
+    ``depth_to_space`` with block 2 sends channel ``(2 a + b) C + c`` of input pixel ``(i, j)`` to
+    output pixel ``(2i + a, 2j + b)``, channel ``c``; with ``concat([x, x, x, x])`` on channels that
+    channel is ``x[..., c]`` for every ``(a, b)``, so output ``(i, j)`` = input ``(i//2, j//2)``.
+    Lowers to CONCATENATION and DEPTH_TO_SPACE, which stay int8 in a full-integer TFLite model and run
+    in the XNNPACK delegate (its int8 RESIZE_NEAREST_NEIGHBOR does not). Gradients come from autodiff.
+
+    Args:
+      x: ``[B, H, W, C]``, any float dtype.
+
+    Returns:
+      ``[B, 2H, 2W, C]``, same dtype, equal to ``upsample_nearest_2x(x)``.
+    """
+    if x.shape.rank is not None and x.shape.rank != 4:
+        raise ValueError(f"upsample_nearest_2x_depth_to_space expects x of shape [B, H, W, C], "
+                         f"got {x.shape}")
+    return tf.nn.depth_to_space(tf.concat([x, x, x, x], axis=-1), 2)
+
+
 class ReflectConv3x3(keras.layers.Layer):
     """Reflection pad 1 + 3x3 conv with bias (the reference's ``Conv3x3``): ``[B,H,W,Cin] -> [B,H,W,Cout]``.
 
@@ -142,10 +203,14 @@ class ReflectConv3x3(keras.layers.Layer):
       in_channels: Cin (used for the PyTorch-default initialiser).
       out_channels: Cout.
       init: ``"torch"`` or ``"keras"`` initialisers.
+      int8_friendly_pad: pad with `reflect_pad_slices` (slices + concat, for full-integer TFLite
+        export on XNNPACK) instead of `reflect_pad` (MIRROR_PAD); same weights, same outputs.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, init: str = "torch", **kwargs):
+    def __init__(self, in_channels: int, out_channels: int, init: str = "torch",
+                 int8_friendly_pad: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.int8_friendly_pad = bool(int8_friendly_pad)
         kernel_init, bias_init = default_conv_initializers(init, in_channels * 9)
         self.conv = keras.layers.Conv2D(
             out_channels,
@@ -157,15 +222,17 @@ class ReflectConv3x3(keras.layers.Layer):
         )
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
-        return self.conv(reflect_pad(x, 1))
+        return self.conv(reflect_pad_slices(x, 1) if self.int8_friendly_pad else reflect_pad(x, 1))
 
 
 def elu_int8_friendly(x: tf.Tensor) -> tf.Tensor:
     """ELU (alpha 1) written as ``r + (exp(x - r) - 1)`` with ``r = relu(x)``: same values as ``tf.nn.elu``.
 
-    ``tf.nn.elu`` lowers to the TFLite op ELU, which has no int8 kernel in the converter's full-integer
-    path: it stays float, wrapped in DEQUANTIZE/QUANTIZE. This form lowers to RELU, SUB, EXP, SUB and
-    ADD, all int8 kernels that requantise their output. (``relu(x) + exp(min(x, 0)) - 1`` also
+    ``tf.nn.elu`` lowers to the TFLite op ELU, which the converter's full-integer path leaves float,
+    wrapped in DEQUANTIZE/QUANTIZE (``md2tf.deploy.tflite.fuse_int8_elu`` rewrites it to the int8 ELU
+    builtin afterwards, which the md2tf int8 export uses instead of this form). This form lowers to
+    RELU, SUB, EXP, SUB and ADD, all int8 kernels that requantise their output, but XNNPACK has no
+    int8 EXP or RELU, so on CPU they run outside the delegate. (``relu(x) + exp(min(x, 0)) - 1`` also
     converts to int8 ops, but int8 MINIMUM shares one scale between its input and output, so the
     calibrated range ``[min, 0]`` of ``min(x, 0)`` is imposed on ``x`` itself and every positive
     activation is clipped to 0.)
@@ -193,13 +260,14 @@ class ConvBlock(keras.layers.Layer):
       init: ``"torch"`` or ``"keras"`` initialisers.
       int8_friendly_elu: compute ELU as `elu_int8_friendly` (for full-integer TFLite export) instead
         of ``tf.nn.elu``; same weights, same float outputs.
+      int8_friendly_pad: see `ReflectConv3x3`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, init: str = "torch",
-                 int8_friendly_elu: bool = False, **kwargs):
+                 int8_friendly_elu: bool = False, int8_friendly_pad: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.int8_friendly_elu = bool(int8_friendly_elu)
-        self.conv = ReflectConv3x3(in_channels, out_channels, init, name="conv")
+        self.conv = ReflectConv3x3(in_channels, out_channels, init, int8_friendly_pad, name="conv")
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
         y = self.conv(x)
