@@ -11,10 +11,13 @@ Layout of ``out_dir``::
     model_card.json
 
 ``depth_int8.tflite`` is converted from its own temporary SavedModel of a clone of the depth network
-with ``int8_friendly_elu=True`` (same weights; see `int8_friendly_clone`): ``tf.nn.elu`` has no int8
-TFLite kernel and would stay float between DEQUANTIZE/QUANTIZE pairs, the decomposed ELU quantises.
+with the decoder's int8 layout (`INT8_CLONE_OPTIONS`, same weights; see `int8_friendly_clone`):
+reflection padding as slices + concat instead of MIRROR_PAD and nearest upsampling as DEPTH_TO_SPACE
+instead of RESIZE_NEAREST_NEIGHBOR, both of which XNNPACK does not run in int8 (each split the graph
+into separate delegate partitions with reference kernels in between). ``tf.nn.elu`` stays;
+`md2tf.deploy.tflite.convert` turns it into the int8 ELU builtin and keeps the output head float.
 Every other format exports the network as trained. The card records the choice under
-``variants.tflite_int8.elu``.
+``variants.tflite_int8.int8_graph``.
 """
 
 from __future__ import annotations
@@ -53,25 +56,29 @@ def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-INT8_ELU_EXPRESSION = "r + (exp(x - r) - 1), r = relu(x)"  # md2tf.models.layers.elu_int8_friendly
+# DepthNet options of the int8 export (md2tf.models.DepthDecoder): the decoder's reflection pads and
+# upsamplings as ops XNNPACK runs in int8; ELU as tf.nn.elu, which tflite.convert makes an int8 ELU
+# (the decomposed form's EXP and RELU have no int8 XNNPACK kernels).
+INT8_CLONE_OPTIONS = {"int8_friendly_pad": True, "int8_friendly_upsample": True,
+                      "int8_friendly_elu": False}
 _CLONE_ATOL = 1e-5  # float32 disparity difference allowed between the network and its clone
 
 
 def int8_friendly_clone(depth_net, height: int, width: int) -> tuple[Any, float] | None:
-    """A copy of ``depth_net`` with ``int8_friendly_elu=True`` and the same weights, verified equal.
+    """A copy of ``depth_net`` with `INT8_CLONE_OPTIONS` and the same weights, verified equal.
 
-    The clone is ``type(depth_net).from_config(config | {"int8_friendly_elu": True})``, built at
+    The clone is ``type(depth_net).from_config(config | INT8_CLONE_OPTIONS)``, built at
     ``[1, height, width, 3]``, given ``depth_net.get_weights()`` and checked on one random float image
     in [0, 1]: every output scale must match ``depth_net``'s within 1e-5.
 
     Args:
-      depth_net: a built ``md2tf.models.DepthNet`` (any model whose ``get_config`` has the key
-        ``int8_friendly_elu``).
+      depth_net: a built ``md2tf.models.DepthNet`` (any model with a ``get_config`` holding
+        ``int8_friendly_elu`` and attributes named like every key of `INT8_CLONE_OPTIONS`).
       height, width: input size used to build and check the clone.
 
     Returns:
-      ``(clone, max_abs_diff)``, or None when ``depth_net`` has no ``int8_friendly_elu`` option or
-      already uses it (nothing to clone).
+      ``(clone, max_abs_diff)``, or None when ``depth_net`` lacks these options or already has
+      `INT8_CLONE_OPTIONS` (nothing to clone).
 
     Raises:
       RuntimeError: the clone's outputs differ from ``depth_net``'s.
@@ -82,37 +89,53 @@ def int8_friendly_clone(depth_net, height: int, width: int) -> tuple[Any, float]
         config = depth_net.get_config()
     except (NotImplementedError, TypeError):  # a subclassed stand-in without a config
         return None
-    if config.get("int8_friendly_elu", True):
+    if "int8_friendly_elu" not in config or not all(hasattr(depth_net, k) for k in INT8_CLONE_OPTIONS):
         return None
-    clone = type(depth_net).from_config({**config, "int8_friendly_elu": True})
+    if all(getattr(depth_net, k) == v for k, v in INT8_CLONE_OPTIONS.items()):
+        return None
+    clone = type(depth_net).from_config({**config, **INT8_CLONE_OPTIONS})
     clone.build_for_shape(height, width)
     clone.set_weights(depth_net.get_weights())
     x = tf.random.stateless_uniform([1, height, width, 3], seed=(11, 12))
     diff = max(float(tf.reduce_max(tf.abs(a - b)))
                for a, b in zip(depth_net(x, training=False), clone(x, training=False), strict=True))
     if not diff <= _CLONE_ATOL:
-        raise RuntimeError(f"int8_friendly_elu clone of {depth_net.name!r} differs from it by {diff:.3g} "
+        raise RuntimeError(f"int8 clone of {depth_net.name!r} differs from it by {diff:.3g} "
                            f"(> {_CLONE_ATOL}); refusing to export tflite_int8 from it")
     return clone, diff
 
 
-def _int8_saved_model(predictor: KerasPredictor, default_dir: str,
-                      tmp_root: str) -> tuple[str, dict[str, Any]]:
-    """SavedModel dir to convert ``tflite_int8`` from, and the card's ``elu`` entry."""
+def int8_saved_model(predictor: KerasPredictor, default_dir: str,
+                     work_dir: str) -> tuple[str, dict[str, Any]]:
+    """The SavedModel to convert ``tflite_int8`` from, and a description for the model card.
+
+    Exports `int8_friendly_clone` of ``predictor``'s depth network to ``<work_dir>/saved_model_int8``;
+    falls back to ``default_dir`` (the SavedModel of the network as trained) when there is nothing to
+    clone. Used by `export_all` and by ``scripts/bench/infer.py``, so the benchmark times the graph
+    users get.
+
+    Args:
+      predictor: the `KerasPredictor` being exported.
+      default_dir: SavedModel of ``predictor.model`` (already written).
+      work_dir: scratch directory for the clone's SavedModel.
+
+    Returns:
+      ``(saved_model_dir, entry)``; ``entry["source"]`` says which network was converted and
+      ``entry["clone_max_abs_diff_disparity"]`` how far the clone's float outputs are from it.
+    """
     from md2tf.deploy.inference import make_depth_predictor  # noqa: PLC0415
 
     info = predictor.info
-    cloned = int8_friendly_clone(predictor.model.depth_net, info.height, info.width)
+    net = predictor.model.depth_net
+    cloned = int8_friendly_clone(net, info.height, info.width)
     if cloned is None:
-        uses = getattr(predictor.model.depth_net, "int8_friendly_elu", False)
-        return default_dir, {"form": "decomposed" if uses else "as trained",
-                             "expression": INT8_ELU_EXPRESSION if uses else None}
+        options = {k: getattr(net, k) for k in INT8_CLONE_OPTIONS if hasattr(net, k)}
+        return default_dir, {"source": "the depth network as trained", "options": options}
     clone, diff = cloned
     sm_dir = export_saved_model(make_depth_predictor(clone, info), info,
-                                os.path.join(tmp_root, "saved_model_int8"))
-    return sm_dir, {"form": "decomposed", "expression": INT8_ELU_EXPRESSION,
-                    "source": "clone of the depth network with int8_friendly_elu=True, same weights",
-                    "clone_max_abs_diff_disparity": diff}
+                                os.path.join(work_dir, "saved_model_int8"))
+    return sm_dir, {"source": "clone of the depth network, same weights",
+                    "options": dict(INT8_CLONE_OPTIONS), "clone_max_abs_diff_disparity": diff}
 
 
 def _dir_size(path: str) -> int:
@@ -195,8 +218,10 @@ def export_all(predictor: KerasPredictor, out_dir: str, formats: Sequence[str] =
             reps, source_dir, extra = None, sm_dir, {}
             if variant == "tflite_int8":
                 reps = lambda: iter(representative_images)  # noqa: E731
-                source_dir, extra["elu"] = _int8_saved_model(predictor, sm_dir, tmp_root)
+                source_dir, extra["int8_graph"] = int8_saved_model(predictor, sm_dir, tmp_root)
             content = tflite.convert(source_dir, variant, reps, metadata=info.to_dict())
+            if variant == "tflite_int8":
+                extra["int8_graph"]["float_ops"] = tflite.float_ops(content)
             path = os.path.join(out_dir, TFLITE_FILES[variant])
             with open(path, "wb") as f:
                 f.write(content)

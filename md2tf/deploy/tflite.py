@@ -11,12 +11,19 @@ Variants:
   * ``tflite_fp16``: float16 weights (dequantised to float32 at load; GPU delegates run fp16).
   * ``tflite_dynamic``: int8 weights, float activations (``Optimize.DEFAULT``, no dataset).
   * ``tflite_int8``: full integer (int8 weights and activations) calibrated on a representative dataset;
-    the uint8 input and float32 outputs stay, so the contract is the same for every variant.
+    the uint8 input and float32 outputs stay, so the contract is the same for every variant. Two
+    changes to the converter's default result (`convert` has the details):
+      - the output head (every op after the last convolution: sigmoid, ``disp_to_depth``) stays
+        float (`output_head_tensors`): an int8 sigmoid has a fixed step of 1/256, i.e. 2 levels for
+        a disparity of 0.01, and the int8 DIV ``1 / disparity`` runs outside XNNPACK;
+      - each float ELU island the quantizer leaves (DEQUANTIZE, ELU, data movement, QUANTIZE)
+        becomes the int8 ELU builtin (`fuse_int8_elu`), which XNNPACK runs in int8.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import re
@@ -70,7 +77,16 @@ def convert(saved_model_dir: str, variant: str = "tflite_fp32",
         converter.representative_dataset = gen
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                tf.lite.OpsSet.TFLITE_BUILTINS]
+        # Calibrate, then quantize with the output head denylisted (what
+        # tf.lite.experimental.QuantizationDebugger does for selective quantization).
+        converter._experimental_calibrate_only = True  # noqa: SLF001
     content = converter.convert()
+    if variant == "tflite_int8":
+        from tensorflow.lite.python import convert as lite_convert  # noqa: PLC0415
+
+        content = lite_convert.mlir_quantize(content, fully_quantize=False,
+                                             denylisted_nodes=output_head_tensors(content))
+        content, _ = fuse_int8_elu(content)
     check_builtin_only(content)
     if metadata is not None:
         content = add_metadata(content, {"md2tf_model": json.dumps(metadata).encode()})
@@ -83,11 +99,161 @@ def _model_t(content: bytes):
     return flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
 
 
-def op_list(content: bytes) -> list[str]:
-    """Names of the operator codes used by a TFLite model, sorted (custom ops by their custom code)."""
+def _builtin_names() -> dict[int, str]:
+    """Builtin operator code -> name (``CONV_2D``)."""
     from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415
 
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def _builtin_code(model, op) -> int:
+    code = model.operatorCodes[op.opcodeIndex]
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+_CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")
+
+
+def output_head_tensors(content: bytes) -> list[str]:
+    """Output tensor names of the ops between the last convolutions and the outputs (subgraph 0).
+
+    Walks back from every model output through the producing ops and stops at a convolution
+    (CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, FULLY_CONNECTED; not included). For the depth graph
+    these are LOGISTIC and ``disp_to_depth``'s MUL, ADD, DIV, MUL (plus the flip post-processing
+    ops when enabled). `convert` passes them to the quantizer as ``denylisted_nodes`` so they stay
+    float. Returns [] when some output reaches a model input without passing a convolution (nothing
+    to single out).
+    """
+    names = _builtin_names()
+    model = _model_t(content)
+    graph = model.subgraphs[0]
+    producer = {int(t): op for op in graph.operators for t in op.outputs}
+    inputs = {int(t) for t in graph.inputs}
+    head, seen, todo = [], set(), [int(t) for t in graph.outputs]
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        if t in inputs:
+            return []
+        op = producer.get(t)
+        if op is None or names.get(_builtin_code(model, op)) in _CONVOLUTIONS:
+            continue
+        name = graph.tensors[t].name
+        head.append(name.decode() if isinstance(name, bytes) else name)
+        todo += [int(x) for x in op.inputs if x >= 0]
+    return sorted(set(head))
+
+
+def float_ops(content: bytes) -> list[str]:
+    """Sorted names of the ops of subgraph 0 that compute in float: float32 output, not DEQUANTIZE.
+
+    For an int8 depth model: CAST (uint8 input) and the output head (`output_head_tensors`).
+    """
+    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415
+
+    names = _builtin_names()
+    model = _model_t(content)
+    graph = model.subgraphs[0]
+    found = {names.get(_builtin_code(model, op)) for op in graph.operators
+             if op.outputs is not None and len(op.outputs)
+             and graph.tensors[op.outputs[0]].type == schema.TensorType.FLOAT32}
+    return sorted(found - {"DEQUANTIZE"})
+
+
+# Ops that only move values (same scale in and out in int8): an ELU island may pass through them.
+_DATA_MOVEMENT = ("CONCATENATION", "DEPTH_TO_SPACE", "MIRROR_PAD", "RESHAPE",
+                  "RESIZE_NEAREST_NEIGHBOR", "SLICE", "STRIDED_SLICE")
+
+
+def fuse_int8_elu(content: bytes) -> tuple[bytes, int]:
+    """Turns the float ELU islands of a full-integer model into the int8 ELU builtin.
+
+    The TFLite quantizer keeps ``tf.nn.elu`` float: ``int8 -> DEQUANTIZE -> ELU -> [data movement:
+    slices, concatenations, DEPTH_TO_SPACE, ...] -> QUANTIZE -> int8``. The ELU builtin has an int8
+    kernel (a 256-entry lookup table built from the input and output scales; XNNPACK runs it too),
+    so each island is rewritten as: ELU reads the int8 input of the DEQUANTIZE; ELU's output and
+    every tensor of the island become int8 with the scale and zero point of the QUANTIZE; the
+    DEQUANTIZE and QUANTIZE ops go. Values: ``quantize(elu(dequantize(q)))`` either way, since data
+    movement commutes with the elementwise ELU and the requantisation.
+
+    An island is left alone unless: the DEQUANTIZE feeds only the ELU, every op reached from the
+    ELU's output is data movement whose float inputs all belong to the island or a QUANTIZE, no
+    island tensor is a model output, and all its QUANTIZE ops have one int8 scale and zero point.
+
+    Args:
+      content: a ``.tflite`` flatbuffer.
+
+    Returns:
+      ``(content, number of ELUs fused)``; the input bytes when there is nothing to fuse.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415
+    from tensorflow.lite.tools import flatbuffer_utils  # noqa: PLC0415
+
+    names = _builtin_names()
+    model = _model_t(content)
+    fused = 0
+    for graph in model.subgraphs:
+        ops = graph.operators
+        kind = [names.get(_builtin_code(model, op)) for op in ops]
+        producer = {int(t): i for i, op in enumerate(ops) for t in op.outputs}
+        consumers: dict[int, list[int]] = {}
+        for i, op in enumerate(ops):
+            for t in op.inputs:
+                consumers.setdefault(int(t), []).append(i)
+        outputs = {int(t) for t in graph.outputs}
+        tensors = graph.tensors
+        drop: set[int] = set()
+        for e, op in enumerate(ops):
+            if kind[e] != "ELU":
+                continue
+            d = producer.get(int(op.inputs[0]))
+            if d is None or kind[d] != "DEQUANTIZE" or consumers[int(op.inputs[0])] != [e]:
+                continue
+            island, moves, quantizes = {int(op.outputs[0])}, set(), set()
+            todo, ok = [int(op.outputs[0])], True
+            while todo and ok:
+                t = todo.pop()
+                ok = t not in outputs
+                for c in consumers.get(t, []):
+                    if kind[c] == "QUANTIZE":
+                        quantizes.add(c)
+                    elif kind[c] in _DATA_MOVEMENT:
+                        if c not in moves:
+                            moves.add(c)
+                            island.update(int(x) for x in ops[c].outputs)
+                            todo += [int(x) for x in ops[c].outputs]
+                    else:
+                        ok = False
+            float_inputs = {int(t) for c in moves for t in ops[c].inputs
+                            if t >= 0 and tensors[t].type == schema.TensorType.FLOAT32}
+            params = {(tuple(tensors[ops[q].outputs[0]].quantization.scale),
+                       tuple(tensors[ops[q].outputs[0]].quantization.zeroPoint),
+                       tensors[ops[q].outputs[0]].type) for q in quantizes}
+            if (not ok or not quantizes or not float_inputs <= island or len(params) != 1
+                    or next(iter(params))[2] != schema.TensorType.INT8
+                    or any(int(ops[q].outputs[0]) in outputs for q in quantizes)):
+                continue
+            quantization = tensors[ops[next(iter(quantizes))].outputs[0]].quantization
+            for t in island:
+                tensors[t].type = schema.TensorType.INT8
+                tensors[t].quantization = copy.deepcopy(quantization)
+            op.inputs = np.array([ops[d].inputs[0]], np.int32)
+            rename = {int(ops[q].outputs[0]): int(ops[q].inputs[0]) for q in quantizes}
+            for other in ops:
+                other.inputs = np.array([rename.get(int(t), int(t)) for t in other.inputs], np.int32)
+            drop |= {d, *quantizes}
+            fused += 1
+        graph.operators = [op for i, op in enumerate(ops) if i not in drop]
+    if not fused:
+        return content, 0
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), fused
+
+
+def op_list(content: bytes) -> list[str]:
+    """Names of the operator codes used by a TFLite model, sorted (custom ops by their custom code)."""
+    names = _builtin_names()
     ops = set()
     for code in _model_t(content).operatorCodes or []:
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)

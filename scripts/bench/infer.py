@@ -9,7 +9,14 @@ and depth out) and timed at batch 1 as:
 * TFLite ``fp32`` / ``fp16`` / ``dynamic`` / ``int8`` (`md2tf.deploy.tflite.convert`, builtins only),
   each with 1 and 2 interpreter threads (XNNPACK), plus file size and the depth error vs Keras
   (``abs_rel_vs_keras`` = mean |d - d_keras| / d_keras on structured test frames; random weights, so
-  it measures quantisation noise, not accuracy on a dataset).
+  it measures quantisation noise, not accuracy on a dataset). ``int8`` is converted the way
+  ``md2tf.export`` does it: from `md2tf.deploy.exporter.int8_saved_model` (the depth network's
+  int8-layout clone). ``tflite_int8_as_trained`` (only when named in ``MD2TF_BENCH_INFER``) converts
+  the network as trained instead (MIRROR_PAD and RESIZE_NEAREST_NEIGHBOR outside XNNPACK), for A/B.
+
+Environment: ``MD2TF_BENCH_INFER`` = comma-separated backends to time (``keras``, ``saved_model``,
+``tflite_fp32``, ..., ``tflite_int8_as_trained``; default all but the last);
+``MD2TF_BENCH_TFLITE_THREADS`` = interpreter thread counts (default ``1,2``).
 
 FLOPs are counted from the Keras graph by the TF profiler (``float_operation``: 2 per multiply-add);
 for float backends
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 
 import numpy as np
 
@@ -32,6 +40,7 @@ PEAK_FLOPS = 157e9  # fp32, 2 cores at base clock (issue 8)
 CORES = 2
 REFERENCE_MS = {(192, 640): 164.0, (320, 1024): 428.0}  # official PyTorch eager, 2 threads
 TFLITE_THREADS = (1, 2)
+INT8_AS_TRAINED = "tflite_int8_as_trained"  # opt-in A/B row: int8 of the network as trained
 
 
 def count_flops(concrete_fn) -> int:
@@ -60,7 +69,8 @@ def _row(timing, args, h, w, flops, threads: int | None = None, **extra) -> dict
     threads = threads or args.threads
     row = timing.to_dict(args.contaminated)
     row.update(height=h, width=w, threads=threads, **extra)
-    if flops and extra.get("backend") not in ("tflite_dynamic", "tflite_int8"):  # fp32 peak only
+    if flops and extra.get("backend") not in ("tflite_dynamic", "tflite_int8",
+                                                INT8_AS_TRAINED):  # fp32 peak only
         # Peak of the cores the run may use: 1 thread can reach at most half the 2-core peak.
         peak = PEAK_FLOPS * min(threads, CORES) / CORES
         row["gflops"] = round(flops / 1e9, 2)
@@ -81,15 +91,17 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
 
     from md2tf import models
     from md2tf.config import ModelConfig
-    from md2tf.deploy import tflite
+    from md2tf.deploy import exporter, tflite
     from md2tf.deploy.images import structured_images
-    from md2tf.deploy.inference import ModelInfo, make_depth_predictor
+    from md2tf.deploy.inference import KerasPredictor, ModelInfo, make_depth_predictor
     from md2tf.deploy.saved_model import export_saved_model
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     rows: list[dict] = []
     only = os.environ.get("MD2TF_BENCH_INFER", "")  # e.g. "keras,tflite_fp32" to time a subset
     wanted = set(only.split(",")) if only else None
+    threads_env = os.environ.get("MD2TF_BENCH_TFLITE_THREADS", "")
+    tflite_threads = tuple(int(t) for t in threads_env.split(",")) if threads_env else TFLITE_THREADS
     for h, w in _sizes(args):
         print(f"  {h}x{w}: building the depth net ...", flush=True)
         depth_net, _ = models.build(ModelConfig(), use_pose_net=False)
@@ -120,18 +132,25 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
             rows.append(_row(measure(f"saved_model {h}x{w}",
                                      lambda f=serve, x=one_t: f(images=x)["depth"].numpy(), **kw),
                              args, h, w, flops, backend="saved_model"))
-        for variant in tflite.TFLITE_VARIANTS:
+        variants = list(tflite.TFLITE_VARIANTS)
+        if wanted is not None and INT8_AS_TRAINED in wanted:
+            variants.append(INT8_AS_TRAINED)
+        for variant in variants:
             if not keep(variant):
                 continue
-            reps = None
-            if variant == "tflite_int8":
+            reps, source_dir = None, sm_dir
+            if variant in ("tflite_int8", INT8_AS_TRAINED):
                 calib = structured_images(8, h, w, seed=1)
                 reps = lambda calib=calib: iter(calib)  # noqa: E731
+            if variant == "tflite_int8":  # what md2tf.export writes
+                work = tempfile.mkdtemp(prefix=f"int8_{h}x{w}_", dir=args.workdir)
+                source_dir, _ = exporter.int8_saved_model(KerasPredictor(predictor, info), sm_dir, work)
             print(f"  {h}x{w}: converting {variant} ...", flush=True)
-            content = tflite.convert(sm_dir, variant, reps)
+            content = tflite.convert(source_dir, "tflite_int8" if variant == INT8_AS_TRAINED else variant,
+                                     reps)
             out = tflite.run(tflite.make_interpreter(content, num_threads=args.threads), images)["depth"]
             err = _depth_error(out, ref)
-            for threads in TFLITE_THREADS:
+            for threads in tflite_threads:
                 runner = tflite.make_interpreter(content, num_threads=threads).get_signature_runner(
                     "serving_default")
                 timing = measure(f"{variant} {threads}t {h}x{w}", lambda r=runner, x=one: r(images=x), **kw)

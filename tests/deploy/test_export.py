@@ -16,6 +16,7 @@ from PIL import Image
 from md2tf.deploy import exporter, tflite
 from md2tf.deploy.inference import ModelInfo, load_predictor
 from tests.deploy.conftest import H, W
+from tests.deploy.xnnpack_graph import not_delegated, typed_ops
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -23,7 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXPECTED_OPS = {"ADD", "CAST", "CONCATENATION", "CONV_2D", "DIV", "ELU", "LOGISTIC", "MAX_POOL_2D",
                 "MIRROR_PAD", "MUL", "PAD", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SUB", "TILE",
                 "QUANTIZE", "DEQUANTIZE", "REVERSE_V2", "STRIDED_SLICE",
-                "EXP", "RELU"}  # EXP, RELU: the int8 model's ELU (md2tf.models.layers.elu_int8_friendly)
+                "DEPTH_TO_SPACE"}  # the int8 model's upsampling (exporter.INT8_CLONE_OPTIONS)
 
 
 def test_saved_model_has_the_documented_signatures(exported):
@@ -158,8 +159,9 @@ def test_quantized_variants_run_and_stay_close(exported, variant, atol):
     frames = structured_images(8, H, W, seed=2)
     content = tflite.convert(exported["saved_model"], variant, lambda: iter(frames))
     ops = tflite.check_builtin_only(content)
-    if variant == "tflite_int8":  # converted from the network as trained: ELU stays a float op
-        assert "QUANTIZE" in ops and "ELU" in ops
+    if variant == "tflite_int8":  # from the network as trained: MIRROR_PAD, int8 ELU, float head
+        assert {"QUANTIZE", "ELU", "MIRROR_PAD"} <= set(ops)
+        assert tflite.float_ops(content) == ["ADD", "CAST", "DIV", "LOGISTIC", "MUL"]
     out = tflite.run(content, exported["images"])
     np.testing.assert_allclose(out["disparity"], exported["reference"]["disparity"], atol=atol)
     assert len(content) < 0.6 * len(exported["content"])  # weights stored in 16 or 8 bits
@@ -171,37 +173,33 @@ def test_int8_friendly_clone_copies_the_weights_and_checks_them(exported, monkey
 
     net = exported["predictor"].model.depth_net
     clone, diff = exporter.int8_friendly_clone(net, H, W)
-    assert clone.int8_friendly_elu and not net.int8_friendly_elu and diff <= 1e-5
-    assert clone.get_config() == {**net.get_config(), "int8_friendly_elu": True}
+    assert clone.int8_friendly_pad and clone.int8_friendly_upsample and not clone.int8_friendly_elu
+    assert not net.int8_friendly_pad and diff <= 1e-5
+    assert clone.get_config() == {**net.get_config(), **exporter.INT8_CLONE_OPTIONS}
     for a, b in zip(clone.weights, net.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert exporter.int8_friendly_clone(clone, H, W) is None  # already decomposed
+    assert exporter.int8_friendly_clone(clone, H, W) is None  # already in the int8 layout
     assert exporter.int8_friendly_clone(tiny_depth_net(H, W), H, W) is None  # no such option
-    monkeypatch.setattr(layers, "elu_int8_friendly", tf.nn.relu)  # a wrong decomposition
-    with pytest.raises(RuntimeError, match="int8_friendly_elu clone"):
+    monkeypatch.setattr(layers, "reflect_pad_slices", lambda x, pad=1: layers.zero_pad(x, pad))
+    with pytest.raises(RuntimeError, match="int8 clone"):  # a wrong padding is caught
         exporter.int8_friendly_clone(net, H, W)
 
 
 @pytest.mark.slow
-def test_int8_export_keeps_the_decoder_elus_in_int8(exported, tmp_path):
-    interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
+def test_int8_export_runs_the_network_in_int8_inside_xnnpack(exported, tmp_path):
     card = exporter.export_all(exported["predictor"], str(tmp_path), ["tflite_int8"])
     variant = card["variants"]["tflite_int8"]
-    assert variant["elu"]["form"] == "decomposed"
-    assert variant["elu"]["clone_max_abs_diff_disparity"] <= 1e-5
-    assert json.loads((tmp_path / "model_card.json").read_text())["variants"]["tflite_int8"]["elu"]
+    entry = variant["int8_graph"]
+    assert entry["options"] == exporter.INT8_CLONE_OPTIONS
+    assert entry["clone_max_abs_diff_disparity"] <= 1e-5
+    assert entry["float_ops"] == ["ADD", "CAST", "DIV", "LOGISTIC", "MUL"]  # input cast + head
+    assert json.loads((tmp_path / "model_card.json").read_text())["variants"]["tflite_int8"]["int8_graph"]
     content = (tmp_path / "depth_int8.tflite").read_bytes()
     ops = tflite.check_builtin_only(content)
-    assert "ELU" not in ops and {"EXP", "RELU", "QUANTIZE"} <= set(ops)
+    assert not {"MIRROR_PAD", "RESIZE_NEAREST_NEIGHBOR", "EXP"} & set(ops)
     assert set(variant["ops"]) <= EXPECTED_OPS
-    # No float islands: every DEQUANTIZE writes a model output (op list without XNNPACK's DELEGATE).
-    resolver = interpreter_mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interp = interpreter_mod.Interpreter(model_content=content, experimental_op_resolver_type=resolver)
-    outputs = {d["index"] for d in interp.get_output_details()}
-    details = interp._get_ops_details()
-    dequantize = [d for d in details if d["op_name"] == "DEQUANTIZE"]
-    assert [d["op_name"] for d in details].count("EXP") == 10  # one per decoder ConvBlock
-    assert all(set(d["outputs"]) <= outputs for d in dequantize), dequantize
+    assert typed_ops(content)[("ELU", "int8")] == 10  # one per decoder ConvBlock
+    assert not_delegated(content) == {"CAST": 1}  # one XNNPACK partition after the uint8 cast
     out = tflite.run(content, exported["images"])
     np.testing.assert_allclose(out["disparity"], exported["reference"]["disparity"], atol=1e-1)
 
