@@ -9,13 +9,14 @@ and depth out) and timed at batch 1 as:
 * TFLite ``fp32`` / ``fp16`` / ``dynamic`` / ``int8`` (`md2tf.deploy.tflite.convert`, builtins only),
   each with 1 and 2 interpreter threads (XNNPACK), plus file size and the depth error vs Keras
   (``abs_rel_vs_keras`` = mean |d - d_keras| / d_keras on structured test frames; random weights, so
-  it measures quantisation noise, not accuracy on a dataset). ``int8`` is converted the way
-  ``md2tf.export`` does it: from `md2tf.deploy.exporter.int8_saved_model` (the depth network's
-  int8-layout clone). ``tflite_int8_as_trained`` (only when named in ``MD2TF_BENCH_INFER``) converts
-  the network as trained instead (MIRROR_PAD and RESIZE_NEAREST_NEIGHBOR outside XNNPACK), for A/B.
+  it measures quantisation noise, not accuracy on a dataset). Every variant is converted the way
+  ``md2tf.export`` does it: from `md2tf.deploy.exporter.tflite_saved_model` (the depth network's
+  XNNPACK-layout clone). ``tflite_fp32_as_trained`` and ``tflite_int8_as_trained`` (only when named
+  in ``MD2TF_BENCH_INFER``) convert the network as trained instead (MIRROR_PAD and
+  RESIZE_NEAREST_NEIGHBOR outside XNNPACK), for A/B.
 
 Environment: ``MD2TF_BENCH_INFER`` = comma-separated backends to time (``keras``, ``saved_model``,
-``tflite_fp32``, ..., ``tflite_int8_as_trained``; default all but the last);
+``tflite_fp32``, ..., ``tflite_*_as_trained``; default all but the ``_as_trained`` ones);
 ``MD2TF_BENCH_TFLITE_THREADS`` = interpreter thread counts (default ``1,2``).
 
 FLOPs are counted from the Keras graph by the TF profiler (``float_operation``: 2 per multiply-add);
@@ -40,7 +41,8 @@ PEAK_FLOPS = 157e9  # fp32, 2 cores at base clock (issue 8)
 CORES = 2
 REFERENCE_MS = {(192, 640): 164.0, (320, 1024): 428.0}  # official PyTorch eager, 2 threads
 TFLITE_THREADS = (1, 2)
-INT8_AS_TRAINED = "tflite_int8_as_trained"  # opt-in A/B row: int8 of the network as trained
+AS_TRAINED_SUFFIX = "_as_trained"  # opt-in A/B rows: the network as trained, without the layout clone
+AS_TRAINED = ("tflite_fp32" + AS_TRAINED_SUFFIX, "tflite_int8" + AS_TRAINED_SUFFIX)
 
 
 def count_flops(concrete_fn) -> int:
@@ -70,7 +72,7 @@ def _row(timing, args, h, w, flops, threads: int | None = None, **extra) -> dict
     row = timing.to_dict(args.contaminated)
     row.update(height=h, width=w, threads=threads, **extra)
     if flops and extra.get("backend") not in ("tflite_dynamic", "tflite_int8",
-                                                INT8_AS_TRAINED):  # fp32 peak only
+                                                AS_TRAINED[1]):  # fp32 peak only
         # Peak of the cores the run may use: 1 thread can reach at most half the 2-core peak.
         peak = PEAK_FLOPS * min(threads, CORES) / CORES
         row["gflops"] = round(flops / 1e9, 2)
@@ -133,21 +135,26 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
                                      lambda f=serve, x=one_t: f(images=x)["depth"].numpy(), **kw),
                              args, h, w, flops, backend="saved_model"))
         variants = list(tflite.TFLITE_VARIANTS)
-        if wanted is not None and INT8_AS_TRAINED in wanted:
-            variants.append(INT8_AS_TRAINED)
+        variants += [v for v in AS_TRAINED if wanted is not None and v in wanted]
+        clone_dir = None
         for variant in variants:
             if not keep(variant):
                 continue
-            reps, source_dir = None, sm_dir
-            if variant in ("tflite_int8", INT8_AS_TRAINED):
+            base = variant.removesuffix(AS_TRAINED_SUFFIX)
+            reps = None
+            if base == "tflite_int8":
                 calib = structured_images(8, h, w, seed=1)
                 reps = lambda calib=calib: iter(calib)  # noqa: E731
-            if variant == "tflite_int8":  # what md2tf.export writes
-                work = tempfile.mkdtemp(prefix=f"int8_{h}x{w}_", dir=args.workdir)
-                source_dir, _ = exporter.int8_saved_model(KerasPredictor(predictor, info), sm_dir, work)
+            if variant in AS_TRAINED:
+                source_dir = sm_dir
+            else:  # what md2tf.export writes: one layout clone for every variant
+                if clone_dir is None:
+                    work = tempfile.mkdtemp(prefix=f"tflite_{h}x{w}_", dir=args.workdir)
+                    clone_dir, _ = exporter.tflite_saved_model(KerasPredictor(predictor, info), sm_dir,
+                                                               work)
+                source_dir = clone_dir
             print(f"  {h}x{w}: converting {variant} ...", flush=True)
-            content = tflite.convert(source_dir, "tflite_int8" if variant == INT8_AS_TRAINED else variant,
-                                     reps)
+            content = tflite.convert(source_dir, base, reps)
             out = tflite.run(tflite.make_interpreter(content, num_threads=args.threads), images)["depth"]
             err = _depth_error(out, ref)
             for threads in tflite_threads:

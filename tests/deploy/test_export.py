@@ -24,7 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXPECTED_OPS = {"ADD", "CAST", "CONCATENATION", "CONV_2D", "DIV", "ELU", "LOGISTIC", "MAX_POOL_2D",
                 "MIRROR_PAD", "MUL", "PAD", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SUB", "TILE",
                 "QUANTIZE", "DEQUANTIZE", "REVERSE_V2", "STRIDED_SLICE",
-                "DEPTH_TO_SPACE"}  # the int8 model's upsampling (exporter.INT8_CLONE_OPTIONS)
+                "DEPTH_TO_SPACE"}  # the TFLite models' upsampling (exporter.TFLITE_CLONE_OPTIONS)
 
 
 def test_saved_model_has_the_documented_signatures(exported):
@@ -175,7 +175,7 @@ def test_int8_friendly_clone_copies_the_weights_and_checks_them(exported, monkey
     clone, diff = exporter.int8_friendly_clone(net, H, W)
     assert clone.int8_friendly_pad and clone.int8_friendly_upsample and not clone.int8_friendly_elu
     assert not net.int8_friendly_pad and diff <= 1e-5
-    assert clone.get_config() == {**net.get_config(), **exporter.INT8_CLONE_OPTIONS}
+    assert clone.get_config() == {**net.get_config(), **exporter.TFLITE_CLONE_OPTIONS}
     for a, b in zip(clone.weights, net.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert exporter.int8_friendly_clone(clone, H, W) is None  # already in the int8 layout
@@ -189,11 +189,11 @@ def test_int8_friendly_clone_copies_the_weights_and_checks_them(exported, monkey
 def test_int8_export_runs_the_network_in_int8_inside_xnnpack(exported, tmp_path):
     card = exporter.export_all(exported["predictor"], str(tmp_path), ["tflite_int8"])
     variant = card["variants"]["tflite_int8"]
-    entry = variant["int8_graph"]
-    assert entry["options"] == exporter.INT8_CLONE_OPTIONS
+    entry = variant["tflite_graph"]
+    assert entry["options"] == exporter.TFLITE_CLONE_OPTIONS
     assert entry["clone_max_abs_diff_disparity"] <= 1e-5
     assert entry["float_ops"] == ["ADD", "CAST", "DIV", "LOGISTIC", "MUL"]  # input cast + head
-    assert json.loads((tmp_path / "model_card.json").read_text())["variants"]["tflite_int8"]["int8_graph"]
+    assert json.loads((tmp_path / "model_card.json").read_text())["variants"]["tflite_int8"]["tflite_graph"]
     content = (tmp_path / "depth_int8.tflite").read_bytes()
     ops = tflite.check_builtin_only(content)
     assert not {"MIRROR_PAD", "RESIZE_NEAREST_NEIGHBOR", "EXP"} & set(ops)
@@ -217,6 +217,10 @@ def test_export_all_writes_every_format_and_a_model_card(exported, tmp_path):
         assert (out / v["file"]).stat().st_size == v["size_bytes"]
         assert set(v["ops"]) <= EXPECTED_OPS and v["gpu_compatible"] is True
         assert v["accuracy"] == {"height": float(H)}
+        # Every variant comes from the XNNPACK-layout clone: no MIRROR_PAD / RESIZE partitions.
+        assert v["tflite_graph"]["options"] == exporter.TFLITE_CLONE_OPTIONS
+        assert not {"MIRROR_PAD", "RESIZE_NEAREST_NEIGHBOR"} & set(v["ops"]), (name, v["ops"])
+        assert {"STRIDED_SLICE", "DEPTH_TO_SPACE"} <= set(v["ops"]), (name, v["ops"])
     par = {k: card["variants"][k]["parity"]["max_abs_diff_disparity"] for k in exporter.FORMATS}
     assert par["saved_model"] <= 1e-5 and par["tflite_fp32"] <= 1e-4 and par["tflite_fp16"] <= 1e-2
     assert card["contract"]["input"]["dtype"] == "uint8"
