@@ -59,12 +59,13 @@ class DepthDecoder(keras.layers.Layer):
         sigmoid(0) = 0.5) or p in (0, 1): the disparity convs' biases start at ``logit(p)``, so the
         outputs start near p. Only the initial values change (same variables, same checkpoints).
       int8_friendly_pad: reflection padding as strided slices + concatenation
-        (`layers.reflect_pad_slices`) instead of MIRROR_PAD, so a full-integer TFLite model keeps it
-        in int8 inside the XNNPACK delegate. Same weights and outputs. Export only
-        (``md2tf.deploy.exporter.int8_friendly_clone``).
+        (`layers.reflect_pad_slices`) instead of MIRROR_PAD, which XNNPACK does not run (in float or
+        int8). Same weights and outputs. Export only: every TFLite variant is converted from a clone
+        with it (``md2tf.deploy.exporter.int8_friendly_clone``).
       int8_friendly_upsample: nearest x2 upsampling as channel copies + DEPTH_TO_SPACE
         (`layers.upsample_nearest_2x_depth_to_space`) instead of RESIZE_NEAREST_NEIGHBOR, which
-        XNNPACK does not run in int8. Same weights and outputs. Export only.
+        XNNPACK does not run in int8 (and, in float, splits the delegate partition). Same weights and
+        outputs. Export only, like ``int8_friendly_pad``.
 
     The two export-only layout options appear in `get_config` only when set, so the config of a
     network as trained is the same as before they existed.
