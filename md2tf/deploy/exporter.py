@@ -62,7 +62,7 @@ def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
 # upsamplings as ops XNNPACK runs (in float and int8); ELU as tf.nn.elu, which tflite.convert makes an
 # int8 ELU in the int8 variant (the decomposed form's EXP and RELU have no int8 XNNPACK kernels).
 TFLITE_CLONE_OPTIONS = {"int8_friendly_pad": True, "int8_friendly_upsample": True,
-                      "int8_friendly_elu": False}
+                        "int8_friendly_elu": False}
 _CLONE_ATOL = 1e-5  # float32 disparity difference allowed between the network and its clone
 
 
@@ -103,12 +103,12 @@ def int8_friendly_clone(depth_net, height: int, width: int) -> tuple[Any, float]
                for a, b in zip(depth_net(x, training=False), clone(x, training=False), strict=True))
     if not diff <= _CLONE_ATOL:
         raise RuntimeError(f"int8 clone of {depth_net.name!r} differs from it by {diff:.3g} "
-                           f"(> {_CLONE_ATOL}); refusing to export tflite_int8 from it")
+                           f"(> {_CLONE_ATOL}); refusing to export TFLite from it")
     return clone, diff
 
 
 def tflite_saved_model(predictor: KerasPredictor, default_dir: str,
-                     work_dir: str) -> tuple[str, dict[str, Any]]:
+                       work_dir: str) -> tuple[str, dict[str, Any]]:
     """The SavedModel every TFLite variant is converted from, and a description for the model card.
 
     Exports `int8_friendly_clone` of ``predictor``'s depth network to ``<work_dir>/saved_model_tflite``;
