@@ -1,77 +1,169 @@
-"""Frozen, validated configuration objects: the only thing that travels from flags into the library.
+"""Frozen, validated configuration objects: the one place where every setting is written.
 
-`md2tf.flags` defines every command-line flag; `from_flags` (per entry point) turns the parsed flags
-into these dataclasses, and from then on only configs or plain arguments are passed around. Every
-``__post_init__`` checks its invariants, so a bad combination fails at start-up with a message naming
-the flag, not hours into training.
+Each field of the dataclasses below is declared with :func:`setting`: its type, its default (the
+paper's, Monodepth2 ICCV 2019 Sec. 4, where the paper has one), its help text and, where needed,
+the allowed choices and older or paper-style flag names. ``md2tf.flags`` generates the command-line
+flags of each entry point from these fields by one rule (flag name = field name), so a new option is
+one field here. Every ``__post_init__`` checks invariants, so a bad combination fails at start-up with
+a message naming the flag, not hours into training; ``<run_dir>/config.json`` (``to_dict``) replays a
+run by itself (``from_dict``).
 
-Defaults are the paper's (Monodepth2, ICCV 2019; see ``options.py`` facts in the project notes).
 This module must not import TensorFlow.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import typing
 from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting or a combination of settings is invalid; the message names the flag."""
 
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(message)
+        raise ConfigError(message)
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple | None = None,  # noqa: A002
+            aliases: tuple[str, ...] = (), finite: bool = True) -> Any:
+    """Declares one config field: default, help text, allowed choices and flag aliases.
+
+    Args:
+      default: the default value (immutable: tuples, not lists).
+      help: one-line help text shown by ``--help``.
+      choices: allowed values (an enum flag); checked in ``__post_init__``.
+      aliases: other flag names that set this field (the paper's / earlier names).
+      finite: float fields only: reject NaN and infinities (default True).
+    """
+    return field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases,
+                                            "finite": finite})
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """``{field name: resolved type}`` of a config dataclass (annotations are strings here)."""
+    return typing.get_type_hints(cls)
+
+
+def _validate_fields(config: Any) -> None:
+    """Checks the declared choices and finiteness of every field of ``config``."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        choices = f.metadata.get("choices")
+        if choices is not None:
+            values = value if isinstance(value, tuple) else (value,)
+            bad = [v for v in values if v not in choices]
+            _check(not bad, f"--{f.name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        if f.metadata.get("finite", True) and isinstance(value, float):
+            _check(math.isfinite(value), f"--{f.name} must be a finite number, got {value}")
+
+
+class _Config:
+    """Base of the config dataclasses: generic field checks, then the class's own ``validate``."""
+
+    def __post_init__(self) -> None:
+        _validate_fields(self)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field invariants of the concrete config (override)."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Any:
+        """Inverse of ``to_dict``: JSON lists become tuples, nested configs are rebuilt.
+
+        Keys this version no longer has are listed in ``RENAMED`` (old -> new name) or ``REMOVED``;
+        any other unknown key is an error naming it.
+        """
+        values = dict(values)
+        for old, new in getattr(cls, "RENAMED", {}).items():
+            if old in values:
+                values.setdefault(new, values.pop(old))
+        for old in getattr(cls, "REMOVED", ()):
+            values.pop(old, None)
+        types = field_types(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        _check(not unknown, f"unknown {cls.__name__} keys in config: {sorted(unknown)}")
+        kwargs = {}
+        for name, value in values.items():
+            kind = types[name]
+            if dataclasses.is_dataclass(kind):
+                value = kind.from_dict(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
+
+SYNTHETIC_DATA_DIR = "data_cache/synthetic"  # where the synthetic world is generated by default
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Config):
     """What the input pipeline reads and how it prepares samples.
 
-    Attributes:
-      dataset: ``kitti`` (raw, split files), ``kitti_odom``, ``synthetic`` (built-in world, generated on
-        first use into ``data_dir``) or ``folder`` (a user's folder of video frames).
-      data_dir: root of the dataset (KITTI raw layout for ``kitti`` and ``synthetic``).
-      split: split name; files are read from ``<splits_dir>/<split>/{train,val}_files.txt``.
-      splits_dir: directory holding split folders. Empty = ``<data_dir>/splits``.
-      height, width: network input size in pixels (multiples of 32).
-      frame_offsets: temporal frames relative to the target; must contain 0. ``(0,)`` = stereo only.
-      use_stereo: add the other stereo camera at the same time as a source ("S" / "MS" training).
-      stereo_baseline: |x| of the nominal stereo translation (0.1 in the paper; metres for real scale).
-      image_ext: ``.jpg`` (paper) or ``.png``.
-      intrinsics: ``fixed`` (the paper's averaged KITTI K) or ``calib`` (per-drive P_rect).
-      flip_prob, color_aug_prob: augmentation probabilities (0.5 each in the paper).
-      seed: shuffling / augmentation seed; ``deterministic`` makes tf.data order reproducible.
-      gt_height, gt_width: size of the ground-truth depth carried in a training batch for metrics.
+    The shuffling / augmentation seed and determinism are ``TrainConfig.seed`` / ``deterministic``.
     """
 
-    dataset: str = "synthetic"
-    data_dir: str = ""
-    split: str = "eigen_zhou"
-    splits_dir: str = ""
-    height: int = 192
-    width: int = 640
-    frame_offsets: tuple[int, ...] = (0, -1, 1)
-    use_stereo: bool = False
-    stereo_baseline: float = 0.1
-    image_ext: str = ".jpg"
-    intrinsics: str = "fixed"
-    flip_prob: float = 0.5
-    color_aug_prob: float = 0.5
-    num_parallel_calls: int = -1  # -1 = tf.data.AUTOTUNE
-    shuffle_buffer: int = 512
-    seed: int = 0
-    deterministic: bool = False
-    gt_height: int = 375
-    gt_width: int = 1242
+    REMOVED = ("seed", "deterministic")  # in config.json files that held a copy of the train fields
 
-    def __post_init__(self) -> None:
+    dataset: str = setting("synthetic", "Training data: KITTI raw, KITTI odometry, the built-in synthetic "
+                           "world (generated on first use into --data_dir) or a folder of video frames.",
+                           choices=("kitti", "kitti_odom", "synthetic", "folder"))
+    data_dir: str = setting("", "Dataset root (KITTI raw layout for kitti and synthetic). Empty for "
+                            "--dataset=synthetic means data_cache/synthetic.",
+                            aliases=("synthetic_cache_dir",))
+    split: str = setting("eigen_zhou", "Split name: files are read from "
+                         "<splits_dir>/<split>/{train,val}_files.txt (eigen_zhou, eigen_full, odom, ...).")
+    splits_dir: str = setting("", "Directory holding the split folders. Empty = <data_dir>/splits.")
+    height: int = setting(192, "Network input height in pixels (multiple of 32).")
+    width: int = setting(640, "Network input width in pixels (multiple of 32).")
+    frame_offsets: tuple[int, ...] = setting((0, -1, 1), "Temporal frames relative to the target, "
+                                             "starting with 0; '0' alone = stereo only.")
+    use_stereo: bool = setting(False, "Add the other stereo camera at the same time as a source (S / MS).")
+    stereo_baseline: float = setting(0.1, "|x| of the nominal stereo translation in training units "
+                                     "(0.1 in the paper; the rig's metres give metric depth).")
+    image_ext: str = setting(".jpg", "Image file extension (.jpg as the paper).", choices=(".jpg", ".png"))
+    intrinsics: str = setting("fixed", "The paper's averaged KITTI K (fixed) or per-drive P_rect (calib).",
+                              choices=("fixed", "calib"))
+    flip_prob: float = setting(0.5, "Horizontal flip probability.")
+    color_aug_prob: float = setting(0.5, "Colour augmentation probability.")
+    num_parallel_calls: int = setting(-1, "tf.data parallelism (-1 = AUTOTUNE).")
+    shuffle_buffer: int = setting(512, "tf.data shuffle buffer size.")
+    gt_height: int = setting(375, "Height of the GT depth carried in training batches (metrics).")
+    gt_width: int = setting(1242, "Width of the GT depth carried in training batches (metrics).")
+    synthetic_drives: int = setting(4, "Synthetic world: number of drives (generated on first use).")
+    synthetic_frames: int = setting(100, "Synthetic world: frames per drive.")
+    synthetic_height: int = setting(0, "Synthetic world image height (0 = --height).")
+    synthetic_width: int = setting(0, "Synthetic world image width (0 = --width).")
+
+    def validate(self) -> None:
+        if self.dataset == "synthetic" and not self.data_dir:  # recorded resolved in config.json
+            object.__setattr__(self, "data_dir", SYNTHETIC_DATA_DIR)
         _check(self.height > 0 and self.height % 32 == 0, f"--height must be a positive multiple of 32, got {self.height}")
         _check(self.width > 0 and self.width % 32 == 0, f"--width must be a positive multiple of 32, got {self.width}")
         _check(0 in self.frame_offsets, f"--frame_offsets must contain 0 (the target frame), got {self.frame_offsets}")
         _check(self.frame_offsets[0] == 0, f"--frame_offsets must start with 0, got {self.frame_offsets}")
         _check(len(set(self.frame_offsets)) == len(self.frame_offsets), f"--frame_offsets has duplicates: {self.frame_offsets}")
         _check(len(self.frame_offsets) > 1 or self.use_stereo, "no source frame: give --frame_offsets besides 0 or --use_stereo")
-        _check(self.image_ext in (".jpg", ".png"), f"--image_ext must be .jpg or .png, got {self.image_ext!r}")
-        _check(self.intrinsics in ("fixed", "calib"), f"--intrinsics must be fixed or calib, got {self.intrinsics!r}")
-        _check(0.0 <= self.flip_prob <= 1.0 and 0.0 <= self.color_aug_prob <= 1.0, "augmentation probabilities must lie in [0, 1]")
+        _check(0.0 <= self.flip_prob <= 1.0 and 0.0 <= self.color_aug_prob <= 1.0,
+               "--flip_prob and --color_aug_prob must lie in [0, 1]")
         _check(self.stereo_baseline > 0, f"--stereo_baseline must be > 0, got {self.stereo_baseline}")
+
+    @property
+    def synthetic_world(self) -> dict[str, int]:
+        """``WorldConfig`` keyword arguments of the synthetic world this config trains on."""
+        return {"drives": self.synthetic_drives, "frames": self.synthetic_frames,
+                "height": self.synthetic_height or self.height, "width": self.synthetic_width or self.width}
 
     @property
     def temporal_offsets(self) -> tuple[int, ...]:
@@ -85,130 +177,109 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Depth and pose networks.
+class ModelConfig(_Config):
+    """Depth and pose networks (paper Sec. 4 "Implementation details")."""
 
-    Attributes:
-      num_layers: ResNet depth of the depth encoder (18, 34 or 50).
-      pose_num_layers: ResNet depth of the separate pose encoder (18 or 50).
-      encoder_weights: ``none`` (scratch) or a local ``.pth``/``.npz`` of torchvision ImageNet weights.
-      init: ``torch`` (PyTorch default initialisers, as the reference trained) or ``keras``.
-      scales: decoder output scales; must be ``0..n-1`` (scale s is 1/2^s resolution).
-      init_disparity: None (the reference init: every sigmoid disparity starts near 0.5, i.e. depth
-        near ``2 * min_depth``) or p in (0, 1): the disparity convs' biases start at ``logit(p)``. Stereo
-        training from scratch needs a start beyond the true depth (e.g. 0.02, depth ~4.8 units = 26 m
-        at the 5.4 stereo scale): from 0.5 the stereo warp starts ~90 px off and never finds the basin.
-    """
+    num_layers: int = setting(18, "ResNet depth of the depth encoder.", choices=(18, 34, 50))
+    pose_num_layers: int = setting(18, "ResNet depth of the separate pose encoder.", choices=(18, 50))
+    encoder_weights: str = setting("none", "'none' (scratch) or a local torchvision ImageNet .pth/.npz "
+                                   "for the encoders.")
+    init: str = setting("torch", "Initialisers of the decoders: PyTorch's defaults (as the paper "
+                        "trained) or Keras'.", choices=("torch", "keras"))
+    scales: tuple[int, ...] = setting((0, 1, 2, 3), "Decoder output scales 0..n-1 (scale s is 1/2^s "
+                                      "resolution).")
+    init_disparity: float | None = setting(
+        None, "Initial sigmoid disparity p in (0, 1) of the depth decoder (biases start at logit(p)); "
+        "unset = reference init (~0.5, depth ~2*min_depth). Stereo from scratch needs a far start, "
+        "e.g. 0.02: from 0.5 the stereo warp starts ~90 px off and never finds the basin.")
 
-    num_layers: int = 18
-    pose_num_layers: int = 18
-    encoder_weights: str = "none"
-    init: str = "torch"
-    scales: tuple[int, ...] = (0, 1, 2, 3)
-    init_disparity: float | None = None
-
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check(self.init_disparity is None or 0.0 < self.init_disparity < 1.0,
                f"--init_disparity must lie in (0, 1), got {self.init_disparity}")
-        _check(self.num_layers in (18, 34, 50), f"--num_layers must be 18, 34 or 50, got {self.num_layers}")
-        _check(self.pose_num_layers in (18, 50), f"--pose_num_layers must be 18 or 50, got {self.pose_num_layers}")
-        _check(self.init in ("torch", "keras"), f"--init must be torch or keras, got {self.init!r}")
         _check(tuple(self.scales) == tuple(range(len(self.scales))) and 1 <= len(self.scales) <= 4,
                f"--scales must be 0..n-1 with n in 1..4, got {self.scales}")
 
 
 @dataclass(frozen=True)
-class LossConfig:
-    """The self-supervised objective (paper Sec. 3 and Table 2 ablations).
+class LossConfig(_Config):
+    """The self-supervised objective (paper Sec. 3, Eqs. 1-4, and the Table 2 ablations)."""
 
-    Attributes:
-      ssim_weight: alpha in ``alpha * (1 - SSIM) / 2 + (1 - alpha) * L1`` (0.85).
-      use_ssim: False gives plain L1 (``--no_ssim``).
-      min_reprojection: per-pixel minimum over sources (True) or average (``--avg_reprojection``).
-      automask: auto-masking of stationary pixels (the unwarped sources compete in the minimum).
-      full_res_multiscale: upsample every disparity to full resolution before warping (True) or warp
-        each scale at its own resolution ("v1" multi-scale).
-      smoothness_weight: edge-aware smoothness weight at scale 0, divided by 2^s at scale s (1e-3).
-      identity_noise_std: std of the tie-break noise added to the unwarped (identity) error (1e-5).
-      min_depth, max_depth: depth range of ``disp_to_depth`` in the training units.
-    """
+    ssim_weight: float = setting(0.85, "alpha of alpha * (1 - SSIM) / 2 + (1 - alpha) * L1 (Eq. 1).")
+    use_ssim: bool = setting(True, "Use SSIM in the photometric error (--nouse_ssim = L1 only).",
+                             aliases=("ssim",))
+    min_reprojection: bool = setting(True, "Per-pixel minimum reprojection (Eq. 4); "
+                                     "--nomin_reprojection = average (the ablation baseline).")
+    automask: bool = setting(True, "Auto-masking of stationary pixels (Eq. 5).")
+    full_res_multiscale: bool = setting(True, "Upsample every scale's disparity to full resolution before "
+                                        "warping; --nofull_res_multiscale = per-scale warping (v1).")
+    smoothness_weight: float = setting(1e-3, "Edge-aware smoothness weight lambda (Eq. 3), divided by 2^s "
+                                       "at scale s.", aliases=("disparity_smoothness",))
+    identity_noise_std: float = setting(1e-5, "Std of the tie-break noise added to the auto-mask's "
+                                        "identity error.")
+    min_depth: float = setting(0.1, "Minimum depth of disp_to_depth (training units).")
+    max_depth: float = setting(100.0, "Maximum depth of disp_to_depth (training units).")
 
-    ssim_weight: float = 0.85
-    use_ssim: bool = True
-    min_reprojection: bool = True
-    automask: bool = True
-    full_res_multiscale: bool = True
-    smoothness_weight: float = 1e-3
-    identity_noise_std: float = 1e-5
-    min_depth: float = 0.1
-    max_depth: float = 100.0
-
-    def __post_init__(self) -> None:
-        _check(0.0 <= self.ssim_weight <= 1.0, f"ssim_weight must lie in [0, 1], got {self.ssim_weight}")
-        _check(self.smoothness_weight >= 0, f"--disparity_smoothness must be >= 0, got {self.smoothness_weight}")
-        _check(0 < self.min_depth < self.max_depth, f"need 0 < --min_depth < --max_depth, got {self.min_depth}, {self.max_depth}")
-        _check(self.identity_noise_std >= 0, "identity_noise_std must be >= 0")
+    def validate(self) -> None:
+        _check(0.0 <= self.ssim_weight <= 1.0, f"--ssim_weight must lie in [0, 1], got {self.ssim_weight}")
+        _check(self.smoothness_weight >= 0, f"--smoothness_weight must be >= 0, got {self.smoothness_weight}")
+        _check(0 < self.min_depth < self.max_depth,
+               f"need 0 < --min_depth < --max_depth, got {self.min_depth}, {self.max_depth}")
+        _check(self.identity_noise_std >= 0, "--identity_noise_std must be >= 0")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation, logging and checkpointing.
+class TrainConfig(_Config):
+    """Optimisation, logging and checkpointing."""
 
-    Attributes:
-      run_dir: directory of the run (checkpoints, TensorBoard events, flags.txt, config.json).
-      batch_size: global batch size (split over replicas).
-      learning_rate: Adam learning rate of the first phase (1e-4).
-      num_epochs: epochs to train (20).
-      lr_decay_epochs: epochs at whose start the LR is multiplied by ``lr_decay_factor`` (15 -> 15 + 5).
-      steps_per_epoch: 0 = one pass over the training split.
-      max_steps: 0 = no limit; otherwise stop after this many steps (smoke runs).
-    """
+    run_dir: str = setting("", "Run directory: checkpoints/, tensorboard/, flags.txt, config.json.")
+    batch_size: int = setting(12, "Global batch size (split over replicas).")
+    learning_rate: float = setting(1e-4, "Adam learning rate of the first phase.")
+    num_epochs: int = setting(20, "Number of epochs.")
+    lr_decay_epochs: tuple[int, ...] = setting((15,), "Epochs at whose start the LR is multiplied by "
+                                               "--lr_decay_factor (15 = the paper's 15 + 5).")
+    lr_decay_factor: float = setting(0.1, "LR multiplier at each --lr_decay_epochs entry.")
+    steps_per_epoch: int = setting(0, "Steps per epoch; 0 = one pass over the training split.")
+    max_steps: int = setting(0, "Stop after this many steps in total (0 = no limit).")
+    val_steps: int = setting(0, "Validation batches per epoch (0 = the whole validation split).")
+    log_every: int = setting(250, "Scalar summary / console log period in steps.")
+    image_log_every: int = setting(2000, "Image summary period in steps (0 = never).")
+    save_every_steps: int = setting(2000, "Checkpoint period in steps (plus every epoch).")
+    keep_checkpoints: int = setting(3, "Number of checkpoints kept.")
+    resume: bool = setting(True, "Continue from the latest checkpoint in --run_dir.")
+    jit_compile: bool = setting(False, "Compile the training step with XLA.")
+    mixed_precision: str = setting("float32", "Keras mixed precision policy (geometry and losses stay "
+                                   "float32).", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    seed: int = setting(0, "Seed of weight init, data order / augmentation and loss noise.")
+    deterministic: bool = setting(False, "Deterministic ops and data order (bitwise-reproducible resume; "
+                                  "set TF_ENABLE_ONEDNN_OPTS=0).")
+    max_nonfinite_steps: int = setting(10, "Stop (after saving) when this many consecutive steps have a "
+                                       "non-finite loss.")
+    profile_steps: tuple[int, ...] = setting((), "Two step numbers 'start,stop' to capture a profiler "
+                                             "trace.")
+    validate_every_epoch: bool = setting(True, "Run a validation pass after each epoch.")
+    init_checkpoint: str = setting("", "Checkpoint (run dir or prefix) to initialise the networks from, "
+                                   "e.g. for 1024x320 fine-tuning.")
+    strategy: str = setting("auto", "tf.distribute strategy: auto = multi_worker if TF_CONFIG is set, "
+                            "mirrored over >1 GPU, else default.",
+                            choices=("auto", "default", "mirrored", "multi_worker"))
+    progress_bar: bool = setting(True, "Show a console progress bar.")
 
-    run_dir: str = ""
-    batch_size: int = 12
-    learning_rate: float = 1e-4
-    num_epochs: int = 20
-    lr_decay_epochs: tuple[int, ...] = (15,)
-    lr_decay_factor: float = 0.1
-    steps_per_epoch: int = 0
-    max_steps: int = 0
-    log_every: int = 250
-    image_log_every: int = 2000
-    save_every_steps: int = 2000
-    keep_checkpoints: int = 3
-    resume: bool = True
-    jit_compile: bool = False
-    mixed_precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
-    seed: int = 0
-    deterministic: bool = False
-    max_nonfinite_steps: int = 10
-    profile_steps: tuple[int, ...] = ()
-    validate_every_epoch: bool = True
-    init_checkpoint: str = ""
-    # Added by the training package (issue 5).
-    val_steps: int = 0  # validation batches per epoch; 0 = the whole validation split
-    strategy: str = "auto"  # auto | default | mirrored | multi_worker
-    progress_bar: bool = True
-
-    def __post_init__(self) -> None:
-        _check(self.strategy in ("auto", "default", "mirrored", "multi_worker"),
-               f"--strategy must be auto, default, mirrored or multi_worker, got {self.strategy!r}")
+    def validate(self) -> None:
         _check(self.val_steps >= 0 and self.steps_per_epoch >= 0 and self.max_steps >= 0,
                "--val_steps, --steps_per_epoch and --max_steps must be >= 0")
         _check(self.log_every > 0, f"--log_every must be > 0, got {self.log_every}")
         _check(self.keep_checkpoints > 0, f"--keep_checkpoints must be > 0, got {self.keep_checkpoints}")
-        _check(not self.profile_steps or len(self.profile_steps) == 2,
-               f"--profile_steps must be 'start,stop', got {self.profile_steps}")
+        _check(not self.profile_steps or (len(self.profile_steps) == 2
+                                          and self.profile_steps[0] < self.profile_steps[1]),
+               f"--profile_steps must be two steps 'start,stop' with start < stop, got {self.profile_steps}")
         _check(self.batch_size > 0, f"--batch_size must be > 0, got {self.batch_size}")
         _check(self.learning_rate > 0, f"--learning_rate must be > 0, got {self.learning_rate}")
         _check(self.num_epochs > 0, f"--num_epochs must be > 0, got {self.num_epochs}")
-        _check(self.mixed_precision in ("float32", "mixed_float16", "mixed_bfloat16"),
-               f"--mixed_precision must be float32, mixed_float16 or mixed_bfloat16, got {self.mixed_precision!r}")
         _check(list(self.lr_decay_epochs) == sorted(self.lr_decay_epochs), "--lr_decay_epochs must be sorted")
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(_Config):
     """Everything a training run needs; written to ``<run_dir>/config.json``."""
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -221,73 +292,47 @@ class ExperimentConfig:
         """Stereo-only runs (frame_offsets == (0,)) build no pose network."""
         return bool(self.data.temporal_offsets)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ExperimentConfig:
-        """Inverse of ``to_dict`` (JSON lists become tuples; unknown keys are an error)."""
-        def build(kind, values):
-            names = {f.name for f in dataclasses.fields(kind)}
-            unknown = set(values) - names
-            _check(not unknown, f"unknown {kind.__name__} keys in config: {sorted(unknown)}")
-            return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-        return cls(
-            data=build(DataConfig, d.get("data", {})),
-            model=build(ModelConfig, d.get("model", {})),
-            loss=build(LossConfig, d.get("loss", {})),
-            train=build(TrainConfig, d.get("train", {})),
-        )
 
 
-# --- export / predict (issue 7) -------------------------------------------------------------------
+# --- export / predict -----------------------------------------------------------------------------
 EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
 
 
 @dataclass(frozen=True)
-class ExportConfig:
-    """``python -m md2tf.export``: which checkpoint, which formats, how to calibrate int8.
+class ExportConfig(_Config):
+    """``python -m md2tf.export``: which checkpoint, which formats, how to calibrate int8."""
 
-    Attributes:
-      checkpoint: run directory or checkpoint prefix (``md2tf.models.checkpoint.load_models``).
-      out_dir: output directory (SavedModel, ``.tflite`` files, ``model_card.json``).
-      formats: subset of ``EXPORT_FORMATS`` plus the optional ``tflite_pose``.
-      post_process: bake flip post-processing (2 forward passes) into the exported graph.
-      metric_scale: depth multiplier; 0 = automatic (``real_baseline_m / stereo_baseline`` for
-        stereo-trained models, 1 otherwise).
-      real_baseline_m: the camera rig's true stereo baseline in metres (0.54 for KITTI).
-      calibration: int8 calibration data: ``auto`` (the run's training data if readable, else
-        structured random frames), ``structured``, or a folder of images.
-      num_calibration_images: frames used to calibrate int8.
-      accuracy_split: if set, score every variant on this test split (``md2tf.evaluate``; needs
-        ``test_files.txt`` and ``gt_depths.npz`` in ``<accuracy_splits_dir>/<split>/``).
-      accuracy_data_dir: dataset root of the test images; empty = the run's ``data_dir``.
-      accuracy_splits_dir: split folders; empty = ``<accuracy_data_dir>/splits``.
-      height, width: static input size of the exported graph (multiples of 32); 0 = the training size.
-    """
+    checkpoint: str = setting("", "Run directory or checkpoint prefix to export.")
+    out_dir: str = setting("", "Output directory (SavedModel, .tflite files, model_card.json).",
+                           aliases=("out",))
+    formats: tuple[str, ...] = setting(EXPORT_FORMATS, "Comma-separated subset of "
+                                       f"{','.join(EXPORT_FORMATS)}, plus tflite_pose (pose network for "
+                                       "on-device odometry).")
+    post_process: bool = setting(False, "Bake the flip post-processing (two forward passes, paper "
+                                 "Sec. 4) into the exported graph.")
+    metric_scale: float = setting(0.0, "Depth multiplier; 0 = auto (real_baseline_m / stereo_baseline "
+                                  "for stereo-trained models, else 1).")
+    real_baseline_m: float = setting(0.54, "True stereo baseline of the rig in metres (KITTI 0.54).")
+    calibration: str = setting("auto", "int8 calibration data: auto (the run's training data if "
+                               "readable, else structured random frames), structured, or a folder of "
+                               "images.")
+    num_calibration_images: int = setting(64, "Frames used to calibrate int8.")
+    accuracy_split: str = setting("", "If set, score every exported variant on this test split "
+                                  "(needs test_files.txt and gt_depths.npz in <accuracy_splits_dir>/<split>/).")
+    accuracy_data_dir: str = setting("", "Test images root; empty = the run's data_dir.")
+    accuracy_splits_dir: str = setting("", "Split folders; empty = <accuracy_data_dir>/splits.")
+    height: int = setting(0, "Input height of the exported graph (multiple of 32; 0 = training size).",
+                          aliases=("export_height",))
+    width: int = setting(0, "Input width of the exported graph (multiple of 32; 0 = training size).",
+                         aliases=("export_width",))
 
-    checkpoint: str = ""
-    out_dir: str = ""
-    formats: tuple[str, ...] = EXPORT_FORMATS
-    post_process: bool = False
-    metric_scale: float = 0.0
-    real_baseline_m: float = 0.54
-    calibration: str = "auto"
-    num_calibration_images: int = 64
-    accuracy_split: str = ""
-    accuracy_data_dir: str = ""
-    accuracy_splits_dir: str = ""
-    height: int = 0
-    width: int = 0
-
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check(self.height >= 0 and self.height % 32 == 0,
-               f"--export_height must be 0 (training size) or a multiple of 32, got {self.height}")
+               f"--height must be 0 (training size) or a multiple of 32, got {self.height}")
         _check(self.width >= 0 and self.width % 32 == 0,
-               f"--export_width must be 0 (training size) or a multiple of 32, got {self.width}")
+               f"--width must be 0 (training size) or a multiple of 32, got {self.width}")
         _check(bool(self.checkpoint), "--checkpoint is required (run directory or checkpoint prefix)")
-        _check(bool(self.out_dir), "--out is required (output directory)")
+        _check(bool(self.out_dir), "--out_dir is required (output directory)")
         allowed = EXPORT_FORMATS + ("tflite_pose",)  # tflite_pose: optional pose network (odometry)
         bad = [f for f in self.formats if f not in allowed]
         _check(bool(self.formats) and not bad,
@@ -299,137 +344,93 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
-class PredictConfig:
-    """``python -m md2tf.predict``: model, inputs and what to write.
+class PredictConfig(_Config):
+    """``python -m md2tf.predict``: model, inputs and what to write."""
 
-    Attributes:
-      model: checkpoint / run directory, SavedModel directory or ``.tflite`` file.
-      input: an image file, a folder of images, or an animated GIF (frames are predicted in turn).
-      out_dir: output directory for ``<name>_disp.png``, ``<name>_disp.npy``, ``<name>_depth.npy``.
-      post_process: flip post-processing (checkpoints only; exports carry their own choice).
-      save_npy: write ``.npy`` disparity (``disp_to_depth`` scaled) and depth at the original size.
-      save_color: write magma-coloured disparity PNGs.
-      vmax_percentile: percentile of disparity mapped to the brightest colour (95).
-      num_threads: TFLite interpreter threads (0 = LiteRT default).
-    """
+    model: str = setting("", "Checkpoint / run directory, SavedModel directory or .tflite file.")
+    input: str = setting("", "An image file, a folder of images, or an animated GIF.")
+    out_dir: str = setting("", "Output directory for <name>_disp.png, <name>_disp.npy, <name>_depth.npy.",
+                           aliases=("out",))
+    post_process: bool = setting(False, "Flip post-processing (checkpoints only; exported models carry "
+                                 "their own choice).")
+    save_npy: bool = setting(True, "Write .npy disparity (disp_to_depth scaled) and depth at the "
+                             "original size.")
+    save_color: bool = setting(True, "Write magma-coloured disparity PNGs.")
+    vmax_percentile: float = setting(95.0, "Disparity percentile mapped to the brightest colour.")
+    num_threads: int = setting(0, "TFLite interpreter threads (0 = LiteRT default).")
 
-    model: str = ""
-    input: str = ""
-    out_dir: str = ""
-    post_process: bool = False
-    save_npy: bool = True
-    save_color: bool = True
-    vmax_percentile: float = 95.0
-    num_threads: int = 0
-
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check(bool(self.model), "--model is required (checkpoint, SavedModel dir or .tflite)")
         _check(bool(self.input), "--input is required (image, folder or animated GIF)")
-        _check(bool(self.out_dir), "--out is required (output directory)")
+        _check(bool(self.out_dir), "--out_dir is required (output directory)")
         _check(0 < self.vmax_percentile <= 100,
                f"--vmax_percentile must lie in (0, 100], got {self.vmax_percentile}")
         _check(self.num_threads >= 0, f"--num_threads must be >= 0, got {self.num_threads}")
 
 
-# --- evaluation (issue 6) -------------------------------------------------------------------------
-EVAL_TASKS = ("depth", "odometry")
-EVAL_SCALINGS = ("median", "global", "none")
+# --- evaluation -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    """``python -m md2tf.evaluate``: what to evaluate, against which GT, with which protocol.
+class EvalConfig(_Config):
+    """``python -m md2tf.evaluate``: what to evaluate, against which GT, with which protocol."""
 
-    Attributes:
-      models: run directories, checkpoint prefixes, SavedModel directories, ``.tflite`` files or
-        ``.npy`` files of precomputed ``scaled_disp`` maps; several give one comparison table.
-      names: display names, one per model (default: the file / directory name).
-      task: ``depth`` (Eigen-style depth metrics) or ``odometry`` (ATE of the pose network).
-      eval_split: depth: split folder with ``test_files.txt`` (``eigen``, ``eigen_benchmark``,
-        ``synthetic``...); odometry: ``odom_9`` / ``odom_10`` or any name used with ``split_file``.
-      data_dir: dataset root (KITTI raw layout, or odometry layout for ``odom_*``).
-      splits_dir: directory holding the split folders; empty = ``<data_dir>/splits``.
-      gt_path: GT ``.npz``; empty = ``<splits_dir>/<eval_split>/gt_depths.npz``.
-      eval_stereo: stereo-trained model: no median scaling, depth x 5.4.
-      scaling: ``median`` (per image), ``global`` (one median-of-ratios scale) or ``none``.
-      pred_depth_scale_factor: multiplies predicted depth before scaling.
-      post_process: flip post-processing of the predictions.
-      eval_eigen_to_benchmark: reorder ``.npy`` eigen predictions to eigen_benchmark order with
-        ``<splits_dir>/benchmark/eigen_to_benchmark_ids.npy``.
-      batch_size: images per forward pass (16 as the reference).
-      image_ext: test image extension (``.jpg``: the reference evaluates JPEGs).
-      output_json, output_markdown: optional result files.
-      output_dir: ``benchmark`` split: directory of the KITTI submission PNGs (one folder per model).
-      split_file, poses_file: odometry overrides of the frame list and GT ``world_from_camera`` poses
-        (default ``<splits_dir>/odom/test_files_NN.txt`` and ``<data_dir>/poses/NN.txt``).
-      snippet_length: frames per ATE snippet (5).
-      progress: show a progress bar.
-    """
+    models: tuple[str, ...] = setting((), "Comma-separated run dirs, checkpoint prefixes, SavedModel dirs, "
+                                      ".tflite files or .npy files of precomputed scaled disparities.")
+    names: tuple[str, ...] = setting((), "Display names, one per --models entry (default: file names).")
+    task: str = setting("depth", "Eigen-style depth metrics, or ATE of the pose network on 5-frame "
+                        "snippets.", choices=("depth", "odometry"))
+    eval_split: str = setting("eigen", "Depth: split folder with test_files.txt (eigen, eigen_benchmark, "
+                              "synthetic...). Odometry: odom_9 / odom_10 or a name used with --split_file.")
+    data_dir: str = setting("", "Dataset root (KITTI raw layout; odometry layout for odom_*).")
+    splits_dir: str = setting("", "Directory holding the split folders; empty = <data_dir>/splits.")
+    gt_path: str = setting("", "GT .npz; empty = <splits_dir>/<eval_split>/gt_depths.npz.")
+    eval_stereo: bool = setting(False, "Stereo-trained model: no median scaling, depth x 5.4.")
+    scaling: str = setting("median", "Per-image median scaling, one global median-of-ratios scale, or "
+                           "none (metric models).", choices=("median", "global", "none"))
+    pred_depth_scale_factor: float = setting(1.0, "Multiplies predicted depth before scaling.")
+    post_process: bool = setting(False, "Flip post-processing of the predictions (paper Sec. 4).")
+    eval_eigen_to_benchmark: bool = setting(False, "Reorder .npy eigen predictions to the eigen_benchmark "
+                                            "order with <splits_dir>/benchmark/eigen_to_benchmark_ids.npy.")
+    batch_size: int = setting(16, "Images per forward pass.", aliases=("eval_batch_size",))
+    image_ext: str = setting(".jpg", "Test image extension (.jpg as the paper evaluates).",
+                             choices=(".jpg", ".png"))
+    output_json: str = setting("", "Write the results as JSON here.")
+    output_markdown: str = setting("", "Write the results as a markdown table here.")
+    output_dir: str = setting("", "--eval_split=benchmark: write the KITTI depth benchmark submission "
+                              "PNGs to <output_dir>/<model name>/ (no scores).")
+    split_file: str = setting("", "Odometry: frame list (default <splits_dir>/odom/test_files_NN.txt).")
+    poses_file: str = setting("", "Odometry: GT world_from_camera poses (default <data_dir>/poses/NN.txt).")
+    snippet_length: int = setting(5, "Odometry: frames per ATE snippet.")
+    progress: bool = setting(True, "Show a progress bar.")
 
-    models: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()
-    task: str = "depth"
-    eval_split: str = "eigen"
-    data_dir: str = ""
-    splits_dir: str = ""
-    gt_path: str = ""
-    eval_stereo: bool = False
-    scaling: str = "median"
-    pred_depth_scale_factor: float = 1.0
-    post_process: bool = False
-    eval_eigen_to_benchmark: bool = False
-    batch_size: int = 16
-    image_ext: str = ".jpg"
-    output_json: str = ""
-    output_markdown: str = ""
-    output_dir: str = ""
-    split_file: str = ""
-    poses_file: str = ""
-    snippet_length: int = 5
-    progress: bool = True
-
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check(bool(self.models), "--models is required (checkpoints, SavedModels, .tflite or .npy files)")
         _check(not self.names or len(self.names) == len(self.models),
                f"--names needs one name per --models entry: {len(self.names)} vs {len(self.models)}")
-        _check(self.task in EVAL_TASKS, f"--task must be one of {EVAL_TASKS}, got {self.task!r}")
-        _check(self.scaling in EVAL_SCALINGS, f"--scaling must be one of {EVAL_SCALINGS}, got {self.scaling!r}")
         _check(not (self.eval_stereo and self.scaling == "global"),
                "--eval_stereo disables median scaling: do not combine it with --scaling=global")
         _check(self.pred_depth_scale_factor > 0,
                f"--pred_depth_scale_factor must be > 0, got {self.pred_depth_scale_factor}")
-        _check(self.batch_size > 0, f"--eval_batch_size must be > 0, got {self.batch_size}")
-        _check(self.image_ext in (".jpg", ".png"), f"--image_ext must be .jpg or .png, got {self.image_ext!r}")
+        _check(self.batch_size > 0, f"--batch_size must be > 0, got {self.batch_size}")
         _check(self.snippet_length >= 2, f"--snippet_length must be >= 2, got {self.snippet_length}")
 
     @property
     def resolved_splits_dir(self) -> str:
         """``splits_dir`` or ``<data_dir>/splits``."""
-        import os  # noqa: PLC0415
-
         return self.splits_dir or os.path.join(self.data_dir, "splits")
 
 
 @dataclass(frozen=True)
-class ExportGtConfig:
-    """``python -m md2tf.export_gt``: GT depth maps of a split's test files.
+class ExportGtConfig(_Config):
+    """``python -m md2tf.export_gt``: GT depth maps of a split's test files."""
 
-    Attributes:
-      split: split folder with ``test_files.txt``.
-      data_dir: dataset root (KITTI raw layout).
-      splits_dir: directory holding split folders; empty = ``<data_dir>/splits``.
-      gt_source: ``velodyne``, ``png`` (depth-annotated), ``dense`` (synthetic ``depth_gt``) or
-        empty = by split (``png`` for eigen_benchmark, else ``velodyne``).
-      output: output ``.npz``; empty = ``<splits_dir>/<split>/gt_depths.npz``.
-    """
+    split: str = setting("eigen", "Split folder with test_files.txt.")
+    data_dir: str = setting("", "Dataset root (KITTI raw layout).")
+    splits_dir: str = setting("", "Directory holding the split folders; empty = <data_dir>/splits.")
+    gt_source: str = setting("", "velodyne, png (depth-annotated), dense (synthetic depth_gt); empty = png "
+                             "for eigen_benchmark, else velodyne.", choices=("", "velodyne", "png", "dense"))
+    output: str = setting("", "Output .npz; empty = <splits_dir>/<split>/gt_depths.npz.")
 
-    split: str = "eigen"
-    data_dir: str = ""
-    splits_dir: str = ""
-    gt_source: str = ""
-    output: str = ""
-
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check(bool(self.data_dir), "--data_dir is required (dataset root in KITTI raw layout)")
-        _check(self.gt_source in ("", "velodyne", "png", "dense"),
-               f"--gt_source must be velodyne, png or dense (or empty), got {self.gt_source!r}")

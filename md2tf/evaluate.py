@@ -1,4 +1,4 @@
-"""``python -m md2tf.evaluate``: depth metrics (Eigen protocol) or odometry ATE for one or more models.
+r"""``python -m md2tf.evaluate``: depth metrics (Eigen protocol) or odometry ATE for one or more models.
 
 Depth, e.g. a checkpoint, a TFLite variant and the official published disparities in one table::
 
@@ -20,19 +20,16 @@ The library lives in `md2tf.evaluation`; this module only parses flags.
 
 from __future__ import annotations
 
-from absl import app
-
 from md2tf import flags as md2tf_flags
+from md2tf.config import EvalConfig
 
 
-def main(argv) -> None:
-    del argv
-    from md2tf.evaluation import runner  # noqa: PLC0415
+def main(config: EvalConfig, flag_values) -> None:
+    del flag_values
+    from md2tf.evaluation import runner  # noqa: PLC0415  (TF after flag parsing)
 
-    config = md2tf_flags.eval_config_from_flags()
     print(runner.run_evaluation(config))
 
 
 if __name__ == "__main__":
-    md2tf_flags.define_eval_flags()
-    app.run(main)
+    md2tf_flags.run_command(main, EvalConfig, __doc__)

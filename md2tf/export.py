@@ -6,27 +6,20 @@ Exports the depth network of a run as a SavedModel and TFLite fp32 / fp16 / dyna
 
 from __future__ import annotations
 
-from absl import app
-
 from md2tf import flags as md2tf_flags
+from md2tf.config import ExportConfig
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from md2tf.deploy.exporter import run_export, summary_lines
-    from md2tf.evaluation.runner import accuracy_evaluator
+def main(config: ExportConfig, flag_values) -> None:
+    del flag_values
+    from md2tf.deploy.exporter import run_export, summary_lines  # noqa: PLC0415  (TF after flags)
+    from md2tf.evaluation.runner import accuracy_evaluator  # noqa: PLC0415
 
-    try:
-        config = md2tf_flags.export_config_from_flags()
-        card = run_export(config, accuracy_evaluator=accuracy_evaluator)
-    except (ValueError, FileNotFoundError) as e:  # bad flags / paths: message, no traceback
-        raise app.UsageError(str(e)) from e
+    card = run_export(config, accuracy_evaluator=accuracy_evaluator)
     for line in summary_lines(card):
         print(line)
     print(f"model card: {config.out_dir}/model_card.json")
 
 
 if __name__ == "__main__":
-    md2tf_flags.define_export_flags()
-    app.run(main)
+    md2tf_flags.run_command(main, ExportConfig, __doc__)

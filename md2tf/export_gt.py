@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import os
 
-from absl import app
-
 from md2tf import flags as md2tf_flags
+from md2tf.config import ExportGtConfig
 
 
-def main(argv) -> None:
-    del argv
-    from md2tf.evaluation import gt_depth  # noqa: PLC0415
+def main(config: ExportGtConfig, flag_values) -> None:
+    del flag_values
+    from md2tf.evaluation import gt_depth  # noqa: PLC0415  (TF after flag parsing)
     from md2tf.evaluation.runner import Progress  # noqa: PLC0415
 
-    config = md2tf_flags.export_gt_config_from_flags()
     splits_dir = config.splits_dir or os.path.join(config.data_dir, "splits")
     count = len(gt_depth.read_split_file(os.path.join(splits_dir, config.split, "test_files.txt")))
     path = gt_depth.export_gt_depths(config.split, config.data_dir, splits_dir, config.gt_source,
@@ -28,5 +26,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    md2tf_flags.define_export_gt_flags()
-    app.run(main)
+    md2tf_flags.run_command(main, ExportGtConfig, __doc__)

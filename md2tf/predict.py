@@ -7,33 +7,23 @@ exit status is 1 if any file failed.
 
 from __future__ import annotations
 
-import sys
-
-from absl import app
-
 from md2tf import flags as md2tf_flags
+from md2tf.config import PredictConfig
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from md2tf.deploy.inference import load_predictor
-    from md2tf.deploy.prediction import run_predict
+def main(config: PredictConfig, flag_values) -> int:
+    del flag_values
+    from md2tf.deploy.inference import load_predictor  # noqa: PLC0415  (TF after flag parsing)
+    from md2tf.deploy.prediction import run_predict  # noqa: PLC0415
 
-    try:
-        config = md2tf_flags.predict_config_from_flags()
-        predictor = load_predictor(config.model, post_process=config.post_process,
-                                   num_threads=config.num_threads or None)
-        summary = run_predict(predictor, config.input, config.out_dir, save_npy=config.save_npy,
-                              save_color=config.save_color, vmax_percentile=config.vmax_percentile)
-    except (ValueError, FileNotFoundError) as e:  # bad flags / paths: message, no traceback
-        raise app.UsageError(str(e)) from e
+    predictor = load_predictor(config.model, post_process=config.post_process,
+                               num_threads=config.num_threads or None)
+    summary = run_predict(predictor, config.input, config.out_dir, save_npy=config.save_npy,
+                          save_color=config.save_color, vmax_percentile=config.vmax_percentile)
     for line in summary.lines():
         print(line)
-    if summary.failed:
-        sys.exit(1)
+    return 1 if summary.failed else 0
 
 
 if __name__ == "__main__":
-    md2tf_flags.define_predict_flags()
-    app.run(main)
+    md2tf_flags.run_command(main, PredictConfig, __doc__)

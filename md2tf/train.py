@@ -8,32 +8,25 @@ The run directory gets ``flags.txt`` (replay with ``--flagfile=<run_dir>/flags.t
 
 from __future__ import annotations
 
-import os
 import sys
 
-from absl import app, logging
+from absl import logging
 
 from md2tf import flags as md2tf_flags
+from md2tf.config import ConfigError, ExperimentConfig
 
-FLAGS = md2tf_flags.FLAGS
 
-
-def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from md2tf.training import distribute, trainer
-
-    config = md2tf_flags.experiment_config_from_flags(FLAGS)
+def main(config: ExperimentConfig, flag_values) -> int:
     if not config.train.run_dir:
-        raise app.UsageError("--run_dir is required (e.g. --run_dir=runs/synthetic)")
+        raise ConfigError("--run_dir is required (e.g. --run_dir=runs/synthetic)")
+    from md2tf.training import distribute, trainer  # noqa: PLC0415  (TF after flag parsing)
+
     # The strategy before any other TF op (MultiWorkerMirroredStrategy configures collectives).
     strategy = distribute.select_strategy(config.train.strategy)
     trainer.check_data_available(config)
     if distribute.is_chief():
-        os.makedirs(config.train.run_dir, exist_ok=True)
-        with open(os.path.join(config.train.run_dir, "flags.txt"), "w") as f:
-            f.write(FLAGS.flags_into_string())
-    trainer.ensure_synthetic_world(config, **md2tf_flags.synthetic_world_from_flags(FLAGS))
+        trainer.RunDir(config.train.run_dir).write_flags(flag_values.flags_into_string())
+    trainer.ensure_synthetic_world(config)
     result = trainer.Trainer(config, strategy=strategy).train()
     logging.info("training ended (%s) at step %d, epoch %d; checkpoint %s", result.reason,
                  result.step, result.epoch, result.checkpoint)
@@ -45,8 +38,7 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
-    md2tf_flags.define_train_flags()
-    app.run(main)
+    md2tf_flags.run_command(main, ExperimentConfig, __doc__)
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def read_manifest(cache_dir: str, config: DataConfig) -> dict:
 def make_cached_dataset(cache_dir: str, config: DataConfig, batch_size: int = 12,
                         training: bool = True,
                         input_context: tf.distribute.InputContext | None = None,
-                        seed: int | None = None) -> tf.data.Dataset:
+                        seed: int = 0, deterministic: bool = False) -> tf.data.Dataset:
     """Like `md2tf.data.pipeline.make_dataset`, reading a prepared cache.
 
     Multi-worker: shards by file when there are at least as many files as input pipelines,
@@ -169,7 +169,7 @@ def make_cached_dataset(cache_dir: str, config: DataConfig, batch_size: int = 12
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     manifest = read_manifest(cache_dir, config)
-    seed = config.seed if seed is None else int(seed)
+    seed = int(seed or 0)
     files = [os.path.join(cache_dir, name) for name in manifest["files"]]
     per_replica_batch = batch_size
     pipeline_id = 0
@@ -188,7 +188,7 @@ def make_cached_dataset(cache_dir: str, config: DataConfig, batch_size: int = 12
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     parallel = tf.data.AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                       num_parallel_calls=parallel, deterministic=config.deterministic)
+                       num_parallel_calls=parallel, deterministic=deterministic)
     if shard_records:
         ds = ds.shard(input_context.num_input_pipelines, pipeline_id)
     if training:
@@ -222,5 +222,5 @@ def make_cached_dataset(cache_dir: str, config: DataConfig, batch_size: int = 12
         return pipeline.finish_sample(config, clean, params, tf.reshape(ex["intrinsics"], [3, 3]),
                                       ex["side_sign"], depth_gt)
 
-    ds = ds.map(load, num_parallel_calls=parallel, deterministic=config.deterministic)
-    return pipeline.batch_and_prefetch(ds, config, per_replica_batch, training)
+    ds = ds.map(load, num_parallel_calls=parallel, deterministic=deterministic)
+    return pipeline.batch_and_prefetch(ds, config, per_replica_batch, training, deterministic)

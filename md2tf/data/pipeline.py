@@ -383,8 +383,9 @@ def make_dataset(
     batch_size: int = 12,
     training: bool = True,
     input_context: tf.distribute.InputContext | None = None,
-    seed: int | None = None,
+    seed: int = 0,
     *,
+    deterministic: bool = False,
     skip_corrupt_images: bool = False,
     corrupt_counter: tf.Variable | None = None,
 ) -> tf.data.Dataset:
@@ -398,7 +399,8 @@ def make_dataset(
         augmentation, keep the remainder.
       input_context: from ``strategy.distribute_datasets_from_function``; shards the file list by
         ``input_pipeline_id`` when there are several input pipelines.
-      seed: shuffle/augmentation seed; ``None`` = ``config.seed``.
+      seed: shuffle / augmentation seed.
+      deterministic: keep the element order reproducible (parallel maps in order).
       skip_corrupt_images: drop (log to stderr and count) samples with a corrupt or truncated image
         instead of failing with an error naming the file.
       corrupt_counter: with ``skip_corrupt_images``, an int64 scalar ``tf.Variable`` incremented
@@ -414,7 +416,7 @@ def make_dataset(
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     samples = list_samples(config, split)
-    seed = config.seed if seed is None else int(seed)
+    seed = int(seed or 0)
     ds = samples_to_dataset(samples)
     per_replica_batch = batch_size
     pipeline_id = 0
@@ -430,22 +432,22 @@ def make_dataset(
     ds = tf.data.Dataset.zip(ds, seeds)
     parallel = tf.data.AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
     loader = _SampleLoader(config, training, skip_corrupt_images)
-    ds = ds.map(loader, num_parallel_calls=parallel, deterministic=config.deterministic)
+    ds = ds.map(loader, num_parallel_calls=parallel, deterministic=deterministic)
     if skip_corrupt_images:
         ds = ds.filter(lambda e: _keep_or_report(e, corrupt_counter))
         ds = ds.map(lambda e: {k: v for k, v in e.items() if k not in ("paths", "valid")})
-    return batch_and_prefetch(ds, config, per_replica_batch, training)
+    return batch_and_prefetch(ds, config, per_replica_batch, training, deterministic)
 
 
 def batch_and_prefetch(ds: tf.data.Dataset, config: DataConfig, batch_size: int,
-                       training: bool) -> tf.data.Dataset:
+                       training: bool, deterministic: bool = False) -> tf.data.Dataset:
     """Batches per-sample dicts (dropping the remainder when training), builds `Batch`, prefetches."""
     parallel = tf.data.AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=parallel,
-                  deterministic=config.deterministic)
-    ds = ds.map(to_batch, num_parallel_calls=parallel, deterministic=config.deterministic)
+                  deterministic=deterministic)
+    ds = ds.map(to_batch, num_parallel_calls=parallel, deterministic=deterministic)
     options = tf.data.Options()
-    options.deterministic = config.deterministic
+    options.deterministic = deterministic
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 

@@ -81,7 +81,8 @@ def _default_dataset_fn(config: ExperimentConfig) -> DatasetFn:
         from md2tf.data import pipeline
 
         return pipeline.make_dataset(config.data, split, batch_size, training=training,
-                                     input_context=input_context, seed=seed)
+                                     input_context=input_context, seed=seed or 0,
+                                     deterministic=config.train.deterministic)
 
     return fn
 
@@ -96,7 +97,7 @@ def _adam(learning_rate: float) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
 
 
-def ensure_synthetic_world(config: ExperimentConfig, timeout_s: float = 3600.0, **world) -> None:
+def ensure_synthetic_world(config: ExperimentConfig, timeout_s: float = 3600.0) -> None:
     """Generates the synthetic world into ``data_dir`` on first use (no-op for other datasets).
 
     Only the chief generates; other workers wait (up to ``timeout_s``) for its manifest.
@@ -104,7 +105,6 @@ def ensure_synthetic_world(config: ExperimentConfig, timeout_s: float = 3600.0, 
     Args:
       config: the experiment (``data.dataset == "synthetic"`` to do anything).
       timeout_s: how long a non-chief worker waits.
-      **world: ``WorldConfig`` fields (drives, frames, height, width, ...).
     """
     if config.data.dataset != "synthetic":
         return
@@ -112,7 +112,7 @@ def ensure_synthetic_world(config: ExperimentConfig, timeout_s: float = 3600.0, 
 
     if distribute.is_chief():
         logger.info("synthetic world in %s (generated on first use)", config.data.data_dir)
-        synthetic.ensure_world(config.data.data_dir, progress=True, **world)
+        synthetic.ensure_world(config.data.data_dir, progress=True, **config.data.synthetic_world)
         return
     manifest = os.path.join(config.data.data_dir, synthetic.MANIFEST)
     deadline = time.time() + timeout_s
@@ -145,7 +145,7 @@ class Trainer:
             raise ValueError("--run_dir is required: the run directory for checkpoints and TensorBoard")
         # The strategy first: MultiWorkerMirroredStrategy must configure collectives before any op.
         self.strategy = strategy or distribute.select_strategy(tc.strategy)
-        if tc.deterministic:
+        if config.train.deterministic:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(tc.seed)
         keras.mixed_precision.set_global_policy(tc.mixed_precision)
@@ -271,7 +271,7 @@ class Trainer:
         tc = self.config.train
         if tc.steps_per_epoch:
             return tc.steps_per_epoch
-        ds = self.dataset_fn("train", tc.batch_size, True, None, tc.seed)
+        ds = self.dataset_fn("train", tc.batch_size, True, None, self.config.train.seed)
         n = int(ds.cardinality().numpy())
         if n == tf.data.INFINITE_CARDINALITY:
             raise ValueError("the training dataset is infinite: set --steps_per_epoch")
@@ -348,7 +348,7 @@ class Trainer:
                 lr = self.learning_rate_for_epoch(epoch)
                 self.optimizer.learning_rate = lr
                 done_in_epoch = int(self.step.numpy()) - epoch * spe if spe else 0
-                iterator = iter(self._distributed("train", True, tc.seed + epoch, take=spe or 0,
+                iterator = iter(self._distributed("train", True, self.config.train.seed + epoch, take=spe or 0,
                                                   skip=max(done_in_epoch, 0)))
                 last_log_time, last_log_step = time.perf_counter(), int(self.step.numpy())
                 while True:
@@ -433,7 +433,7 @@ class Trainer:
         """Validation losses (and depth metrics where GT exists), written to TensorBoard."""
         tc = self.config.train
         try:
-            dist = self._distributed("val", False, tc.seed, take=tc.val_steps)
+            dist = self._distributed("val", False, self.config.train.seed, take=tc.val_steps)
         except (ValueError, FileNotFoundError) as e:
             logger.warning("validation skipped: %s", e)
             return {}

@@ -34,7 +34,7 @@ def data_section(args: argparse.Namespace) -> list[dict]:
 
     root = _world(args)
     config = DataConfig(dataset="synthetic", data_dir=root, height=192, width=640,
-                        frame_offsets=(0, -1, 1), image_ext=".jpg", deterministic=False)
+                        frame_offsets=(0, -1, 1), image_ext=".jpg")
     batches = getattr(args, "data_batches", 4)
     rows = []
 

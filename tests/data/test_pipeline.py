@@ -29,15 +29,20 @@ def plain_stereo(tree):
     """Un-augmented batches (size 1) of the 6 train samples with stereo, keyed by (frame, side)."""
     config = _config(tree, use_stereo=True)
     return {_frame_and_side(b.target[0][0]): b
-            for b in _all(pipeline.make_dataset(config, "train", 1, training=False))}
+            for b in _all(_make(config, "train", 1, training=False))}
 
 
 def _config(root, **kwargs):
     defaults = dict(dataset="synthetic", data_dir=root, image_ext=".png", height=H, width=W,
                     gt_height=fake_kitti.RAW_HEIGHT, gt_width=fake_kitti.RAW_WIDTH,
-                    deterministic=True, num_parallel_calls=2)
+                    num_parallel_calls=2)
     defaults.update(kwargs)
     return DataConfig(**defaults)
+
+
+def _make(config, *args, **kwargs):
+    """``pipeline.make_dataset`` in reproducible element order."""
+    return pipeline.make_dataset(config, *args, deterministic=True, **kwargs)
 
 
 def _frame_and_side(image):
@@ -52,7 +57,7 @@ def _all(ds):
 
 def test_eval_batch_structure_and_contents(tree):
     config = _config(tree, use_stereo=True)
-    batches = _all(pipeline.make_dataset(config, "val", 2, training=False))
+    batches = _all(_make(config, "val", 2, training=False))
     assert [b.target[0].shape[0] for b in batches] == [2, 1]  # remainder kept for evaluation
     b = batches[0]
     assert isinstance(b, Batch)
@@ -79,7 +84,7 @@ def test_eval_batch_structure_and_contents(tree):
 
 def test_calib_intrinsics_and_gt_resize(tree):
     config = _config(tree, intrinsics="calib", gt_height=12, gt_width=40)
-    b = next(iter(pipeline.make_dataset(config, "val", 1, training=False)))
+    b = next(iter(_make(config, "val", 1, training=False)))
     K = b.intrinsics[0].numpy()
     np.testing.assert_allclose(K[0, 0], fake_kitti.FX / fake_kitti.RAW_WIDTH * W, rtol=1e-6)
     np.testing.assert_allclose(K[1, 2], fake_kitti.CY / fake_kitti.RAW_HEIGHT * H, rtol=1e-6)
@@ -93,7 +98,7 @@ def test_calib_intrinsics_and_gt_resize(tree):
 def test_flip_mirrors_images_and_gt_and_flips_stereo_sign(tree, plain_stereo):
     config = _config(tree, use_stereo=True, flip_prob=1.0, color_aug_prob=0.0)
     flipped = {_frame_and_side(b.target[0][k]): (b, k)
-               for b in _all(pipeline.make_dataset(config, "train", 2, training=True))
+               for b in _all(_make(config, "train", 2, training=True))
                for k in range(2)}
     assert len(flipped) == 6  # 3 frames x 2 sides, drop_remainder keeps all 6
     for key, b in plain_stereo.items():
@@ -151,8 +156,8 @@ def _folder_of_identical_frames(root, n=4, units="pixels"):
 def test_colour_jitter_one_draw_for_all_frames_losses_get_clean_images(tmp_path):
     root = _folder_of_identical_frames(str(tmp_path / "video"), n=12)
     config = _config(root, dataset="folder", flip_prob=0.0, color_aug_prob=1.0)
-    clean = _all(pipeline.make_dataset(config, "train", 3, training=False))[0]
-    for b in _all(pipeline.make_dataset(config, "train", 3, training=True)):
+    clean = _all(_make(config, "train", 3, training=False))[0]
+    for b in _all(_make(config, "train", 3, training=True)):
         for j in range(2):  # identical frames + one shared draw -> identical augmented frames
             np.testing.assert_array_equal(b.sources_aug[:, j], b.target_aug)
         assert np.abs(b.target_aug - b.target[0]).max() > 1e-3
@@ -166,7 +171,7 @@ def test_seeded_pipeline_is_reproducible(tree):
     config = _config(tree, use_stereo=True)
 
     def run(seed):
-        return [b.target_aug for b in _all(pipeline.make_dataset(config, "train", 2, True, seed=seed))]
+        return [b.target_aug for b in _all(_make(config, "train", 2, True, seed=seed))]
 
     first, again, other = run(3), run(3), run(4)
     for a, b in zip(first, again):
@@ -180,7 +185,7 @@ def test_input_context_shards_and_splits_batch(tree):
     for pipeline_id in range(2):
         context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
                                              num_replicas_in_sync=2)
-        batches = _all(pipeline.make_dataset(config, "train", 2, training=True, input_context=context))
+        batches = _all(_make(config, "train", 2, training=True, input_context=context))
         assert all(b.target[0].shape[0] == 1 for b in batches)  # per-replica batch = 2 / 2
         seen.append({_frame_and_side(b.target[0][0]) for b in batches})
     assert not seen[0] & seen[1]
@@ -191,7 +196,7 @@ def test_distribute_datasets_from_function(tree):
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     config = _config(tree)
     dist = strategy.distribute_datasets_from_function(
-        lambda ctx: pipeline.make_dataset(config, "train", 2, training=True, input_context=ctx))
+        lambda ctx: _make(config, "train", 2, training=True, input_context=ctx))
     batch = next(iter(dist))
     assert batch.target_aug.shape == (2, H, W, 3)
 
@@ -203,7 +208,7 @@ def _jpeg_tree(tmp_path):
 def test_jpeg_tree_and_corrupt_image_named_in_error(tmp_path):
     root = _jpeg_tree(tmp_path)
     config = _config(root, image_ext=".jpg")
-    batches = _all(pipeline.make_dataset(config, "val", 3, training=False))
+    batches = _all(_make(config, "val", 3, training=False))
     assert _frame_and_side(batches[0].target[0][1]) == (2, "l")
     bad = os.path.join(root, fake_kitti.DRIVE, "image_02", "data", "0000000002.jpg")
     with open(bad, "rb") as f:
@@ -211,10 +216,10 @@ def test_jpeg_tree_and_corrupt_image_named_in_error(tmp_path):
     with open(bad, "wb") as f:
         f.write(data[: len(data) // 2])  # truncated download
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"corrupt or truncated.*0000000002\.jpg"):
-        _all(pipeline.make_dataset(config, "val", 1, training=False))
+        _all(_make(config, "val", 1, training=False))
     counter = tf.Variable(0, dtype=tf.int64)
     sources_next = _config(root, image_ext=".jpg", frame_offsets=(0, 1))
-    kept = _all(pipeline.make_dataset(sources_next, "val", 1, training=False,
+    kept = _all(_make(sources_next, "val", 1, training=False,
                                       skip_corrupt_images=True, corrupt_counter=counter))
     # frame 2 is the target of line 2 and the +1 neighbour of line 1: both are dropped and counted
     assert [_frame_and_side(b.target[0][0]) for b in kept] == [(3, "l")]
@@ -226,22 +231,21 @@ def test_missing_file_fails_at_construction(tmp_path):
     os.remove(os.path.join(root, fake_kitti.DRIVE, "image_02", "data", "0000000004.png"))
     split = os.path.join(root, "splits", "synthetic", "val_files.txt")
     with pytest.raises(ValueError, match=rf"{split}:3: missing neighbour frame \+1: .*0000000004\.png"):
-        pipeline.make_dataset(_config(root), "val", 1, training=False)
+        _make(_config(root), "val", 1, training=False)
 
 
 def test_config_errors(tmp_path, tree):
     with pytest.raises(ValueError, match="--data_dir is empty"):
-        pipeline.make_dataset(_config(""), "train", 1)
+        _make(_config("", dataset="kitti"), "train", 1)
     with pytest.raises(FileNotFoundError, match=r"split file not found: .*nosuch.*md2tf.data.synthetic"):
-        pipeline.make_dataset(_config(tree, split="nosuch"), "train", 1)
+        _make(_config(tree, split="nosuch"), "train", 1)
     with pytest.raises(ValueError, match="--dataset must be"):
-        pipeline.make_dataset(_config(tree, dataset="cityscapes"), "train", 1)
+        _make(_config(tree, dataset="cityscapes"), "train", 1)
     with pytest.raises(ValueError, match="batch_size must be > 0"):
-        pipeline.make_dataset(_config(tree), "train", 0)
+        _make(_config(tree), "train", 0)
     other = shutil.copytree(os.path.join(tree, "splits", "synthetic"), str(tmp_path / "s" / "mine"))
     assert os.path.isdir(other)
-    ds = pipeline.make_dataset(_config(tree, splits_dir=str(tmp_path / "s"), split="mine"), "val", 3,
-                               training=False)
+    ds = _make(_config(tree, splits_dir=str(tmp_path / "s"), split="mine"), "val", 3, training=False)
     assert next(iter(ds)).target[0].shape[0] == 3
 
 
@@ -332,7 +336,7 @@ def test_odometry_layout(tmp_path):
     with open(os.path.join(root, "sequences", "03", "calib.txt"), "w") as f:
         f.write("P2: 40 0 40 0 0 30 12 0 0 0 1 0\nP3: 40 0 40 -20 0 30 12 0 0 0 1 0\n")
     config = _config(root, dataset="kitti_odom", use_stereo=True, intrinsics="calib")
-    b = _all(pipeline.make_dataset(config, "val", 1, training=False))[0]
+    b = _all(_make(config, "val", 1, training=False))[0]
     assert _frame_and_side(b.target[0][0]) == (1, "r")
     assert [_frame_and_side(b.sources[0][0, j]) for j in range(3)] == [(0, "r"), (2, "r"), (1, "l")]
     np.testing.assert_allclose(b.intrinsics[0, 0, 0], 40.0 / fake_kitti.RAW_WIDTH * W, rtol=1e-6)
@@ -371,7 +375,7 @@ def test_velodyne_depth_map_matches_numpy(rng):
 def test_lidar_gt_in_batches(tmp_path):
     root = fake_kitti.write_tree(str(tmp_path / "v"), frames=3, with_velodyne=True,
                                  split_lines={"val": [f"{fake_kitti.DRIVE} 1 r"]})
-    b = _all(pipeline.make_dataset(_config(root), "val", 1, training=False))[0]
+    b = _all(_make(_config(root), "val", 1, training=False))[0]
     from md2tf.data.kitti import velo_to_image_projection
 
     P = velo_to_image_projection(os.path.join(root, fake_kitti.DATE), "r")

@@ -1,0 +1,243 @@
+"""Flags generated from the config dataclasses: every field reachable, config.json round trips,
+every configs/*.flags file parses, aliases and errors name the flag."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from md2tf import config as cfg
+from md2tf import flags as md2tf_flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMANDS = (cfg.ExperimentConfig, cfg.EvalConfig, cfg.ExportConfig, cfg.PredictConfig, cfg.ExportGtConfig)
+
+
+def parse(*args: str, config_cls=cfg.ExperimentConfig):
+    """Parses ``args`` into fresh flag values of ``config_cls`` and returns the config."""
+    values = flags.FlagValues()
+    md2tf_flags.define_flags(config_cls, values)
+    values(["cmd", *args])
+    return md2tf_flags.config_from_flags(config_cls, values)
+
+
+@pytest.fixture(autouse=True)
+def _repo_cwd(monkeypatch):
+    monkeypatch.chdir(REPO)  # nested --flagfile paths are relative to the cwd
+
+
+def _leaves(config) -> dict:
+    """``{field name: value}`` over all nested config dataclasses."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        out.update(_leaves(value) if dataclasses.is_dataclass(value) else {f.name: value})
+    return out
+
+
+def _other_value(f: dataclasses.Field, kind, value):
+    """A valid value different from ``value`` for the field, as (flag text, expected value)."""
+    choices = f.metadata.get("choices")
+    base, _ = md2tf_flags._base_type(kind)
+    if choices:
+        new = next(c for c in choices if c != value)
+        return str(new), new
+    if base is bool:
+        return str(not value).lower(), not value
+    if base is int:
+        return str(value + 32), value + 32  # multiples of 32 stay valid for sizes
+    if base is float:
+        new = 0.25 if value != 0.25 else 0.5
+        return str(new), new
+    if base is str:
+        return "x_y", "x_y"
+    return None
+
+
+@pytest.mark.parametrize("config_cls", COMMANDS, ids=lambda c: c.__name__)
+def test_every_field_is_a_flag_and_round_trips_through_json(config_cls):
+    """Each field is set from its flag (one at a time) and survives to_dict -> JSON -> from_dict."""
+    required = {cfg.EvalConfig: ["--models=a"], cfg.ExportConfig: ["--checkpoint=c", "--out_dir=o"],
+                cfg.PredictConfig: ["--model=m", "--input=i", "--out_dir=o"],
+                cfg.ExportGtConfig: ["--data_dir=d"]}.get(config_cls, [])
+    base = parse(*required, config_cls=config_cls)
+    hints = {}
+    for group in [config_cls] + [cfg.field_types(config_cls)[f.name] for f in dataclasses.fields(config_cls)
+                                 if dataclasses.is_dataclass(cfg.field_types(config_cls)[f.name])]:
+        for f in dataclasses.fields(group):
+            hints[f.name] = (f, cfg.field_types(group)[f.name])
+    checked = 0
+    for name, value in _leaves(base).items():
+        f, kind = hints[name]
+        if name in ("frame_offsets", "scales", "lr_decay_epochs", "profile_steps", "formats", "models",
+                    "names", "init_disparity", "pose_num_layers", "num_layers"):
+            continue  # constrained values, parsed in the dedicated tests below
+        if (config_cls, name) in ((cfg.ExperimentConfig, "dataset"),):
+            continue  # changing the dataset changes which data_dir is valid: tested below
+        flag_text, expected = _other_value(f, kind, value)
+        try:
+            changed = parse(*required, f"--{name}={flag_text}", config_cls=config_cls)
+        except ValueError:
+            continue  # e.g. 0.25 is not a valid value for every float: the check itself is tested
+        assert _leaves(changed)[name] == expected, name
+        checked += 1
+        restored = config_cls.from_dict(json.loads(json.dumps(changed.to_dict())))
+        assert restored == changed, name
+    assert checked >= len(_leaves(base)) // 2  # most fields were exercised, not skipped
+
+
+def test_constrained_fields_parse():
+    c = parse("--frame_offsets=0,1", "--scales=0,1", "--lr_decay_epochs=3,5", "--profile_steps=2,4",
+              "--init_disparity=0.02", "--num_layers=34", "--pose_num_layers=50")
+    assert c.data.frame_offsets == (0, 1) and c.model.scales == (0, 1)
+    assert c.train.lr_decay_epochs == (3, 5) and c.train.profile_steps == (2, 4)
+    assert c.model.init_disparity == 0.02 and (c.model.num_layers, c.model.pose_num_layers) == (34, 50)
+    e = parse("--models=a,b", "--names=x,y", config_cls=cfg.EvalConfig)
+    assert e.models == ("a", "b") and e.names == ("x", "y")
+    x = parse("--checkpoint=c", "--out=o", "--formats=tflite_fp32,tflite_int8", config_cls=cfg.ExportConfig)
+    assert x.formats == ("tflite_fp32", "tflite_int8") and x.out_dir == "o"
+
+
+@pytest.mark.parametrize("config_cls", COMMANDS, ids=lambda c: c.__name__)
+def test_no_two_fields_share_a_flag(config_cls):
+    names = md2tf_flags.flag_names(config_cls)
+    assert len(names) == len(set(names))
+
+
+def test_paper_aliases_set_the_same_field():
+    c = parse("--disparity_smoothness=0.01", "--nossim", "--synthetic_cache_dir=/tmp/w")
+    assert c.loss.smoothness_weight == 0.01 and not c.loss.use_ssim and c.data.data_dir == "/tmp/w"
+    assert parse("--eval_batch_size=3", "--models=a", config_cls=cfg.EvalConfig).batch_size == 3
+    x = parse("--checkpoint=c", "--out=o", "--export_height=64", config_cls=cfg.ExportConfig)
+    assert x.height == 64
+
+
+def test_config_json_replays_a_synthetic_run():
+    c = parse("--flagfile=configs/synthetic.flags", "--synthetic_drives=2", "--synthetic_frames=30")
+    again = cfg.ExperimentConfig.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again == c and again.data.synthetic_world == {"drives": 2, "frames": 30, "height": 96,
+                                                         "width": 320}
+
+
+def test_old_config_json_with_seed_under_data_loads():
+    d = cfg.ExperimentConfig().to_dict()
+    d["data"].update(seed=3, deterministic=True)  # earlier files held a copy here
+    assert cfg.ExperimentConfig.from_dict(d) == cfg.ExperimentConfig()
+    d["data"]["no_such_key"] = 1
+    with pytest.raises(ValueError, match="no_such_key"):
+        cfg.ExperimentConfig.from_dict(d)
+
+
+def test_non_finite_floats_are_rejected():
+    for bad in ("inf", "nan"):
+        with pytest.raises(ValueError, match="--learning_rate must be a finite number"):
+            parse(f"--learning_rate={bad}")
+    with pytest.raises(ValueError, match="--smoothness_weight must be a finite number"):
+        parse("--disparity_smoothness=inf")
+
+
+@pytest.mark.parametrize("module", ["train", "evaluate", "export", "predict", "export_gt"])
+def test_help_lists_the_commands_own_flags_and_exits_0(module):
+    out = subprocess.run([sys.executable, "-m", f"md2tf.{module}", "--help"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    config_cls = dict(zip(["train", "evaluate", "export", "predict", "export_gt"], COMMANDS))[module]
+    for name in md2tf_flags.flag_names(config_cls):
+        assert f"--{name}" in out.stdout, name
+    if module != "train":
+        assert "--learning_rate" not in out.stdout  # only the command's own flags
+
+
+def test_bad_setting_is_one_line_and_exit_2():
+    out = subprocess.run([sys.executable, "-m", "md2tf.train", "--run_dir=/tmp/x", "--height=100"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == "error: --height must be a positive multiple of 32, got 100"
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.flags"))))
+def test_every_config_file_parses(path):
+    config = parse(f"--flagfile={os.path.relpath(path, REPO)}", "--run_dir=/tmp/x")
+    assert config.data.height % 32 == 0 and config.data.width % 32 == 0
+    assert config.data.frame_offsets[0] == 0
+
+
+def test_mono_is_paper_defaults():
+    c = parse("--flagfile=configs/mono.flags")
+    assert (c.data.height, c.data.width, c.train.batch_size) == (192, 640, 12)
+    assert c.train.learning_rate == 1e-4 and c.train.num_epochs == 20
+    assert c.train.lr_decay_epochs == (15,) and c.train.lr_decay_factor == pytest.approx(0.1)
+    assert c.data.frame_offsets == (0, -1, 1) and not c.data.use_stereo
+    assert c.data.split == "eigen_zhou" and c.data.dataset == "kitti"
+    assert c.model.encoder_weights.endswith(".pth")
+    assert c.loss.min_reprojection and c.loss.automask and c.loss.full_res_multiscale
+    assert c.loss.smoothness_weight == pytest.approx(1e-3) and c.use_pose_net
+
+
+def test_stereo_builds_no_pose_net():
+    c = parse("--flagfile=configs/stereo.flags")
+    assert c.data.frame_offsets == (0,) and c.data.use_stereo and not c.use_pose_net
+    assert c.data.split == "eigen_full"
+
+
+def test_mono_stereo_has_both():
+    c = parse("--flagfile=configs/mono_stereo.flags")
+    assert c.data.use_stereo and c.use_pose_net and c.data.num_sources == 3
+
+
+def test_ablation_baseline_and_rows():
+    base = parse("--flagfile=configs/ablation_baseline.flags").loss
+    assert (base.min_reprojection, base.automask, base.full_res_multiscale) == (False, False, False)
+    rows = {name: parse(f"--flagfile=configs/ablation_{name}.flags").loss
+            for name in ("min_reprojection", "automask", "full_res_multiscale", "full")}
+    assert (rows["min_reprojection"].min_reprojection, rows["min_reprojection"].automask) == (True, False)
+    assert (rows["automask"].automask, rows["automask"].min_reprojection) == (True, False)
+    assert rows["full_res_multiscale"].full_res_multiscale and not rows["full_res_multiscale"].automask
+    assert rows["full"].min_reprojection and rows["full"].automask and rows["full"].full_res_multiscale
+
+
+def test_finetune_and_no_pt_recipes():
+    hi = parse("--flagfile=configs/mono_1024x320.flags")
+    assert (hi.data.height, hi.data.width, hi.train.num_epochs) == (320, 1024, 5)
+    assert hi.train.learning_rate == pytest.approx(1e-5) and hi.train.lr_decay_epochs == ()
+    assert hi.train.init_checkpoint
+    no_pt = parse("--flagfile=configs/mono_no_pt.flags")
+    assert no_pt.model.encoder_weights == "none" and no_pt.train.num_epochs == 30
+
+
+def test_synthetic_uses_cache_dir_and_command_line_overrides_file():
+    c = parse("--flagfile=configs/synthetic.flags", "--batch_size=3", "--synthetic_cache_dir=/tmp/w")
+    assert c.data.dataset == "synthetic" and c.data.data_dir == "/tmp/w"
+    assert c.train.batch_size == 3  # the command line wins over the file
+    # Stereo from scratch with a far disparity start (the reference 0.5 never finds the stereo basin).
+    assert c.data.frame_offsets == (0,) and c.data.use_stereo and not c.use_pose_net
+    assert c.model.init_disparity == 0.02
+    world = c.data.synthetic_world
+    assert (world["height"], world["width"]) == (c.data.height, c.data.width)
+    assert parse("--dataset=synthetic").data.data_dir == cfg.SYNTHETIC_DATA_DIR
+    assert parse("--flagfile=configs/mono.flags").model.init_disparity is None  # reference init
+
+
+def test_bad_height_names_the_flag():
+    with pytest.raises(ValueError, match="--height"):
+        parse("--height=100")
+
+
+def test_bad_frame_offsets_name_the_flag():
+    with pytest.raises(ValueError, match="--frame_offsets"):
+        parse("--frame_offsets=-1,0,1")
+    with pytest.raises(ValueError, match="--frame_offsets"):
+        parse("--frame_offsets=0,a")
+
+
+def test_bad_profile_steps():
+    with pytest.raises(ValueError, match="--profile_steps"):
+        parse("--profile_steps=5,3")
