@@ -11,17 +11,18 @@ import os
 
 from md2tf import flags as md2tf_flags
 from md2tf.config import ExportGtConfig
+from md2tf.progress import Progress
 
 
 def main(config: ExportGtConfig, flag_values) -> None:
     del flag_values
     from md2tf.evaluation import gt_depth  # noqa: PLC0415  (TF after flag parsing)
-    from md2tf.evaluation.runner import Progress  # noqa: PLC0415
 
     splits_dir = config.splits_dir or os.path.join(config.data_dir, "splits")
     count = len(gt_depth.read_split_file(os.path.join(splits_dir, config.split, "test_files.txt")))
-    path = gt_depth.export_gt_depths(config.split, config.data_dir, splits_dir, config.gt_source,
-                                     config.output, progress=Progress(count, f"GT {config.split}"))
+    with Progress(count, f"GT {config.split}", unit="map") as bar:
+        path = gt_depth.export_gt_depths(config.split, config.data_dir, splits_dir, config.gt_source,
+                                         config.output, progress=bar)
     print(f"wrote {count} ground-truth maps to {path}")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -31,6 +30,7 @@ from md2tf.deploy.images import (
     resize_rgb,
 )
 from md2tf.deploy.inference import Predictor, scaled_disparity_np
+from md2tf.progress import Progress
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -101,15 +101,6 @@ def predict_image(predictor: Predictor, image: np.ndarray) -> dict[str, np.ndarr
             "depth": (info.metric_scale / scaled).astype(np.float32)}
 
 
-def _progress(i: int, n: int, name: str) -> None:
-    width = 30
-    done = int(width * i / max(n, 1))
-    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {i}/{n} {name[-40:]:40s}")
-    if i == n:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: bool = True,
                 save_color: bool = True, vmax_percentile: float = 95.0,
                 progress: bool = True) -> PredictSummary:
@@ -130,7 +121,8 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
     os.makedirs(out_dir, exist_ok=True)
     summary = PredictSummary()
     used: set[str] = set()
-    for i, path in enumerate(files, 1):
+    bar = Progress(len(files), "predict", unit="file", enabled=progress)
+    for path in files:
         try:
             if path.lower().endswith(".gif") and _is_animated(path):
                 frames = list(_gif_frames(path))
@@ -154,6 +146,6 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
                     summary.written += [base + "_disp.npy", base + "_depth.npy"]
         except (ValueError, OSError) as e:
             summary.failed.append((path, str(e)))
-        if progress:
-            _progress(i, len(files), os.path.basename(path))
+        bar.update(1, postfix=os.path.basename(path)[-40:])
+    bar.close()
     return summary

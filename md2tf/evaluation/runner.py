@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from md2tf.evaluation import metrics, postprocess
+from md2tf.progress import Progress
 
 ImageProvider = Callable[[], Iterable[np.ndarray]]
 
@@ -46,29 +45,6 @@ class DisparitySource(Protocol):
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yields ``[h, w]`` float32 ``scaled_disp`` maps at network resolution."""
         ...
-
-
-class Progress:
-    """A minimal text progress bar on stderr (no dependency); ``update(i)`` after item i."""
-
-    def __init__(self, total: int, label: str, enabled: bool = True, stream=None):
-        self.total, self.label, self.enabled = max(total, 1), label, enabled
-        self.stream = stream or sys.stderr
-        self.start = time.monotonic()
-
-    def __call__(self, i: int) -> None:
-        if not self.enabled:
-            return
-        done = i + 1
-        if done != self.total and done % max(1, self.total // 50):
-            return
-        frac = done / self.total
-        elapsed = time.monotonic() - self.start
-        bar = "#" * int(30 * frac)
-        self.stream.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} {elapsed:6.1f}s")
-        if done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 class ArraySource:
@@ -252,8 +228,9 @@ def evaluate_sources(gt_depths: Sequence[np.ndarray], sources: Sequence[Disparit
             )
     results = {}
     for source in sources:
-        bar = Progress(len(source), source.name, show_progress)
-        results[source.name] = metrics.score_predictions(gt_depths, iter(source), options, progress=bar)
+        with Progress(len(source), source.name, unit="image", enabled=show_progress) as bar:
+            results[source.name] = metrics.score_predictions(gt_depths, iter(source), options,
+                                                             progress=bar)
     return results
 
 
@@ -422,7 +399,7 @@ def write_benchmark_pngs(source: DisparitySource, out_dir: str, file_names: Sequ
     if len(names) != count:
         raise ValueError(f"{source.name}: {count} predictions but {len(names)} test images in the split")
     os.makedirs(out_dir, exist_ok=True)
-    bar = Progress(count, source.name, show_progress)
+    bar = Progress(count, source.name, unit="image", enabled=show_progress)
     paths, nonfinite, written = [], 0, 0
     for i, disp in enumerate(source):
         if i >= count:
@@ -434,6 +411,7 @@ def write_benchmark_pngs(source: DisparitySource, out_dir: str, file_names: Sequ
         paths.append(path)
         written += 1
         bar(i)
+    bar.close()
     if written != count:
         raise ValueError(f"{source.name}: {written} predictions but {count} test images in the split")
     return paths, nonfinite
@@ -553,8 +531,8 @@ def run_odometry_evaluation(config) -> str:
             axis_angle, translation = net(pairs, training=False)
             return axis_angle, translation
 
-        bar = Progress(len(indices) - 1, name, config.progress)
-        pred = odometry.predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
+        with Progress(len(indices) - 1, name, unit="pair", enabled=config.progress) as bar:
+            pred = odometry.predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
         results[name] = odometry.score_odometry(gt_poses[indices], pred, config.snippet_length)
     lines = [f"{'model':<20} {'ATE mean':>10} {'ATE std':>10} {'snippets':>9}"]
     lines += [f"{n:<20} {s.ate_mean:10.4f} {s.ate_std:10.4f} {s.num_snippets:9d}" for n, s in results.items()]

@@ -6,8 +6,6 @@ summaries come from a separate, rarer ``tf.function`` so the hot training step s
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -94,54 +92,3 @@ def visualisation_images(batch, disparities, losses) -> dict[str, tf.Tensor]:
         for k in range(warped.shape[1]):
             images[f"warped/source{k}"] = warped[:, k]
     return images
-
-
-class ProgressBar:
-    """Single-line console progress with ETA, samples/s and the latest loss.
-
-    Args:
-      total: number of steps (None when unknown: no ETA).
-      batch_size: global batch size (for samples/s).
-      enabled: False turns it into a no-op (non-chief workers, tests).
-      stream: output stream (stderr).
-    """
-
-    def __init__(self, total: int | None, batch_size: int, enabled: bool = True,
-                 stream=None, width: int = 30) -> None:
-        self.total, self.batch_size, self.enabled = total, batch_size, enabled
-        self.stream = stream or sys.stderr
-        self.width = width
-        self._start = time.perf_counter()
-        self._start_step: int | None = None
-
-    def update(self, step: int, text: str = "") -> str:
-        """Redraws the bar at ``step`` (steps done); returns the line."""
-        now = time.perf_counter()
-        if self._start_step is None:
-            self._start_step, self._start = step, now
-        done = step - self._start_step
-        elapsed = max(now - self._start, 1e-9)
-        rate = done / elapsed
-        line = f"step {step}"
-        if self.total:
-            frac = min(step / self.total, 1.0)
-            fill = int(round(frac * self.width))
-            eta = (self.total - step) / rate if rate > 0 else float("nan")
-            line = f"[{'=' * fill}{'.' * (self.width - fill)}] {step}/{self.total} ETA {_hms(eta)}"
-        line += f" {rate * self.batch_size:.2f} samples/s {text}"
-        if self.enabled:
-            self.stream.write("\r" + line)
-            self.stream.flush()
-        return line
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _hms(seconds: float) -> str:
-    if not np.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from md2tf.config import ExperimentConfig
 from md2tf.training import checkpoints, distribute, schedule, step, summaries
+from md2tf.training import hooks as hooks_lib
 from md2tf.training.preemption import StopRequest
 
 logger = logging.getLogger(__name__)
@@ -200,7 +201,6 @@ class Trainer:
         self._val_step = tf.function(self._val_step_fn)
         self._image_fn = tf.function(self._image_fn_impl)
         self.stop_request = StopRequest()
-        self._saved_step = -1
 
     # --- compiled pieces -------------------------------------------------------------------------
 
@@ -320,15 +320,16 @@ class Trainer:
     def save(self) -> str | None:
         """Checkpoint at the current step (every worker calls it); the prefix on the chief."""
         path = self.checkpoints.save()
-        self._saved_step = int(self.step.numpy())
         return path if self.is_chief else None
 
-    def train(self, step_callback: Callable[[int, dict], None] | None = None) -> TrainResult:
+    def train(self, step_callback: Callable[[int, dict], None] | None = None,
+              hooks: list[hooks_lib.Hook] | None = None) -> TrainResult:
         """Runs (or resumes) training until the epochs, ``max_steps``, a stop signal or too many
         consecutive non-finite losses end it. Always leaves a checkpoint behind.
 
         Args:
           step_callback: optional ``callback(global_step, scalars)`` after every step (scripts).
+          hooks: the loop's hooks; default `hooks.default_hooks` of the config.
         """
         tc = self.config.train
         if self.is_chief:
@@ -338,89 +339,60 @@ class Trainer:
         total = spe * tc.num_epochs if spe else None
         if tc.max_steps:
             total = min(total, tc.max_steps) if total else tc.max_steps
-        bar = summaries.ProgressBar(total, tc.batch_size, enabled=tc.progress_bar and self.is_chief)
-        image_batch = self._image_batch() if (self.is_chief and tc.image_log_every) else None
-        reason, scalars, consecutive_bad, total_bad = "completed", {}, 0, 0
-        last_ckpt = None
-        profiling = False
-        with self.stop_request as stop_request:
+        start = int(self.step.numpy())
+        state = hooks_lib.LoopState(total_steps=total)
+        if hooks is None:
+            hooks = hooks_lib.default_hooks(self, total, start, step_callback)
+        with self.stop_request:
+            for hook in hooks:
+                hook.begin(self, state, start)
             for epoch in range(int(self.epoch.numpy()), tc.num_epochs):
-                lr = self.learning_rate_for_epoch(epoch)
-                self.optimizer.learning_rate = lr
-                done_in_epoch = int(self.step.numpy()) - epoch * spe if spe else 0
-                iterator = iter(self._distributed("train", True, self.config.train.seed + epoch, take=spe or 0,
-                                                  skip=max(done_in_epoch, 0)))
-                last_log_time, last_log_step = time.perf_counter(), int(self.step.numpy())
-                while True:
-                    gstep = int(self.step.numpy())
-                    if spe and gstep >= (epoch + 1) * spe:
+                for info in self._epoch_steps(epoch, spe, state):
+                    state.scalars = info.scalars
+                    for hook in hooks:
+                        hook.after_step(self, state, info)
+                    if state.stop_reason:
                         break
-                    if tc.max_steps and gstep >= tc.max_steps:
-                        reason = "max_steps"
-                        break
-                    if tc.profile_steps and gstep == tc.profile_steps[0] and self.is_chief:
-                        tf.profiler.experimental.start(os.path.join(tc.run_dir, "tensorboard"))
-                        profiling = True
-                    stop_flag = tf.constant(1.0 if stop_request.requested else 0.0)
-                    try:
-                        out, applied, any_stop = self.train_step(iterator, stop_flag)
-                    except (tf.errors.OutOfRangeError, StopIteration):
-                        break
-                    gstep += 1
-                    if profiling and gstep >= tc.profile_steps[1]:
-                        tf.profiler.experimental.stop()
-                        profiling = False
-                    scalars = {k: float(v) for k, v in out.items()}
-                    if bool(applied):
-                        consecutive_bad = 0
-                    else:
-                        consecutive_bad += 1
-                        total_bad += 1
-                        logger.warning("non-finite loss at step %d (%d in a row): update skipped",
-                                       gstep, consecutive_bad)
-                    if gstep % tc.log_every == 0 or gstep == 1:
-                        now = time.perf_counter()
-                        dt = (now - last_log_time) / max(gstep - last_log_step, 1)
-                        last_log_time, last_log_step = now, gstep
-                        summaries.write_scalars(self.writer, {
-                            **scalars, "train/learning_rate": lr, "train/step_time_s": dt,
-                            "train/samples_per_s": tc.batch_size / max(dt, 1e-9),
-                            "train/nonfinite_steps": total_bad}, gstep)
-                    if image_batch is not None and gstep % tc.image_log_every == 0:
-                        summaries.write_images(self.writer, self._image_fn(image_batch), gstep)
-                    bar.update(gstep, f"loss {scalars.get('loss/total', float('nan')):.4f}")
-                    if step_callback is not None:
-                        step_callback(gstep, scalars)
-                    if tc.save_every_steps and gstep % tc.save_every_steps == 0:
-                        last_ckpt = self.save()
-                    if consecutive_bad >= tc.max_nonfinite_steps:
-                        reason = "nonfinite"
-                        break
-                    if bool(any_stop) or stop_request.requested:
-                        reason = "preempted"
-                        break
-                if reason != "completed":
+                if state.stop_reason:
                     break
                 self.epoch.assign(epoch + 1)
-                if tc.validate_every_epoch:
-                    self.validate(int(self.step.numpy()))
-                last_ckpt = self.save()
-        if profiling:
-            tf.profiler.experimental.stop()
-        bar.close()
-        gstep = int(self.step.numpy())
-        if self._saved_step != gstep:
-            last_ckpt = self.save()
-        if reason == "nonfinite":
-            logger.error("stopping: %d consecutive non-finite losses, the last at step %d; saved %s",
-                         consecutive_bad, gstep, last_ckpt)
-        elif reason == "preempted":
-            logger.warning("stop requested (%s): saved %s at step %d", self.stop_request.signal_name,
-                           last_ckpt, gstep)
+                for hook in hooks:
+                    hook.after_epoch(self, state, epoch + 1, int(self.step.numpy()))
+            for hook in reversed(hooks):
+                hook.end(self, state, int(self.step.numpy()))
         self.writer.flush()
-        return TrainResult(gstep, int(self.epoch.numpy()), reason, last_ckpt, scalars, total_bad)
+        return TrainResult(int(self.step.numpy()), int(self.epoch.numpy()), state.stop_reason or "completed",
+                           state.last_checkpoint, state.scalars, state.total_nonfinite)
 
-    def _image_batch(self):
+    def _epoch_steps(self, epoch: int, spe: int | None, state: hooks_lib.LoopState):
+        """Yields a `hooks.StepInfo` per step of ``epoch`` (resuming mid-epoch where the step says).
+
+        Ends at the epoch's last step, when the data runs out, or at ``max_steps`` (which sets
+        ``state.stop_reason``).
+        """
+        tc = self.config.train
+        lr = self.learning_rate_for_epoch(epoch)
+        self.optimizer.learning_rate = lr
+        done_in_epoch = int(self.step.numpy()) - epoch * spe if spe else 0
+        iterator = iter(self._distributed("train", True, tc.seed + epoch, take=spe or 0,
+                                          skip=max(done_in_epoch, 0)))
+        while True:
+            gstep = int(self.step.numpy())
+            if spe and gstep >= (epoch + 1) * spe:
+                return
+            if tc.max_steps and gstep >= tc.max_steps:
+                state.stop_reason = "max_steps"
+                return
+            stop_flag = tf.constant(1.0 if self.stop_request.requested else 0.0)
+            try:
+                out, applied, any_stop = self.train_step(iterator, stop_flag)
+            except (tf.errors.OutOfRangeError, StopIteration):
+                return
+            yield hooks_lib.StepInfo(step=gstep + 1, epoch=epoch, scalars={k: float(v) for k, v in out.items()},
+                                     applied=bool(applied), stop_requested=bool(any_stop), learning_rate=lr)
+
+    def image_batch(self):
+        """A fixed validation batch for the image summaries (None when the split cannot be read)."""
         try:
             ds = self.dataset_fn("val", min(2, self.config.train.batch_size), False, None,
                                  self.config.train.seed)
@@ -428,6 +400,10 @@ class Trainer:
         except (ValueError, FileNotFoundError, StopIteration) as e:
             logger.warning("no validation batch for image summaries: %s", e)
             return None
+
+    def images(self, batch) -> dict[str, tf.Tensor]:
+        """The image summaries of ``batch`` (inputs, disparities, auto-masks, warped sources)."""
+        return self._image_fn(batch)
 
     def validate(self, global_step: int) -> dict[str, float]:
         """Validation losses (and depth metrics where GT exists), written to TensorBoard."""
@@ -450,7 +426,7 @@ class Trainer:
         results = {k: v / max(count, 1) for k, v in sums.items()}
         results.update(self._depth_metrics(gts, disps))
         summaries.write_scalars(self.writer, results, global_step, prefix="val/")
-        logger.info("validation at step %d: %s", global_step,
+        logger.debug("validation at step %d: %s", global_step,
                     ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
         return results
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import io
 
 import numpy as np
 import tensorflow as tf
@@ -28,17 +27,6 @@ def test_colorize_disparity_uses_per_image_percentile():
     np.testing.assert_allclose(rgb[0], rgb[1], atol=1e-6)  # scale-invariant per image
     top = summaries._MAGMA[-1]
     np.testing.assert_allclose(rgb[0, 9, 9], top, atol=1e-6)  # 100 > vmax (= 95 or 96): clipped
-
-
-def test_progress_bar_reports_eta_and_rate():
-    stream = io.StringIO()
-    bar = summaries.ProgressBar(total=10, batch_size=4, stream=stream)
-    bar.update(0)
-    line = bar.update(5, "loss 0.1")
-    assert "5/10" in line and "ETA" in line and "samples/s" in line and "loss 0.1" in line
-    bar.close()
-    assert stream.getvalue().endswith("\n")
-    assert summaries.ProgressBar(None, 2, enabled=False).update(3).startswith("step 3")
 
 
 def test_scalars_and_images_land_in_event_file(tmp_path):

@@ -10,7 +10,6 @@ import concurrent.futures
 import datetime
 import json
 import os
-import sys
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -19,6 +18,7 @@ from PIL import Image
 from md2tf.data.synthetic import lidar as lidar_lib
 from md2tf.data.synthetic import render
 from md2tf.data.synthetic import world as w
+from md2tf.progress import Progress
 
 MANIFEST = "synthetic_world.json"
 FORMAT_VERSION = 2  # bump when the rendered output changes: older worlds are regenerated
@@ -217,35 +217,6 @@ def write_odometry_view(out_dir: str, config: w.WorldConfig) -> None:
             _atomic_write_text(os.path.join(root, "poses", f"{d:02d}.txt"), f.read())
 
 
-class _Progress:
-    """tqdm if installed, else a minimal text bar on stderr."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.n, self.enabled, self.bar = total, 0, enabled, None
-        if enabled:
-            try:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, desc="synthetic world", unit="frame")
-            except ImportError:
-                self.bar = None
-
-    def update(self, k: int) -> None:
-        self.n += k
-        if self.bar is not None:
-            self.bar.update(k)
-        elif self.enabled:
-            filled = int(30 * self.n / max(self.total, 1))
-            sys.stderr.write(f"\rsynthetic world [{'#' * filled}{'.' * (30 - filled)}] {self.n}/{self.total}")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled:
-            sys.stderr.write("\n")
-
-
 def generate_world(out_dir: str, config: w.WorldConfig, progress: bool = True, workers: int = 1) -> str:
     """Renders and writes the whole world, then the manifest (last). Returns ``out_dir``.
 
@@ -264,7 +235,7 @@ def generate_world(out_dir: str, config: w.WorldConfig, progress: bool = True, w
     _atomic_write_text(os.path.join(ddir, "calib_cam_to_cam.txt"), calib_cam_to_cam_text(config))
     _atomic_write_text(os.path.join(ddir, "calib_velo_to_cam.txt"), calib_velo_to_cam_text())
     _atomic_write_text(os.path.join(ddir, "calib_imu_to_velo.txt"), calib_imu_to_velo_text())
-    bar = _Progress(config.drives * config.frames, progress)
+    bar = Progress(config.drives * config.frames, "synthetic world", unit="frame", enabled=progress)
     try:
         if workers <= 1:
             for d in range(config.drives):

@@ -1,0 +1,282 @@
+"""The cadences of the training loop as small named hooks (log, images, validate, save, profile, ...).
+
+`Trainer.train` is a loop over steps and epochs; everything that happens every N steps or at the end
+of an epoch is a `Hook` with its own interval (the shape of Orbit's controller actions and of Keras
+callbacks). Hooks share one `LoopState` (counters, the last scalars, the stop reason) and ask the loop
+to stop by setting ``state.stop_reason``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import tensorflow as tf
+
+from md2tf.progress import Progress
+from md2tf.training import summaries
+
+if TYPE_CHECKING:  # annotations only: the trainer imports this module
+    from md2tf.training.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class StepInfo:
+    """What one global training step produced.
+
+    Attributes:
+      step: global step after the update (1 after the first step).
+      epoch: the epoch the step belongs to (0-based).
+      scalars: the step's losses, replica means, as floats.
+      applied: False when the loss or a gradient was non-finite and the update was skipped.
+      stop_requested: a worker received SIGTERM/SIGINT (checked in the compiled step).
+      learning_rate: the learning rate of the step.
+    """
+
+    step: int
+    epoch: int
+    scalars: dict[str, float]
+    applied: bool
+    stop_requested: bool
+    learning_rate: float
+
+
+@dataclasses.dataclass
+class LoopState:
+    """Mutable state shared by the loop and its hooks.
+
+    Attributes:
+      total_steps: steps the run will take in all (None = unknown), for the progress bar.
+      stop_reason: None while training; ``max_steps``, ``preempted`` or ``nonfinite`` to stop.
+      scalars: the latest step's scalars.
+      consecutive_nonfinite, total_nonfinite: skipped updates in a row / in all.
+      last_checkpoint: prefix of the last checkpoint written (chief only).
+      saved_step: global step of the last checkpoint written.
+      validation: the latest validation results.
+    """
+
+    total_steps: int | None = None
+    stop_reason: str | None = None
+    scalars: dict[str, float] = dataclasses.field(default_factory=dict)
+    consecutive_nonfinite: int = 0
+    total_nonfinite: int = 0
+    last_checkpoint: str | None = None
+    saved_step: int = -1
+    validation: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class Hook:
+    """Base hook: every method is a no-op; subclasses override the ones they need."""
+
+    def begin(self, trainer: Trainer, state: LoopState, step: int) -> None:
+        """Before the first step (``step`` = the global step training starts or resumes at)."""
+
+    def after_step(self, trainer: Trainer, state: LoopState, info: StepInfo) -> None:
+        """After every step."""
+
+    def after_epoch(self, trainer: Trainer, state: LoopState, epoch: int, step: int) -> None:
+        """After ``epoch`` epochs are complete (1 after the first), at global ``step``."""
+
+    def end(self, trainer: Trainer, state: LoopState, step: int) -> None:
+        """Once, when training ends for any reason (in reverse hook order)."""
+
+
+def due(step: int, every: int) -> bool:
+    """True when a cadence of ``every`` steps (0 = never) fires at ``step``."""
+    return every > 0 and step % every == 0
+
+
+class NonFiniteGuard(Hook):
+    """Counts skipped (non-finite) updates; stops after ``max_consecutive`` in a row."""
+
+    def __init__(self, max_consecutive: int) -> None:
+        self.max_consecutive = max_consecutive
+
+    def after_step(self, trainer, state, info):
+        if info.applied:
+            state.consecutive_nonfinite = 0
+            return
+        state.consecutive_nonfinite += 1
+        state.total_nonfinite += 1
+        logger.warning("non-finite loss at step %d (%d in a row): update skipped", info.step,
+                       state.consecutive_nonfinite)
+        if state.consecutive_nonfinite >= self.max_consecutive:
+            state.stop_reason = "nonfinite"
+
+    def end(self, trainer, state, step):
+        if state.stop_reason == "nonfinite":
+            logger.error("stopping: %d consecutive non-finite losses, the last at step %d; saved %s",
+                         state.consecutive_nonfinite, step, state.last_checkpoint)
+
+
+class Preemption(Hook):
+    """Stops after the current step when any worker received SIGTERM/SIGINT."""
+
+    def after_step(self, trainer, state, info):
+        if info.stop_requested or trainer.stop_request.requested:
+            state.stop_reason = "preempted"
+
+    def end(self, trainer, state, step):
+        if state.stop_reason == "preempted":
+            logger.warning("stop requested (%s): saved %s at step %d", trainer.stop_request.signal_name,
+                           state.last_checkpoint, step)
+
+
+class ScalarSummaries(Hook):
+    """Losses, learning rate, step time, samples/s and skipped updates to TensorBoard."""
+
+    def __init__(self, writer, every: int, batch_size: int) -> None:
+        self.writer, self.every, self.batch_size = writer, every, batch_size
+        self._time, self._step = time.perf_counter(), 0
+
+    def begin(self, trainer, state, step):
+        self._time, self._step = time.perf_counter(), step
+
+    def after_step(self, trainer, state, info):
+        if not (due(info.step, self.every) or info.step == 1):
+            return
+        now = time.perf_counter()
+        dt = (now - self._time) / max(info.step - self._step, 1)
+        self._time, self._step = now, info.step
+        summaries.write_scalars(self.writer, {
+            **info.scalars, "train/learning_rate": info.learning_rate, "train/step_time_s": dt,
+            "train/samples_per_s": self.batch_size / max(dt, 1e-9),
+            "train/nonfinite_steps": state.total_nonfinite}, info.step)
+
+
+class ImageSummaries(Hook):
+    """Input, disparities, auto-masks and warped sources of a fixed validation batch."""
+
+    def __init__(self, writer, every: int, batch_fn: Callable[[], object]) -> None:
+        self.writer, self.every, self.batch_fn = writer, every, batch_fn
+        self._batch = None
+
+    def begin(self, trainer, state, step):
+        self._batch = self.batch_fn()
+
+    def after_step(self, trainer, state, info):
+        if self._batch is not None and due(info.step, self.every):
+            summaries.write_images(self.writer, trainer.images(self._batch), info.step)
+
+
+class Checkpointing(Hook):
+    """Saves every ``every_steps`` steps, after every epoch, and at the end (never twice a step)."""
+
+    def __init__(self, every_steps: int) -> None:
+        self.every_steps = every_steps
+
+    def _save(self, trainer, state, step):
+        if state.saved_step != step:
+            state.last_checkpoint = trainer.save() or state.last_checkpoint
+            state.saved_step = step
+
+    def after_step(self, trainer, state, info):
+        if due(info.step, self.every_steps):
+            self._save(trainer, state, info.step)
+
+    def after_epoch(self, trainer, state, epoch, step):
+        self._save(trainer, state, step)
+
+    def end(self, trainer, state, step):
+        self._save(trainer, state, step)
+
+
+class Validation(Hook):
+    """A validation pass after every epoch; one short line on the console."""
+
+    def __init__(self, progress: Progress | None = None) -> None:
+        self.progress = progress
+
+    def after_epoch(self, trainer, state, epoch, step):
+        state.validation = trainer.validate(step)
+        if state.validation:
+            line = f"epoch {epoch} (step {step}): " + validation_line(state.validation)
+            (self.progress.write if self.progress else logger.info)(line)
+
+
+def validation_line(results: dict[str, float]) -> str:
+    """``val loss 0.1234  abs_rel 0.206  a1 0.744`` from a validation result dict."""
+    parts = [f"val loss {results['loss/total']:.4f}"] if "loss/total" in results else []
+    parts += [f"{k} {results[f'depth/{k}']:.3f}" for k in ("abs_rel", "a1") if f"depth/{k}" in results]
+    return "  ".join(parts)
+
+
+class Profiler(Hook):
+    """Captures a TensorBoard profiler trace of steps ``start + 1 .. stop``."""
+
+    def __init__(self, logdir: str, start: int, stop: int) -> None:
+        self.logdir, self.start, self.stop = logdir, start, stop
+        self._active = False
+
+    def _maybe_start(self, step):
+        if step == self.start and not self._active:
+            tf.profiler.experimental.start(self.logdir)
+            self._active = True
+
+    def begin(self, trainer, state, step):
+        self._maybe_start(step)
+
+    def after_step(self, trainer, state, info):
+        if self._active and info.step >= self.stop:
+            tf.profiler.experimental.stop()
+            self._active = False
+        self._maybe_start(info.step)
+
+    def end(self, trainer, state, step):
+        if self._active:
+            tf.profiler.experimental.stop()
+            self._active = False
+
+
+class ProgressBar(Hook):
+    """The console progress bar: steps, ETA, samples/s and the latest loss."""
+
+    def __init__(self, progress: Progress, batch_size: int) -> None:
+        self.progress, self.batch_size = progress, batch_size
+
+    def after_step(self, trainer, state, info):
+        self.progress.update(1, postfix=f"loss {info.scalars.get('loss/total', float('nan')):.4f}")
+
+    def end(self, trainer, state, step):
+        self.progress.close()
+
+
+class StepCallback(Hook):
+    """Calls ``fn(global_step, scalars)`` after every step (scripts, experiments)."""
+
+    def __init__(self, fn: Callable[[int, dict], None]) -> None:
+        self.fn = fn
+
+    def after_step(self, trainer, state, info):
+        self.fn(info.step, info.scalars)
+
+
+def default_hooks(trainer: Trainer, total_steps: int | None, start_step: int,
+                  step_callback: Callable[[int, dict], None] | None = None) -> list[Hook]:
+    """The hooks of ``config.train``, in the order they run after a step.
+
+    The step callback runs first (it may request a stop), then the guards that decide a stop, so the
+    checkpoint hook's ``end`` (first of the reversed ``end`` calls) saves the step that stopped.
+    """
+    tc = trainer.config.train
+    chief = trainer.is_chief
+    progress = Progress(total_steps, "train", unit="step", enabled=tc.progress_bar and chief,
+                        initial=start_step)
+    hooks: list[Hook] = [StepCallback(step_callback)] if step_callback is not None else []
+    hooks += [NonFiniteGuard(tc.max_nonfinite_steps), Preemption(),
+              ScalarSummaries(trainer.writer, tc.log_every, tc.batch_size)]
+    if chief and tc.image_log_every:
+        hooks.append(ImageSummaries(trainer.writer, tc.image_log_every, trainer.image_batch))
+    if tc.profile_steps and chief:
+        hooks.append(Profiler(os.path.join(tc.run_dir, "tensorboard"), *tc.profile_steps))
+    hooks.append(ProgressBar(progress, tc.batch_size))
+    if tc.validate_every_epoch:
+        hooks.append(Validation(progress))
+    hooks.append(Checkpointing(tc.save_every_steps))
+    return hooks
