@@ -14,6 +14,7 @@ from absl import logging
 
 from md2tf import flags as md2tf_flags
 from md2tf.config import ConfigError, ExperimentConfig
+from md2tf.rundir import RunDir
 
 
 def main(config: ExperimentConfig, flag_values) -> int:
@@ -25,7 +26,7 @@ def main(config: ExperimentConfig, flag_values) -> int:
     strategy = distribute.select_strategy(config.train.strategy)
     trainer.check_data_available(config)
     if distribute.is_chief():
-        trainer.RunDir(config.train.run_dir).write_flags(flag_values.flags_into_string())
+        RunDir(config.train.run_dir).write_flags(flag_values.flags_into_string())
     trainer.ensure_synthetic_world(config)
     result = trainer.Trainer(config, strategy=strategy).train()
     logging.info("training ended (%s) at step %d, epoch %d; checkpoint %s", result.reason,

@@ -11,7 +11,6 @@ can silently skip variables, and a partially restored network must not be evalua
 
 from __future__ import annotations
 
-import json
 import os
 
 import keras
@@ -22,9 +21,7 @@ from md2tf.config import ExperimentConfig
 from md2tf.models.builder import build
 from md2tf.models.depth_net import DepthNet
 from md2tf.models.pose_net import PoseNet
-
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
+from md2tf.rundir import RunDir
 
 
 def variable_paths(model: tf.Module) -> dict[int, tuple[str, ...]]:
@@ -100,14 +97,13 @@ def save_models(
     Returns:
       The checkpoint prefix (``.../checkpoints/ckpt-<step>``).
     """
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, CONFIG_FILE), "w") as f:
-        json.dump(config.to_dict(), f, indent=2)
+    run = RunDir(out_dir)
+    run.write_config(config)
     objects = {"depth_net": depth_net}
     if pose_net is not None:
         objects["pose_net"] = pose_net
     manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(**objects), os.path.join(out_dir, CHECKPOINT_DIR), max_to_keep=None
+        tf.train.Checkpoint(**objects), run.checkpoints, max_to_keep=None
     )
     return manager.save(checkpoint_number=step)
 
@@ -120,12 +116,12 @@ def resolve_checkpoint(path: str) -> tuple[str, str]:
         looked).
     """
     if os.path.isdir(path):
-        prefix = tf.train.latest_checkpoint(os.path.join(path, CHECKPOINT_DIR)) or (
+        prefix = tf.train.latest_checkpoint(RunDir(path).checkpoints) or (
             tf.train.latest_checkpoint(path)
         )
         if prefix is None:
             raise FileNotFoundError(
-                f"no checkpoint in {os.path.join(path, CHECKPOINT_DIR)!r} (expected a run directory "
+                f"no checkpoint in {RunDir(path).checkpoints!r} (expected a run directory "
                 "with checkpoints/ or a checkpoint prefix such as run/checkpoints/ckpt-100)"
             )
         candidates = [path, os.path.dirname(os.path.dirname(prefix))]
@@ -138,9 +134,9 @@ def resolve_checkpoint(path: str) -> tuple[str, str]:
         parent = os.path.dirname(os.path.abspath(path))
         candidates = [parent, os.path.dirname(parent)]
     for run_dir in candidates:
-        if os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
+        if RunDir(run_dir).has_config():
             return prefix, run_dir
-    raise FileNotFoundError(f"no {CONFIG_FILE} for checkpoint {prefix!r}; looked in {candidates}")
+    raise FileNotFoundError(f"no {RunDir.CONFIG} for checkpoint {prefix!r}; looked in {candidates}")
 
 
 def load_models(
@@ -161,20 +157,32 @@ def load_models(
       ValueError: if any depth/pose variable is not in the checkpoint (names listed).
     """
     prefix, run_dir = resolve_checkpoint(path)
-    with open(os.path.join(run_dir, CONFIG_FILE)) as f:
-        config = ExperimentConfig.from_dict(json.load(f))
+    config = RunDir(run_dir).read_config()
     use_pose = load_pose_net and config.use_pose_net
     depth_net, pose_net = build(config.model, use_pose_net=use_pose, load_weights=False)
-    objects = {"depth_net": depth_net}
-    if pose_net is not None:
-        objects["pose_net"] = pose_net
-    missing = []
-    for name, model in objects.items():
-        missing += [f"{name}: {p}" for p in unsaved_variables(name, model, prefix)]
-    if missing:
-        raise ValueError(
-            f"checkpoint {prefix!r} does not hold {len(missing)} variable(s) of the networks in "
-            f"{os.path.join(run_dir, CONFIG_FILE)}: {missing[:20]}{' ...' if len(missing) > 20 else ''}"
-        )
-    tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
+    restore_networks(prefix, {"depth_net": depth_net, "pose_net": pose_net})
     return config, depth_net, pose_net
+
+
+def restore_networks(prefix: str, networks: dict[str, tf.Module | None]) -> str:
+    """Restores built networks (``{"depth_net": ..., "pose_net": ... or None}``) from a checkpoint.
+
+    The one restore path of md2tf: evaluation, export, prediction and ``--init_checkpoint`` all use
+    it. Optimizer state and counters in the checkpoint are ignored (``expect_partial``), but every
+    variable of the given networks, BatchNorm statistics included, must be present: Keras 3 can
+    silently skip variables, and a partially restored network must never be used.
+
+    Returns:
+      ``prefix``.
+
+    Raises:
+      ValueError: naming the checkpoint and the first missing variables.
+    """
+    objects = {name: net for name, net in networks.items() if net is not None}
+    missing = [f"{name}: {p}" for name, net in objects.items()
+               for p in unsaved_variables(name, net, prefix)]
+    if missing:
+        raise ValueError(f"checkpoint {prefix!r} does not hold {len(missing)} variable(s) of the networks: "
+                         f"{missing[:20]}{' ...' if len(missing) > 20 else ''}")
+    tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
+    return prefix

@@ -8,23 +8,14 @@ the run directory; the others write to a temporary directory that is deleted rig
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
 import tensorflow as tf
 
-from md2tf.config import ExperimentConfig
 from md2tf.models import checkpoint as model_checkpoint
+from md2tf.rundir import RunDir
 from md2tf.training import distribute
-
-CHECKPOINT_SUBDIR = model_checkpoint.CHECKPOINT_DIR
-CONFIG_FILE = "config.json"
-
-
-def checkpoint_dir(run_dir: str) -> str:
-    """``<run_dir>/checkpoints``."""
-    return os.path.join(run_dir, CHECKPOINT_SUBDIR)
 
 
 class RunCheckpoints:
@@ -50,7 +41,7 @@ class RunCheckpoints:
             objects["pose_net"] = pose_net
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.is_chief = distribute.is_chief(self.strategy)
-        self.directory = distribute.worker_dir(checkpoint_dir(run_dir), self.strategy)
+        self.directory = distribute.worker_dir(RunDir(run_dir).checkpoints, self.strategy)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=keep)
         self._step = step
 
@@ -77,48 +68,17 @@ class RunCheckpoints:
         return path
 
 
-def write_config(run_dir: str, config: ExperimentConfig) -> str:
-    """Writes ``config.json`` (``ExperimentConfig.to_dict()``) into the run directory."""
-    os.makedirs(run_dir, exist_ok=True)
-    path = os.path.join(run_dir, CONFIG_FILE)
-    with open(path, "w") as f:
-        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
-    return path
-
-
-def read_config(run_dir: str) -> ExperimentConfig:
-    """Reads ``<run_dir>/config.json``; ValueError naming the file when it is missing."""
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise ValueError(f"no {CONFIG_FILE} in run directory {run_dir!r}: expected a directory written "
-                         "by `python -m md2tf.train --run_dir=...`")
-    with open(path) as f:
-        return ExperimentConfig.from_dict(json.load(f))
-
-
 def restore_networks(path: str, depth_net, pose_net=None) -> str:
-    """Restores only the networks from a run directory or checkpoint prefix (``--init_checkpoint``).
-
-    The networks must be built (variables created). Every network variable must be in the checkpoint.
+    """``--init_checkpoint``: restores only the networks from a run directory or checkpoint prefix.
 
     Returns:
       The checkpoint prefix used.
 
     Raises:
-      FileNotFoundError: no checkpoint at ``path``. ValueError: variables missing from it.
+      FileNotFoundError: no checkpoint at ``path``. ValueError: network variables missing from it.
     """
     prefix, _ = model_checkpoint.resolve_checkpoint(path)
-    objects = {"depth_net": depth_net}
-    if pose_net is not None:
-        objects["pose_net"] = pose_net
-    missing = []
-    for name, model in objects.items():
-        missing += [f"{name}: {p}" for p in model_checkpoint.unsaved_variables(name, model, prefix)]
-    if missing:
-        raise ValueError(f"--init_checkpoint {prefix!r} lacks {len(missing)} network variable(s): "
-                         f"{missing[:10]}")
-    tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
-    return prefix
+    return model_checkpoint.restore_networks(prefix, {"depth_net": depth_net, "pose_net": pose_net})
 
 
 #: ``load_models(path) -> (config, depth_net, pose_net)``: the shared reader (md2tf.models.checkpoint).

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 import tensorflow as tf
 
 from md2tf.progress import Progress
+from md2tf.rundir import RunDir
 from md2tf.training import summaries
 
 if TYPE_CHECKING:  # annotations only: the trainer imports this module
@@ -274,7 +274,7 @@ def default_hooks(trainer: Trainer, total_steps: int | None, start_step: int,
     if chief and tc.image_log_every:
         hooks.append(ImageSummaries(trainer.writer, tc.image_log_every, trainer.image_batch))
     if tc.profile_steps and chief:
-        hooks.append(Profiler(os.path.join(tc.run_dir, "tensorboard"), *tc.profile_steps))
+        hooks.append(Profiler(RunDir(tc.run_dir).tensorboard, *tc.profile_steps))
     hooks.append(ProgressBar(progress, tc.batch_size))
     if tc.validate_every_epoch:
         hooks.append(Validation(progress))

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from md2tf.config import ExperimentConfig
+from md2tf.rundir import RunDir
 from md2tf.training import checkpoints, distribute, schedule, step, summaries
 from md2tf.training import hooks as hooks_lib
 from md2tf.training.preemption import StopRequest
@@ -185,7 +186,7 @@ class Trainer:
             tc.run_dir, depth_net=self.depth_net, pose_net=self.pose_net, optimizer=self.optimizer,
             step=self.step, epoch=self.epoch, keep=tc.keep_checkpoints, strategy=self.strategy)
         if self.is_chief:
-            self.writer = tf.summary.create_file_writer(os.path.join(tc.run_dir, "tensorboard"))
+            self.writer = tf.summary.create_file_writer(RunDir(tc.run_dir).tensorboard)
         else:
             self.writer = tf.summary.create_noop_writer()
         self._use_loss_scale = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -301,7 +302,7 @@ class Trainer:
 
     @staticmethod
     def _has_checkpoint(run_dir: str) -> bool:
-        return tf.train.latest_checkpoint(checkpoints.checkpoint_dir(run_dir)) is not None
+        return tf.train.latest_checkpoint(RunDir(run_dir).checkpoints) is not None
 
     def restore(self) -> str | None:
         """Resumes from the run's latest checkpoint (``--resume``), else initialises from
@@ -333,7 +334,7 @@ class Trainer:
         """
         tc = self.config.train
         if self.is_chief:
-            checkpoints.write_config(tc.run_dir, self.config)
+            RunDir(tc.run_dir).write_config(self.config)
         self.restore()
         spe = self.steps_per_epoch()
         total = spe * tc.num_epochs if spe else None

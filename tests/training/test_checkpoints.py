@@ -89,14 +89,6 @@ def test_non_chief_worker_writes_to_temporary_dir(tmp_path, monkeypatch):
     assert distribute.worker_dir("/r/checkpoints", None) == "/r/checkpoints"
 
 
-def test_config_round_trip_and_missing_config(tmp_path):
-    config = fakes.tiny_config(str(tmp_path))
-    checkpoints.write_config(str(tmp_path), config)
-    assert checkpoints.read_config(str(tmp_path)) == config
-    with pytest.raises(ValueError, match="config.json"):
-        checkpoints.read_config(str(tmp_path / "nothing"))
-
-
 def test_bad_tf_config_and_strategy_names(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="TF_CONFIG"):
