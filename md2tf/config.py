@@ -27,7 +27,8 @@ class DataConfig:
     Attributes:
       dataset: ``kitti`` (raw, split files), ``kitti_odom``, ``synthetic`` (built-in world, generated on
         first use into ``data_dir``) or ``folder`` (a user's folder of video frames).
-      data_dir: root of the dataset (KITTI raw layout for ``kitti`` and ``synthetic``).
+      data_dir: root of the dataset (KITTI raw layout for ``kitti`` and ``synthetic``); for
+        ``synthetic`` also where the world is written.
       split: split name; files are read from ``<splits_dir>/<split>/{train,val}_files.txt``.
       splits_dir: directory holding split folders. Empty = ``<data_dir>/splits``.
       height, width: network input size in pixels (multiples of 32).
@@ -39,6 +40,9 @@ class DataConfig:
       flip_prob, color_aug_prob: augmentation probabilities (0.5 each in the paper).
       seed: shuffling / augmentation seed; ``deterministic`` makes tf.data order reproducible.
       gt_height, gt_width: size of the ground-truth depth carried in a training batch for metrics.
+      synthetic_drives, synthetic_frames: the synthetic world's number of drives and frames per drive.
+      synthetic_height, synthetic_width: the synthetic world's image size in pixels (0 = ``height`` /
+        ``width``). With ``image_ext`` these fix the generated world, so ``config.json`` replays it.
     """
 
     dataset: str = "synthetic"
@@ -60,6 +64,10 @@ class DataConfig:
     deterministic: bool = False
     gt_height: int = 375
     gt_width: int = 1242
+    synthetic_drives: int = 4
+    synthetic_frames: int = 100
+    synthetic_height: int = 0
+    synthetic_width: int = 0
 
     def __post_init__(self) -> None:
         _check(self.height > 0 and self.height % 32 == 0, f"--height must be a positive multiple of 32, got {self.height}")
@@ -72,6 +80,13 @@ class DataConfig:
         _check(self.intrinsics in ("fixed", "calib"), f"--intrinsics must be fixed or calib, got {self.intrinsics!r}")
         _check(0.0 <= self.flip_prob <= 1.0 and 0.0 <= self.color_aug_prob <= 1.0, "augmentation probabilities must lie in [0, 1]")
         _check(self.stereo_baseline > 0, f"--stereo_baseline must be > 0, got {self.stereo_baseline}")
+        _check(self.synthetic_drives >= 1, f"--synthetic_drives must be >= 1, got {self.synthetic_drives}")
+        _check(self.synthetic_frames >= 3,
+               f"--synthetic_frames must be >= 3 (targets need both neighbours), got {self.synthetic_frames}")
+        _check(self.synthetic_height == 0 or self.synthetic_height >= 8,
+               f"--synthetic_height must be 0 (= --height) or >= 8, got {self.synthetic_height}")
+        _check(self.synthetic_width == 0 or self.synthetic_width >= 8,
+               f"--synthetic_width must be 0 (= --width) or >= 8, got {self.synthetic_width}")
 
     @property
     def temporal_offsets(self) -> tuple[int, ...]:

@@ -146,7 +146,9 @@ def experiment_config_from_flags(flag_values=None):
             use_stereo=f.use_stereo, stereo_baseline=f.stereo_baseline, image_ext=f.image_ext,
             intrinsics=f.intrinsics, flip_prob=f.flip_prob, color_aug_prob=f.color_aug_prob,
             num_parallel_calls=f.num_parallel_calls, shuffle_buffer=f.shuffle_buffer, seed=f.seed,
-            deterministic=f.deterministic, gt_height=f.gt_height, gt_width=f.gt_width),
+            deterministic=f.deterministic, gt_height=f.gt_height, gt_width=f.gt_width,
+            synthetic_drives=f.synthetic_drives, synthetic_frames=f.synthetic_frames,
+            synthetic_height=f.synthetic_height, synthetic_width=f.synthetic_width),
         model=cfg.ModelConfig(
             num_layers=f.num_layers, pose_num_layers=f.pose_num_layers,
             encoder_weights=f.encoder_weights, init=f.init, scales=ints("scales"),

@@ -88,8 +88,11 @@ def test_synthetic_uses_cache_dir_and_command_line_overrides_file():
     # Stereo from scratch with a far disparity start (the reference 0.5 never finds the stereo basin).
     assert c.data.frame_offsets == (0,) and c.data.use_stereo and not c.use_pose_net
     assert c.model.init_disparity == 0.02
-    world = md2tf_flags.synthetic_world_from_flags(FLAGS)
-    assert (world["height"], world["width"]) == (c.data.height, c.data.width)
+    # The world's settings travel in the config (config.json replays them); 0 = the network size.
+    assert (c.data.synthetic_drives, c.data.synthetic_frames) == (4, 100)
+    assert (c.data.synthetic_height, c.data.synthetic_width) == (0, 0)
+    smoke = parse("--flagfile=configs/smoke.flags", "--synthetic_height=40")
+    assert (smoke.data.synthetic_drives, smoke.data.synthetic_frames, smoke.data.synthetic_height) == (2, 12, 40)
     assert parse("--flagfile=configs/mono.flags").model.init_disparity is None  # reference init
 
 
