@@ -25,8 +25,9 @@ class DataConfig:
     """What the input pipeline reads and how it prepares samples.
 
     Attributes:
-      dataset: ``kitti`` (raw, split files), ``kitti_odom``, ``synthetic`` (built-in world, generated on
-        first use into ``data_dir``) or ``folder`` (a user's folder of video frames).
+      dataset: a name registered in ``md2tf.data.datasets``: ``kitti`` (raw, split files),
+        ``kitti_odom``, ``synthetic`` (built-in world, generated on first use into ``data_dir``) or
+        ``folder`` (a user's folder of video frames).
       data_dir: root of the dataset (KITTI raw layout for ``kitti`` and ``synthetic``); for
         ``synthetic`` also where the world is written.
       split: split name; files are read from ``<splits_dir>/<split>/{train,val}_files.txt``.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from md2tf.data import datasets
+
 FLAGS = flags.FLAGS
 
 
@@ -24,7 +26,7 @@ def define_train_flags() -> None:
     """Defines the flags of ``python -m md2tf.train`` (data, model, loss and training sections)."""
     d = _define_once
     # Data.
-    d(flags.DEFINE_enum, "dataset", "synthetic", ["kitti", "kitti_odom", "synthetic", "folder"],
+    d(flags.DEFINE_enum, "dataset", "synthetic", list(datasets.names()),
       "Training data: KITTI raw, KITTI odometry, the built-in synthetic world or a folder of frames.")
     d(flags.DEFINE_string, "data_dir", "", "Dataset root (KITTI raw layout). Empty for --dataset=synthetic "
       "means --synthetic_cache_dir.")
@@ -104,13 +106,6 @@ def define_train_flags() -> None:
       "tf.distribute strategy: auto = multi_worker if TF_CONFIG is set, mirrored over >1 GPU, "
       "else default.")
     d(flags.DEFINE_boolean, "progress_bar", True, "Show a console progress bar.")
-
-
-def synthetic_world_from_flags(flag_values=None) -> dict:
-    """``ensure_world`` keyword arguments (drives, frames, height, width) from the training flags."""
-    f = FLAGS if flag_values is None else flag_values
-    return {"drives": f.synthetic_drives, "frames": f.synthetic_frames,
-            "height": f.synthetic_height or f.height, "width": f.synthetic_width or f.width}
 
 
 def experiment_config_from_flags(flag_values=None):

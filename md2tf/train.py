@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
         os.makedirs(config.train.run_dir, exist_ok=True)
         with open(os.path.join(config.train.run_dir, "flags.txt"), "w") as f:
             f.write(FLAGS.flags_into_string())
-    trainer.ensure_synthetic_world(config, **md2tf_flags.synthetic_world_from_flags(FLAGS))
+    trainer.prepare_data(config)
     result = trainer.Trainer(config, strategy=strategy).train()
     logging.info("training ended (%s) at step %d, epoch %d; checkpoint %s", result.reason,
                  result.step, result.epoch, result.checkpoint)

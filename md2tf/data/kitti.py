@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
 import numpy as np
 
 from md2tf.config import DataConfig
+from md2tf.data.sample import Sample
 from md2tf.data.splits import SplitEntry
 
 # The paper's fixed intrinsics, normalised by the image size (fx / W, fy / H, cx / W, cy / H): fx and
@@ -37,34 +37,6 @@ FIXED_INTRINSICS_NORMALIZED = np.array(
 
 # Raw KITTI image size (W, H), used by the reference only to resize GT depth.
 KITTI_FULL_RES_SHAPE = (1242, 375)
-
-
-class Sample(NamedTuple):
-    """Validated file paths and camera data of one training/evaluation sample.
-
-    Attributes:
-      target: path of the target image.
-      sources: paths of the source images: temporal offsets in the configured order, then the
-        stereo partner (if used).
-      intrinsics: ``[3, 3]`` float32 K normalised by the image size (row 0 / W, row 1 / H).
-      side_sign: -1.0 for a left (camera 2) target, +1.0 for a right one (sign of the stereo
-        translation before flipping); +1.0 when there is no side.
-      depth_gt: path of a dense ``.npy`` GT depth map, or ``""`` when none exists.
-      name: a readable id (``"<folder> <index> <side>"``) for logs and predictions.
-      velodyne: the frame's lidar scan ``velodyne_points/data/{index:010d}.bin`` when there is no
-        dense GT but a scan and both calibration files exist (KITTI raw); ``""`` otherwise.
-      velo_projection: ``[3, 4]`` float32 ``P_rect_0X @ R_rect_00 @ velo_to_cam`` (lidar -> pixels
-        of the raw image) when ``velodyne`` is set, zeros otherwise.
-    """
-
-    target: str
-    sources: tuple[str, ...]
-    intrinsics: np.ndarray
-    side_sign: float
-    depth_gt: str
-    name: str
-    velodyne: str = ""
-    velo_projection: np.ndarray = np.zeros((3, 4), np.float32)
 
 
 def other_side(side: str) -> str:
