@@ -435,7 +435,7 @@ class ExportGtConfig:
       data_dir: dataset root (KITTI raw layout).
       splits_dir: directory holding split folders; empty = ``<data_dir>/splits``.
       gt_source: ``velodyne``, ``png`` (depth-annotated), ``dense`` (synthetic ``depth_gt``) or
-        empty = by split (``png`` for eigen_benchmark, else ``velodyne``).
+        empty = by split (``png`` for eigen_benchmark, ``dense`` for synthetic, else ``velodyne``).
       output: output ``.npz``; empty = ``<splits_dir>/<split>/gt_depths.npz``.
     """
 

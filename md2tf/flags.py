@@ -224,7 +224,7 @@ def define_export_gt_flags() -> None:
     d(flags.DEFINE_string, "data_dir", "", "Dataset root (KITTI raw layout).")
     d(flags.DEFINE_string, "splits_dir", "", "Directory holding split folders; empty = <data_dir>/splits.")
     d(flags.DEFINE_string, "gt_source", "", "velodyne, png (depth-annotated), dense (synthetic depth_gt); "
-      "empty = png for eigen_benchmark, else velodyne.")
+      "empty = png for eigen_benchmark, dense for synthetic, else velodyne.")
     d(flags.DEFINE_string, "output", "", "Output .npz; empty = <splits_dir>/<split>/gt_depths.npz.")
 
 

@@ -25,7 +25,6 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from md2tf.config import DataConfig
 from md2tf.data.sample import Sample
 from md2tf.data.splits import SplitEntry
 
@@ -344,15 +343,16 @@ def build_samples(
     return samples
 
 
-def load_test_images(config: DataConfig, split_file: str) -> Iterator[tuple[str, np.ndarray]]:
+def load_test_images(data_dir: str, split_file: str, image_ext: str = ".jpg",
+                     ) -> Iterator[tuple[str, np.ndarray]]:
     """Yields ``(name, image)`` for every line of a test split file, for evaluation.
 
     All paths are validated before the first image is read (errors name the split file and line).
 
     Args:
-      config: uses ``data_dir`` (dataset root) and ``image_ext`` (``".jpg"``: the official
-        evaluation reads JPEGs).
+      data_dir: dataset root.
       split_file: e.g. ``<splits_dir>/eigen/test_files.txt``.
+      image_ext: ``".jpg"`` (the official evaluation reads JPEGs) or ``".png"``.
 
     Yields:
       ``name`` (``"<folder> <index> <side>"``) and the raw image, uint8 ``[H, W, 3]`` RGB.
@@ -361,8 +361,7 @@ def load_test_images(config: DataConfig, split_file: str) -> Iterator[tuple[str,
 
     from md2tf.data.splits import read_split
 
-    samples = build_samples(read_split(split_file), config.data_dir, temporal_offsets=(),
-                            image_ext=config.image_ext)
+    samples = build_samples(read_split(split_file), data_dir, temporal_offsets=(), image_ext=image_ext)
     for sample in samples:
         try:
             with Image.open(sample.target) as image:
