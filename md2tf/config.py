@@ -116,9 +116,9 @@ class DataConfig(_Config):
 
     REMOVED = ("seed", "deterministic")  # in config.json files that held a copy of the train fields
 
-    dataset: str = setting("synthetic", "Training data: KITTI raw, KITTI odometry, the built-in synthetic "
-                           "world (generated on first use into --data_dir) or a folder of video frames.",
-                           choices=("kitti", "kitti_odom", "synthetic", "folder"))
+    dataset: str = setting("synthetic", "Training data, a name registered in md2tf.data.datasets: kitti "
+                           "(raw, split files), kitti_odom, synthetic (the built-in world, generated on "
+                           "first use into --data_dir) or folder (a folder of video frames).")
     data_dir: str = setting("", "Dataset root (KITTI raw layout for kitti and synthetic). Empty for "
                             "--dataset=synthetic means data_cache/synthetic.",
                             aliases=("synthetic_cache_dir",))
@@ -158,6 +158,13 @@ class DataConfig(_Config):
         _check(0.0 <= self.flip_prob <= 1.0 and 0.0 <= self.color_aug_prob <= 1.0,
                "--flip_prob and --color_aug_prob must lie in [0, 1]")
         _check(self.stereo_baseline > 0, f"--stereo_baseline must be > 0, got {self.stereo_baseline}")
+        _check(self.synthetic_drives >= 1, f"--synthetic_drives must be >= 1, got {self.synthetic_drives}")
+        _check(self.synthetic_frames >= 3,
+               f"--synthetic_frames must be >= 3 (targets need both neighbours), got {self.synthetic_frames}")
+        _check(self.synthetic_height == 0 or self.synthetic_height >= 8,
+               f"--synthetic_height must be 0 (= --height) or >= 8, got {self.synthetic_height}")
+        _check(self.synthetic_width == 0 or self.synthetic_width >= 8,
+               f"--synthetic_width must be 0 (= --width) or >= 8, got {self.synthetic_width}")
 
     @property
     def synthetic_world(self) -> dict[str, int]:
@@ -429,7 +436,8 @@ class ExportGtConfig(_Config):
     data_dir: str = setting("", "Dataset root (KITTI raw layout).")
     splits_dir: str = setting("", "Directory holding the split folders; empty = <data_dir>/splits.")
     gt_source: str = setting("", "velodyne, png (depth-annotated), dense (synthetic depth_gt); empty = png "
-                             "for eigen_benchmark, else velodyne.", choices=("", "velodyne", "png", "dense"))
+                             "for eigen_benchmark, dense for synthetic, else velodyne.",
+                             choices=("", "velodyne", "png", "dense"))
     output: str = setting("", "Output .npz; empty = <splits_dir>/<split>/gt_depths.npz.")
 
     def validate(self) -> None:

@@ -27,7 +27,7 @@ def main(config: ExperimentConfig, flag_values) -> int:
     trainer.check_data_available(config)
     if distribute.is_chief():
         RunDir(config.train.run_dir).write_flags(flag_values.flags_into_string())
-    trainer.ensure_synthetic_world(config)
+    trainer.prepare_data(config)
     result = trainer.Trainer(config, strategy=strategy).train()
     logging.info("training ended (%s) at step %d, epoch %d; checkpoint %s", result.reason,
                  result.step, result.epoch, result.checkpoint)

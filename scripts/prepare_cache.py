@@ -19,10 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from md2tf.data import datasets  # noqa: E402  (after the sys.path line: runs from a checkout)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="kitti", choices=["kitti", "kitti_odom", "synthetic", "folder"])
+    parser.add_argument("--dataset", default="kitti", choices=datasets.names())
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--split", default="eigen_zhou")
     parser.add_argument("--splits_dir", default="")

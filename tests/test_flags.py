@@ -223,6 +223,8 @@ def test_synthetic_uses_cache_dir_and_command_line_overrides_file():
     world = c.data.synthetic_world
     assert (world["height"], world["width"]) == (c.data.height, c.data.width)
     assert parse("--dataset=synthetic").data.data_dir == cfg.SYNTHETIC_DATA_DIR
+    smoke = parse("--flagfile=configs/smoke.flags", "--synthetic_height=40")
+    assert (smoke.data.synthetic_drives, smoke.data.synthetic_frames, smoke.data.synthetic_height) == (2, 12, 40)
     assert parse("--flagfile=configs/mono.flags").model.init_disparity is None  # reference init
 
 

@@ -28,7 +28,7 @@ import os
 import tensorflow as tf
 
 from md2tf.config import DataConfig
-from md2tf.data import augment, pipeline
+from md2tf.data import augment, datasets, pipeline
 
 MANIFEST = "cache.json"
 FORMAT_VERSION = 1
@@ -72,7 +72,7 @@ def prepare_cache(config: DataConfig, split: str, out_dir: str, num_shards: int 
         raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
-    samples = pipeline.list_samples(config, split)
+    samples = datasets.list_samples(config, split)
     os.makedirs(out_dir, exist_ok=True)
 
     def encode(element):

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
 import numpy as np
 
-from md2tf.config import DataConfig
+from md2tf.data.sample import Sample
 from md2tf.data.splits import SplitEntry
 
 # The paper's fixed intrinsics, normalised by the image size (fx / W, fy / H, cx / W, cy / H): fx and
@@ -37,34 +36,6 @@ FIXED_INTRINSICS_NORMALIZED = np.array(
 
 # Raw KITTI image size (W, H), used by the reference only to resize GT depth.
 KITTI_FULL_RES_SHAPE = (1242, 375)
-
-
-class Sample(NamedTuple):
-    """Validated file paths and camera data of one training/evaluation sample.
-
-    Attributes:
-      target: path of the target image.
-      sources: paths of the source images: temporal offsets in the configured order, then the
-        stereo partner (if used).
-      intrinsics: ``[3, 3]`` float32 K normalised by the image size (row 0 / W, row 1 / H).
-      side_sign: -1.0 for a left (camera 2) target, +1.0 for a right one (sign of the stereo
-        translation before flipping); +1.0 when there is no side.
-      depth_gt: path of a dense ``.npy`` GT depth map, or ``""`` when none exists.
-      name: a readable id (``"<folder> <index> <side>"``) for logs and predictions.
-      velodyne: the frame's lidar scan ``velodyne_points/data/{index:010d}.bin`` when there is no
-        dense GT but a scan and both calibration files exist (KITTI raw); ``""`` otherwise.
-      velo_projection: ``[3, 4]`` float32 ``P_rect_0X @ R_rect_00 @ velo_to_cam`` (lidar -> pixels
-        of the raw image) when ``velodyne`` is set, zeros otherwise.
-    """
-
-    target: str
-    sources: tuple[str, ...]
-    intrinsics: np.ndarray
-    side_sign: float
-    depth_gt: str
-    name: str
-    velodyne: str = ""
-    velo_projection: np.ndarray = np.zeros((3, 4), np.float32)
 
 
 def other_side(side: str) -> str:
@@ -372,15 +343,16 @@ def build_samples(
     return samples
 
 
-def load_test_images(config: DataConfig, split_file: str) -> Iterator[tuple[str, np.ndarray]]:
+def load_test_images(data_dir: str, split_file: str, image_ext: str = ".jpg",
+                     ) -> Iterator[tuple[str, np.ndarray]]:
     """Yields ``(name, image)`` for every line of a test split file, for evaluation.
 
     All paths are validated before the first image is read (errors name the split file and line).
 
     Args:
-      config: uses ``data_dir`` (dataset root) and ``image_ext`` (``".jpg"``: the official
-        evaluation reads JPEGs).
+      data_dir: dataset root.
       split_file: e.g. ``<splits_dir>/eigen/test_files.txt``.
+      image_ext: ``".jpg"`` (the official evaluation reads JPEGs) or ``".png"``.
 
     Yields:
       ``name`` (``"<folder> <index> <side>"``) and the raw image, uint8 ``[H, W, 3]`` RGB.
@@ -389,8 +361,7 @@ def load_test_images(config: DataConfig, split_file: str) -> Iterator[tuple[str,
 
     from md2tf.data.splits import read_split
 
-    samples = build_samples(read_split(split_file), config.data_dir, temporal_offsets=(),
-                            image_ext=config.image_ext)
+    samples = build_samples(read_split(split_file), data_dir, temporal_offsets=(), image_ext=image_ext)
     for sample in samples:
         try:
             with Image.open(sample.target) as image:

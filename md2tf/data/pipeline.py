@@ -1,4 +1,4 @@
-"""The tf.data input pipeline: split file -> validated samples -> decoded, augmented `Batch` es.
+"""The tf.data input pipeline: a dataset's validated samples -> decoded, augmented `Batch` es.
 
 Per sample (all in the tf.data graph, parallel, prefetched):
 
@@ -31,7 +31,6 @@ list and batches ``ctx.get_per_replica_batch_size(batch_size)``.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
@@ -40,61 +39,14 @@ import tensorflow as tf
 from md2tf.config import DataConfig
 from md2tf.data import augment
 from md2tf.data.batch import Batch
-from md2tf.data.kitti import Sample, build_samples
-from md2tf.data.splits import read_split, split_file_path, splits_dir
+from md2tf.data.datasets import list_samples
+from md2tf.data.sample import Sample
 from md2tf.geometry.camera import scale_intrinsics
 
 NUM_SCALES = 4
 RESIZE_METHOD = "lanczos3"
 PYRAMID_METHOD = "lanczos3"
 _JPEG_TAIL = 32
-_DEFAULT_KITTI_SPLIT = "eigen_zhou"
-_DEFAULT_SPLIT_BY_DATASET = {"synthetic": "synthetic", "kitti_odom": "odom"}
-
-
-# --- samples (Python, validated at construction) --------------------------------------------------
-
-
-def split_name(config: DataConfig) -> str:
-    """The split folder: ``config.split``, except that the KITTI default (``eigen_zhou``) means
-    ``synthetic`` for the synthetic world and ``odom`` for ``kitti_odom``."""
-    if config.split == _DEFAULT_KITTI_SPLIT:
-        return _DEFAULT_SPLIT_BY_DATASET.get(config.dataset, config.split)
-    return config.split
-
-
-def list_samples(config: DataConfig, split: str) -> list[Sample]:
-    """Validated samples of one subset.
-
-    Args:
-      config: the data configuration (``dataset`` kitti, kitti_odom, synthetic or folder).
-      split: ``"train"``, ``"val"`` or ``"test"``.
-
-    Returns:
-      One `md2tf.data.kitti.Sample` per split line (or per usable frame of a folder).
-
-    Raises:
-      ValueError: for an unknown dataset, an empty ``data_dir``, or (from the reader) a malformed
-        split line or missing file, naming the split file, line and path.
-      FileNotFoundError: if the split file does not exist.
-    """
-    if not config.data_dir:
-        raise ValueError("--data_dir is empty: give the dataset root directory")
-    if config.dataset == "folder":
-        from md2tf.data import folder
-
-        return folder.list_samples(config, split)
-    if config.dataset not in ("kitti", "kitti_odom", "synthetic"):
-        raise ValueError(f"--dataset must be kitti, kitti_odom, synthetic or folder, got {config.dataset!r}")
-    path = split_file_path(splits_dir(config.data_dir, config.splits_dir), split_name(config), split)
-    if not os.path.isfile(path):
-        hint = (" (generate the world with `python -m md2tf.data.synthetic --out DIR`)"
-                if config.dataset == "synthetic" else
-                " (get the split files with `python scripts/download_kitti.py --splits_only`)")
-        raise FileNotFoundError(f"split file not found: {path}{hint}")
-    return build_samples(read_split(path), config.data_dir,
-                         temporal_offsets=config.temporal_offsets, use_stereo=config.use_stereo,
-                         image_ext=config.image_ext, intrinsics=config.intrinsics)
 
 
 # --- graph-side helpers ----------------------------------------------------------------------------

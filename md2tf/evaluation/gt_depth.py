@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from md2tf.data import kitti, splits
+from md2tf.data import datasets, kitti, splits
 
 #: GT sources: projected lidar, KITTI depth-benchmark annotated PNGs, dense synthetic ``.npy`` maps.
 GT_SOURCES = ("velodyne", "png", "dense")
@@ -178,8 +178,12 @@ def frame_gt_path(data_dir: str, line: SplitLine, source: str) -> str:
 
 
 def default_gt_source(split: str) -> str:
-    """``png`` for ``eigen_benchmark`` (annotated depth), ``velodyne`` otherwise (facts 1.5)."""
-    return "png" if split == "eigen_benchmark" else "velodyne"
+    """The GT source the dataset providing ``split`` declares, else ``velodyne``.
+
+    ``eigen``: projected lidar and ``eigen_benchmark``: the depth-annotated PNGs (the paper's
+    Sec. 4.1 and its improved-GT table); ``synthetic``: the world's dense maps.
+    """
+    return datasets.gt_source_for_split(split) or "velodyne"
 
 
 def load_gt_depth(data_dir: str, line: SplitLine, source: str) -> np.ndarray:

@@ -188,13 +188,11 @@ def kitti_test_images(data_dir: str, split_file: str, image_ext: str = ".jpg") -
     Returns:
       ``(provider, count)``: ``provider()`` yields uint8 ``[H, W, 3]`` RGB images in split order.
     """
-    from md2tf.config import DataConfig  # noqa: PLC0415
     from md2tf.data.kitti import load_test_images  # noqa: PLC0415
     from md2tf.data.splits import read_split  # noqa: PLC0415
 
     count = len(read_split(split_file))
-    config = DataConfig(dataset="kitti", data_dir=data_dir, image_ext=image_ext)
-    return (lambda: (image for _, image in load_test_images(config, split_file))), count
+    return (lambda: (image for _, image in load_test_images(data_dir, split_file, image_ext))), count
 
 
 def open_source(path: str, images: ImageProvider | None, count: int, name: str = "", batch_size: int = 16,

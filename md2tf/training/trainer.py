@@ -9,8 +9,6 @@ the first step (Keras 3 + MirroredStrategy requirement).
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -19,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from md2tf.config import ExperimentConfig
+from md2tf.data import datasets
 from md2tf.rundir import RunDir
 from md2tf.training import checkpoints, distribute, schedule, step, summaries
 from md2tf.training import hooks as hooks_lib
@@ -56,26 +55,13 @@ class NonFiniteLossError(RuntimeError):
 
 
 def check_data_available(config: ExperimentConfig) -> None:
-    """Fails early, naming ``--data_dir``, when a real dataset directory is missing.
+    """Fails early, naming ``--data_dir``, when the dataset's files are missing.
 
     Raises:
-      ValueError: with the expected layout, the download script and a pointer to the synthetic run.
+      ValueError: with the dataset's expected layout, where to get it and a pointer to the
+        synthetic run (`md2tf.data.datasets.base.Dataset.check_layout`).
     """
-    data = config.data
-    if data.dataset in ("synthetic",):
-        return
-    if not data.data_dir or not os.path.isdir(data.data_dir):
-        layout = {
-            "kitti": "<data_dir>/<date>/<date>_drive_<nnnn>_sync/image_0{2,3}/data/<index:010d>.jpg "
-                     "(+ calib_cam_to_cam.txt per date)",
-            "kitti_odom": "<data_dir>/sequences/<nn>/image_{2,3}/<index:06d>.png",
-            "folder": "<data_dir>/<sequence>/<frame>.jpg",
-        }.get(data.dataset, "")
-        raise ValueError(
-            f"--data_dir={data.data_dir!r} does not exist (--dataset={data.dataset}). Expected layout: "
-            f"{layout}. Download KITTI raw with scripts/download_kitti.py (about 175 GB), or start with "
-            "the built-in synthetic world: python -m md2tf.train --flagfile=configs/synthetic.flags "
-            "--run_dir=runs/synthetic")
+    datasets.get_dataset(config.data.dataset).check_layout(config.data)
 
 
 def _default_dataset_fn(config: ExperimentConfig) -> DatasetFn:
@@ -99,29 +85,13 @@ def _adam(learning_rate: float) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
 
 
-def ensure_synthetic_world(config: ExperimentConfig, timeout_s: float = 3600.0) -> None:
-    """Generates the synthetic world into ``data_dir`` on first use (no-op for other datasets).
+def prepare_data(config: ExperimentConfig, timeout_s: float = 3600.0) -> None:
+    """Makes the training data exist (the synthetic world renders into ``data_dir`` on first use).
 
-    Only the chief generates; other workers wait (up to ``timeout_s``) for its manifest.
-
-    Args:
-      config: the experiment (``data.dataset == "synthetic"`` to do anything).
-      timeout_s: how long a non-chief worker waits.
+    Only the chief writes; other workers wait up to ``timeout_s`` seconds for it.
     """
-    if config.data.dataset != "synthetic":
-        return
-    from md2tf.data import synthetic
-
-    if distribute.is_chief():
-        logger.info("synthetic world in %s (generated on first use)", config.data.data_dir)
-        synthetic.ensure_world(config.data.data_dir, progress=True, **config.data.synthetic_world)
-        return
-    manifest = os.path.join(config.data.data_dir, synthetic.MANIFEST)
-    deadline = time.time() + timeout_s
-    while not os.path.exists(manifest):
-        if time.time() > deadline:
-            raise TimeoutError(f"worker waited {timeout_s:.0f} s for the chief to write {manifest}")
-        time.sleep(2.0)
+    datasets.get_dataset(config.data.dataset).prepare(config.data, is_chief=distribute.is_chief(),
+                                                     timeout_s=timeout_s)
 
 
 class Trainer:
@@ -441,7 +411,7 @@ class Trainer:
             return {}
         from md2tf.evaluation import metrics
 
-        split = "eigen" if self.config.data.dataset == "kitti" else self.config.data.dataset
+        split = datasets.get_dataset(self.config.data.dataset).eval_split
         try:
             scores = metrics.score_predictions(gts, disps, metrics.ScoringOptions(split=split))
         except ValueError as e:

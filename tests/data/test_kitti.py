@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 
-from md2tf.config import DataConfig
 from md2tf.data import kitti
 from md2tf.data.splits import SplitEntry, parse_split_line, read_split
 from tests.data import fake_kitti
@@ -146,9 +145,8 @@ def test_benchmark_entry_without_side_rejects_stereo():
 
 
 def test_load_test_images(tree):
-    config = DataConfig(dataset="kitti", data_dir=tree, image_ext=".png", height=32, width=64)
     split = os.path.join(tree, "splits", "synthetic", "test_files.txt")
-    items = list(kitti.load_test_images(config, split))
+    items = list(kitti.load_test_images(tree, split, ".png"))
     assert len(items) == 4
     name, image = items[2]
     assert name == f"{fake_kitti.DRIVE} 2 l"

@@ -12,8 +12,9 @@ import tensorflow as tf
 from PIL import Image
 
 from md2tf.config import DataConfig
-from md2tf.data import folder, pipeline
+from md2tf.data import pipeline
 from md2tf.data.batch import Batch
+from md2tf.data.datasets import folder
 from tests.data import fake_kitti
 
 H, W = 32, 64
@@ -249,13 +250,6 @@ def test_config_errors(tmp_path, tree):
     assert next(iter(ds)).target[0].shape[0] == 3
 
 
-def test_split_name_defaults():
-    assert pipeline.split_name(DataConfig(dataset="synthetic")) == "synthetic"
-    assert pipeline.split_name(DataConfig(dataset="kitti_odom")) == "odom"
-    assert pipeline.split_name(DataConfig(dataset="kitti")) == "eigen_zhou"
-    assert pipeline.split_name(DataConfig(dataset="synthetic", split="mine")) == "mine"
-
-
 def test_folder_subsets_and_errors(tmp_path):
     root = _folder_of_identical_frames(str(tmp_path / "v"), n=12, units="normalized")
     train = folder.folder_samples(root, image_ext=".png", subset="train")
@@ -265,7 +259,7 @@ def test_folder_subsets_and_errors(tmp_path):
     assert [s.name for s in val] == ["frame_005.png"]
     np.testing.assert_allclose(train[0].intrinsics[:2], [[0.5, 0, 0.5], [0, 1.5, 0.5]])
     with pytest.raises(ValueError, match="--use_stereo is not available"):
-        folder.list_samples(_config(root, dataset="folder", use_stereo=True), "train")
+        folder.DATASET.list_samples(_config(root, dataset="folder", use_stereo=True), "train")
     os.remove(os.path.join(root, "intrinsics.json"))
     with pytest.raises(ValueError, match=r"no intrinsics.json \(needed with --intrinsics=calib\)"):
         folder.folder_samples(root, image_ext=".png", intrinsics="calib")

@@ -181,6 +181,8 @@ def test_export_velodyne_png_dense(tmp_path):
 def test_default_sources():
     assert gt_depth.default_gt_source("eigen") == "velodyne"
     assert gt_depth.default_gt_source("eigen_benchmark") == "png"
+    assert gt_depth.default_gt_source("synthetic") == "dense"  # declared by the synthetic dataset
+    assert gt_depth.default_gt_source("my_kitti_split") == "velodyne"
 
 
 def test_missing_gt_file_names_the_command(tmp_path):

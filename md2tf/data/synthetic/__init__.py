@@ -14,6 +14,7 @@ from md2tf.data.synthetic.render import RenderOutput, render_view
 from md2tf.data.synthetic.world import Drive, WorldConfig, kitti_like_intrinsics, make_drive
 from md2tf.data.synthetic.writer import (
     MANIFEST,
+    SPLIT_NAME,
     ensure_world,
     generate_world,
     split_roles,
@@ -21,6 +22,7 @@ from md2tf.data.synthetic.writer import (
 
 __all__ = [
     "MANIFEST",
+    "SPLIT_NAME",
     "Drive",
     "RenderOutput",
     "WorldConfig",

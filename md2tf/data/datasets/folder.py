@@ -1,4 +1,4 @@
-"""Training on your own video: a folder of frames with your camera's intrinsics (``--dataset=folder``).
+"""``--dataset=folder``: training on your own video, a folder of frames with your camera's intrinsics.
 
 Layout of ``--data_dir``::
 
@@ -12,8 +12,9 @@ shared file at the top). Frames use ``--image_ext`` (``.jpg``/``.png``) and shou
 ``intrinsics.json`` gives ``fx, fy, cx, cy`` either ``"normalized"`` (fx and cx divided by the image
 width, fy and cy by its height, as in the paper) or in ``"pixels"`` of the stored frames (divided by the
 frame size here). Without the file, ``--intrinsics=fixed`` falls back to the paper's KITTI K, which is
-only sensible for a KITTI-like camera. The horizontal flip keeps K, so a principal point far from the
-centre calls for ``--flip_prob=0`` (facts 1.2).
+only sensible for a KITTI-like camera. The horizontal flip keeps K (a centred principal point is
+assumed, as in the paper's training), so a principal point far from the centre calls for
+``--flip_prob=0``.
 
 Subsets: of the usable targets (all of their temporal neighbours exist), frames whose position is
 5 mod 10 form ``val``, the others ``train``; ``test`` is all of them. Stereo is not
@@ -24,12 +25,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from md2tf.config import DataConfig
-from md2tf.data.kitti import FIXED_INTRINSICS_NORMALIZED, Sample
+from md2tf.data.datasets.base import check_subset, missing_data_error
+from md2tf.data.kitti import FIXED_INTRINSICS_NORMALIZED
+from md2tf.data.sample import Sample
 
 INTRINSICS_FILE = "intrinsics.json"
 VAL_EVERY = 10
@@ -100,8 +105,7 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
       ValueError: no frames, a missing ``intrinsics.json`` with ``intrinsics='calib'``, a bad
         intrinsics file, or no usable frame.
     """
-    if subset not in ("train", "val", "test"):
-        raise ValueError(f"split must be train, val or test, got {subset!r}")
+    check_subset(subset)
     if not os.path.isdir(root):
         raise ValueError(f"--data_dir {root} is not a directory of frames")
     folders = _frame_folders(root, image_ext)
@@ -114,8 +118,6 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
         K_file = next((p for p in (os.path.join(folder, INTRINSICS_FILE),
                                    os.path.join(root, INTRINSICS_FILE)) if os.path.isfile(p)), None)
         if K_file is not None:
-            from PIL import Image
-
             with Image.open(paths[0]) as image:
                 K = read_intrinsics(K_file, image.size)
         elif intrinsics == "calib":
@@ -134,9 +136,36 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
     return samples
 
 
-def list_samples(config: DataConfig, split: str) -> list[Sample]:
-    """`folder_samples` for a `DataConfig` (``dataset == "folder"``)."""
-    if config.use_stereo:
-        raise ValueError("--use_stereo is not available with --dataset=folder (no stereo partner)")
-    return folder_samples(config.data_dir, temporal_offsets=config.temporal_offsets,
-                          image_ext=config.image_ext, intrinsics=config.intrinsics, subset=split)
+@dataclass(frozen=True)
+class FrameFolder:
+    """The `md2tf.data.datasets.base.Dataset` of a frame folder (module docstring); no depth GT."""
+
+    name: str = "folder"
+    layout: str = ("<data_dir>/<frame>.jpg (sorted by name) + intrinsics.json, or "
+                   "<data_dir>/<clip>/<frame>.jpg per clip")
+    eval_split: str = ""
+    gt_sources: Mapping[str, str] = field(default_factory=dict)
+
+    def check_layout(self, config: DataConfig) -> None:
+        """See `md2tf.data.datasets.base.Dataset.check_layout`."""
+        if not config.data_dir or not os.path.isdir(config.data_dir):
+            raise missing_data_error(config, self.layout,
+                                     "Put your video's frames there (see md2tf/data/datasets/folder.py)")
+
+    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
+        """Nothing to do: the frames are read as they are."""
+        del config, is_chief, timeout_s
+
+    def list_samples(self, config: DataConfig, subset: str) -> list[Sample]:
+        """`folder_samples` of ``config.data_dir``.
+
+        Raises:
+          ValueError: with ``use_stereo`` (a folder has no stereo partner), and as `folder_samples`.
+        """
+        if config.use_stereo:
+            raise ValueError("--use_stereo is not available with --dataset=folder (no stereo partner)")
+        return folder_samples(config.data_dir, temporal_offsets=config.temporal_offsets,
+                              image_ext=config.image_ext, intrinsics=config.intrinsics, subset=subset)
+
+
+DATASET = FrameFolder()

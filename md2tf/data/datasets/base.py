@@ -1,0 +1,133 @@
+"""The dataset protocol: what the trainer, the input pipeline and the evaluator ask of a dataset.
+
+A dataset is a small stateless object (one module per dataset, one entry in the registry of
+`md2tf.data.datasets`) that answers, for a `DataConfig`:
+
+* `Dataset.check_layout`: is ``data_dir`` there? If not, a one-line `ValueError` that names
+  ``--data_dir`` and shows the expected layout (`Dataset.layout`) and where to get the data.
+* `Dataset.prepare`: make the data exist (the synthetic world renders itself on first use).
+* `Dataset.list_samples`: the validated `Sample` s of ``train``, ``val`` or ``test``.
+* `Dataset.eval_split`: how training-time depth metrics are masked (``eigen``: the Garg crop and
+  the 80 m cap of the paper's Sec. 4.1 protocol; anything else: every pixel with ``gt > 0``).
+* `Dataset.gt_sources`: the evaluation splits the dataset provides, each with its GT source for
+  ``md2tf.export_gt`` (``velodyne``, ``png`` or ``dense``).
+
+`SplitFileDataset` implements the protocol for every layout that lists samples in KITTI-style split
+files (``<splits_dir>/<split>/{train,val,test}_files.txt``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from md2tf.config import DataConfig
+from md2tf.data.kitti import build_samples
+from md2tf.data.sample import Sample
+from md2tf.data.splits import read_split, split_file_path, splits_dir
+
+#: Appended to every missing-data error: the run that needs no download.
+SYNTHETIC_HINT = ("or start with the built-in synthetic world: python -m md2tf.train "
+                  "--flagfile=configs/synthetic.flags --run_dir=runs/synthetic")
+
+#: ``DataConfig.split``'s default; a dataset with its own split folder reads that one instead.
+CONFIG_DEFAULT_SPLIT = next(f.default for f in dataclasses.fields(DataConfig) if f.name == "split")
+
+SUBSETS = ("train", "val", "test")
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """What every registered dataset provides (see the module docstring).
+
+    Attributes:
+      name: the ``--dataset`` value.
+      layout: the expected ``data_dir`` layout, one line (shown when the data is missing).
+      eval_split: metric protocol of training-time validation (``eigen`` = Garg crop + depth cap).
+      gt_sources: evaluation split name -> GT source (``velodyne``, ``png`` or ``dense``).
+    """
+
+    name: str
+    layout: str
+    eval_split: str
+    gt_sources: Mapping[str, str]
+
+    def check_layout(self, config: DataConfig) -> None:
+        """Raises `ValueError` (naming ``--data_dir`` and showing `layout`) if the data is missing."""
+
+    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
+        """Makes the data exist before training (no-op for datasets read as they are)."""
+
+    def list_samples(self, config: DataConfig, subset: str) -> list[Sample]:
+        """The validated samples of ``subset`` (``train``, ``val`` or ``test``), in a fixed order."""
+
+
+def missing_data_error(config: DataConfig, layout: str, how_to_get: str) -> ValueError:
+    """The one-line error of a missing ``data_dir``: the flag, the expected layout, where to get it."""
+    return ValueError(
+        f"--data_dir={config.data_dir!r} does not exist (--dataset={config.dataset}). Expected layout: "
+        f"{layout}. {how_to_get}, {SYNTHETIC_HINT}")
+
+
+def check_subset(subset: str) -> None:
+    """`ValueError` unless ``subset`` is ``train``, ``val`` or ``test``."""
+    if subset not in SUBSETS:
+        raise ValueError(f"split must be train, val or test, got {subset!r}")
+
+
+@dataclass(frozen=True)
+class SplitFileDataset:
+    """A dataset whose samples are the lines of KITTI-style split files under ``splits_dir``.
+
+    Attributes:
+      name: the ``--dataset`` value.
+      layout: the expected ``data_dir`` layout (one line).
+      how_to_get: where the data comes from (``Download ...``), shown when it is missing.
+      default_split: the split folder read when ``--split`` keeps `CONFIG_DEFAULT_SPLIT`.
+      missing_split_hint: how to get the split files, shown when one is missing.
+      eval_split: metric protocol of training-time validation.
+      gt_sources: evaluation split -> GT source.
+    """
+
+    name: str
+    layout: str
+    how_to_get: str
+    default_split: str = CONFIG_DEFAULT_SPLIT
+    missing_split_hint: str = "get the split files with `python scripts/download_kitti.py --splits_only`"
+    eval_split: str = ""
+    gt_sources: Mapping[str, str] = field(default_factory=dict)
+
+    def split_name(self, config: DataConfig) -> str:
+        """The split folder: ``config.split``, or `default_split` when the config keeps the default."""
+        return self.default_split if config.split == CONFIG_DEFAULT_SPLIT else config.split
+
+    def check_layout(self, config: DataConfig) -> None:
+        """See `Dataset.check_layout`."""
+        if not config.data_dir or not os.path.isdir(config.data_dir):
+            raise missing_data_error(config, self.layout, self.how_to_get)
+
+    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
+        """Nothing to do: the files are read as they are."""
+        del config, is_chief, timeout_s
+
+    def list_samples(self, config: DataConfig, subset: str) -> list[Sample]:
+        """One validated `Sample` per line of ``<splits_dir>/<split>/<subset>_files.txt``.
+
+        Raises:
+          ValueError: an empty ``data_dir``, a bad subset, or (from the reader) a malformed split
+            line or a missing file, naming the split file, the line and the path.
+          FileNotFoundError: if the split file does not exist (with `missing_split_hint`).
+        """
+        if not config.data_dir:
+            raise ValueError("--data_dir is empty: give the dataset root directory")
+        check_subset(subset)
+        path = split_file_path(splits_dir(config.data_dir, config.splits_dir), self.split_name(config),
+                               subset)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"split file not found: {path} ({self.missing_split_hint})")
+        return build_samples(read_split(path), config.data_dir,
+                             temporal_offsets=config.temporal_offsets, use_stereo=config.use_stereo,
+                             image_ext=config.image_ext, intrinsics=config.intrinsics)

@@ -1,0 +1,18 @@
+"""``--dataset=kitti_odom``: the KITTI odometry sequences, listed by split files (split ``odom``).
+
+Layout and reader: `md2tf.data.kitti` (``sequences/<nn>/image_{2,3}/<index:06d>``, ``calib.txt``).
+The odometry benchmark has no depth GT; ``md2tf.evaluate --task=odometry`` scores poses instead.
+"""
+
+from __future__ import annotations
+
+from md2tf.data.datasets.base import SplitFileDataset
+
+DATASET = SplitFileDataset(
+    name="kitti_odom",
+    layout="<data_dir>/sequences/<nn>/image_{2,3}/<index:06d>.png (+ sequences/<nn>/calib.txt)",
+    how_to_get="Download the KITTI odometry colour images and calibration (cvlibs.net) and the split "
+               "files (scripts/download_kitti.py --splits_only)",
+    default_split="odom",
+    eval_split="odom",
+)

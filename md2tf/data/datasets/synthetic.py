@@ -1,0 +1,82 @@
+"""``--dataset=synthetic``: the built-in driving world, rendered into ``data_dir`` on first use.
+
+The world is written in the KITTI raw layout (see ``md2tf/data/synthetic/README.md``), so samples are
+listed from its split files exactly as for KITTI (split ``synthetic``). Its parameters are
+`DataConfig` fields (``synthetic_drives``, ``synthetic_frames``, ``synthetic_height``,
+``synthetic_width``, and ``image_ext`` for the file format), so ``config.json`` alone regenerates the
+same world. Dense GT depth exists for every frame: training-time metrics and evaluation use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from md2tf.config import DataConfig
+from md2tf.data import synthetic
+from md2tf.data.datasets.base import SplitFileDataset
+
+logger = logging.getLogger(__name__)
+
+
+def world_parameters(config: DataConfig) -> dict:
+    """``synthetic.ensure_world`` keyword arguments of a config.
+
+    Args:
+      config: uses ``synthetic_drives``, ``synthetic_frames``, ``synthetic_height`` /
+        ``synthetic_width`` (0 = the network input ``height`` / ``width``) and ``image_ext``.
+
+    Returns:
+      ``{"drives", "frames", "height", "width", "ext"}``.
+    """
+    return {"drives": config.synthetic_drives, "frames": config.synthetic_frames,
+            "height": config.synthetic_height or config.height,
+            "width": config.synthetic_width or config.width, "ext": config.image_ext.lstrip(".")}
+
+
+@dataclass(frozen=True)
+class SyntheticWorld(SplitFileDataset):
+    """`SplitFileDataset` whose data is generated, not downloaded."""
+
+    def check_layout(self, config: DataConfig) -> None:
+        """Always fine: a missing ``data_dir`` is where the world will be written (empty = the
+        config's default folder)."""
+
+    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
+        """Renders the world into ``data_dir`` unless a complete one with these parameters is there.
+
+        Only the chief renders; other workers wait for its manifest (written last).
+
+        Args:
+          config: the data configuration (`world_parameters`).
+          is_chief: whether this process renders.
+          timeout_s: how long a non-chief worker waits, in seconds.
+
+        Raises:
+          ValueError: if ``data_dir`` holds a world with other parameters.
+          TimeoutError: if a non-chief worker waited longer than ``timeout_s``.
+        """
+        self.check_layout(config)
+        if is_chief:
+            logger.info("synthetic world in %s (generated on first use)", config.data_dir)
+            synthetic.ensure_world(config.data_dir, progress=True, **world_parameters(config))
+            return
+        manifest = os.path.join(config.data_dir, synthetic.MANIFEST)
+        deadline = time.time() + timeout_s
+        while not os.path.exists(manifest):
+            if time.time() > deadline:
+                raise TimeoutError(f"worker waited {timeout_s:.0f} s for the chief to write {manifest}")
+            time.sleep(2.0)
+
+
+DATASET = SyntheticWorld(
+    name="synthetic",
+    layout="the KITTI raw layout, written by `python -m md2tf.data.synthetic --out <data_dir>`",
+    how_to_get="It is generated on first use",
+    default_split=synthetic.SPLIT_NAME,
+    missing_split_hint="generate the world with `python -m md2tf.data.synthetic --out DIR`",
+    eval_split=synthetic.SPLIT_NAME,
+    gt_sources={synthetic.SPLIT_NAME: "dense"},
+)

@@ -1,0 +1,213 @@
+"""The dataset protocol and registry: every registered dataset lists samples from a tiny tree, its
+layout errors carry the expected layout, and a new dataset needs nothing outside its own module."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from md2tf.config import SYNTHETIC_DATA_DIR, DataConfig, ExperimentConfig
+from md2tf.data import datasets, synthetic
+from md2tf.data.datasets import base
+from md2tf.data.datasets import synthetic as synthetic_dataset
+from tests.data import fake_kitti
+
+H, W = 32, 64
+
+
+def _kitti_tree(root: str) -> DataConfig:
+    fake_kitti.write_tree(root, frames=5)
+    shutil.copytree(os.path.join(root, "splits", "synthetic"), os.path.join(root, "splits", "eigen_zhou"))
+    return DataConfig(dataset="kitti", data_dir=root, image_ext=".png", height=H, width=W)
+
+
+def _kitti_odom_tree(root: str) -> DataConfig:
+    for side, camera in (("l", "image_2"), ("r", "image_3")):
+        os.makedirs(os.path.join(root, "sequences", "03", camera))
+        for i in range(4):
+            Image.fromarray(fake_kitti.frame_image(i, side)).save(
+                os.path.join(root, "sequences", "03", camera, f"{i:06d}.png"))
+    with open(os.path.join(root, "sequences", "03", "calib.txt"), "w") as f:
+        f.write("P2: 40 0 40 0 0 30 12 0 0 0 1 0\nP3: 40 0 40 -20 0 30 12 0 0 0 1 0\n")
+    os.makedirs(os.path.join(root, "splits", "odom"))
+    for subset, lines in (("train", "3 1 l\n3 2 r\n"), ("val", "3 2 l\n"), ("test", "3 1 l\n")):
+        with open(os.path.join(root, "splits", "odom", f"{subset}_files.txt"), "w") as f:
+            f.write(lines)
+    return DataConfig(dataset="kitti_odom", data_dir=root, image_ext=".png", height=H, width=W)
+
+
+def _synthetic_tree(root: str) -> DataConfig:
+    """Nothing on disk: ``prepare`` renders a tiny world (3 drives: train, val, test; 4 frames)."""
+    return DataConfig(dataset="synthetic", data_dir=root, image_ext=".png", height=H, width=W,
+                      synthetic_drives=3, synthetic_frames=4, synthetic_height=12, synthetic_width=40)
+
+
+def _folder_tree(root: str) -> DataConfig:
+    os.makedirs(root)
+    for i in range(12):
+        Image.fromarray(fake_kitti.frame_image(i % 5, "l")).save(os.path.join(root, f"{i:04d}.png"))
+    return DataConfig(dataset="folder", data_dir=root, image_ext=".png", height=H, width=W)
+
+
+#: name -> (tiny tree writer, expected (train, val) sample counts, one expected train target).
+FIXTURES = {
+    "kitti": (_kitti_tree, (6, 3), os.path.join(fake_kitti.DRIVE, "image_02", "data", "0000000001.png")),
+    "kitti_odom": (_kitti_odom_tree, (2, 1), os.path.join("sequences", "03", "image_2", "000001.png")),
+    # Drive 0 trains (interior frames 1, 2, both cameras), drive 1 validates, drive 2 is the test drive.
+    "synthetic": (_synthetic_tree, (4, 4),
+                  os.path.join("2019_10_27", "2019_10_27_drive_0000_sync", "image_03", "data", "0000000002.png")),
+    "folder": (_folder_tree, (9, 1), "0001.png"),  # frames 1..10 usable; frame 5 is val
+}
+
+
+def test_every_registered_dataset_has_a_fixture_here():
+    assert set(datasets.names()) == set(FIXTURES)
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_registered_dataset_lists_samples_from_a_tiny_tree(tmp_path, name):
+    write, counts, train_target = FIXTURES[name]
+    config = write(str(tmp_path / name))
+    dataset = datasets.get_dataset(name)
+    assert isinstance(dataset, datasets.Dataset) and dataset.name == name
+    dataset.check_layout(config)
+    dataset.prepare(config, is_chief=True)  # renders the synthetic world; a no-op for the others
+    listed = {s: dataset.list_samples(config, s) for s in ("train", "val")}
+    assert (len(listed["train"]), len(listed["val"])) == counts
+    train = listed["train"]
+    assert train_target in {os.path.relpath(s.target, config.data_dir) for s in train}
+    for sample in train:  # temporal neighbours -1, +1 of the default frame_offsets, all on disk
+        assert len(sample.sources) == 2 and all(os.path.isfile(p) for p in (sample.target, *sample.sources))
+        assert sample.intrinsics.shape == (3, 3)
+    assert datasets.list_samples(config, "val") == listed["val"]
+    with pytest.raises(ValueError, match="split must be train, val or test"):
+        dataset.list_samples(config, "training")
+
+
+@pytest.mark.parametrize("name", ["kitti", "kitti_odom", "folder"])
+def test_missing_data_dir_error_carries_the_expected_layout(tmp_path, name):
+    dataset = datasets.get_dataset(name)
+    config = DataConfig(dataset=name, data_dir=str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match=rf"--data_dir='.*nope' does not exist \(--dataset={name}\)\. "
+                                         rf"Expected layout: {re.escape(dataset.layout)}\..*"
+                                         r"configs/synthetic\.flags"):
+        dataset.check_layout(config)
+
+
+def test_synthetic_layout_needs_only_a_directory_name(tmp_path):
+    dataset = datasets.get_dataset("synthetic")
+    dataset.check_layout(DataConfig(dataset="synthetic", data_dir=str(tmp_path / "not_yet")))
+    default = DataConfig(dataset="synthetic", data_dir="")  # empty = the default cache folder
+    assert default.data_dir == SYNTHETIC_DATA_DIR
+    dataset.check_layout(default)
+
+
+@pytest.mark.parametrize("name, hint", [("kitti", "download_kitti.py --splits_only"),
+                                        ("synthetic", "python -m md2tf.data.synthetic")])
+def test_missing_split_file_names_the_file_and_the_hint(tmp_path, name, hint):
+    config = DataConfig(dataset=name, data_dir=str(tmp_path), split="mine")
+    with pytest.raises(FileNotFoundError, match=rf"split file not found: .*mine.train_files\.txt .*{hint}"):
+        datasets.list_samples(config, "train")
+
+
+def test_unknown_dataset_names_the_flag_and_the_choices():
+    with pytest.raises(ValueError, match=r"--dataset must be one of kitti, kitti_odom, synthetic, folder, "
+                                         r"got 'cityscapes'"):
+        datasets.get_dataset("cityscapes")
+
+
+def test_split_name_default_is_per_dataset():
+    assert datasets.get_dataset("synthetic").split_name(DataConfig(dataset="synthetic")) == "synthetic"
+    assert datasets.get_dataset("kitti_odom").split_name(DataConfig(dataset="kitti_odom")) == "odom"
+    assert datasets.get_dataset("kitti").split_name(DataConfig(dataset="kitti")) == "eigen_zhou"
+    assert datasets.get_dataset("synthetic").split_name(DataConfig(split="mine")) == "mine"
+
+
+def test_evaluation_split_and_gt_source_come_from_the_dataset():
+    assert datasets.get_dataset("kitti").eval_split == "eigen"  # Garg crop + 80 m cap in validation
+    assert datasets.get_dataset("synthetic").eval_split == "synthetic"
+    assert datasets.gt_source_for_split("eigen_benchmark") == "png"
+    assert datasets.gt_source_for_split("synthetic") == "dense"
+    assert datasets.gt_source_for_split("my_kitti_split") is None
+
+
+def test_a_new_dataset_is_one_object_in_the_registry(tmp_path, monkeypatch):
+    """A dataset the rest of md2tf has never heard of: pipeline and trainer checks work unchanged."""
+    from md2tf.data import pipeline
+    from md2tf.training import trainer
+
+    root = str(tmp_path / "mine")
+    fake_kitti.write_tree(root, frames=5)
+    os.rename(os.path.join(root, "splits", "synthetic"), os.path.join(root, "splits", "drives"))
+    mine = base.SplitFileDataset(name="my_drives", layout="<data_dir>/<date>/<drive>/image_02/data/*.png",
+                                 how_to_get="Copy the drives there", default_split="drives")
+    monkeypatch.setitem(datasets._REGISTRY, mine.name, mine)
+    config = DataConfig(dataset="my_drives", data_dir=root, image_ext=".png", height=H, width=W,
+                        gt_height=fake_kitti.RAW_HEIGHT, gt_width=fake_kitti.RAW_WIDTH)
+    batch = next(iter(pipeline.make_dataset(config, "val", 2, training=False)))
+    assert batch.target[0].shape == (2, H, W, 3)
+    trainer.check_data_available(ExperimentConfig(data=config))
+    missing = ExperimentConfig(data=dataclasses.replace(config, data_dir=str(tmp_path / "gone")))
+    with pytest.raises(ValueError, match=r"--dataset=my_drives.*image_02/data/\*\.png.*Copy the drives"):
+        trainer.check_data_available(missing)
+
+
+# --- the synthetic world's settings live in the config -----------------------------------------------
+
+
+def test_world_parameters_follow_the_config():
+    config = DataConfig(height=64, width=128, image_ext=".png", synthetic_drives=2, synthetic_frames=7)
+    assert synthetic_dataset.world_parameters(config) == {"drives": 2, "frames": 7, "height": 64,
+                                                          "width": 128, "ext": "png"}
+    sized = synthetic_dataset.world_parameters(
+        dataclasses.replace(config, synthetic_height=40, synthetic_width=90, image_ext=".jpg"))
+    assert (sized["height"], sized["width"], sized["ext"]) == (40, 90, "jpg")
+
+
+@pytest.mark.parametrize("field, value, flag", [("synthetic_drives", 0, "--synthetic_drives"),
+                                                ("synthetic_frames", 2, "--synthetic_frames"),
+                                                ("synthetic_height", 4, "--synthetic_height"),
+                                                ("synthetic_width", -1, "--synthetic_width")])
+def test_bad_world_setting_names_the_flag(field, value, flag):
+    with pytest.raises(ValueError, match=flag):
+        DataConfig(**{field: value})
+
+
+def test_config_json_replays_the_world_and_old_files_still_load():
+    config = ExperimentConfig(data=DataConfig(synthetic_drives=2, synthetic_frames=12, synthetic_height=40))
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    old = config.to_dict()
+    for name in ("synthetic_drives", "synthetic_frames", "synthetic_height", "synthetic_width"):
+        del old["data"][name]  # a config.json written before these fields existed
+    assert ExperimentConfig.from_dict(old).data.synthetic_drives == DataConfig().synthetic_drives
+
+
+def test_synthetic_prepare_renders_the_configured_world_once(tmp_path):
+    root = str(tmp_path / "world")
+    config = DataConfig(dataset="synthetic", data_dir=root, image_ext=".png", height=H, width=W,
+                        synthetic_drives=1, synthetic_frames=3, synthetic_height=12, synthetic_width=40)
+    dataset = datasets.get_dataset("synthetic")
+    with pytest.raises(TimeoutError, match="synthetic_world.json"):
+        dataset.prepare(config, is_chief=False, timeout_s=0.0)  # a worker waits for the chief's world
+    dataset.prepare(config, is_chief=True)
+    with open(os.path.join(root, synthetic.MANIFEST)) as f:
+        written = json.load(f)["config"]
+    assert {k: written[k] for k in ("drives", "frames", "height", "width", "ext")} == {
+        "drives": 1, "frames": 3, "height": 12, "width": 40, "ext": "png"}
+    mtime = os.path.getmtime(os.path.join(root, synthetic.MANIFEST))
+    dataset.prepare(config, is_chief=True)  # complete world with the same parameters: untouched
+    dataset.prepare(config, is_chief=False)  # the manifest is there: no wait
+    assert os.path.getmtime(os.path.join(root, synthetic.MANIFEST)) == mtime
+    samples = dataset.list_samples(config, "train")
+    with Image.open(samples[0].target) as image:
+        assert image.size == (40, 12)
+    assert np.load(samples[0].depth_gt).shape == (12, 40)
+    with pytest.raises(ValueError, match="other parameters"):
+        dataset.prepare(dataclasses.replace(config, synthetic_frames=4), is_chief=True)
