@@ -189,13 +189,39 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
     def _main(args: list[str]) -> int:
         if len(args) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(args[1:])}")
-        try:
-            config = config_from_flags(config_cls, FLAGS)
-            return main(config, FLAGS) or 0
-        except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
-            if os.environ.get("MD2TF_TRACEBACK"):
-                raise
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        return _invoke(main, config_cls, FLAGS)
 
     app.run(_main, argv=argv)
+
+
+def call_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls: type,
+                 argv: list[str]) -> int:
+    """Runs an entry point in-process (tests, scripts): fresh flag values, no ``sys.exit``.
+
+    Args:
+      main, config_cls: as for `run_command`.
+      argv: the command-line arguments without the program name.
+
+    Returns:
+      The exit status `run_command` would end with.
+    """
+    values = flags.FlagValues()
+    define_flags(config_cls, values)
+    try:
+        values(["md2tf", *argv])
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return _invoke(main, config_cls, values)
+
+
+def _invoke(main, config_cls: type, flag_values: flags.FlagValues) -> int:
+    """Builds the config and calls ``main``; user errors become one line and exit status 2."""
+    try:
+        config = config_from_flags(config_cls, flag_values)
+        return main(config, flag_values) or 0
+    except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
+        if os.environ.get("MD2TF_TRACEBACK"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2

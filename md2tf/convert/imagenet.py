@@ -1,4 +1,4 @@
-"""``python -m md2tf.convert.imagenet --pth resnet18-f37072fd.pth --out resnet18.npz``.
+"""``python -m md2tf.convert.imagenet --pth resnet18-f37072fd.pth --out_dir resnet18.npz``.
 
 Turns torchvision ImageNet ResNet weights into a portable ``.npz`` (same keys, NumPy arrays) that
 ``--encoder_weights`` reads without torch. Get the ``.pth`` from the official torchvision URLs listed in
@@ -7,10 +7,10 @@ Turns torchvision ImageNet ResNet weights into a portable ``.npz`` (same keys, N
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 import numpy as np
+
+from md2tf import flags as md2tf_flags
+from md2tf.config import ConfigError, ImagenetConvertConfig
 
 
 def pth_to_npz(pth_path: str, out_path: str) -> int:
@@ -31,19 +31,14 @@ def pth_to_npz(pth_path: str, out_path: str) -> int:
     return len(arrays)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m md2tf.convert.imagenet", description=__doc__)
-    parser.add_argument("--pth", required=True, help="torchvision resnet*.pth")
-    parser.add_argument("--out", required=True, help="output .npz")
-    args = parser.parse_args(argv)
+def main(config: ImagenetConvertConfig, flag_values=None) -> int:
     try:
-        count = pth_to_npz(args.pth, args.out)
-    except (FileNotFoundError, ValueError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {count} arrays to {args.out}")
+        count = pth_to_npz(config.pth, config.out_dir)
+    except ImportError as e:  # torch is an optional extra
+        raise ConfigError(str(e)) from e
+    print(f"wrote {count} arrays to {config.out_dir}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    md2tf_flags.run_command(main, ImagenetConvertConfig, __doc__)

@@ -10,9 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from md2tf import models  # noqa: E402
+from md2tf.config import ConvertConfig  # noqa: E402
 from md2tf.convert import load_torch_state_dict  # noqa: E402
 from md2tf.convert import torch_reference as tm  # noqa: E402
-from md2tf.convert.__main__ import main as convert_main  # noqa: E402
+from md2tf.convert.__main__ import main as _convert_main  # noqa: E402
+from md2tf.flags import call_command  # noqa: E402
 
 PARITY_ATOL = 1e-4
 
@@ -145,7 +147,7 @@ def test_convert_cli_writes_a_loadable_run(tmp_path):
 def test_convert_cli_depth_only_and_missing_files(tmp_path, capsys):
     src = tmp_path / "stereo"
     src.mkdir()
-    assert convert_main(["--model_dir", str(src), "--out", str(tmp_path / "x")]) == 1
+    assert convert_main(["--model_dir", str(src), "--out", str(tmp_path / "x")]) == 2
     assert "has no encoder.pth" in capsys.readouterr().err
     enc, dec = tm.ResnetEncoder(18), tm.DepthDecoder([64, 64, 128, 256, 512])
     torch.save({**enc.state_dict(), "height": 64, "width": 64, "use_stereo": True},
@@ -154,3 +156,8 @@ def test_convert_cli_depth_only_and_missing_files(tmp_path, capsys):
     assert convert_main(["--model_dir", str(src), "--out", str(tmp_path / "run")]) == 0
     config, depth_net, pose_net = models.load_models(str(tmp_path / "run"))
     assert pose_net is None and not config.use_pose_net and config.data.use_stereo
+
+
+def convert_main(argv: list[str]) -> int:
+    """``python -m md2tf.convert`` in-process; returns its exit status."""
+    return call_command(_convert_main, ConvertConfig, argv)

@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 
 from md2tf import models
-from md2tf.config import ModelConfig
+from md2tf.config import ImagenetConvertConfig, ModelConfig
 from md2tf.convert import imagenet
+from md2tf.flags import call_command
 from md2tf.models.resnet_encoder import ResnetEncoder
 
 
@@ -107,7 +108,7 @@ def test_pth_to_npz_cli_round_trip(tmp_path, capsys):
     pth = tmp_path / "resnet18-test.pth"
     torch.save({k: torch.from_numpy(v) for k, v in state.items()}, pth)
     out = tmp_path / "resnet18.npz"
-    assert imagenet.main(["--pth", str(pth), "--out", str(out)]) == 0
+    assert call_command(imagenet.main, ImagenetConvertConfig, ["--pth", str(pth), "--out", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
     with np.load(out) as data:
         assert sorted(data.files) == sorted(k for k in state if not k.endswith("num_batches_tracked"))
@@ -117,4 +118,5 @@ def test_pth_to_npz_cli_round_trip(tmp_path, capsys):
     models.load_encoder_weights(enc_npz, str(out))
     for a, b in zip(enc_pth.weights, enc_npz.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert imagenet.main(["--pth", str(tmp_path / "nope.pth"), "--out", str(out)]) == 1
+    assert call_command(imagenet.main, ImagenetConvertConfig,
+                        ["--pth", str(tmp_path / "nope.pth"), "--out", str(out)]) == 2

@@ -1,46 +1,47 @@
-"""``python -m md2tf.data.synthetic --out DIR [--drives N --frames M --height --width --seed --ext]``."""
+"""``python -m md2tf.data.synthetic --out_dir DIR [--drives N --frames M --height H --width W ...]``.
+
+Renders the built-in synthetic driving world in the KITTI raw layout (stereo images, calibration,
+dense depth, lidar, poses and split files). ``python -m md2tf.train`` does this by itself on first use;
+this command is for worlds of other sizes or seeds.
+"""
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
+from dataclasses import dataclass, field
 
-from md2tf.data.synthetic import world, writer
+from md2tf import flags as md2tf_flags
+from md2tf.config import ConfigBase, setting
+from md2tf.data.synthetic import writer
+from md2tf.data.synthetic.world import WorldConfig
 
 
-def main(argv: list[str] | None = None) -> int:
-    defaults = world.WorldConfig()
-    p = argparse.ArgumentParser(prog="python -m md2tf.data.synthetic", description=__doc__)
-    p.add_argument("--out", required=True, help="output root (KITTI raw layout)")
-    p.add_argument("--drives", type=int, default=defaults.drives)
-    p.add_argument("--frames", type=int, default=defaults.frames, help="frames per drive")
-    p.add_argument("--height", type=int, default=defaults.height)
-    p.add_argument("--width", type=int, default=defaults.width)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--ext", choices=("png", "jpg"), default=defaults.ext)
-    p.add_argument("--no_lidar", action="store_true", help="skip velodyne_points")
-    p.add_argument("--no_odometry", action="store_true", help="skip the odometry view and split")
-    p.add_argument("--workers", type=int, default=1, help="processes (one drive each)")
-    p.add_argument("--force", action="store_true", help="regenerate even if a complete world exists")
-    args = p.parse_args(argv)
-    try:
-        config = world.WorldConfig(drives=args.drives, frames=args.frames, height=args.height,
-                                   width=args.width, seed=args.seed, ext=args.ext,
-                                   lidar=not args.no_lidar, odometry=not args.no_odometry)
-    except ValueError as e:
-        p.error(str(e))
+@dataclass(frozen=True)
+class GenerateConfig(ConfigBase):
+    """Where and how to write a world; the world itself is `WorldConfig`."""
+
+    out_dir: str = setting("", "Output root (KITTI raw layout).", aliases=("out",))
+    workers: int = setting(1, "Processes (one drive each).")
+    force: bool = setting(False, "Regenerate even if a complete world with these parameters exists.")
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    def validate(self) -> None:
+        if not self.out_dir:
+            raise ValueError("--out_dir is required (output root of the world)")
+
+
+def main(config: GenerateConfig, flag_values=None) -> int:
     start = time.perf_counter()
-    if args.force:
-        writer.generate_world(args.out, config, progress=True, workers=args.workers)
+    if config.force:
+        writer.generate_world(config.out_dir, config.world, progress=True, workers=config.workers)
     else:
-        writer.ensure_world(args.out, progress=True, overwrite=True, workers=args.workers,
-                            **config.to_dict())
+        writer.ensure_world(config.out_dir, progress=True, overwrite=True, workers=config.workers,
+                            **config.world.to_dict())
     elapsed = time.perf_counter() - start
-    n = config.drives * config.frames
-    print(f"{args.out}: {n} stereo frames in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.2f} frames/s)")
+    n = config.world.drives * config.world.frames
+    print(f"{config.out_dir}: {n} stereo frames in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.2f} frames/s)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    md2tf_flags.run_command(main, GenerateConfig, __doc__)

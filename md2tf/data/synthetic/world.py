@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from md2tf.config import setting
+
 # KITTI raw rectified camera 02 (2011_09_26): fx = fy = 721.5377 px at 1242 x 375.
 KITTI_FOCAL_PX = 721.5377
 KITTI_SIZE_HW = (375, 1242)
@@ -54,36 +56,24 @@ LANE_CENTRE_M = 1.75
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Parameters of a synthetic world (everything that changes the written files).
+    """Parameters of a synthetic world (everything that changes the written files)."""
 
-    Attributes:
-      drives: number of drives (sequences).
-      frames: frames per drive (>= 3 so that interior frames with +-1 neighbours exist).
-      height, width: image size in pixels (any size; 375 x 1242 is KITTI's).
-      seed: master seed; the world is a deterministic function of this config.
-      ext: image format, ``png`` (lossless) or ``jpg`` (quality 92, 4:2:0 like the reference's KITTI JPEGs).
-      date: the ``<date>`` folder name (``YYYY_MM_DD``).
-      baseline: stereo baseline in metres (camera 03 is ``+baseline`` along x of camera 02).
-      camera_height: height of the cameras above the ground in metres.
-      lidar_beams: number of lidar beams (64 like the HDL-64E).
-      lidar_azimuth_step_deg: horizontal angular step of the lidar in degrees.
-      lidar: write ``velodyne_points``.
-      odometry: also write a KITTI odometry view (``odometry/sequences``, symlinks) + ``synthetic_odom``.
-    """
-
-    drives: int = 4
-    frames: int = 100
-    height: int = 375
-    width: int = 1242
-    seed: int = 0
-    ext: str = "png"
-    date: str = "2019_10_27"
-    baseline: float = KITTI_BASELINE_M
-    camera_height: float = KITTI_CAMERA_HEIGHT_M
-    lidar_beams: int = 64
-    lidar_azimuth_step_deg: float = 0.2
-    lidar: bool = True
-    odometry: bool = True
+    drives: int = setting(4, "Number of drives (sequences).")
+    frames: int = setting(100, "Frames per drive (>= 3 so that interior frames with +-1 neighbours exist).")
+    height: int = setting(375, "Image height in pixels (375 is KITTI's).")
+    width: int = setting(1242, "Image width in pixels (1242 is KITTI's).")
+    seed: int = setting(0, "Master seed: the world is a deterministic function of this config.")
+    ext: str = setting("png", "Image format: png (lossless) or jpg (quality 92, 4:2:0 like KITTI's "
+                       "JPEGs as the paper used them).", choices=("png", "jpg"))
+    date: str = setting("2019_10_27", "The <date> folder name (YYYY_MM_DD).")
+    baseline: float = setting(KITTI_BASELINE_M, "Stereo baseline in metres (camera 03 is +baseline "
+                              "along x of camera 02).")
+    camera_height: float = setting(KITTI_CAMERA_HEIGHT_M, "Height of the cameras above the ground in metres.")
+    lidar_beams: int = setting(64, "Number of lidar beams (64 like the HDL-64E).")
+    lidar_azimuth_step_deg: float = setting(0.2, "Horizontal angular step of the lidar in degrees.")
+    lidar: bool = setting(True, "Write velodyne_points (--nolidar skips them).")
+    odometry: bool = setting(True, "Also write a KITTI odometry view (odometry/sequences, symlinks) and "
+                             "the synthetic_odom split.")
 
     def __post_init__(self) -> None:
         def check(cond: bool, msg: str) -> None:

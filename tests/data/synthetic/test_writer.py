@@ -193,10 +193,10 @@ class TestEnsureWorld:
 
 
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
-    from md2tf.data.synthetic.__main__ import main
+    from md2tf.data.synthetic.__main__ import GenerateConfig, main
+    from md2tf.flags import call_command
 
-    with pytest.raises(SystemExit):
-        main(["--out", str(tmp_path), "--frames", "2"])
+    assert call_command(main, GenerateConfig, ["--out", str(tmp_path), "--frames", "2"]) == 2
     assert "frames must be >= 3" in capsys.readouterr().err
 
 
