@@ -24,9 +24,10 @@ import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+from PIL import Image
 
 from md2tf.data.sample import Sample
-from md2tf.data.splits import SplitEntry
+from md2tf.data.splits import SplitEntry, read_split
 
 # The paper's fixed intrinsics, normalised by the image size (fx / W, fy / H, cx / W, cy / H): fx and
 # fy are averages over the KITTI raw scenes, the principal point is deliberately centred
@@ -186,8 +187,6 @@ def read_calib_file(path: str) -> dict[str, np.ndarray]:
 
 def _image_size(path: str) -> tuple[int, int]:
     """(width, height) from an image header (PIL reads only the header)."""
-    from PIL import Image
-
     with Image.open(path) as image:
         return image.size
 
@@ -357,10 +356,6 @@ def load_test_images(data_dir: str, split_file: str, image_ext: str = ".jpg",
     Yields:
       ``name`` (``"<folder> <index> <side>"``) and the raw image, uint8 ``[H, W, 3]`` RGB.
     """
-    from PIL import Image
-
-    from md2tf.data.splits import read_split
-
     samples = build_samples(read_split(split_file), data_dir, temporal_offsets=(), image_ext=image_ext)
     for sample in samples:
         try:

@@ -16,8 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from md2tf import models
 from md2tf.config import ExperimentConfig
-from md2tf.data import datasets
+from md2tf.data import datasets, pipeline
+from md2tf.evaluation import metrics
+from md2tf.losses import monodepth2_loss
 from md2tf.rundir import RunDir
 from md2tf.training import checkpoints, distribute, schedule, step, summaries
 from md2tf.training import hooks as hooks_lib
@@ -66,19 +69,11 @@ def check_data_available(config: ExperimentConfig) -> None:
 
 def _default_dataset_fn(config: ExperimentConfig) -> DatasetFn:
     def fn(split, batch_size, training, input_context=None, seed=None):
-        from md2tf.data import pipeline
-
         return pipeline.make_dataset(config.data, split, batch_size, training=training,
                                      input_context=input_context, seed=seed or 0,
                                      deterministic=config.train.deterministic)
 
     return fn
-
-
-def _default_loss_fn() -> Callable:
-    from md2tf.losses import monodepth2_loss
-
-    return monodepth2_loss
 
 
 def _adam(learning_rate: float) -> keras.optimizers.Optimizer:
@@ -124,13 +119,11 @@ class Trainer:
         self.num_replicas = self.strategy.num_replicas_in_sync
         self.is_chief = distribute.is_chief(self.strategy)
         self.dataset_fn = dataset_fn or _default_dataset_fn(config)
-        self.loss_fn = loss_fn or _default_loss_fn()
+        self.loss_fn = loss_fn or monodepth2_loss
         self.scales = tuple(config.model.scales)
         h, w = config.data.height, config.data.width
         with self.strategy.scope():
             if networks is None:
-                from md2tf import models
-
                 networks = lambda: models.build(  # noqa: E731
                     config.model, use_pose_net=config.use_pose_net,
                     synchronized_bn=self.num_replicas > 1,
@@ -409,8 +402,6 @@ class Trainer:
     def _depth_metrics(self, gts, disps) -> dict[str, float]:
         if not gts or not any(np.any(g > 0) for g in gts):
             return {}
-        from md2tf.evaluation import metrics
-
         split = datasets.get_dataset(self.config.data.dataset).eval_split
         try:
             scores = metrics.score_predictions(gts, disps, metrics.ScoringOptions(split=split))

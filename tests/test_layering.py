@@ -1,0 +1,86 @@
+"""The package's import direction: each layer imports only the layers below it.
+
+    config <- rundir, progress, visualization        (plumbing; no TensorFlow in config/rundir)
+    config <- geometry <- losses <- training
+    config <- models <- deploy, convert
+    data (config, geometry), evaluation (never training), deploy (never training/losses/evaluation)
+
+Only the command-line entry points (``md2tf/<command>.py`` and modules run with ``python -m``) touch
+``md2tf.flags`` / absl; library code never reads flags.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "md2tf"
+ALLOWED = {  # layer -> the md2tf layers it may import
+    "__init__": set(),
+    "config": set(),
+    "rundir": {"config"},
+    "progress": set(),
+    "visualization": set(),
+    "geometry": {"config"},
+    "losses": {"config", "geometry"},
+    "models": {"config", "geometry", "rundir"},
+    "data": {"config", "geometry", "progress"},
+    "training": {"config", "geometry", "losses", "models", "data", "evaluation", "rundir", "progress",
+                 "visualization"},
+    "evaluation": {"config", "geometry", "models", "data", "deploy", "rundir", "progress", "visualization"},
+    "deploy": {"config", "geometry", "models", "data", "rundir", "progress", "visualization"},
+    "convert": {"config", "models", "rundir"},
+    "flags": {"config"},
+}
+ENTRY_POINTS = {"train", "evaluate", "export", "export_gt", "predict"}
+FORBIDDEN_ANYWHERE_BELOW = {  # finer rules than the layer table
+    "deploy": ("md2tf.geometry.sampling", "md2tf.geometry.projection"),  # no warping on the device path
+}
+
+
+def _modules() -> list[pathlib.Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def _is_entry_point(path: pathlib.Path) -> bool:
+    """A ``python -m`` target: a top-level command module or a module with a ``__main__`` guard."""
+    top_level_command = path.parent == PACKAGE and path.stem in ENTRY_POINTS
+    return top_level_command or 'if __name__ == "__main__"' in path.read_text()
+
+
+def _layer(path: pathlib.Path) -> str:
+    return path.relative_to(PACKAGE).with_suffix("").parts[0]
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_imports_only_lower_layers(path):
+    layer = _layer(path)
+    imports = _imports(path)
+    if not _is_entry_point(path):
+        assert not {n for n in imports if n == "absl.flags" or n.startswith("md2tf.flags")}, \
+            "library code must not use flags"
+        if layer in ALLOWED:
+            used = {n.split(".")[1] for n in imports if n.startswith("md2tf.")} - {layer}
+            assert used <= ALLOWED[layer], f"{layer} imports {sorted(used - ALLOWED[layer])}"
+        else:
+            pytest.fail(f"md2tf/{layer} is not in the layer table of this test")
+    bad = {n for n in imports if n.startswith(FORBIDDEN_ANYWHERE_BELOW.get(layer, ("-",)))}
+    assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+def test_config_and_rundir_do_not_import_tensorflow():
+    for name in ("config.py", "rundir.py", "flags.py", "progress.py"):
+        imports = _imports(PACKAGE / name)
+        assert not {n for n in imports if n.split(".")[0] in ("tensorflow", "keras")}, name
