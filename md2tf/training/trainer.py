@@ -170,6 +170,10 @@ class Trainer:
             self.variables = list(self.depth_net.trainable_variables)
             if self.pose_net is not None:
                 self.variables += list(self.pose_net.trainable_variables)
+            # BatchNorm moving statistics change in the forward pass itself: a skipped (non-finite)
+            # step must put them back, or one bad batch leaves inf/NaN statistics behind.
+            self.statistics = [v for n in (self.depth_net, self.pose_net) if n is not None
+                               for v in n.non_trainable_variables if "float" in str(v.dtype)]
             # torch Adam defaults (betas 0.9/0.999, eps 1e-8); Keras' default eps is 1e-7.
             optimizer = (optimizer_fn or _adam)(tc.learning_rate)
             if tc.mixed_precision == "mixed_float16":
@@ -228,13 +232,17 @@ class Trainer:
         if lc.automask and lc.identity_noise_std > 0:
             # Seeded by (global step, replica id): a resumed run draws exactly the same noise.
             noise_seed = step.noise_seed_for(global_step, self.config.train.seed)
-        return self._replica_compute(batch, noise_seed) + (tf.identity(stop),)
+        before = [tf.identity(v) for v in self.statistics]  # read before the forward pass
+        with tf.control_dependencies(before):
+            scalars, grads, finite = self._replica_compute(batch, noise_seed)
+        finite *= tf.cast(step.all_finite([tf.identity(v) for v in self.statistics]), tf.float32)
+        return scalars, grads, finite, tf.identity(stop), before
 
     def _train_step_fn(self, iterator, stop: tf.Tensor):
         """One global step. Returns (mean scalars, update applied, any worker asked to stop)."""
         batch = next(iterator)
         global_step = self.step.read_value()
-        scalars, grads, finite, stop_pr = self.strategy.run(
+        scalars, grads, finite, stop_pr, before = self.strategy.run(
             self._replica_step, args=(batch, global_step, stop))
         num_finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, finite, axis=None)
         stops = self.strategy.reduce(tf.distribute.ReduceOp.SUM, stop_pr, axis=None)
@@ -243,7 +251,14 @@ class Trainer:
         def apply():
             self.strategy.run(lambda g: self.optimizer.apply(g, self.variables), args=(grads,))
 
-        tf.cond(applied, apply, lambda: None)
+        def skip():
+            def restore(values):
+                for v, value in zip(self.statistics, values):
+                    v.assign(value)
+
+            self.strategy.run(restore, args=(before,))
+
+        tf.cond(applied, apply, skip)
         with tf.control_dependencies([applied]):  # count a step only once its batch was read
             self.step.assign_add(1)
         means = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)

@@ -1,0 +1,82 @@
+"""Training under failure: non-finite weights, crashes in the loop, broken checkpoints, resume.
+
+The end-to-end cases run ``python -m md2tf.train`` on the smoke config in a subprocess and are
+``slow``; the unit cases use the stand-in networks of ``tests.training.fakes``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from md2tf.training import trainer as trainer_lib
+from tests.training import fakes
+from tests.training.test_trainer import nan_after
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class BatchNormDepthNet(fakes.TinyDepthNet):
+    """The stand-in depth network with a BatchNorm layer (moving statistics change in training)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = tf.keras.layers.BatchNormalization(momentum=0.5)
+
+    def call(self, images, training=False):
+        x = self.conv2(self.norm(self.conv1(images), training=training))
+        return tuple(tf.sigmoid(tf.nn.avg_pool2d(x, 2**s, 2**s, "VALID") if s else x)
+                     for s in range(4))
+
+
+def all_weights(t) -> list[np.ndarray]:
+    return [v.numpy() for n in (t.depth_net, t.pose_net) for v in n.weights]
+
+
+def test_skipped_step_keeps_batchnorm_statistics(tmp_path):
+    """A non-finite step changes nothing, not even the moving statistics of its forward pass."""
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=50, max_nonfinite_steps=2,
+                               image_log_every=0, validate_every_epoch=False, save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=lambda: (BatchNormDepthNet(), fakes.TinyPoseNet()),
+                            dataset_fn=fakes.fake_dataset_fn(8, repeat=True), loss_fn=nan_after(1))
+    seen = {}
+    result = t.train(step_callback=lambda s, _: seen.setdefault(s, all_weights(t)))
+    assert (result.reason, result.step) == ("nonfinite", 3)
+    stats = [v.numpy() for v in t.depth_net.norm.non_trainable_variables]
+    assert stats and not np.allclose(stats[0], 0.0)  # step 1 did move them
+    for a, b in zip(seen[1], seen[3]):
+        np.testing.assert_array_equal(a, b)
+
+
+def checkpoint_float_values(prefix: str) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(prefix)
+    dtypes = reader.get_variable_to_dtype_map()
+    return {name: reader.get_tensor(name) for name, dtype in dtypes.items()
+            if dtype.is_floating and name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def smoke_command(run_dir, world, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "md2tf.train", "--flagfile=configs/smoke.flags", f"--run_dir={run_dir}",
+            f"--synthetic_cache_dir={world}", "--image_log_every=0", "--novalidate_every_epoch",
+            *extra]
+
+
+@pytest.mark.slow
+def test_exploding_learning_rate_stops_with_finite_checkpoint(tmp_path):
+    """lr 1e30 blows the weights up at step 1; the next steps are non-finite and skipped, not a crash."""
+    cmd = smoke_command(tmp_path / "run", tmp_path / "world", "--learning_rate=1e30", "--max_steps=6",
+                        "--steps_per_epoch=6", "--max_nonfinite_steps=3", "--save_every_steps=0")
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "stopped after 3 consecutive non-finite losses at step 4" in proc.stderr, proc.stderr[-3000:]
+    prefix = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert prefix.endswith("ckpt-4")
+    values = checkpoint_float_values(prefix)
+    assert len(values) > 100
+    bad = [name for name, value in values.items() if not np.all(np.isfinite(value))]
+    assert not bad, bad[:5]
