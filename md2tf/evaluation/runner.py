@@ -107,7 +107,10 @@ def npy_source(path: str, name: str = "", reorder_ids: np.ndarray | None = None)
     """
     if not os.path.isfile(path):
         raise ValueError(f"--models: disparity file not found: {path}")
-    array = np.load(path, mmap_mode="r")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:  # object arrays / pickles: never unpickled
+        raise ValueError(f"--models: {path} is not a plain numeric .npy array ({error})") from None
     if reorder_ids is not None:
         reorder_ids = np.asarray(reorder_ids).astype(np.int64).ravel()
         if reorder_ids.size and (reorder_ids.min() < 0 or reorder_ids.max() >= len(array)):
@@ -344,7 +347,7 @@ def run_depth_evaluation(config) -> str:
         ids_path = os.path.join(splits_dir, "benchmark", "eigen_to_benchmark_ids.npy")
         if not os.path.isfile(ids_path):
             raise ValueError(f"--eval_eigen_to_benchmark needs {ids_path}")
-        reorder = np.load(ids_path)
+        reorder = np.load(ids_path, allow_pickle=False)
     names = config.names or tuple("" for _ in config.models)
     sources = [open_source(m, images, count, n, config.batch_size, config.post_process, reorder)
                for m, n in zip(config.models, names)]
