@@ -20,6 +20,17 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _check_finite(config, flag_names: dict[str, str] | None = None) -> None:
+    """Every float field of a config dataclass is finite (``inf`` passes ``> 0`` checks otherwise)."""
+    import math  # noqa: PLC0415
+
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            flag = (flag_names or {}).get(f.name, f.name)
+            raise ValueError(f"--{flag} must be a finite number, got {value}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """What the input pipeline reads and how it prepares samples.
@@ -39,6 +50,8 @@ class DataConfig:
       flip_prob, color_aug_prob: augmentation probabilities (0.5 each in the paper).
       seed: shuffling / augmentation seed; ``deterministic`` makes tf.data order reproducible.
       gt_height, gt_width: size of the ground-truth depth carried in a training batch for metrics.
+      skip_corrupt_images: drop (log and count) training samples with a corrupt or truncated image
+        instead of stopping with an error naming the file.
     """
 
     dataset: str = "synthetic"
@@ -60,8 +73,10 @@ class DataConfig:
     deterministic: bool = False
     gt_height: int = 375
     gt_width: int = 1242
+    skip_corrupt_images: bool = False
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check(self.height > 0 and self.height % 32 == 0, f"--height must be a positive multiple of 32, got {self.height}")
         _check(self.width > 0 and self.width % 32 == 0, f"--width must be a positive multiple of 32, got {self.width}")
         _check(0 in self.frame_offsets, f"--frame_offsets must contain 0 (the target frame), got {self.frame_offsets}")
@@ -144,6 +159,7 @@ class LossConfig:
     max_depth: float = 100.0
 
     def __post_init__(self) -> None:
+        _check_finite(self, {"smoothness_weight": "disparity_smoothness"})
         _check(0.0 <= self.ssim_weight <= 1.0, f"ssim_weight must lie in [0, 1], got {self.ssim_weight}")
         _check(self.smoothness_weight >= 0, f"--disparity_smoothness must be >= 0, got {self.smoothness_weight}")
         _check(0 < self.min_depth < self.max_depth, f"need 0 < --min_depth < --max_depth, got {self.min_depth}, {self.max_depth}")
@@ -191,6 +207,7 @@ class TrainConfig:
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check(self.strategy in ("auto", "default", "mirrored", "multi_worker"),
                f"--strategy must be auto, default, mirrored or multi_worker, got {self.strategy!r}")
         _check(self.val_steps >= 0 and self.steps_per_epoch >= 0 and self.max_steps >= 0,
@@ -364,6 +381,8 @@ class EvalConfig:
         (default ``<splits_dir>/odom/test_files_NN.txt`` and ``<data_dir>/poses/NN.txt``).
       snippet_length: frames per ATE snippet (5).
       progress: show a progress bar.
+      allow_nonfinite: accept models with non-finite predictions (reported, excluded from the means);
+        without it such a model makes the evaluation fail.
     """
 
     models: tuple[str, ...] = ()
@@ -387,6 +406,7 @@ class EvalConfig:
     poses_file: str = ""
     snippet_length: int = 5
     progress: bool = True
+    allow_nonfinite: bool = False
 
     def __post_init__(self) -> None:
         _check(bool(self.models), "--models is required (checkpoints, SavedModels, .tflite or .npy files)")

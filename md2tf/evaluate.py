@@ -20,19 +20,28 @@ The library lives in `md2tf.evaluation`; this module only parses flags.
 
 from __future__ import annotations
 
+import sys
+
 from absl import app
 
+from md2tf import cli
 from md2tf import flags as md2tf_flags
 
 
-def main(argv) -> None:
+def main(argv) -> int:
     del argv
     from md2tf.evaluation import runner  # noqa: PLC0415
 
     config = md2tf_flags.eval_config_from_flags()
-    print(runner.run_evaluation(config))
+    try:
+        print(runner.run_evaluation(config))
+    except runner.EvaluationFailed as failure:  # the table first, then why the exit status is 1
+        print(failure.report)
+        print(f"error: {cli.one_line(failure)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
     md2tf_flags.define_eval_flags()
-    app.run(main)
+    app.run(cli.main(main))

@@ -11,6 +11,7 @@ import os
 
 from absl import app
 
+from md2tf import cli
 from md2tf import flags as md2tf_flags
 
 
@@ -29,4 +30,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     md2tf_flags.define_export_gt_flags()
-    app.run(main)
+    app.run(cli.main(main))

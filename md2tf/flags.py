@@ -50,6 +50,8 @@ def define_train_flags() -> None:
     d(flags.DEFINE_integer, "shuffle_buffer", 512, "tf.data shuffle buffer size.")
     d(flags.DEFINE_integer, "gt_height", 375, "Height of the GT depth carried in training batches.")
     d(flags.DEFINE_integer, "gt_width", 1242, "Width of the GT depth carried in training batches.")
+    d(flags.DEFINE_boolean, "skip_corrupt_images", False, "Drop (log and count) training samples with "
+      "a corrupt or truncated image instead of stopping with an error naming the file.")
     # Model.
     d(flags.DEFINE_integer, "num_layers", 18, "Depth encoder ResNet depth (18, 34, 50).")
     d(flags.DEFINE_integer, "pose_num_layers", 18, "Pose encoder ResNet depth (18, 50).")
@@ -146,7 +148,8 @@ def experiment_config_from_flags(flag_values=None):
             use_stereo=f.use_stereo, stereo_baseline=f.stereo_baseline, image_ext=f.image_ext,
             intrinsics=f.intrinsics, flip_prob=f.flip_prob, color_aug_prob=f.color_aug_prob,
             num_parallel_calls=f.num_parallel_calls, shuffle_buffer=f.shuffle_buffer, seed=f.seed,
-            deterministic=f.deterministic, gt_height=f.gt_height, gt_width=f.gt_width),
+            deterministic=f.deterministic, gt_height=f.gt_height, gt_width=f.gt_width,
+            skip_corrupt_images=f.skip_corrupt_images),
         model=cfg.ModelConfig(
             num_layers=f.num_layers, pose_num_layers=f.pose_num_layers,
             encoder_weights=f.encoder_weights, init=f.init, scales=ints("scales"),
@@ -202,6 +205,8 @@ def define_eval_flags() -> None:
     d(flags.DEFINE_string, "poses_file", "", "Odometry: GT poses (default <data_dir>/poses/NN.txt).")
     d(flags.DEFINE_integer, "snippet_length", 5, "Odometry: frames per ATE snippet.")
     d(flags.DEFINE_boolean, "progress", True, "Show a progress bar.")
+    d(flags.DEFINE_boolean, "allow_nonfinite", False, "Exit 0 even when a model has NaN/inf "
+      "predictions (reported and excluded from the means); default: exit status 1.")
 
 
 def eval_config_from_flags(flag_values=None):
@@ -217,7 +222,7 @@ def eval_config_from_flags(flag_values=None):
         image_ext=f.image_ext, output_json=f.output_json, output_markdown=f.output_markdown,
         output_dir=f.output_dir,
         split_file=f.split_file, poses_file=f.poses_file, snippet_length=f.snippet_length,
-        progress=f.progress)
+        progress=f.progress, allow_nonfinite=f.allow_nonfinite)
 
 
 def define_export_gt_flags() -> None:

@@ -11,6 +11,7 @@ import sys
 
 from absl import app
 
+from md2tf import cli
 from md2tf import flags as md2tf_flags
 
 
@@ -36,4 +37,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     md2tf_flags.define_predict_flags()
-    app.run(main)
+    app.run(cli.main(main))

@@ -13,6 +13,7 @@ import sys
 
 from absl import app, logging
 
+from md2tf import cli
 from md2tf import flags as md2tf_flags
 
 FLAGS = md2tf_flags.FLAGS
@@ -46,7 +47,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     md2tf_flags.define_train_flags()
-    app.run(main)
+    app.run(cli.main(main))
 
 
 if __name__ == "__main__":

@@ -256,8 +256,29 @@ def evaluate_sources(gt_depths: Sequence[np.ndarray], sources: Sequence[Disparit
     results = {}
     for source in sources:
         bar = Progress(len(source), source.name, show_progress)
-        results[source.name] = metrics.score_predictions(gt_depths, iter(source), options, progress=bar)
+        try:
+            results[source.name] = metrics.score_predictions(gt_depths, iter(source), options,
+                                                             progress=bar)
+        except ValueError as error:
+            raise ValueError(f"{source.name}: {error}") from error
     return results
+
+
+class EvaluationFailed(RuntimeError):
+    """Some model produced non-finite predictions (``--allow_nonfinite`` unset).
+
+    Attributes:
+      report: the full console report (table included), to print before the one-line error.
+    """
+
+    def __init__(self, message: str, report: str) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def failed_models(results: dict[str, metrics.DepthScores]) -> dict[str, int]:
+    """``{model name: number of images with non-finite predictions}`` for the models that failed."""
+    return {name: s.num_failed for name, s in results.items() if s.num_failed}
 
 
 def format_table(results: dict[str, metrics.DepthScores]) -> str:
@@ -272,8 +293,9 @@ def format_table(results: dict[str, metrics.DepthScores]) -> str:
         lines.append(row)
     for name, s in results.items():
         if s.nonfinite_images:
-            lines.append(f"WARNING {name}: {len(s.nonfinite_images)} image(s) with {s.nonfinite_pixels} NaN/inf "
-                         f"disparity values were not scored (indices {s.nonfinite_images[:10]})")
+            lines.append(f"FAILED {name}: {len(s.nonfinite_images)} of {s.num_images} image(s) have "
+                         f"{s.nonfinite_pixels} NaN/inf disparity values; the means cover the other "
+                         f"{s.num_scored} (indices {s.nonfinite_images[:10]})")
         if s.empty_images:
             lines.append(f"WARNING {name}: {len(s.empty_images)} image(s) without valid ground truth were skipped")
     return "\n".join(lines)
@@ -301,6 +323,7 @@ def results_to_json(results: dict[str, metrics.DepthScores], options: metrics.Sc
         "metric_order": list(metrics.METRIC_NAMES),
         "models": {name: {k: clean(v) for k, v in s.to_dict().items()} for name, s in results.items()},
     }
+    payload["failed_models"] = failed_models(results)
     payload.update(extra or {})
     return json.dumps(payload, indent=2)
 
@@ -358,7 +381,13 @@ def run_depth_evaluation(config) -> str:
                    results_to_json(results, options, {"task": "depth", "gt_path": gt_path,
                                                       "post_process": config.post_process}))
     scaling = "stereo x5.4, no median scaling" if config.eval_stereo else f"{options.scaling} scaling"
-    return f"{config.eval_split}: {len(gts)} images, {scaling}\n{table}\n\n{markdown}"
+    report = f"{config.eval_split}: {len(gts)} images, {scaling}\n{table}\n\n{markdown}"
+    failed = failed_models(results)
+    if failed and not config.allow_nonfinite:
+        counts = ", ".join(f"{name}: {n} of {len(gts)}" for name, n in failed.items())
+        raise EvaluationFailed(f"non-finite predictions ({counts} images); the metrics above exclude "
+                               "them. Pass --allow_nonfinite to accept this", report)
+    return report
 
 
 # --- KITTI depth benchmark submission (eval_split "benchmark") ------------------------------------

@@ -8,6 +8,7 @@ the first step (Keras 3 + MirroredStrategy requirement).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -53,6 +54,10 @@ class NonFiniteLossError(RuntimeError):
     """Raised by ``md2tf.train`` when training stopped after too many non-finite steps."""
 
 
+class TrainingDataError(ValueError):
+    """The input pipeline failed mid-run (e.g. a corrupt image); the message names the cause."""
+
+
 def check_data_available(config: ExperimentConfig) -> None:
     """Fails early, naming ``--data_dir``, when a real dataset directory is missing.
 
@@ -76,12 +81,15 @@ def check_data_available(config: ExperimentConfig) -> None:
             "--run_dir=runs/synthetic")
 
 
-def _default_dataset_fn(config: ExperimentConfig) -> DatasetFn:
+def _default_dataset_fn(config: ExperimentConfig, corrupt_counter: tf.Variable) -> DatasetFn:
     def fn(split, batch_size, training, input_context=None, seed=None):
         from md2tf.data import pipeline
 
+        skip = config.data.skip_corrupt_images and training
         return pipeline.make_dataset(config.data, split, batch_size, training=training,
-                                     input_context=input_context, seed=seed)
+                                     input_context=input_context, seed=seed,
+                                     skip_corrupt_images=skip,
+                                     corrupt_counter=corrupt_counter if skip else None)
 
     return fn
 
@@ -122,6 +130,19 @@ def ensure_synthetic_world(config: ExperimentConfig, timeout_s: float = 3600.0, 
         time.sleep(2.0)
 
 
+def _error_cause(error: BaseException) -> str:
+    """One line with the cause of an error: for a TF graph error the failing op's own message (e.g.
+    ``assertion failed: [corrupt or truncated image file:] [<path>]``), without TF's node listing."""
+    text = str(getattr(error, "message", error))
+    boilerplate = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(boilerplate)] or [text.strip()]
+    cause = lines[0]
+    if "assertion failed:" in cause:
+        cause = cause[cause.index("assertion failed:"):]
+    return " ".join(cause.split(" [Op:")[0].split()) or type(error).__name__
+
+
 class Trainer:
     """Builds networks, optimizer, data and checkpoints for an `ExperimentConfig` and trains.
 
@@ -151,7 +172,9 @@ class Trainer:
         keras.mixed_precision.set_global_policy(tc.mixed_precision)
         self.num_replicas = self.strategy.num_replicas_in_sync
         self.is_chief = distribute.is_chief(self.strategy)
-        self.dataset_fn = dataset_fn or _default_dataset_fn(config)
+        #: Training samples dropped for corrupt images (``--skip_corrupt_images``).
+        self.corrupt_samples = tf.Variable(0, dtype=tf.int64, trainable=False, name="corrupt_samples")
+        self.dataset_fn = dataset_fn or _default_dataset_fn(config, self.corrupt_samples)
         self.loss_fn = loss_fn or _default_loss_fn()
         self.scales = tuple(config.model.scales)
         h, w = config.data.height, config.data.width
@@ -281,16 +304,22 @@ class Trainer:
 
     # --- data ------------------------------------------------------------------------------------
 
-    def steps_per_epoch(self) -> int | None:
-        """Training steps per epoch: ``--steps_per_epoch`` or the training split's batch count."""
+    def epoch_plan(self) -> schedule.EpochPlan:
+        """The run's step/epoch arithmetic (`schedule.plan_epochs` over the training split's batch
+        count); logs a warning when ``--steps_per_epoch`` is clamped to the split."""
         tc = self.config.train
-        if tc.steps_per_epoch:
-            return tc.steps_per_epoch
         ds = self.dataset_fn("train", tc.batch_size, True, None, tc.seed)
         n = int(ds.cardinality().numpy())
-        if n == tf.data.INFINITE_CARDINALITY:
-            raise ValueError("the training dataset is infinite: set --steps_per_epoch")
-        return n if n >= 0 else None
+        num_batches = -1 if n == tf.data.INFINITE_CARDINALITY else (n if n >= 0 else None)
+        plan, warning = schedule.plan_epochs(tc.steps_per_epoch, num_batches, tc.num_epochs,
+                                             tc.max_steps)
+        if warning:
+            logger.warning(warning)
+        return plan
+
+    def steps_per_epoch(self) -> int:
+        """Training steps per epoch (see `epoch_plan`)."""
+        return self.epoch_plan().steps_per_epoch
 
     def _distributed(self, split: str, training: bool, seed: int, take: int = 0, skip: int = 0):
         tc = self.config.train
@@ -299,6 +328,8 @@ class Trainer:
             ds = self.dataset_fn(split, tc.batch_size, training, ctx, seed)
             # One global step takes one per-replica batch for each replica fed by this pipeline.
             per_step = max(ctx.num_replicas_in_sync // ctx.num_input_pipelines, 1)
+            if training and take:  # every epoch is exactly `take` steps, whatever a filter dropped
+                ds = ds.repeat()
             if take:
                 ds = ds.take(take * per_step)
             if skip:
@@ -338,6 +369,42 @@ class Trainer:
         self._saved_step = int(self.step.numpy())
         return path if self.is_chief else None
 
+    def weights_finite(self) -> bool:
+        """Whether every network weight, BatchNorm statistic and optimizer slot is finite."""
+        values = self.variables + self.statistics + list(self.optimizer.variables)
+        return all(np.all(np.isfinite(np.asarray(v))) for v in values
+                   if np.issubdtype(np.asarray(v).dtype, np.floating))
+
+    @contextlib.contextmanager
+    def save_on_failure(self):
+        """Around the training loop: an exception saves the last step (if its weights are finite).
+
+        Input-pipeline errors (a corrupt image, a vanished file) are re-raised as `TrainingDataError`
+        with one line naming the cause; any other exception keeps its traceback.
+        """
+        try:
+            yield
+        except Exception as error:
+            gstep = int(self.step.numpy())
+            saved = None
+            try:
+                if self._saved_step == gstep:
+                    saved = self.checkpoints.latest
+                elif self.weights_finite():
+                    saved = self.save()
+            except Exception as save_error:  # never mask the original failure
+                logger.error("could not save after the failure: %s", save_error)
+            where = f"saved {saved}" if saved else "no checkpoint written for it"
+            message = _error_cause(error)
+            if isinstance(error, tf.errors.OpError) and (
+                    "IteratorGetNext" in str(error) or isinstance(error, tf.errors.DataLossError)):
+                hint = "; --skip_corrupt_images drops such samples" if "corrupt" in message else ""
+                raise TrainingDataError(f"training stopped at step {gstep} by its input data: "
+                                        f"{message} ({where}){hint}") from error
+            logger.error("training failed at step %d (%s: %s); %s", gstep, type(error).__name__,
+                         message, where)
+            raise
+
     def train(self, step_callback: Callable[[int, dict], None] | None = None) -> TrainResult:
         """Runs (or resumes) training until the epochs, ``max_steps``, a stop signal or too many
         consecutive non-finite losses end it. Always leaves a checkpoint behind.
@@ -349,26 +416,25 @@ class Trainer:
         if self.is_chief:
             checkpoints.write_config(tc.run_dir, self.config)
         self.restore()
-        spe = self.steps_per_epoch()
-        total = spe * tc.num_epochs if spe else None
-        if tc.max_steps:
-            total = min(total, tc.max_steps) if total else tc.max_steps
-        bar = summaries.ProgressBar(total, tc.batch_size, enabled=tc.progress_bar and self.is_chief)
+        plan = self.epoch_plan()
+        spe = plan.steps_per_epoch
+        bar = summaries.ProgressBar(plan.total_steps, tc.batch_size,
+                                    enabled=tc.progress_bar and self.is_chief)
         image_batch = self._image_batch() if (self.is_chief and tc.image_log_every) else None
         reason, scalars, consecutive_bad, total_bad = "completed", {}, 0, 0
         last_ckpt = None
         profiling = False
-        with self.stop_request as stop_request:
+        with self.stop_request as stop_request, self.save_on_failure():
             for epoch in range(int(self.epoch.numpy()), tc.num_epochs):
                 lr = self.learning_rate_for_epoch(epoch)
                 self.optimizer.learning_rate = lr
-                done_in_epoch = int(self.step.numpy()) - epoch * spe if spe else 0
-                iterator = iter(self._distributed("train", True, tc.seed + epoch, take=spe or 0,
-                                                  skip=max(done_in_epoch, 0)))
+                done_in_epoch = plan.done_in_epoch(int(self.step.numpy()), epoch)
+                iterator = iter(self._distributed("train", True, tc.seed + epoch, take=spe,
+                                                  skip=done_in_epoch))
                 last_log_time, last_log_step = time.perf_counter(), int(self.step.numpy())
                 while True:
                     gstep = int(self.step.numpy())
-                    if spe and gstep >= (epoch + 1) * spe:
+                    if gstep >= (epoch + 1) * spe:
                         break
                     if tc.max_steps and gstep >= tc.max_steps:
                         reason = "max_steps"
@@ -380,7 +446,9 @@ class Trainer:
                     try:
                         out, applied, any_stop = self.train_step(iterator, stop_flag)
                     except (tf.errors.OutOfRangeError, StopIteration):
-                        break
+                        raise TrainingDataError(
+                            f"the training data ran out at step {gstep} of epoch {epoch} "
+                            f"({spe} steps per epoch): is the split empty?") from None
                     gstep += 1
                     if profiling and gstep >= tc.profile_steps[1]:
                         tf.profiler.experimental.stop()
@@ -400,7 +468,8 @@ class Trainer:
                         summaries.write_scalars(self.writer, {
                             **scalars, "train/learning_rate": lr, "train/step_time_s": dt,
                             "train/samples_per_s": tc.batch_size / max(dt, 1e-9),
-                            "train/nonfinite_steps": total_bad}, gstep)
+                            "train/nonfinite_steps": total_bad,
+                            "train/corrupt_samples": int(self.corrupt_samples.numpy())}, gstep)
                     if image_batch is not None and gstep % tc.image_log_every == 0:
                         summaries.write_images(self.writer, self._image_fn(image_batch), gstep)
                     bar.update(gstep, f"loss {scalars.get('loss/total', float('nan')):.4f}")
@@ -432,6 +501,9 @@ class Trainer:
         elif reason == "preempted":
             logger.warning("stop requested (%s): saved %s at step %d", self.stop_request.signal_name,
                            last_ckpt, gstep)
+        if int(self.corrupt_samples.numpy()):
+            logger.warning("skipped %d training sample(s) with corrupt images (--skip_corrupt_images)",
+                           int(self.corrupt_samples.numpy()))
         self.writer.flush()
         return TrainResult(gstep, int(self.epoch.numpy()), reason, last_ckpt, scalars, total_bad)
 

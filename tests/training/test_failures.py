@@ -38,6 +38,7 @@ def all_weights(t) -> list[np.ndarray]:
     return [v.numpy() for n in (t.depth_net, t.pose_net) for v in n.weights]
 
 
+@pytest.mark.slow
 def test_skipped_step_keeps_batchnorm_statistics(tmp_path):
     """A non-finite step changes nothing, not even the moving statistics of its forward pass."""
     config = fakes.tiny_config(str(tmp_path), steps_per_epoch=50, max_nonfinite_steps=2,
@@ -51,6 +52,77 @@ def test_skipped_step_keeps_batchnorm_statistics(tmp_path):
     assert stats and not np.allclose(stats[0], 0.0)  # step 1 did move them
     for a, b in zip(seen[1], seen[3]):
         np.testing.assert_array_equal(a, b)
+
+
+def corrupt_after(num_ok_batches: int):
+    """A `DatasetFn` whose batch ``num_ok_batches`` fails as a corrupt image would (names the file)."""
+    base = fakes.fake_dataset_fn(16)
+
+    def fn(split, batch_size, training, input_context=None, seed=None):
+        ds = base(split, batch_size, training, input_context, seed).enumerate()
+
+        def check(i, batch):
+            ok = tf.debugging.Assert(i < num_ok_batches,
+                                     ["corrupt or truncated image file:", "/data/frame_7.jpg"])
+            with tf.control_dependencies([ok]):
+                return tf.nest.map_structure(tf.identity, batch)
+
+        return ds.map(check)
+
+    return fn
+
+
+def test_exception_in_the_loop_saves_and_names_the_file(tmp_path):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=6, image_log_every=0,
+                               validate_every_epoch=False, save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=corrupt_after(3))
+    with pytest.raises(trainer_lib.TrainingDataError,
+                       match=r"step 3 by its input data: .*/data/frame_7.jpg.*ckpt-3.*--skip_corrupt"):
+        t.train()
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
+
+
+@pytest.mark.slow
+def test_a_bug_in_the_loop_keeps_its_traceback_and_saves(tmp_path):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=6, image_log_every=0,
+                               validate_every_epoch=False, save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(16))
+
+    def callback(step, _):
+        if step == 2:
+            raise KeyError("a bug")
+
+    with pytest.raises(KeyError, match="a bug"):
+        t.train(step_callback=callback)
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
+@pytest.mark.slow
+def test_steps_per_epoch_beyond_the_split_is_clamped(tmp_path, caplog):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=5, num_epochs=2, image_log_every=0,
+                               validate_every_epoch=False, save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(7))
+    with caplog.at_level("WARNING"):
+        result = t.train()
+    assert (result.step, result.epoch) == (6, 2)  # 7 samples = 3 batches of 2 per epoch
+    assert any("--steps_per_epoch=5 is more than the 3 batches" in r.getMessage()
+               for r in caplog.records)
+
+
+@pytest.mark.parametrize("field, value, flag", [
+    ("learning_rate", float("inf"), "--learning_rate"), ("lr_decay_factor", float("nan"), "--lr_decay_factor")])
+def test_nonfinite_train_settings_are_rejected(field, value, flag):
+    with pytest.raises(ValueError, match=rf"{flag} must be a finite number"):
+        fakes.tiny_config("run", **{field: value})
+
+
+def test_nonfinite_loss_settings_are_rejected():
+    from md2tf.config import DataConfig, LossConfig
+
+    with pytest.raises(ValueError, match="--disparity_smoothness must be a finite number, got inf"):
+        LossConfig(smoothness_weight=float("inf"))
+    with pytest.raises(ValueError, match="--stereo_baseline must be a finite number"):
+        DataConfig(stereo_baseline=float("inf"))
 
 
 def checkpoint_float_values(prefix: str) -> dict[str, np.ndarray]:
