@@ -7,6 +7,7 @@ The end-to-end cases run ``python -m md2tf.train`` on the smoke config in a subp
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ import tensorflow as tf
 
 from md2tf.training import trainer as trainer_lib
 from tests.training import fakes
-from tests.training.test_trainer import nan_after
+from tests.training.test_trainer import nan_after, run_case
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -152,3 +153,17 @@ def test_exploding_learning_rate_stops_with_finite_checkpoint(tmp_path):
     assert len(values) > 100
     bad = [name for name, value in values.items() if not np.all(np.isfinite(value))]
     assert not bad, bad[:5]
+
+
+@pytest.mark.slow
+def test_sigterm_and_resume_is_the_same_run_on_an_uneven_split(tmp_path):
+    """SIGTERM at a random step of 9 (3 epochs x 3 batches; 7 samples do not divide into batches of
+    2, and --steps_per_epoch=5 is more than the split holds): the resumed run ends at the same step
+    with the same variables as the uninterrupted one."""
+    stop_at = random.randint(1, 8)
+    out = run_case("sigterm_resume", str(tmp_path), timeout=900,
+                   env={"TF_ENABLE_ONEDNN_OPTS": "0", "MD2TF_STOP_AT": str(stop_at)})
+    assert out["straight"] == [9, 3, "completed"], out
+    assert out["first"] == [stop_at, "preempted"], out
+    assert out["resumed"] == [9, 3, "completed"], out
+    assert out["bitwise_equal"] and out["optimizer_equal"], (stop_at, out)
