@@ -91,6 +91,14 @@ def _default_dataset_fn(config: ExperimentConfig, corrupt_counter: tf.Variable) 
                                      skip_corrupt_images=skip,
                                      corrupt_counter=corrupt_counter if skip else None)
 
+    def num_batches(split, batch_size, seed=None) -> int:
+        """Batches of one pass before corrupt samples are dropped (the filter hides the count)."""
+        from md2tf.data import pipeline
+
+        ds = pipeline.make_dataset(config.data, split, batch_size, training=True, seed=seed)
+        return int(ds.cardinality().numpy())
+
+    fn.num_batches = num_batches
     return fn
 
 
@@ -310,6 +318,8 @@ class Trainer:
         tc = self.config.train
         ds = self.dataset_fn("train", tc.batch_size, True, None, tc.seed)
         n = int(ds.cardinality().numpy())
+        if n == tf.data.UNKNOWN_CARDINALITY and hasattr(self.dataset_fn, "num_batches"):
+            n = self.dataset_fn.num_batches("train", tc.batch_size, tc.seed)
         num_batches = -1 if n == tf.data.INFINITE_CARDINALITY else (n if n >= 0 else None)
         plan, warning = schedule.plan_epochs(tc.steps_per_epoch, num_batches, tc.num_epochs,
                                              tc.max_steps)

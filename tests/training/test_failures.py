@@ -181,3 +181,36 @@ def test_chaos_run_ends_with_the_uninterrupted_weights(tmp_path):
 
     rows = json.loads((tmp_path / "table.json").read_text())
     assert len(rows) == 6 and all(r["ok"] for r in rows), rows
+
+
+@pytest.mark.slow
+def test_corrupt_image_mid_epoch_saves_names_the_file_or_is_skipped(tmp_path):
+    """A truncated training image: one line naming it + a checkpoint + exit 2, or, with
+    --skip_corrupt_images, a full epoch and the number of dropped samples in the log."""
+    from md2tf.data import synthetic
+
+    world = tmp_path / "world"
+    synthetic.ensure_world(str(world), drives=2, frames=12, height=64, width=128)
+    lines = (world / "splits" / "synthetic" / "train_files.txt").read_text().split("\n")
+    folder, frame, side = lines[len(lines) // 2].split()
+    data = world / folder / ("image_02" if side == "l" else "image_03") / "data"
+    (bad,) = data.glob(f"{int(frame):010d}.*")  # the synthetic world stores PNGs
+    bad.write_bytes(bad.read_bytes()[:200])
+    common = ["--max_steps=0", "--steps_per_epoch=0", "--num_epochs=1", "--save_every_steps=0",
+              "--seed=3"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(smoke_command(tmp_path / "a", world, *common), cwd=REPO, capture_output=True,
+                          text=True, timeout=900, env=env)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: training stopped at step ") and str(bad) in last, last
+    assert "--skip_corrupt_images" in last and "Traceback" not in proc.stderr
+    assert tf.train.latest_checkpoint(str(tmp_path / "a" / "checkpoints")) is not None
+
+    proc = subprocess.run(smoke_command(tmp_path / "b", world, *common, "--skip_corrupt_images"),
+                          cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipping a sample with a corrupt image" in proc.stderr
+    assert "training sample(s) with corrupt images (--skip_corrupt_images)" in proc.stderr
+    prefix = tf.train.latest_checkpoint(str(tmp_path / "b" / "checkpoints"))
+    assert int(tf.train.load_variable(prefix, "epoch/.ATTRIBUTES/VARIABLE_VALUE")) == 1
