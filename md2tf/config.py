@@ -54,13 +54,14 @@ def _validate_fields(config: Any) -> None:
     """Checks the declared choices and finiteness of every field of ``config``."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
+        flag = " / ".join(f"--{n}" for n in (f.name, *f.metadata.get("aliases", ())))
         choices = f.metadata.get("choices")
         if choices is not None:
             values = value if isinstance(value, tuple) else (value,)
             bad = [v for v in values if v not in choices]
-            _check(not bad, f"--{f.name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+            _check(not bad, f"{flag} must be one of {', '.join(map(str, choices))}; got {value!r}")
         if f.metadata.get("finite", True) and isinstance(value, float):
-            _check(math.isfinite(value), f"--{f.name} must be a finite number, got {value}")
+            _check(math.isfinite(value), f"{flag} must be a finite number, got {value}")
 
 
 class ConfigBase:
@@ -146,6 +147,8 @@ class DataConfig(ConfigBase):
     shuffle_buffer: int = setting(512, "tf.data shuffle buffer size.")
     gt_height: int = setting(375, "Height of the GT depth carried in training batches (metrics).")
     gt_width: int = setting(1242, "Width of the GT depth carried in training batches (metrics).")
+    skip_corrupt_images: bool = setting(False, "Drop (log and count) training samples with a corrupt or "
+                                        "truncated image instead of stopping with an error naming the file.")
     synthetic_drives: int = setting(4, "Synthetic world: number of drives (generated on first use).")
     synthetic_frames: int = setting(100, "Synthetic world: frames per drive.")
     synthetic_height: int = setting(0, "Synthetic world image height (0 = --height).")
@@ -415,6 +418,8 @@ class EvalConfig(ConfigBase):
     poses_file: str = setting("", "Odometry: GT world_from_camera poses (default <data_dir>/poses/NN.txt).")
     snippet_length: int = setting(5, "Odometry: frames per ATE snippet.")
     progress: bool = setting(True, "Show a progress bar.")
+    allow_nonfinite: bool = setting(False, "Exit 0 even when a model has NaN/inf predictions (reported and "
+                                    "excluded from the means); default: exit status 1.")
 
     def validate(self) -> None:
         _check(bool(self.models), "--models is required (checkpoints, SavedModels, .tflite or .npy files)")

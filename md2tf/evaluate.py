@@ -20,15 +20,23 @@ The library lives in `md2tf.evaluation`; this module only parses flags.
 
 from __future__ import annotations
 
+import sys
+
 from md2tf import flags as md2tf_flags
 from md2tf.config import EvalConfig
 
 
-def main(config: EvalConfig, flag_values) -> None:
+def main(config: EvalConfig, flag_values) -> int:
     del flag_values
     from md2tf.evaluation import runner  # noqa: PLC0415  (TF after flag parsing)
 
-    print(runner.run_evaluation(config))
+    try:
+        print(runner.run_evaluation(config))
+    except runner.EvaluationFailed as failure:  # the table first, then why the exit status is 1
+        print(failure.report)
+        print(f"error: {md2tf_flags.one_line(failure)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

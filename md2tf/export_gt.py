@@ -1,8 +1,8 @@
 """``python -m md2tf.export_gt --split eigen --data_dir DIR [--splits_dir DIR]``: GT depth maps.
 
-Writes ``<splits_dir>/<split>/gt_depths.npz`` (key ``data``: object array of float32 ``[H, W]`` maps in
-metres) from velodyne scans (``eigen``), depth-annotated PNGs (``eigen_benchmark``) or the synthetic
-world's dense maps (``--gt_source dense``). See `md2tf.evaluation.gt_depth`.
+Writes ``<splits_dir>/<split>/gt_depths.npz`` (keys ``depth_000000, ...``: float32 ``[H, W]`` maps in
+metres, no pickled objects) from velodyne scans (``eigen``), depth-annotated PNGs (``eigen_benchmark``)
+or the synthetic world's dense maps (``--gt_source dense``). See `md2tf.evaluation.gt_depth`.
 """
 
 from __future__ import annotations

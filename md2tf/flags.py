@@ -28,6 +28,8 @@ from absl import app, flags
 from md2tf import config as cfg
 
 FLAGS = flags.FLAGS
+#: Exit status of a configuration or input-data error (absl's own usage errors exit with 1).
+USAGE_EXIT_STATUS = 2
 
 
 # --- fields -> flags --------------------------------------------------------------------------------
@@ -210,8 +212,8 @@ def call_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls
     try:
         values(["md2tf", *argv])
     except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+        return USAGE_EXIT_STATUS
     return _invoke(main, config_cls, values)
 
 
@@ -223,5 +225,10 @@ def _invoke(main, config_cls: type, flag_values: flags.FlagValues) -> int:
     except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
         if os.environ.get("MD2TF_TRACEBACK"):
             raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+        return USAGE_EXIT_STATUS
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message with its whitespace (newlines included) collapsed to single spaces."""
+    return " ".join(str(error).split()) or type(error).__name__

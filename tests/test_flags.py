@@ -149,7 +149,7 @@ def test_non_finite_floats_are_rejected():
     for bad in ("inf", "nan"):
         with pytest.raises(ValueError, match="--learning_rate must be a finite number"):
             parse(f"--learning_rate={bad}")
-    with pytest.raises(ValueError, match="--smoothness_weight must be a finite number"):
+    with pytest.raises(ValueError, match="--smoothness_weight / --disparity_smoothness must be a finite number"):
         parse("--disparity_smoothness=inf")
 
 

@@ -168,6 +168,7 @@ def make_cached_dataset(cache_dir: str, config: DataConfig, batch_size: int = 12
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
+    deterministic = deterministic or not training  # evaluation data keeps the file order
     manifest = read_manifest(cache_dir, config)
     seed = int(seed or 0)
     files = [os.path.join(cache_dir, name) for name in manifest["files"]]

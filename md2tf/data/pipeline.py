@@ -352,7 +352,8 @@ def make_dataset(
       input_context: from ``strategy.distribute_datasets_from_function``; shards the file list by
         ``input_pipeline_id`` when there are several input pipelines.
       seed: shuffle / augmentation seed.
-      deterministic: keep the element order reproducible (parallel maps in order).
+      deterministic: keep the element order of training data reproducible (parallel maps in
+        order). Evaluation data (``training=False``) always keeps the file order.
       skip_corrupt_images: drop (log to stderr and count) samples with a corrupt or truncated image
         instead of failing with an error naming the file.
       corrupt_counter: with ``skip_corrupt_images``, an int64 scalar ``tf.Variable`` incremented
@@ -367,6 +368,7 @@ def make_dataset(
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
+    deterministic = deterministic or not training
     samples = list_samples(config, split)
     seed = int(seed or 0)
     ds = samples_to_dataset(samples)

@@ -196,7 +196,7 @@ def load_gt_depth(data_dir: str, line: SplitLine, source: str) -> np.ndarray:
         return load_png_depth(path)
     if not os.path.isfile(path):
         raise ValueError(f"dense GT depth not found: {path}")
-    return np.asarray(np.load(path), np.float32).squeeze()
+    return np.asarray(np.load(path, allow_pickle=False), np.float32).squeeze()
 
 
 def gt_depths_path(splits_dir: str, split: str) -> str:
@@ -223,7 +223,7 @@ def export_gt_depths(
       progress: optional callable ``progress(i)`` after each frame.
 
     Returns:
-      The written path: an ``.npz`` with key ``data``, an object array of ``[H_i, W_i]`` float32 maps.
+      The written path: an ``.npz`` with one key per map (see `save_gt_depths`).
     """
     source = source or default_gt_source(split)
     if source not in GT_SOURCES:
@@ -240,34 +240,66 @@ def export_gt_depths(
     return output
 
 
+#: ``gt_depths.npz`` stores map ``i`` under ``depth_{i:06d}``: maps of different sizes need no object
+#: array, so the file loads with ``allow_pickle=False`` (an object array could run code when loaded).
+GT_KEY_PREFIX = "depth_"
+
+
+def _gt_key(index: int) -> str:
+    return f"{GT_KEY_PREFIX}{index:06d}"
+
+
 def save_gt_depths(path: str, maps: Sequence[np.ndarray]) -> None:
-    """Saves GT maps as ``npz["data"]``: an object array of float32 maps (reference format)."""
-    data = np.empty(len(maps), dtype=object)
-    for i, m in enumerate(maps):
-        data[i] = np.asarray(m, np.float32)
-    np.savez_compressed(path, data=data)
+    """Saves GT maps as ``npz["depth_000000"], npz["depth_000001"], ...`` (float32 ``[H_i, W_i]``)."""
+    np.savez_compressed(path, **{_gt_key(i): np.asarray(m, np.float32) for i, m in enumerate(maps)})
 
 
 def load_gt_depths(path: str, split: str = "", splits_dir: str = "") -> list[np.ndarray]:
-    """Loads ``gt_depths.npz``; a missing file names the command that creates it.
+    """Loads ``gt_depths.npz`` without unpickling anything; a missing file names the command that creates it.
+
+    Two layouts load: md2tf's ``depth_000000, depth_000001, ...`` keys (maps of any sizes) and a
+    ``data`` key holding one plain ``[N, H, W]`` array (same-size maps, as the reference tools write
+    them). A ``data`` object array (ragged maps, as older md2tf versions and the reference tools write
+    them) needs pickle to load and is refused with the command that re-exports the file.
 
     Args:
       path: the ``.npz`` file.
-      split, splits_dir: only for the error message.
+      split, splits_dir: only for the error messages.
 
     Returns:
       The list of ``[H_i, W_i]`` float32 maps.
 
     Raises:
-      ValueError: if the file is missing or has no ``data`` key.
+      ValueError: if the file is missing, unreadable, pickled or has neither layout.
     """
+    command = export_command(split or "<split>", "DIR", splits_dir or "DIR")
     if not os.path.isfile(path):
-        raise ValueError(
-            f"ground truth file not found: {path}. Create it with: "
-            f"{export_command(split or '<split>', 'DIR', splits_dir or 'DIR')}"
-        )
-    with np.load(path, allow_pickle=True, encoding="latin1") as f:
-        if "data" not in f:
-            raise ValueError(f"{path}: expected key 'data' (object array of depth maps), got {list(f.keys())}")
-        data = f["data"]
+        raise ValueError(f"ground truth file not found: {path}. Create it with: {command}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError(f"{path}: expected an .npz archive of depth maps, got a single array")
+            keys = [k for k in f.files if k.startswith(GT_KEY_PREFIX)]
+            if keys:
+                expected = [_gt_key(i) for i in range(len(keys))]
+                if sorted(keys) != expected:
+                    raise ValueError(f"{path}: depth map keys must run {expected[0]}..{expected[-1]} "
+                                     "without gaps")
+                return [np.asarray(f[k], np.float32) for k in expected]
+            if "data" not in f.files:
+                raise ValueError(f"{path}: expected keys {_gt_key(0)}, {_gt_key(1)}, ... (or 'data'), "
+                                 f"got {f.files}")
+            data = f["data"]
+    except ValueError as error:
+        if "pickle" in str(error) or "Object arrays" in str(error):
+            raise ValueError(
+                f"{path} stores the depth maps as pickled Python objects, which md2tf never loads "
+                f"(unpickling can run code). Re-export it with: {command}") from None
+        raise
+    except (OSError, EOFError) as error:  # not a zip / truncated
+        raise ValueError(f"{path}: not a readable .npz file ({error}). Re-create it with: "
+                         f"{command}") from None
+    if data.ndim != 3 or not np.issubdtype(data.dtype, np.number):
+        raise ValueError(f"{path}: 'data' must be an [N, H, W] numeric array, got {data.dtype} "
+                         f"{data.shape}. Re-export it with: {command}")
     return [np.asarray(m, np.float32) for m in data]

@@ -153,10 +153,16 @@ class DepthScores:
     ratio_std: float = float("nan")
     global_scale: float = float("nan")
 
+    @property
+    def num_failed(self) -> int:
+        """Images the model failed on (non-finite predictions): a failure, not a smaller sample."""
+        return len(self.nonfinite_images)
+
     def to_dict(self) -> dict:
-        """JSON-ready summary (no per-image rows)."""
+        """JSON-ready summary (no per-image rows), with ``num_failed``."""
         d = dataclasses.asdict(self)
         d.pop("per_image")
+        d["num_failed"] = self.num_failed
         return d
 
 
@@ -180,12 +186,14 @@ def score_predictions(
       progress: optional callable ``progress(i)`` after each image (e.g. a progress bar update).
 
     Returns:
-      `DepthScores`. Images with NaN/inf disparities and images without valid GT are skipped and
-      listed (never silently averaged).
+      `DepthScores`. Images with NaN/inf disparities and images without valid GT are not scored but
+      listed (``nonfinite_images``, ``empty_images``; ``num_failed`` counts the non-finite ones, which
+      callers must report as failures, never hide in the mean).
 
     Raises:
-      ValueError: if the number of predictions differs from the number of GT maps, or no image can
-        be scored.
+      ValueError: if the number of predictions differs from the number of GT maps, a prediction is
+        degenerate (no positive disparity, e.g. all zeros: depth is infinite everywhere), or no image
+        can be scored.
     """
     num_gt = len(gt_depths)
     scored, ratios, buffered = [], [], []  # buffered: (gt, pred) kept only for the global scale
@@ -210,6 +218,9 @@ def score_predictions(
             nonfinite_pixels += bad
             nonfinite_images.append(i)
             continue
+        if not np.any(disp > 0):
+            raise ValueError(f"prediction {i} is degenerate: no positive disparity (min {np.min(disp):g}, "
+                             f"max {np.max(disp):g}), so its depth is infinite everywhere")
         gt = np.asarray(gt_depths[i], np.float32)
         disp = resize_disparity(disp, *gt.shape)
         with np.errstate(divide="ignore"):
@@ -225,6 +236,9 @@ def score_predictions(
             finish(gt_valid, pred_valid, 1.0)
             continue
         ratio = _median_ratio(gt_valid, pred_valid)
+        if not np.isfinite(ratio) or ratio <= 0:
+            raise ValueError(f"prediction {i} is degenerate: median scaling ratio {ratio:g} (at least "
+                             "half of its valid pixels have zero or negative disparity)")
         ratios.append(ratio)
         if options.scaling == "median":
             finish(gt_valid, pred_valid, ratio)

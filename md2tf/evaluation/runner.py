@@ -83,7 +83,10 @@ def npy_source(path: str, name: str = "", reorder_ids: np.ndarray | None = None)
     """
     if not os.path.isfile(path):
         raise ValueError(f"--models: disparity file not found: {path}")
-    array = np.load(path, mmap_mode="r")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:  # object arrays / pickles: never unpickled
+        raise ValueError(f"--models: {path} is not a plain numeric .npy array ({error})") from None
     if reorder_ids is not None:
         reorder_ids = np.asarray(reorder_ids).astype(np.int64).ravel()
         if reorder_ids.size and (reorder_ids.min() < 0 or reorder_ids.max() >= len(array)):
@@ -227,9 +230,29 @@ def evaluate_sources(gt_depths: Sequence[np.ndarray], sources: Sequence[Disparit
     results = {}
     for source in sources:
         with Progress(len(source), source.name, unit="image", enabled=show_progress) as bar:
-            results[source.name] = metrics.score_predictions(gt_depths, iter(source), options,
-                                                             progress=bar)
+            try:
+                results[source.name] = metrics.score_predictions(gt_depths, iter(source), options,
+                                                                 progress=bar)
+            except ValueError as error:
+                raise ValueError(f"{source.name}: {error}") from error
     return results
+
+
+class EvaluationFailed(RuntimeError):
+    """Some model produced non-finite predictions (``--allow_nonfinite`` unset).
+
+    Attributes:
+      report: the full console report (table included), to print before the one-line error.
+    """
+
+    def __init__(self, message: str, report: str) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def failed_models(results: dict[str, metrics.DepthScores]) -> dict[str, int]:
+    """``{model name: number of images with non-finite predictions}`` for the models that failed."""
+    return {name: s.num_failed for name, s in results.items() if s.num_failed}
 
 
 def format_table(results: dict[str, metrics.DepthScores]) -> str:
@@ -244,8 +267,9 @@ def format_table(results: dict[str, metrics.DepthScores]) -> str:
         lines.append(row)
     for name, s in results.items():
         if s.nonfinite_images:
-            lines.append(f"WARNING {name}: {len(s.nonfinite_images)} image(s) with {s.nonfinite_pixels} NaN/inf "
-                         f"disparity values were not scored (indices {s.nonfinite_images[:10]})")
+            lines.append(f"FAILED {name}: {len(s.nonfinite_images)} of {s.num_images} image(s) have "
+                         f"{s.nonfinite_pixels} NaN/inf disparity values; the means cover the other "
+                         f"{s.num_scored} (indices {s.nonfinite_images[:10]})")
         if s.empty_images:
             lines.append(f"WARNING {name}: {len(s.empty_images)} image(s) without valid ground truth were skipped")
     return "\n".join(lines)
@@ -273,6 +297,7 @@ def results_to_json(results: dict[str, metrics.DepthScores], options: metrics.Sc
         "metric_order": list(metrics.METRIC_NAMES),
         "models": {name: {k: clean(v) for k, v in s.to_dict().items()} for name, s in results.items()},
     }
+    payload["failed_models"] = failed_models(results)
     payload.update(extra or {})
     return json.dumps(payload, indent=2)
 
@@ -319,7 +344,7 @@ def run_depth_evaluation(config) -> str:
         ids_path = os.path.join(splits_dir, "benchmark", "eigen_to_benchmark_ids.npy")
         if not os.path.isfile(ids_path):
             raise ValueError(f"--eval_eigen_to_benchmark needs {ids_path}")
-        reorder = np.load(ids_path)
+        reorder = np.load(ids_path, allow_pickle=False)
     names = config.names or tuple("" for _ in config.models)
     sources = [open_source(m, images, count, n, config.batch_size, config.post_process, reorder)
                for m, n in zip(config.models, names)]
@@ -330,7 +355,13 @@ def run_depth_evaluation(config) -> str:
                    results_to_json(results, options, {"task": "depth", "gt_path": gt_path,
                                                       "post_process": config.post_process}))
     scaling = "stereo x5.4, no median scaling" if config.eval_stereo else f"{options.scaling} scaling"
-    return f"{config.eval_split}: {len(gts)} images, {scaling}\n{table}\n\n{markdown}"
+    report = f"{config.eval_split}: {len(gts)} images, {scaling}\n{table}\n\n{markdown}"
+    failed = failed_models(results)
+    if failed and not config.allow_nonfinite:
+        counts = ", ".join(f"{name}: {n} of {len(gts)}" for name, n in failed.items())
+        raise EvaluationFailed(f"non-finite predictions ({counts} images); the metrics above exclude "
+                               "them. Pass --allow_nonfinite to accept this", report)
+    return report
 
 
 # --- KITTI depth benchmark submission (eval_split "benchmark") ------------------------------------

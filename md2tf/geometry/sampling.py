@@ -19,12 +19,16 @@ def bilinear_sample(image: tf.Tensor, coords: tf.Tensor) -> tf.Tensor:
     Gradients flow to ``image`` and to ``coords`` (zero for clamped coordinates). Implementation:
     flatten to ``[B*h*w, C]`` and gather the four neighbours; compiles with ``jit_compile=True``.
 
+    Non-finite coordinates never raise: ``+-inf`` is clamped to the border like any far point, and a
+    point with a NaN coordinate samples NaN (zero gradient), so a diverged network shows up as a
+    non-finite loss instead of an out-of-range gather index.
+
     Args:
       image: ``[B, h, w, C]`` float image (any float dtype).
       coords: ``[B, H, W, 2]`` pixel coordinates (u, v); H, W may differ from h, w.
 
     Returns:
-      ``[B, H, W, C]`` samples, dtype of ``image``.
+      ``[B, H, W, C]`` samples, dtype of ``image``; NaN where ``coords`` has a NaN.
 
     Raises:
       ValueError: if the ranks/last dimension are wrong or the batch sizes differ.
@@ -43,8 +47,11 @@ def bilinear_sample(image: tf.Tensor, coords: tf.Tensor) -> tf.Tensor:
     h_max = tf.cast(h - 1, image.dtype)
 
     u, v = tf.unstack(coords, axis=-1)  # unstack: its gradient (a stack) is cheaper than slicing's
-    x = tf.clip_by_value(u, 0.0, w_max)  # [B, H, W]
-    y = tf.clip_by_value(v, 0.0, h_max)
+    # clip_by_value passes NaN through and its int32 cast is an arbitrary (out-of-range) index:
+    # gather such points at pixel (0, 0) and overwrite them with NaN at the end.
+    is_nan = tf.math.logical_or(tf.math.is_nan(u), tf.math.is_nan(v))  # [B, H, W]
+    x = tf.clip_by_value(tf.where(is_nan, tf.zeros_like(u), u), 0.0, w_max)  # [B, H, W]
+    y = tf.clip_by_value(tf.where(is_nan, tf.zeros_like(v), v), 0.0, h_max)
     x0f = tf.floor(x)
     y0f = tf.floor(y)
     wx = (x - x0f)[..., None]  # [B, H, W, 1], weight of the right neighbour
@@ -64,4 +71,5 @@ def bilinear_sample(image: tf.Tensor, coords: tf.Tensor) -> tf.Tensor:
 
     top = (1.0 - wx) * gather(row0, x0) + wx * gather(row0, x1)
     bottom = (1.0 - wx) * gather(row1, x0) + wx * gather(row1, x1)
-    return (1.0 - wy) * top + wy * bottom
+    samples = (1.0 - wy) * top + wy * bottom
+    return tf.where(is_nan[..., None], tf.constant(float("nan"), image.dtype), samples)

@@ -8,6 +8,8 @@ the run directory; the others write to a temporary directory that is deleted rig
 
 from __future__ import annotations
 
+import glob
+import logging
 import os
 import shutil
 
@@ -16,6 +18,9 @@ import tensorflow as tf
 from md2tf.models import checkpoint as model_checkpoint
 from md2tf.rundir import RunDir
 from md2tf.training import distribute
+
+logger = logging.getLogger(__name__)
+
 
 
 class RunCheckpoints:
@@ -42,6 +47,8 @@ class RunCheckpoints:
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.is_chief = distribute.is_chief(self.strategy)
         self.directory = distribute.worker_dir(RunDir(run_dir).checkpoints, self.strategy)
+        if self.is_chief:
+            remove_stale_temp_dirs(self.directory)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=keep)
         self._step = step
 
@@ -51,14 +58,36 @@ class RunCheckpoints:
         return self.manager.latest_checkpoint
 
     def restore_latest(self) -> str | None:
-        """Restores the newest checkpoint if there is one; returns its prefix (or None)."""
-        path = self.manager.latest_checkpoint
-        if path is None and not self.is_chief:
+        """Restores the newest intact checkpoint; returns its prefix (or None when there is none).
+
+        A checkpoint that fails to restore (truncated or corrupt files) is reported by path and the
+        previous one is tried, newest first.
+
+        Raises:
+          ValueError: naming every checkpoint tried when none of them restores.
+        """
+        candidates = list(reversed(self.manager.checkpoints))
+        if not candidates and not self.is_chief:
             # Workers restore from the chief's directory.
-            path = tf.train.latest_checkpoint(os.path.dirname(self.directory))
-        if path is not None:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
-        return path
+            chief = tf.train.get_checkpoint_state(os.path.dirname(self.directory))
+            candidates = list(reversed(chief.all_model_checkpoint_paths)) if chief else []
+        failures = []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, IndexError, AssertionError, OSError) as error:
+                cause = " ".join(str(error).split())[:300]
+                logger.warning("checkpoint %s does not restore (%s: %s); trying the previous one",
+                               path, type(error).__name__, cause)
+                failures.append(f"{path} ({type(error).__name__}: {cause})")
+                continue
+            if failures:
+                logger.warning("resumed from %s instead of the newest checkpoint", path)
+            return path
+        if failures:
+            raise ValueError(f"no checkpoint of {self.directory} restores: {'; '.join(failures)}. "
+                             "Remove them or start a new --run_dir")
+        return None
 
     def save(self) -> str:
         """Saves at the current step; returns the prefix (deleted again on non-chief workers)."""
@@ -66,6 +95,20 @@ class RunCheckpoints:
         if not self.is_chief:
             shutil.rmtree(self.directory, ignore_errors=True)
         return path
+
+
+def remove_stale_temp_dirs(directory: str) -> list[str]:
+    """Deletes ``ckpt-N_temp`` folders that an interrupted save left in ``directory``; returns them.
+
+    A checkpoint is written into such a folder and renamed when complete, so a left-over one is never
+    a usable checkpoint (the chief calls this at start, before any save of its own).
+    """
+    stale = sorted(d for d in glob.glob(os.path.join(glob.escape(directory), "*_temp"))
+                   if os.path.isdir(d))
+    for path in stale:
+        logger.warning("removing %s, left by an interrupted checkpoint save", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
 
 
 def restore_networks(path: str, depth_net, pose_net=None) -> str:

@@ -147,7 +147,8 @@ class ScalarSummaries(Hook):
         summaries.write_scalars(self.writer, {
             **info.scalars, "train/learning_rate": info.learning_rate, "train/step_time_s": dt,
             "train/samples_per_s": self.batch_size / max(dt, 1e-9),
-            "train/nonfinite_steps": state.total_nonfinite}, info.step)
+            "train/nonfinite_steps": state.total_nonfinite,
+            "train/corrupt_samples": int(trainer.corrupt_samples.numpy())}, info.step)
 
 
 class ImageSummaries(Hook):

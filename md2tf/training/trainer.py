@@ -8,6 +8,7 @@ the first step (Keras 3 + MirroredStrategy requirement).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import NamedTuple
@@ -57,6 +58,10 @@ class NonFiniteLossError(RuntimeError):
     """Raised by ``md2tf.train`` when training stopped after too many non-finite steps."""
 
 
+class TrainingDataError(ValueError):
+    """The input pipeline failed mid-run (e.g. a corrupt image); the message names the cause."""
+
+
 def check_data_available(config: ExperimentConfig) -> None:
     """Fails early, naming ``--data_dir``, when the dataset's files are missing.
 
@@ -67,12 +72,21 @@ def check_data_available(config: ExperimentConfig) -> None:
     datasets.get_dataset(config.data.dataset).check_layout(config.data)
 
 
-def _default_dataset_fn(config: ExperimentConfig) -> DatasetFn:
+def _default_dataset_fn(config: ExperimentConfig, corrupt_counter: tf.Variable) -> DatasetFn:
     def fn(split, batch_size, training, input_context=None, seed=None):
+        skip = config.data.skip_corrupt_images and training
         return pipeline.make_dataset(config.data, split, batch_size, training=training,
                                      input_context=input_context, seed=seed or 0,
-                                     deterministic=config.train.deterministic)
+                                     deterministic=config.train.deterministic,
+                                     skip_corrupt_images=skip,
+                                     corrupt_counter=corrupt_counter if skip else None)
 
+    def num_batches(split, batch_size, seed=None) -> int:
+        """Batches of one pass before corrupt samples are dropped (the filter hides the count)."""
+        ds = pipeline.make_dataset(config.data, split, batch_size, training=True, seed=seed or 0)
+        return int(ds.cardinality().numpy())
+
+    fn.num_batches = num_batches
     return fn
 
 
@@ -87,6 +101,19 @@ def prepare_data(config: ExperimentConfig, timeout_s: float = 3600.0) -> None:
     """
     datasets.get_dataset(config.data.dataset).prepare(config.data, is_chief=distribute.is_chief(),
                                                      timeout_s=timeout_s)
+
+
+def _error_cause(error: BaseException) -> str:
+    """One line with the cause of an error: for a TF graph error the failing op's own message (e.g.
+    ``assertion failed: [corrupt or truncated image file:] [<path>]``), without TF's node listing."""
+    text = str(getattr(error, "message", error))
+    boilerplate = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(boilerplate)] or [text.strip()]
+    cause = lines[0]
+    if "assertion failed:" in cause:
+        cause = cause[cause.index("assertion failed:"):]
+    return " ".join(cause.split(" [Op:")[0].split()) or type(error).__name__
 
 
 class Trainer:
@@ -118,7 +145,9 @@ class Trainer:
         keras.mixed_precision.set_global_policy(tc.mixed_precision)
         self.num_replicas = self.strategy.num_replicas_in_sync
         self.is_chief = distribute.is_chief(self.strategy)
-        self.dataset_fn = dataset_fn or _default_dataset_fn(config)
+        #: Training samples dropped for corrupt images (``--skip_corrupt_images``).
+        self.corrupt_samples = tf.Variable(0, dtype=tf.int64, trainable=False, name="corrupt_samples")
+        self.dataset_fn = dataset_fn or _default_dataset_fn(config, self.corrupt_samples)
         self.loss_fn = loss_fn or monodepth2_loss
         self.scales = tuple(config.model.scales)
         h, w = config.data.height, config.data.width
@@ -135,6 +164,10 @@ class Trainer:
             self.variables = list(self.depth_net.trainable_variables)
             if self.pose_net is not None:
                 self.variables += list(self.pose_net.trainable_variables)
+            # BatchNorm moving statistics change in the forward pass itself: a skipped (non-finite)
+            # step must put them back, or one bad batch leaves inf/NaN statistics behind.
+            self.statistics = [v for n in (self.depth_net, self.pose_net) if n is not None
+                               for v in n.non_trainable_variables if "float" in str(v.dtype)]
             # torch Adam defaults (betas 0.9/0.999, eps 1e-8); Keras' default eps is 1e-7.
             optimizer = (optimizer_fn or _adam)(tc.learning_rate)
             if tc.mixed_precision == "mixed_float16":
@@ -165,6 +198,7 @@ class Trainer:
         self._val_step = tf.function(self._val_step_fn)
         self._image_fn = tf.function(self._image_fn_impl)
         self.stop_request = StopRequest()
+        self._saved_step = -1
 
     # --- compiled pieces -------------------------------------------------------------------------
 
@@ -192,13 +226,17 @@ class Trainer:
         if lc.automask and lc.identity_noise_std > 0:
             # Seeded by (global step, replica id): a resumed run draws exactly the same noise.
             noise_seed = step.noise_seed_for(global_step, self.config.train.seed)
-        return self._replica_compute(batch, noise_seed) + (tf.identity(stop),)
+        before = [tf.identity(v) for v in self.statistics]  # read before the forward pass
+        with tf.control_dependencies(before):
+            scalars, grads, finite = self._replica_compute(batch, noise_seed)
+        finite *= tf.cast(step.all_finite([tf.identity(v) for v in self.statistics]), tf.float32)
+        return scalars, grads, finite, tf.identity(stop), before
 
     def _train_step_fn(self, iterator, stop: tf.Tensor):
         """One global step. Returns (mean scalars, update applied, any worker asked to stop)."""
         batch = next(iterator)
         global_step = self.step.read_value()
-        scalars, grads, finite, stop_pr = self.strategy.run(
+        scalars, grads, finite, stop_pr, before = self.strategy.run(
             self._replica_step, args=(batch, global_step, stop))
         num_finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, finite, axis=None)
         stops = self.strategy.reduce(tf.distribute.ReduceOp.SUM, stop_pr, axis=None)
@@ -207,7 +245,14 @@ class Trainer:
         def apply():
             self.strategy.run(lambda g: self.optimizer.apply(g, self.variables), args=(grads,))
 
-        tf.cond(applied, apply, lambda: None)
+        def skip():
+            def restore(values):
+                for v, value in zip(self.statistics, values):
+                    v.assign(value)
+
+            self.strategy.run(restore, args=(before,))
+
+        tf.cond(applied, apply, skip)
         with tf.control_dependencies([applied]):  # count a step only once its batch was read
             self.step.assign_add(1)
         means = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
@@ -230,16 +275,24 @@ class Trainer:
 
     # --- data ------------------------------------------------------------------------------------
 
-    def steps_per_epoch(self) -> int | None:
-        """Training steps per epoch: ``--steps_per_epoch`` or the training split's batch count."""
+    def epoch_plan(self) -> schedule.EpochPlan:
+        """The run's step/epoch arithmetic (`schedule.plan_epochs` over the training split's batch
+        count); logs a warning when ``--steps_per_epoch`` is clamped to the split."""
         tc = self.config.train
-        if tc.steps_per_epoch:
-            return tc.steps_per_epoch
-        ds = self.dataset_fn("train", tc.batch_size, True, None, self.config.train.seed)
+        ds = self.dataset_fn("train", tc.batch_size, True, None, tc.seed)
         n = int(ds.cardinality().numpy())
-        if n == tf.data.INFINITE_CARDINALITY:
-            raise ValueError("the training dataset is infinite: set --steps_per_epoch")
-        return n if n >= 0 else None
+        if n == tf.data.UNKNOWN_CARDINALITY and hasattr(self.dataset_fn, "num_batches"):
+            n = self.dataset_fn.num_batches("train", tc.batch_size, tc.seed)
+        num_batches = -1 if n == tf.data.INFINITE_CARDINALITY else (n if n >= 0 else None)
+        plan, warning = schedule.plan_epochs(tc.steps_per_epoch, num_batches, tc.num_epochs,
+                                             tc.max_steps)
+        if warning:
+            logger.warning(warning)
+        return plan
+
+    def steps_per_epoch(self) -> int:
+        """Training steps per epoch (see `epoch_plan`)."""
+        return self.epoch_plan().steps_per_epoch
 
     def _distributed(self, split: str, training: bool, seed: int, take: int = 0, skip: int = 0):
         tc = self.config.train
@@ -248,6 +301,8 @@ class Trainer:
             ds = self.dataset_fn(split, tc.batch_size, training, ctx, seed)
             # One global step takes one per-replica batch for each replica fed by this pipeline.
             per_step = max(ctx.num_replicas_in_sync // ctx.num_input_pipelines, 1)
+            if training and take:  # every epoch is exactly `take` steps, whatever a filter dropped
+                ds = ds.repeat()
             if take:
                 ds = ds.take(take * per_step)
             if skip:
@@ -284,7 +339,44 @@ class Trainer:
     def save(self) -> str | None:
         """Checkpoint at the current step (every worker calls it); the prefix on the chief."""
         path = self.checkpoints.save()
+        self._saved_step = int(self.step.numpy())
         return path if self.is_chief else None
+
+    def weights_finite(self) -> bool:
+        """Whether every network weight, BatchNorm statistic and optimizer slot is finite."""
+        values = self.variables + self.statistics + list(self.optimizer.variables)
+        return all(np.all(np.isfinite(np.asarray(v))) for v in values
+                   if np.issubdtype(np.asarray(v).dtype, np.floating))
+
+    @contextlib.contextmanager
+    def save_on_failure(self):
+        """Around the training loop: an exception saves the last step (if its weights are finite).
+
+        Input-pipeline errors (a corrupt image, a vanished file) are re-raised as `TrainingDataError`
+        with one line naming the cause; any other exception keeps its traceback.
+        """
+        try:
+            yield
+        except Exception as error:
+            gstep = int(self.step.numpy())
+            saved = None
+            try:
+                if self._saved_step == gstep:
+                    saved = self.checkpoints.latest
+                elif self.weights_finite():
+                    saved = self.save()
+            except Exception as save_error:  # never mask the original failure
+                logger.error("could not save after the failure: %s", save_error)
+            where = f"saved {saved}" if saved else "no checkpoint written for it"
+            message = _error_cause(error)
+            if isinstance(error, tf.errors.OpError) and (
+                    "IteratorGetNext" in str(error) or isinstance(error, tf.errors.DataLossError)):
+                hint = "; --skip_corrupt_images drops such samples" if "corrupt" in message else ""
+                raise TrainingDataError(f"training stopped at step {gstep} by its input data: "
+                                        f"{message} ({where}){hint}") from error
+            logger.error("training failed at step %d (%s: %s); %s", gstep, type(error).__name__,
+                         message, where)
+            raise
 
     def train(self, step_callback: Callable[[int, dict], None] | None = None,
               hooks: list[hooks_lib.Hook] | None = None) -> TrainResult:
@@ -299,19 +391,16 @@ class Trainer:
         if self.is_chief:
             RunDir(tc.run_dir).write_config(self.config)
         self.restore()
-        spe = self.steps_per_epoch()
-        total = spe * tc.num_epochs if spe else None
-        if tc.max_steps:
-            total = min(total, tc.max_steps) if total else tc.max_steps
+        plan = self.epoch_plan()
         start = int(self.step.numpy())
-        state = hooks_lib.LoopState(total_steps=total)
+        state = hooks_lib.LoopState(total_steps=plan.total_steps)
         if hooks is None:
-            hooks = hooks_lib.default_hooks(self, total, start, step_callback)
-        with self.stop_request:
+            hooks = hooks_lib.default_hooks(self, plan.total_steps, start, step_callback)
+        with self.stop_request, self.save_on_failure():
             for hook in hooks:
                 hook.begin(self, state, start)
             for epoch in range(int(self.epoch.numpy()), tc.num_epochs):
-                for info in self._epoch_steps(epoch, spe, state):
+                for info in self._epoch_steps(epoch, plan, state):
                     state.scalars = info.scalars
                     for hook in hooks:
                         hook.after_step(self, state, info)
@@ -324,11 +413,14 @@ class Trainer:
                     hook.after_epoch(self, state, epoch + 1, int(self.step.numpy()))
             for hook in reversed(hooks):
                 hook.end(self, state, int(self.step.numpy()))
+        if int(self.corrupt_samples.numpy()):
+            logger.warning("skipped %d training sample(s) with corrupt images (--skip_corrupt_images)",
+                           int(self.corrupt_samples.numpy()))
         self.writer.flush()
         return TrainResult(int(self.step.numpy()), int(self.epoch.numpy()), state.stop_reason or "completed",
                            state.last_checkpoint, state.scalars, state.total_nonfinite)
 
-    def _epoch_steps(self, epoch: int, spe: int | None, state: hooks_lib.LoopState):
+    def _epoch_steps(self, epoch: int, plan: schedule.EpochPlan, state: hooks_lib.LoopState):
         """Yields a `hooks.StepInfo` per step of ``epoch`` (resuming mid-epoch where the step says).
 
         Ends at the epoch's last step, when the data runs out, or at ``max_steps`` (which sets
@@ -337,12 +429,12 @@ class Trainer:
         tc = self.config.train
         lr = self.learning_rate_for_epoch(epoch)
         self.optimizer.learning_rate = lr
-        done_in_epoch = int(self.step.numpy()) - epoch * spe if spe else 0
-        iterator = iter(self._distributed("train", True, tc.seed + epoch, take=spe or 0,
-                                          skip=max(done_in_epoch, 0)))
+        spe = plan.steps_per_epoch
+        iterator = iter(self._distributed("train", True, tc.seed + epoch, take=spe,
+                                          skip=plan.done_in_epoch(int(self.step.numpy()), epoch)))
         while True:
             gstep = int(self.step.numpy())
-            if spe and gstep >= (epoch + 1) * spe:
+            if gstep >= (epoch + 1) * spe:
                 return
             if tc.max_steps and gstep >= tc.max_steps:
                 state.stop_reason = "max_steps"
@@ -351,7 +443,8 @@ class Trainer:
             try:
                 out, applied, any_stop = self.train_step(iterator, stop_flag)
             except (tf.errors.OutOfRangeError, StopIteration):
-                return
+                raise TrainingDataError(f"the training data ran out at step {gstep} of epoch {epoch} "
+                                        f"({spe} steps per epoch): is the split empty?") from None
             yield hooks_lib.StepInfo(step=gstep + 1, epoch=epoch, scalars={k: float(v) for k, v in out.items()},
                                      applied=bool(applied), stop_requested=bool(any_stop), learning_rate=lr)
 

@@ -160,9 +160,10 @@ def test_export_velodyne_png_dense(tmp_path):
     splits = os.path.join(root, "splits")
     path = gt_depth.export_gt_depths("eigen", root, splits)
     assert path == os.path.join(splits, "eigen", "gt_depths.npz")
-    with np.load(path, allow_pickle=True) as f:
-        data = f["data"]
-    assert data.dtype == object and len(data) == 2 and data[0].dtype == np.float32
+    with np.load(path, allow_pickle=False) as f:  # no object arrays: loads without pickle
+        assert sorted(f.files) == ["depth_000000", "depth_000001"]
+        data = [f["depth_000000"], f["depth_000001"]]
+    assert data[0].dtype == np.float32
     assert data[0][6, 4] == pytest.approx(10.0) and data[1][6, 11] == pytest.approx(17.0)
     maps = gt_depth.load_gt_depths(path)
     np.testing.assert_array_equal(maps[1], data[1])
@@ -203,3 +204,50 @@ def test_bad_inputs(tmp_path):
         gt_depth.velodyne_projection(str(tmp_path))
     with pytest.raises(ValueError, match="gt_source"):
         gt_depth.export_gt_depths("eigen", str(tmp_path), str(tmp_path), source="lidar")
+
+
+class _RunsCommand:
+    """Unpickling this object runs ``touch <marker>`` (a crafted GT file's payload)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_pickled_gt_file_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = np.empty(2, dtype=object)
+    payload[0], payload[1] = np.zeros((2, 3), np.float32), _RunsCommand(str(marker))
+    path = tmp_path / "gt_depths.npz"
+    np.savez(path, data=payload)
+    with pytest.raises(ValueError, match=r"pickled.*python -m md2tf.export_gt --split eigen"):
+        gt_depth.load_gt_depths(str(path), split="eigen", splits_dir="splits")
+    assert not marker.exists()
+
+
+def test_ragged_maps_round_trip_and_reference_plain_array_loads(tmp_path):
+    maps = [np.full((3, 4), 2.5, np.float32), np.arange(10, dtype=np.float32).reshape(2, 5)]
+    gt_depth.save_gt_depths(str(tmp_path / "a.npz"), maps)
+    for got, want in zip(gt_depth.load_gt_depths(str(tmp_path / "a.npz")), maps, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # Same-size maps as one plain [N, H, W] array under "data" (no pickle needed).
+    same = np.random.default_rng(0).uniform(1, 80, size=(3, 4, 5))
+    np.savez(tmp_path / "b.npz", data=same)
+    got = gt_depth.load_gt_depths(str(tmp_path / "b.npz"))
+    assert len(got) == 3 and got[2].dtype == np.float32
+    np.testing.assert_allclose(got[2], same[2], rtol=1e-6)
+
+
+def test_unreadable_gt_files_name_the_file(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="junk.npz"):
+        gt_depth.load_gt_depths(str(junk))
+    np.savez(tmp_path / "gap.npz", depth_000000=np.ones((2, 2)), depth_000002=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="without gaps"):
+        gt_depth.load_gt_depths(str(tmp_path / "gap.npz"))
+    np.savez(tmp_path / "other.npz", depths=np.ones((1, 2, 2)))
+    with pytest.raises(ValueError, match="other.npz: expected keys depth_000000"):
+        gt_depth.load_gt_depths(str(tmp_path / "other.npz"))

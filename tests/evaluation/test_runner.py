@@ -129,11 +129,12 @@ def test_tables_and_json(rng):
     table = runner.format_table(res)
     assert table.splitlines()[0].split()[:8] == ["model", "abs_rel", "sq_rel", "rmse", "rmse_log", "d<1.25",
                                                  "d<1.25^2", "d<1.25^3"]
-    assert "WARNING nanny: 1 image(s) with 1 NaN/inf" in table
+    assert "FAILED nanny: 1 of 3 image(s) have 1 NaN/inf" in table
     md = runner.markdown_table(res)
     assert md.count("\n") == 3 and "| good | 0.000 |" in md
     payload = json.loads(runner.results_to_json(res, opts))
     assert payload["models"]["nanny"]["nonfinite_images"] == [0]
+    assert payload["models"]["nanny"]["num_failed"] == 1 and payload["failed_models"] == {"nanny": 1}
     assert payload["models"]["good"]["ratio_median"] is None
     assert payload["models"]["nanny"]["metrics"]["abs_rel"] == pytest.approx(1 / 3, rel=1e-5)
 
@@ -155,6 +156,46 @@ def test_run_depth_evaluation_on_npy(tmp_path, rng):
     assert payload["models"]["A"]["metrics"]["abs_rel"] == pytest.approx(0, abs=1e-6)
     assert payload["models"]["B"]["metrics"]["abs_rel"] == pytest.approx(0.5, rel=1e-5)
     assert "| B |" in (tmp_path / "r.md").read_text()
+
+
+def _npy_eval(tmp_path, gts, disps, **kwargs) -> EvalConfig:
+    splits = tmp_path / "splits"
+    os.makedirs(splits / "synthetic", exist_ok=True)
+    gt_depth.save_gt_depths(str(splits / "synthetic" / "gt_depths.npz"), gts)
+    np.save(tmp_path / "m.npy", disps)
+    return EvalConfig(models=(str(tmp_path / "m.npy"),), eval_split="synthetic", splits_dir=str(splits),
+                      output_json=str(tmp_path / "r.json"), progress=False, **kwargs)
+
+
+def test_nonfinite_predictions_fail_the_evaluation(tmp_path, rng):
+    """A NaN patch in 1 of 3 images must not pass as a better score on 2 images."""
+    gts = make_gt(rng)
+    disps = np.stack([perfect_disp(g) * (1.5 if i else 1.0) for i, g in enumerate(gts)])
+    disps[1, 2:4, 5:9] = np.nan
+    with pytest.raises(runner.EvaluationFailed, match=r"m.npy: 1 of 3 images.*--allow_nonfinite") as info:
+        runner.run_evaluation(_npy_eval(tmp_path, gts, disps, scaling="none"))
+    assert "FAILED m.npy: 1 of 3" in info.value.report
+    payload = json.loads((tmp_path / "r.json").read_text())  # written before failing
+    assert payload["failed_models"] == {"m.npy": 1} and payload["models"]["m.npy"]["num_scored"] == 2
+    report = runner.run_evaluation(_npy_eval(tmp_path, gts, disps, scaling="none", allow_nonfinite=True))
+    assert "FAILED m.npy" in report
+
+
+@pytest.mark.parametrize("scaling", ["median", "none"])
+def test_all_zero_prediction_is_an_error(tmp_path, rng, scaling):
+    gts = make_gt(rng)
+    disps = np.stack([perfect_disp(g) for g in gts])
+    disps[2] = 0.0
+    with pytest.raises(ValueError, match=r"m.npy: prediction 2 is degenerate: no positive disparity"):
+        runner.run_evaluation(_npy_eval(tmp_path, gts, disps, scaling=scaling))
+
+
+def test_pickled_npy_predictions_are_refused(tmp_path):
+    payload = np.empty(1, dtype=object)
+    payload[0] = {"a": 1}
+    np.save(tmp_path / "p.npy", payload, allow_pickle=True)
+    with pytest.raises(ValueError, match=r"p.npy is not a plain numeric .npy array"):
+        runner.npy_source(str(tmp_path / "p.npy"))
 
 
 def test_missing_gt_message(tmp_path):

@@ -58,6 +58,40 @@ class BilinearSampleTest(tf.test.TestCase, parameterized.TestCase):
             out = tf.reduce_sum(geometry.bilinear_sample(image, coords))
         self.assertAllEqual(tape.gradient(out, coords)[..., 0], tf.zeros([1, 1, 2]))
 
+    def test_nonfinite_coordinates_never_raise(self):
+        # NaN used to become an INT_MIN gather index (InvalidArgumentError on CPU).
+        image = _image([1, 3, 4, 2])
+        nan, inf = float("nan"), float("inf")
+        coords = tf.constant([[[[nan, 1.0], [1.0, nan], [inf, 1.0], [-inf, -inf], [1.0, 2.0]]]])
+        with tf.GradientTape() as tape:
+            tape.watch(coords)
+            out = geometry.bilinear_sample(image, coords)
+            total = tf.reduce_sum(tf.where(tf.math.is_nan(out), 0.0, out))
+        out = out.numpy()[0, 0]
+        self.assertTrue(np.all(np.isnan(out[:2])))
+        self.assertAllEqual(out[2], image[0, 1, 3])  # +inf clamps to the right border
+        self.assertAllEqual(out[3], image[0, 0, 0])
+        self.assertAllEqual(out[4], image[0, 2, 1])
+        grad = tape.gradient(total, coords).numpy()
+        self.assertTrue(np.all(np.isfinite(grad)))
+        self.assertAllEqual(grad[0, 0, :2], np.zeros([2, 2]))
+        xla = tf.function(geometry.bilinear_sample, jit_compile=True)
+        self.assertAllEqual(np.isnan(xla(image, coords).numpy()[0, 0]), np.isnan(out))
+
+    def test_warp_with_nonfinite_depth_or_pose_never_raises(self):
+        image = _image([1, 4, 6, 3])
+        K = tf.constant([[[3.0, 0.0, 2.5], [0.0, 3.0, 1.5], [0.0, 0.0, 1.0]]])
+        inv_K = tf.linalg.inv(K)
+        depth = np.full([1, 4, 6, 1], 5.0, np.float32)
+        depth[0, 1, 2, 0] = np.nan
+        depth[0, 2, 3, 0] = np.inf
+        pose = tf.eye(4, batch_shape=[1])
+        out = geometry.warp(image, depth, pose, K, inv_K).numpy()
+        self.assertTrue(np.all(np.isnan(out[0, 1, 2])))
+        self.assertAllClose(out[0, 0, 0], image[0, 0, 0], **tol())
+        nan_pose = tf.fill([1, 4, 4], float("nan"))
+        self.assertTrue(np.all(np.isnan(geometry.warp(image, depth, nan_pose, K, inv_K).numpy())))
+
     def test_compiles_with_xla_and_unknown_sizes(self):
         image = _image([2, 4, 6, 3])
         coords = np.random.default_rng(3).uniform(-1.0, 7.0, size=[2, 4, 6, 2]).astype(np.float32)

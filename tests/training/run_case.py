@@ -101,6 +101,47 @@ def case_sigterm(run_dir: str) -> dict:
     return {"reason": result.reason, "step": result.step, "checkpoint": result.checkpoint}
 
 
+def case_sigterm_resume(run_dir: str) -> dict:
+    """Uneven split (7 samples, batch 2: 3 batches) with --steps_per_epoch=5 (clamped to 3), 3 epochs:
+    straight vs SIGTERM after step ``MD2TF_STOP_AT`` + a new Trainer resuming (deterministic ops)."""
+    import signal
+
+    import numpy as np
+
+    from md2tf.training.trainer import Trainer
+    from tests.training import fakes
+
+    stop_at = int(os.environ["MD2TF_STOP_AT"])
+
+    def make(sub):
+        cfg = fakes.tiny_config(os.path.join(run_dir, sub), steps_per_epoch=5, num_epochs=3,
+                                deterministic=True, lr_decay_epochs=(2,), image_log_every=0,
+                                validate_every_epoch=False, save_every_steps=0)
+        return Trainer(cfg, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(7))
+
+    def terminate(step, _):
+        if step == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    straight = make("straight")
+    r_straight = straight.train()
+    first = make("resumed")
+    r_first = first.train(step_callback=terminate)
+    second = make("resumed")
+    r_second = second.train()
+    a, b = _weights(straight), _weights(second)
+    opt_a = [v.numpy() for v in straight.optimizer.variables]
+    opt_b = [v.numpy() for v in second.optimizer.variables]
+    return {
+        "straight": [r_straight.step, r_straight.epoch, r_straight.reason],
+        "first": [r_first.step, r_first.reason],
+        "resumed": [r_second.step, r_second.epoch, r_second.reason],
+        "bitwise_equal": all(np.array_equal(x, y) for x, y in zip(a, b)),
+        "optimizer_equal": all(np.array_equal(x, y) for x, y in zip(opt_a, opt_b)),
+        "max_diff": max(float(np.max(np.abs(x - y))) for x, y in zip(a, b)),
+    }
+
+
 def case_multiworker(run_dir: str) -> dict:
     """2 steps of MultiWorkerMirroredStrategy (TF_CONFIG from the parent), stand-in networks."""
     from md2tf.training.trainer import Trainer

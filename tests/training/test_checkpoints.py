@@ -99,3 +99,35 @@ def test_bad_tf_config_and_strategy_names(monkeypatch):
     with pytest.raises(ValueError, match="--strategy"):
         distribute.select_strategy("tpu")
     assert distribute.select_strategy("auto") is tf.distribute.get_strategy()
+
+
+def _truncate(prefix: str) -> None:
+    for path in tf.io.gfile.glob(prefix + ".data-*"):
+        size = os.path.getsize(path)
+        with open(path, "r+b") as f:
+            f.truncate(size // 2)
+
+
+def test_truncated_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog):
+    manager, (depth, pose, optimizer, step, epoch) = make_manager(tmp_path, keep=3)
+    step.assign(2)
+    want = [v.numpy() for v in depth.weights]
+    manager.save()
+    step.assign(4)
+    for v in depth.trainable_variables:
+        v.assign(v + 1.0)
+    newest = manager.save()
+    _truncate(newest)
+    os.makedirs(tmp_path / "checkpoints" / "ckpt-6_temp")  # an interrupted save's leftover
+    again, (depth2, _, _, step2, _) = make_manager(tmp_path, keep=3)
+    assert not (tmp_path / "checkpoints" / "ckpt-6_temp").exists()
+    with caplog.at_level("WARNING"):
+        path = again.restore_latest()
+    assert path.endswith("ckpt-2") and int(step2.numpy()) == 2
+    for a, b in zip(want, [v.numpy() for v in depth2.weights]):
+        np.testing.assert_array_equal(a, b)
+    assert any("ckpt-4 does not restore" in r.getMessage() for r in caplog.records)
+    _truncate(path)
+    third, _ = make_manager(tmp_path, keep=3)
+    with pytest.raises(ValueError, match=r"no checkpoint of .* restores: .*ckpt-4 .*ckpt-2"):
+        third.restore_latest()

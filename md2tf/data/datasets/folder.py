@@ -24,6 +24,7 @@ available for a folder.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,38 +41,75 @@ INTRINSICS_FILE = "intrinsics.json"
 VAL_EVERY = 10
 
 
+#: Largest plausible normalised focal length (fx / width, fy / height): 10 is a ~6 degree field of
+#: view, far narrower than any video camera; a larger value is almost surely given in pixels.
+MAX_NORMALIZED_FOCAL = 10.0
+
+
+def _number(path: str, data: dict, key: str) -> float:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{path}: {key!r} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{path}: {key!r} must be finite, got {value}")
+    return value
+
+
 def read_intrinsics(path: str, image_size: tuple[int, int] | None = None) -> np.ndarray:
-    """Reads ``intrinsics.json`` into a normalised ``[3, 3]`` K.
+    """Reads and validates ``intrinsics.json`` into a normalised ``[3, 3]`` K.
+
+    The checks (each message names the file and the key): ``fx, fy, cx, cy`` are finite numbers,
+    focal lengths are positive, the principal point lies inside the image, and normalised focal
+    lengths are at most `MAX_NORMALIZED_FOCAL` (pixel values without ``"units": "pixels"`` would
+    otherwise train silently on a wrong camera).
 
     Args:
       path: the JSON file with keys ``fx, fy, cx, cy`` and ``units`` (``normalized`` | ``pixels``).
-      image_size: ``(width, height)`` of the frames, required for ``pixels``.
+      image_size: ``(width, height)`` of the frames in pixels, required for ``pixels``.
 
     Returns:
-      float32 ``[3, 3]`` normalised K.
+      float32 ``[3, 3]`` normalised K (fx, cx divided by the width; fy, cy by the height).
 
     Raises:
-      ValueError: naming the file for missing keys, unknown units or non-positive focal lengths.
+      ValueError: naming the file (and the key) for invalid JSON, missing keys, non-numbers, non-finite
+        or non-positive focal lengths, a principal point outside the image, unknown units or an
+        implausibly large normalised focal length.
     """
     with open(path, encoding="utf-8") as f:
         try:
             data = json.load(f)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object with fx, fy, cx, cy and units")
     missing = [k for k in ("fx", "fy", "cx", "cy") if k not in data]
     if missing:
         raise ValueError(f"{path}: missing keys {missing}; expected fx, fy, cx, cy and units")
     units = data.get("units", "normalized")
-    fx, fy, cx, cy = (float(data[k]) for k in ("fx", "fy", "cx", "cy"))
+    values = {k: _number(path, data, k) for k in ("fx", "fy", "cx", "cy")}
+    for key in ("fx", "fy"):
+        if values[key] <= 0:
+            raise ValueError(f"{path}: {key!r} must be > 0, got {values[key]}")
     if units == "pixels":
         if image_size is None:
             raise ValueError(f"{path}: units 'pixels' need the frame size")
         width, height = image_size
-        fx, cx, fy, cy = fx / width, cx / width, fy / height, cy / height
+        extent = {"fx": width, "cx": width, "fy": height, "cy": height}
+        values = {k: v / extent[k] for k, v in values.items()}
     elif units != "normalized":
         raise ValueError(f"{path}: units must be 'normalized' or 'pixels', got {units!r}")
-    if fx <= 0 or fy <= 0:
-        raise ValueError(f"{path}: fx and fy must be > 0, got {fx}, {fy}")
+    hint = ' (values in pixels need "units": "pixels")' if units == "normalized" else ""
+    for key in ("fx", "fy"):
+        if values[key] > MAX_NORMALIZED_FOCAL:
+            raise ValueError(f"{path}: normalised {key!r} = {values[key]:.4g} is implausible (expected "
+                             f"<= {MAX_NORMALIZED_FOCAL:g}){hint}")
+    for key in ("cx", "cy"):
+        if not 0.0 <= values[key] <= 1.0:
+            size = "width" if key == "cx" else "height"
+            raise ValueError(f"{path}: {key!r} puts the principal point outside the image ({key} / "
+                             f"{size} = {values[key]:.4g}, expected 0..1){hint}")
+    fx, fy, cx, cy = (values[k] for k in ("fx", "fy", "cx", "cy"))
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
 
 

@@ -1,0 +1,90 @@
+"""The shared entry-point wrapper: config and data errors end in one stderr line and exit status 2."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+from md2tf import flags as md2tf_flags
+from md2tf.config import ConfigBase, ConfigError, setting
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Demo(ConfigBase):
+    value: int = setting(1, "A demo setting.")
+
+
+def test_value_errors_become_one_line_and_exit_2(capsys):
+    def main(config, flag_values):
+        raise ValueError("--height must be a positive multiple of 32,\n  got 100")
+
+    assert md2tf_flags.call_command(main, _Demo, []) == md2tf_flags.USAGE_EXIT_STATUS
+    assert capsys.readouterr().err == "error: --height must be a positive multiple of 32, got 100\n"
+
+
+@pytest.mark.parametrize("error", [ConfigError("bad --x"), FileNotFoundError("no such file: a.jpg")])
+def test_config_and_missing_file_errors(capsys, error):
+    def main(config, flag_values):
+        raise error
+
+    assert md2tf_flags.call_command(main, _Demo, []) == md2tf_flags.USAGE_EXIT_STATUS
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_bugs_keep_their_traceback_and_results_pass_through(capsys):
+    def buggy(config, flag_values):
+        raise KeyError("not a config error")
+
+    with pytest.raises(KeyError):
+        md2tf_flags.call_command(buggy, _Demo, [])
+    assert md2tf_flags.call_command(lambda config, fv: config.value + 2, _Demo, ["--value=1"]) == 3
+    assert md2tf_flags.call_command(lambda config, fv: 0, _Demo, ["--nosuch=1"]) == 2  # unknown flag
+    assert "nosuch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("md2tf.evaluate", ["--eval_split=eigen"], "error: --models is required"),
+    ("md2tf.train", ["--learning_rate=inf"], "error: --learning_rate must be a finite"),
+    pytest.param("md2tf.train", ["--disparity_smoothness=nan"], "error: --disparity_smoothness",
+                 marks=pytest.mark.slow),
+])
+def test_entry_points_print_one_line(tmp_path, module, args, message):
+    args = [*args, f"--run_dir={tmp_path / 'run'}", f"--synthetic_cache_dir={tmp_path / 'world'}"] if (
+        module == "md2tf.train") else args
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == md2tf_flags.USAGE_EXIT_STATUS, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow  # a subprocess importing TensorFlow
+def test_evaluate_exits_1_on_nonfinite_predictions(tmp_path):
+    import numpy as np
+
+    from md2tf.evaluation import gt_depth
+
+    rng = np.random.default_rng(0)
+    gts = [rng.uniform(1, 50, size=(20, 40)).astype(np.float32) for _ in range(4)]
+    os.makedirs(tmp_path / "splits" / "synthetic")
+    gt_depth.save_gt_depths(str(tmp_path / "splits" / "synthetic" / "gt_depths.npz"), gts)
+    disps = np.stack([1.0 / g for g in gts])
+    disps[1, :5, :5] = np.nan
+    np.save(tmp_path / "pred.npy", disps)
+    cmd = [sys.executable, "-m", "md2tf.evaluate", f"--splits_dir={tmp_path / 'splits'}",
+           "--eval_split=synthetic", f"--models={tmp_path / 'pred.npy'}", "--noprogress"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "FAILED pred.npy: 1 of 4" in proc.stdout and "abs_rel" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: non-finite predictions (pred.npy: 1 of 4")
+    proc = subprocess.run(cmd + ["--allow_nonfinite"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]

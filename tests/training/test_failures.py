@@ -1,0 +1,216 @@
+"""Training under failure: non-finite weights, crashes in the loop, broken checkpoints, resume.
+
+The end-to-end cases run ``python -m md2tf.train`` on the smoke config in a subprocess and are
+``slow``; the unit cases use the stand-in networks of ``tests.training.fakes``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from md2tf.training import trainer as trainer_lib
+from tests.training import fakes
+from tests.training.test_trainer import nan_after, run_case
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class BatchNormDepthNet(fakes.TinyDepthNet):
+    """The stand-in depth network with a BatchNorm layer (moving statistics change in training)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = tf.keras.layers.BatchNormalization(momentum=0.5)
+
+    def call(self, images, training=False):
+        x = self.conv2(self.norm(self.conv1(images), training=training))
+        return tuple(tf.sigmoid(tf.nn.avg_pool2d(x, 2**s, 2**s, "VALID") if s else x)
+                     for s in range(4))
+
+
+def all_weights(t) -> list[np.ndarray]:
+    return [v.numpy() for n in (t.depth_net, t.pose_net) for v in n.weights]
+
+
+@pytest.mark.slow
+def test_skipped_step_keeps_batchnorm_statistics(tmp_path):
+    """A non-finite step changes nothing, not even the moving statistics of its forward pass."""
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=50, max_nonfinite_steps=2,
+                               image_log_every=0, validate_every_epoch=False, save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=lambda: (BatchNormDepthNet(), fakes.TinyPoseNet()),
+                            dataset_fn=fakes.fake_dataset_fn(8, repeat=True), loss_fn=nan_after(1))
+    seen = {}
+    result = t.train(step_callback=lambda s, _: seen.setdefault(s, all_weights(t)))
+    assert (result.reason, result.step) == ("nonfinite", 3)
+    stats = [v.numpy() for v in t.depth_net.norm.non_trainable_variables]
+    assert stats and not np.allclose(stats[0], 0.0)  # step 1 did move them
+    for a, b in zip(seen[1], seen[3]):
+        np.testing.assert_array_equal(a, b)
+
+
+def corrupt_after(num_ok_batches: int):
+    """A `DatasetFn` whose batch ``num_ok_batches`` fails as a corrupt image would (names the file)."""
+    base = fakes.fake_dataset_fn(16)
+
+    def fn(split, batch_size, training, input_context=None, seed=None):
+        ds = base(split, batch_size, training, input_context, seed).enumerate()
+
+        def check(i, batch):
+            ok = tf.debugging.Assert(i < num_ok_batches,
+                                     ["corrupt or truncated image file:", "/data/frame_7.jpg"])
+            with tf.control_dependencies([ok]):
+                return tf.nest.map_structure(tf.identity, batch)
+
+        return ds.map(check)
+
+    return fn
+
+
+def test_exception_in_the_loop_saves_and_names_the_file(tmp_path):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=6, image_log_every=0,
+                               validate_every_epoch=False, save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=corrupt_after(3))
+    with pytest.raises(trainer_lib.TrainingDataError,
+                       match=r"step 3 by its input data: .*/data/frame_7.jpg.*ckpt-3.*--skip_corrupt"):
+        t.train()
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
+
+
+@pytest.mark.slow
+def test_a_bug_in_the_loop_keeps_its_traceback_and_saves(tmp_path):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=6, image_log_every=0,
+                               validate_every_epoch=False, save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(16))
+
+    def callback(step, _):
+        if step == 2:
+            raise KeyError("a bug")
+
+    with pytest.raises(KeyError, match="a bug"):
+        t.train(step_callback=callback)
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
+@pytest.mark.slow
+def test_steps_per_epoch_beyond_the_split_is_clamped(tmp_path, caplog):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=5, num_epochs=2, image_log_every=0,
+                               validate_every_epoch=False, save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(7))
+    with caplog.at_level("WARNING"):
+        result = t.train()
+    assert (result.step, result.epoch) == (6, 2)  # 7 samples = 3 batches of 2 per epoch
+    assert any("--steps_per_epoch=5 is more than the 3 batches" in r.getMessage()
+               for r in caplog.records)
+
+
+@pytest.mark.parametrize("field, value, flag", [
+    ("learning_rate", float("inf"), "--learning_rate"), ("lr_decay_factor", float("nan"), "--lr_decay_factor")])
+def test_nonfinite_train_settings_are_rejected(field, value, flag):
+    with pytest.raises(ValueError, match=rf"{flag} must be a finite number"):
+        fakes.tiny_config("run", **{field: value})
+
+
+def test_nonfinite_loss_settings_are_rejected():
+    from md2tf.config import DataConfig, LossConfig
+
+    with pytest.raises(ValueError, match="--disparity_smoothness must be a finite number, got inf"):
+        LossConfig(smoothness_weight=float("inf"))
+    with pytest.raises(ValueError, match="--stereo_baseline must be a finite number"):
+        DataConfig(stereo_baseline=float("inf"))
+
+
+def checkpoint_float_values(prefix: str) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(prefix)
+    dtypes = reader.get_variable_to_dtype_map()
+    return {name: reader.get_tensor(name) for name, dtype in dtypes.items()
+            if dtype.is_floating and name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def smoke_command(run_dir, world, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "md2tf.train", "--flagfile=configs/smoke.flags", f"--run_dir={run_dir}",
+            f"--synthetic_cache_dir={world}", "--image_log_every=0", "--novalidate_every_epoch",
+            *extra]
+
+
+@pytest.mark.slow
+def test_exploding_learning_rate_stops_with_finite_checkpoint(tmp_path):
+    """lr 1e30 blows the weights up at step 1; the next steps are non-finite and skipped, not a crash."""
+    cmd = smoke_command(tmp_path / "run", tmp_path / "world", "--learning_rate=1e30", "--max_steps=6",
+                        "--steps_per_epoch=6", "--max_nonfinite_steps=3", "--save_every_steps=0")
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "stopped after 3 consecutive non-finite losses at step 4" in proc.stderr, proc.stderr[-3000:]
+    prefix = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert prefix.endswith("ckpt-4")
+    values = checkpoint_float_values(prefix)
+    assert len(values) > 100
+    bad = [name for name, value in values.items() if not np.all(np.isfinite(value))]
+    assert not bad, bad[:5]
+
+
+@pytest.mark.slow
+def test_sigterm_and_resume_is_the_same_run_on_an_uneven_split(tmp_path):
+    """SIGTERM at a random step of 9 (3 epochs x 3 batches; 7 samples do not divide into batches of
+    2, and --steps_per_epoch=5 is more than the split holds): the resumed run ends at the same step
+    with the same variables as the uninterrupted one."""
+    stop_at = random.randint(1, 8)
+    out = run_case("sigterm_resume", str(tmp_path), timeout=900,
+                   env={"TF_ENABLE_ONEDNN_OPTS": "0", "MD2TF_STOP_AT": str(stop_at)})
+    assert out["straight"] == [9, 3, "completed"], out
+    assert out["first"] == [stop_at, "preempted"], out
+    assert out["resumed"] == [9, 3, "completed"], out
+    assert out["bitwise_equal"] and out["optimizer_equal"], (stop_at, out)
+
+
+@pytest.mark.slow
+def test_chaos_run_ends_with_the_uninterrupted_weights(tmp_path):
+    """``scripts/chaos.py``: SIGTERM, SIGKILL during a checkpoint write, a truncated newest checkpoint,
+    resume; every probe holds and the final variables equal an uninterrupted run bit for bit."""
+    cmd = [sys.executable, "scripts/chaos.py", f"--work_dir={tmp_path / 'chaos'}",
+           f"--json={tmp_path / 'table.json'}", "--timeout=400"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    import json
+
+    rows = json.loads((tmp_path / "table.json").read_text())
+    assert len(rows) == 6 and all(r["ok"] for r in rows), rows
+
+
+@pytest.mark.slow
+def test_corrupt_image_mid_epoch_saves_names_the_file_or_is_skipped(tmp_path):
+    """A truncated training image: one line naming it + a checkpoint + exit 2, or, with
+    --skip_corrupt_images, a full epoch and the number of dropped samples in the log."""
+    from md2tf.data import synthetic
+
+    world = tmp_path / "world"
+    synthetic.ensure_world(str(world), drives=2, frames=12, height=64, width=128)
+    lines = (world / "splits" / "synthetic" / "train_files.txt").read_text().split("\n")
+    folder, frame, side = lines[len(lines) // 2].split()
+    data = world / folder / ("image_02" if side == "l" else "image_03") / "data"
+    (bad,) = data.glob(f"{int(frame):010d}.*")  # the synthetic world stores PNGs
+    bad.write_bytes(bad.read_bytes()[:200])
+    common = ["--max_steps=0", "--steps_per_epoch=0", "--num_epochs=1", "--save_every_steps=0",
+              "--seed=3"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(smoke_command(tmp_path / "a", world, *common), cwd=REPO, capture_output=True,
+                          text=True, timeout=900, env=env)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: training stopped at step ") and str(bad) in last, last
+    assert "--skip_corrupt_images" in last and "Traceback" not in proc.stderr
+    assert tf.train.latest_checkpoint(str(tmp_path / "a" / "checkpoints")) is not None
+
+    proc = subprocess.run(smoke_command(tmp_path / "b", world, *common, "--skip_corrupt_images"),
+                          cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipping a sample with a corrupt image" in proc.stderr
+    assert "training sample(s) with corrupt images (--skip_corrupt_images)" in proc.stderr
+    prefix = tf.train.latest_checkpoint(str(tmp_path / "b" / "checkpoints"))
+    assert int(tf.train.load_variable(prefix, "epoch/.ATTRIBUTES/VARIABLE_VALUE")) == 1
