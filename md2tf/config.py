@@ -98,6 +98,8 @@ class ModelConfig:
         near ``2 * min_depth``) or p in (0, 1): the disparity convs' biases start at ``logit(p)``. Stereo
         training from scratch needs a start beyond the true depth (e.g. 0.02, depth ~4.8 units = 26 m
         at the 5.4 stereo scale): from 0.5 the stereo warp starts ~90 px off and never finds the basin.
+      min_depth, max_depth: the depth network's output range in training units (``DepthNet``'s
+        ``disp_to_depth``: depth at sigmoid disparity 1 and 0).
     """
 
     num_layers: int = 18
@@ -106,8 +108,11 @@ class ModelConfig:
     init: str = "torch"
     scales: tuple[int, ...] = (0, 1, 2, 3)
     init_disparity: float | None = None
+    min_depth: float = 0.1
+    max_depth: float = 100.0
 
     def __post_init__(self) -> None:
+        _check(0 < self.min_depth < self.max_depth, f"need 0 < --min_depth < --max_depth, got {self.min_depth}, {self.max_depth}")
         _check(self.init_disparity is None or 0.0 < self.init_disparity < 1.0,
                f"--init_disparity must lie in (0, 1), got {self.init_disparity}")
         _check(self.num_layers in (18, 34, 50), f"--num_layers must be 18, 34 or 50, got {self.num_layers}")
@@ -130,7 +135,7 @@ class LossConfig:
         each scale at its own resolution ("v1" multi-scale).
       smoothness_weight: edge-aware smoothness weight at scale 0, divided by 2^s at scale s (1e-3).
       identity_noise_std: std of the tie-break noise added to the unwarped (identity) error (1e-5).
-      min_depth, max_depth: depth range of ``disp_to_depth`` in the training units.
+    The depth range the loss warps with belongs to the network (``ModelConfig.min_depth``).
     """
 
     ssim_weight: float = 0.85
@@ -140,13 +145,10 @@ class LossConfig:
     full_res_multiscale: bool = True
     smoothness_weight: float = 1e-3
     identity_noise_std: float = 1e-5
-    min_depth: float = 0.1
-    max_depth: float = 100.0
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.ssim_weight <= 1.0, f"ssim_weight must lie in [0, 1], got {self.ssim_weight}")
         _check(self.smoothness_weight >= 0, f"--disparity_smoothness must be >= 0, got {self.smoothness_weight}")
-        _check(0 < self.min_depth < self.max_depth, f"need 0 < --min_depth < --max_depth, got {self.min_depth}, {self.max_depth}")
         _check(self.identity_noise_std >= 0, "identity_noise_std must be >= 0")
 
 
@@ -226,7 +228,17 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ExperimentConfig:
-        """Inverse of ``to_dict`` (JSON lists become tuples; unknown keys are an error)."""
+        """Inverse of ``to_dict`` (JSON lists become tuples; unknown keys are an error).
+
+        ``min_depth`` / ``max_depth`` found under ``loss`` (run directories of md2tf 0.1.0) are read
+        into ``model`` unless ``model`` has its own, so those runs still load.
+        """
+        d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+        loss, model = d.setdefault("loss", {}), d.setdefault("model", {})
+        for key in ("min_depth", "max_depth"):
+            if key in loss:
+                model.setdefault(key, loss.pop(key))
+
         def build(kind, values):
             names = {f.name for f in dataclasses.fields(kind)}
             unknown = set(values) - names
@@ -242,17 +254,17 @@ class ExperimentConfig:
 
 
 # --- export / predict (issue 7) -------------------------------------------------------------------
-EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
-
-
 @dataclass(frozen=True)
 class ExportConfig:
     """``python -m md2tf.export``: which checkpoint, which formats, how to calibrate int8.
 
     Attributes:
       checkpoint: run directory or checkpoint prefix (``md2tf.models.checkpoint.load_models``).
-      out_dir: output directory (SavedModel, ``.tflite`` files, ``model_card.json``).
-      formats: subset of ``EXPORT_FORMATS`` plus the optional ``tflite_pose``.
+      out_dir: output directory (SavedModel, ``.tflite`` files, ``model_card.json``); must be absent
+        or empty unless ``overwrite``.
+      formats: names of ``md2tf.deploy.formats.FORMATS`` (checked there, before anything is
+        loaded), or ``all`` (every depth format).
+      overwrite: replace a non-empty ``out_dir`` as a whole.
       post_process: bake flip post-processing (2 forward passes) into the exported graph.
       metric_scale: depth multiplier; 0 = automatic (``real_baseline_m / stereo_baseline`` for
         stereo-trained models, 1 otherwise).
@@ -269,7 +281,8 @@ class ExportConfig:
 
     checkpoint: str = ""
     out_dir: str = ""
-    formats: tuple[str, ...] = EXPORT_FORMATS
+    formats: tuple[str, ...] = ("all",)
+    overwrite: bool = False
     post_process: bool = False
     metric_scale: float = 0.0
     real_baseline_m: float = 0.54
@@ -288,10 +301,8 @@ class ExportConfig:
                f"--export_width must be 0 (training size) or a multiple of 32, got {self.width}")
         _check(bool(self.checkpoint), "--checkpoint is required (run directory or checkpoint prefix)")
         _check(bool(self.out_dir), "--out is required (output directory)")
-        allowed = EXPORT_FORMATS + ("tflite_pose",)  # tflite_pose: optional pose network (odometry)
-        bad = [f for f in self.formats if f not in allowed]
-        _check(bool(self.formats) and not bad,
-               f"--formats must be a comma-separated subset of {','.join(allowed)}, got {self.formats}")
+        _check(any(f.strip() for f in self.formats), "--formats is empty (use all, or a list of "
+               "formats such as saved_model,tflite_int8)")
         _check(self.metric_scale >= 0, f"--metric_scale must be >= 0 (0 = auto), got {self.metric_scale}")
         _check(self.real_baseline_m > 0, f"--real_baseline_m must be > 0, got {self.real_baseline_m}")
         _check(self.num_calibration_images > 0,

@@ -150,12 +150,11 @@ def experiment_config_from_flags(flag_values=None):
         model=cfg.ModelConfig(
             num_layers=f.num_layers, pose_num_layers=f.pose_num_layers,
             encoder_weights=f.encoder_weights, init=f.init, scales=ints("scales"),
-            init_disparity=f.init_disparity),
+            init_disparity=f.init_disparity, min_depth=f.min_depth, max_depth=f.max_depth),
         loss=cfg.LossConfig(
             ssim_weight=f.ssim_weight, use_ssim=f.ssim, min_reprojection=f.min_reprojection,
             automask=f.automask, full_res_multiscale=f.full_res_multiscale,
-            smoothness_weight=f.disparity_smoothness, identity_noise_std=f.identity_noise_std,
-            min_depth=f.min_depth, max_depth=f.max_depth),
+            smoothness_weight=f.disparity_smoothness, identity_noise_std=f.identity_noise_std),
         train=cfg.TrainConfig(
             run_dir=f.run_dir, batch_size=f.batch_size, learning_rate=f.learning_rate,
             num_epochs=f.num_epochs, lr_decay_epochs=ints("lr_decay_epochs"),
@@ -245,13 +244,14 @@ def export_gt_config_from_flags(flag_values=None):
 
 def define_export_flags() -> None:
     """Defines the flags of ``python -m md2tf.export``."""
-    from md2tf.config import EXPORT_FORMATS
-
     d = _define_once
     d(flags.DEFINE_string, "checkpoint", "", "Run directory or checkpoint prefix to export.")
-    d(flags.DEFINE_string, "out", "", "Output directory (SavedModel, .tflite files, model_card.json).")
-    d(flags.DEFINE_list, "formats", list(EXPORT_FORMATS), "Comma-separated subset of "
-      f"{','.join(EXPORT_FORMATS)}, plus tflite_pose (pose network for on-device odometry).")
+    d(flags.DEFINE_string, "out", "", "Output directory (SavedModel, .tflite files, model_card.json); "
+      "must be absent or empty unless --overwrite.")
+    d(flags.DEFINE_boolean, "overwrite", False, "Replace a non-empty --out folder as a whole.")
+    d(flags.DEFINE_list, "formats", ["all"], "Comma-separated export formats (the names of "
+      "md2tf.deploy.formats.FORMATS, e.g. saved_model,tflite_int8,tflite_pose; an unknown name is "
+      "refused with the list), or all = every depth format.")
     d(flags.DEFINE_boolean, "post_process", False,
       "Bake Monodepth2's flip post-processing (two forward passes) into the graph.")
     d(flags.DEFINE_float, "metric_scale", 0.0, "Depth multiplier; 0 = auto (real_baseline_m / "
@@ -274,7 +274,8 @@ def export_config_from_flags(flag_values=None):
 
     f = FLAGS if flag_values is None else flag_values
     return cfg.ExportConfig(
-        checkpoint=f.checkpoint, out_dir=f.out, formats=tuple(f.formats), post_process=f.post_process,
+        checkpoint=f.checkpoint, out_dir=f.out, formats=tuple(f.formats), overwrite=f.overwrite,
+        post_process=f.post_process,
         metric_scale=f.metric_scale, real_baseline_m=f.real_baseline_m, calibration=f.calibration,
         num_calibration_images=f.num_calibration_images, accuracy_split=f.accuracy_split,
         accuracy_data_dir=f.accuracy_data_dir, accuracy_splits_dir=f.accuracy_splits_dir,

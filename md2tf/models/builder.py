@@ -32,7 +32,8 @@ def build(
     """
     depth_net = DepthNet(
         model_config.num_layers, model_config.scales, model_config.init, synchronized_bn,
-        init_disparity=model_config.init_disparity,
+        init_disparity=model_config.init_disparity, min_depth=model_config.min_depth,
+        max_depth=model_config.max_depth,
     ).build_for_shape()
     pose_net = None
     if use_pose_net:

@@ -445,7 +445,7 @@ class Trainer:
             count += 1
             for d, g in zip(self.strategy.experimental_local_results(disp),
                             self.strategy.experimental_local_results(gt)):
-                disps.extend(self._scaled_disp(d.numpy()))
+                disps.extend(self.depth_net.disp_to_depth(d.numpy())[0][..., 0])
                 gts.extend(np.asarray(g.numpy())[..., 0])
         results = {k: v / max(count, 1) for k, v in sums.items()}
         results.update(self._depth_metrics(gts, disps))
@@ -453,11 +453,6 @@ class Trainer:
         logger.info("validation at step %d: %s", global_step,
                     ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
         return results
-
-    def _scaled_disp(self, disp: np.ndarray) -> list[np.ndarray]:
-        lc = self.config.loss
-        lo, hi = 1.0 / lc.max_depth, 1.0 / lc.min_depth
-        return list((lo + (hi - lo) * disp)[..., 0])
 
     def _depth_metrics(self, gts, disps) -> dict[str, float]:
         if not gts or not any(np.any(g > 0) for g in gts):
