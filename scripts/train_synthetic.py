@@ -84,7 +84,7 @@ def score(run_dir: str) -> dict:
         results["trained, stereo scale x5.4 (no median scaling)"] = metrics.score_predictions(
             gts, trained, metrics.ScoringOptions.stereo(split="synthetic")).metrics
     keras.utils.set_random_seed(config.train.seed)
-    untrained, _ = models.build(config.model, use_pose_net=False, load_weights=False)
+    untrained, _ = models.build(config.model, use_pose_net=False)
     results["untrained"] = metrics.score_predictions(
         gts, predict(untrained, images), options).metrics
     _, train_gts = test_data(config, "train")

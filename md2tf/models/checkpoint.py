@@ -164,7 +164,7 @@ def load_models(
     with open(os.path.join(run_dir, CONFIG_FILE)) as f:
         config = ExperimentConfig.from_dict(json.load(f))
     use_pose = load_pose_net and config.use_pose_net
-    depth_net, pose_net = build(config.model, use_pose_net=use_pose, load_weights=False)
+    depth_net, pose_net = build(config.model, use_pose_net=use_pose)
     objects = {"depth_net": depth_net}
     if pose_net is not None:
         objects["pose_net"] = pose_net

@@ -104,17 +104,6 @@ class DepthDecoder(keras.layers.Layer):
                 disps[i] = tf.sigmoid(logits)
         return tuple(disps[s] for s in self.scales)
 
-    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
-        """Reference names: ``decoder.{2(4-i)+j}.conv.conv`` and ``decoder.{10+s}.conv``."""
-        out = []
-        for i in range(4, -1, -1):
-            for j in range(2):
-                block = getattr(self, f"upconv_{i}_{j}")
-                out.append((f"decoder.{2 * (4 - i) + j}.conv.conv", block.conv.conv))
-        for s in self.scales:
-            out.append((f"decoder.{10 + s}.conv", getattr(self, f"dispconv_{s}").conv))
-        return out
-
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(num_ch_enc=list(self.num_ch_enc), scales=list(self.scales), init=self.init,

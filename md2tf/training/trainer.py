@@ -158,11 +158,14 @@ class Trainer:
         with self.strategy.scope():
             if networks is None:
                 from md2tf import models
+                from md2tf.convert import init_encoders
 
-                networks = lambda: models.build(  # noqa: E731
-                    config.model, use_pose_net=config.use_pose_net,
-                    synchronized_bn=self.num_replicas > 1,
-                    load_weights=not (tc.resume and self._has_checkpoint(tc.run_dir)))
+                def networks():
+                    nets = models.build(config.model, use_pose_net=config.use_pose_net,
+                                        synchronized_bn=self.num_replicas > 1)
+                    if not (tc.resume and self._has_checkpoint(tc.run_dir)):  # else restored
+                        init_encoders(config.model.encoder_weights, *nets)
+                    return nets
             self.depth_net, self.pose_net = networks()
             self.depth_net(tf.zeros([1, h, w, 3]), training=False)
             if self.pose_net is not None:

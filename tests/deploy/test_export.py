@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -290,10 +291,15 @@ def test_export_cli_end_to_end(exported, run_dir, tmp_path):
     assert "4 structured" in card["int8_calibration"]
     p = load_predictor(str(out / "depth_int8.tflite"))
     assert p.metric_scale == pytest.approx(5.4)
-    with pytest.raises(ValueError):  # bad --formats fails fast with the flag named
-        from md2tf.config import ExportConfig
-
-        ExportConfig(checkpoint=run_dir, out_dir=str(out), formats=("onnx",))
+    files = sorted(os.listdir(out))
+    card_text = (out / "model_card.json").read_text()
+    for flag, message in (("--formats=tflite_fp16", "is not empty.*--overwrite"),
+                          ("--formats=onnx", "--formats must be.*unknown")):
+        again = subprocess.run([sys.executable, "-m", "md2tf.export", f"--checkpoint={run_dir}",
+                                f"--out={out}", flag], capture_output=True, text=True, env=env,
+                               cwd=REPO, timeout=600)
+        assert again.returncode != 0 and re.search(message, again.stderr), again.stderr[-2000:]
+        assert sorted(os.listdir(out)) == files and (out / "model_card.json").read_text() == card_text
 
 
 def test_flip_post_processing_survives_conversion(tmp_path):

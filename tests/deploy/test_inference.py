@@ -104,6 +104,18 @@ def test_predictor_from_models_takes_the_depth_range_from_the_network(net, image
     np.testing.assert_allclose(out["depth"], _np_depth(out["disparity"], 0.5, 50.0, 1.0), rtol=1e-5)
 
 
+def test_model_card_contract_states_the_same_conversion():
+    from md2tf.deploy.model_card import io_contract
+
+    info = ModelInfo(H, W, min_depth=0.2, max_depth=80.0, metric_scale=5.4, depth_units="metres")
+    depth = io_contract(info)["outputs"]["depth"]
+    disp = np.linspace(0.0, 1.0, 11, dtype=np.float32)
+    # A consumer without md2tf computes depth from the card's numbers alone.
+    from_card = info.metric_scale / (depth["a"] * disp + depth["b"])
+    np.testing.assert_allclose(from_card, info.disp_to_depth(disp)[1], rtol=1e-6)
+    np.testing.assert_allclose(depth["range"], [0.2 * 5.4, 80.0 * 5.4])
+
+
 def test_model_info_dict_round_trip():
     info = ModelInfo(64, 128, 0.2, 80.0, 5.4, "metres", True, 50)
     assert ModelInfo.from_dict({**info.to_dict(), "extra": 1}) == info
