@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from md2tf import geometry
+from md2tf.geometry import disp_to_depth
 from md2tf.models.depth_decoder import DepthDecoder, check_scales
 from md2tf.models.encoder_decoder import EncoderDecoderNet
 from md2tf.models.layers import check_layout
@@ -91,7 +91,7 @@ class DepthNet(EncoderDecoderNet):
           ``(scaled_disp, depth)`` shaped like ``disp``: inverse depth in 1/units and depth in units
           (see ``md2tf.geometry.disp_to_depth``).
         """
-        return geometry.disp_to_depth(disp, self.min_depth, self.max_depth)
+        return disp_to_depth(disp, self.min_depth, self.max_depth)
 
     def get_config(self) -> dict:
         return {
