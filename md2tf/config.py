@@ -207,8 +207,13 @@ class ModelConfig(ConfigBase):
         None, "Initial sigmoid disparity p in (0, 1) of the depth decoder (biases start at logit(p)); "
         "unset = reference init (~0.5, depth ~2*min_depth). Stereo from scratch needs a far start, "
         "e.g. 0.02: from 0.5 the stereo warp starts ~90 px off and never finds the basin.")
+    min_depth: float = setting(0.1, "The depth network's output range: depth at sigmoid disparity 1 "
+                               "(training units; paper Sec. 4: 0.1).")
+    max_depth: float = setting(100.0, "Depth at sigmoid disparity 0 (training units; paper Sec. 4: 100).")
 
     def validate(self) -> None:
+        _check(0 < self.min_depth < self.max_depth,
+               f"need 0 < --min_depth < --max_depth, got {self.min_depth}, {self.max_depth}")
         _check(self.init_disparity is None or 0.0 < self.init_disparity < 1.0,
                f"--init_disparity must lie in (0, 1), got {self.init_disparity}")
         _check(tuple(self.scales) == tuple(range(len(self.scales))) and 1 <= len(self.scales) <= 4,
@@ -217,7 +222,10 @@ class ModelConfig(ConfigBase):
 
 @dataclass(frozen=True)
 class LossConfig(ConfigBase):
-    """The self-supervised objective (paper Sec. 3, Eqs. 1-4, and the Table 2 ablations)."""
+    """The self-supervised objective (paper Sec. 3, Eqs. 1-4, and the Table 2 ablations).
+
+    The depth range the loss warps with belongs to the network (``ModelConfig.min_depth``).
+    """
 
     ssim_weight: float = setting(0.85, "alpha of alpha * (1 - SSIM) / 2 + (1 - alpha) * L1 (Eq. 1).")
     use_ssim: bool = setting(True, "Use SSIM in the photometric error (--nouse_ssim = L1 only).",
@@ -231,14 +239,10 @@ class LossConfig(ConfigBase):
                                        "at scale s.", aliases=("disparity_smoothness",))
     identity_noise_std: float = setting(1e-5, "Std of the tie-break noise added to the auto-mask's "
                                         "identity error.")
-    min_depth: float = setting(0.1, "Minimum depth of disp_to_depth (training units).")
-    max_depth: float = setting(100.0, "Maximum depth of disp_to_depth (training units).")
 
     def validate(self) -> None:
         _check(0.0 <= self.ssim_weight <= 1.0, f"--ssim_weight must lie in [0, 1], got {self.ssim_weight}")
         _check(self.smoothness_weight >= 0, f"--smoothness_weight must be >= 0, got {self.smoothness_weight}")
-        _check(0 < self.min_depth < self.max_depth,
-               f"need 0 < --min_depth < --max_depth, got {self.min_depth}, {self.max_depth}")
         _check(self.identity_noise_std >= 0, "--identity_noise_std must be >= 0")
 
 
@@ -307,10 +311,20 @@ class ExperimentConfig(ConfigBase):
         """Stereo-only runs (frame_offsets == (0,)) build no pose network."""
         return bool(self.data.temporal_offsets)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> ExperimentConfig:
+        """Inverse of ``to_dict``; ``min_depth`` / ``max_depth`` found under ``loss`` (run directories
+        written before the network owned its depth range) are read into ``model``."""
+        values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
+        loss, model = values.setdefault("loss", {}), values.setdefault("model", {})
+        for key in ("min_depth", "max_depth"):
+            if key in loss:
+                model.setdefault(key, loss.pop(key))
+        return config_from_dict(cls, values)
+
 
 
 # --- export / predict -----------------------------------------------------------------------------
-EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
 
 
 @dataclass(frozen=True)
@@ -318,11 +332,13 @@ class ExportConfig(ConfigBase):
     """``python -m md2tf.export``: which checkpoint, which formats, how to calibrate int8."""
 
     checkpoint: str = setting("", "Run directory or checkpoint prefix to export.")
-    out_dir: str = setting("", "Output directory (SavedModel, .tflite files, model_card.json).",
-                           aliases=("out",))
-    formats: tuple[str, ...] = setting(EXPORT_FORMATS, "Comma-separated subset of "
-                                       f"{','.join(EXPORT_FORMATS)}, plus tflite_pose (pose network for "
-                                       "on-device odometry).")
+    out_dir: str = setting("", "Output directory (SavedModel, .tflite files, model_card.json); must be "
+                           "absent or empty unless --overwrite.", aliases=("out",))
+    formats: tuple[str, ...] = setting(("all",), "Comma-separated export formats (the names in "
+                                       "md2tf.deploy.formats.FORMATS, e.g. saved_model,tflite_int8,"
+                                       "tflite_pose; checked there before anything is loaded), or all = "
+                                       "every depth format.")
+    overwrite: bool = setting(False, "Replace a non-empty --out_dir as a whole.")
     post_process: bool = setting(False, "Bake the flip post-processing (two forward passes, paper "
                                  "Sec. 4) into the exported graph.")
     metric_scale: float = setting(0.0, "Depth multiplier; 0 = auto (real_baseline_m / stereo_baseline "
@@ -343,15 +359,13 @@ class ExportConfig(ConfigBase):
 
     def validate(self) -> None:
         _check(self.height >= 0 and self.height % 32 == 0,
-               f"--height must be 0 (training size) or a multiple of 32, got {self.height}")
+               f"--height / --export_height must be 0 (training size) or a multiple of 32, got {self.height}")
         _check(self.width >= 0 and self.width % 32 == 0,
-               f"--width must be 0 (training size) or a multiple of 32, got {self.width}")
+               f"--width / --export_width must be 0 (training size) or a multiple of 32, got {self.width}")
         _check(bool(self.checkpoint), "--checkpoint is required (run directory or checkpoint prefix)")
-        _check(bool(self.out_dir), "--out_dir is required (output directory)")
-        allowed = EXPORT_FORMATS + ("tflite_pose",)  # tflite_pose: optional pose network (odometry)
-        bad = [f for f in self.formats if f not in allowed]
-        _check(bool(self.formats) and not bad,
-               f"--formats must be a comma-separated subset of {','.join(allowed)}, got {self.formats}")
+        _check(bool(self.out_dir), "--out is required (output directory)")
+        _check(any(f.strip() for f in self.formats), "--formats is empty (use all, or a list of "
+               "formats such as saved_model,tflite_int8)")
         _check(self.metric_scale >= 0, f"--metric_scale must be >= 0 (0 = auto), got {self.metric_scale}")
         _check(self.real_baseline_m > 0, f"--real_baseline_m must be > 0, got {self.real_baseline_m}")
         _check(self.num_calibration_images > 0,
@@ -377,7 +391,7 @@ class PredictConfig(ConfigBase):
     def validate(self) -> None:
         _check(bool(self.model), "--model is required (checkpoint, SavedModel dir or .tflite)")
         _check(bool(self.input), "--input is required (image, folder or animated GIF)")
-        _check(bool(self.out_dir), "--out_dir is required (output directory)")
+        _check(bool(self.out_dir), "--out is required (output directory)")
         _check(0 < self.vmax_percentile <= 100,
                f"--vmax_percentile must lie in (0, 100], got {self.vmax_percentile}")
         _check(self.num_threads >= 0, f"--num_threads must be >= 0, got {self.num_threads}")

@@ -58,14 +58,12 @@ def test_data(config, split: str):
     return np.concatenate(images), gts
 
 
-def predict(depth_net, images: np.ndarray, loss_config) -> list[np.ndarray]:
+def predict(depth_net, images: np.ndarray) -> list[np.ndarray]:
     """``scaled_disp`` maps at network resolution (what the evaluation protocol scores)."""
-    from md2tf import geometry
-
     out = []
     for i in range(0, len(images), 8):
         disp = depth_net(images[i:i + 8], training=False)[0]
-        scaled, _ = geometry.disp_to_depth(disp, loss_config.min_depth, loss_config.max_depth)
+        scaled, _ = depth_net.disp_to_depth(disp)
         out.extend(scaled.numpy()[..., 0])
     return out
 
@@ -80,15 +78,15 @@ def score(run_dir: str) -> dict:
     config, depth_net, _ = model_checkpoint.load_models(run_dir, load_pose_net=False)
     images, gts = test_data(config, "test")
     options = metrics.ScoringOptions(split="synthetic", scaling="median")
-    trained = predict(depth_net, images, config.loss)
+    trained = predict(depth_net, images)
     results = {"trained": metrics.score_predictions(gts, trained, options).metrics}
     if config.data.use_stereo:  # metric: no median scaling, depth x 5.4
         results["trained, stereo scale x5.4 (no median scaling)"] = metrics.score_predictions(
             gts, trained, metrics.ScoringOptions.stereo(split="synthetic")).metrics
     keras.utils.set_random_seed(config.train.seed)
-    untrained, _ = models.build(config.model, use_pose_net=False, load_weights=False)
+    untrained, _ = models.build(config.model, use_pose_net=False)
     results["untrained"] = metrics.score_predictions(
-        gts, predict(untrained, images, config.loss), options).metrics
+        gts, predict(untrained, images), options).metrics
     _, train_gts = test_data(config, "train")
     stack = np.stack(train_gts)
     valid = stack > 0

@@ -27,7 +27,7 @@ ALLOWED = {  # layer -> the md2tf layers it may import
     "losses": {"config", "geometry"},
     "models": {"config", "geometry", "rundir"},
     "data": {"config", "geometry", "progress"},
-    "training": {"config", "geometry", "losses", "models", "data", "evaluation", "rundir", "progress",
+    "training": {"config", "geometry", "losses", "models", "convert", "data", "evaluation", "rundir", "progress",
                  "visualization"},
     "evaluation": {"config", "geometry", "models", "data", "deploy", "rundir", "progress", "visualization"},
     "deploy": {"config", "geometry", "models", "data", "rundir", "progress", "visualization"},
@@ -84,3 +84,10 @@ def test_config_and_rundir_do_not_import_tensorflow():
     for name in ("config.py", "rundir.py", "flags.py", "progress.py"):
         imports = _imports(PACKAGE / name)
         assert not {n for n in imports if n.split(".")[0] in ("tensorflow", "keras")}, name
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "models").glob("*.py")), ids=lambda p: p.name)
+def test_models_hold_networks_only(path):
+    """No PyTorch name map and no export-only layout switches inside the networks' modules."""
+    text = path.read_text()
+    assert "def torch_layers" not in text and "int8_friendly" not in text

@@ -80,7 +80,7 @@ model.eval()
 
 def test_scanned_tree_is_the_whole_package():
     names = {p.relative_to(ROOT).as_posix() for p in SCANNED}
-    assert "md2tf/evaluation/gt_depth.py" in names and "md2tf/models/torch_weights.py" in names
+    assert "md2tf/evaluation/gt_depth.py" in names and "md2tf/convert/torch_weights.py" in names
     assert len(names) > 50
 
 

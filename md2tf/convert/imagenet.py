@@ -2,7 +2,7 @@
 
 Turns torchvision ImageNet ResNet weights into a portable ``.npz`` (same keys, NumPy arrays) that
 ``--encoder_weights`` reads without torch. Get the ``.pth`` from the official torchvision URLs listed in
-`md2tf.models.pretrained.TORCHVISION_URLS`; md2tf never downloads.
+`md2tf.convert.pretrained.TORCHVISION_URLS`; md2tf never downloads.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def pth_to_npz(pth_path: str, out_path: str) -> int:
 
     ``num_batches_tracked`` entries and non-array values are dropped.
     """
-    from md2tf.models.torch_weights import read_pth
+    from md2tf.convert.torch_weights import read_pth
 
     state = read_pth(pth_path)
     arrays = {

@@ -11,9 +11,9 @@ import os
 import re
 
 from md2tf.config import DataConfig, ExperimentConfig, ModelConfig
+from md2tf.convert.torch_weights import load_torch_state_dict, read_state_dict
 from md2tf.models.builder import build
 from md2tf.models.checkpoint import save_models
-from md2tf.models.torch_weights import load_torch_state_dict, read_state_dict
 
 DEPTH_FILES = ("encoder", "depth")
 POSE_FILES = ("pose_encoder", "pose")
@@ -115,7 +115,7 @@ def convert_monodepth2(
         scales=tuple(range(_num_scales(depth_state))),
     )
     config = ExperimentConfig(data=data, model=model)
-    depth_net, pose_net = build(model, use_pose_net=has_pose, load_weights=False)
+    depth_net, pose_net = build(model, use_pose_net=has_pose)
     load_torch_state_dict(depth_net, {**encoder_state, **depth_state})
     if pose_net is not None:
         load_torch_state_dict(pose_net, pose_state)

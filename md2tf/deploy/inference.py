@@ -7,10 +7,11 @@
 
 Outputs (a dict, float32):
   * ``disparity``: the network's sigmoid output in (0, 1), ``[B, H, W, 1]``.
-  * ``depth``: ``metric_scale / (1 / max_depth + (1 / min_depth - 1 / max_depth) * disparity)``,
-    ``[B, H, W, 1]``. For stereo-trained models ``metric_scale`` = 5.4 on KITTI (0.54 m baseline / 0.1
-    nominal training baseline), so depth is in metres; for mono models it is 1 and depth is relative
-    (up to an unknown scale; evaluation median-scales it).
+  * ``depth``: ``metric_scale`` x the depth of ``md2tf.geometry.disp_to_depth`` with the depth
+    network's ``min_depth`` / ``max_depth`` (recorded in `ModelInfo`), ``[B, H, W, 1]``. For
+    stereo-trained models ``metric_scale`` = 5.4 on KITTI (0.54 m baseline / 0.1 nominal training
+    baseline), so depth is in metres; for mono models it is 1 and depth is relative (up to an unknown
+    scale; evaluation median-scales it).
 
 Training code (losses, sampler, pose) never reaches this module.
 
@@ -27,7 +28,13 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import keras
 import numpy as np
+import tensorflow as tf
+
+from md2tf.deploy.tflite import make_interpreter, read_metadata
+from md2tf.geometry.depth import disp_to_depth
+from md2tf.models.checkpoint import load_models
 
 # KITTI's stereo baseline in metres; the paper trains with a nominal baseline of 0.1, so stereo-trained
 # depth x (0.54 / 0.1) = x 5.4 is metric (evaluate_depth.py's STEREO_SCALE_FACTOR).
@@ -42,7 +49,8 @@ class ModelInfo:
 
     Attributes:
       height, width: static input size in pixels.
-      min_depth, max_depth: range of ``disp_to_depth`` (training units).
+      min_depth, max_depth: the depth network's range (``DepthNet.min_depth`` / ``max_depth``,
+        training units).
       metric_scale: factor applied to the depth output (5.4 for KITTI stereo-trained models, else 1).
       depth_units: ``metres`` when ``metric_scale`` makes depth metric, else ``relative``.
       post_process: whether flip post-processing is baked into the graph.
@@ -71,6 +79,14 @@ class ModelInfo:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def disp_to_depth(self, disparity):
+        """``(scaled_disparity, depth x metric_scale)`` of a sigmoid disparity (tensor or NumPy).
+
+        ``md2tf.geometry.disp_to_depth`` with this model's range, then the metric scale.
+        """
+        scaled, depth = disp_to_depth(disparity, self.min_depth, self.max_depth)
+        return scaled, depth * self.metric_scale
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
         names = {f.name for f in dataclasses.fields(cls)}
@@ -96,12 +112,6 @@ def metric_scale_for(use_stereo: bool, stereo_baseline: float,
     return float(real_baseline_m) / float(stereo_baseline)
 
 
-def scaled_disparity_np(disparity: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
-    """NumPy ``disp_to_depth`` first output: ``1/max + (1/min - 1/max) * disparity`` (any shape)."""
-    min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
-    return (min_disp + (max_disp - min_disp) * disparity).astype(np.float32)
-
-
 #: Flip post-processing ramp: the left-border weight is 1 up to FLIP_RAMP_START of the width and 0 from
 #: FLIP_RAMP_START + 1 / FLIP_RAMP_SLOPE on (5 % .. 10 %; Monodepth v1 / Monodepth2 ``--post_process``).
 FLIP_RAMP_START = 0.05
@@ -122,62 +132,49 @@ def flip_post_process_weights(width: int) -> tuple[np.ndarray, np.ndarray]:
     return l_mask.astype(np.float32), l_mask[::-1].astype(np.float32)
 
 
-def _keras():
-    import keras  # noqa: PLC0415  (TensorFlow is imported lazily: run_tflite-style users need NumPy only)
+class DepthPredictor(keras.Model):
+    """The exported depth graph: uint8 RGB ``[B, H, W, 3]`` -> ``{"disparity", "depth"}``.
 
-    return keras
-
-
-def make_depth_predictor(depth_net, info: ModelInfo):
-    """Builds the exported inference model around a depth network.
+    ``/ 255`` -> ``depth_net`` (which normalises inside) -> disparity at scale 0 -> optional flip
+    post-processing (`flip_post_process_weights`) -> `ModelInfo.disp_to_depth`. Both outputs are
+    float32 ``[B, H, W, 1]``.
 
     Args:
-      depth_net: a Keras model mapping float images ``[B, H, W, 3]`` in [0, 1] to a tuple/list of sigmoid
-        disparities, scale 0 (``[B, H, W, 1]``) first (the ``md2tf.models.DepthNet`` contract).
-      info: static size, depth range, metric scale and post-processing choice.
-
-    Returns:
-      A `DepthPredictor` (Keras model): uint8 ``[B, H, W, 3]`` -> ``{"disparity", "depth"}``, each
-      ``[B, H, W, 1]`` float32.
+      depth_net: a Keras model mapping float images ``[B, H, W, 3]`` in [0, 1] to a tuple/list of
+        sigmoid disparities, scale 0 (``[B, H, W, 1]``) first (the ``md2tf.models.DepthNet``
+        contract).
+      info: static size, the network's depth range, metric scale and post-processing choice.
     """
-    keras = _keras()
-    import tensorflow as tf  # noqa: PLC0415
 
-    from md2tf.geometry import disp_to_depth  # noqa: PLC0415
+    def __init__(self, depth_net, info: ModelInfo, **kwargs):
+        kwargs.setdefault("name", "depth_predictor")
+        super().__init__(**kwargs)
+        self.depth_net = depth_net
+        self.info = info
+        l_mask, r_mask = flip_post_process_weights(info.width)
+        self._l_mask = l_mask.reshape(1, 1, -1, 1)
+        self._r_mask = r_mask.reshape(1, 1, -1, 1)
 
-    l_mask, r_mask = flip_post_process_weights(info.width)
+    def disparity_from_float(self, x: tf.Tensor) -> tf.Tensor:
+        """Sigmoid disparity ``[B, H, W, 1]`` of float RGB ``x`` ``[B, H, W, 3]`` in [0, 1]."""
+        if not self.info.post_process:
+            return self.depth_net(x, training=False)[0]
+        n = tf.shape(x)[0]
+        both = self.depth_net(tf.concat([x, tf.reverse(x, axis=[2])], axis=0), training=False)[0]
+        d, d_flip = both[:n], tf.reverse(both[n:], axis=[2])
+        lm, rm = tf.constant(self._l_mask), tf.constant(self._r_mask)
+        mean = 0.5 * (d + d_flip)
+        return rm * d + lm * d_flip + (1.0 - lm - rm) * mean
 
-    class DepthPredictor(keras.Model):
-        """uint8 RGB ``[B, H, W, 3]`` -> ``{"disparity": [B,H,W,1], "depth": [B,H,W,1]}``."""
+    def outputs_from_float(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+        """``{"disparity", "depth"}`` of float RGB ``x`` ``[B, H, W, 3]`` in [0, 1]."""
+        disp = self.disparity_from_float(x)
+        _, depth = self.info.disp_to_depth(disp)
+        return {"disparity": disp, "depth": depth}
 
-        def __init__(self, net, model_info: ModelInfo, **kwargs):
-            super().__init__(**kwargs)
-            self.depth_net = net
-            self.info = model_info
-
-        def disparity_from_float(self, x: tf.Tensor) -> tf.Tensor:
-            """Sigmoid disparity ``[B, H, W, 1]`` of float RGB ``x`` ``[B, H, W, 3]`` in [0, 1]."""
-            if not self.info.post_process:
-                return self.depth_net(x, training=False)[0]
-            n = tf.shape(x)[0]
-            both = self.depth_net(tf.concat([x, tf.reverse(x, axis=[2])], axis=0), training=False)[0]
-            d, d_flip = both[:n], tf.reverse(both[n:], axis=[2])
-            lm = tf.constant(l_mask.reshape(1, 1, -1, 1))
-            rm = tf.constant(r_mask.reshape(1, 1, -1, 1))
-            mean = 0.5 * (d + d_flip)
-            return rm * d + lm * d_flip + (1.0 - lm - rm) * mean
-
-        def outputs_from_float(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
-            """``{"disparity", "depth"}`` of float RGB ``x`` ``[B, H, W, 3]`` in [0, 1]."""
-            disp = self.disparity_from_float(x)
-            _, depth = disp_to_depth(disp, self.info.min_depth, self.info.max_depth)
-            return {"disparity": disp, "depth": depth * self.info.metric_scale}
-
-        def call(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-            """uint8 RGB ``[B, H, W, 3]`` -> ``{"disparity", "depth"}``, each ``[B, H, W, 1]``."""
-            return self.outputs_from_float(tf.cast(images, tf.float32) * (1.0 / 255.0))
-
-    return DepthPredictor(depth_net, info, name="depth_predictor")
+    def call(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """uint8 RGB ``[B, H, W, 3]`` -> ``{"disparity", "depth"}``, each ``[B, H, W, 1]``."""
+        return self.outputs_from_float(tf.cast(images, tf.float32) * (1.0 / 255.0))
 
 
 class Predictor(Protocol):
@@ -204,9 +201,8 @@ def _check_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def _finish(disparity: np.ndarray, info: ModelInfo) -> dict[str, np.ndarray]:
     disparity = np.asarray(disparity, np.float32)
-    scaled = scaled_disparity_np(disparity, info.min_depth, info.max_depth)
-    return {"disparity": disparity, "scaled_disparity": scaled,
-            "depth": (info.metric_scale / scaled).astype(np.float32)}
+    scaled, depth = info.disp_to_depth(disparity)
+    return {"disparity": disparity, "scaled_disparity": scaled, "depth": depth.astype(np.float32)}
 
 
 class _BasePredictor:
@@ -236,10 +232,8 @@ class _BasePredictor:
 class KerasPredictor(_BasePredictor):
     """Runs a `DepthPredictor` in-process (checkpoint or a freshly built model)."""
 
-    def __init__(self, predictor_model, info: ModelInfo):
+    def __init__(self, predictor_model: DepthPredictor, info: ModelInfo):
         super().__init__(info)
-        import tensorflow as tf  # noqa: PLC0415
-
         self.model = predictor_model
         self._fn = tf.function(lambda x: predictor_model(x)["disparity"], reduce_retracing=True)
 
@@ -251,8 +245,6 @@ class SavedModelPredictor(_BasePredictor):
     """Runs the ``predict_batch`` signature of an exported SavedModel."""
 
     def __init__(self, path: str):
-        import tensorflow as tf  # noqa: PLC0415
-
         meta = os.path.join(path, METADATA_FILE)
         if not os.path.exists(meta):
             raise ValueError(f"{path!r} is not an md2tf SavedModel: {METADATA_FILE} is missing")
@@ -269,8 +261,6 @@ class TFLitePredictor(_BasePredictor):
     """Runs a ``.tflite`` model one image at a time (TFLite models have batch 1)."""
 
     def __init__(self, path: str, num_threads: int | None = None):
-        from md2tf.deploy.tflite import make_interpreter, read_metadata  # noqa: PLC0415
-
         with open(path, "rb") as f:
             content = f.read()
         meta = read_metadata(content).get(METADATA_NAME)
@@ -291,8 +281,8 @@ def predictor_from_models(config, depth_net, post_process: bool = False,
     """Wraps a restored depth network (from ``load_models``) into a `KerasPredictor`.
 
     Args:
-      config: the run's ``ExperimentConfig`` (size, depth range, stereo settings).
-      depth_net: the restored ``DepthNet``.
+      config: the run's ``ExperimentConfig`` (size, stereo settings).
+      depth_net: the restored ``DepthNet`` (its ``min_depth`` / ``max_depth`` go to `ModelInfo`).
       post_process: bake flip post-processing into the graph.
       metric_scale: depth multiplier; None = `metric_scale_for` the training setup.
       real_baseline_m: the rig's true stereo baseline (metres) used when ``metric_scale`` is None.
@@ -302,10 +292,10 @@ def predictor_from_models(config, depth_net, post_process: bool = False,
                                         real_baseline_m)
     units = "metres" if config.data.use_stereo or metric_scale != 1.0 else "relative"
     info = ModelInfo(height=config.data.height, width=config.data.width,
-                     min_depth=config.loss.min_depth, max_depth=config.loss.max_depth,
+                     min_depth=depth_net.min_depth, max_depth=depth_net.max_depth,
                      metric_scale=float(metric_scale), depth_units=units,
                      post_process=post_process, num_layers=config.model.num_layers)
-    return KerasPredictor(make_depth_predictor(depth_net, info), info)
+    return KerasPredictor(DepthPredictor(depth_net, info), info)
 
 
 def load_predictor(path: str, post_process: bool = False, num_threads: int | None = None) -> Predictor:
@@ -333,7 +323,5 @@ def load_predictor(path: str, post_process: bool = False, num_threads: int | Non
     if not (os.path.isdir(path) or os.path.exists(path + ".index")):
         raise ValueError(f"--model: {path!r} is not a .tflite file, SavedModel directory, run directory "
                          "or checkpoint prefix")
-    from md2tf.models.checkpoint import load_models  # noqa: PLC0415
-
     config, depth_net, _ = load_models(path, load_pose_net=False)
     return predictor_from_models(config, depth_net, post_process=post_process)

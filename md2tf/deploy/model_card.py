@@ -8,11 +8,13 @@ import platform
 from typing import Any
 
 from md2tf.deploy.inference import ModelInfo
+from md2tf.geometry.depth import disp_to_depth_coefficients
 
 
 def io_contract(info: ModelInfo) -> dict[str, Any]:
     """The input/output contract shared by the SavedModel ``serving_default`` signature and TFLite."""
     h, w = info.height, info.width
+    a, b = disp_to_depth_coefficients(info.min_depth, info.max_depth)
     units = ("metres (depth x metric_scale; metric_scale = real stereo baseline / training baseline)"
              if info.depth_units == "metres" else
              "relative: true depth up to an unknown per-scene scale (median-scale against a reference)")
@@ -28,9 +30,8 @@ def io_contract(info: ModelInfo) -> dict[str, Any]:
                           "meaning": "sigmoid disparity; larger = nearer"},
             "depth": {"dtype": "float32", "shape": [1, h, w, 1],
                       "range": [info.min_depth * info.metric_scale, info.max_depth * info.metric_scale],
-                      "meaning": ("metric_scale / (1/max_depth + (1/min_depth - 1/max_depth) * "
-                                  "disparity)"),
-                      "units": units},
+                      "meaning": "metric_scale / (a * disparity + b)",
+                      "a": a, "b": b, "units": units},
         },
         "min_depth": info.min_depth,
         "max_depth": info.max_depth,

@@ -22,7 +22,6 @@ import numpy as np
 from md2tf.deploy import tflite
 from md2tf.deploy.inference import ModelInfo
 
-POSE_FILE = "pose_fp32.tflite"
 POSE_OUTPUTS = ("axis_angle", "translation", "later_from_earlier")
 
 
@@ -47,18 +46,18 @@ def make_pose_predictor(pose_net):
     return PosePredictor(pose_net, name="pose_predictor")
 
 
-def export_pose(pose_net, info: ModelInfo, out_dir: str,
+def export_pose(pose_net, info: ModelInfo, path: str,
                 test_pairs: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
-    """Writes ``<out_dir>/pose_fp32.tflite`` (via a temporary SavedModel) and returns its card entry.
+    """Writes the fp32 ``.tflite`` pose model to ``path`` (via a temporary SavedModel).
 
     Args:
       pose_net: a restored ``PoseNet``.
       info: the depth model's `ModelInfo` (size and metric scale are shared).
-      out_dir: output directory.
+      path: the ``.tflite`` file to write (written atomically, `tflite.write_atomic`).
       test_pairs: uint8 ``([N, H, W, 3], [N, H, W, 3])`` for the parity check; None = random frames.
 
     Returns:
-      ``{"file", "size_bytes", "ops", "gpu_compatible", "parity", "contract"}``.
+      Card entry ``{"size_bytes", "ops", "gpu_compatible", "parity", "contract"}``.
     """
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
@@ -82,8 +81,7 @@ def export_pose(pose_net, info: ModelInfo, out_dir: str,
     meta = {**info.to_dict(), "model": "pose", "outputs": list(POSE_OUTPUTS)}
     content = tflite.add_metadata(content, {"md2tf_pose": json.dumps(meta).encode()})
     tflite.check_builtin_only(content)
-    with open(os.path.join(out_dir, POSE_FILE), "wb") as f:
-        f.write(content)
+    tflite.write_atomic(path, content)
     if test_pairs is None:
         rng = np.random.default_rng(3)
         test_pairs = (rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8),
@@ -91,7 +89,7 @@ def export_pose(pose_net, info: ModelInfo, out_dir: str,
     ref = {k: v.numpy() for k, v in model(*test_pairs).items()}
     got = run_pose(content, *test_pairs)
     text, gpu_ok = tflite.analyze(content)
-    return {"file": POSE_FILE, "size_bytes": len(content), "ops": tflite.analyzer_ops(text),
+    return {"size_bytes": len(content), "ops": tflite.analyzer_ops(text),
             "gpu_compatible": gpu_ok,
             "parity": {f"max_abs_diff_{k}": float(np.abs(got[k] - ref[k]).max()) for k in POSE_OUTPUTS},
             "contract": __doc__.split("Contract (``serving_default``):")[1].strip()}

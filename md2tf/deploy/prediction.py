@@ -29,7 +29,7 @@ from md2tf.deploy.images import (
     resize_map,
     resize_rgb,
 )
-from md2tf.deploy.inference import Predictor, scaled_disparity_np
+from md2tf.deploy.inference import Predictor
 from md2tf.progress import Progress
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -90,15 +90,13 @@ def predict_image(predictor: Predictor, image: np.ndarray) -> dict[str, np.ndarr
     Returns:
       ``disparity`` (sigmoid), ``scaled_disparity`` and ``depth``, each float32 ``[h, w]``. The sigmoid
       disparity is resized (bilinear) and the other two are derived from it, so that
-      ``depth == metric_scale / scaled_disparity`` holds exactly at the original size.
+      ``depth == metric_scale / scaled_disparity`` holds at the original size (float32 rounding).
     """
     h, w = image.shape[:2]
     out = predictor.predict(resize_rgb(image, predictor.height, predictor.width)[None])
-    disp = np.clip(resize_map(out["disparity"][0], h, w), 0.0, 1.0)
-    info = predictor.info
-    scaled = scaled_disparity_np(disp, info.min_depth, info.max_depth)
-    return {"disparity": disp, "scaled_disparity": scaled,
-            "depth": (info.metric_scale / scaled).astype(np.float32)}
+    disp = np.clip(resize_map(out["disparity"][0], h, w), 0.0, 1.0).astype(np.float32)
+    scaled, depth = predictor.info.disp_to_depth(disp)
+    return {"disparity": disp, "scaled_disparity": scaled, "depth": depth}
 
 
 def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: bool = True,

@@ -30,7 +30,7 @@ def export_saved_model(predictor_model, info: ModelInfo, out_dir: str) -> str:
     """Writes ``predictor_model`` as a SavedModel with the signatures listed in the module docstring.
 
     Args:
-      predictor_model: a `DepthPredictor` (``make_depth_predictor``).
+      predictor_model: a `md2tf.deploy.inference.DepthPredictor`.
       info: its `ModelInfo` (static H, W and output meaning).
       out_dir: directory to create (must not already hold a SavedModel).
 

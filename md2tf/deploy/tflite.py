@@ -1,17 +1,18 @@
-"""TFLite conversion (fp32 / fp16 / dynamic / int8) from an exported SavedModel, builtin ops only.
+"""TFLite conversion from an exported SavedModel, builtin ops only.
 
-Every variant is converted from the SavedModel's ``serving_default`` signature (uint8 ``[1, H, W, 3]``
+Every model is converted from the SavedModel's ``serving_default`` signature (uint8 ``[1, H, W, 3]``
 in, ``disparity`` and ``depth`` float32 ``[1, H, W, 1]`` out) with
 ``supported_ops = [TFLITE_BUILTINS]`` (plus ``TFLITE_BUILTINS_INT8`` for int8), never
 ``SELECT_TF_OPS``: a graph needing a Flex op fails to convert, and `check_builtin_only` re-checks the
 result, so no export can silently need the Flex delegate.
 
-Variants:
-  * ``tflite_fp32``: float32 weights and activations.
-  * ``tflite_fp16``: float16 weights (dequantised to float32 at load; GPU delegates run fp16).
-  * ``tflite_dynamic``: int8 weights, float activations (``Optimize.DEFAULT``, no dataset).
-  * ``tflite_int8``: full integer (int8 weights and activations) calibrated on a representative dataset;
-    the uint8 input and float32 outputs stay, so the contract is the same for every variant. Two
+Quantization (`TFLiteOptions.quantization`; the export formats that use each are entries of
+``md2tf.deploy.formats.FORMATS``):
+  * ``none``: float32 weights and activations.
+  * ``float16``: float16 weights (dequantised to float32 at load; GPU delegates run fp16).
+  * ``dynamic``: int8 weights, float activations (``Optimize.DEFAULT``, no dataset).
+  * ``int8``: full integer (int8 weights and activations) calibrated on a representative dataset;
+    the uint8 input and float32 outputs stay, so the contract is the same for every model. Two
     changes to the converter's default result (`convert` has the details):
       - the output head (every op after the last convolution: sigmoid, ``disp_to_depth``) stays
         float (`output_head_tensors`): an int8 sigmoid has a fixed step of 1/256, i.e. 2 levels for
@@ -26,23 +27,41 @@ import contextlib
 import copy
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
-TFLITE_VARIANTS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
 
-def convert(saved_model_dir: str, variant: str = "tflite_fp32",
+@dataclass(frozen=True)
+class TFLiteOptions:
+    """Converter options of one TFLite export format.
+
+    Attributes:
+      quantization: one of `QUANTIZATIONS` (see the module docstring); ``int8`` needs
+        representative images.
+    """
+
+    quantization: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
+
+
+def convert(saved_model_dir: str, options: TFLiteOptions | None = None,
             representative_images: Callable[[], Iterable[np.ndarray]] | None = None,
             metadata: dict | None = None) -> bytes:
     """Converts the ``serving_default`` signature of a SavedModel to a TFLite flatbuffer.
 
     Args:
       saved_model_dir: directory written by `md2tf.deploy.saved_model.export_saved_model`.
-      variant: one of `TFLITE_VARIANTS`.
-      representative_images: for ``tflite_int8`` only: a callable returning an iterable of uint8 RGB
+      options: converter options (`TFLiteOptions`); None = float32 (``TFLiteOptions()``).
+      representative_images: for ``int8`` only: a callable returning an iterable of uint8 RGB
         images ``[1, H, W, 3]`` (or ``[H, W, 3]``) at the model's size, used for calibration.
       metadata: JSON-serialisable dict embedded as TFLite metadata ``md2tf_model`` (optional).
 
@@ -50,23 +69,22 @@ def convert(saved_model_dir: str, variant: str = "tflite_fp32",
       The ``.tflite`` model bytes.
 
     Raises:
-      ValueError: unknown variant, int8 without representative images, or a non-builtin op.
+      ValueError: int8 without representative images, or a non-builtin op.
     """
     import tensorflow as tf  # noqa: PLC0415
 
-    if variant not in TFLITE_VARIANTS:
-        raise ValueError(f"variant must be one of {TFLITE_VARIANTS}, got {variant!r}")
+    quantization = (options or TFLiteOptions()).quantization
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
                                                          signature_keys=["serving_default"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant == "tflite_fp16":
+    if quantization == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif variant == "tflite_dynamic":
+    elif quantization == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "tflite_int8":
+    elif quantization == "int8":
         if representative_images is None:
-            raise ValueError("tflite_int8 needs representative_images (a calibration dataset)")
+            raise ValueError("int8 quantization needs representative_images (a calibration dataset)")
 
         def gen():
             for img in representative_images():
@@ -81,7 +99,7 @@ def convert(saved_model_dir: str, variant: str = "tflite_fp32",
         # tf.lite.experimental.QuantizationDebugger does for selective quantization).
         converter._experimental_calibrate_only = True  # noqa: SLF001
     content = converter.convert()
-    if variant == "tflite_int8":
+    if quantization == "int8":
         from tensorflow.lite.python import convert as lite_convert  # noqa: PLC0415
 
         content = lite_convert.mlir_quantize(content, fully_quantize=False,
@@ -349,3 +367,21 @@ def run(content_or_interpreter, images: np.ndarray) -> dict[str, np.ndarray]:
     runner = interp.get_signature_runner("serving_default")
     outs = [runner(images=np.asarray(img, np.uint8)[None]) for img in images]
     return {k: np.concatenate([o[k] for o in outs], axis=0) for k in ("disparity", "depth")}
+
+
+def write_atomic(path: str, content: bytes) -> None:
+    """Writes ``content`` to ``path`` so that ``path`` never holds a partial file.
+
+    The bytes go to ``<path>.part`` (flushed and fsynced) and are renamed over ``path`` (atomic on
+    POSIX); on any error the ``.part`` file is removed.
+    """
+    part = path + ".part"
+    try:
+        with open(part, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, path)
+    finally:
+        if os.path.exists(part):
+            os.remove(part)

@@ -1,7 +1,7 @@
 """Evaluate depth predictions from any model source; comparison tables, JSON and markdown.
 
 A `DisparitySource` yields one ``scaled_disp`` map ``[h, w]`` per test image, at network resolution,
-in split order (facts 1.5: ``disp_to_depth``'s first output, not the raw sigmoid). Implementations:
+in split order (``disp_to_depth``'s first output, not the raw sigmoid, as the reference protocol scores). Implementations:
 
 * `ArraySource` / `npy_source`: precomputed disparities (e.g. the published official ``.npy``, with
   the optional eigen -> benchmark reordering).
@@ -170,17 +170,18 @@ def predictor_source(predictor, images: ImageProvider, count: int, name: str, ba
 
 
 def depth_net_source(depth_net, height: int, width: int, images: ImageProvider, count: int, name: str,
-                     min_depth: float = 0.1, max_depth: float = 100.0, batch_size: int = 16,
-                     post_process: bool = False) -> ModelSource:
-    """Wraps an in-memory depth network (``images [B,H,W,3] in [0,1] -> (sigmoid disp scale 0, ...)``)."""
-    import tensorflow as tf  # noqa: PLC0415
+                     batch_size: int = 16, post_process: bool = False) -> ModelSource:
+    """Wraps an in-memory depth network (``images [B,H,W,3] in [0,1] -> (sigmoid disp scale 0, ...)``).
 
-    from md2tf.geometry import disp_to_depth  # noqa: PLC0415
+    The scaled disparity comes from the network's own ``disp_to_depth`` (``md2tf.models.DepthNet``),
+    so it uses the depth range the network was trained with.
+    """
+    import tensorflow as tf  # noqa: PLC0415
 
     @tf.function(reduce_retracing=True)
     def run(x):
         disp = depth_net(tf.cast(x, tf.float32) / 255.0, training=False)[0]
-        return disp_to_depth(disp, min_depth, max_depth)[0]
+        return depth_net.disp_to_depth(disp)[0]
 
     return ModelSource(name, lambda x: run(x).numpy(), height, width, images, count, batch_size, post_process)
 

@@ -25,7 +25,7 @@ from md2tf.geometry.camera import (
     scale_intrinsics,
     scale_intrinsics_to_level,
 )
-from md2tf.geometry.depth import disp_to_depth
+from md2tf.geometry.depth import disp_to_depth, disp_to_depth_coefficients
 from md2tf.geometry.projection import backproject, pixel_grid, project, warp
 from md2tf.geometry.sampling import bilinear_sample
 from md2tf.geometry.transforms import axis_angle_to_matrix, pose_to_matrix
@@ -35,6 +35,7 @@ __all__ = [
     "backproject",
     "bilinear_sample",
     "disp_to_depth",
+    "disp_to_depth_coefficients",
     "intrinsics_matrix",
     "invert_intrinsics",
     "pixel_grid",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -13,6 +13,10 @@ from md2tf.geometry._checks import check_same_batch, check_same_spatial, check_s
 from md2tf.losses.automask import min_reprojection
 from md2tf.losses.photometric import photometric_error
 from md2tf.losses.smoothness import edge_aware_smoothness
+
+#: ``sigmoid disparity [B, h, w, 1] -> (scaled disparity, depth)``, each ``[B, h, w, 1]``: the depth
+#: network's output contract (``md2tf.models.DepthNet.disp_to_depth``), which owns the depth range.
+DispToDepth = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
 
 class LossOutputs(NamedTuple):
@@ -77,7 +81,7 @@ def identity_errors(target: tf.Tensor, sources: tf.Tensor, config: LossConfig) -
 
 
 def scale_reprojection(
-    disp: tf.Tensor,
+    depth: tf.Tensor,
     target: tf.Tensor,
     sources: tf.Tensor,
     source_from_target: tf.Tensor,
@@ -86,12 +90,13 @@ def scale_reprojection(
     noise_seed: tf.Tensor | None = None,
     identity: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Reprojection part of one scale: warp every source with the depth of ``disp`` and combine.
+    """Reprojection part of one scale: warp every source with ``depth`` and combine.
 
     All inputs share one resolution ``h x w`` (full resolution, or the scale's own for "v1").
 
     Args:
-      disp: ``[B, h, w, 1]`` sigmoid disparity (depth via ``disp_to_depth(min_depth, max_depth)``).
+      depth: ``[B, h, w, 1]`` depth of the target view (training units), from the network's
+        ``disp_to_depth``.
       target: ``[B, h, w, 3]`` clean target image.
       sources: ``[B, S, h, w, 3]`` clean source images (temporal and/or stereo).
       source_from_target: ``[B, S, 4, 4]`` transforms, same source order.
@@ -107,7 +112,6 @@ def scale_reprojection(
     shape = tf.shape(sources)
     batch, num_sources, h, w = shape[0], shape[1], shape[2], shape[3]
     channels = sources.shape[-1] if sources.shape[-1] is not None else shape[4]
-    _, depth = geometry.disp_to_depth(disp, config.min_depth, config.max_depth)
     inv_k = geometry.invert_intrinsics(intrinsics)
 
     # Fold the S sources into the batch: row b * S + k is source k of sample b.
@@ -179,6 +183,8 @@ def monodepth2_loss(
     intrinsics: tf.Tensor,
     config: LossConfig,
     noise_seed: tf.Tensor | None = None,
+    *,
+    disp_to_depth: DispToDepth,
 ) -> LossOutputs:
     """The Monodepth2 self-supervised loss over all scales (facts 1.4).
 
@@ -206,6 +212,8 @@ def monodepth2_loss(
       noise_seed: int32 ``[2]`` seed of the identity tie-break noise (folded with the scale index, so
         every scale draws different noise); None = no noise. Seed it with the global step for
         reproducible, resumable runs.
+      disp_to_depth: the depth network's conversion (`DispToDepth`, e.g.
+        ``depth_net.disp_to_depth``): the loss warps with the depth range the network owns.
 
     Returns:
       `LossOutputs`.
@@ -240,8 +248,9 @@ def monodepth2_loss(
         seed = None
         if noise_seed is not None:
             seed = tf.random.experimental.stateless_fold_in(noise_seed, s)
+        _, depth = disp_to_depth(disp_warp)
         min_error, automask, warped = scale_reprojection(
-            disp_warp, images, srcs, source_from_target, k, config, seed, identity=shared_identity
+            depth, images, srcs, source_from_target, k, config, seed, identity=shared_identity
         )
         reproj = tf.reduce_mean(min_error)
         smooth = edge_aware_smoothness(disp, target[s])

@@ -2,7 +2,8 @@
 
 - `DepthNet`: images ``[B, H, W, 3]`` in [0, 1] -> tuple of sigmoid disparities ``[B, H/2^s, W/2^s, 1]``.
 - `PoseNet`: pair ``[B, H, W, 6]`` (earlier frame first) -> ``(axis_angle [B, 3], translation [B, 3])``.
-- `build(model_config, use_pose_net)` builds both (variables created, ImageNet weights loaded).
+- `build(model_config, use_pose_net)` builds both (variables created; ImageNet weights and the
+  PyTorch name map live in `md2tf.convert`).
 - `save_models` / `load_models`: the checkpoint format every tool reads (`md2tf.models.checkpoint`).
 """
 
@@ -14,9 +15,7 @@ from md2tf.models.depth_decoder import DepthDecoder
 from md2tf.models.depth_net import DepthNet
 from md2tf.models.pose_decoder import PoseDecoder
 from md2tf.models.pose_net import PoseNet
-from md2tf.models.pretrained import load_encoder_weights
 from md2tf.models.resnet_encoder import ResnetEncoder, num_ch_enc
-from md2tf.models.torch_weights import load_torch_state_dict
 
 __all__ = [
     "DepthDecoder",
@@ -25,9 +24,7 @@ __all__ = [
     "PoseNet",
     "ResnetEncoder",
     "build",
-    "load_encoder_weights",
     "load_models",
-    "load_torch_state_dict",
     "num_ch_enc",
     "save_models",
 ]

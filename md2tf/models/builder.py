@@ -5,43 +5,36 @@ from __future__ import annotations
 from md2tf.config import ModelConfig
 from md2tf.models.depth_net import DepthNet
 from md2tf.models.pose_net import PoseNet
-from md2tf.models.pretrained import load_encoder_weights
 
 
 def build(
     model_config: ModelConfig,
     use_pose_net: bool = True,
     synchronized_bn: bool = False,
-    load_weights: bool = True,
 ) -> tuple[DepthNet, PoseNet | None]:
     """Builds the depth (and pose) networks of a run, with all variables created.
 
-    Call it inside ``strategy.scope()`` when distributing. With ``model_config.encoder_weights`` set to
-    a file, both encoders are initialised from those ImageNet weights (the pose encoder's first conv
-    tiled over the 2 images and halved).
+    Call it inside ``strategy.scope()`` when distributing. The weights are freshly initialised;
+    ``model_config.encoder_weights`` (ImageNet) is loaded by ``md2tf.convert.init_encoders``,
+    which reads the PyTorch-layout files.
 
     Args:
       model_config: `md2tf.config.ModelConfig`.
       use_pose_net: build a `PoseNet` too (False for stereo-only runs; see
         ``ExperimentConfig.use_pose_net``).
       synchronized_bn: cross-replica BatchNormalization (multi-replica training).
-      load_weights: load ``encoder_weights`` (False when a checkpoint will overwrite them anyway).
 
     Returns:
       ``(depth_net, pose_net or None)``.
     """
     depth_net = DepthNet(
         model_config.num_layers, model_config.scales, model_config.init, synchronized_bn,
-        init_disparity=model_config.init_disparity,
+        init_disparity=model_config.init_disparity, min_depth=model_config.min_depth,
+        max_depth=model_config.max_depth,
     ).build_for_shape()
     pose_net = None
     if use_pose_net:
         pose_net = PoseNet(
             model_config.pose_num_layers, model_config.init, synchronized_bn
         ).build_for_shape()
-    weights = model_config.encoder_weights
-    if load_weights and weights and weights.lower() != "none":
-        load_encoder_weights(depth_net.encoder, weights)
-        if pose_net is not None:
-            load_encoder_weights(pose_net.encoder, weights)
     return depth_net, pose_net

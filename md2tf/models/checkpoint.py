@@ -159,7 +159,7 @@ def load_models(
     prefix, run_dir = resolve_checkpoint(path)
     config = RunDir(run_dir).read_config()
     use_pose = load_pose_net and config.use_pose_net
-    depth_net, pose_net = build(config.model, use_pose_net=use_pose, load_weights=False)
+    depth_net, pose_net = build(config.model, use_pose_net=use_pose)
     restore_networks(prefix, {"depth_net": depth_net, "pose_net": pose_net})
     return config, depth_net, pose_net
 

@@ -23,14 +23,6 @@ def check_init_disparity(value: float | None) -> float | None:
     return value
 
 
-EXPORT_LAYOUT_OPTIONS = ("int8_friendly_pad", "int8_friendly_upsample")
-
-
-def export_layout_config(layer) -> dict:
-    """``{option: True}`` for each of `EXPORT_LAYOUT_OPTIONS` set on ``layer`` (none when unset)."""
-    return {name: True for name in EXPORT_LAYOUT_OPTIONS if getattr(layer, name, False)}
-
-
 def check_scales(scales: Sequence[int]) -> tuple[int, ...]:
     """Returns ``scales`` as a tuple; raises ``ValueError`` unless it is ``0..n-1`` with 1 <= n <= 4."""
     scales = tuple(int(s) for s in scales)
@@ -50,25 +42,11 @@ class DepthDecoder(keras.layers.Layer):
       num_ch_enc: channels of the 5 encoder features.
       scales: output scales ``0..n-1``.
       init: ``"torch"`` (PyTorch default init) or ``"keras"``.
-      int8_friendly_elu: write the 10 ELUs as ``r + (exp(x - r) - 1)``, ``r = relu(x)``
-        (`layers.elu_int8_friendly`) so a full-integer TFLite conversion keeps them in int8; same
-        weights and float outputs as the default ``tf.nn.elu``. The int8 export no longer uses it:
-        XNNPACK has no int8 EXP or RELU kernel, so these ops split the graph, whereas
-        ``md2tf.deploy.tflite.convert`` turns the ``tf.nn.elu`` islands into int8 ELU builtins.
       init_disparity: None (reference init: bias ``U(+-1/sqrt(fan_in))``, so every output starts near
         sigmoid(0) = 0.5) or p in (0, 1): the disparity convs' biases start at ``logit(p)``, so the
         outputs start near p. Only the initial values change (same variables, same checkpoints).
-      int8_friendly_pad: reflection padding as strided slices + concatenation
-        (`layers.reflect_pad_slices`) instead of MIRROR_PAD, which XNNPACK does not run (in float or
-        int8). Same weights and outputs. Export only: every TFLite variant is converted from a clone
-        with it (``md2tf.deploy.exporter.int8_friendly_clone``).
-      int8_friendly_upsample: nearest x2 upsampling as channel copies + DEPTH_TO_SPACE
-        (`layers.upsample_nearest_2x_depth_to_space`) instead of RESIZE_NEAREST_NEIGHBOR, which
-        XNNPACK does not run in int8 (and, in float, splits the delegate partition). Same weights and
-        outputs. Export only, like ``int8_friendly_pad``.
-
-    The two export-only layout options appear in `get_config` only when set, so the config of a
-    network as trained is the same as before they existed.
+      layout: ``"train"`` or ``"xnnpack"`` (`layers.LAYOUTS`): which ops write the reflection
+        padding and the nearest x2 upsampling. Same weights, same outputs.
 
     Call args:
       features: 5 tensors ``[B, H/2^(k+1), W/2^(k+1), num_ch_enc[k]]``.
@@ -82,10 +60,8 @@ class DepthDecoder(keras.layers.Layer):
         num_ch_enc: Sequence[int] = (64, 64, 128, 256, 512),
         scales: Sequence[int] = (0, 1, 2, 3),
         init: str = "torch",
-        int8_friendly_elu: bool = False,
         init_disparity: float | None = None,
-        int8_friendly_pad: bool = False,
-        int8_friendly_upsample: bool = False,
+        layout: str = "train",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -95,20 +71,17 @@ class DepthDecoder(keras.layers.Layer):
         self.num_ch_enc = tuple(int(c) for c in num_ch_enc)
         self.scales = check_scales(scales)
         self.init = init
-        self.int8_friendly_elu = bool(int8_friendly_elu)
-        self.int8_friendly_pad = bool(int8_friendly_pad)
-        self.int8_friendly_upsample = bool(int8_friendly_upsample)
-        elu, pad = self.int8_friendly_elu, self.int8_friendly_pad
+        self.layout = layout = L.check_layout(layout)
         for i in range(4, -1, -1):
             in_ch = self.num_ch_enc[-1] if i == 4 else NUM_CH_DEC[i + 1]
             setattr(self, f"upconv_{i}_0",
-                    L.ConvBlock(in_ch, NUM_CH_DEC[i], init, elu, pad, name=f"upconv_{i}_0"))
+                    L.ConvBlock(in_ch, NUM_CH_DEC[i], init, layout, name=f"upconv_{i}_0"))
             in_ch = NUM_CH_DEC[i] + (self.num_ch_enc[i - 1] if i > 0 else 0)
             setattr(self, f"upconv_{i}_1",
-                    L.ConvBlock(in_ch, NUM_CH_DEC[i], init, elu, pad, name=f"upconv_{i}_1"))
+                    L.ConvBlock(in_ch, NUM_CH_DEC[i], init, layout, name=f"upconv_{i}_1"))
         self.init_disparity = check_init_disparity(init_disparity)
         for s in self.scales:
-            dispconv = L.ReflectConv3x3(NUM_CH_DEC[s], 1, init, pad, name=f"dispconv_{s}")
+            dispconv = L.ReflectConv3x3(NUM_CH_DEC[s], 1, init, layout, name=f"dispconv_{s}")
             if self.init_disparity is not None:  # read by Conv2D.build(), which has not run yet
                 logit = math.log(self.init_disparity / (1.0 - self.init_disparity))
                 dispconv.conv.bias_initializer = keras.initializers.Constant(logit)
@@ -118,7 +91,7 @@ class DepthDecoder(keras.layers.Layer):
         if len(features) != 5:
             raise ValueError(f"features must be the 5 encoder outputs, got {len(features)}")
         disps = {}
-        upsample = (L.upsample_nearest_2x_depth_to_space if self.int8_friendly_upsample
+        upsample = (L.upsample_nearest_2x_depth_to_space if self.layout == "xnnpack"
                     else L.upsample_nearest_2x)
         x = features[-1]
         for i in range(4, -1, -1):
@@ -131,20 +104,8 @@ class DepthDecoder(keras.layers.Layer):
                 disps[i] = tf.sigmoid(logits)
         return tuple(disps[s] for s in self.scales)
 
-    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
-        """Reference names: ``decoder.{2(4-i)+j}.conv.conv`` and ``decoder.{10+s}.conv``."""
-        out = []
-        for i in range(4, -1, -1):
-            for j in range(2):
-                block = getattr(self, f"upconv_{i}_{j}")
-                out.append((f"decoder.{2 * (4 - i) + j}.conv.conv", block.conv.conv))
-        for s in self.scales:
-            out.append((f"decoder.{10 + s}.conv", getattr(self, f"dispconv_{s}").conv))
-        return out
-
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(num_ch_enc=list(self.num_ch_enc), scales=list(self.scales), init=self.init,
-                      int8_friendly_elu=self.int8_friendly_elu, init_disparity=self.init_disparity)
-        config.update(export_layout_config(self))
+                      init_disparity=self.init_disparity, layout=self.layout)
         return config

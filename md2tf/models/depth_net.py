@@ -1,38 +1,42 @@
-"""DepthNet: ResNet encoder + depth decoder (images -> multi-scale sigmoid disparities)."""
+"""DepthNet: ResNet encoder + depth decoder (images -> multi-scale sigmoid disparities -> depth)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from md2tf.models.depth_decoder import DepthDecoder, check_scales, export_layout_config
+from md2tf.geometry import disp_to_depth
+from md2tf.models.depth_decoder import DepthDecoder, check_scales
 from md2tf.models.encoder_decoder import EncoderDecoderNet
+from md2tf.models.layers import check_layout
 from md2tf.models.resnet_encoder import ResnetEncoder
 
 
 class DepthNet(EncoderDecoderNet):
-    """Monodepth2's depth network.
+    """Monodepth2's depth network and its output contract.
+
+    The network predicts sigmoid disparities; `disp_to_depth` turns them into bounded inverse depth
+    and depth, ``D = 1 / (a * sigma + b)`` with ``a, b`` chosen so that D lies in
+    ``[min_depth, max_depth]`` (paper Sec. 3, implementation details: 0.1 and 100 units). The depth
+    range belongs to the network: the loss, the trainer's validation, evaluation and every export
+    call `disp_to_depth` (or read `min_depth` / `max_depth` from here).
 
     Args:
       num_layers: encoder ResNet depth (18, 34 or 50).
       scales: decoder output scales ``0..n-1``.
       init: ``"torch"`` (reference initialisers) or ``"keras"``.
       synchronized_bn: cross-replica BatchNormalization in the encoder.
-      int8_friendly_elu: decoder ELUs as ``r + (exp(x - r) - 1)``, ``r = relu(x)`` (see `DepthDecoder`;
-        all-int8 ops, but not XNNPACK-delegable; the int8 export leaves it off).
       init_disparity: None (reference init) or the initial sigmoid disparity p in (0, 1) of every
         output (see `DepthDecoder`).
-      int8_friendly_pad, int8_friendly_upsample: decoder reflection padding as slices + concat and
-        nearest upsampling as DEPTH_TO_SPACE (see `DepthDecoder`), so XNNPACK runs the whole TFLite
-        graph (fp32 1.6x, int8 4x faster); same weights and outputs. For the TFLite exports only
-        (``md2tf.deploy.exporter.int8_friendly_clone``); in `get_config` only when set.
+      min_depth, max_depth: depth at disparity 1 and 0, in training units (0 < min < max).
+      layout: ``"train"`` (the network as trained) or ``"xnnpack"`` (the same weights and outputs
+        with ops XNNPACK runs, for TFLite; see ``md2tf.models.layers.LAYOUTS``).
 
     Call args:
       images: ``[B, H, W, 3]`` float RGB in [0, 1] (H, W multiples of 32, at least 64).
       training: BN mode.
 
     Returns:
-      Tuple of float32 sigmoid disparities ``[B, H/2^s, W/2^s, 1]``, scale 0 first. Convert with
-      ``md2tf.geometry.disp_to_depth``.
+      Tuple of float32 sigmoid disparities ``[B, H/2^s, W/2^s, 1]``, scale 0 first.
     """
 
     def __init__(
@@ -41,26 +45,26 @@ class DepthNet(EncoderDecoderNet):
         scales: Sequence[int] = (0, 1, 2, 3),
         init: str = "torch",
         synchronized_bn: bool = False,
-        int8_friendly_elu: bool = False,
         init_disparity: float | None = None,
-        int8_friendly_pad: bool = False,
-        int8_friendly_upsample: bool = False,
+        min_depth: float = 0.1,
+        max_depth: float = 100.0,
+        layout: str = "train",
         **kwargs,
     ):
         kwargs.setdefault("name", "depth_net")
         super().__init__(**kwargs)
+        if not 0 < min_depth < max_depth:
+            raise ValueError(f"DepthNet needs 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
         self.num_layers = num_layers
         self.scales = check_scales(scales)
         self.init = init
         self.synchronized_bn = synchronized_bn
-        self.int8_friendly_elu = bool(int8_friendly_elu)
+        self.min_depth = float(min_depth)
+        self.max_depth = float(max_depth)
+        self.layout = check_layout(layout)
         self.encoder = ResnetEncoder(num_layers, 1, init, synchronized_bn, name="encoder")
-        self.int8_friendly_pad = bool(int8_friendly_pad)
-        self.int8_friendly_upsample = bool(int8_friendly_upsample)
         self.decoder = DepthDecoder(self.encoder.num_ch_enc, self.scales, init,
-                                    self.int8_friendly_elu, init_disparity,
-                                    int8_friendly_pad=self.int8_friendly_pad,
-                                    int8_friendly_upsample=self.int8_friendly_upsample,
+                                    init_disparity=init_disparity, layout=self.layout,
                                     name="decoder")
         self.init_disparity = self.decoder.init_disparity
 
@@ -76,6 +80,19 @@ class DepthNet(EncoderDecoderNet):
                 )
         return self.decoder(self.encoder(images, training=training), training=training)
 
+    def disp_to_depth(self, disp):
+        """Sigmoid disparity -> ``(scaled_disparity, depth)`` with this network's depth range.
+
+        Args:
+          disp: sigmoid disparity in [0, 1], any shape (usually ``[B, H, W, 1]``); a ``tf.Tensor``
+            or a NumPy array (the result has the same kind).
+
+        Returns:
+          ``(scaled_disp, depth)`` shaped like ``disp``: inverse depth in 1/units and depth in units
+          (see ``md2tf.geometry.disp_to_depth``).
+        """
+        return disp_to_depth(disp, self.min_depth, self.max_depth)
+
     def get_config(self) -> dict:
         return {
             "name": self.name,
@@ -83,7 +100,8 @@ class DepthNet(EncoderDecoderNet):
             "scales": list(self.scales),
             "init": self.init,
             "synchronized_bn": self.synchronized_bn,
-            "int8_friendly_elu": self.int8_friendly_elu,
             "init_disparity": self.init_disparity,
-            **export_layout_config(self),
+            "min_depth": self.min_depth,
+            "max_depth": self.max_depth,
+            "layout": self.layout,
         }

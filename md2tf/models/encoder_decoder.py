@@ -29,14 +29,6 @@ class EncoderDecoderNet(keras.Model):
         self(tf.zeros([1, height, width, self.input_channels]), training=False)
         return self
 
-    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
-        """Reference names: the encoder's layers under ``encoder.*`` (``encoder.pth``,
-        ``pose_encoder.pth``), then the decoder's (``decoder.*`` in ``depth.pth``, ``net.*`` in
-        ``pose.pth``)."""
-        return [("encoder." + n, layer) for n, layer in self.encoder.torch_layers()] + list(
-            self.decoder.torch_layers()
-        )
-
     @classmethod
     def from_config(cls, config: dict) -> EncoderDecoderNet:
         return cls(**config)

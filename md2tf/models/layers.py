@@ -3,9 +3,14 @@
 Every layer here keeps its sub-layers as *named attributes* (never only in a Python list), so that
 ``tf.train.Checkpoint`` and SavedModel see all variables (Keras 3 silently drops list-held layers).
 
-Each network class also exposes ``torch_layers()``: ``(torch_name_prefix, keras_layer)`` pairs naming
-the parameters the way the reference PyTorch modules do (``conv1``, ``layer1.0.bn2``,
-``decoder.7.conv.conv``, ``net.3``). `md2tf.convert.load_torch_state_dict` uses that mapping.
+Decoder layouts (`LAYOUTS`): the same weights and outputs written with two sets of ops.
+
+* ``"train"``: reflection padding as ``tf.pad(mode="REFLECT")`` (TFLite MIRROR_PAD) and nearest x2
+  upsampling as a resize with a hand-written gradient (XLA-compilable); the network as trained.
+* ``"xnnpack"``: reflection padding as strided slices + concatenation (`reflect_pad_slices`) and
+  upsampling as channel copies + DEPTH_TO_SPACE (`upsample_nearest_2x_depth_to_space`). XNNPACK runs
+  neither MIRROR_PAD nor (in int8) RESIZE_NEAREST_NEIGHBOR, so with this layout every TFLite variant
+  runs whole inside the delegate. ``md2tf.deploy`` converts a clone in this layout.
 """
 
 from __future__ import annotations
@@ -16,12 +21,20 @@ import keras
 import tensorflow as tf
 
 INITS = ("torch", "keras")
+LAYOUTS = ("train", "xnnpack")
 
 
 def check_init(init: str) -> None:
     """Raises ``ValueError`` unless ``init`` is ``"torch"`` or ``"keras"``."""
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
+
+
+def check_layout(layout: str) -> str:
+    """Returns ``layout``; raises ``ValueError`` unless it is one of `LAYOUTS`."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return layout
 
 
 def default_conv_initializers(init: str, fan_in: int) -> tuple:
@@ -203,14 +216,14 @@ class ReflectConv3x3(keras.layers.Layer):
       in_channels: Cin (used for the PyTorch-default initialiser).
       out_channels: Cout.
       init: ``"torch"`` or ``"keras"`` initialisers.
-      int8_friendly_pad: pad with `reflect_pad_slices` (slices + concat, for full-integer TFLite
-        export on XNNPACK) instead of `reflect_pad` (MIRROR_PAD); same weights, same outputs.
+      layout: ``"train"`` pads with `reflect_pad` (MIRROR_PAD), ``"xnnpack"`` with
+        `reflect_pad_slices` (see `LAYOUTS`); same weights, same outputs.
     """
 
     def __init__(self, in_channels: int, out_channels: int, init: str = "torch",
-                 int8_friendly_pad: bool = False, **kwargs):
+                 layout: str = "train", **kwargs):
         super().__init__(**kwargs)
-        self.int8_friendly_pad = bool(int8_friendly_pad)
+        self.layout = check_layout(layout)
         kernel_init, bias_init = default_conv_initializers(init, in_channels * 9)
         self.conv = keras.layers.Conv2D(
             out_channels,
@@ -222,33 +235,7 @@ class ReflectConv3x3(keras.layers.Layer):
         )
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
-        return self.conv(reflect_pad_slices(x, 1) if self.int8_friendly_pad else reflect_pad(x, 1))
-
-
-def elu_int8_friendly(x: tf.Tensor) -> tf.Tensor:
-    """ELU (alpha 1) written as ``r + (exp(x - r) - 1)`` with ``r = relu(x)``: same values as ``tf.nn.elu``.
-
-    ``tf.nn.elu`` lowers to the TFLite op ELU, which the converter's full-integer path leaves float,
-    wrapped in DEQUANTIZE/QUANTIZE (``md2tf.deploy.tflite.fuse_int8_elu`` rewrites it to the int8 ELU
-    builtin afterwards, which the md2tf int8 export uses instead of this form). This form lowers to
-    RELU, SUB, EXP, SUB and ADD, all int8 kernels that requantise their output, but XNNPACK has no
-    int8 EXP or RELU, so on CPU they run outside the delegate. (``relu(x) + exp(min(x, 0)) - 1`` also
-    converts to int8 ops, but int8 MINIMUM shares one scale between its input and output, so the
-    calibrated range ``[min, 0]`` of ``min(x, 0)`` is imposed on ``x`` itself and every positive
-    activation is clipped to 0.)
-
-    In float, ``x - r`` is exactly ``min(x, 0)`` and ``exp(0) - 1`` is exactly 0, so positive inputs
-    pass unchanged and negative ones differ from ``tf.nn.elu`` only by ``exp(x) - 1`` vs
-    ``expm1(x)`` rounding (absolute error ~1e-7 in float32).
-
-    Args:
-      x: any shape, float dtype.
-
-    Returns:
-      ``elu(x)``, same shape and dtype.
-    """
-    r = tf.nn.relu(x)
-    return r + (tf.exp(x - r) - 1.0)
+        return self.conv(reflect_pad_slices(x, 1) if self.layout == "xnnpack" else reflect_pad(x, 1))
 
 
 class ConvBlock(keras.layers.Layer):
@@ -258,17 +245,13 @@ class ConvBlock(keras.layers.Layer):
       in_channels: Cin.
       out_channels: Cout.
       init: ``"torch"`` or ``"keras"`` initialisers.
-      int8_friendly_elu: compute ELU as `elu_int8_friendly` (for full-integer TFLite export) instead
-        of ``tf.nn.elu``; same weights, same float outputs.
-      int8_friendly_pad: see `ReflectConv3x3`.
+      layout: see `ReflectConv3x3`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, init: str = "torch",
-                 int8_friendly_elu: bool = False, int8_friendly_pad: bool = False, **kwargs):
+                 layout: str = "train", **kwargs):
         super().__init__(**kwargs)
-        self.int8_friendly_elu = bool(int8_friendly_elu)
-        self.conv = ReflectConv3x3(in_channels, out_channels, init, int8_friendly_pad, name="conv")
+        self.conv = ReflectConv3x3(in_channels, out_channels, init, layout, name="conv")
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
-        y = self.conv(x)
-        return elu_int8_friendly(y) if self.int8_friendly_elu else tf.nn.elu(y)
+        return tf.nn.elu(self.conv(x))

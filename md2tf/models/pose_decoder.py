@@ -66,11 +66,6 @@ class PoseDecoder(keras.layers.Layer):
         x = tf.reshape(x, [-1, self.num_frames_to_predict_for, 6])
         return x[..., :3], x[..., 3:]
 
-    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
-        """Reference names ``net.0`` (squeeze) .. ``net.3``."""
-        return [("net.0", self.squeeze), ("net.1", self.pose_0), ("net.2", self.pose_1),
-                ("net.3", self.pose_2)]
-
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(

@@ -63,15 +63,6 @@ class _Block(keras.layers.Layer):
             return x
         return self.downsample_bn(self.downsample_conv(x), training=training)
 
-    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
-        out = []
-        for i in range(1, len(self.conv_names) + 1):
-            out.append((f"conv{i}", getattr(self, f"conv{i}")))
-            out.append((f"bn{i}", getattr(self, f"bn{i}")))
-        if self.downsample_conv is not None:
-            out += [("downsample.0", self.downsample_conv), ("downsample.1", self.downsample_bn)]
-        return out
-
 
 class BasicBlock(_Block):
     """Two 3x3 convs + identity/projection shortcut: ``[B,H,W,Cin] -> [B,H/s,W/s,planes]``."""
@@ -190,16 +181,6 @@ class ResnetEncoder(keras.layers.Layer):
                 x = getattr(self, name)(x, training=training)
             features.append(x)
         return tuple(features)
-
-    def torch_layers(self) -> list[tuple[str, keras.layers.Layer]]:
-        """``(torchvision name, layer)`` pairs: ``conv1``, ``bn1``, ``layer2.0.downsample.0``, ..."""
-        out = [("conv1", self.conv1), ("bn1", self.bn1)]
-        for names in self.block_names:
-            for name in names:
-                stage, j = name[len("layer"):].split("_")
-                for sub, layer in getattr(self, name).torch_layers():
-                    out.append((f"layer{stage}.{j}.{sub}", layer))
-        return out
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -71,7 +71,8 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
     """Networks + self-supervised loss for one (replica-local) batch.
 
     Args:
-      depth_net: ``images [B, H, W, 3] -> tuple of disparities`` (scale 0 first).
+      depth_net: ``images [B, H, W, 3] -> tuple of disparities`` (scale 0 first), with
+        ``disp_to_depth`` (the ``md2tf.models.DepthNet`` contract) that the loss warps with.
       pose_net: see `source_from_target_poses`.
       batch: replica-local `Batch`.
       data_config, loss_config: the experiment's configs.
@@ -86,7 +87,8 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
     disparities = tuple(tf.cast(d, tf.float32) for d in disparities)
     source_from_target = source_from_target_poses(pose_net, batch, data_config, training)
     losses = loss_fn(disparities, batch.target, batch.sources, source_from_target,
-                     tf.cast(batch.intrinsics, tf.float32), loss_config, noise_seed=noise_seed)
+                     tf.cast(batch.intrinsics, tf.float32), loss_config, noise_seed=noise_seed,
+                     disp_to_depth=depth_net.disp_to_depth)
     return ForwardOutputs(disparities, source_from_target, losses)
 
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from md2tf import models
 from md2tf.config import ExperimentConfig
+from md2tf.convert import init_encoders
 from md2tf.data import datasets, pipeline
 from md2tf.evaluation import metrics
 from md2tf.losses import monodepth2_loss
@@ -153,10 +154,12 @@ class Trainer:
         h, w = config.data.height, config.data.width
         with self.strategy.scope():
             if networks is None:
-                networks = lambda: models.build(  # noqa: E731
-                    config.model, use_pose_net=config.use_pose_net,
-                    synchronized_bn=self.num_replicas > 1,
-                    load_weights=not (tc.resume and self._has_checkpoint(tc.run_dir)))
+                def networks():
+                    nets = models.build(config.model, use_pose_net=config.use_pose_net,
+                                        synchronized_bn=self.num_replicas > 1)
+                    if not (tc.resume and self._has_checkpoint(tc.run_dir)):  # else restored
+                        init_encoders(config.model.encoder_weights, *nets)
+                    return nets
             self.depth_net, self.pose_net = networks()
             self.depth_net(tf.zeros([1, h, w, 3]), training=False)
             if self.pose_net is not None:
@@ -478,7 +481,7 @@ class Trainer:
             count += 1
             for d, g in zip(self.strategy.experimental_local_results(disp),
                             self.strategy.experimental_local_results(gt)):
-                disps.extend(self._scaled_disp(d.numpy()))
+                disps.extend(self.depth_net.disp_to_depth(d.numpy())[0][..., 0])
                 gts.extend(np.asarray(g.numpy())[..., 0])
         results = {k: v / max(count, 1) for k, v in sums.items()}
         results.update(self._depth_metrics(gts, disps))
@@ -486,11 +489,6 @@ class Trainer:
         logger.debug("validation at step %d: %s", global_step,
                     ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
         return results
-
-    def _scaled_disp(self, disp: np.ndarray) -> list[np.ndarray]:
-        lc = self.config.loss
-        lo, hi = 1.0 / lc.max_depth, 1.0 / lc.min_depth
-        return list((lo + (hi - lo) * disp)[..., 0])
 
     def _depth_metrics(self, gts, disps) -> dict[str, float]:
         if not gts or not any(np.any(g > 0) for g in gts):

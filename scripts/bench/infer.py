@@ -1,7 +1,7 @@
 """``--only infer``: depth-network inference latency per backend, sizes, FLOPs and fraction of peak.
 
 For every ``--sizes`` entry (default 192x640 and 320x1024) a scratch-initialised ResNet18 `DepthNet`
-is wrapped in the deployed graph (`md2tf.deploy.inference.make_depth_predictor`: uint8 in, disparity
+is wrapped in the deployed graph (`md2tf.deploy.inference.DepthPredictor`: uint8 in, disparity
 and depth out) and timed at batch 1 as:
 
 * ``keras graph`` (``tf.function``) and ``keras xla`` (``jit_compile=True``),
@@ -10,7 +10,7 @@ and depth out) and timed at batch 1 as:
   each with 1 and 2 interpreter threads (XNNPACK), plus file size and the depth error vs Keras
   (``abs_rel_vs_keras`` = mean |d - d_keras| / d_keras on structured test frames; random weights, so
   it measures quantisation noise, not accuracy on a dataset). Every variant is converted the way
-  ``md2tf.export`` does it: from `md2tf.deploy.exporter.tflite_saved_model` (the depth network's
+  ``md2tf.export`` does it: from `md2tf.deploy.formats.tflite_saved_model` (the depth network's
   XNNPACK-layout clone). ``tflite_fp32_as_trained`` and ``tflite_int8_as_trained`` (only when named
   in ``MD2TF_BENCH_INFER``) convert the network as trained instead (MIRROR_PAD and
   RESIZE_NEAREST_NEIGHBOR outside XNNPACK), for A/B.
@@ -93,9 +93,9 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
 
     from md2tf import models
     from md2tf.config import ModelConfig
-    from md2tf.deploy import exporter, tflite
+    from md2tf.deploy import formats, tflite
     from md2tf.deploy.images import structured_images
-    from md2tf.deploy.inference import KerasPredictor, ModelInfo, make_depth_predictor
+    from md2tf.deploy.inference import DepthPredictor, KerasPredictor, ModelInfo
     from md2tf.deploy.saved_model import export_saved_model
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -108,7 +108,7 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
         print(f"  {h}x{w}: building the depth net ...", flush=True)
         depth_net, _ = models.build(ModelConfig(), use_pose_net=False)
         info = ModelInfo(height=h, width=w)
-        predictor = make_depth_predictor(depth_net, info)
+        predictor = DepthPredictor(depth_net, info)
         images = np.stack(structured_images(3, h, w, seed=7))
         one = images[:1]
         graph_fn = tf.function(lambda x, p=predictor: p(x)["depth"])
@@ -134,7 +134,7 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
             rows.append(_row(measure(f"saved_model {h}x{w}",
                                      lambda f=serve, x=one_t: f(images=x)["depth"].numpy(), **kw),
                              args, h, w, flops, backend="saved_model"))
-        variants = list(tflite.TFLITE_VARIANTS)
+        variants = [name for name, f in formats.FORMATS.items() if f.tflite is not None]
         variants += [v for v in AS_TRAINED if wanted is not None and v in wanted]
         clone_dir = None
         for variant in variants:
@@ -150,11 +150,11 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
             else:  # what md2tf.export writes: one layout clone for every variant
                 if clone_dir is None:
                     work = tempfile.mkdtemp(prefix=f"tflite_{h}x{w}_", dir=args.workdir)
-                    clone_dir, _ = exporter.tflite_saved_model(KerasPredictor(predictor, info), sm_dir,
+                    clone_dir, _ = formats.tflite_saved_model(KerasPredictor(predictor, info), sm_dir,
                                                                work)
                 source_dir = clone_dir
             print(f"  {h}x{w}: converting {variant} ...", flush=True)
-            content = tflite.convert(source_dir, base, reps)
+            content = tflite.convert(source_dir, formats.FORMATS[base].tflite, reps)
             out = tflite.run(tflite.make_interpreter(content, num_threads=args.threads), images)["depth"]
             err = _depth_error(out, ref)
             for threads in tflite_threads:

@@ -226,7 +226,8 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M"):
 
     def loss_fwd():
         return monodepth2_loss(fixed_disps, data.target, data.sources, fixed_poses, data.intrinsics,
-                               loss_config, noise_seed=seed).total
+                               loss_config, noise_seed=seed,
+                               disp_to_depth=depth_net.disp_to_depth).total
 
     def loss_fwd_bwd():
         with tf.GradientTape() as tape:

@@ -14,17 +14,17 @@ def exported(tmp_path_factory):
     import keras
 
     from md2tf.deploy import tflite
-    from md2tf.deploy.inference import KerasPredictor, ModelInfo, make_depth_predictor
+    from md2tf.deploy.inference import DepthPredictor, KerasPredictor, ModelInfo
     from md2tf.deploy.saved_model import export_saved_model
     from md2tf.models import DepthNet
 
     keras.utils.set_random_seed(0)
     net = DepthNet(num_layers=18, init="keras").build_for_shape(H, W)
     info = ModelInfo(H, W, min_depth=0.1, max_depth=100.0, metric_scale=5.4, depth_units="metres")
-    predictor = KerasPredictor(make_depth_predictor(net, info), info)
+    predictor = KerasPredictor(DepthPredictor(net, info), info)
     root = tmp_path_factory.mktemp("export")
     sm_dir = export_saved_model(predictor.model, info, str(root / "saved_model"))
-    content = tflite.convert(sm_dir, "tflite_fp32", metadata=info.to_dict())
+    content = tflite.convert(sm_dir, metadata=info.to_dict())
     path = root / "depth_fp32.tflite"
     path.write_bytes(content)
     images = np.random.default_rng(5).integers(0, 256, (2, H, W, 3), dtype=np.uint8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from md2tf.deploy import exporter, tflite
+from md2tf.deploy import exporter, formats, tflite
 from md2tf.deploy.inference import ModelInfo, load_predictor
 from tests.deploy.conftest import H, W
 from tests.deploy.xnnpack_graph import not_delegated, typed_ops
@@ -24,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXPECTED_OPS = {"ADD", "CAST", "CONCATENATION", "CONV_2D", "DIV", "ELU", "LOGISTIC", "MAX_POOL_2D",
                 "MIRROR_PAD", "MUL", "PAD", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SUB", "TILE",
                 "QUANTIZE", "DEQUANTIZE", "REVERSE_V2", "STRIDED_SLICE",
-                "DEPTH_TO_SPACE"}  # the TFLite models' upsampling (exporter.TFLITE_CLONE_OPTIONS)
+                "DEPTH_TO_SPACE"}  # the TFLite models' upsampling (decoder layout "xnnpack")
 
 
 def test_saved_model_has_the_documented_signatures(exported):
@@ -110,7 +111,7 @@ def _flex_saved_model(path):
 def test_conversion_fails_on_flex_ops(tmp_path):
     path = _flex_saved_model(str(tmp_path / "flex"))
     with pytest.raises(Exception, match="(?i)flex|select|not supported|igamma"):
-        tflite.convert(path, "tflite_fp32")
+        tflite.convert(path)
 
 
 def test_check_builtin_only_rejects_a_flex_model(tmp_path):
@@ -125,10 +126,10 @@ def test_check_builtin_only_rejects_a_flex_model(tmp_path):
 
 
 def test_convert_rejects_bad_variant_and_int8_without_data(exported):
-    with pytest.raises(ValueError, match="variant must be one of"):
-        tflite.convert(exported["saved_model"], "tflite_int4")
+    with pytest.raises(ValueError, match="quantization must be one of"):
+        tflite.TFLiteOptions("int4")
     with pytest.raises(ValueError, match="representative_images"):
-        tflite.convert(exported["saved_model"], "tflite_int8")
+        tflite.convert(exported["saved_model"], tflite.TFLiteOptions("int8"))
 
 
 def test_export_config_validation():
@@ -138,16 +139,33 @@ def test_export_config_validation():
         ExportConfig(checkpoint="run", out_dir="out", height=50)
     with pytest.raises(ValueError, match="--out is required"):
         ExportConfig(checkpoint="run")
-    with pytest.raises(ValueError, match="--formats"):
-        ExportConfig(checkpoint="run", out_dir="out", formats=("onnx",))
-    assert "tflite_pose" in ExportConfig(checkpoint="r", out_dir="o", formats=("tflite_pose",)).formats
+    with pytest.raises(ValueError, match="--formats is empty"):
+        ExportConfig(checkpoint="run", out_dir="out", formats=("",))
+    assert ExportConfig(checkpoint="r", out_dir="o").formats == ("all",)  # the default: every depth format
 
 
-def test_parse_formats():
-    assert exporter.parse_formats("all") == exporter.FORMATS
-    assert exporter.parse_formats("tflite_fp32, saved_model") == ("tflite_fp32", "saved_model")
+def _names(selected):
+    return tuple(f.name for f in selected)
+
+
+def test_resolve_formats():
+    depth = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
+    assert _names(formats.resolve("all")) == formats.default_formats() == depth
+    assert _names(formats.resolve("all,tflite_pose")) == (*depth, "tflite_pose")
+    # Registry order, no duplicates.
+    assert _names(formats.resolve("tflite_fp32, saved_model,tflite_fp32")) == ("saved_model", "tflite_fp32")
+    with pytest.raises(ValueError, match=r"--formats must be .*saved_model.*tflite_pose.*unknown \['onnx'\]"):
+        formats.resolve("tflite_fp32,onnx")
     with pytest.raises(ValueError, match="--formats"):
-        exporter.parse_formats("tflite_fp32,onnx")
+        formats.resolve("")
+
+
+def test_every_registry_entry_is_complete():
+    files = [f.file for f in formats.FORMATS.values()]
+    assert len(set(files)) == len(files)  # no two formats write the same file
+    for name, f in formats.FORMATS.items():
+        assert f.name == name and f.description and f.parity_atol > 0 and callable(f.write)
+        assert (f.tflite is not None) == f.file.endswith(".tflite") or f.needs_pose_net
 
 
 @pytest.mark.slow
@@ -157,7 +175,8 @@ def test_quantized_variants_run_and_stay_close(exported, variant, atol):
     from md2tf.deploy.images import structured_images
 
     frames = structured_images(8, H, W, seed=2)
-    content = tflite.convert(exported["saved_model"], variant, lambda: iter(frames))
+    content = tflite.convert(exported["saved_model"], formats.FORMATS[variant].tflite,
+                             lambda: iter(frames))
     ops = tflite.check_builtin_only(content)
     if variant == "tflite_int8":  # from the network as trained: MIRROR_PAD, int8 ELU, float head
         assert {"QUANTIZE", "ELU", "MIRROR_PAD"} <= set(ops)
@@ -167,22 +186,21 @@ def test_quantized_variants_run_and_stay_close(exported, variant, atol):
     assert len(content) < 0.6 * len(exported["content"])  # weights stored in 16 or 8 bits
 
 
-def test_int8_friendly_clone_copies_the_weights_and_checks_them(exported, monkeypatch):
+def test_xnnpack_clone_copies_the_weights_and_checks_them(exported, monkeypatch):
     from md2tf.models import layers
     from tests.deploy.standin import tiny_depth_net
 
     net = exported["predictor"].model.depth_net
-    clone, diff = exporter.int8_friendly_clone(net, H, W)
-    assert clone.int8_friendly_pad and clone.int8_friendly_upsample and not clone.int8_friendly_elu
-    assert not net.int8_friendly_pad and diff <= 1e-5
-    assert clone.get_config() == {**net.get_config(), **exporter.TFLITE_CLONE_OPTIONS}
+    clone, diff = formats.xnnpack_clone(net, H, W)
+    assert clone.layout == "xnnpack" and net.layout == "train" and diff <= 1e-5
+    assert clone.get_config() == {**net.get_config(), "layout": "xnnpack"}
     for a, b in zip(clone.weights, net.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert exporter.int8_friendly_clone(clone, H, W) is None  # already in the int8 layout
-    assert exporter.int8_friendly_clone(tiny_depth_net(H, W), H, W) is None  # no such option
+    assert formats.xnnpack_clone(clone, H, W) is None  # already in the xnnpack layout
+    assert formats.xnnpack_clone(tiny_depth_net(H, W), H, W) is None  # not a DepthNet
     monkeypatch.setattr(layers, "reflect_pad_slices", lambda x, pad=1: layers.zero_pad(x, pad))
-    with pytest.raises(RuntimeError, match="int8 clone"):  # a wrong padding is caught
-        exporter.int8_friendly_clone(net, H, W)
+    with pytest.raises(RuntimeError, match="xnnpack-layout clone"):  # a wrong padding is caught
+        formats.xnnpack_clone(net, H, W)
 
 
 @pytest.mark.slow
@@ -190,7 +208,7 @@ def test_int8_export_runs_the_network_in_int8_inside_xnnpack(exported, tmp_path)
     card = exporter.export_all(exported["predictor"], str(tmp_path), ["tflite_int8"])
     variant = card["variants"]["tflite_int8"]
     entry = variant["tflite_graph"]
-    assert entry["options"] == exporter.TFLITE_CLONE_OPTIONS
+    assert entry["layout"] == "xnnpack"
     assert entry["clone_max_abs_diff_disparity"] <= 1e-5
     assert entry["float_ops"] == ["ADD", "CAST", "DIV", "LOGISTIC", "MUL"]  # input cast + head
     assert json.loads((tmp_path / "model_card.json").read_text())["variants"]["tflite_int8"]["tflite_graph"]
@@ -207,21 +225,25 @@ def test_int8_export_runs_the_network_in_int8_inside_xnnpack(exported, tmp_path)
 @pytest.mark.slow
 def test_export_all_writes_every_format_and_a_model_card(exported, tmp_path):
     out = tmp_path / "all"
-    card = exporter.export_all(exported["predictor"], str(out), exporter.FORMATS,
+    card = exporter.export_all(exported["predictor"], str(out), "all",
                                evaluate_fn=lambda p: {"height": float(p.height)})
     on_disk = json.loads((out / "model_card.json").read_text())
     assert on_disk["variants"].keys() == card["variants"].keys()
-    assert set(card["variants"]) == {"keras", *exporter.FORMATS}
-    for name in exporter.TFLITE_FILES:
+    assert set(card["variants"]) == {"keras", *formats.default_formats()}
+    assert sorted(os.listdir(out)) == sorted([formats.FORMATS[n].file for n in formats.default_formats()]
+                                             + ["model_card.json"])  # nothing else, no temp files
+    for name in formats.default_formats():
+        assert card["variants"][name]["parity"]["within_tolerance"] is True, name
+    for name in [n for n in formats.default_formats() if formats.FORMATS[n].tflite]:
         v = card["variants"][name]
         assert (out / v["file"]).stat().st_size == v["size_bytes"]
         assert set(v["ops"]) <= EXPECTED_OPS and v["gpu_compatible"] is True
         assert v["accuracy"] == {"height": float(H)}
         # Every variant comes from the XNNPACK-layout clone: no MIRROR_PAD / RESIZE partitions.
-        assert v["tflite_graph"]["options"] == exporter.TFLITE_CLONE_OPTIONS
+        assert v["tflite_graph"]["layout"] == "xnnpack"
         assert not {"MIRROR_PAD", "RESIZE_NEAREST_NEIGHBOR"} & set(v["ops"]), (name, v["ops"])
         assert {"STRIDED_SLICE", "DEPTH_TO_SPACE"} <= set(v["ops"]), (name, v["ops"])
-    par = {k: card["variants"][k]["parity"]["max_abs_diff_disparity"] for k in exporter.FORMATS}
+    par = {k: card["variants"][k]["parity"]["max_abs_diff_disparity"] for k in formats.default_formats()}
     assert par["saved_model"] <= 1e-5 and par["tflite_fp32"] <= 1e-4 and par["tflite_fp16"] <= 1e-2
     assert card["contract"]["input"]["dtype"] == "uint8"
     assert card["contract"]["outputs"]["depth"]["range"] == pytest.approx([0.54, 540.0])
@@ -269,22 +291,27 @@ def test_export_cli_end_to_end(exported, run_dir, tmp_path):
     assert "4 structured" in card["int8_calibration"]
     p = load_predictor(str(out / "depth_int8.tflite"))
     assert p.metric_scale == pytest.approx(5.4)
-    with pytest.raises(ValueError):  # bad --formats fails fast with the flag named
-        from md2tf.config import ExportConfig
-
-        ExportConfig(checkpoint=run_dir, out_dir=str(out), formats=("onnx",))
+    files = sorted(os.listdir(out))
+    card_text = (out / "model_card.json").read_text()
+    for flag, message in (("--formats=tflite_fp16", "is not empty.*--overwrite"),
+                          ("--formats=onnx", "--formats must be.*unknown")):
+        again = subprocess.run([sys.executable, "-m", "md2tf.export", f"--checkpoint={run_dir}",
+                                f"--out={out}", flag], capture_output=True, text=True, env=env,
+                               cwd=REPO, timeout=600)
+        assert again.returncode != 0 and re.search(message, again.stderr), again.stderr[-2000:]
+        assert sorted(os.listdir(out)) == files and (out / "model_card.json").read_text() == card_text
 
 
 def test_flip_post_processing_survives_conversion(tmp_path):
     """Post-processing (batch of [x, flip(x)], masks) converts to builtins and matches Keras."""
-    from md2tf.deploy.inference import KerasPredictor, make_depth_predictor
+    from md2tf.deploy.inference import DepthPredictor, KerasPredictor
     from md2tf.deploy.saved_model import export_saved_model
     from tests.deploy.standin import tiny_depth_net
 
     info = ModelInfo(32, 64, post_process=True)
-    predictor = KerasPredictor(make_depth_predictor(tiny_depth_net(32, 64), info), info)
+    predictor = KerasPredictor(DepthPredictor(tiny_depth_net(32, 64), info), info)
     sm = export_saved_model(predictor.model, info, str(tmp_path / "sm"))
-    content = tflite.convert(sm, "tflite_fp32")
+    content = tflite.convert(sm)
     assert "REVERSE_V2" in tflite.check_builtin_only(content)
     x = np.random.default_rng(2).integers(0, 256, (2, 32, 64, 3), dtype=np.uint8)
     np.testing.assert_allclose(tflite.run(content, x)["disparity"], predictor.predict(x)["disparity"],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from md2tf.deploy import inference
-from md2tf.deploy.inference import KerasPredictor, ModelInfo, make_depth_predictor
+from md2tf.deploy.inference import DepthPredictor, KerasPredictor, ModelInfo
 from tests.conftest import tol
 from tests.deploy.standin import tiny_depth_net
 
@@ -29,7 +29,7 @@ def images(rng):
 
 def test_outputs_follow_disp_to_depth_and_metric_scale(net, images):
     info = ModelInfo(H, W, min_depth=0.5, max_depth=50.0, metric_scale=5.4, depth_units="metres")
-    out = make_depth_predictor(net, info)(images)
+    out = DepthPredictor(net, info)(images)
     disp = net(images.astype(np.float32) / 255.0)[0].numpy()
     np.testing.assert_allclose(out["disparity"].numpy(), disp, **tol())
     np.testing.assert_allclose(out["depth"].numpy(), _np_depth(disp, 0.5, 50.0, 5.4), rtol=1e-5)
@@ -38,7 +38,7 @@ def test_outputs_follow_disp_to_depth_and_metric_scale(net, images):
 
 def test_post_process_matches_numpy_reference(net, images):
     info = ModelInfo(H, W, post_process=True)
-    got = make_depth_predictor(net, info)(images)["disparity"].numpy()
+    got = DepthPredictor(net, info)(images)["disparity"].numpy()
     x = images.astype(np.float32) / 255.0
     d = net(x)[0].numpy()
     d_flip = net(x[:, :, ::-1].copy())[0].numpy()[:, :, ::-1]
@@ -54,7 +54,7 @@ def test_post_process_matches_numpy_reference(net, images):
 
 def test_keras_predictor_returns_consistent_numpy(net, images):
     info = ModelInfo(H, W, metric_scale=2.0, depth_units="metres")
-    out = KerasPredictor(make_depth_predictor(net, info), info).predict(images)
+    out = KerasPredictor(DepthPredictor(net, info), info).predict(images)
     assert set(out) == {"disparity", "scaled_disparity", "depth"}
     for v in out.values():
         assert v.shape == (2, H, W, 1) and v.dtype == np.float32
@@ -69,7 +69,7 @@ def test_keras_predictor_returns_consistent_numpy(net, images):
 ])
 def test_predict_rejects_bad_images(net, shape, dtype, pattern):
     info = ModelInfo(H, W)
-    p = KerasPredictor(make_depth_predictor(net, info), info)
+    p = KerasPredictor(DepthPredictor(net, info), info)
     with pytest.raises(ValueError, match=pattern):
         p.predict(np.zeros(shape, dtype))
 
@@ -89,6 +89,31 @@ def test_metric_scale_for(stereo, baseline, real, expected):
 def test_model_info_validation(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         ModelInfo(**kwargs)
+
+
+def test_predictor_from_models_takes_the_depth_range_from_the_network(net, images):
+    from md2tf.config import DataConfig, ExperimentConfig
+
+    net.min_depth, net.max_depth = 0.5, 50.0  # the DepthNet attributes
+    try:
+        p = inference.predictor_from_models(ExperimentConfig(data=DataConfig(height=H, width=W)), net)
+    finally:
+        del net.min_depth, net.max_depth
+    assert (p.info.min_depth, p.info.max_depth) == (0.5, 50.0)
+    out = p.predict(images)
+    np.testing.assert_allclose(out["depth"], _np_depth(out["disparity"], 0.5, 50.0, 1.0), rtol=1e-5)
+
+
+def test_model_card_contract_states_the_same_conversion():
+    from md2tf.deploy.model_card import io_contract
+
+    info = ModelInfo(H, W, min_depth=0.2, max_depth=80.0, metric_scale=5.4, depth_units="metres")
+    depth = io_contract(info)["outputs"]["depth"]
+    disp = np.linspace(0.0, 1.0, 11, dtype=np.float32)
+    # A consumer without md2tf computes depth from the card's numbers alone.
+    from_card = info.metric_scale / (depth["a"] * disp + depth["b"])
+    np.testing.assert_allclose(from_card, info.disp_to_depth(disp)[1], rtol=1e-6)
+    np.testing.assert_allclose(depth["range"], [0.2 * 5.4, 80.0 * 5.4])
 
 
 def test_model_info_dict_round_trip():

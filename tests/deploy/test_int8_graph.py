@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from md2tf.deploy import tflite
 from md2tf.deploy.images import structured_images
-from md2tf.deploy.inference import KerasPredictor, ModelInfo, make_depth_predictor
+from md2tf.deploy.inference import DepthPredictor, KerasPredictor, ModelInfo
 from md2tf.deploy.saved_model import export_saved_model
 from md2tf.models import DepthDecoder
 from md2tf.models import layers as L
@@ -116,7 +116,7 @@ class TinyDepthNet(keras.Model):
         return self.decoder(features, training=training)
 
 
-LAYOUTS = {"as_trained": {}, "int8_layout": {"int8_friendly_pad": True, "int8_friendly_upsample": True}}
+LAYOUTS = {"as_trained": {"layout": "train"}, "int8_layout": {"layout": "xnnpack"}}
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +137,9 @@ def tiny_int8(tmp_path_factory):
             net = TinyDepthNet(**LAYOUTS[layout])
             net(tf.zeros([1, height, width, 3]))
             net.set_weights(base.get_weights())
-            predictor = KerasPredictor(make_depth_predictor(net, info), info)
+            predictor = KerasPredictor(DepthPredictor(net, info), info)
             sm = export_saved_model(predictor.model, info, str(tmp_path_factory.mktemp(layout) / "sm"))
-            cache[layout] = (tflite.convert(sm, "tflite_int8", lambda: iter(frames)),
+            cache[layout] = (tflite.convert(sm, tflite.TFLiteOptions("int8"), lambda: iter(frames)),
                              predictor.predict(images), images)
         return cache[layout]
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from md2tf.deploy import exporter, tflite
+from md2tf.deploy import exporter, formats, tflite
 from md2tf.deploy.inference import ModelInfo
 
 
@@ -21,7 +21,7 @@ def _rodrigues_np(v: np.ndarray) -> np.ndarray:
 def test_pose_format_needs_a_pose_net(tmp_path):
     with pytest.raises(ValueError, match="tflite_pose needs a pose network"):
         exporter.export_all(None, str(tmp_path), ["tflite_pose"])
-    assert exporter.parse_formats("tflite_fp32,tflite_pose") == ("tflite_fp32", "tflite_pose")
+    assert [f.name for f in formats.resolve("tflite_fp32,tflite_pose")] == ["tflite_fp32", "tflite_pose"]
 
 
 @pytest.mark.slow
@@ -33,8 +33,9 @@ def test_pose_export_matches_keras_and_is_rigid(tmp_path):
 
     keras.utils.set_random_seed(1)
     net = PoseNet(18, init="keras").build_for_shape(64, 128)
-    entry = export_pose(net, ModelInfo(64, 128), str(tmp_path))
+    entry = export_pose(net, ModelInfo(64, 128), str(tmp_path / "pose_fp32.tflite"))
     assert all(v <= 1e-5 for v in entry["parity"].values()), entry["parity"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pose_fp32.tflite"]  # no .part left
     content = (tmp_path / "pose_fp32.tflite").read_bytes()
     assert set(entry["ops"]) == set(tflite.check_builtin_only(content))
     assert json.loads(tflite.read_metadata(content)["md2tf_pose"])["model"] == "pose"

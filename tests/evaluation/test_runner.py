@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from md2tf import geometry
 from md2tf.config import EvalConfig
 from md2tf.evaluation import gt_depth, metrics, runner
 
@@ -101,8 +102,9 @@ def test_depth_net_source_with_tiny_keras_model(rng):
     inputs = keras.Input((8, 16, 3))
     disp = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs)
     net = keras.Model(inputs, [disp, disp])
+    net.disp_to_depth = lambda d: geometry.disp_to_depth(d, 0.1, 100.0)  # the DepthNet contract
     images = [rng.integers(0, 255, (8, 16, 3), dtype=np.uint8) for _ in range(3)]
-    src = runner.depth_net_source(net, 8, 16, lambda: iter(images), 3, "tiny", min_depth=0.1, max_depth=100.0)
+    src = runner.depth_net_source(net, 8, 16, lambda: iter(images), 3, "tiny")
     out = np.stack(list(src))
     sig = net.predict(np.stack(images).astype(np.float32) / 255.0, verbose=0)[0][..., 0]
     np.testing.assert_allclose(out, 0.01 + (10.0 - 0.01) * sig, rtol=1e-5)

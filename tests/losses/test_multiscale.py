@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -16,12 +17,20 @@ from tests import reference_np
 H, W = 8, 24
 FX, Z, TX = 12.0, 6.0, 1.0  # a lateral translation of TX at depth Z shifts pixels by FX * TX / Z = 2
 NO_NOISE = dataclasses.replace(LossConfig(), identity_noise_std=0.0)
+MIN_DEPTH, MAX_DEPTH = 0.1, 100.0  # the depth network's range (paper defaults)
+
+
+def _to_depth(disp):
+    return geometry.disp_to_depth(disp, MIN_DEPTH, MAX_DEPTH)
+
+
+_monodepth2_loss = functools.partial(losses.monodepth2_loss, disp_to_depth=_to_depth)
 
 
 def _disp_for_depth(depth, shape, cfg=NO_NOISE):
     """Inverse of disp_to_depth: the sigmoid output that gives ``depth``."""
     inv = 1.0 / depth
-    value = (inv - 1.0 / cfg.max_depth) / (1.0 / cfg.min_depth - 1.0 / cfg.max_depth)
+    value = (inv - 1.0 / MAX_DEPTH) / (1.0 / MIN_DEPTH - 1.0 / MAX_DEPTH)
     return np.full(shape, value)
 
 
@@ -57,7 +66,7 @@ def _scene():
 def _loss(disp_value_depth, target, sources, poses, cfg=NO_NOISE, scales=2, noise_seed=None):
     disps = [_disp_for_depth(disp_value_depth, [1, H >> s, W >> s, 1], cfg) for s in range(scales)]
     srcs = np.stack(sources, axis=1)
-    return losses.monodepth2_loss(
+    return _monodepth2_loss(
         disps, _pyramid(target, scales), _pyramid(srcs, scales), tf.stack(poses, axis=1), _k(), cfg, noise_seed
     )
 
@@ -81,7 +90,7 @@ class ReferenceTest(tf.test.TestCase, parameterized.TestCase):
         )
         k = geometry.intrinsics_matrix(8.0, 8.0, 7.5, 3.5, batch=b, dtype=tf.float64).numpy()
         cfg = dataclasses.replace(NO_NOISE, **options)
-        got = losses.monodepth2_loss(disps, target, sources, poses, k, cfg)
+        got = _monodepth2_loss(disps, target, sources, poses, k, cfg)
         want, want_min = reference_np.monodepth2_loss(disps, target, sources, poses, k, **options)
         # tf.image.resize computes in float32, hence the looser tolerance for the upsampled scales.
         self.assertAllClose(got.total, want, rtol=1e-6, atol=1e-7)
@@ -100,7 +109,7 @@ class ReferenceTest(tf.test.TestCase, parameterized.TestCase):
         cfg = dataclasses.replace(NO_NOISE, full_res_multiscale=False, automask=False, smoothness_weight=0.1)
 
         def f(d):
-            return losses.monodepth2_loss([d], target, sources, poses, k, cfg).total
+            return _monodepth2_loss([d], target, sources, poses, k, cfg).total
 
         theo, num = tf.test.compute_gradient(f, [tf.constant(rng.uniform(0.05, 0.3, size=[1, 4, 6, 1]))], delta=1e-6)
         self.assertAllClose(theo[0], num[0], atol=1e-5)
@@ -126,7 +135,7 @@ class SceneTest(tf.test.TestCase):
         disps = [tf.constant(_disp_for_depth(Z, [1, H >> s, W >> s, 1])) for s in range(2)]
         with tf.GradientTape() as tape:
             tape.watch(disps)
-            out = losses.monodepth2_loss(
+            out = _monodepth2_loss(
                 disps, _pyramid(target, 2), _pyramid(target[:, None], 2), _shift_pose(TX)[:, None], _k(), cfg, tf.constant([3, 4])
             )
         for s in range(2):
@@ -139,7 +148,7 @@ class SceneTest(tf.test.TestCase):
         # Control: without auto-masking the same pair does produce a gradient.
         with tf.GradientTape() as tape:
             tape.watch(disps)
-            unmasked = losses.monodepth2_loss(
+            unmasked = _monodepth2_loss(
                 disps, _pyramid(target, 2), _pyramid(target[:, None], 2), _shift_pose(TX)[:, None], _k(),
                 dataclasses.replace(cfg, automask=False),
             )
@@ -168,13 +177,13 @@ class SceneTest(tf.test.TestCase):
             tf.TensorSpec([None, 3, 3], tf.float64), tf.TensorSpec([2], tf.int32),
         ])
         def fn(d0, d1, t0, t1, s0, poses, k, seed):
-            return losses.monodepth2_loss([d0, d1], [t0, t1], [s0], poses, k, LossConfig(), seed).total
+            return _monodepth2_loss([d0, d1], [t0, t1], [s0], poses, k, LossConfig(), seed).total
 
         disps = [_disp_for_depth(Z, [1, H >> s, W >> s, 1]) for s in range(2)]
         targets = _pyramid(target, 2)
         poses = _shift_pose(TX)[:, None]
         seed = tf.constant([5, 6])
-        eager = losses.monodepth2_loss(disps, targets, [source_a[:, None]], poses, _k(), LossConfig(), seed).total
+        eager = _monodepth2_loss(disps, targets, [source_a[:, None]], poses, _k(), LossConfig(), seed).total
         self.assertAllClose(fn(*disps, *targets, source_a[:, None], poses, _k(), seed), eager)
 
 
@@ -191,7 +200,7 @@ class BadInputTest(tf.test.TestCase):
         args = dict(disparities=self.disps, target=self.target, sources=self.sources,
                     source_from_target=self.poses, intrinsics=self.k, config=LossConfig())
         args.update(kw)
-        return losses.monodepth2_loss(**args)
+        return _monodepth2_loss(**args)
 
     def test_errors_name_the_argument(self):
         with self.assertRaisesRegex(ValueError, "target must hold 2 scales"):
@@ -223,8 +232,8 @@ def _random_inputs(dtype, scales=2, b=1, s_count=2, h=16, w=32):
 class PrecisionTest(tf.test.TestCase):
     def test_float32_matches_float64(self):
         seed = tf.constant([7, 8])
-        out32 = losses.monodepth2_loss(*_random_inputs(np.float32), LossConfig(), seed)
-        out64 = losses.monodepth2_loss(*_random_inputs(np.float64), LossConfig(), seed)
+        out32 = _monodepth2_loss(*_random_inputs(np.float32), LossConfig(), seed)
+        out64 = _monodepth2_loss(*_random_inputs(np.float64), LossConfig(), seed)
         self.assertEqual(out32.total.dtype, tf.float32)
         self.assertAllClose(out32.total, out64.total, rtol=1e-5, atol=1e-6)
 
@@ -235,7 +244,7 @@ class PrecisionTest(tf.test.TestCase):
         def loss_and_grad(d):
             with tf.GradientTape() as tape:
                 tape.watch(d)
-                total = losses.monodepth2_loss(d, target, sources, poses, k, LossConfig(), tf.constant([1, 2])).total
+                total = _monodepth2_loss(d, target, sources, poses, k, LossConfig(), tf.constant([1, 2])).total
             return total, tape.gradient(total, d)
 
         want = tf.function(loss_and_grad)(disps)

@@ -62,8 +62,9 @@ class IdentityErrorsTest(tf.test.TestCase):
         config = LossConfig()
         seed = tf.constant([3, 4])
         shared = multiscale.identity_errors(target, sources, config)
-        a = multiscale.scale_reprojection(disp, target, sources, poses, k, config, seed)
-        c = multiscale.scale_reprojection(disp, target, sources, poses, k, config, seed, identity=shared)
+        depth = 1.0 / disp
+        a = multiscale.scale_reprojection(depth, target, sources, poses, k, config, seed)
+        c = multiscale.scale_reprojection(depth, target, sources, poses, k, config, seed, identity=shared)
         for x, y in zip(a, c):
             self.assertAllClose(x, y, atol=0.0)
 

@@ -116,3 +116,19 @@ def test_list_held_variables_are_reported_as_unsaved(tmp_path):
     saved_keys = [k for k, _ in tf.train.list_variables(prefix) if k != "_CHECKPOINTABLE_OBJECT_GRAPH"]
     assert len(saved_keys) == 2 and len(unsaved) == 2  # the listed Dense's kernel and bias
     assert all(u.endswith(("kernel", "bias")) and "named" not in u for u in unsaved)
+
+
+def test_run_dir_with_the_depth_range_under_loss_still_loads(saved_run, tmp_path):
+    """config.json of md2tf 0.1.0 runs holds min_depth/max_depth under "loss"; they reach DepthNet."""
+    run, _, depth, _ = saved_run
+    legacy = json.loads((run / "config.json").read_text())
+    del legacy["model"]["min_depth"], legacy["model"]["max_depth"]
+    legacy["loss"].update(min_depth=0.5, max_depth=80.0)
+    old = tmp_path / "old_run"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps(legacy))
+    (old / "checkpoints").symlink_to(run / "checkpoints")
+    config, depth2, _ = models.load_models(str(old), load_pose_net=False)
+    assert (config.model.min_depth, config.model.max_depth) == (0.5, 80.0)
+    assert (depth2.min_depth, depth2.max_depth) == (0.5, 80.0)
+    _assert_same_weights(depth, depth2)

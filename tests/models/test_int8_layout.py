@@ -1,4 +1,4 @@
-"""The export-only int8 layout options: reflection padding as slices, upsampling as DEPTH_TO_SPACE."""
+"""The decoder's ``xnnpack`` layout: reflection padding as slices, upsampling as DEPTH_TO_SPACE."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tensorflow as tf
 from md2tf import models
 from md2tf.models import layers as L
 
-LAYOUT = {"int8_friendly_pad": True, "int8_friendly_upsample": True}
+LAYOUT = {"layout": "xnnpack"}
 
 
 @pytest.mark.parametrize("pad", [1, 2, 3])
@@ -73,13 +73,13 @@ def net_and_layout_clone():
     return net, clone
 
 
-def test_layout_options_reach_every_decoder_layer(net_and_layout_clone):
-    _, clone = net_and_layout_clone
+def test_layout_reaches_every_decoder_layer(net_and_layout_clone):
+    net, clone = net_and_layout_clone
     dec = clone.decoder
-    assert dec.int8_friendly_pad and dec.int8_friendly_upsample
+    assert dec.layout == "xnnpack" and net.decoder.layout == "train"
     blocks = [getattr(dec, f"upconv_{i}_{j}") for i in range(5) for j in range(2)]
-    assert all(b.conv.int8_friendly_pad for b in blocks)
-    assert all(getattr(dec, f"dispconv_{s}").int8_friendly_pad for s in dec.scales)
+    assert all(b.conv.layout == "xnnpack" for b in blocks)
+    assert all(getattr(dec, f"dispconv_{s}").layout == "xnnpack" for s in dec.scales)
 
 
 def test_layout_clone_gives_the_same_float_outputs(net_and_layout_clone):
@@ -89,12 +89,12 @@ def test_layout_clone_gives_the_same_float_outputs(net_and_layout_clone):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=0, atol=1e-5)
 
 
-def test_layout_options_are_in_the_config_only_when_set(net_and_layout_clone):
+def test_layout_is_in_the_config_and_validated(net_and_layout_clone):
     net, clone = net_and_layout_clone
-    assert not set(LAYOUT) & set(net.get_config())  # configs of trained networks are unchanged
-    assert not set(LAYOUT) & set(net.decoder.get_config())
+    assert net.get_config()["layout"] == "train" and net.decoder.get_config()["layout"] == "train"
     assert clone.get_config() == {**net.get_config(), **LAYOUT}
     assert models.DepthNet.from_config(clone.get_config()).get_config() == clone.get_config()
-    dec = models.DepthDecoder(scales=(0,), int8_friendly_upsample=True)
-    assert dec.get_config()["int8_friendly_upsample"] is True and "int8_friendly_pad" not in dec.get_config()
+    dec = models.DepthDecoder(scales=(0,), layout="xnnpack")
     assert type(dec).from_config(dec.get_config()).get_config() == dec.get_config()
+    with pytest.raises(ValueError, match="layout must be one of"):
+        models.DepthNet(layout="int8")

@@ -101,32 +101,34 @@ def test_config_round_trip(depth_net):
     clone = models.DepthNet.from_config(net.get_config())
     assert clone.get_config() == net.get_config() == {
         "name": "d", "num_layers": 18, "scales": [0, 1, 2, 3], "init": "keras",
-        "synchronized_bn": True, "int8_friendly_elu": False, "init_disparity": None}
+        "synchronized_bn": True, "init_disparity": None, "min_depth": 0.1, "max_depth": 100.0,
+        "layout": "train"}
     clone.build_for_shape()  # same architecture as the fixture (init/sync do not change shapes)
     assert [v.shape for v in clone.weights] == [v.shape for v in depth_net.weights]
     pose = models.PoseNet(50, init="keras")
     assert models.PoseNet.from_config(pose.get_config()).get_config() == pose.get_config()
 
 
-def test_int8_friendly_elu_round_trips_and_matches_the_fused_elu(depth_net):
-    net = models.DepthNet.from_config({**depth_net.get_config(), "int8_friendly_elu": True})
-    assert net.get_config()["int8_friendly_elu"] is True
-    assert models.DepthNet.from_config(net.get_config()).get_config() == net.get_config()
-    assert net.decoder.get_config()["int8_friendly_elu"] is True
-    assert all(getattr(net.decoder, f"upconv_{i}_{j}").int8_friendly_elu
-               for i in range(5) for j in range(2))
-    net.build_for_shape(64, 128)
-    net.set_weights(depth_net.get_weights())
-    x = tf.random.stateless_uniform([2, 64, 128, 3], seed=(3, 4))
-    for fused, decomposed in zip(depth_net(x), net(x), strict=True):
-        np.testing.assert_allclose(decomposed.numpy(), fused.numpy(), rtol=0, atol=1e-6)
+def test_disp_to_depth_is_the_networks_output_contract():
+    net = models.DepthNet(18, scales=(0,), min_depth=0.5, max_depth=40.0)  # not built: no weights needed
+    disp = np.array([0.0, 0.25, 1.0], np.float32)
+    scaled, depth = net.disp_to_depth(disp)
+    # D = 1 / (a * sigma + b): sigma = 0 -> max_depth, 1 -> min_depth; 0.25 by hand.
+    np.testing.assert_allclose(depth, [40.0, 1.0 / (0.025 + 0.25 * (2.0 - 0.025)), 0.5], rtol=1e-6)
+    np.testing.assert_allclose(scaled * depth, 1.0, rtol=1e-6)
+    assert isinstance(depth, np.ndarray) and depth.dtype == np.float32  # NumPy in, NumPy out
+    t_scaled, t_depth = net.disp_to_depth(tf.constant(disp))
+    assert isinstance(t_depth, tf.Tensor)
+    np.testing.assert_allclose(t_depth.numpy(), depth, rtol=1e-6)
+    np.testing.assert_allclose(t_scaled.numpy(), scaled, rtol=1e-6)
+    with pytest.raises(ValueError, match="min_depth < max_depth"):
+        models.DepthNet(min_depth=5.0, max_depth=1.0)
 
 
-def test_elu_int8_friendly_matches_elu_analytically():
-    x = np.array([-30.0, -5.0, -1.0, -1e-3, 0.0, 1e-3, 0.5, 3.0, 250.0], np.float32)
-    expected = np.where(x > 0, x, np.expm1(x.astype(np.float64))).astype(np.float32)
-    np.testing.assert_allclose(L.elu_int8_friendly(tf.constant(x)).numpy(), expected, atol=1e-6)
-    np.testing.assert_array_equal(L.elu_int8_friendly(tf.constant(x[x > 0])).numpy(), x[x > 0])
+def test_build_passes_the_depth_range_to_the_network():
+    depth, _ = models.build(ModelConfig(scales=(0,), min_depth=0.2, max_depth=20.0), use_pose_net=False)
+    assert (depth.min_depth, depth.max_depth) == (0.2, 20.0)
+    np.testing.assert_allclose(depth.disp_to_depth(np.zeros(1, np.float32))[1], [20.0])
 
 
 @pytest.mark.parametrize(
@@ -134,10 +136,10 @@ def test_elu_int8_friendly_matches_elu_analytically():
     [
         ResnetEncoder(50, num_input_images=2, init="keras", synchronized_bn=True),
         models.DepthDecoder((64, 256, 512, 1024, 2048), scales=(0, 1), init="keras"),
-        models.DepthDecoder(scales=(0,), int8_friendly_elu=True),
+        models.DepthDecoder(scales=(0,), layout="xnnpack"),
         models.PoseDecoder((64, 64, 128, 256, 512), num_frames_to_predict_for=1),
     ],
-    ids=["encoder", "depth_decoder", "depth_decoder_int8_elu", "pose_decoder"],
+    ids=["encoder", "depth_decoder", "depth_decoder_xnnpack", "pose_decoder"],
 )
 def test_layer_config_round_trip(layer):
     clone = type(layer).from_config(layer.get_config())

@@ -31,14 +31,14 @@ def _load_script():
 def model(tmp_path_factory):
     """A stand-in depth model exported the md2tf way (SavedModel -> fp32 TFLite with metadata)."""
     from md2tf.deploy import tflite
-    from md2tf.deploy.inference import ModelInfo, make_depth_predictor
+    from md2tf.deploy.inference import DepthPredictor, ModelInfo
     from md2tf.deploy.saved_model import export_saved_model
     from tests.deploy.standin import tiny_depth_net
 
     info = ModelInfo(H, W, metric_scale=5.4, depth_units="metres")
     root = tmp_path_factory.mktemp("runner")
-    sm = export_saved_model(make_depth_predictor(tiny_depth_net(H, W), info), info, str(root / "sm"))
-    content = tflite.convert(sm, "tflite_fp32", metadata=info.to_dict())
+    sm = export_saved_model(DepthPredictor(tiny_depth_net(H, W), info), info, str(root / "sm"))
+    content = tflite.convert(sm, metadata=info.to_dict())
     path = root / "depth.tflite"
     path.write_bytes(content)
     return {"path": str(path), "content": content, "info": info}

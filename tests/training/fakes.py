@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from md2tf import geometry
 from md2tf.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, TrainConfig
 from md2tf.data.batch import Batch
 
@@ -75,6 +76,10 @@ class TinyDepthNet(tf.keras.Model):
         x = self.conv2(self.conv1(images))
         return tuple(tf.sigmoid(tf.nn.avg_pool2d(x, 2**s, 2**s, "VALID") if s else x)
                      for s in range(4))
+
+    def disp_to_depth(self, disp):
+        """The DepthNet output contract with the paper's range 0.1 .. 100."""
+        return geometry.disp_to_depth(disp, 0.1, 100.0)
 
 
 class TinyPoseNet(tf.keras.Model):

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
+from md2tf.convert.torch_names import torch_layers
+
 # Non-tensor entries of the reference encoder.pth (height/width are read by the converter CLI).
 META_KEYS = ("height", "width", "use_stereo")
 IGNORED_SUFFIXES = (".num_batches_tracked",)
@@ -32,19 +34,17 @@ def torch_variable_map(model) -> dict[str, tuple[keras.Variable, str]]:
     """Maps every reference parameter name to ``(keras variable, kind)`` for ``model``.
 
     Args:
-      model: an md2tf network with ``torch_layers()`` (DepthNet, PoseNet, ResnetEncoder,
-        DepthDecoder, PoseDecoder), already built.
+      model: an md2tf network named by `md2tf.convert.torch_names.torch_layers` (DepthNet,
+        PoseNet, ResnetEncoder, DepthDecoder, PoseDecoder), already built.
 
     Returns:
       ``{torch_name: (variable, kind)}``, kind in ``{"conv", "copy"}``.
 
     Raises:
-      ValueError: if the model is not built or has no ``torch_layers``.
+      ValueError: if the model is not built or not an md2tf network.
     """
-    if not hasattr(model, "torch_layers"):
-        raise ValueError(f"model {type(model).__name__} has no torch_layers(): not an md2tf network")
     mapping: dict[str, tuple[keras.Variable, str]] = {}
-    for prefix, layer in model.torch_layers():
+    for prefix, layer in torch_layers(model):
         if not layer.built:
             raise ValueError(
                 f"model {model.name!r} is not built (layer {prefix!r}); call it once (e.g. "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from md2tf import models
+from md2tf import convert, models
 from md2tf.config import ImagenetConvertConfig, ModelConfig
 from md2tf.convert import imagenet
 from md2tf.flags import call_command
@@ -64,8 +64,8 @@ def _encoder(num_layers=18, num_images=1):
 def test_npz_loads_and_pose_encoder_duplicates_conv1(npz_path):
     state = torchvision_resnet18_state()
     enc, pose_enc = _encoder(18, 1), _encoder(18, 2)
-    models.load_encoder_weights(enc, npz_path)
-    models.load_encoder_weights(pose_enc, npz_path)
+    convert.load_encoder_weights(enc, npz_path)
+    convert.load_encoder_weights(pose_enc, npz_path)
     w = state["conv1.weight"].transpose(2, 3, 1, 0)  # OIHW -> HWIO
     np.testing.assert_array_equal(enc.conv1.kernel.numpy(), w)
     np.testing.assert_allclose(pose_enc.conv1.kernel.numpy(), np.concatenate([w, w], 2) / 2)
@@ -77,8 +77,11 @@ def test_npz_loads_and_pose_encoder_duplicates_conv1(npz_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
 
 
-def test_build_loads_both_encoders(npz_path):
-    depth, pose = models.build(ModelConfig(encoder_weights=npz_path), use_pose_net=True)
+def test_init_encoders_loads_both_encoders(npz_path):
+    config = ModelConfig(encoder_weights=npz_path)
+    depth, pose = models.build(config, use_pose_net=True)
+    assert convert.init_encoders(config.encoder_weights, depth, pose)
+    assert not convert.init_encoders("none", depth, pose)  # scratch: nothing loaded
     w = torchvision_resnet18_state()["conv1.weight"].transpose(2, 3, 1, 0)
     np.testing.assert_array_equal(depth.encoder.conv1.kernel.numpy(), w)
     np.testing.assert_allclose(pose.encoder.layer4_1.bn2.gamma.numpy(),
@@ -87,19 +90,19 @@ def test_build_loads_both_encoders(npz_path):
 
 def test_missing_file_says_where_to_get_weights(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"download\.pytorch\.org/models/resnet18-.*\.pth"):
-        models.load_encoder_weights(_encoder(), str(tmp_path / "resnet18.pth"))
+        convert.load_encoder_weights(_encoder(), str(tmp_path / "resnet18.pth"))
 
 
 def test_wrong_depth_lists_the_mismatch(npz_path):
     with pytest.raises(ValueError, match=r"(?s)does not fit a ResNet50 encoder.*missing keys"):
-        models.load_encoder_weights(_encoder(50), npz_path)
+        convert.load_encoder_weights(_encoder(50), npz_path)
 
 
 def test_unsupported_extension(tmp_path):
     path = tmp_path / "weights.h5"
     path.write_bytes(b"")
     with pytest.raises(ValueError, match=r"must be \.pth, \.pt or \.npz"):
-        models.load_encoder_weights(_encoder(), str(path))
+        convert.load_encoder_weights(_encoder(), str(path))
 
 
 def test_pth_to_npz_cli_round_trip(tmp_path, capsys):
@@ -114,8 +117,8 @@ def test_pth_to_npz_cli_round_trip(tmp_path, capsys):
         assert sorted(data.files) == sorted(k for k in state if not k.endswith("num_batches_tracked"))
         np.testing.assert_array_equal(data["layer3.1.conv2.weight"], state["layer3.1.conv2.weight"])
     enc_pth, enc_npz = _encoder(), _encoder()
-    models.load_encoder_weights(enc_pth, str(pth))
-    models.load_encoder_weights(enc_npz, str(out))
+    convert.load_encoder_weights(enc_pth, str(pth))
+    convert.load_encoder_weights(enc_npz, str(out))
     for a, b in zip(enc_pth.weights, enc_npz.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert call_command(imagenet.main, ImagenetConvertConfig,

@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
+from md2tf.convert.torch_weights import load_torch_state_dict, read_state_dict
 from md2tf.models.resnet_encoder import ResnetEncoder
-from md2tf.models.torch_weights import load_torch_state_dict, read_state_dict
 
 # Official torchvision downloads (documented only; md2tf never fetches anything).
 TORCHVISION_URLS = {
@@ -71,3 +71,25 @@ def load_encoder_weights(encoder: ResnetEncoder, path: str) -> None:
         raise ValueError(
             f"{path} does not fit a ResNet{encoder.num_layers} encoder: {err}"
         ) from err
+
+
+def init_encoders(encoder_weights: str, depth_net, pose_net=None) -> bool:
+    """Loads ImageNet weights into the encoders of a run's networks (``ModelConfig.encoder_weights``).
+
+    Args:
+      encoder_weights: ``none`` / empty (nothing to load) or a local ``.pth``/``.npz`` file.
+      depth_net: built ``DepthNet``.
+      pose_net: built ``PoseNet`` or None (its first conv is tiled over the 2 input images).
+
+    Returns:
+      Whether weights were loaded.
+
+    Raises:
+      FileNotFoundError, ValueError: see `load_encoder_weights`.
+    """
+    if not encoder_weights or encoder_weights.lower() == "none":
+        return False
+    load_encoder_weights(depth_net.encoder, encoder_weights)
+    if pose_net is not None:
+        load_encoder_weights(pose_net.encoder, encoder_weights)
+    return True
