@@ -12,6 +12,7 @@ This module must not import TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 
@@ -22,8 +23,6 @@ def _check(condition: bool, message: str) -> None:
 
 def _check_finite(config, flag_names: dict[str, str] | None = None) -> None:
     """Every float field of a config dataclass is finite (``inf`` passes ``> 0`` checks otherwise)."""
-    import math  # noqa: PLC0415
-
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if isinstance(value, float) and not math.isfinite(value):
