@@ -363,10 +363,12 @@ class Trainer:
         except Exception as error:
             gstep = int(self.step.numpy())
             saved = None
+            # Several workers save collectively: a lone failing worker would wait for the others.
+            multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
             try:
                 if self._saved_step == gstep:
                     saved = self.checkpoints.latest
-                elif self.weights_finite():
+                elif self.weights_finite() and not multi_worker:
                     saved = self.save()
             except Exception as save_error:  # never mask the original failure
                 logger.error("could not save after the failure: %s", save_error)
