@@ -14,10 +14,19 @@ The reference scores a snippet starting at every frame, the last ones being shor
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from md2tf.data.kitti import image_path
+from md2tf.data.splits import read_split
+from md2tf.deploy.images import load_image_rgb, resize_rgb
+from md2tf.evaluation.report import write_outputs
+from md2tf.geometry import pose_to_matrix
+from md2tf.models.checkpoint import load_models
+from md2tf.progress import Progress
 
 #: Frames per snippet (Zhou et al., "Unsupervised Learning of Depth and Ego-Motion from Video", 2017).
 SNIPPET_LENGTH = 5
@@ -195,8 +204,6 @@ def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) 
     Returns:
       ``[N-1, 4, 4]`` ``next_from_previous`` poses (uninverted ``pose_to_matrix``).
     """
-    from md2tf.geometry import pose_to_matrix  # noqa: PLC0415  (TensorFlow only when predicting)
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     out, pairs, previous, count = [], [], None, 0
@@ -221,3 +228,70 @@ def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) 
     if not out:
         raise ValueError("need at least 2 frames for pose evaluation")
     return np.concatenate(out, axis=0)
+
+
+# --- the odometry task of md2tf.evaluate -----------------------------------------------------------
+
+
+def odometry_files(config) -> tuple[str, str]:
+    splits_dir = config.resolved_splits_dir
+    split_file, poses_file = config.split_file, config.poses_file
+    if config.eval_split.startswith("odom_") and config.eval_split[5:].isdigit():
+        seq = int(config.eval_split[5:])
+        split_file = split_file or os.path.join(splits_dir, "odom", f"test_files_{seq:02d}.txt")
+        poses_file = poses_file or os.path.join(config.data_dir, "poses", f"{seq:02d}.txt")
+    if not split_file or not poses_file:
+        raise ValueError(f"--eval_split {config.eval_split!r} is not odom_NN: give --split_file and --poses_file")
+    return split_file, poses_file
+
+
+def odometry_frames(data_dir: str, split_file: str, height: int, width: int, image_ext: str = ".jpg"):
+    """Frame indices and a generator of float ``[H, W, 3]`` images: every split line, then the frame
+    after the last line (each line is the first frame of a pair, as the reference's ``[0, 1]`` pairs)."""
+    entries = read_split(split_file)
+    if not entries:
+        raise ValueError(f"{split_file}: no frames")
+    paths = [image_path(data_dir, e, ext=image_ext) for e in entries]
+    paths.append(image_path(data_dir, entries[-1], offset=1, ext=image_ext))
+    indices = [e.frame_index for e in entries] + [entries[-1].frame_index + 1]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise ValueError(f"{split_file}: {len(missing)} image(s) missing, e.g. {missing[0]}")
+
+    def frames():
+        for p in paths:
+            yield resize_rgb(load_image_rgb(p), height, width).astype(np.float32) / 255.0
+
+    return np.asarray(indices), frames
+
+
+def run_odometry_evaluation(config) -> str:
+    """ATE of the pose network of every ``config.models`` run; returns the console report."""
+    split_file, poses_file = odometry_files(config)
+    gt_poses = read_kitti_poses(poses_file)
+    results = {}
+    names = config.names or tuple(os.path.basename(os.path.normpath(m)) for m in config.models)
+    for model_path, name in zip(config.models, names):
+        experiment, _, pose_net = load_models(model_path)
+        if pose_net is None:
+            raise ValueError(f"--models {model_path}: this run has no pose network (stereo-only training)")
+        indices, frames = odometry_frames(config.data_dir, split_file, experiment.data.height,
+                                          experiment.data.width, config.image_ext)
+        if indices.max() >= len(gt_poses):
+            raise ValueError(f"{poses_file} has {len(gt_poses)} poses but {split_file} needs frame {indices.max()}")
+
+        def pose_fn(pairs, net=pose_net):
+            axis_angle, translation = net(pairs, training=False)
+            return axis_angle, translation
+
+        with Progress(len(indices) - 1, name, unit="pair", enabled=config.progress) as bar:
+            pred = predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
+        results[name] = score_odometry(gt_poses[indices], pred, config.snippet_length)
+    lines = [f"{'model':<20} {'ATE mean':>10} {'ATE std':>10} {'snippets':>9}"]
+    lines += [f"{n:<20} {s.ate_mean:10.4f} {s.ate_std:10.4f} {s.num_snippets:9d}" for n, s in results.items()]
+    markdown = "| model | ATE |\n|---|---|\n" + "\n".join(
+        f"| {n} | {s.ate_mean:.3f} ± {s.ate_std:.3f} |" for n, s in results.items())
+    payload = json.dumps({"task": "odometry", "split_file": split_file, "poses_file": poses_file,
+                          "models": {n: s.to_dict() for n, s in results.items()}}, indent=2)
+    write_outputs(config, "\n".join(lines), markdown, payload)
+    return "\n".join(lines) + "\n\n" + markdown

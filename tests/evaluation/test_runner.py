@@ -13,7 +13,7 @@ import pytest
 
 from md2tf import geometry
 from md2tf.config import EvalConfig
-from md2tf.evaluation import gt_depth, metrics, runner
+from md2tf.evaluation import gt_depth, metrics, report, runner, sources
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,7 +34,7 @@ def perfect_disp(gt, shape=None):
 
 def test_array_source_and_scores(rng):
     gts = make_gt(rng)
-    src = runner.ArraySource("perfect", np.stack([perfect_disp(g) * 3 for g in gts])[..., None])
+    src = sources.ArraySource("perfect", np.stack([perfect_disp(g) * 3 for g in gts])[..., None])
     assert len(src) == 3
     res = runner.evaluate_sources(gts, [src], metrics.ScoringOptions(split="synthetic"), show_progress=False)
     assert res["perfect"].metrics["abs_rel"] == pytest.approx(0.0, abs=1e-6)
@@ -43,16 +43,16 @@ def test_array_source_and_scores(rng):
 def test_npy_source_reorder(tmp_path, rng):
     arr = rng.uniform(size=(5, 4, 6)).astype(np.float32)
     np.save(tmp_path / "d.npy", arr)
-    src = runner.npy_source(str(tmp_path / "d.npy"), reorder_ids=np.array([4, 0]))
+    src = sources.npy_source(str(tmp_path / "d.npy"), reorder_ids=np.array([4, 0]))
     got = list(src)
     np.testing.assert_array_equal(got[0], arr[4])
     np.testing.assert_array_equal(got[1], arr[0])
     with pytest.raises(ValueError, match="reorder ids reach 9"):
-        runner.npy_source(str(tmp_path / "d.npy"), reorder_ids=np.array([9]))
+        sources.npy_source(str(tmp_path / "d.npy"), reorder_ids=np.array([9]))
     with pytest.raises(ValueError, match="not found"):
-        runner.npy_source(str(tmp_path / "x.npy"))
+        sources.npy_source(str(tmp_path / "x.npy"))
     with pytest.raises(ValueError, match=r"\[N, h, w\]"):
-        runner.ArraySource("bad", np.ones((2, 3)))
+        sources.ArraySource("bad", np.ones((2, 3)))
 
 
 def test_model_source_batches_resizes_and_post_processes(rng):
@@ -64,14 +64,14 @@ def test_model_source_batches_resizes_and_post_processes(rng):
         # brightness-based disparity: flip-equivariant per pixel
         return x.astype(np.float32).mean(axis=-1, keepdims=True) / 255.0 + 0.01
 
-    src = runner.ModelSource("m", predict, 8, 16, lambda: iter(images), 5, batch_size=2, post_process=True)
+    src = sources.ModelSource("m", predict, 8, 16, lambda: iter(images), 5, batch_size=2, post_process=True)
     out = list(src)
     assert len(out) == 5 and out[0].shape == (8, 16)
     assert calls == [(4, 8, 16, 3), (4, 8, 16, 3), (2, 8, 16, 3)]  # 2B images with post-processing
 
 
 def test_model_source_checks_prediction_shape():
-    src = runner.ModelSource("m", lambda x: np.ones((len(x), 4, 4, 1)), 8, 16,
+    src = sources.ModelSource("m", lambda x: np.ones((len(x), 4, 4, 1)), 8, 16,
                              lambda: iter([np.zeros((8, 16, 3), np.uint8)]), 1)
     with pytest.raises(ValueError, match=r"m: prediction has shape"):
         list(src)
@@ -90,7 +90,7 @@ def test_predictor_source_does_not_post_process_twice():
             return {"scaled_disparity": np.full((len(x), 8, 16, 1), 0.5, np.float32)}
 
     fake = FakePredictor()
-    src = runner.predictor_source(fake, lambda: iter([np.zeros((8, 16, 3), np.uint8)] * 3), 3, "p",
+    src = sources.predictor_source(fake, lambda: iter([np.zeros((8, 16, 3), np.uint8)] * 3), 3, "p",
                                   batch_size=4, post_process=True)
     assert [d.mean() for d in src] == [0.5, 0.5, 0.5]
     assert fake.batches == [3]
@@ -104,7 +104,7 @@ def test_depth_net_source_with_tiny_keras_model(rng):
     net = keras.Model(inputs, [disp, disp])
     net.disp_to_depth = lambda d: geometry.disp_to_depth(d, 0.1, 100.0)  # the DepthNet contract
     images = [rng.integers(0, 255, (8, 16, 3), dtype=np.uint8) for _ in range(3)]
-    src = runner.depth_net_source(net, 8, 16, lambda: iter(images), 3, "tiny")
+    src = sources.depth_net_source(net, 8, 16, lambda: iter(images), 3, "tiny")
     out = np.stack(list(src))
     sig = net.predict(np.stack(images).astype(np.float32) / 255.0, verbose=0)[0][..., 0]
     np.testing.assert_allclose(out, 0.01 + (10.0 - 0.01) * sig, rtol=1e-5)
@@ -112,29 +112,29 @@ def test_depth_net_source_with_tiny_keras_model(rng):
 
 def test_count_mismatch_and_duplicate_names(rng):
     gts = make_gt(rng)
-    a = runner.ArraySource("a", np.ones((2, 20, 40)))
+    a = sources.ArraySource("a", np.ones((2, 20, 40)))
     with pytest.raises(ValueError, match="a: 2 predictions but 3 ground-truth"):
         runner.evaluate_sources(gts, [a], metrics.ScoringOptions(), show_progress=False)
-    b = runner.ArraySource("a", np.ones((3, 20, 40)))
+    b = sources.ArraySource("a", np.ones((3, 20, 40)))
     with pytest.raises(ValueError, match="unique"):
         runner.evaluate_sources(gts, [b, b], metrics.ScoringOptions(), show_progress=False)
 
 
 def test_tables_and_json(rng):
     gts = make_gt(rng)
-    good = runner.ArraySource("good", np.stack([perfect_disp(g) for g in gts]))
+    good = sources.ArraySource("good", np.stack([perfect_disp(g) for g in gts]))
     bad = np.stack([perfect_disp(g) * 1.5 for g in gts])
     bad[0, 0, 0] = np.nan
-    worse = runner.ArraySource("nanny", bad)
+    worse = sources.ArraySource("nanny", bad)
     opts = metrics.ScoringOptions(split="synthetic", scaling="none")
     res = runner.evaluate_sources(gts, [good, worse], opts, show_progress=False)
-    table = runner.format_table(res)
+    table = report.format_table(res)
     assert table.splitlines()[0].split()[:8] == ["model", "abs_rel", "sq_rel", "rmse", "rmse_log", "d<1.25",
                                                  "d<1.25^2", "d<1.25^3"]
     assert "FAILED nanny: 1 of 3 image(s) have 1 NaN/inf" in table
-    md = runner.markdown_table(res)
+    md = report.markdown_table(res)
     assert md.count("\n") == 3 and "| good | 0.000 |" in md
-    payload = json.loads(runner.results_to_json(res, opts))
+    payload = json.loads(report.results_to_json(res, opts))
     assert payload["models"]["nanny"]["nonfinite_images"] == [0]
     assert payload["models"]["nanny"]["num_failed"] == 1 and payload["failed_models"] == {"nanny": 1}
     assert payload["models"]["good"]["ratio_median"] is None
@@ -197,7 +197,7 @@ def test_pickled_npy_predictions_are_refused(tmp_path):
     payload[0] = {"a": 1}
     np.save(tmp_path / "p.npy", payload, allow_pickle=True)
     with pytest.raises(ValueError, match=r"p.npy is not a plain numeric .npy array"):
-        runner.npy_source(str(tmp_path / "p.npy"))
+        sources.npy_source(str(tmp_path / "p.npy"))
 
 
 def test_missing_gt_message(tmp_path):

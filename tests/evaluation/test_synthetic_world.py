@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from md2tf.config import EvalConfig, ExperimentConfig
-from md2tf.evaluation import gt_depth, odometry, runner
+from md2tf.evaluation import benchmark, gt_depth, odometry, runner, sources
 
 pytest.importorskip("md2tf.data.synthetic.writer")
 
@@ -109,7 +109,7 @@ def test_trained_checkpoint_evaluation_and_odometry(world, tmp_path):
     config = EvalConfig(models=(run_dir,), task="odometry", eval_split="synthetic_odom", data_dir=world,
                         split_file=str(odom_split), poses_file=os.path.join(poses, drive, "poses.txt"),
                         image_ext=".png", progress=False)
-    report = runner.run_odometry_evaluation(config)
+    report = odometry.run_odometry_evaluation(config)
     assert "ATE" in report and "nan" not in report.lower()
     gt = odometry.read_kitti_poses(os.path.join(poses, drive, "poses.txt"))
     np.testing.assert_allclose(gt[0], np.eye(4), atol=1e-9)  # world frame = camera 02 at frame 0
@@ -134,10 +134,10 @@ def test_trained_checkpoint_evaluation_and_odometry(world, tmp_path):
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"{len(images)} PNGs" in out.stdout
-    source = runner.depth_net_source(loaded, 64, 128, lambda: iter(images), len(images), "mine")
+    source = sources.depth_net_source(loaded, 64, 128, lambda: iter(images), len(images), "mine")
     for i, disp in enumerate(source):
         with Image.open(bench / "out" / "trained" / f"{i:010d}.png") as image:
             got = np.asarray(image).astype(np.int64)
-        want = runner.benchmark_depth_png(disp)[0].astype(np.int64)
+        want = benchmark.benchmark_depth_png(disp)[0].astype(np.int64)
         assert got.shape == (352, 1216) and got.max() > 0
         assert np.mean(np.abs(got - want) <= 2) > 0.99  # same network, two processes (float noise)
