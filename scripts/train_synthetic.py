@@ -1,4 +1,4 @@
-"""Does it learn? Train on the synthetic world and score it against two baselines (issue 5, sec. 6).
+"""Does it learn? Train on the synthetic world and score it against two baselines.
 
     python scripts/train_synthetic.py --run_dir=runs/synthetic            # train (~30 min CPU) + score
     python scripts/train_synthetic.py --run_dir=runs/synthetic --skip_train  # score an existing run

@@ -1,7 +1,8 @@
 """Independent NumPy reference implementations used by the geometry and loss tests.
 
-Written from the maths (paper and facts sheet), deliberately in a different style from the TF code
-(explicit loops, series expansions) so a shared bug is unlikely. Float64 throughout.
+Written from the maths (the paper's equations and the reference conventions), deliberately in a
+different style from the TF code (explicit loops, series expansions) so a shared bug is unlikely.
+Float64 throughout.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ One implementation serves two users:
 
 This is an independent implementation of the published architecture (paper Table 5, torchvision's
 ResNet description; NCHW): it is not, and does not import, the official code. Only the parameter
-*names* follow the reference checkpoints (facts sheet 1.6): ``encoder.conv1``,
+*names* follow the official checkpoint files' layout: ``encoder.conv1``,
 ``encoder.layer2.0.downsample.0``, ``decoder.{k}.conv.conv``, ``decoder.{10+s}.conv``, ``net.{k}``.
 
 Needs the optional ``torch`` extra. ``md2tf.convert`` does not import this module, so

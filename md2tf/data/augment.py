@@ -1,4 +1,4 @@
-"""Training augmentation of Monodepth2 (facts 1.2): one random draw per sample, shared by all frames.
+"""Training augmentation (paper Sec. 4, implementation details): one draw per sample, all frames.
 
 * Horizontal flip with probability ``flip_prob`` of every frame of the sample (and of the GT depth).
   Intrinsics are unchanged (principal point assumed centred); the stereo translation changes sign.

@@ -230,10 +230,12 @@ def calib_intrinsics(calib_file: str, side: str, image_file: str | None = None) 
 
 
 def stereo_source_from_target(side_sign: float, flipped: bool, baseline: float = 0.1) -> np.ndarray:
-    """The 4x4 transform from the target camera into its stereo partner (facts 1.2).
+    """The 4x4 transform from the target camera into its stereo partner.
 
     ``T[0, 3] = side_sign * flip_sign * baseline`` with ``side_sign = -1`` for a left target and
-    ``flip_sign = -1`` when the sample was flipped horizontally.
+    ``flip_sign = -1`` when the sample was flipped horizontally. The nominal baseline of 0.1 units
+    is the reference implementation's training convention (hence the stereo scale 5.4 of paper
+    Sec. 4.1).
 
     Args:
       side_sign: -1.0 (left target) or +1.0 (right target).

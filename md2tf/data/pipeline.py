@@ -18,7 +18,8 @@ Per sample (all in the tf.data graph, parallel, prefetched):
    resize on the decoded uint8 image; md2tf keeps float32. The cheaper ``avg_pool`` pyramid
    (`build_pyramid`) differs from the cascade by 2-6 grey levels on average on the same image.
 4. Intrinsics: the normalised K (fixed or from calibration) times (W, H) of the scale-0 image; not
-   changed by the flip (facts 1.2). Stereo transform ``T[0, 3] = side_sign * flip_sign * baseline``.
+   changed by the flip (principal point assumed centred). Stereo transform
+   ``T[0, 3] = side_sign * flip_sign * baseline``.
 
 Randomness is stateless: each sample gets a seed from ``tf.data.Dataset.random(seed,
 rerandomize_each_iteration=True)`` zipped with the (seeded) shuffled file list, so a pipeline built

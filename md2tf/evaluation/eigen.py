@@ -5,12 +5,12 @@ numbers (``153:371, 44:1197``, ``80``, ``5.4``) scattered through the code.
 
 Sources:
   * Garg crop: R. Garg, V. Kumar BG, G. Carneiro, I. Reid, "Unsupervised CNN for Single View Depth
-    Estimation: Geometry to the Rescue", ECCV 2016, as fractions of the image size; used by Monodepth2
-    ``evaluate_depth.py`` (project facts 1.5 "Masks").
-  * Depth range 1e-3 .. 80 m: Eigen et al., NIPS 2014 cap of 80 m; Monodepth2 ``evaluate_depth.py``
-    ``MIN_DEPTH``/``MAX_DEPTH`` (facts 1.5).
+    Estimation: Geometry to the Rescue", ECCV 2016, as fractions of the image size; used by the
+    Monodepth2 protocol (paper Sec. 4.1) and the reference ``evaluate_depth.py``.
+  * Depth range 1e-3 .. 80 m: Eigen et al., NIPS 2014 cap of 80 m (Monodepth2 paper Sec. 4.1);
+    ``MIN_DEPTH``/``MAX_DEPTH`` of the reference ``evaluate_depth.py``.
   * Stereo scale 5.4: the 0.54 m KITTI stereo baseline divided by the nominal training baseline of
-    0.1 (facts 1.2 "Stereo").
+    0.1 (paper Sec. 4.1: stereo-trained models are scaled by 5.4, not median-scaled).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ GARG_CROP_BOTTOM = 0.99189189
 GARG_CROP_LEFT = 0.03594771
 GARG_CROP_RIGHT = 0.96405229
 
-#: Valid ground-truth / clamp range of predicted depth in metres (facts 1.5).
+#: Valid ground-truth / clamp range of predicted depth in metres (paper Sec. 4.1, 80 m cap).
 MIN_DEPTH = 1e-3
 MAX_DEPTH = 80.0
 
@@ -67,7 +67,8 @@ def evaluation_mask(
     """Boolean mask of the ground-truth pixels that are scored.
 
     ``eigen``: ``min_depth < gt < max_depth`` inside the Garg crop. Any other split (e.g.
-    ``eigen_benchmark``, ``synthetic``): ``gt > 0`` only, no crop and no range (facts 1.5).
+    ``eigen_benchmark``, ``synthetic``): ``gt > 0`` only, no crop and no range (as the reference
+    implementation scores the improved ground truth).
 
     Args:
       gt_depth: ``[H, W]`` ground-truth depth in metres, 0 where unknown.

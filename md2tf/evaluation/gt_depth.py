@@ -1,8 +1,8 @@
 """Ground-truth depth maps for evaluation: velodyne projection, annotated PNGs, dense synthetic GT.
 
-`velodyne_to_depth_map` reproduces the reference ``generate_depth_map`` (facts 1.5 "Ground truth") step
-by step, including its non-standard duplicate index, so that the exported maps equal the official
-``gt_depths.npz``:
+`velodyne_to_depth_map` reproduces the reference implementation's ``generate_depth_map`` step by
+step, including its non-standard duplicate index, so that the exported maps equal the official
+``gt_depths.npz`` that the paper's Sec. 4.1 KITTI (Eigen split) scores are computed against:
 
 1. ``P_velo_to_image = P_rect_0{cam} @ R_rect_00 (4x4) @ [R | T]_velo_to_cam``.
 2. Only forward points (velodyne ``x >= 0``); homogeneous coordinate 1 (reflectance dropped).

@@ -1,4 +1,4 @@
-"""Depth metrics and the per-image scoring protocol of the KITTI Eigen evaluation (facts 1.5).
+"""Depth metrics and the per-image scoring protocol of the KITTI Eigen evaluation (paper Sec. 4.1).
 
 The protocol, per image: resize the network-resolution ``scaled_disp`` bilinearly to the GT size
 (cv2 ``INTER_LINEAR`` convention: half-pixel centres, no antialiasing), invert to depth, mask (Garg
@@ -94,7 +94,7 @@ def resize_disparity(disp: np.ndarray, height: int, width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ScoringOptions:
-    """How predictions are scaled and masked (facts 1.5).
+    """How predictions are scaled and masked (paper Sec. 4.1: Garg crop, 80 m cap, median scaling).
 
     Attributes:
       split: evaluation split; ``eigen`` uses the Garg crop and the depth range, others ``gt > 0``.
@@ -176,7 +176,7 @@ def score_predictions(
     options: ScoringOptions = ScoringOptions(),
     progress=None,
 ) -> DepthScores:
-    """Scores network-resolution disparities against ground-truth depth maps (facts 1.5).
+    """Scores network-resolution disparities against ground-truth depth maps (paper Sec. 4.1).
 
     Args:
       gt_depths: N ground-truth maps ``[H_i, W_i]`` in metres (0 = no measurement).

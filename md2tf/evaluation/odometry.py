@@ -8,7 +8,8 @@ camera i+1. That is what the pose network gives, uninverted, for the pair ``[I_i
 Snippet trajectory. As the reference, the "positions" of a snippet are the translations of the running
 products ``I, M_i, M_i M_{i+1}, ...`` of its relative poses, for GT and prediction alike. The
 prediction is then aligned to the GT by its first position and a least-squares scale, and
-``ate = sqrt(sum ||error||^2) / N`` over the snippet's N positions (facts 1.5 "Odometry").
+``ate = sqrt(sum ||error||^2) / N`` over the snippet's N positions (as the reference
+implementation computes the supplementary's odometry scores).
 The reference scores a snippet starting at every frame, the last ones being shorter: kept as default.
 """
 

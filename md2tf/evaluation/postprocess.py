@@ -1,4 +1,4 @@
-"""Flip post-processing of disparities (Monodepth v1 / Monodepth2 ``--post_process``, facts 1.5).
+"""Flip post-processing of disparities (Monodepth v1 / Monodepth2 paper Sec. 4, ``--post_process``).
 
 The network is run on an image and on its horizontal mirror; the mirrored prediction is flipped back
 and the two are blended: the mean in the middle, and near each border only the prediction that does

@@ -7,7 +7,7 @@ import tensorflow as tf
 from md2tf.geometry._checks import check_same_batch, check_same_spatial, check_shape
 from md2tf.geometry.sampling import bilinear_sample
 
-_PROJECT_EPS = 1e-7  # (x, y) = P[:2] X / (P[2] X + eps), as the reference (facts 1.4 "Project3D")
+_PROJECT_EPS = 1e-7  # (x, y) = P[:2] X / (P[2] X + eps), as the reference implementation trained
 
 
 def pixel_grid(

@@ -13,7 +13,7 @@ def bilinear_sample(image: tf.Tensor, coords: tf.Tensor) -> tf.Tensor:
     ``coords[..., 0]`` is u (column) and ``coords[..., 1]`` is v (row), with integer values at pixel
     centres. Coordinates are first clamped to ``[0, w-1] x [0, h-1]``, so points outside the image take
     the nearest border value. This is ``grid_sample(align_corners=True, padding_mode="border")`` on
-    coordinates normalised by ``(w-1)``, the convention the paper trained with (facts 1.4 "Sampling").
+    coordinates normalised by ``(w-1)``, the convention the reference implementation trained with.
     Identity coordinates (``pixel_grid``) return ``image`` exactly.
 
     Gradients flow to ``image`` and to ``coords`` (zero for clamped coordinates). Implementation:

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from md2tf.geometry._checks import check_same_batch, check_shape
 
-_AXIS_EPS = 1e-7  # axis = v / (angle + eps), as the reference (facts 1.3 "Pose -> matrix")
+_AXIS_EPS = 1e-7  # axis = v / (angle + eps), as the reference implementation trained
 
 
 def _safe_norm(v: tf.Tensor) -> tf.Tensor:
@@ -58,10 +58,11 @@ def pose_to_matrix(
     Not inverted: ``[R | t]`` (rotate, then translate). Inverted: ``[R^T | -R^T t]``, the inverse
     (exact up to the 1e-7 of the axis normalisation: a relative error of about ``1e-7 / angle``).
 
-    How training uses it (facts 1.3): for a temporal source at offset ``f < 0`` the pose network sees
-    ``[I_f, I_0]`` (earlier frame first) and its output is used with ``invert=True``; for ``f > 0`` it
-    sees ``[I_0, I_f]`` and ``invert=False``. Either way the result is ``source_from_target``: it maps
-    points in target (frame 0) camera coordinates into the source (frame f) camera.
+    How training uses it (temporally ordered pairs, as the reference implementation trained): for a
+    temporal source at offset ``f < 0`` the pose network sees ``[I_f, I_0]`` (earlier frame first)
+    and its output is used with ``invert=True``; for ``f > 0`` it sees ``[I_0, I_f]`` and
+    ``invert=False``. Either way the result is ``source_from_target``: it maps points in target
+    (frame 0) camera coordinates into the source (frame f) camera.
 
     Args:
       axis_angle: ``[B, 3]`` rotation vectors (radians).

@@ -186,7 +186,7 @@ def monodepth2_loss(
     *,
     disp_to_depth: DispToDepth,
 ) -> LossOutputs:
-    """The Monodepth2 self-supervised loss over all scales (facts 1.4).
+    """The Monodepth2 self-supervised loss over all scales (paper Sec. 3, Eqs. 1-5).
 
     For each scale s (one function, one loop):
 

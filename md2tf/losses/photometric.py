@@ -40,7 +40,8 @@ def ssim(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     """Per-pixel, per-channel SSIM dissimilarity ``clip((1 - SSIM) / 2, 0, 1)``.
 
     Local statistics come from a 3x3 mean filter (stride 1) over reflection-padded (by 1) images;
-    ``C1 = 0.01^2``, ``C2 = 0.03^2`` (facts 1.4 "SSIM").
+    ``C1 = 0.01^2``, ``C2 = 0.03^2`` (the SSIM of paper Eq. 1, as the reference implementation
+    trained).
 
     Args:
       x, y: ``[B, H, W, C]`` images in [0, 1] (H, W >= 2 for the reflection padding).

@@ -14,7 +14,8 @@ def edge_aware_smoothness(disp: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
 
     ``d = disp / (mean_hw(disp) + 1e-7)`` per image, then
     ``mean(|dx d| * exp(-mean_c|dx I|)) + mean(|dy d| * exp(-mean_c|dy I|))`` with forward
-    differences (each term averaged over its own valid pixels; facts 1.4 "Smoothness").
+    differences (each term averaged over its own valid pixels, as the reference implementation
+    trained; mean normalisation of d as in paper Eq. 3).
 
     Args:
       disp: ``[B, H, W, 1]`` disparity (the decoder's sigmoid output at this scale).

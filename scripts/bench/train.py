@@ -30,7 +30,7 @@ import numpy as np
 from bench.harness import measure, section
 
 HEIGHT, WIDTH = 192, 640
-REFERENCE_S_PER_STEP = {2: 3.4, 4: 5.3}  # official PyTorch, batch -> s/step (issue 8)
+REFERENCE_S_PER_STEP = {2: 3.4, 4: 5.3}  # official PyTorch, idle machine: batch -> s/step
 DEFAULT_CASES = "M:2:graph,M:2:xla,M:4:graph,M:4:xla"
 MODES = {"M": ((0, -1, 1), False), "S": ((0,), True), "MS": ((0, -1, 1), True)}
 

@@ -90,7 +90,7 @@ def test_split_file_path():
         splits.split_file_path("/s", "eigen_zhou", "training")
 
 
-# Line counts and formats of the official files (facts 1.8); skipped where the files are absent.
+# Line counts and formats of the official split files; skipped where the files are absent.
 OFFICIAL = [
     ("eigen_zhou/train_files.txt", 39810, "raw"),
     ("eigen_zhou/val_files.txt", 4424, "raw"),

@@ -42,7 +42,7 @@ def velo_point_for_pixel(col, row, x_forward):
 
 
 def reference_depth_map(points, projection, shape):
-    """Loop version of the facts' recipe, written independently of the implementation."""
+    """Loop version of the reference ``generate_depth_map`` recipe, written independently."""
     h, w = shape
     depth = np.zeros(shape)
     entries = []

@@ -9,7 +9,7 @@ from md2tf.evaluation import eigen, metrics
 
 
 def reference_errors(gt, pred):
-    """Loop-free but independent formulation: written from the definitions (facts 1.5 table)."""
+    """Loop-free but independent formulation, written from the definitions (Eigen et al. 2014)."""
     gt = np.asarray(gt, np.float64).ravel()
     pred = np.asarray(pred, np.float64).ravel()
     n = gt.size

@@ -13,7 +13,8 @@ from tests.conftest import tol
 
 class IntrinsicsTest(tf.test.TestCase, parameterized.TestCase):
     def test_scale_intrinsics_paper_values(self):
-        # Facts 1.2: the averaged KITTI K at 640x192 gives fx=371.2, fy=368.64, cx=320, cy=96.
+        # The paper's averaged KITTI K (centred principal point) at 640x192: fx=371.2, fy=368.64,
+        # cx=320, cy=96.
         k_norm = tf.constant([[0.58, 0, 0.5], [0, 1.92, 0.5], [0, 0, 1]], tf.float64)
         k = geometry.scale_intrinsics(k_norm, 192, 640)
         self.assertAllClose(k, [[371.2, 0, 320], [0, 368.64, 96], [0, 0, 1]], **tol(np.float64))

@@ -59,7 +59,7 @@ class BilinearSampleTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(tape.gradient(out, coords)[..., 0], tf.zeros([1, 1, 2]))
 
     def test_nonfinite_coordinates_never_raise(self):
-        # NaN used to become an INT_MIN gather index (InvalidArgumentError on CPU).
+        # A NaN cast to int is INT_MIN: as a gather index it raises InvalidArgumentError on CPU.
         image = _image([1, 3, 4, 2])
         nan, inf = float("nan"), float("inf")
         coords = tf.constant([[[[nan, 1.0], [1.0, nan], [inf, 1.0], [-inf, -inf], [1.0, 2.0]]]])
