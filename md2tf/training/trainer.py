@@ -55,10 +55,6 @@ class TrainResult(NamedTuple):
     nonfinite_steps: int
 
 
-class NonFiniteLossError(RuntimeError):
-    """Raised by ``md2tf.train`` when training stopped after too many non-finite steps."""
-
-
 class TrainingDataError(ValueError):
     """The input pipeline failed mid-run (e.g. a corrupt image); the message names the cause."""
 
