@@ -18,6 +18,20 @@ def _weights(trainer) -> list:
     return [v.numpy() for n in nets for v in n.weights]
 
 
+def _compare_states(a, b) -> dict:
+    """Network weights and optimizer slots of two trainers: bitwise equality and the max difference."""
+    import numpy as np
+
+    wa, wb = _weights(a), _weights(b)
+    opt_a = [v.numpy() for v in a.optimizer.variables]
+    opt_b = [v.numpy() for v in b.optimizer.variables]
+    return {
+        "bitwise_equal": all(np.array_equal(x, y) for x, y in zip(wa, wb)),
+        "optimizer_equal": all(np.array_equal(x, y) for x, y in zip(opt_a, opt_b)),
+        "max_diff": max(float(np.max(np.abs(x - y))) for x, y in zip(wa, wb)),
+    }
+
+
 def case_mirrored(run_dir: str) -> dict:
     """One SGD(lr=1) step, default strategy vs MirroredStrategy over 2 logical CPUs, same batch."""
     from md2tf.training import distribute
@@ -77,14 +91,10 @@ def case_resume(run_dir: str) -> dict:
     r_first = first.train()
     second = make("resumed", 0)
     r_second = second.train()
-    a, b = _weights(straight), _weights(second)
-    opt_a = [v.numpy() for v in straight.optimizer.variables]
-    opt_b = [v.numpy() for v in second.optimizer.variables]
+    a = _weights(straight)
     return {
         "steps": [r_straight.step, r_first.step, r_second.step],
-        "bitwise_equal": all(np.array_equal(x, y) for x, y in zip(a, b)),
-        "optimizer_equal": all(np.array_equal(x, y) for x, y in zip(opt_a, opt_b)),
-        "max_diff": max(float(np.max(np.abs(x - y))) for x, y in zip(a, b)),
+        **_compare_states(straight, second),
         "changed": max(float(np.max(np.abs(x - y))) for x, y in zip(a, _weights(make("fresh", 0)))),
         "lr": float(second.optimizer.learning_rate.numpy()),
     }
@@ -105,8 +115,6 @@ def case_sigterm_resume(run_dir: str) -> dict:
     """Uneven split (7 samples, batch 2: 3 batches) with --steps_per_epoch=5 (clamped to 3), 3 epochs:
     straight vs SIGTERM after step ``MD2TF_STOP_AT`` + a new Trainer resuming (deterministic ops)."""
     import signal
-
-    import numpy as np
 
     from md2tf.training.trainer import Trainer
     from tests.training import fakes
@@ -129,16 +137,11 @@ def case_sigterm_resume(run_dir: str) -> dict:
     r_first = first.train(step_callback=terminate)
     second = make("resumed")
     r_second = second.train()
-    a, b = _weights(straight), _weights(second)
-    opt_a = [v.numpy() for v in straight.optimizer.variables]
-    opt_b = [v.numpy() for v in second.optimizer.variables]
     return {
         "straight": [r_straight.step, r_straight.epoch, r_straight.reason],
         "first": [r_first.step, r_first.reason],
         "resumed": [r_second.step, r_second.epoch, r_second.reason],
-        "bitwise_equal": all(np.array_equal(x, y) for x, y in zip(a, b)),
-        "optimizer_equal": all(np.array_equal(x, y) for x, y in zip(opt_a, opt_b)),
-        "max_diff": max(float(np.max(np.abs(x - y))) for x, y in zip(a, b)),
+        **_compare_states(straight, second),
     }
 
 
