@@ -51,7 +51,7 @@ def test_bugs_keep_their_traceback_and_results_pass_through(capsys):
 @pytest.mark.parametrize("module, args, message", [
     ("md2tf.evaluate", ["--eval_split=eigen"], "error: --models is required"),
     ("md2tf.train", ["--learning_rate=inf"], "error: --learning_rate must be a finite"),
-    pytest.param("md2tf.train", ["--disparity_smoothness=nan"], "error: --disparity_smoothness",
+    pytest.param("md2tf.train", ["--disparity_smoothness=nan"], "error: --smoothness_weight / --disparity_smoothness",
                  marks=pytest.mark.slow),
 ])
 def test_entry_points_print_one_line(tmp_path, module, args, message):
