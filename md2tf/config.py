@@ -162,6 +162,13 @@ class TrainConfig:
       lr_decay_epochs: epochs at whose start the LR is multiplied by ``lr_decay_factor`` (15 -> 15 + 5).
       steps_per_epoch: 0 = one pass over the training split.
       max_steps: 0 = no limit; otherwise stop after this many steps (smoke runs).
+      init_checkpoint: run directory or checkpoint prefix whose networks (encoders and decoders)
+        initialise this run, e.g. 1024x320 fine-tuning from a 640x192 run.
+      encoder_init: run directory or checkpoint prefix whose *encoders* initialise this run: the depth
+        encoder, and the 6-channel pose encoder when both runs have a pose network; the decoders keep
+        their fresh initialisation. The stand-in for ImageNet initialisation of the encoders (paper
+        Sec. 4.1) where no ImageNet weights exist, e.g. an S or MS run on other data. Applied after
+        ``encoder_weights`` (it replaces them); exclusive with ``init_checkpoint``.
     """
 
     run_dir: str = ""
@@ -185,6 +192,7 @@ class TrainConfig:
     profile_steps: tuple[int, ...] = ()
     validate_every_epoch: bool = True
     init_checkpoint: str = ""
+    encoder_init: str = ""
     # Added by the training package (issue 5).
     val_steps: int = 0  # validation batches per epoch; 0 = the whole validation split
     strategy: str = "auto"  # auto | default | mirrored | multi_worker
@@ -205,6 +213,9 @@ class TrainConfig:
         _check(self.mixed_precision in ("float32", "mixed_float16", "mixed_bfloat16"),
                f"--mixed_precision must be float32, mixed_float16 or mixed_bfloat16, got {self.mixed_precision!r}")
         _check(list(self.lr_decay_epochs) == sorted(self.lr_decay_epochs), "--lr_decay_epochs must be sorted")
+        _check(not (self.init_checkpoint and self.encoder_init),
+               "--init_checkpoint and --encoder_init are exclusive (the first restores the encoders too), "
+               f"got {self.init_checkpoint!r} and {self.encoder_init!r}")
 
 
 @dataclass(frozen=True)

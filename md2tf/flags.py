@@ -32,6 +32,8 @@ def define_train_flags() -> None:
       "Where the synthetic world is generated on first use (relative to the cwd).")
     d(flags.DEFINE_integer, "synthetic_drives", 4, "Synthetic world: number of drives.")
     d(flags.DEFINE_integer, "synthetic_frames", 100, "Synthetic world: frames per drive.")
+    d(flags.DEFINE_integer, "synthetic_seed", 0, "Synthetic world: master seed (another seed = other "
+      "drives, e.g. for pretraining encoders on data disjoint from the test drive).")
     d(flags.DEFINE_integer, "synthetic_height", 0, "Synthetic world image height (0 = --height).")
     d(flags.DEFINE_integer, "synthetic_width", 0, "Synthetic world image width (0 = --width).")
     d(flags.DEFINE_string, "split", "eigen_zhou", "Training split name (eigen_zhou, eigen_full, odom, ...).")
@@ -100,6 +102,9 @@ def define_train_flags() -> None:
     d(flags.DEFINE_boolean, "validate_every_epoch", True, "Run a validation pass after each epoch.")
     d(flags.DEFINE_string, "init_checkpoint", "",
       "Checkpoint (run dir or prefix) to initialise the networks from, e.g. for 1024x320 fine-tuning.")
+    d(flags.DEFINE_string, "encoder_init", "",
+      "Run dir or checkpoint prefix whose encoders (depth, and pose when both runs have one) initialise "
+      "this run; decoders start fresh (an ImageNet stand-in, e.g. an MS run on other synthetic drives).")
     d(flags.DEFINE_enum, "strategy", "auto", ["auto", "default", "mirrored", "multi_worker"],
       "tf.distribute strategy: auto = multi_worker if TF_CONFIG is set, mirrored over >1 GPU, "
       "else default.")
@@ -107,9 +112,9 @@ def define_train_flags() -> None:
 
 
 def synthetic_world_from_flags(flag_values=None) -> dict:
-    """``ensure_world`` keyword arguments (drives, frames, height, width) from the training flags."""
+    """``ensure_world`` keyword arguments (drives, frames, height, width, seed) from the training flags."""
     f = FLAGS if flag_values is None else flag_values
-    return {"drives": f.synthetic_drives, "frames": f.synthetic_frames,
+    return {"drives": f.synthetic_drives, "frames": f.synthetic_frames, "seed": f.synthetic_seed,
             "height": f.synthetic_height or f.height, "width": f.synthetic_width or f.width}
 
 
@@ -166,7 +171,7 @@ def experiment_config_from_flags(flag_values=None):
             mixed_precision=f.mixed_precision, seed=f.seed, deterministic=f.deterministic,
             max_nonfinite_steps=f.max_nonfinite_steps, profile_steps=profile,
             validate_every_epoch=f.validate_every_epoch, init_checkpoint=f.init_checkpoint,
-            strategy=f.strategy, progress_bar=f.progress_bar),
+            encoder_init=f.encoder_init, strategy=f.strategy, progress_bar=f.progress_bar),
     )
 
 
