@@ -93,6 +93,22 @@ def test_synthetic_uses_cache_dir_and_command_line_overrides_file():
     assert parse("--flagfile=configs/mono.flags").model.init_disparity is None  # reference init
 
 
+def test_synthetic_mono_recipe_pretrains_on_another_world():
+    pretrain = parse("--flagfile=configs/synthetic_mono_pretrain.flags")
+    pretrain_world = md2tf_flags.synthetic_world_from_flags(FLAGS)
+    mono = parse("--flagfile=configs/synthetic_mono.flags", "--encoder_init=runs/pretrain")
+    mono_world = md2tf_flags.synthetic_world_from_flags(FLAGS)
+    # Pure M with the reference disparity init; MS pretraining, so both encoders exist in the source.
+    assert mono.data.frame_offsets == (0, -1, 1) and not mono.data.use_stereo
+    assert mono.model.init_disparity is None and mono.train.encoder_init == "runs/pretrain"
+    assert pretrain.data.use_stereo and pretrain.use_pose_net
+    # Other drives: another world seed in another directory (the M run's test drive is never seen).
+    assert pretrain_world["seed"] != mono_world["seed"]
+    assert pretrain.data.data_dir != mono.data.data_dir
+    assert (mono.model.num_layers, mono.model.pose_num_layers) == (
+        pretrain.model.num_layers, pretrain.model.pose_num_layers)
+
+
 def test_bad_height_names_the_flag():
     with pytest.raises(ValueError, match="--height"):
         parse("--height=100")
