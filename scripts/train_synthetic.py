@@ -15,9 +15,10 @@ run is also scored without median scaling at the stereo scale (depth x 5.4 = met
 Markdown table and writes ``<run_dir>/synthetic_scores.json``.
 
 ``--mode=mono`` trains monocular (M) in two runs: ``configs/synthetic_mono_pretrain.flags`` (MS on
-other drives, world seed 1: the stand-in for ImageNet-pretrained encoders) into ``<run_dir>/pretrain``,
-then ``configs/synthetic_mono.flags`` (pure M on the seed-0 world, both encoders from the first run,
-fresh decoders) into ``<run_dir>/mono``. It scores the M run's depth as above and its pose network on
+other drives, world seed 1: the stand-in for ImageNet pretraining) into ``<run_dir>/pretrain``, then
+``configs/synthetic_mono.flags`` (pure M on the seed-0 world) into ``<run_dir>/mono``, starting from
+the first run's depth and pose networks (``--mono_init=networks``, the measured recipe) or from its
+encoders only with fresh decoders (``--mono_init=encoders``, ``--encoder_init``). It scores the M run's depth as above and its pose network on
 the test drive: forward motion vs GT (at the depth's median-scaling scale and after one least-squares
 scale for the whole drive) and the 5-frame snippet ATE of ``md2tf.evaluate --task=odometry`` against a
 constant-velocity guess. ``--curves`` also scores every kept checkpoint (learning curves).
@@ -30,6 +31,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -158,8 +160,16 @@ def pose_scores(run_dir: str, depth_scale: float) -> dict:
         raise ValueError(f"expected one synthetic_odom/test_files_NN.txt in {world}/splits, got {split_files}")
     seq = os.path.basename(split_files[0])[len("test_files_"):-len(".txt")]
     gt_poses = odometry.read_kitti_poses(os.path.join(world, "odometry", "poses", f"{seq}.txt"))
-    indices, frames = runner.odometry_frames(os.path.join(world, "odometry"), split_files[0],
-                                             config.data.height, config.data.width, config.data.image_ext)
+    # Each line starts a pair with the next frame; the drive's last frame has none.
+    with open(split_files[0]) as f:
+        lines = [line for line in f if line.strip() and int(line.split()[1]) + 1 < len(gt_poses)]
+    with tempfile.TemporaryDirectory() as tmp:
+        split_file = os.path.join(tmp, os.path.basename(split_files[0]))
+        with open(split_file, "w") as f:
+            f.writelines(lines)
+        indices, frames = runner.odometry_frames(os.path.join(world, "odometry"), split_file,
+                                                 config.data.height, config.data.width,
+                                                 config.data.image_ext)
     pred = odometry.predict_relative_poses(lambda pair: pose_net(pair, training=False), frames())
     gt = odometry.relative_from_global(gt_poses[indices])
     t_pred, t_gt = pred[:, :3, 3], gt[:, :3, 3]
@@ -187,7 +197,7 @@ def pose_scores(run_dir: str, depth_scale: float) -> dict:
 
 
 def pose_table(rows: dict) -> str:
-    lines = ["| model | tz ratio (depth scale) | tz ratio (1 LS scale) | tz error | |tx|, |ty| m/frame "
+    lines = ["| model | tz ratio (depth scale) | tz ratio (1 LS scale) | tz error | mean abs tx, ty (m/frame) "
              "| cos | ATE | ATE const. velocity |", "|---|---|---|---|---|---|---|---|"]
     for name, p in rows.items():
         lines.append(f"| {name} | {p['tz_ratio_depth_scale']:.3f} | {p['tz_ratio']:.3f} | {p['tz_error']:.3f} "
@@ -203,6 +213,7 @@ def curves(run_dir: str) -> list[dict]:
     state = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoints"))
     rows = []
     for prefix in state.all_model_checkpoint_paths if state else []:
+        prefix = os.path.join(run_dir, "checkpoints", prefix)  # kept as is when absolute
         row = {"step": int(prefix.rsplit("-", 1)[1])}
         depth = score(prefix, baselines=False)
         row.update(depth["trained"], depth_scale=depth["depth_scale"])
@@ -244,6 +255,8 @@ def main() -> None:
     parser.add_argument("--num_epochs", type=int, default=0, help="override (ablation: shorter runs)")
     parser.add_argument("--mode", choices=("stereo", "mono"), default="stereo",
                         help="stereo: configs/synthetic.flags; mono: MS pretraining on other drives + M")
+    parser.add_argument("--mono_init", choices=("networks", "encoders"), default="networks",
+                        help="mono: start M from the pretraining run's whole networks or its encoders only")
     parser.add_argument("--curves", action="store_true",
                         help="also score every kept checkpoint (train with --keep_checkpoints=N to keep N)")
     args, extra = parser.parse_known_args()
@@ -253,7 +266,8 @@ def main() -> None:
         pretrain, mono = os.path.join(args.run_dir, "pretrain"), os.path.join(args.run_dir, "mono")
         if not args.skip_train:
             train(pretrain, [], MONO_PRETRAIN_FLAGS)
-            train(mono, [f"--encoder_init={pretrain}", *extra], MONO_FLAGS)
+            init = "init_checkpoint" if args.mono_init == "networks" else "encoder_init"
+            train(mono, [f"--{init}={pretrain}", *extra], MONO_FLAGS)
         rows = score(mono)
         rows["pose"] = pose_scores(mono, rows["depth_scale"])
         rows["pretrain (MS, other drives)"] = score(pretrain, baselines=False, data_from=mono)["trained"]
