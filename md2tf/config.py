@@ -153,6 +153,8 @@ class DataConfig(ConfigBase):
     synthetic_frames: int = setting(100, "Synthetic world: frames per drive.")
     synthetic_height: int = setting(0, "Synthetic world image height (0 = --height).")
     synthetic_width: int = setting(0, "Synthetic world image width (0 = --width).")
+    synthetic_seed: int = setting(0, "Synthetic world master seed: another seed gives other drives (e.g. "
+                                  "to pretrain on data disjoint from the test drive).")
 
     def validate(self) -> None:
         if self.dataset == "synthetic" and not self.data_dir:  # recorded resolved in config.json
@@ -173,12 +175,6 @@ class DataConfig(ConfigBase):
                f"--synthetic_height must be 0 (= --height) or >= 8, got {self.synthetic_height}")
         _check(self.synthetic_width == 0 or self.synthetic_width >= 8,
                f"--synthetic_width must be 0 (= --width) or >= 8, got {self.synthetic_width}")
-
-    @property
-    def synthetic_world(self) -> dict[str, int]:
-        """``WorldConfig`` keyword arguments of the synthetic world this config trains on."""
-        return {"drives": self.synthetic_drives, "frames": self.synthetic_frames,
-                "height": self.synthetic_height or self.height, "width": self.synthetic_width or self.width}
 
     @property
     def temporal_offsets(self) -> tuple[int, ...]:
@@ -276,8 +272,12 @@ class TrainConfig(ConfigBase):
     profile_steps: tuple[int, ...] = setting((), "Two step numbers 'start,stop' to capture a profiler "
                                              "trace.")
     validate_every_epoch: bool = setting(True, "Run a validation pass after each epoch.")
-    init_checkpoint: str = setting("", "Checkpoint (run dir or prefix) to initialise the networks from, "
-                                   "e.g. for 1024x320 fine-tuning.")
+    init_checkpoint: str = setting("", "Run dir or checkpoint prefix whose networks (encoders and "
+                                   "decoders) initialise this run, e.g. for 1024x320 fine-tuning.")
+    encoder_init: str = setting("", "Run dir or checkpoint prefix whose encoders (depth, and the 6-channel "
+                                "pose encoder when both runs have one) initialise this run; decoders start "
+                                "fresh. The stand-in for ImageNet-initialised encoders (paper Sec. 4) "
+                                "where none exist, e.g. an MS run on other data; replaces --encoder_weights.")
     strategy: str = setting("auto", "tf.distribute strategy: auto = multi_worker if TF_CONFIG is set, "
                             "mirrored over >1 GPU, else default.",
                             choices=("auto", "default", "mirrored", "multi_worker"))
@@ -295,6 +295,9 @@ class TrainConfig(ConfigBase):
         _check(self.learning_rate > 0, f"--learning_rate must be > 0, got {self.learning_rate}")
         _check(self.num_epochs > 0, f"--num_epochs must be > 0, got {self.num_epochs}")
         _check(list(self.lr_decay_epochs) == sorted(self.lr_decay_epochs), "--lr_decay_epochs must be sorted")
+        _check(not (self.init_checkpoint and self.encoder_init),
+               "--init_checkpoint and --encoder_init are exclusive (the first restores the encoders too), "
+               f"got {self.init_checkpoint!r} and {self.encoder_init!r}")
 
 
 @dataclass(frozen=True)

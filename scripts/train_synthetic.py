@@ -3,6 +3,7 @@
     python scripts/train_synthetic.py --run_dir=runs/synthetic            # train (~30 min CPU) + score
     python scripts/train_synthetic.py --run_dir=runs/synthetic --skip_train  # score an existing run
     python scripts/train_synthetic.py --run_dir=runs/ablation --ablation --num_epochs=3  # Table 2 rows
+    python scripts/train_synthetic.py --mode=mono --run_dir=runs/mono_synthetic   # M, see docs/mono.md
 
 The default config is stereo (S); the ablation rows train mono+stereo (MS: frames 0, -1, +1 and the
 stereo partner), because with a single source the minimum and the average reprojection coincide.
@@ -12,6 +13,15 @@ Scores on the synthetic world's test split (dense GT, per-image median scaling, 
 per-pixel mean of the training split's GT depth, predicted for every test image). A stereo-trained
 run is also scored without median scaling at the stereo scale (depth x 5.4 = metres). Prints a
 Markdown table and writes ``<run_dir>/synthetic_scores.json``.
+
+``--mode=mono`` trains monocular (M) in two runs: ``configs/synthetic_mono_pretrain.flags`` (MS on
+other drives, world seed 1: the stand-in for ImageNet pretraining) into ``<run_dir>/pretrain``, then
+``configs/synthetic_mono.flags`` (pure M on the seed-0 world) into ``<run_dir>/mono``, starting from
+the first run's depth and pose networks (``--mono_init=networks``, the measured recipe) or from its
+encoders only with fresh decoders (``--mono_init=encoders``, ``--encoder_init``). It scores the M run's depth as above and its pose network on
+the test drive: forward motion vs GT (at the depth's median-scaling scale and after one least-squares
+scale for the whole drive) and the 5-frame snippet ATE of ``md2tf.evaluate --task=odometry`` against a
+constant-velocity guess. ``--curves`` also scores every kept checkpoint (learning curves).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -33,11 +44,15 @@ ABLATION = {  # paper Table 2 rows: (min_reprojection, automask, full_res_multis
     "full": ("--min_reprojection", "--automask", "--full_res_multiscale"),
 }
 ABLATION_MODE = ("--frame_offsets=0,-1,1", "--use_stereo")  # MS
+STEREO_FLAGS = "configs/synthetic.flags"
+MONO_PRETRAIN_FLAGS = "configs/synthetic_mono_pretrain.flags"
+MONO_FLAGS = "configs/synthetic_mono.flags"
+#: GT steps shorter than this (metres per frame) are the vehicle's stop: left out of the pose ratios.
+MOVING_M = 0.05
 
 
-def train(run_dir: str, extra: list[str]) -> None:
-    cmd = [sys.executable, "-m", "md2tf.train", "--flagfile=configs/synthetic.flags",
-           f"--run_dir={run_dir}", *extra]
+def train(run_dir: str, extra: list[str], flagfile: str = STEREO_FLAGS) -> None:
+    cmd = [sys.executable, "-m", "md2tf.train", f"--flagfile={flagfile}", f"--run_dir={run_dir}", *extra]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=REPO, check=True)
 
@@ -68,7 +83,18 @@ def predict(depth_net, images: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def score(run_dir: str) -> dict:
+def run_config(path: str):
+    """The ``ExperimentConfig`` of a run directory or checkpoint prefix."""
+    from md2tf.models import checkpoint as model_checkpoint
+    from md2tf.rundir import RunDir
+
+    _, run_dir = model_checkpoint.resolve_checkpoint(path)
+    return RunDir(run_dir).read_config()
+
+
+def score(run_dir: str, baselines: bool = True, data_from: str = "") -> dict:
+    """Test-split depth scores of a run (and of the baselines); ``data_from``: another run whose
+    synthetic world (test drive) to use, e.g. to score a pretraining run on the M run's test drive."""
     import keras
 
     from md2tf import models
@@ -76,10 +102,14 @@ def score(run_dir: str) -> dict:
     from md2tf.models import checkpoint as model_checkpoint
 
     config, depth_net, _ = model_checkpoint.load_models(run_dir, load_pose_net=False)
-    images, gts = test_data(config, "test")
+    data_config = run_config(data_from) if data_from else config
+    images, gts = test_data(data_config, "test")
     options = metrics.ScoringOptions(split="synthetic", scaling="median")
     trained = predict(depth_net, images)
-    results = {"trained": metrics.score_predictions(gts, trained, options).metrics}
+    scores = metrics.score_predictions(gts, trained, options)
+    results = {"trained": scores.metrics, "depth_scale": scores.ratio_median}
+    if not baselines:
+        return results
     if config.data.use_stereo:  # metric: no median scaling, depth x 5.4
         results["trained, stereo scale x5.4 (no median scaling)"] = metrics.score_predictions(
             gts, trained, metrics.ScoringOptions.stereo(split="synthetic")).metrics
@@ -97,11 +127,118 @@ def score(run_dir: str) -> dict:
     return results
 
 
+def pose_scores(run_dir: str, depth_scale: float) -> dict:
+    """The pose network of a run on the test drive of its synthetic world.
+
+    Args:
+      run_dir: run directory (or checkpoint prefix) with a pose network.
+      depth_scale: metres per network depth unit (the median of the depth's median-scaling ratios).
+
+    Returns:
+      ``gt_tz`` (mean GT forward motion, m/frame, negative = forward in ``next_from_previous``),
+      ``tz_ratio_depth_scale`` (mean predicted forward motion x ``depth_scale`` / GT: is the pose in the
+      depth's scale), ``ls_scale`` (one least-squares scale for every translation of the drive),
+      ``tz_ratio`` and ``tz_error`` (mean |s tz - tz_gt| / mean |tz_gt|) after it, ``lateral`` (mean
+      |s tx| and |s ty|, m/frame), ``cos`` (mean cosine between predicted and GT translations), the
+      snippet ATE of the prediction and of a constant-velocity guess (every step = the drive's mean
+      GT translation, no rotation). Pairs with GT motion < ``MOVING_M`` are left out of the ratios.
+    """
+    import glob
+
+    from md2tf.evaluation import odometry
+    from md2tf.models import checkpoint as model_checkpoint
+
+    config, _, pose_net = model_checkpoint.load_models(run_dir)
+    if pose_net is None:
+        raise ValueError(f"{run_dir}: this run has no pose network (stereo-only training)")
+    world = config.data.data_dir
+    split_files = sorted(glob.glob(os.path.join(world, "splits", "synthetic_odom", "test_files_*.txt")))
+    if len(split_files) != 1:
+        raise ValueError(f"expected one synthetic_odom/test_files_NN.txt in {world}/splits, got {split_files}")
+    seq = os.path.basename(split_files[0])[len("test_files_"):-len(".txt")]
+    gt_poses = odometry.read_kitti_poses(os.path.join(world, "odometry", "poses", f"{seq}.txt"))
+    # Each line starts a pair with the next frame; the drive's last frame has none.
+    with open(split_files[0]) as f:
+        lines = [line for line in f if line.strip() and int(line.split()[1]) + 1 < len(gt_poses)]
+    with tempfile.TemporaryDirectory() as tmp:
+        split_file = os.path.join(tmp, os.path.basename(split_files[0]))
+        with open(split_file, "w") as f:
+            f.writelines(lines)
+        indices, frames = odometry.odometry_frames(os.path.join(world, "odometry"), split_file,
+                                                 config.data.height, config.data.width,
+                                                 config.data.image_ext)
+    pred = odometry.predict_relative_poses(lambda pair: pose_net(pair, training=False), frames())
+    gt = odometry.relative_from_global(gt_poses[indices])
+    t_pred, t_gt = pred[:, :3, 3], gt[:, :3, 3]
+    moving = np.linalg.norm(t_gt, axis=1) > MOVING_M
+    scale = float(np.sum(t_pred * t_gt) / max(np.sum(t_pred**2), 1e-12))
+    tp, tg = t_pred[moving], t_gt[moving]
+    cos = np.sum(tp * tg, 1) / np.maximum(np.linalg.norm(tp, axis=1) * np.linalg.norm(tg, axis=1), 1e-12)
+    constant = np.tile(np.eye(4), (len(gt), 1, 1))
+    constant[:, :3, 3] = t_gt.mean(0)
+    return {
+        "gt_tz": float(tg[:, 2].mean()),
+        "pred_tz": float(tp[:, 2].mean()),
+        "tz_ratio_depth_scale": float(depth_scale * tp[:, 2].mean() / tg[:, 2].mean()),
+        "ls_scale": scale,
+        "tz_ratio": float(scale * tp[:, 2].mean() / tg[:, 2].mean()),
+        "tz_error": float(np.abs(scale * tp[:, 2] - tg[:, 2]).mean() / np.abs(tg[:, 2]).mean()),
+        "lateral_x": float(np.abs(scale * tp[:, 0]).mean()),
+        "lateral_y": float(np.abs(scale * tp[:, 1]).mean()),
+        "cos": float(cos.mean()),
+        "ate": odometry.score_odometry(gt_poses[indices], pred).to_dict(),
+        "ate_constant_velocity": odometry.score_odometry(gt_poses[indices], constant).to_dict(),
+        "num_pairs": int(len(gt)),
+        "num_moving_pairs": int(moving.sum()),
+    }
+
+
+def pose_table(rows: dict) -> str:
+    lines = ["| model | tz ratio (depth scale) | tz ratio (1 LS scale) | tz error | mean abs tx, ty (m/frame) "
+             "| cos | ATE | ATE const. velocity |", "|---|---|---|---|---|---|---|---|"]
+    for name, p in rows.items():
+        lines.append(f"| {name} | {p['tz_ratio_depth_scale']:.3f} | {p['tz_ratio']:.3f} | {p['tz_error']:.3f} "
+                     f"| {p['lateral_x']:.3f}, {p['lateral_y']:.3f} | {p['cos']:.3f} "
+                     f"| {p['ate']['ate_mean']:.4f} | {p['ate_constant_velocity']['ate_mean']:.4f} |")
+    return "\n".join(lines)
+
+
+def curves(run_dir: str) -> list[dict]:
+    """Test-drive depth (and pose) scores of every checkpoint kept in ``<run_dir>/checkpoints``."""
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoints"))
+    rows = []
+    for prefix in state.all_model_checkpoint_paths if state else []:
+        prefix = os.path.join(run_dir, "checkpoints", prefix)  # kept as is when absolute
+        row = {"step": int(prefix.rsplit("-", 1)[1])}
+        depth = score(prefix, baselines=False)
+        row.update(depth["trained"], depth_scale=depth["depth_scale"])
+        try:
+            row["pose"] = pose_scores(prefix, depth["depth_scale"])
+        except ValueError:  # stereo-only run
+            pass
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "pose"}), flush=True)
+    return rows
+
+
+def curve_table(rows: list[dict]) -> str:
+    lines = ["| step | abs_rel | d<1.25 | tz ratio (depth scale) | tz error (1 LS scale) | cos | ATE | "
+             "ATE const. velocity |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = r.get("pose")
+        pose = (f"{p['tz_ratio_depth_scale']:.3f} | {p['tz_error']:.3f} | {p['cos']:.3f} | "
+                f"{p['ate']['ate_mean']:.4f} | {p['ate_constant_velocity']['ate_mean']:.4f}") if p else "- | - | - | - | -"
+        lines.append(f"| {r['step']} | {r['abs_rel']:.3f} | {r['a1']:.3f} | {pose} |")
+    return "\n".join(lines)
+
+
 def table(rows: dict) -> str:
     lines = ["| model | abs_rel | sq_rel | rmse | rmse_log | d<1.25 | d<1.25^2 | d<1.25^3 |",
              "|---|---|---|---|---|---|---|---|"]
     for name, m in rows.items():
-        if isinstance(m, dict):
+        if isinstance(m, dict) and "abs_rel" in m:
             lines.append(f"| {name} | " + " | ".join(
                 f"{m[k]:.3f}" for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")) + " |")
     return "\n".join(lines)
@@ -113,10 +250,32 @@ def main() -> None:
     parser.add_argument("--skip_train", action="store_true", help="score an existing run only")
     parser.add_argument("--ablation", action="store_true", help="train + score the Table 2 rows")
     parser.add_argument("--num_epochs", type=int, default=0, help="override (ablation: shorter runs)")
+    parser.add_argument("--mode", choices=("stereo", "mono"), default="stereo",
+                        help="stereo: configs/synthetic.flags; mono: MS pretraining on other drives + M")
+    parser.add_argument("--mono_init", choices=("networks", "encoders"), default="networks",
+                        help="mono: start M from the pretraining run's whole networks or its encoders only")
+    parser.add_argument("--curves", action="store_true",
+                        help="also score every kept checkpoint (train with --keep_checkpoints=N to keep N)")
     args, extra = parser.parse_known_args()
     if args.num_epochs:
         extra.append(f"--num_epochs={args.num_epochs}")
-    if args.ablation:
+    if args.mode == "mono":
+        pretrain, mono = os.path.join(args.run_dir, "pretrain"), os.path.join(args.run_dir, "mono")
+        if not args.skip_train:
+            train(pretrain, [], MONO_PRETRAIN_FLAGS)
+            init = "init_checkpoint" if args.mono_init == "networks" else "encoder_init"
+            train(mono, [f"--{init}={pretrain}", *extra], MONO_FLAGS)
+        rows = score(mono)
+        rows["pose"] = pose_scores(mono, rows["depth_scale"])
+        rows["pretrain (MS, other drives)"] = score(pretrain, baselines=False, data_from=mono)["trained"]
+        print(f"synthetic test drive, {rows['num_test_images']} images, per-image median scaling")
+        print(table(rows))
+        print(pose_table({"M": rows["pose"]}))
+        if args.curves:
+            rows["curves"] = curves(mono)
+            print(curve_table(rows["curves"]))
+        out = os.path.join(args.run_dir, "mono_scores.json")
+    elif args.ablation:
         rows = {}
         for name, switches in ABLATION.items():
             sub = os.path.join(args.run_dir, name.strip("+ ").replace(" ", "_").replace("-", "_"))
@@ -129,6 +288,9 @@ def main() -> None:
         if not args.skip_train:
             train(args.run_dir, extra)
         rows = score(args.run_dir)
+        if args.curves:
+            rows["curves"] = curves(args.run_dir)
+            print(curve_table(rows["curves"]))
         print(f"synthetic test split, {rows['num_test_images']} images, per-image median scaling "
               "unless noted")
         print(table(rows))

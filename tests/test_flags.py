@@ -132,8 +132,7 @@ def test_paper_aliases_set_the_same_field():
 def test_config_json_replays_a_synthetic_run():
     c = parse("--flagfile=configs/synthetic.flags", "--synthetic_drives=2", "--synthetic_frames=30")
     again = cfg.ExperimentConfig.from_dict(json.loads(json.dumps(c.to_dict())))
-    assert again == c and again.data.synthetic_world == {"drives": 2, "frames": 30, "height": 96,
-                                                         "width": 320}
+    assert again == c and (again.data.synthetic_drives, again.data.synthetic_frames) == (2, 30)
 
 
 def test_old_config_json_with_seed_under_data_loads():
@@ -229,12 +228,27 @@ def test_synthetic_uses_cache_dir_and_command_line_overrides_file():
     # Stereo from scratch with a far disparity start (the reference 0.5 never finds the stereo basin).
     assert c.data.frame_offsets == (0,) and c.data.use_stereo and not c.use_pose_net
     assert c.model.init_disparity == 0.02
-    world = c.data.synthetic_world
-    assert (world["height"], world["width"]) == (c.data.height, c.data.width)
+    assert (c.data.synthetic_height, c.data.synthetic_width) == (0, 0)  # 0 = the network size
     assert parse("--dataset=synthetic").data.data_dir == cfg.SYNTHETIC_DATA_DIR
     smoke = parse("--flagfile=configs/smoke.flags", "--synthetic_height=40")
     assert (smoke.data.synthetic_drives, smoke.data.synthetic_frames, smoke.data.synthetic_height) == (2, 12, 40)
     assert parse("--flagfile=configs/mono.flags").model.init_disparity is None  # reference init
+
+
+def test_synthetic_mono_recipe_pretrains_on_another_world():
+    pretrain = parse("--flagfile=configs/synthetic_mono_pretrain.flags")
+    mono = parse("--flagfile=configs/synthetic_mono.flags", "--init_checkpoint=runs/pretrain")
+    # Pure M with the reference disparity init; MS pretraining, so both networks exist in the source.
+    assert mono.data.frame_offsets == (0, -1, 1) and not mono.data.use_stereo
+    assert mono.model.init_disparity is None and mono.train.init_checkpoint == "runs/pretrain"
+    assert pretrain.data.use_stereo and pretrain.use_pose_net
+    # Other drives: another world seed in another directory (the M run's test drive is never seen).
+    assert pretrain.data.synthetic_seed != mono.data.synthetic_seed
+    assert pretrain.data.data_dir != mono.data.data_dir
+    assert (mono.model.num_layers, mono.model.pose_num_layers) == (
+        pretrain.model.num_layers, pretrain.model.pose_num_layers)
+    with pytest.raises(ValueError, match="--init_checkpoint and --encoder_init are exclusive"):
+        parse("--flagfile=configs/synthetic_mono.flags", "--init_checkpoint=a", "--encoder_init=b")
 
 
 def test_bad_height_names_the_flag():

@@ -48,11 +48,15 @@ def variable_paths(model: tf.Module) -> dict[int, tuple[str, ...]]:
     return paths
 
 
-def unsaved_variables(root_name: str, model: tf.Module, checkpoint_prefix: str) -> list[str]:
-    """Paths of ``model``'s variables that the checkpoint does not hold under ``root_name``.
+def variable_checkpoint_keys(root_name: str, model: tf.Module, checkpoint_prefix: str) -> dict[int, str | None]:
+    """Checkpoint keys of ``model``'s variables saved under ``root_name`` (e.g. ``depth_net``).
 
     Follows the checkpoint's own object graph (the one restore uses), so it works whatever else was
     saved alongside (optimizer, step) and however TF named the tensors.
+
+    Returns:
+      ``{id(variable): key}`` for every variable of ``model.weights``; the key is None when the
+      checkpoint does not hold that variable.
     """
     reader = tf.train.load_checkpoint(checkpoint_prefix)
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
@@ -68,14 +72,19 @@ def unsaved_variables(root_name: str, model: tf.Module, checkpoint_prefix: str) 
         return graph.nodes[node]
 
     paths = variable_paths(model)
-    missing = []
+    found: dict[int, str | None] = {}
     for var in model.weights:
         path = paths.get(id(var))
         node = lookup((root_name,) + path) if path is not None else None
         keys = [a.checkpoint_key for a in node.attributes if a.name == "VARIABLE_VALUE"] if node else []
-        if not keys or not reader.has_tensor(keys[0]):
-            missing.append(getattr(var, "path", var.name))
-    return missing
+        found[id(var)] = keys[0] if keys and reader.has_tensor(keys[0]) else None
+    return found
+
+
+def unsaved_variables(root_name: str, model: tf.Module, checkpoint_prefix: str) -> list[str]:
+    """Paths of ``model``'s variables that the checkpoint does not hold under ``root_name``."""
+    keys = variable_checkpoint_keys(root_name, model, checkpoint_prefix)
+    return [getattr(var, "path", var.name) for var in model.weights if keys[id(var)] is None]
 
 
 def save_models(

@@ -124,5 +124,66 @@ def restore_networks(path: str, depth_net, pose_net=None) -> str:
     return model_checkpoint.restore_networks(prefix, {"depth_net": depth_net, "pose_net": pose_net})
 
 
+def restore_encoders(path: str, depth_net, pose_net=None) -> tuple[str, list[str]]:
+    """Copies the encoder weights of another run into built networks (``--encoder_init``).
+
+    The stand-in for ImageNet initialisation (paper Sec. 4.1): the depth encoder, and the pose encoder
+    when both this run and the source have a pose network, take the source's weights and BatchNorm
+    statistics; the decoders keep their fresh initialisation. The encoders' variables are matched by
+    their place in the network (``depth_net/encoder/...``), so the source may have been trained at
+    another resolution, on other data or with other losses (S, MS), but must have the same encoder
+    architecture (ResNet depth, read from its ``config.json``).
+
+    Args:
+      path: a run directory (its latest checkpoint) or a checkpoint prefix.
+      depth_net: built `DepthNet` of this run.
+      pose_net: built `PoseNet` of this run, or None (stereo-only run).
+
+    Returns:
+      ``(checkpoint prefix, names of the networks whose encoder was initialised)``.
+
+    Raises:
+      FileNotFoundError: no checkpoint or ``config.json`` at ``path``.
+      ValueError: the source's encoder has another ResNet depth, lacks a variable or holds one with
+        another shape.
+    """
+    prefix, run_dir = model_checkpoint.resolve_checkpoint(path)
+    source = RunDir(run_dir).read_config()
+    nets = {"depth_net": depth_net}
+    if pose_net is not None and source.use_pose_net:
+        nets["pose_net"] = pose_net
+    # A deeper source holds every variable of a shallower ResNet with the same shapes (ResNet34's
+    # layer1.0 is ResNet18's), so the depths are compared, not only the variables.
+    depths = {"depth_net": ("--num_layers", source.model.num_layers),
+              "pose_net": ("--pose_num_layers", source.model.pose_num_layers)}
+    for name, net in nets.items():
+        flag, depth = depths[name]
+        if net.encoder.num_layers != depth:
+            raise ValueError(f"--encoder_init {run_dir!r} has a ResNet{depth} {name} encoder ({flag}), "
+                             f"this run a ResNet{net.encoder.num_layers}")
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    assignments, problems = [], []
+    for name, net in nets.items():
+        keys = model_checkpoint.variable_checkpoint_keys(name, net, prefix)
+        for var in net.encoder.weights:
+            key = keys[id(var)]
+            label = f"{name}/{getattr(var, 'path', var.name)}"
+            if key is None:
+                problems.append(f"{label} missing")
+            elif tuple(shapes[key]) != tuple(var.shape):
+                problems.append(f"{label} has shape {tuple(shapes[key])} in the source, "
+                                f"{tuple(var.shape)} here")
+            else:
+                assignments.append((var, key))
+    if problems:
+        raise ValueError(f"--encoder_init {prefix!r} does not match this run's encoders "
+                         f"({len(problems)} problem(s), same --num_layers/--pose_num_layers needed): "
+                         f"{problems[:5]}")
+    for var, key in assignments:
+        var.assign(reader.get_tensor(key))
+    return prefix, list(nets)
+
+
 #: ``load_models(path) -> (config, depth_net, pose_net)``: the shared reader (md2tf.models.checkpoint).
 load_models = model_checkpoint.load_models

@@ -323,7 +323,7 @@ class Trainer:
 
     def restore(self) -> str | None:
         """Resumes from the run's latest checkpoint (``--resume``), else initialises from
-        ``--init_checkpoint`` if given. Returns the checkpoint used."""
+        ``--init_checkpoint`` or ``--encoder_init`` if given. Returns the checkpoint used."""
         tc = self.config.train
         if tc.resume:
             path = self.checkpoints.restore_latest()
@@ -333,6 +333,10 @@ class Trainer:
                 return path
         if tc.init_checkpoint:
             return checkpoints.restore_networks(tc.init_checkpoint, self.depth_net, self.pose_net)
+        if tc.encoder_init:
+            path, nets = checkpoints.restore_encoders(tc.encoder_init, self.depth_net, self.pose_net)
+            logger.info("encoders of %s initialised from %s", " and ".join(nets), path)
+            return path
         return None
 
     def save(self) -> str | None:

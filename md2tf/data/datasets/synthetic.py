@@ -3,8 +3,8 @@
 The world is written in the KITTI raw layout (see ``md2tf/data/synthetic/README.md``), so samples are
 listed from its split files exactly as for KITTI (split ``synthetic``). Its parameters are
 `DataConfig` fields (``synthetic_drives``, ``synthetic_frames``, ``synthetic_height``,
-``synthetic_width``, and ``image_ext`` for the file format), so ``config.json`` alone regenerates the
-same world. Dense GT depth exists for every frame: training-time metrics and evaluation use it.
+``synthetic_width``, ``synthetic_seed``, and ``image_ext`` for the file format), so ``config.json``
+alone regenerates the same world. Dense GT depth exists for every frame: training-time metrics and evaluation use it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def world_parameters(config: DataConfig) -> dict:
     """
     return {"drives": config.synthetic_drives, "frames": config.synthetic_frames,
             "height": config.synthetic_height or config.height,
-            "width": config.synthetic_width or config.width, "ext": config.image_ext.lstrip(".")}
+            "width": config.synthetic_width or config.width, "ext": config.image_ext.lstrip("."),
+            "seed": config.synthetic_seed}
 
 
 @dataclass(frozen=True)
