@@ -57,8 +57,6 @@ class LoopState:
       scalars: the latest step's scalars.
       consecutive_nonfinite, total_nonfinite: skipped updates in a row / in all.
       last_checkpoint: prefix of the last checkpoint written (chief only).
-      saved_step: global step of the last checkpoint written.
-      validation: the latest validation results.
     """
 
     total_steps: int | None = None
@@ -67,8 +65,6 @@ class LoopState:
     consecutive_nonfinite: int = 0
     total_nonfinite: int = 0
     last_checkpoint: str | None = None
-    saved_step: int = -1
-    validation: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 class Hook:
@@ -173,9 +169,8 @@ class Checkpointing(Hook):
         self.every_steps = every_steps
 
     def _save(self, trainer, state, step):
-        if state.saved_step != step:
+        if trainer.saved_step != step:
             state.last_checkpoint = trainer.save() or state.last_checkpoint
-            state.saved_step = step
 
     def after_step(self, trainer, state, info):
         if due(info.step, self.every_steps):
@@ -195,9 +190,9 @@ class Validation(Hook):
         self.progress = progress
 
     def after_epoch(self, trainer, state, epoch, step):
-        state.validation = trainer.validate(step)
-        if state.validation:
-            line = f"epoch {epoch} (step {step}): " + validation_line(state.validation)
+        results = trainer.validate(step)
+        if results:
+            line = f"epoch {epoch} (step {step}): " + validation_line(results)
             (self.progress.write if self.progress else logger.info)(line)
 
 
@@ -238,8 +233,8 @@ class Profiler(Hook):
 class ProgressBar(Hook):
     """The console progress bar: steps, ETA, samples/s and the latest loss."""
 
-    def __init__(self, progress: Progress, batch_size: int) -> None:
-        self.progress, self.batch_size = progress, batch_size
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
 
     def after_step(self, trainer, state, info):
         self.progress.update(1, postfix=f"loss {info.scalars.get('loss/total', float('nan')):.4f}")
@@ -276,7 +271,7 @@ def default_hooks(trainer: Trainer, total_steps: int | None, start_step: int,
         hooks.append(ImageSummaries(trainer.writer, tc.image_log_every, trainer.image_batch))
     if tc.profile_steps and chief:
         hooks.append(Profiler(RunDir(tc.run_dir).tensorboard, *tc.profile_steps))
-    hooks.append(ProgressBar(progress, tc.batch_size))
+    hooks.append(ProgressBar(progress))
     if tc.validate_every_epoch:
         hooks.append(Validation(progress))
     hooks.append(Checkpointing(tc.save_every_steps))

@@ -197,7 +197,8 @@ class Trainer:
         self._val_step = tf.function(self._val_step_fn)
         self._image_fn = tf.function(self._image_fn_impl)
         self.stop_request = StopRequest()
-        self._saved_step = -1
+        #: Global step of the last checkpoint this trainer wrote (-1 = none yet).
+        self.saved_step = -1
 
     # --- compiled pieces -------------------------------------------------------------------------
 
@@ -342,7 +343,7 @@ class Trainer:
     def save(self) -> str | None:
         """Checkpoint at the current step (every worker calls it); the prefix on the chief."""
         path = self.checkpoints.save()
-        self._saved_step = int(self.step.numpy())
+        self.saved_step = int(self.step.numpy())
         return path if self.is_chief else None
 
     def weights_finite(self) -> bool:
@@ -366,7 +367,7 @@ class Trainer:
             # Several workers save collectively: a lone failing worker would wait for the others.
             multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
             try:
-                if self._saved_step == gstep:
+                if self.saved_step == gstep:
                     saved = self.checkpoints.latest
                 elif self.weights_finite() and not multi_worker:
                     saved = self.save()
@@ -435,10 +436,10 @@ class Trainer:
         lr = self.learning_rate_for_epoch(epoch)
         self.optimizer.learning_rate = lr
         spe = plan.steps_per_epoch
+        gstep = int(self.step.numpy())
         iterator = iter(self._distributed("train", True, tc.seed + epoch, take=spe,
-                                          skip=plan.done_in_epoch(int(self.step.numpy()), epoch)))
-        while True:
-            gstep = int(self.step.numpy())
+                                          skip=plan.done_in_epoch(gstep, epoch)))
+        while True:  # every compiled step adds exactly 1 to self.step (skipped updates too)
             if gstep >= (epoch + 1) * spe:
                 return
             if tc.max_steps and gstep >= tc.max_steps:
@@ -450,7 +451,8 @@ class Trainer:
             except (tf.errors.OutOfRangeError, StopIteration):
                 raise TrainingDataError(f"the training data ran out at step {gstep} of epoch {epoch} "
                                         f"({spe} steps per epoch): is the split empty?") from None
-            yield hooks_lib.StepInfo(step=gstep + 1, epoch=epoch, scalars={k: float(v) for k, v in out.items()},
+            gstep += 1
+            yield hooks_lib.StepInfo(step=gstep, epoch=epoch, scalars={k: float(v) for k, v in out.items()},
                                      applied=bool(applied), stop_requested=bool(any_stop), learning_rate=lr)
 
     def image_batch(self):
