@@ -240,9 +240,10 @@ class VideoWriter:
       path: output file (``.mp4``, ``.mkv``, ``.mov`` or ``.avi``).
       fps: frame rate of the output, frames per second (> 0).
       codec: FFmpeg encoder name; None = ``libx264`` if available, else ``mpeg4``.
+      rotation: display rotation stored in the stream, degrees counter-clockwise (0 = none).
     """
 
-    def __init__(self, path: str, fps: float, codec: str | None = None) -> None:
+    def __init__(self, path: str, fps: float, codec: str | None = None, rotation: int = 0) -> None:
         av = _av()
         if not fps > 0 or not math.isfinite(fps):
             raise ValueError(f"video frame rate must be > 0, got {fps}")
@@ -255,6 +256,7 @@ class VideoWriter:
         self._container = av.open(path, "w")
         self._stream = None
         self._size: tuple[int, int] | None = None
+        self._rotation = rotation
 
     def write(self, image: np.ndarray) -> None:
         """Appends one uint8 ``[H, W, 3]`` RGB frame (every frame must have the first one's size)."""
@@ -272,6 +274,8 @@ class VideoWriter:
                 self._stream.options = {"crf": "18"}
             else:
                 self._stream.options = {"qscale": "3"}
+            if self._rotation:
+                self._stream.set_display_rotation(self._rotation)
         elif (h, w) != self._size:
             raise ValueError(f"{self.path}: frame size {h}x{w} differs from the first frame's "
                              f"{self._size[0]}x{self._size[1]}")

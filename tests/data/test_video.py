@@ -13,7 +13,7 @@ import pytest
 from md2tf.config import ConfigError, DataConfig
 from md2tf.data import datasets, video
 from md2tf.data.datasets import video as video_dataset
-from tests.data import video_world as vw
+from md2tf.data.synthetic import clip as vw
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,9 +22,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def clip(tmp_path_factory):
     """``{"frames": rendered uint8 frames, "dir": a clips folder, "path": its one .mp4}``."""
     root = tmp_path_factory.mktemp("clips")
-    frames = vw.render_frames()
+    frames = vw.render_clip()
     path = str(root / "drive.mp4")
-    vw.write_video(path, frames)
+    vw.write_clip(path, frames)
     (root / "intrinsics.json").write_text(json.dumps({"fx": 0.58, "fy": 1.92, "cx": 0.5, "cy": 0.5}))
     return {"frames": frames, "dir": str(root), "path": path}
 
@@ -68,7 +68,7 @@ def test_display_rotation_is_applied(tmp_path):
     image = np.zeros((32, 64, 3), np.uint8)
     image[:8, :16] = 255  # a white block in the stored frame's top-left corner
     path = str(tmp_path / "phone.mp4")
-    vw.write_video(path, np.stack([image] * 2), rotation=90)
+    vw.write_clip(path, np.stack([image] * 2), rotation=90)
     assert video.probe(path)[3:] == (32, 64, 90)  # width, height swapped
     (_, decoded), = list(video.read_frames(path, max_frames=1))
     np.testing.assert_allclose(decoded, np.rot90(image, 1), atol=40)  # counter-clockwise quarter turn
