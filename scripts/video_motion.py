@@ -44,10 +44,16 @@ def main() -> int:
     parser.add_argument("--stride", type=int, default=1, help="frame stride (1 = every frame)")
     parser.add_argument("--height", type=int, default=clip.HEIGHT, help="--synthetic: frame height")
     parser.add_argument("--width", type=int, default=clip.WIDTH, help="--synthetic: frame width")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="--synthetic: std of Gaussian noise added per frame (grey levels), as a sensor's")
     args = parser.parse_args()
     path = args.video or args.synthetic
     if args.synthetic:
-        clip.write_clip(path, clip.render_clip(args.height, args.width))
+        frames = clip.render_clip(args.height, args.width)
+        if args.noise:
+            noise = np.random.default_rng(0).normal(0.0, args.noise, frames.shape)
+            frames = np.clip(np.round(frames + noise), 0, 255).astype(np.uint8)
+        clip.write_clip(path, frames)
     indices, values = motions(path, args.stride)
     for index, value in zip(indices[1:], values[1:]):
         print(f"frame {index:6d}  motion {value:.4f}")
@@ -59,7 +65,7 @@ def main() -> int:
             key = ("standing still" if z[b] == z[a] else "cruising" if np.all(speeds == clip.SPEED[0])
                    else "braking / accelerating")
             groups[key].append(value)
-        print(f"{args.width}x{args.height}, {clip.FPS} fps, stride {args.stride} "
+        print(f"{args.width}x{args.height}, noise {args.noise:g}, {clip.FPS} fps, stride {args.stride} "
               f"({clip.SPEED[0] * args.stride:.1f} m per pair when cruising):")
         for key, group in groups.items():
             if group:
