@@ -104,3 +104,23 @@ def test_broken_video_is_a_named_failure(tmp_path):
                                      progress=False)
     assert summary.num_frames == 0 and "cannot open video" in summary.failed[0][1]
     assert not os.path.exists(tmp_path / "out" / "movie_depth.mp4")
+
+
+def test_predict_command_on_video_with_point_clouds(exported, clip, tmp_path, capsys):
+    """The flags path: ``md2tf.predict --input=clip.mp4 --frame_stride --point_cloud --intrinsics_file``."""
+    from md2tf import predict
+    from md2tf.config import PredictConfig
+    from md2tf.flags import call_command
+
+    camera = clip["dir"] / "camera.json"
+    camera.write_text(json.dumps({"fx": 0.58, "fy": 1.92, "cx": 0.5, "cy": 0.5}))
+    argv = [f"--model={exported['tflite_fp32']}", f"--input={clip['path']}", f"--out={tmp_path / 'out'}",
+            "--frame_stride=4", "--point_cloud"]
+    assert call_command(predict.main, PredictConfig, [*argv, f"--intrinsics_file={camera}"]) == 0
+    assert "depth video (3 frames" in capsys.readouterr().out
+    assert video.probe(str(tmp_path / "out" / "drive_depth.mp4")).num_frames == 3
+    for index in (0, 4, 8):
+        points, _ = pointcloud.read_ply(str(tmp_path / "out" / f"drive_{index:06d}.ply"))
+        assert points.shape == (vw.HEIGHT * vw.WIDTH, 3)
+    assert call_command(predict.main, PredictConfig, argv) == 2  # no intrinsics.json beside the clip
+    assert "error: --point_cloud needs the camera intrinsics" in capsys.readouterr().err
