@@ -101,14 +101,14 @@ def _save(image, path: str, ext: str) -> None:
         Image.fromarray(image).save(path, compress_level=3)
 
 
-def decode_clip(path: str, out_dir: str, *, stride: int, static_threshold: float, image_ext: str,
-                progress: bool = True) -> dict:
+def decode_clip(path: str, out_dir: str, *, frame_stride: int, target_fps: float, static_threshold: float,
+                image_ext: str, progress: bool = True) -> dict:
     """Decodes one clip into moving runs ``<out_dir>/<clip>_<run>/<frame index><image_ext>``.
 
     Args:
       path: the video file.
       out_dir: the (staging) prepared folder.
-      stride: keep every ``stride``-th frame.
+      frame_stride, target_fps: the stride (`md2tf.data.video.stride_for` of the clip's frame rate).
       static_threshold: cut where `md2tf.data.video.motion` of consecutive kept frames is below this.
       image_ext: ``.jpg`` or ``.png``.
       progress: draw a progress bar.
@@ -118,7 +118,8 @@ def decode_clip(path: str, out_dir: str, *, stride: int, static_threshold: float
       stride), ``kept``, ``dropped``, ``runs`` (``[first, last]`` frame indices of each run) and
       ``motion`` (per decoded frame, vs the previous one; 0 for the first).
     """
-    info = video.probe(path)
+    fps = video.probe(path).fps
+    stride = video.stride_for(fps, frame_stride, target_fps)
     label = _clip_label(path)
     scratch = os.path.join(out_dir, label + ".all")
     os.makedirs(scratch)
@@ -138,7 +139,7 @@ def decode_clip(path: str, out_dir: str, *, stride: int, static_threshold: float
             os.replace(os.path.join(scratch, name), os.path.join(folder, name))
     shutil.rmtree(scratch)
     kept = sum(len(r) for r in runs)
-    return {"file": os.path.basename(path), "fps": info.fps, "stride": stride, "decoded": len(indices),
+    return {"file": os.path.basename(path), "fps": fps, "stride": stride, "decoded": len(indices),
             "kept": kept, "dropped": len(indices) - kept,
             "runs": [[indices[r[0]], indices[r[-1]]] for r in runs],
             "motion": [round(m, 6) for m in motions]}
@@ -188,11 +189,11 @@ def prepare_videos(config: DataConfig, progress: bool = True) -> str:
     os.makedirs(staging)
     entries = []
     for path in clips:
-        stride = video.stride_for(video.probe(path).fps, config.frame_stride, config.target_fps)
-        entry = decode_clip(path, staging, stride=stride, static_threshold=config.static_threshold,
-                            image_ext=config.image_ext, progress=progress)
+        entry = decode_clip(path, staging, frame_stride=config.frame_stride, target_fps=config.target_fps,
+                            static_threshold=config.static_threshold, image_ext=config.image_ext,
+                            progress=progress)
         logger.info("%s: %.3g fps, stride %d: %d frames, %d static dropped (--static_threshold=%g), "
-                    "%d kept in %d runs", entry["file"], entry["fps"], stride, entry["decoded"],
+                    "%d kept in %d runs", entry["file"], entry["fps"], entry["stride"], entry["decoded"],
                     entry["dropped"], config.static_threshold, entry["kept"], len(entry["runs"]))
         entries.append(entry)
     decoded, dropped = sum(e["decoded"] for e in entries), sum(e["dropped"] for e in entries)
