@@ -31,6 +31,7 @@ from PIL import Image, ImageSequence
 
 from md2tf.data import video
 from md2tf.data.datasets.folder import INTRINSICS_FILE, read_intrinsics
+from md2tf.deploy import pointcloud
 from md2tf.deploy.images import (
     IMAGE_EXTENSIONS,
     colorize,
@@ -183,8 +184,6 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
         stem = os.path.splitext(os.path.basename(files[0]))[0]
         video_out = os.path.join(out_dir, f"{stem}_depth.mp4")
     per_frame = save_frames or not is_video
-    if intrinsics is not None:
-        from md2tf.deploy import pointcloud  # noqa: PLC0415  (TensorFlow only when asked)
     writer, used = None, set()
     bar = Progress(len(files), "predict", unit="file", enabled=progress and not is_video)
     try:
