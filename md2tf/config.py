@@ -124,7 +124,8 @@ class DataConfig(ConfigBase):
 
     dataset: str = setting("synthetic", "Training data, a name registered in md2tf.data.datasets: kitti "
                            "(raw, split files), kitti_odom, synthetic (the built-in world, generated on "
-                           "first use into --data_dir) or folder (a folder of video frames).")
+                           "first use into --data_dir), folder (a folder of video frames) or video (video files, "
+                           "decoded once into frame folders).")
     data_dir: str = setting("", "Dataset root (KITTI raw layout for kitti and synthetic). Empty for "
                             "--dataset=synthetic means data_cache/synthetic.",
                             aliases=("synthetic_cache_dir",))
@@ -155,6 +156,15 @@ class DataConfig(ConfigBase):
     synthetic_width: int = setting(0, "Synthetic world image width (0 = --width).")
     synthetic_seed: int = setting(0, "Synthetic world master seed: another seed gives other drives (e.g. "
                                   "to pretrain on data disjoint from the test drive).")
+    frame_stride: int = setting(1, "--dataset=video: keep every n-th decoded frame (3 turns a 30 fps "
+                                "video into KITTI's 10 Hz).")
+    target_fps: float = setting(0.0, "--dataset=video: frame rate to subsample each video to (stride = "
+                                "round(video fps / target_fps)); 0 = use --frame_stride.")
+    static_threshold: float = setting(0.005, "--dataset=video: drop static frames, cutting each video "
+                                      "where the median absolute grey difference of consecutive kept "
+                                      "frames (64 px wide thumbnails, [0, 1]) is below this; 0 keeps all.")
+    video_cache_dir: str = setting("", "--dataset=video: where the decoded frames go (one folder per "
+                                   "decoding setting); empty = <data_dir>/.md2tf_frames.")
 
     def validate(self) -> None:
         if self.dataset == "synthetic" and not self.data_dir:  # recorded resolved in config.json
@@ -175,6 +185,12 @@ class DataConfig(ConfigBase):
                f"--synthetic_height must be 0 (= --height) or >= 8, got {self.synthetic_height}")
         _check(self.synthetic_width == 0 or self.synthetic_width >= 8,
                f"--synthetic_width must be 0 (= --width) or >= 8, got {self.synthetic_width}")
+        _check(self.frame_stride >= 1, f"--frame_stride must be >= 1, got {self.frame_stride}")
+        _check(self.target_fps >= 0, f"--target_fps must be >= 0 (0 = off), got {self.target_fps}")
+        _check(self.target_fps == 0 or self.frame_stride == 1,
+               "give --target_fps or --frame_stride, not both")
+        _check(self.static_threshold >= 0,
+               f"--static_threshold must be >= 0 (0 = keep every frame), got {self.static_threshold}")
 
     @property
     def temporal_offsets(self) -> tuple[int, ...]:
@@ -380,7 +396,8 @@ class PredictConfig(ConfigBase):
     """``python -m md2tf.predict``: model, inputs and what to write."""
 
     model: str = setting("", "Checkpoint / run directory, SavedModel directory or .tflite file.")
-    input: str = setting("", "An image file, a folder of images, or an animated GIF.")
+    input: str = setting("", "An image file, a folder of images, an animated GIF or a video file "
+                         "(.mp4 .mov .mkv .avi .webm .m4v).")
     out_dir: str = setting("", "Output directory for <name>_disp.png, <name>_disp.npy, <name>_depth.npy.",
                            aliases=("out",))
     post_process: bool = setting(False, "Flip post-processing (checkpoints only; exported models carry "
@@ -390,10 +407,22 @@ class PredictConfig(ConfigBase):
     save_color: bool = setting(True, "Write magma-coloured disparity PNGs.")
     vmax_percentile: float = setting(95.0, "Disparity percentile mapped to the brightest colour.")
     num_threads: int = setting(0, "TFLite interpreter threads (0 = LiteRT default).")
+    frame_stride: int = setting(1, "Video input: predict every n-th frame.")
+    max_frames: int = setting(0, "Video input: at most this many frames (0 = all).")
+    video_out: str = setting("", "Side-by-side video (input | coloured disparity); empty = "
+                             "<out>/<name>_depth.mp4 for a video input, none for images.")
+    save_frames: bool = setting(False, "Video input: also write the per-frame files (PNG, .npy) that "
+                                "images get.")
+    point_cloud: bool = setting(False, "Write <name>.ply per frame: coloured points in the camera frame "
+                                "(x right, y down, z forward; the depth's units), binary PLY.")
+    intrinsics_file: str = setting("", "--point_cloud: intrinsics.json of the camera (as for "
+                                   "--dataset=folder); empty = intrinsics.json beside --input.")
 
     def validate(self) -> None:
         _check(bool(self.model), "--model is required (checkpoint, SavedModel dir or .tflite)")
-        _check(bool(self.input), "--input is required (image, folder or animated GIF)")
+        _check(bool(self.input), "--input is required (image, folder, animated GIF or video file)")
+        _check(self.frame_stride >= 1, f"--frame_stride must be >= 1, got {self.frame_stride}")
+        _check(self.max_frames >= 0, f"--max_frames must be >= 0 (0 = all), got {self.max_frames}")
         _check(bool(self.out_dir), "--out is required (output directory)")
         _check(0 < self.vmax_percentile <= 100,
                f"--vmax_percentile must lie in (0, 100], got {self.vmax_percentile}")

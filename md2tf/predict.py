@@ -1,8 +1,10 @@
 """``python -m md2tf.predict --model (checkpoint | saved_model dir | .tflite) --input PATH --out DIR``
 
 Writes magma-coloured disparity PNGs and ``.npy`` scaled disparity / depth at each input's original
-resolution (see ``md2tf.deploy.prediction``). Unreadable files are skipped and listed at the end; the
-exit status is 1 if any file failed.
+resolution, for a video file a side-by-side depth video (``--frame_stride``, ``--max_frames``,
+``--video_out``, ``--save_frames``), and with ``--point_cloud`` a coloured ``.ply`` per frame (see
+``md2tf.deploy.prediction``). Unreadable files are skipped and listed at the end; the exit status is
+1 if any file failed.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from md2tf.config import PredictConfig
 def main(config: PredictConfig, flag_values) -> int:
     del flag_values
     from md2tf.deploy.inference import load_predictor  # noqa: PLC0415  (TF after flag parsing)
-    from md2tf.deploy.prediction import run_predict  # noqa: PLC0415
+    from md2tf.deploy.prediction import point_cloud_intrinsics, run_predict  # noqa: PLC0415
 
+    intrinsics = (point_cloud_intrinsics(config.input, config.intrinsics_file) if config.point_cloud
+                  else None)
     predictor = load_predictor(config.model, post_process=config.post_process,
                                num_threads=config.num_threads or None)
     summary = run_predict(predictor, config.input, config.out_dir, save_npy=config.save_npy,
-                          save_color=config.save_color, vmax_percentile=config.vmax_percentile)
+                          save_color=config.save_color, vmax_percentile=config.vmax_percentile,
+                          frame_stride=config.frame_stride, max_frames=config.max_frames,
+                          video_out=config.video_out, save_frames=config.save_frames,
+                          intrinsics=intrinsics)
     for line in summary.lines():
         print(line)
     return 1 if summary.failed else 0

@@ -38,6 +38,8 @@ ENTRY_POINTS = {"train", "evaluate", "export", "export_gt", "predict"}
 FORBIDDEN_ANYWHERE_BELOW = {  # finer rules than the layer table
     "deploy": ("md2tf.geometry.sampling", "md2tf.geometry.projection"),  # no warping on the device path
 }
+#: Host-side writers that may reuse a forbidden module: point clouds back-project with projection.
+ALLOWED_EXCEPTIONS = {"deploy/pointcloud.py": ("md2tf.geometry.projection",)}
 
 
 def _modules() -> list[pathlib.Path]:
@@ -76,7 +78,9 @@ def test_module_imports_only_lower_layers(path):
             assert used <= ALLOWED[layer], f"{layer} imports {sorted(used - ALLOWED[layer])}"
         else:
             pytest.fail(f"md2tf/{layer} is not in the layer table of this test")
-    bad = {n for n in imports if n.startswith(FORBIDDEN_ANYWHERE_BELOW.get(layer, ("-",)))}
+    allowed = ALLOWED_EXCEPTIONS.get(str(path.relative_to(PACKAGE)), ())
+    bad = {n for n in imports if n.startswith(FORBIDDEN_ANYWHERE_BELOW.get(layer, ("-",)))
+           and n not in allowed}
     assert not bad, f"{path.name} imports {sorted(bad)}"
 
 

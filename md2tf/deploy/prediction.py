@@ -7,9 +7,17 @@ For each frame named ``<name>`` it writes, at the frame's original resolution:
   * ``<name>_depth.npy``: float32 ``[H, W]`` depth = ``metric_scale / scaled disparity`` (metres for
     stereo-trained models, relative otherwise; see the model card).
 
+Video files (``.mp4 .mov .mkv .avi .webm .m4v``, decoded with PyAV, `md2tf.data.video`) give frames
+``<stem>_<frame index>`` (every ``frame_stride``-th, at most ``max_frames``) and by default only the
+depth video ``<out>/<stem>_depth.mp4``: input and coloured disparity side by side, at the input's size
+and frame rate / stride. The per-frame files above are written for a video only with
+``save_frames``; ``video_out`` writes the side-by-side video for image folders and GIFs too.
+
+With ``point_cloud`` every frame also gets ``<name>.ply``: a coloured point cloud of the depth in the
+camera frame (x right, y down, z forward; depth's units), see `md2tf.deploy.pointcloud`; it needs the
+camera's normalised intrinsics (``intrinsics.json`` as for ``--dataset=folder``).
+
 Unreadable files are reported and skipped; the run goes on and ends with a summary.
-Video containers (mp4, avi) are not read: no video decoder ships with md2tf's dependencies. Extract
-frames first (``ffmpeg -i in.mp4 frames/%06d.png``) or pass an animated GIF.
 """
 
 from __future__ import annotations
@@ -21,6 +29,9 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image, ImageSequence
 
+from md2tf.data import video
+from md2tf.data.datasets.folder import INTRINSICS_FILE, read_intrinsics
+from md2tf.deploy import pointcloud
 from md2tf.deploy.images import (
     IMAGE_EXTENSIONS,
     colorize,
@@ -32,8 +43,6 @@ from md2tf.deploy.images import (
 from md2tf.deploy.inference import Predictor
 from md2tf.progress import Progress
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
-
 
 @dataclasses.dataclass
 class PredictSummary:
@@ -42,10 +51,14 @@ class PredictSummary:
     written: list[str] = dataclasses.field(default_factory=list)
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     num_frames: int = 0
+    video: str = ""
+    video_frames: int = 0
 
     def lines(self) -> list[str]:
         out = [f"predicted {self.num_frames} frame(s), wrote {len(self.written)} file(s), "
                f"{len(self.failed)} failure(s)"]
+        if self.video:
+            out.append(f"  depth video ({self.video_frames} frames, input | disparity): {self.video}")
         out += [f"  FAILED {path}: {reason}" for path, reason in self.failed]
         return out
 
@@ -66,10 +79,10 @@ def _is_animated(path: str) -> bool:
 
 
 def list_inputs(path: str) -> list[str]:
-    """Files to process: ``path`` itself (image or GIF) or the images of a folder.
+    """Files to process: ``path`` itself (image, GIF or video) or the images of a folder.
 
     Raises:
-      ValueError: ``path`` does not exist, is a video container, or a folder without images.
+      ValueError: ``path`` does not exist, or is a folder without images.
     """
     if os.path.isdir(path):
         files = list_images(path)
@@ -78,9 +91,6 @@ def list_inputs(path: str) -> list[str]:
         return files
     if not os.path.exists(path):
         raise ValueError(f"--input: {path!r} does not exist")
-    if path.lower().endswith(VIDEO_EXTENSIONS):
-        raise ValueError(f"--input: cannot decode video {path!r} without a video reader; extract "
-                         "frames first (ffmpeg -i in.mp4 frames/%06d.png) and pass the folder")
     return [path]
 
 
@@ -99,51 +109,140 @@ def predict_image(predictor: Predictor, image: np.ndarray) -> dict[str, np.ndarr
     return {"disparity": disp, "scaled_disparity": scaled, "depth": depth}
 
 
+def point_cloud_intrinsics(input_path: str, intrinsics_file: str = "") -> np.ndarray:
+    """The normalised K for point clouds: ``intrinsics_file``, else ``intrinsics.json`` beside the input.
+
+    Args:
+      input_path: the ``--input`` (a folder: its ``intrinsics.json``; a file: the one in its folder).
+      intrinsics_file: an explicit ``intrinsics.json`` (format of ``--dataset=folder``).
+
+    Returns:
+      float32 ``[3, 3]`` normalised K.
+
+    Raises:
+      ValueError: no intrinsics file (naming the paths tried and the flag), or a bad one.
+    """
+    if intrinsics_file:
+        path = intrinsics_file
+        if not os.path.isfile(path):
+            raise ValueError(f"--intrinsics_file={path!r} does not exist")
+    else:
+        folder = input_path if os.path.isdir(input_path) else os.path.dirname(input_path) or "."
+        path = os.path.join(folder, INTRINSICS_FILE)
+        if not os.path.isfile(path):
+            raise ValueError(f"--point_cloud needs the camera intrinsics: no {path}; give "
+                             "--intrinsics_file=intrinsics.json (fx, fy, cx, cy; see --dataset=folder)")
+    first = list_inputs(input_path)[0]
+    if video.is_video(first):
+        info = video.probe(first)
+        size = (info.width, info.height)
+    else:
+        image = load_image_rgb(first)
+        size = (image.shape[1], image.shape[0])
+    return read_intrinsics(path, size)
+
+
+def _side_by_side(image: np.ndarray, colored: np.ndarray) -> np.ndarray:
+    return np.concatenate([image, colored], axis=1)
+
+
 def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: bool = True,
                 save_color: bool = True, vmax_percentile: float = 95.0,
-                progress: bool = True) -> PredictSummary:
+                progress: bool = True, *, frame_stride: int = 1, max_frames: int = 0,
+                video_out: str = "", save_frames: bool = False,
+                intrinsics: np.ndarray | None = None) -> PredictSummary:
     """Predicts every frame of ``input_path`` and writes the outputs listed in the module docstring.
 
     Args:
       predictor: from `md2tf.deploy.inference.load_predictor`.
-      input_path: image file, folder of images, or animated GIF.
+      input_path: image file, folder of images, animated GIF or video file.
       out_dir: output directory (created).
-      save_npy, save_color: which outputs to write.
+      save_npy, save_color: which per-frame files to write.
       vmax_percentile: disparity percentile mapped to the brightest colour.
       progress: draw a progress bar on stderr.
+      frame_stride: video input: predict every ``frame_stride``-th frame.
+      max_frames: video input: at most this many frames (0 = all).
+      video_out: side-by-side depth video to write; empty = ``<out_dir>/<stem>_depth.mp4`` for a
+        video input, none otherwise.
+      save_frames: video input: also write the per-frame files.
+      intrinsics: normalised ``[3, 3]`` K of the input camera: writes ``<name>.ply`` per frame.
 
     Returns:
       A `PredictSummary` (files written, failures with reasons).
+
+    Raises:
+      ValueError: a missing input, a folder without images, ``frame_stride < 1`` or
+        ``max_frames < 0``.
     """
+    if frame_stride < 1 or max_frames < 0:
+        raise ValueError(f"frame_stride must be >= 1 and max_frames >= 0, got {frame_stride}, {max_frames}")
     files = list_inputs(input_path)
     os.makedirs(out_dir, exist_ok=True)
     summary = PredictSummary()
-    used: set[str] = set()
-    bar = Progress(len(files), "predict", unit="file", enabled=progress)
-    for path in files:
-        try:
-            if path.lower().endswith(".gif") and _is_animated(path):
-                frames = list(_gif_frames(path))
-            else:
-                name = os.path.splitext(os.path.basename(path))[0]
-                if name in used:
-                    name = os.path.basename(path).replace(".", "_")
-                frames = [(name, load_image_rgb(path))]
-            for name, image in frames:
-                used.add(name)
-                res = predict_image(predictor, image)
-                summary.num_frames += 1
-                base = os.path.join(out_dir, name)
-                if save_color:
-                    Image.fromarray(colorize(res["scaled_disparity"], percentile=vmax_percentile)
-                                    ).save(base + "_disp.png")
-                    summary.written.append(base + "_disp.png")
-                if save_npy:
-                    np.save(base + "_disp.npy", res["scaled_disparity"])
-                    np.save(base + "_depth.npy", res["depth"])
-                    summary.written += [base + "_disp.npy", base + "_depth.npy"]
-        except (ValueError, OSError) as e:
-            summary.failed.append((path, str(e)))
-        bar.update(1, postfix=os.path.basename(path)[-40:])
-    bar.close()
+    is_video = len(files) == 1 and video.is_video(files[0])
+    if is_video and not video_out:
+        stem = os.path.splitext(os.path.basename(files[0]))[0]
+        video_out = os.path.join(out_dir, f"{stem}_depth.mp4")
+    per_frame = save_frames or not is_video
+    writer, used = None, set()
+    bar = Progress(len(files), "predict", unit="file", enabled=progress and not is_video)
+    try:
+        for path in files:
+            try:
+                for name, image, fps in _frames(path, used, frame_stride, max_frames, progress):
+                    res = predict_image(predictor, image)
+                    summary.num_frames += 1
+                    base = os.path.join(out_dir, name)
+                    colored = None
+                    if (save_color and per_frame) or video_out:
+                        colored = colorize(res["scaled_disparity"], percentile=vmax_percentile)
+                    if save_color and per_frame:
+                        Image.fromarray(colored).save(base + "_disp.png")
+                        summary.written.append(base + "_disp.png")
+                    if save_npy and per_frame:
+                        np.save(base + "_disp.npy", res["scaled_disparity"])
+                        np.save(base + "_depth.npy", res["depth"])
+                        summary.written += [base + "_disp.npy", base + "_depth.npy"]
+                    if intrinsics is not None:
+                        pointcloud.write_depth_ply(base + ".ply", res["depth"], image, intrinsics)
+                        summary.written.append(base + ".ply")
+                    if video_out:
+                        if writer is None:
+                            writer = video.VideoWriter(video_out, fps / frame_stride if is_video else fps)
+                        writer.write(_side_by_side(image, colored))
+            except (ValueError, OSError) as e:
+                summary.failed.append((path, str(e)))
+            bar.update(1, postfix=os.path.basename(path)[-40:])
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+            summary.written.append(video_out)
+            summary.video, summary.video_frames = video_out, writer.num_frames
     return summary
+
+
+#: Frame rate of the side-by-side video of image and GIF inputs.
+IMAGE_SEQUENCE_FPS = 10.0
+
+
+def _frames(path: str, used: set[str], frame_stride: int, max_frames: int,
+            progress: bool) -> Iterator[tuple[str, np.ndarray, float]]:
+    """``(output name, uint8 RGB frame, frame rate)`` of one input file."""
+    if video.is_video(path):
+        info = video.probe(path)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        for index, image in video.read_frames(path, stride=frame_stride, max_frames=max_frames,
+                                              progress=progress, desc="predict"):
+            yield f"{stem}_{index:06d}", image, info.fps or IMAGE_SEQUENCE_FPS
+    elif path.lower().endswith(".gif") and _is_animated(path):
+        for name, image in list(_gif_frames(path)):
+            used.add(name)
+            yield name, image, IMAGE_SEQUENCE_FPS
+    else:
+        name = os.path.splitext(os.path.basename(path))[0]
+        if name in used:
+            name = os.path.basename(path).replace(".", "_")
+        image = load_image_rgb(path)
+        used.add(name)
+        yield name, image, IMAGE_SEQUENCE_FPS

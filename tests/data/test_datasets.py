@@ -56,7 +56,26 @@ def _folder_tree(root: str) -> DataConfig:
     return DataConfig(dataset="folder", data_dir=root, image_ext=".png", height=H, width=W)
 
 
-#: name -> (tiny tree writer, expected (train, val) sample counts, one expected train target).
+def _video_tree(root: str) -> DataConfig:
+    """One 12-frame clip; every frame kept (threshold 0), decoded into one run as for ``folder``."""
+    from md2tf.data.video import VideoWriter
+
+    os.makedirs(root)
+    with VideoWriter(os.path.join(root, "clip.mp4"), fps=10) as writer:
+        for i in range(12):
+            writer.write(fake_kitti.frame_image(i % 5, "l"))
+    return DataConfig(dataset="video", data_dir=root, image_ext=".png", height=H, width=W,
+                      static_threshold=0.0)
+
+
+def _video_target(config: DataConfig) -> str:
+    from md2tf.data.datasets.video import prepared_dir
+
+    return os.path.relpath(os.path.join(prepared_dir(config), "clip_mp4_000", "000001.png"), config.data_dir)
+
+
+#: name -> (tiny tree writer, expected (train, val) sample counts, one expected train target or a
+#: function of the config that gives it).
 FIXTURES = {
     "kitti": (_kitti_tree, (6, 3), os.path.join(fake_kitti.DRIVE, "image_02", "data", "0000000001.png")),
     "kitti_odom": (_kitti_odom_tree, (2, 1), os.path.join("sequences", "03", "image_2", "000001.png")),
@@ -64,6 +83,7 @@ FIXTURES = {
     "synthetic": (_synthetic_tree, (4, 4),
                   os.path.join("2019_10_27", "2019_10_27_drive_0000_sync", "image_03", "data", "0000000002.png")),
     "folder": (_folder_tree, (9, 1), "0001.png"),  # frames 1..10 usable; frame 5 is val
+    "video": (_video_tree, (9, 1), _video_target),  # as folder, from the decoded frames
 }
 
 
@@ -82,6 +102,8 @@ def test_registered_dataset_lists_samples_from_a_tiny_tree(tmp_path, name):
     listed = {s: dataset.list_samples(config, s) for s in ("train", "val")}
     assert (len(listed["train"]), len(listed["val"])) == counts
     train = listed["train"]
+    if callable(train_target):
+        train_target = train_target(config)
     assert train_target in {os.path.relpath(s.target, config.data_dir) for s in train}
     for sample in train:  # temporal neighbours -1, +1 of the default frame_offsets, all on disk
         assert len(sample.sources) == 2 and all(os.path.isfile(p) for p in (sample.target, *sample.sources))
@@ -91,7 +113,7 @@ def test_registered_dataset_lists_samples_from_a_tiny_tree(tmp_path, name):
         dataset.list_samples(config, "training")
 
 
-@pytest.mark.parametrize("name", ["kitti", "kitti_odom", "folder"])
+@pytest.mark.parametrize("name", ["kitti", "kitti_odom", "folder", "video"])
 def test_missing_data_dir_error_carries_the_expected_layout(tmp_path, name):
     dataset = datasets.get_dataset(name)
     config = DataConfig(dataset=name, data_dir=str(tmp_path / "nope"))
@@ -118,7 +140,7 @@ def test_missing_split_file_names_the_file_and_the_hint(tmp_path, name, hint):
 
 
 def test_unknown_dataset_names_the_flag_and_the_choices():
-    with pytest.raises(ValueError, match=r"--dataset must be one of kitti, kitti_odom, synthetic, folder, "
+    with pytest.raises(ValueError, match=r"--dataset must be one of kitti, kitti_odom, synthetic, folder, video, "
                                          r"got 'cityscapes'"):
         datasets.get_dataset("cityscapes")
 

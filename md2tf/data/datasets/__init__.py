@@ -13,13 +13,14 @@ defines ``DATASET`` (a `SplitFileDataset` when it comes with split files) and on
 from __future__ import annotations
 
 from md2tf.config import DataConfig
-from md2tf.data.datasets import folder, kitti, kitti_odom, synthetic
+from md2tf.data.datasets import folder, kitti, kitti_odom, synthetic, video
 from md2tf.data.datasets.base import Dataset, SplitFileDataset
 from md2tf.data.sample import Sample
 
 __all__ = ["Dataset", "SplitFileDataset", "get_dataset", "gt_source_for_split", "list_samples", "names"]
 
-_REGISTERED: tuple[Dataset, ...] = (kitti.DATASET, kitti_odom.DATASET, synthetic.DATASET, folder.DATASET)
+_REGISTERED: tuple[Dataset, ...] = (kitti.DATASET, kitti_odom.DATASET, synthetic.DATASET, folder.DATASET,
+                                     video.DATASET)
 _REGISTRY: dict[str, Dataset] = {d.name: d for d in _REGISTERED}
 
 
