@@ -4,6 +4,8 @@
     python scripts/train_synthetic.py --run_dir=runs/synthetic --skip_train  # score an existing run
     python scripts/train_synthetic.py --run_dir=runs/ablation --ablation --num_epochs=3  # Table 2 rows
     python scripts/train_synthetic.py --mode=mono --run_dir=runs/mono_synthetic   # M, see docs/mono.md
+    python scripts/train_synthetic.py --mode=mono --ablation --seeds=0,1 --num_epochs=3 \
+        --pretrain=runs/mono_synthetic/pretrain --run_dir=runs/ablation_m          # Table 2 in M
 
 The default config is stereo (S); the ablation rows train mono+stereo (MS: frames 0, -1, +1 and the
 stereo partner), because with a single source the minimum and the average reprojection coincide.
@@ -244,6 +246,51 @@ def table(rows: dict) -> str:
     return "\n".join(lines)
 
 
+def ablation(args, extra: list[str]) -> dict:
+    """Trains and scores the Table 2 rows, once per seed; a row's metrics are the mean over seeds,
+    with the per-seed values under ``"seeds"``.
+
+    ``--mode=stereo``: MS rows from scratch with ``configs/synthetic.flags``. ``--mode=mono``: pure M
+    rows with ``configs/synthetic_mono.flags``, each started from the same pretraining run's networks
+    (``--pretrain``, else trained first into ``<run_dir>/pretrain``).
+    """
+    seeds = [int(x) for x in args.seeds.split(",")]
+    if args.mode == "mono":
+        pretrain = args.pretrain or os.path.join(args.run_dir, "pretrain")
+        if not (args.pretrain or args.skip_train):
+            train(pretrain, [], MONO_PRETRAIN_FLAGS)
+        flagfile, mode = MONO_FLAGS, (f"--init_checkpoint={pretrain}", "--keep_checkpoints=1")
+    else:
+        flagfile, mode = STEREO_FLAGS, ABLATION_MODE
+    rows = {}
+    for name, switches in ABLATION.items():
+        per_seed = []
+        for seed in seeds:
+            sub = os.path.join(args.run_dir, name.strip("+ ").replace(" ", "_").replace("-", "_"))
+            sub += f"_seed{seed}" if len(seeds) > 1 else ""
+            if not args.skip_train and not os.path.exists(os.path.join(sub, "synthetic_row.json")):
+                train(sub, [*mode, *switches, f"--seed={seed}", *extra], flagfile)
+                with open(os.path.join(sub, "synthetic_row.json"), "w") as f:
+                    json.dump(score(sub, baselines=False)["trained"], f)
+            with open(os.path.join(sub, "synthetic_row.json")) as f:
+                per_seed.append(json.load(f))
+        rows[name] = {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
+        rows[name]["seeds"] = per_seed
+    return rows
+
+
+def spread_table(rows: dict) -> str:
+    """abs_rel and d<1.25 per row: mean, and the range over seeds."""
+    lines = ["| row | seeds | abs_rel mean (min-max) | d<1.25 mean (min-max) |", "|---|---|---|---|"]
+    for name, m in rows.items():
+        cells = []
+        for k in ("abs_rel", "a1"):
+            values = [s[k] for s in m["seeds"]]
+            cells.append(f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})")
+        lines.append(f"| {name} | {len(m['seeds'])} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", default="runs/synthetic")
@@ -254,15 +301,27 @@ def main() -> None:
                         help="stereo: configs/synthetic.flags; mono: MS pretraining on other drives + M")
     parser.add_argument("--mono_init", choices=("networks", "encoders"), default="networks",
                         help="mono: start M from the pretraining run's whole networks or its encoders only")
+    parser.add_argument("--seeds", default="0",
+                        help="ablation: comma-separated --seed values, one run per row and seed (mean, spread)")
+    parser.add_argument("--pretrain", default="",
+                        help="mono: an existing pretraining run to start from (skips the pretraining)")
     parser.add_argument("--curves", action="store_true",
                         help="also score every kept checkpoint (train with --keep_checkpoints=N to keep N)")
     args, extra = parser.parse_known_args()
     if args.num_epochs:
         extra.append(f"--num_epochs={args.num_epochs}")
-    if args.mode == "mono":
+    if args.ablation:
+        rows = ablation(args, extra)
+        print(table(rows))
+        print(spread_table(rows))
+        out = os.path.join(args.run_dir, "ablation_scores.json")
+    elif args.mode == "mono":
         pretrain, mono = os.path.join(args.run_dir, "pretrain"), os.path.join(args.run_dir, "mono")
-        if not args.skip_train:
+        if args.pretrain:
+            pretrain = args.pretrain
+        elif not args.skip_train:
             train(pretrain, [], MONO_PRETRAIN_FLAGS)
+        if not args.skip_train:
             init = "init_checkpoint" if args.mono_init == "networks" else "encoder_init"
             train(mono, [f"--{init}={pretrain}", *extra], MONO_FLAGS)
         rows = score(mono)
@@ -275,15 +334,6 @@ def main() -> None:
             rows["curves"] = curves(mono)
             print(curve_table(rows["curves"]))
         out = os.path.join(args.run_dir, "mono_scores.json")
-    elif args.ablation:
-        rows = {}
-        for name, switches in ABLATION.items():
-            sub = os.path.join(args.run_dir, name.strip("+ ").replace(" ", "_").replace("-", "_"))
-            if not args.skip_train:
-                train(sub, [*ABLATION_MODE, *switches, *extra])
-            rows[name] = score(sub)["trained"]
-        print(table(rows))
-        out = os.path.join(args.run_dir, "ablation_scores.json")
     else:
         if not args.skip_train:
             train(args.run_dir, extra)

@@ -234,3 +234,17 @@ def test_synthetic_prepare_renders_the_configured_world_once(tmp_path):
     assert np.load(samples[0].depth_gt).shape == (12, 40)
     with pytest.raises(ValueError, match="other parameters"):
         dataset.prepare(dataclasses.replace(config, synthetic_frames=4), is_chief=True)
+
+
+def test_synthetic_wider_frame_offsets_skip_frames_without_sources(tmp_path):
+    config = DataConfig(dataset="synthetic", data_dir=str(tmp_path / "world"), image_ext=".png", height=H,
+                        width=W, synthetic_drives=1, synthetic_frames=10, synthetic_height=12,
+                        synthetic_width=40)
+    dataset = datasets.get_dataset("synthetic")
+    dataset.prepare(config)
+    near = {int(os.path.basename(s.target)[:-4]) for s in dataset.list_samples(config, "train")}
+    wide = dataset.list_samples(dataclasses.replace(config, frame_offsets=(0, -2, 2)), "train")
+    frames = {int(os.path.basename(s.target)[:-4]) for s in wide}
+    assert frames == {f for f in near if 2 <= f <= 7} and frames  # drive of 10 frames: sources at f +- 2
+    for sample in wide:
+        assert all(os.path.exists(p) for p in sample.sources)

@@ -27,7 +27,7 @@ from typing import Protocol, runtime_checkable
 from md2tf.config import DataConfig
 from md2tf.data.kitti import build_samples
 from md2tf.data.sample import Sample
-from md2tf.data.splits import read_split, split_file_path, splits_dir
+from md2tf.data.splits import SplitEntry, read_split, split_file_path, splits_dir
 
 #: Appended to every missing-data error: the run that needs no download.
 SYNTHETIC_HINT = ("or start with the built-in synthetic world: python -m md2tf.train "
@@ -113,8 +113,13 @@ class SplitFileDataset:
         """Nothing to do: the files are read as they are."""
         del config, is_chief, timeout_s
 
+    def usable_entries(self, config: DataConfig, entries: list[SplitEntry]) -> list[SplitEntry]:
+        """The split lines to build samples from: all of them (a missing image is an error)."""
+        del config
+        return entries
+
     def list_samples(self, config: DataConfig, subset: str) -> list[Sample]:
-        """One validated `Sample` per line of ``<splits_dir>/<split>/<subset>_files.txt``.
+        """One validated `Sample` per line (of `usable_entries`) of ``<splits_dir>/<split>/<subset>_files.txt``.
 
         Raises:
           ValueError: an empty ``data_dir``, a bad subset, or (from the reader) a malformed split
@@ -128,6 +133,6 @@ class SplitFileDataset:
                                subset)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"split file not found: {path} ({self.missing_split_hint})")
-        return build_samples(read_split(path), config.data_dir,
+        return build_samples(self.usable_entries(config, read_split(path)), config.data_dir,
                              temporal_offsets=config.temporal_offsets, use_stereo=config.use_stereo,
                              image_ext=config.image_ext, intrinsics=config.intrinsics)

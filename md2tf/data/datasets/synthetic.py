@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from md2tf.config import DataConfig
 from md2tf.data import synthetic
 from md2tf.data.datasets.base import SplitFileDataset
+from md2tf.data.splits import SplitEntry
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,20 @@ class SyntheticWorld(SplitFileDataset):
     def check_layout(self, config: DataConfig) -> None:
         """Always fine: a missing ``data_dir`` is where the world will be written (empty = the
         config's default folder)."""
+
+    def usable_entries(self, config: DataConfig, entries: list[SplitEntry]) -> list[SplitEntry]:
+        """The split lines whose temporal sources lie inside their drive.
+
+        The split files keep frames with both +-1 neighbours; wider ``frame_offsets`` (e.g. 0,-2,2)
+        drop the frames near the drive ends whose sources do not exist, with a log line.
+        """
+        offsets = config.temporal_offsets
+        lo, hi = -min(offsets, default=0), config.synthetic_frames - 1 - max(offsets, default=0)
+        kept = [e for e in entries if lo <= e.frame_index <= hi]
+        if len(kept) < len(entries):
+            logger.info("frame offsets %s: %d of %d split lines near a drive end have no source "
+                        "frame and are skipped", list(offsets), len(entries) - len(kept), len(entries))
+        return kept
 
     def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
         """Renders the world into ``data_dir`` unless a complete one with these parameters is there.

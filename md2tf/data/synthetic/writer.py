@@ -22,6 +22,7 @@ from md2tf.progress import Progress
 
 MANIFEST = "synthetic_world.json"
 FORMAT_VERSION = 2  # bump when the rendered output changes: older worlds are regenerated
+SPLITS_VERSION = 2  # bump when only the split files change: older worlds get new split files
 SPLIT_NAME = "synthetic"
 ODOM_SPLIT_NAME = "synthetic_odom"
 
@@ -188,8 +189,9 @@ def write_splits(out_dir: str, config: w.WorldConfig) -> None:
     for d, f in roles["test"]:
         by_drive.setdefault(d, []).append(f)
     for d, frames in by_drive.items():
+        # Each line is the first frame of a (frame, frame + 1) pair, so the drive's last frame is not one.
         _atomic_write_text(os.path.join(odir, f"test_files_{d:02d}.txt"),
-                           "".join(f"{d} {f} l\n" for f in frames))
+                           "".join(f"{d} {f} l\n" for f in frames if f + 1 < config.frames))
 
 
 def write_odometry_view(out_dir: str, config: w.WorldConfig) -> None:
@@ -251,9 +253,14 @@ def generate_world(out_dir: str, config: w.WorldConfig, progress: bool = True, w
     write_splits(out_dir, config)
     if config.odometry:
         write_odometry_view(out_dir, config)
-    text = json.dumps({"format_version": FORMAT_VERSION, "config": config.to_dict()}, indent=2)
-    _atomic_write_text(manifest, text + "\n")
+    _write_manifest(manifest, config)
     return out_dir
+
+
+def _write_manifest(manifest: str, config: w.WorldConfig) -> None:
+    text = json.dumps({"format_version": FORMAT_VERSION, "splits_version": SPLITS_VERSION,
+                       "config": config.to_dict()}, indent=2)
+    _atomic_write_text(manifest, text + "\n")
 
 
 def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, workers: int = 1,
@@ -262,7 +269,8 @@ def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, 
 
     Completeness is marked by the manifest ``<out_dir>/synthetic_world.json``, written last, so a run
     that crashed mid-generation regenerates; so does a world written by an older renderer
-    (``format_version``). Call it from one process only (the chief worker).
+    (``format_version``). A world whose split files are older (``splits_version``) only gets new
+    split files. Call it from one process only (the chief worker).
 
     Args:
       out_dir: output root.
@@ -290,6 +298,9 @@ def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, 
         wanted = json.loads(json.dumps(config.to_dict()))
         same_config = found.get("config") == wanted
         if same_config and found.get("format_version") == FORMAT_VERSION:
+            if found.get("splits_version") != SPLITS_VERSION:
+                write_splits(out_dir, config)
+                _write_manifest(manifest, config)
             return out_dir
         if not (same_config or overwrite):  # same parameters, older renderer: regenerate
             diff = {k: (found.get("config", {}).get(k), v) for k, v in wanted.items()

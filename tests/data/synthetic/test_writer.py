@@ -135,7 +135,29 @@ def test_odometry_view(tiny_world):
     assert np.loadtxt(os.path.join(out, "odometry", "poses", "01.txt")).shape == (cfg.frames, 12)
     lines = open(os.path.join(out, "splits", "synthetic_odom", "train_files.txt")).read().splitlines()
     assert lines and all(re.match(r"^\d+ \d+ [lr]$", x) for x in lines)
-    assert os.path.exists(os.path.join(out, "splits", "synthetic_odom", "test_files_02.txt"))
+    test_lines = open(os.path.join(out, "splits", "synthetic_odom", "test_files_02.txt")).read().split("\n")
+    pairs_first = [int(x.split()[1]) for x in test_lines if x]
+    # every line starts a (frame, frame + 1) pair: the second frame exists, the drive's last frame is no line
+    assert pairs_first and max(pairs_first) == cfg.frames - 2
+    for f in pairs_first:
+        assert os.path.exists(os.path.join(out, "odometry", "sequences", "02", "image_2", f"{f + 1:06d}.png"))
+
+
+def test_older_split_files_are_rewritten_without_rendering(tmp_path):
+    kw = dict(drives=1, frames=6, height=16, width=32, lidar=False, odometry=True)
+    out = ensure_world(str(tmp_path), **kw)
+    manifest = os.path.join(out, writer.MANIFEST)
+    found = json.load(open(manifest))
+    del found["splits_version"]
+    json.dump(found, open(manifest, "w"))
+    odom = os.path.join(out, "splits", "synthetic_odom", "test_files_00.txt")
+    open(odom, "w").write("0 5 l\n")  # a stale line: frame 5 has no next frame
+    image = os.path.join(out, "2019_10_27", "2019_10_27_drive_0000_sync", "image_02", "data", "0000000000.png")
+    before = os.stat(image).st_mtime_ns
+    ensure_world(str(tmp_path), **kw)
+    assert "0 5 l" not in open(odom).read()
+    assert json.load(open(manifest))["splits_version"] == writer.SPLITS_VERSION
+    assert os.stat(image).st_mtime_ns == before  # not re-rendered
 
 
 class TestEnsureWorld:
