@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the source data: KITTI raw root, KITTI odometry root or a frame folder "
                              "(not for md2tf_synthetic, which is rendered)")
     parser.add_argument("--num_shards", type=int, default=0,
-                        help="files per split (0 = TFDS's choice); at least the number of training workers")
+                        help="files per split (0 = TFDS's choice): at least the number of training workers, "
+                             "at most the smallest split's examples")
     parser.add_argument("--image_ext", default="", choices=["", ".jpg", ".png"],
                         help="extension of the source frames when it is not the config's (.jpg for KITTI)")
     parser.add_argument("--list", action="store_true", help="list the builders and configs and exit")
@@ -63,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
             manual_dir=args.manual_dir or None, num_shards=args.num_shards or None))
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, AssertionError) as error:  # TFDS asserts, e.g. too many shards
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     splits = ", ".join(f"{k} {v.num_examples}" for k, v in builder.info.splits.items())
     print(f"prepared {builder.data_dir} ({splits}) in {time.perf_counter() - start:.1f} s; train with "

@@ -358,12 +358,14 @@ def make_dataset(
       training: shuffle, augment and drop the last incomplete batch. False: file order, no
         augmentation, keep the remainder.
       input_context: from ``strategy.distribute_datasets_from_function``; shards the file list by
-        ``input_pipeline_id`` when there are several input pipelines.
+        ``input_pipeline_id`` when there are several input pipelines (a prepared TFDS dataset:
+        its files, through ``tfds.ReadConfig``).
       seed: shuffle / augmentation seed.
       deterministic: keep the element order of training data reproducible (parallel maps in
         order). Evaluation data (``training=False``) always keeps the file order.
       skip_corrupt_images: drop (log to stderr and count) samples with a corrupt or truncated image
-        instead of failing with an error naming the file.
+        instead of failing with an error naming the file (not used by prepared datasets, whose
+        images were decoded when they were prepared).
       corrupt_counter: with ``skip_corrupt_images``, an int64 scalar ``tf.Variable`` incremented
         for every dropped sample (optional).
 

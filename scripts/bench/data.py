@@ -3,7 +3,7 @@
 Reads the built-in synthetic world as 375x1242 JPEGs (quality 92, 4:2:0 like the reference's KITTI
 JPEGs; generated once into ``<workdir>/data_world``), then the same samples from a prepared TFDS
 dataset of pre-resized frames (`md2tf.tfds.builders`, the KITTI builder on the world's KITTI layout,
-JPEG q95 4:4:4, 8 shards, in ``<workdir>/data_tfds``). One timed run = ``--data-batches`` batches of 12 from a
+JPEG q95 4:4:4, 4 shards, in ``<workdir>/data_tfds``). One timed run = ``--data-batches`` batches of 12 from a
 repeating training pipeline (shuffle, flip + colour jitter, Lanczos pyramid, GT depth). Rows also
 report ``cpu_ms_per_sample`` (this process's CPU time per sample, so 1000 / it = samples/s per core),
 which other processes on a shared machine do not distort.
@@ -82,6 +82,6 @@ def _prepare_tfds(args: argparse.Namespace, world: str) -> str:
     builder = builders.Md2tfKitti(config=config, data_dir=data_dir)
     print(f"  preparing tfds:md2tf_kitti/{_TFDS_CONFIG} in {data_dir} ...", flush=True)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=world,
-                                                                              num_shards=8))
+                                                                              num_shards=4))
     return data_dir
 

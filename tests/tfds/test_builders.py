@@ -117,6 +117,20 @@ def test_kitti_augmentation_happens_at_read_time(kitti_tree, kitti_tfds):
         assert b.stereo_source_from_target[0, 0, 3] == -ref.stereo_source_from_target[0, 0, 3] != 0
 
 
+def test_workers_read_disjoint_file_shards(kitti_tree, kitti_tfds):
+    """Two input pipelines (two workers) each read one of the two files, TFDS's per-worker sharding."""
+    config = _prepared(kitti_tfds)
+    seen = []
+    for worker in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker,
+                                             num_replicas_in_sync=2)
+        ds = pipeline.make_dataset(config, "train", 2, training=False, input_context=context)
+        seen.append([_key(t) for b in ds for t in b.target[0].numpy()])  # per-replica batch 1
+    everything = sorted(_key(b.target[0][0]) for b in _batches(config))
+    assert seen[0] and seen[1] and not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == everything
+
+
 def test_kitti_test_split_holds_the_evaluators_gt_in_file_order(kitti_tree, kitti_tfds):
     source = prepared.PreparedDataset("tfds:md2tf_kitti/tiny")
     examples = list(source.examples(_prepared(kitti_tfds), "test", training=False).as_numpy_iterator())
@@ -197,3 +211,65 @@ def test_synthetic_world_is_rendered_by_the_builder_and_matches_online(tmp_path)
         np.testing.assert_allclose(b.target[0], ref.target[0], atol=0.5 / 255 + 1e-6)
         np.testing.assert_allclose(b.sources[0], ref.sources[0], atol=0.5 / 255 + 1e-6)
         np.testing.assert_allclose(b.intrinsics, ref.intrinsics, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_folder_of_frames_matches_online(tmp_path):
+    import json
+
+    import tensorflow_datasets as tfds
+    from PIL import Image
+
+    frames = tmp_path / "clip"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (40, 96, 3), np.uint8)).save(frames / f"{i:06d}.png")
+    (frames / "intrinsics.json").write_text(json.dumps({"fx": 0.6, "fy": 1.5, "cx": 0.5, "cy": 0.5}))
+    data = {"dataset": "folder", "height": H, "width": W, "frame_offsets": (0, -1, 1),
+            "use_stereo": False, "image_ext": ".png"}
+    config = builders.Md2tfConfig(name="tiny", image_format="png", data=data)
+    builder = builders.Md2tfFolder(config=config, data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(frames)))
+    assert set(builder.info.splits) == {"train", "validation"}
+    online = DataConfig(**data, data_dir=str(frames), gt_height=8, gt_width=8)
+    read = DataConfig(**{**data, "dataset": "tfds:md2tf_folder/tiny"}, data_dir=str(tmp_path / "tfds"),
+                      gt_height=8, gt_width=8)
+    want = {b.target[0].tobytes(): b for b in _batches(online)}
+    got = _batches(read)
+    assert len(got) == len(want) == 9  # frames 1..10 minus the validation frame 5
+    for b in got:  # match each prepared target to the online target it was resized from
+        ref = min(want.values(), key=lambda r: np.abs(r.target[0] - b.target[0]).max())
+        np.testing.assert_allclose(b.target[0], ref.target[0], atol=0.5 / 255 + 1e-6)
+        np.testing.assert_allclose(b.sources[0], ref.sources[0], atol=0.5 / 255 + 1e-6)
+        np.testing.assert_allclose(b.intrinsics, ref.intrinsics, rtol=1e-6)
+
+
+def _script(name):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prepare_tfds_lists_configs_and_refuses_a_missing_manual_dir(tmp_path, capsys):
+    script = _script("prepare_tfds")
+    assert script.main(["--list"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert "md2tf_kitti/eigen_zhou_640x192:" in listed and "md2tf_synthetic/320x96:" in listed
+    assert script.main(["--name", "md2tf_kitti/eigen_zhou_640x192", "--data_dir", str(tmp_path),
+                        "--manual_dir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "error: --manual_dir=" in err and "is not a directory" in err and "download_kitti.py" in err
+    assert script.main(["--name", "md2tf_kitti/nope", "--data_dir", str(tmp_path)]) == 2
+    assert "unknown config 'nope' of md2tf_kitti" in capsys.readouterr().err
+
+
+def test_prepare_cache_names_the_tfds_way(capsys):
+    assert _script("prepare_cache").main(["--dataset", "kitti", "--out", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "scripts/prepare_tfds.py" in err and "--dataset=tfds:md2tf_kitti/" in err
