@@ -19,10 +19,12 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-import tensorflow as tf
+from typing import TYPE_CHECKING
 
 from md2tf.config import DataConfig
+
+if TYPE_CHECKING:  # the registry imports this module; TensorFlow only loads when data is read
+    import tensorflow as tf
 
 PREFIX = "tfds:"
 #: md2tf subset -> TFDS split name.
