@@ -124,8 +124,9 @@ class DataConfig(ConfigBase):
 
     dataset: str = setting("synthetic", "Training data, a name registered in md2tf.data.datasets: kitti "
                            "(raw, split files), kitti_odom, synthetic (the built-in world, generated on "
-                           "first use into --data_dir), folder (a folder of video frames) or video (video files, "
-                           "decoded once into frame folders).")
+                           "first use into --data_dir), folder (a folder of video frames), video (video files, "
+                           "decoded once into frame folders), or a prepared TFDS dataset tfds:<builder>/<config> "
+                           "(scripts/prepare_tfds.py; --data_dir = the TFDS data_dir).")
     data_dir: str = setting("", "Dataset root (KITTI raw layout for kitti and synthetic). Empty for "
                             "--dataset=synthetic means data_cache/synthetic.",
                             aliases=("synthetic_cache_dir",))

@@ -4,6 +4,7 @@
     config <- geometry <- losses <- training
     config <- models <- deploy, convert
     data (config, geometry), evaluation (never training), deploy (never training/losses/evaluation)
+    tfds (the TFDS builders: data, and evaluation for the evaluator's test-split GT)
 
 Only the command-line entry points (``md2tf/<command>.py`` and modules run with ``python -m``) touch
 ``md2tf.flags`` / absl; library code never reads flags.
@@ -32,6 +33,7 @@ ALLOWED = {  # layer -> the md2tf layers it may import
     "evaluation": {"config", "geometry", "models", "data", "deploy", "rundir", "progress", "visualization"},
     "deploy": {"config", "geometry", "models", "data", "rundir", "progress", "visualization"},
     "convert": {"config", "models", "rundir"},
+    "tfds": {"config", "geometry", "data", "evaluation", "progress"},
     "flags": {"config"},
 }
 ENTRY_POINTS = {"train", "evaluate", "export", "export_gt", "predict"}

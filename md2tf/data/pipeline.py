@@ -28,6 +28,12 @@ of the parallel map. Multi-replica: build the dataset inside
 ``strategy.distribute_datasets_from_function(lambda ctx: make_dataset(..., input_context=ctx))``;
 with several input pipelines (multi-worker), each reads the shard ``input_pipeline_id`` of the file
 list and batches ``ctx.get_per_replica_batch_size(batch_size)``.
+
+Prepared data (``--dataset=tfds:<builder>/<config>``, `md2tf.data.prepared`): steps 1 and 3 were
+done when the dataset was prepared (frames stored resized, rounded to uint8); reading decodes the
+frames the config asks for, then flips (after the resize here: with the symmetric Lanczos kernel on
+pixel centres, flip-then-resize and resize-then-flip agree to float precision) and applies the same
+colour jitter, intrinsics, stereo transform and pyramid. TFDS shards by file per input pipeline.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ import tensorflow as tf
 from md2tf.config import DataConfig
 from md2tf.data import augment
 from md2tf.data.batch import Batch
-from md2tf.data.datasets import list_samples
+from md2tf.data.datasets import get_dataset, list_samples
+from md2tf.data.prepared import PreparedDataset
 from md2tf.data.sample import Sample
 from md2tf.geometry.camera import scale_intrinsics
 
@@ -351,12 +358,14 @@ def make_dataset(
       training: shuffle, augment and drop the last incomplete batch. False: file order, no
         augmentation, keep the remainder.
       input_context: from ``strategy.distribute_datasets_from_function``; shards the file list by
-        ``input_pipeline_id`` when there are several input pipelines.
+        ``input_pipeline_id`` when there are several input pipelines (a prepared TFDS dataset:
+        its files, through ``tfds.ReadConfig``).
       seed: shuffle / augmentation seed.
       deterministic: keep the element order of training data reproducible (parallel maps in
         order). Evaluation data (``training=False``) always keeps the file order.
       skip_corrupt_images: drop (log to stderr and count) samples with a corrupt or truncated image
-        instead of failing with an error naming the file.
+        instead of failing with an error naming the file (not used by prepared datasets, whose
+        images were decoded when they were prepared).
       corrupt_counter: with ``skip_corrupt_images``, an int64 scalar ``tf.Variable`` incremented
         for every dropped sample (optional).
 
@@ -370,6 +379,10 @@ def make_dataset(
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     deterministic = deterministic or not training
+    source = get_dataset(config.dataset)
+    if isinstance(source, PreparedDataset):
+        return _make_prepared_dataset(source, config, split, batch_size, training, input_context,
+                                      int(seed or 0), deterministic)
     samples = list_samples(config, split)
     seed = int(seed or 0)
     ds = samples_to_dataset(samples)
@@ -391,6 +404,52 @@ def make_dataset(
     if skip_corrupt_images:
         ds = ds.filter(lambda e: _keep_or_report(e, corrupt_counter))
         ds = ds.map(lambda e: {k: v for k, v in e.items() if k not in ("paths", "valid")})
+    return batch_and_prefetch(ds, config, per_replica_batch, training, deterministic)
+
+
+class _PreparedLoader:
+    """The per-example map of a prepared dataset: decode the chosen frames, augment, finish."""
+
+    def __init__(self, config: DataConfig, training: bool, frame_indices: list[int]) -> None:
+        self.config = config
+        self.training = training
+        self.frame_indices = frame_indices
+
+    def __call__(self, example: dict, seed: tf.Tensor) -> dict:
+        cfg = self.config
+        params = (augment.draw_params(seed, cfg.flip_prob, cfg.color_aug_prob) if self.training
+                  else augment.identity_params())
+        frames = [tf.io.decode_image(example["frames"][i], channels=3, expand_animations=False)
+                  for i in self.frame_indices]
+        clean = augment.flip_horizontal(tf.image.convert_image_dtype(tf.stack(frames), tf.float32),
+                                        params.flip)
+        raw = example["depth_gt"]
+
+        def gt():
+            return resize_depth(augment.flip_horizontal(raw[..., None], params.flip), cfg)
+
+        depth_gt = tf.cond(tf.size(raw) > 0, gt,
+                           lambda: tf.zeros([cfg.gt_height, cfg.gt_width, 1], tf.float32))
+        return finish_sample(cfg, clean, params, example["intrinsics"], example["side_sign"], depth_gt)
+
+
+def _make_prepared_dataset(source: PreparedDataset, config: DataConfig, split: str, batch_size: int,
+                           training: bool, input_context: tf.distribute.InputContext | None,
+                           seed: int, deterministic: bool) -> tf.data.Dataset:
+    """`make_dataset` of a prepared TFDS dataset (`md2tf.data.prepared`)."""
+    indices = source.frame_indices(config, split)
+    ds = source.examples(config, split, training=training, input_context=input_context, seed=seed)
+    per_replica_batch, pipeline_id = batch_size, 0
+    if input_context is not None:
+        per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
+        pipeline_id = input_context.input_pipeline_id
+    if training:
+        ds = ds.shuffle(max(config.shuffle_buffer, 1), seed=seed, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=seed * 1000003 + pipeline_id,
+                                   rerandomize_each_iteration=True).batch(2)
+    parallel = tf.data.AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
+    ds = tf.data.Dataset.zip(ds, seeds).map(_PreparedLoader(config, training, indices),
+                                            num_parallel_calls=parallel, deterministic=deterministic)
     return batch_and_prefetch(ds, config, per_replica_batch, training, deterministic)
 
 

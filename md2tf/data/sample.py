@@ -1,7 +1,7 @@
 """`Sample`: the dataset-independent description of one training or evaluation sample.
 
 Every dataset in `md2tf.data.datasets` lists its samples as this NamedTuple; the tf.data pipeline
-(`md2tf.data.pipeline`) and the prepared cache (`md2tf.data.cache`) read nothing else.
+(`md2tf.data.pipeline`) and the TFDS builders (`md2tf.tfds.builders`) read nothing else.
 """
 
 from __future__ import annotations

@@ -140,8 +140,8 @@ def test_missing_split_file_names_the_file_and_the_hint(tmp_path, name, hint):
 
 
 def test_unknown_dataset_names_the_flag_and_the_choices():
-    with pytest.raises(ValueError, match=r"--dataset must be one of kitti, kitti_odom, synthetic, folder, video, "
-                                         r"got 'cityscapes'"):
+    with pytest.raises(ValueError, match=r"--dataset must be one of kitti, kitti_odom, synthetic, folder, video "
+                                         r"or tfds:<builder>/<config>, got 'cityscapes'"):
         datasets.get_dataset("cityscapes")
 
 

@@ -274,35 +274,6 @@ def test_folder_subsets_and_errors(tmp_path):
         folder.folder_samples(root, image_ext=".jpg")
 
 
-def test_prepared_cache_matches_online_pipeline(tmp_path, tree, plain_stereo):
-    from md2tf.data import cache
-
-    config = _config(tree, use_stereo=True)
-    out = cache.prepare_cache(config, "train", str(tmp_path / "cache"), num_shards=2,
-                              image_format="png")
-    online = plain_stereo
-    cached = _all(cache.make_cached_dataset(out, config, batch_size=1, training=False))
-    assert len(cached) == len(online) == 6
-    for b in cached:
-        ref = online[_frame_and_side(b.target[0][0])]
-        for s in range(4):  # uint8 storage: half a grey level, times the Lanczos gain for s > 0
-            atol = (0.5 if s == 0 else 1.0) / 255 + 1e-6
-            np.testing.assert_allclose(b.target[s], ref.target[s], atol=atol)
-            np.testing.assert_allclose(b.sources[s], ref.sources[s], atol=atol)
-        np.testing.assert_allclose(b.intrinsics, ref.intrinsics, rtol=1e-6)
-        np.testing.assert_array_equal(b.stereo_source_from_target, ref.stereo_source_from_target)
-        np.testing.assert_array_equal(b.depth_gt, ref.depth_gt)  # integer metres: exact in 1/256
-    flipped = _all(cache.make_cached_dataset(out, _config(tree, use_stereo=True, flip_prob=1.0,
-                                                          color_aug_prob=0.0), 2, training=True))
-    b = flipped[0]
-    ref = online[_frame_and_side(b.target[0][0])]
-    np.testing.assert_allclose(b.target[0][0], ref.target[0][0][:, ::-1], atol=0.5 / 255 + 1e-6)
-    np.testing.assert_allclose(b.stereo_source_from_target[0, 0, 3],
-                               -ref.stereo_source_from_target[0, 0, 3])
-    with pytest.raises(ValueError, match=r"cache.json was prepared with other settings.*height"):
-        cache.make_cached_dataset(out, _config(tree, use_stereo=True, height=64), 1)
-
-
 @pytest.mark.parametrize("ext", [".jpg", ".png"])
 def test_image_looks_valid(ext):
     import io

@@ -7,12 +7,14 @@
 
 Nothing outside this package switches on a dataset name. A new dataset is one module here that
 defines ``DATASET`` (a `SplitFileDataset` when it comes with split files) and one line in
-`_REGISTERED`.
+`_REGISTERED`. A name ``tfds:<builder>/<config>`` is a prepared TFDS dataset of one of these
+(`md2tf.data.prepared`; builders ``md2tf_<registered name>`` in `md2tf.tfds.builders`).
 """
 
 from __future__ import annotations
 
 from md2tf.config import DataConfig
+from md2tf.data import prepared
 from md2tf.data.datasets import folder, kitti, kitti_odom, synthetic, video
 from md2tf.data.datasets.base import Dataset, SplitFileDataset
 from md2tf.data.sample import Sample
@@ -30,15 +32,22 @@ def names() -> tuple[str, ...]:
 
 
 def get_dataset(name: str) -> Dataset:
-    """The registered dataset called ``name``.
+    """The registered dataset called ``name``, or the prepared dataset ``tfds:<builder>/<config>``.
+
+    A prepared dataset of builder ``md2tf_<registered name>`` keeps that dataset's evaluation split.
 
     Raises:
       ValueError: naming ``--dataset`` and the registered names, for an unknown name.
     """
+    if name.startswith(prepared.PREFIX):
+        builder, _ = prepared.parse_name(name)
+        source = _REGISTRY.get(builder.removeprefix("md2tf_"))
+        return prepared.PreparedDataset(name, eval_split=source.eval_split if source else "")
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"--dataset must be one of {', '.join(_REGISTRY)}, got {name!r}") from None
+        raise ValueError(f"--dataset must be one of {', '.join(_REGISTRY)} or "
+                         f"tfds:<builder>/<config>, got {name!r}") from None
 
 
 def list_samples(config: DataConfig, subset: str) -> list[Sample]:
