@@ -26,6 +26,22 @@ from md2tf.deploy.inference import METADATA_FILE, ModelInfo
 SERVING_KEY = "serving_default"
 
 
+def tf_variables(variables) -> list[tf.Variable]:
+    """The ``tf.Variable`` behind each Keras variable (TensorFlow backend), in order.
+
+    Raises:
+      TypeError: a variable is neither a ``tf.Variable`` nor a Keras variable wrapping one.
+    """
+    out = []
+    for v in variables:
+        inner = v if isinstance(v, tf.Variable) else getattr(v, "value", None)
+        if not isinstance(inner, tf.Variable):
+            raise TypeError(f"variable {getattr(v, 'path', v)!r} does not wrap a tf.Variable "
+                            "(SavedModel export needs the TensorFlow backend)")
+        out.append(inner)
+    return out
+
+
 def export_saved_model(predictor_model, info: ModelInfo, out_dir: str) -> str:
     """Writes ``predictor_model`` as a SavedModel with the signatures listed in the module docstring.
 
@@ -61,7 +77,12 @@ def export_saved_model(predictor_model, info: ModelInfo, out_dir: str) -> str:
         return predictor_model.outputs_from_float(images)
 
     archive = keras.export.ExportArchive()
-    archive.track(predictor_model)
+    # Each weight once: `ExportArchive.track` lists the Keras variables, while the endpoints capture
+    # the `tf.Variable` each of them wraps; both are trackable, so the SavedModel would store every
+    # weight twice. The collections below name the wrapped variables themselves (the objects the
+    # endpoints read), so the reloaded object still has ``variables`` / ``trainable_variables``.
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        archive.add_variable_collection(name, tf_variables(getattr(predictor_model, name)))
     archive.add_endpoint(SERVING_KEY, serve,
                          input_signature=[tf.TensorSpec([1, h, w, 3], tf.uint8, name="images")])
     archive.add_endpoint("predict_batch", serve,

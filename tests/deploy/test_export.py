@@ -50,6 +50,23 @@ def test_saved_model_reloads_and_matches_keras(exported):
     np.testing.assert_allclose(single["disparity"].numpy(), ref["disparity"][:1], atol=1e-5)
 
 
+def test_saved_model_stores_each_weight_once(exported):
+    """variables/ holds the float32 weights once (~4 bytes a parameter), reloadable in order."""
+    model = exported["predictor"].model
+    num_params = sum(int(np.prod(v.shape)) for v in model.variables)
+    var_dir = os.path.join(exported["saved_model"], "variables")
+    size = sum(os.path.getsize(os.path.join(var_dir, f)) for f in os.listdir(var_dir))
+    assert 4 * num_params <= size <= 1.1 * 4 * num_params, (size, 4 * num_params)
+    stored = [name for name, _ in tf.train.list_variables(os.path.join(var_dir, "variables"))
+              if name.endswith("VARIABLE_VALUE")]
+    assert len(stored) == len(model.variables)
+    loaded = tf.saved_model.load(exported["saved_model"])
+    assert len(loaded.variables) == len(model.variables)
+    assert len(loaded.trainable_variables) == len(model.trainable_variables)
+    for ours, theirs in zip(model.variables, loaded.variables, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
 def test_saved_model_encoded_bytes_signature(exported):
     x = exported["images"]
     blobs = []
