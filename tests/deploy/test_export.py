@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -298,7 +299,7 @@ def test_export_cli_end_to_end(exported, run_dir, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "md2tf.export", f"--checkpoint={run_dir}", f"--out={out}",
          "--formats=saved_model,tflite_fp32,tflite_int8", "--calibration=structured",
-         "--num_calibration_images=4", "--export_height=96"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+         "--num_calibration_images=4", "--export_height=96", "--noaccuracy"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     card = json.loads((out / "model_card.json").read_text())
     assert card["model"]["metric_scale"] == pytest.approx(5.4)
@@ -306,6 +307,7 @@ def test_export_cli_end_to_end(exported, run_dir, tmp_path):
     assert card["training_config"]["data"]["use_stereo"] is True
     assert card["variants"]["tflite_fp32"]["parity"]["max_abs_diff_disparity"] <= 1e-4
     assert "4 structured" in card["int8_calibration"]
+    assert card["accuracy"] == {"skipped": "--noaccuracy"} and "accuracy" not in card["variants"]["keras"]
     p = load_predictor(str(out / "depth_int8.tflite"))
     assert p.metric_scale == pytest.approx(5.4)
     files = sorted(os.listdir(out))
@@ -334,3 +336,79 @@ def test_flip_post_processing_survives_conversion(tmp_path):
     np.testing.assert_allclose(tflite.run(content, x)["disparity"], predictor.predict(x)["disparity"],
                                atol=1e-5)
     assert tflite.analyze(content)[1]  # still GPU-delegate compatible
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(exported, tmp_path_factory):
+    """A stereo run on a tiny synthetic-layout world (dense GT maps, no gt_depths.npz yet)."""
+    from md2tf.config import DataConfig, ExperimentConfig, ModelConfig
+    from md2tf.models.checkpoint import save_models
+    from tests.data import fake_kitti
+
+    root = str(tmp_path_factory.mktemp("world"))
+    fake_kitti.write_tree(root, frames=3, ext=".png", with_gt=True)
+    data = DataConfig(dataset="synthetic", data_dir=root, height=H, width=W, frame_offsets=(0,),
+                      use_stereo=True, image_ext=".png")
+    config = ExperimentConfig(data=data, model=ModelConfig(num_layers=18, init="keras"))
+    path = str(tmp_path_factory.mktemp("synthetic_run"))
+    save_models(path, config, exported["predictor"].model.depth_net, step=1)
+    return {"run_dir": path, "data": data, "root": root}
+
+
+def test_export_scores_every_variant_on_the_datasets_test_split_by_default(synthetic_run, tmp_path):
+    from md2tf.config import ExportConfig
+    from md2tf.evaluation import gt_depth
+    from md2tf.evaluation.runner import accuracy_evaluator
+    from tests.data import fake_kitti
+
+    gt_path = gt_depth.gt_depths_path(os.path.join(synthetic_run["root"], "splits"), "synthetic")
+    assert not os.path.exists(gt_path)
+    config = ExportConfig(checkpoint=synthetic_run["run_dir"], out_dir=str(tmp_path / "out"),
+                          formats=("saved_model",))
+    card = exporter.run_export(config, accuracy_evaluator=accuracy_evaluator)
+    # The dataset protocol chose the split and its dense GT; the GT file was exported on the fly.
+    assert card["accuracy"]["split"] == "synthetic" and "x 5.4" in card["accuracy"]["scoring"]
+    maps = gt_depth.load_gt_depths(gt_path)
+    assert len(maps) == 3
+    np.testing.assert_array_equal(maps[1][1], np.arange(fake_kitti.RAW_WIDTH, dtype=np.float32) + 1)
+    keras_acc = card["variants"]["keras"]["accuracy"]
+    saved_acc = card["variants"]["saved_model"]["accuracy"]
+    assert 0.0 < keras_acc["abs_rel"] and 0.0 <= keras_acc["a1"] <= 1.0
+    for key in ("abs_rel", "rmse", "a1"):  # SavedModel = Keras within 1e-5 in disparity
+        assert saved_acc[key] == pytest.approx(keras_acc[key], rel=1e-3, abs=1e-4), key
+    assert any(line.startswith("accuracy on ") for line in exporter.summary_lines(card))
+
+
+def test_accuracy_plan_follows_the_dataset_protocol(synthetic_run):
+    from md2tf.config import ExportConfig
+
+    data = synthetic_run["data"]
+    config = ExportConfig(checkpoint="run", out_dir="out")
+    plan, _ = exporter.accuracy_plan(config, data)
+    assert (plan.split, plan.splits_dir, plan.stereo, plan.image_ext, plan.requested) == (
+        "synthetic", os.path.join(synthetic_run["root"], "splits"), True, ".png", False)
+    kitti, _ = exporter.accuracy_plan(config, dataclasses.replace(data, dataset="kitti"))
+    assert kitti.split == "eigen"  # the dataset's eval_split, which has lidar GT
+    assert exporter.accuracy_plan(dataclasses.replace(config, accuracy=False), data) == (
+        None, "--noaccuracy")
+    none, reason = exporter.accuracy_plan(config, dataclasses.replace(data, dataset="folder"))
+    assert none is None and "--dataset=folder has no test split" in reason
+    asked, _ = exporter.accuracy_plan(
+        dataclasses.replace(config, accuracy=False, accuracy_split="eigen_benchmark",
+                            accuracy_data_dir="/data/kitti"), data)
+    assert (asked.split, asked.data_dir, asked.splits_dir, asked.requested) == (
+        "eigen_benchmark", "/data/kitti", "/data/kitti/splits", True)
+
+
+def test_unreadable_default_split_skips_scoring_but_a_requested_one_fails(synthetic_run, tmp_path):
+    from md2tf.evaluation.runner import accuracy_evaluator
+
+    plan = exporter.AccuracyPlan("synthetic", str(tmp_path / "missing"),
+                                 str(tmp_path / "missing" / "splits"), True, ".png", False)
+    fn, entry = exporter._scored_evaluator(plan, accuracy_evaluator, predictor=None)
+    assert fn is None and "test split 'synthetic' unreadable" in entry["skipped"]
+    assert "accuracy not scored: test split" in exporter.summary_lines(
+        {"variants": {}, "accuracy": entry})[-1]
+    with pytest.raises((ValueError, OSError)):
+        exporter._scored_evaluator(dataclasses.replace(plan, requested=True), accuracy_evaluator,
+                                   predictor=None)
