@@ -351,6 +351,9 @@ class ExportConfig(ConfigBase):
                                "readable, else structured random frames), structured, or a folder of "
                                "images.")
     num_calibration_images: int = setting(64, "Frames used to calibrate int8.")
+    calibration_seed: int = setting(0, "Seed of the random draw of the int8 calibration frames (the "
+                                    "same seed gives the same frames, in the same order, and the same "
+                                    "int8 model).")
     accuracy: bool = setting(True, "Score every exported variant on the test split of the run's "
                              "dataset (its evaluation split with ground truth; GT exported on the fly "
                              "when missing) and record it in the model card; --noaccuracy skips.")

@@ -198,41 +198,58 @@ def export_all(predictor: KerasPredictor | None, out_dir: str, formats: str | Se
     return card
 
 
+def _draw(items: Sequence[Any], num: int, seed: int) -> list[Any]:
+    """``min(num, len(items))`` distinct items drawn with ``numpy.random.default_rng(seed)``, in
+    drawn order: the same seed and list always give the same frames in the same order."""
+    order = np.random.default_rng(seed).permutation(len(items))[:num]
+    return [items[i] for i in order]
+
+
 def calibration_images(source: str, num: int, height: int, width: int,
-                       data_config=None) -> tuple[list[np.ndarray], str]:
+                       data_config=None, seed: int = 0) -> tuple[list[np.ndarray], str]:
     """uint8 RGB frames ``[height, width, 3]`` for int8 calibration, and a description for the card.
 
+    The frames are a seeded random draw (`_draw`) of the training targets or of the folder's
+    images, so that they cover the whole dataset rather than its first drive and two exports of one
+    checkpoint calibrate on the same frames in the same order (the TFLite calibrator is
+    deterministic for given frames, so the int8 models are then identical). Each frame is read and
+    resized as ``md2tf.predict`` does (`load_image_rgb`, `resize_rgb`), i.e. as the model will
+    see images on device.
+
     Args:
-      source: ``auto`` (the run's training data via ``md2tf.data.pipeline.make_dataset`` when
+      source: ``auto`` (the run's training targets, ``md2tf.data.datasets.list_samples``, when
         ``data_config`` is readable, else structured frames), ``structured``, or a folder of images.
       num: number of frames.
       height, width: model input size.
       data_config: the run's ``DataConfig`` (used by ``auto``).
+      seed: selection seed (``--calibration_seed``).
+
+    Raises:
+      ValueError: ``source`` is a folder without images.
     """
     if source not in ("auto", "structured"):
-        files = list_images(source)[:num]
+        files = _draw(list_images(source), num, seed)
         if not files:
             raise ValueError(f"--calibration: no images found in {source!r}")
         frames = [resize_rgb(load_image_rgb(f), height, width) for f in files]
-        return frames, f"{len(frames)} images from {source}"
+        return frames, f"{len(frames)} images from {source} (drawn with seed {seed})"
     if source == "auto" and data_config is not None:
         try:
-            from md2tf.data.pipeline import make_dataset  # noqa: PLC0415
+            from md2tf.data import datasets  # noqa: PLC0415
 
-            cfg = dataclasses.replace(data_config, height=height, width=width)
-            ds = make_dataset(cfg, split="train", batch_size=1, training=False)
-            frames = [np.clip(np.round(b.target_aug[0].numpy() * 255.0), 0, 255).astype(np.uint8)
-                      for b in ds.take(num)]
+            samples = datasets.list_samples(data_config, "train")
+            frames = [resize_rgb(load_image_rgb(s.target), height, width)
+                      for s in _draw(samples, num, seed)]
             if frames:
-                return frames, (f"{len(frames)} training frames of dataset={cfg.dataset} "
-                                f"split={cfg.split}")
+                return frames, (f"{len(frames)} of the {len(samples)} training frames of "
+                                f"dataset={data_config.dataset} (drawn with seed {seed})")
         except Exception as e:  # noqa: BLE001  (fall back, but say why in the card)
             reason = f"training data unreadable ({type(e).__name__}: {e})"
         else:
             reason = "training data empty"
-        return (structured_images(num, height, width, seed=1),
-                f"{num} structured random frames; {reason}")
-    return structured_images(num, height, width, seed=1), f"{num} structured random frames"
+        return (structured_images(num, height, width, seed=seed),
+                f"{num} structured random frames (seed {seed}); {reason}")
+    return structured_images(num, height, width, seed=seed), f"{num} structured random frames (seed {seed})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,7 +356,8 @@ def run_export(config, accuracy_evaluator: Callable[..., Callable[[Predictor], d
     reps, desc = None, None
     if any(f.tflite and f.tflite.quantization == "int8" for f in selected):
         reps, desc = calibration_images(config.calibration, config.num_calibration_images,
-                                        predictor.height, predictor.width, experiment.data)
+                                        predictor.height, predictor.width, experiment.data,
+                                        seed=config.calibration_seed)
     plan, reason = accuracy_plan(config, experiment.data)
     if plan is not None and accuracy_evaluator is None:
         plan, reason = None, "no accuracy evaluator given"

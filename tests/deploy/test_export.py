@@ -412,3 +412,55 @@ def test_unreadable_default_split_skips_scoring_but_a_requested_one_fails(synthe
     with pytest.raises((ValueError, OSError)):
         exporter._scored_evaluator(dataclasses.replace(plan, requested=True), accuracy_evaluator,
                                    predictor=None)
+
+
+def _frame_ids(frames):
+    """(frame index, side) of fake-KITTI frames, read from their constant colour channels."""
+    from tests.data import fake_kitti
+
+    ids = []
+    for frame in frames:
+        r, g = int(frame[..., 0].mean().round()), int(frame[..., 1].mean().round())
+        ids.append(((r - 20) // 30, "l" if g == 200 else "r"))
+        assert (fake_kitti.frame_colour(*ids[-1])[:2] == [r, g]).all()
+    return ids
+
+
+def test_calibration_frames_are_a_seeded_draw_of_the_training_targets(tmp_path):
+    from md2tf.config import DataConfig
+    from tests.data import fake_kitti
+
+    root = fake_kitti.write_tree(str(tmp_path / "world"), frames=7, with_gt=False)
+    data = DataConfig(dataset="synthetic", data_dir=root, height=32, width=64, image_ext=".png")
+    first, desc = exporter.calibration_images("auto", 4, 32, 64, data, seed=0)
+    again, _ = exporter.calibration_images("auto", 4, 32, 64, data, seed=0)
+    other, _ = exporter.calibration_images("auto", 4, 32, 64, data, seed=1)
+    assert desc == "4 of the 10 training frames of dataset=synthetic (drawn with seed 0)"
+    assert all(f.shape == (32, 64, 3) and f.dtype == np.uint8 for f in first)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    ids = _frame_ids(first)
+    assert len(set(ids)) == 4 and all(1 <= i <= 5 for i, _ in ids)  # distinct training targets
+    assert _frame_ids(other) != ids
+    # A folder of images: the same seeded draw over its sorted files.
+    folder = os.path.join(root, fake_kitti.DRIVE, "image_02", "data")
+    pick, text = exporter.calibration_images(folder, 3, 32, 64, seed=5)
+    assert text == f"3 images from {folder} (drawn with seed 5)"
+    assert [i for i, _ in _frame_ids(pick)] == [i for i, _ in _frame_ids(
+        exporter.calibration_images(folder, 3, 32, 64, seed=5)[0])]
+    everything, _ = exporter.calibration_images(folder, 50, 32, 64, seed=5)
+    assert sorted(i for i, _ in _frame_ids(everything)) == list(range(7))
+
+
+@pytest.mark.slow
+def test_two_int8_exports_of_one_run_are_identical(synthetic_run, tmp_path):
+    from md2tf.config import ExportConfig
+
+    contents = []
+    for name in ("a", "b"):
+        config = ExportConfig(checkpoint=synthetic_run["run_dir"], out_dir=str(tmp_path / name),
+                              formats=("tflite_int8",), num_calibration_images=4, accuracy=False)
+        card = exporter.run_export(config)
+        assert "drawn with seed 0" in card["int8_calibration"]
+        contents.append((tmp_path / name / "depth_int8.tflite").read_bytes())
+    assert contents[0] == contents[1]
