@@ -37,14 +37,16 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 @dataclasses.dataclass
 class PredictSummary:
-    """Outcome of a prediction run."""
+    """Outcome of a prediction run (``out_dir``: where the files went)."""
 
     written: list[str] = dataclasses.field(default_factory=list)
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     num_frames: int = 0
+    out_dir: str = ""
 
     def lines(self) -> list[str]:
-        out = [f"predicted {self.num_frames} frame(s), wrote {len(self.written)} file(s), "
+        where = f" to {self.out_dir}" if self.out_dir else ""
+        out = [f"predicted {self.num_frames} frame(s), wrote {len(self.written)} file(s){where}, "
                f"{len(self.failed)} failure(s)"]
         out += [f"  FAILED {path}: {reason}" for path, reason in self.failed]
         return out
@@ -117,7 +119,7 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
     """
     files = list_inputs(input_path)
     os.makedirs(out_dir, exist_ok=True)
-    summary = PredictSummary()
+    summary = PredictSummary(out_dir=out_dir)
     used: set[str] = set()
     bar = Progress(len(files), "predict", unit="file", enabled=progress)
     for path in files:
