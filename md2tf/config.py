@@ -368,10 +368,17 @@ class ExportConfig(ConfigBase):
                                "readable, else structured random frames), structured, or a folder of "
                                "images.")
     num_calibration_images: int = setting(64, "Frames used to calibrate int8.")
-    accuracy_split: str = setting("", "If set, score every exported variant on this test split "
-                                  "(needs test_files.txt and gt_depths.npz in <accuracy_splits_dir>/<split>/).")
+    calibration_seed: int = setting(0, "Seed of the random draw of the int8 calibration frames (the "
+                                    "same seed gives the same frames, in the same order, and the same "
+                                    "int8 model).")
+    accuracy: bool = setting(True, "Score every exported variant on the test split of the run's "
+                             "dataset (its evaluation split with ground truth; GT exported on the fly "
+                             "when missing) and record it in the model card; --noaccuracy skips.")
+    accuracy_split: str = setting("", "Score on this test split instead of the dataset's own (needs "
+                                  "test_files.txt and gt_depths.npz in <accuracy_splits_dir>/<split>/).")
     accuracy_data_dir: str = setting("", "Test images root; empty = the run's data_dir.")
-    accuracy_splits_dir: str = setting("", "Split folders; empty = <accuracy_data_dir>/splits.")
+    accuracy_splits_dir: str = setting("", "Split folders; empty = the run's splits_dir, else "
+                                       "<accuracy_data_dir>/splits.")
     height: int = setting(0, "Input height of the exported graph (multiple of 32; 0 = training size).",
                           aliases=("export_height",))
     width: int = setting(0, "Input width of the exported graph (multiple of 32; 0 = training size).",

@@ -130,17 +130,39 @@ def colorize(disp: np.ndarray, percentile: float = 95.0) -> np.ndarray:
     return np.round(table[np.minimum(np.floor(t * 256), 255).astype(int)] * 255).astype(np.uint8)
 
 
+def collect_files(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The image files of ``inputs`` (files, and folders' images sorted by name), each file once.
+
+    Returns:
+      ``(files, duplicates)``: ``duplicates`` lists ``(path, first path)`` for every input that names
+      a file already listed (the same path twice, or a file and its folder), which is skipped.
+    """
+    listed = []
+    for p in inputs:
+        if os.path.isdir(p):
+            listed += sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(IMAGE_EXTENSIONS))
+        else:
+            listed.append(p)
+    first: dict[str, str] = {}
+    files, duplicates = [], []
+    for path in listed:
+        key = os.path.realpath(path)
+        if key in first:
+            duplicates.append((path, first[key]))
+        else:
+            first[key] = path
+            files.append(path)
+    return files, duplicates
+
+
 def run_images(model: str, inputs: list[str], out_dir: str, threads: int | None) -> int:
     interp = make_interpreter(model, threads)
     runner = interp.get_signature_runner("serving_default")
     h, w = input_size(interp)
     os.makedirs(out_dir, exist_ok=True)
-    files = []
-    for p in inputs:
-        if os.path.isdir(p):
-            files += sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(IMAGE_EXTENSIONS))
-        else:
-            files.append(p)
+    files, duplicates = collect_files(inputs)
+    for path, earlier in duplicates:
+        print(f"skipping {path}: same file as {earlier}, processed once")
     failures = 0
     for path in files:
         try:
@@ -157,7 +179,8 @@ def run_images(model: str, inputs: list[str], out_dir: str, threads: int | None)
         disp = np.asarray(disp.resize((ow, oh), Image.Resampling.BILINEAR))
         Image.fromarray(colorize(disp)).save(name + "_disp.png")
         print(f"{path} -> {name}_disp.png")
-    print(f"{len(files) - failures} image(s) done, {failures} failed")
+    skipped = f", {len(duplicates)} duplicate(s) skipped" if duplicates else ""
+    print(f"{len(files) - failures} image(s) done, {failures} failed{skipped}; outputs in {out_dir}")
     return 1 if failures else 0
 
 

@@ -20,6 +20,7 @@ staging folder left by a killed export (its process is gone) is removed by the n
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import tempfile
@@ -33,6 +34,8 @@ from md2tf.deploy.images import list_images, load_image_rgb, resize_rgb, structu
 from md2tf.deploy.inference import KerasPredictor, Predictor, predictor_from_models
 from md2tf.deploy.model_card import build_model_card, write_model_card
 from md2tf.models.checkpoint import load_models
+
+logger = logging.getLogger(__name__)
 
 _STAGING_TAG = ".export-"
 
@@ -126,7 +129,7 @@ def export_all(predictor: KerasPredictor | None, out_dir: str, formats: str | Se
                training_config: dict[str, Any] | None = None,
                evaluate_fn: Callable[[Predictor], dict[str, float]] | None = None,
                parity_images: np.ndarray | None = None, pose_net=None,
-               overwrite: bool = False) -> dict[str, Any]:
+               overwrite: bool = False, accuracy: dict[str, Any] | None = None) -> dict[str, Any]:
     """Writes the requested formats and ``model_card.json`` into ``out_dir`` (atomically).
 
     Args:
@@ -144,6 +147,8 @@ def export_all(predictor: KerasPredictor | None, out_dir: str, formats: str | Se
       parity_images: uint8 ``[N, H, W, 3]`` used for parity vs Keras; None = 2 structured frames.
       pose_net: the run's ``PoseNet``; required by formats with ``needs_pose_net``.
       overwrite: replace a non-empty ``out_dir`` as a whole.
+      accuracy: the card's ``accuracy`` entry: where ``evaluate_fn`` scores (split, scoring), or
+        ``{"skipped": reason}``.
 
     Returns:
       The model card (also written to ``<out_dir>/model_card.json``). ``variants[name]["parity"]``
@@ -187,60 +192,149 @@ def export_all(predictor: KerasPredictor | None, out_dir: str, formats: str | Se
                                "within_tolerance": within}
             variants[fmt.name] = entry
         card = build_model_card(info, source, variants, calibration=calibration,
-                                training_config=training_config)
+                                training_config=training_config, accuracy=accuracy)
         write_model_card(card, stage.out)
         stage.commit()
     return card
 
 
+def _draw(items: Sequence[Any], num: int, seed: int) -> list[Any]:
+    """``min(num, len(items))`` distinct items drawn with ``numpy.random.default_rng(seed)``, in
+    drawn order: the same seed and list always give the same frames in the same order."""
+    order = np.random.default_rng(seed).permutation(len(items))[:num]
+    return [items[i] for i in order]
+
+
 def calibration_images(source: str, num: int, height: int, width: int,
-                       data_config=None) -> tuple[list[np.ndarray], str]:
+                       data_config=None, seed: int = 0) -> tuple[list[np.ndarray], str]:
     """uint8 RGB frames ``[height, width, 3]`` for int8 calibration, and a description for the card.
 
+    The frames are a seeded random draw (`_draw`) of the training targets or of the folder's
+    images, so that they cover the whole dataset rather than its first drive and two exports of one
+    checkpoint calibrate on the same frames in the same order (the TFLite calibrator is
+    deterministic for given frames, so the int8 models are then identical). Each frame is read and
+    resized as ``md2tf.predict`` does (`load_image_rgb`, `resize_rgb`), i.e. as the model will
+    see images on device.
+
     Args:
-      source: ``auto`` (the run's training data via ``md2tf.data.pipeline.make_dataset`` when
+      source: ``auto`` (the run's training targets, ``md2tf.data.datasets.list_samples``, when
         ``data_config`` is readable, else structured frames), ``structured``, or a folder of images.
       num: number of frames.
       height, width: model input size.
       data_config: the run's ``DataConfig`` (used by ``auto``).
+      seed: selection seed (``--calibration_seed``).
+
+    Raises:
+      ValueError: ``source`` is a folder without images.
     """
     if source not in ("auto", "structured"):
-        files = list_images(source)[:num]
+        files = _draw(list_images(source), num, seed)
         if not files:
             raise ValueError(f"--calibration: no images found in {source!r}")
         frames = [resize_rgb(load_image_rgb(f), height, width) for f in files]
-        return frames, f"{len(frames)} images from {source}"
+        return frames, f"{len(frames)} images from {source} (drawn with seed {seed})"
     if source == "auto" and data_config is not None:
         try:
-            from md2tf.data.pipeline import make_dataset  # noqa: PLC0415
+            from md2tf.data import datasets  # noqa: PLC0415
 
-            cfg = dataclasses.replace(data_config, height=height, width=width)
-            ds = make_dataset(cfg, split="train", batch_size=1, training=False)
-            frames = [np.clip(np.round(b.target_aug[0].numpy() * 255.0), 0, 255).astype(np.uint8)
-                      for b in ds.take(num)]
+            samples = datasets.list_samples(data_config, "train")
+            frames = [resize_rgb(load_image_rgb(s.target), height, width)
+                      for s in _draw(samples, num, seed)]
             if frames:
-                return frames, (f"{len(frames)} training frames of dataset={cfg.dataset} "
-                                f"split={cfg.split}")
+                return frames, (f"{len(frames)} of the {len(samples)} training frames of "
+                                f"dataset={data_config.dataset} (drawn with seed {seed})")
         except Exception as e:  # noqa: BLE001  (fall back, but say why in the card)
             reason = f"training data unreadable ({type(e).__name__}: {e})"
         else:
             reason = "training data empty"
-        return (structured_images(num, height, width, seed=1),
-                f"{num} structured random frames; {reason}")
-    return structured_images(num, height, width, seed=1), f"{num} structured random frames"
+        return (structured_images(num, height, width, seed=seed),
+                f"{num} structured random frames (seed {seed}); {reason}")
+    return structured_images(num, height, width, seed=seed), f"{num} structured random frames (seed {seed})"
+
+
+@dataclasses.dataclass(frozen=True)
+class AccuracyPlan:
+    """Where ``md2tf.export`` scores the exported variants.
+
+    Attributes:
+      split: test split folder (``test_files.txt``, ``gt_depths.npz``).
+      data_dir: test images root.
+      splits_dir: directory holding ``<split>/``.
+      stereo: stereo-trained model: scored without median scaling, depth x 5.4 (paper Sec. 4.1).
+      image_ext: test image extension (the run's).
+      requested: named by ``--accuracy_split`` (errors stop the export) rather than taken from the
+        dataset by default (errors skip the scoring, with the reason in the card).
+    """
+
+    split: str
+    data_dir: str
+    splits_dir: str
+    stereo: bool
+    image_ext: str
+    requested: bool
+
+    def describe(self) -> dict[str, Any]:
+        """The card's ``accuracy`` entry: split, data and scoring protocol."""
+        scoring = ("stereo: no median scaling, depth x 5.4" if self.stereo
+                   else "per-image median scaling")
+        return {"split": self.split, "data_dir": self.data_dir, "splits_dir": self.splits_dir,
+                "scoring": scoring, "metrics": "Eigen protocol (md2tf.evaluate)"}
+
+
+def accuracy_plan(config, data_config) -> tuple[AccuracyPlan | None, str]:
+    """The test split the model card scores on, from the run's dataset; or None and why not.
+
+    ``--accuracy_split`` names the split; otherwise the dataset protocol decides
+    (``md2tf.data.datasets``): its ``eval_split`` when that split has ground truth
+    (``gt_sources``), else the first split in ``gt_sources``; a dataset without one (a folder of
+    video frames) has nothing to score on.
+
+    Args:
+      config: the ``ExportConfig``.
+      data_config: the run's ``DataConfig`` (dataset, data_dir, splits_dir, stereo, image_ext).
+
+    Returns:
+      ``(plan, "")`` or ``(None, reason)``.
+    """
+    if config.accuracy_split:
+        split, requested = config.accuracy_split, True
+    elif not config.accuracy:
+        return None, "--noaccuracy"
+    else:
+        from md2tf.data import datasets  # noqa: PLC0415  (only when scoring)
+
+        dataset = datasets.get_dataset(data_config.dataset)
+        sources = dict(dataset.gt_sources)
+        split = dataset.eval_split if dataset.eval_split in sources else next(iter(sources), "")
+        if not split:
+            return None, f"--dataset={data_config.dataset} has no test split with ground truth"
+        requested = False
+    if config.accuracy_data_dir:
+        data_dir = config.accuracy_data_dir
+        splits_dir = config.accuracy_splits_dir or os.path.join(data_dir, "splits")
+    else:
+        data_dir = data_config.data_dir
+        splits_dir = (config.accuracy_splits_dir or data_config.splits_dir
+                      or os.path.join(data_dir, "splits"))
+    return AccuracyPlan(split, data_dir, splits_dir, data_config.use_stereo, data_config.image_ext,
+                        requested), ""
 
 
 def run_export(config, accuracy_evaluator: Callable[..., Callable[[Predictor], dict[str, float]]]
                | None = None) -> dict[str, Any]:
     """``python -m md2tf.export`` as a function: loads ``config.checkpoint`` and exports it.
 
-    The formats and ``--out`` are checked before anything is loaded.
+    The formats and ``--out`` are checked before anything is loaded. Unless ``--noaccuracy``, every
+    variant is scored on the test split of `accuracy_plan` (a missing ``gt_depths.npz`` is exported
+    first); the Keras model is scored before any conversion, and when the dataset's own split
+    cannot be scored (data or split files missing) the card records why and the export goes on.
 
     Args:
       config: an ``md2tf.config.ExportConfig``.
-      accuracy_evaluator: ``(data_dir, split, splits_dir, stereo=, image_ext=) -> (predictor ->
-        metrics)``, needed when ``config.accuracy_split`` is set; ``md2tf.export`` passes
+      accuracy_evaluator: ``(data_dir, split, splits_dir, stereo=, image_ext=, export_missing_gt=)
+        -> (predictor -> metrics)``; ``md2tf.export`` passes
         ``md2tf.evaluation.runner.accuracy_evaluator`` (deploy itself never imports evaluation).
+        None = no scoring (an error if ``--accuracy_split`` asks for it).
 
     Returns:
       The model card.
@@ -262,18 +356,41 @@ def run_export(config, accuracy_evaluator: Callable[..., Callable[[Predictor], d
     reps, desc = None, None
     if any(f.tflite and f.tflite.quantization == "int8" for f in selected):
         reps, desc = calibration_images(config.calibration, config.num_calibration_images,
-                                        predictor.height, predictor.width, experiment.data)
-    evaluate_fn = None
-    if config.accuracy_split:
-        evaluate_fn = accuracy_evaluator(config.accuracy_data_dir or experiment.data.data_dir,
-                                         config.accuracy_split, config.accuracy_splits_dir,
-                                         stereo=experiment.data.use_stereo,
-                                         image_ext=experiment.data.image_ext)
+                                        predictor.height, predictor.width, experiment.data,
+                                        seed=config.calibration_seed)
+    plan, reason = accuracy_plan(config, experiment.data)
+    if plan is not None and accuracy_evaluator is None:
+        plan, reason = None, "no accuracy evaluator given"
+    evaluate_fn, accuracy = None, {"skipped": reason}
+    if plan is not None:
+        evaluate_fn, accuracy = _scored_evaluator(plan, accuracy_evaluator, predictor)
     parity = np.stack(reps[:4]) if reps else None  # real frames when calibration found some
     return export_all(predictor, config.out_dir, [f.name for f in selected],
                       representative_images=reps, calibration=desc, source=config.checkpoint,
                       training_config=experiment.to_dict(), evaluate_fn=evaluate_fn,
-                      parity_images=parity, pose_net=pose_net, overwrite=config.overwrite)
+                      parity_images=parity, pose_net=pose_net, overwrite=config.overwrite,
+                      accuracy=accuracy)
+
+
+def _scored_evaluator(plan: AccuracyPlan, accuracy_evaluator, predictor: KerasPredictor):
+    """``(evaluate_fn, card entry)``: the evaluator, already run once on the Keras ``predictor``.
+
+    Scoring the Keras model first finds missing images or GT before any conversion. A default
+    plan that fails gives ``(None, {"skipped": reason})``; a requested one raises.
+    """
+    logger.info("scoring every variant on %s/%s (%s; --noaccuracy skips)", plan.splits_dir,
+                plan.split, plan.describe()["scoring"])
+    try:
+        evaluate = accuracy_evaluator(plan.data_dir, plan.split, plan.splits_dir, stereo=plan.stereo,
+                                      image_ext=plan.image_ext, export_missing_gt=True)
+        keras_scores = evaluate(predictor)
+    except (ValueError, OSError) as e:
+        if plan.requested:
+            raise
+        reason = f"test split {plan.split!r} unreadable: {e}"
+        logger.warning("accuracy skipped: %s", reason)
+        return None, {**plan.describe(), "skipped": reason}
+    return (lambda p: keras_scores if p is predictor else evaluate(p)), plan.describe()
 
 
 def summary_lines(card: dict[str, Any]) -> list[str]:
@@ -291,4 +408,10 @@ def summary_lines(card: dict[str, Any]) -> list[str]:
         if "accuracy" in v:
             line += f"  abs_rel {v['accuracy']['abs_rel']:.4f}  a1 {v['accuracy']['a1']:.4f}"
         lines.append(line)
+    accuracy = card.get("accuracy") or {}
+    if accuracy.get("skipped"):
+        lines.append(f"accuracy not scored: {accuracy['skipped']}")
+    elif accuracy:
+        lines.append(f"accuracy on {accuracy['splits_dir']}/{accuracy['split']} "
+                     f"({accuracy['scoring']})")
     return lines

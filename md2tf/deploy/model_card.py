@@ -43,7 +43,8 @@ def io_contract(info: ModelInfo) -> dict[str, Any]:
 
 def build_model_card(info: ModelInfo, source: str, variants: dict[str, dict[str, Any]],
                      calibration: str | None = None,
-                     training_config: dict[str, Any] | None = None) -> dict[str, Any]:
+                     training_config: dict[str, Any] | None = None,
+                     accuracy: dict[str, Any] | None = None) -> dict[str, Any]:
     """Assembles the model card.
 
     Args:
@@ -53,6 +54,8 @@ def build_model_card(info: ModelInfo, source: str, variants: dict[str, dict[str,
         ``ops``, ``gpu_compatible``, ``parity`` and optionally ``accuracy``.
       calibration: description of the int8 calibration data, if any.
       training_config: ``ExperimentConfig.to_dict()`` of the run, if known.
+      accuracy: where the variants' ``accuracy`` was measured (split, scoring protocol), or
+        ``{"skipped": reason}``; None when not asked.
     """
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
@@ -64,6 +67,7 @@ def build_model_card(info: ModelInfo, source: str, variants: dict[str, dict[str,
         "model": info.to_dict(),
         "contract": io_contract(info),
         "variants": variants,
+        "accuracy": accuracy,
         "int8_calibration": calibration,
         "training_config": training_config,
         "exported_with": {"tensorflow": tf.__version__, "keras": keras.__version__,

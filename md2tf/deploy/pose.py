@@ -59,8 +59,9 @@ def export_pose(pose_net, info: ModelInfo, path: str,
     Returns:
       Card entry ``{"size_bytes", "ops", "gpu_compatible", "parity", "contract"}``.
     """
-    import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
+
+    from md2tf.deploy.saved_model import export_archive  # noqa: PLC0415
 
     h, w = info.height, info.width
     model = make_pose_predictor(pose_net)
@@ -69,8 +70,7 @@ def export_pose(pose_net, info: ModelInfo, path: str,
     spec = [tf.TensorSpec([1, h, w, 3], tf.uint8, name="earlier"),
             tf.TensorSpec([1, h, w, 3], tf.uint8, name="later")]
     with tempfile.TemporaryDirectory() as tmp:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
+        archive = export_archive(model)
         archive.add_endpoint("serving_default", lambda earlier, later: model(earlier, later),
                              input_signature=spec)
         archive.write_out(os.path.join(tmp, "pose"), verbose=False)

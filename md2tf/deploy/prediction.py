@@ -46,16 +46,18 @@ from md2tf.progress import Progress
 
 @dataclasses.dataclass
 class PredictSummary:
-    """Outcome of a prediction run."""
+    """Outcome of a prediction run (``out_dir``: where the files went)."""
 
     written: list[str] = dataclasses.field(default_factory=list)
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     num_frames: int = 0
     video: str = ""
     video_frames: int = 0
+    out_dir: str = ""
 
     def lines(self) -> list[str]:
-        out = [f"predicted {self.num_frames} frame(s), wrote {len(self.written)} file(s), "
+        where = f" to {self.out_dir}" if self.out_dir else ""
+        out = [f"predicted {self.num_frames} frame(s), wrote {len(self.written)} file(s){where}, "
                f"{len(self.failed)} failure(s)"]
         if self.video:
             out.append(f"  depth video ({self.video_frames} frames, input | disparity): {self.video}")
@@ -178,7 +180,7 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
         raise ValueError(f"frame_stride must be >= 1 and max_frames >= 0, got {frame_stride}, {max_frames}")
     files = list_inputs(input_path)
     os.makedirs(out_dir, exist_ok=True)
-    summary = PredictSummary()
+    summary = PredictSummary(out_dir=out_dir)
     is_video = len(files) == 1 and video.is_video(files[0])
     if is_video and not video_out:
         stem = os.path.splitext(os.path.basename(files[0]))[0]

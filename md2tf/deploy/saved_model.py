@@ -26,6 +26,41 @@ from md2tf.deploy.inference import METADATA_FILE, ModelInfo
 SERVING_KEY = "serving_default"
 
 
+def tf_variables(variables) -> list[tf.Variable]:
+    """The ``tf.Variable`` behind each Keras variable (TensorFlow backend), in order.
+
+    Raises:
+      TypeError: a variable is neither a ``tf.Variable`` nor a Keras variable wrapping one.
+    """
+    out = []
+    for v in variables:
+        inner = v if isinstance(v, tf.Variable) else getattr(v, "value", None)
+        if not isinstance(inner, tf.Variable):
+            raise TypeError(f"variable {getattr(v, 'path', v)!r} does not wrap a tf.Variable "
+                            "(SavedModel export needs the TensorFlow backend)")
+        out.append(inner)
+    return out
+
+
+def export_archive(model) -> keras.export.ExportArchive:
+    """A ``keras.export.ExportArchive`` holding ``model``'s weights, each stored once.
+
+    ``ExportArchive.track(model)`` lists the Keras variables, while the endpoints capture the
+    ``tf.Variable`` each of them wraps; both are trackable, so the SavedModel would store every
+    weight twice (measured: 114.8 MB of variables for ResNet18's 57.4 MB of float32 weights). The
+    collections added here name the wrapped variables themselves, the objects the endpoints read,
+    so the reloaded object still has ``variables``, ``trainable_variables`` and
+    ``non_trainable_variables``.
+
+    Args:
+      model: a built Keras layer or model (TensorFlow backend).
+    """
+    archive = keras.export.ExportArchive()
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        archive.add_variable_collection(name, tf_variables(getattr(model, name)))
+    return archive
+
+
 def export_saved_model(predictor_model, info: ModelInfo, out_dir: str) -> str:
     """Writes ``predictor_model`` as a SavedModel with the signatures listed in the module docstring.
 
@@ -60,8 +95,7 @@ def export_saved_model(predictor_model, info: ModelInfo, out_dir: str) -> str:
                                                                                         tf.float32))
         return predictor_model.outputs_from_float(images)
 
-    archive = keras.export.ExportArchive()
-    archive.track(predictor_model)
+    archive = export_archive(predictor_model)
     archive.add_endpoint(SERVING_KEY, serve,
                          input_signature=[tf.TensorSpec([1, h, w, 3], tf.uint8, name="images")])
     archive.add_endpoint("predict_batch", serve,

@@ -87,9 +87,12 @@ def convert(saved_model_dir: str, options: TFLiteOptions | None = None,
             raise ValueError("int8 quantization needs representative_images (a calibration dataset)")
 
         def gen():
+            # A list (inputs by position: the one ``images`` input), not a {name: array} dict: for
+            # a dict the calibrator builds a tf.lite.Interpreter, deprecated in favour of LiteRT's,
+            # only to look the name up.
             for img in representative_images():
                 img = np.asarray(img, np.uint8)
-                yield {"images": img if img.ndim == 4 else img[None]}
+                yield [img if img.ndim == 4 else img[None]]
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = gen
@@ -343,13 +346,12 @@ def read_metadata(content: bytes) -> dict[str, bytes]:
 
 
 def make_interpreter(content: bytes, num_threads: int | None = None):
-    """A LiteRT interpreter (``ai_edge_litert``; falls back to ``tf.lite.Interpreter``), allocated."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - ai-edge-litert is an install requirement
-        import tensorflow as tf  # noqa: PLC0415
+    """A LiteRT interpreter (``ai_edge_litert``, an install requirement), allocated.
 
-        Interpreter = tf.lite.Interpreter  # noqa: N806
+    Never TensorFlow's ``tf.lite.Interpreter``, which is deprecated in favour of LiteRT's.
+    """
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
     interpreter = Interpreter(model_content=content, num_threads=num_threads)
     interpreter.allocate_tensors()
     return interpreter

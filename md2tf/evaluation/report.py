@@ -27,15 +27,27 @@ def failed_models(results: dict[str, metrics.DepthScores]) -> dict[str, int]:
     return {name: s.num_failed for name, s in results.items() if s.num_failed}
 
 
+def _number(value: float, width: int, digits: int = 3) -> str:
+    return f"{value:{width}.{digits}f}" if np.isfinite(value) else f"{'-':>{width}}"
+
+
 def format_table(results: dict[str, metrics.DepthScores]) -> str:
-    """Console comparison table in the paper's column order, with scaling and NaN/inf counts."""
+    """Console comparison table in the paper's column order, with scaling and NaN/inf counts.
+
+    The median-scaling columns (``med``: median ratio, ``std``: its spread) appear only when some
+    model was median-scaled; without scaling (``--eval_stereo``, ``--scaling=none``) they would
+    only hold NaN. A model without a ratio in a table that has them shows ``-``.
+    """
     width = max([len(n) for n in results] + [5])
+    scaled = any(np.isfinite(s.ratio_median) for s in results.values())
     header = f"{'model':<{width}} " + " ".join(f"{h:>9}" for h in metrics.METRIC_HEADERS)
-    header += f" {'med':>7} {'std':>6} {'n':>5} {'nonfin':>6}"
+    header += (f" {'med':>7} {'std':>6}" if scaled else "") + f" {'n':>5} {'nonfin':>6}"
     lines = [header, "-" * len(header)]
     for name, s in results.items():
         row = f"{name:<{width}} " + " ".join(f"{s.metrics[m]:9.3f}" for m in metrics.METRIC_NAMES)
-        row += f" {s.ratio_median:7.3f} {s.ratio_std:6.3f} {s.num_scored:5d} {len(s.nonfinite_images):6d}"
+        if scaled:
+            row += f" {_number(s.ratio_median, 7)} {_number(s.ratio_std, 6)}"
+        row += f" {s.num_scored:5d} {len(s.nonfinite_images):6d}"
         lines.append(row)
     for name, s in results.items():
         if s.nonfinite_images:

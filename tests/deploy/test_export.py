@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -48,6 +49,23 @@ def test_saved_model_reloads_and_matches_keras(exported):
     np.testing.assert_allclose(flt["disparity"].numpy(), ref["disparity"], atol=1e-5)
     single = sigs["serving_default"](images=tf.constant(x[:1]))
     np.testing.assert_allclose(single["disparity"].numpy(), ref["disparity"][:1], atol=1e-5)
+
+
+def test_saved_model_stores_each_weight_once(exported):
+    """variables/ holds the float32 weights once (~4 bytes a parameter), reloadable in order."""
+    model = exported["predictor"].model
+    num_params = sum(int(np.prod(v.shape)) for v in model.variables)
+    var_dir = os.path.join(exported["saved_model"], "variables")
+    size = sum(os.path.getsize(os.path.join(var_dir, f)) for f in os.listdir(var_dir))
+    assert 4 * num_params <= size <= 1.1 * 4 * num_params, (size, 4 * num_params)
+    stored = [name for name, _ in tf.train.list_variables(os.path.join(var_dir, "variables"))
+              if name.endswith("VARIABLE_VALUE")]
+    assert len(stored) == len(model.variables)
+    loaded = tf.saved_model.load(exported["saved_model"])
+    assert len(loaded.variables) == len(model.variables)
+    assert len(loaded.trainable_variables) == len(model.trainable_variables)
+    for ours, theirs in zip(model.variables, loaded.variables, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
 
 
 def test_saved_model_encoded_bytes_signature(exported):
@@ -281,7 +299,7 @@ def test_export_cli_end_to_end(exported, run_dir, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "md2tf.export", f"--checkpoint={run_dir}", f"--out={out}",
          "--formats=saved_model,tflite_fp32,tflite_int8", "--calibration=structured",
-         "--num_calibration_images=4", "--export_height=96"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+         "--num_calibration_images=4", "--export_height=96", "--noaccuracy"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     card = json.loads((out / "model_card.json").read_text())
     assert card["model"]["metric_scale"] == pytest.approx(5.4)
@@ -289,6 +307,7 @@ def test_export_cli_end_to_end(exported, run_dir, tmp_path):
     assert card["training_config"]["data"]["use_stereo"] is True
     assert card["variants"]["tflite_fp32"]["parity"]["max_abs_diff_disparity"] <= 1e-4
     assert "4 structured" in card["int8_calibration"]
+    assert card["accuracy"] == {"skipped": "--noaccuracy"} and "accuracy" not in card["variants"]["keras"]
     p = load_predictor(str(out / "depth_int8.tflite"))
     assert p.metric_scale == pytest.approx(5.4)
     files = sorted(os.listdir(out))
@@ -317,3 +336,131 @@ def test_flip_post_processing_survives_conversion(tmp_path):
     np.testing.assert_allclose(tflite.run(content, x)["disparity"], predictor.predict(x)["disparity"],
                                atol=1e-5)
     assert tflite.analyze(content)[1]  # still GPU-delegate compatible
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(exported, tmp_path_factory):
+    """A stereo run on a tiny synthetic-layout world (dense GT maps, no gt_depths.npz yet)."""
+    from md2tf.config import DataConfig, ExperimentConfig, ModelConfig
+    from md2tf.models.checkpoint import save_models
+    from tests.data import fake_kitti
+
+    root = str(tmp_path_factory.mktemp("world"))
+    fake_kitti.write_tree(root, frames=3, ext=".png", with_gt=True)
+    data = DataConfig(dataset="synthetic", data_dir=root, height=H, width=W, frame_offsets=(0,),
+                      use_stereo=True, image_ext=".png")
+    config = ExperimentConfig(data=data, model=ModelConfig(num_layers=18, init="keras"))
+    path = str(tmp_path_factory.mktemp("synthetic_run"))
+    save_models(path, config, exported["predictor"].model.depth_net, step=1)
+    return {"run_dir": path, "data": data, "root": root}
+
+
+def test_export_scores_every_variant_on_the_datasets_test_split_by_default(synthetic_run, tmp_path):
+    from md2tf.config import ExportConfig
+    from md2tf.evaluation import gt_depth
+    from md2tf.evaluation.runner import accuracy_evaluator
+    from tests.data import fake_kitti
+
+    gt_path = gt_depth.gt_depths_path(os.path.join(synthetic_run["root"], "splits"), "synthetic")
+    assert not os.path.exists(gt_path)
+    config = ExportConfig(checkpoint=synthetic_run["run_dir"], out_dir=str(tmp_path / "out"),
+                          formats=("saved_model",))
+    card = exporter.run_export(config, accuracy_evaluator=accuracy_evaluator)
+    # The dataset protocol chose the split and its dense GT; the GT file was exported on the fly.
+    assert card["accuracy"]["split"] == "synthetic" and "x 5.4" in card["accuracy"]["scoring"]
+    maps = gt_depth.load_gt_depths(gt_path)
+    assert len(maps) == 3
+    np.testing.assert_array_equal(maps[1][1], np.arange(fake_kitti.RAW_WIDTH, dtype=np.float32) + 1)
+    keras_acc = card["variants"]["keras"]["accuracy"]
+    saved_acc = card["variants"]["saved_model"]["accuracy"]
+    assert 0.0 < keras_acc["abs_rel"] and 0.0 <= keras_acc["a1"] <= 1.0
+    for key in ("abs_rel", "rmse", "a1"):  # SavedModel = Keras within 1e-5 in disparity
+        assert saved_acc[key] == pytest.approx(keras_acc[key], rel=1e-3, abs=1e-4), key
+    assert any(line.startswith("accuracy on ") for line in exporter.summary_lines(card))
+
+
+def test_accuracy_plan_follows_the_dataset_protocol(synthetic_run):
+    from md2tf.config import ExportConfig
+
+    data = synthetic_run["data"]
+    config = ExportConfig(checkpoint="run", out_dir="out")
+    plan, _ = exporter.accuracy_plan(config, data)
+    assert (plan.split, plan.splits_dir, plan.stereo, plan.image_ext, plan.requested) == (
+        "synthetic", os.path.join(synthetic_run["root"], "splits"), True, ".png", False)
+    kitti, _ = exporter.accuracy_plan(config, dataclasses.replace(data, dataset="kitti"))
+    assert kitti.split == "eigen"  # the dataset's eval_split, which has lidar GT
+    assert exporter.accuracy_plan(dataclasses.replace(config, accuracy=False), data) == (
+        None, "--noaccuracy")
+    none, reason = exporter.accuracy_plan(config, dataclasses.replace(data, dataset="folder"))
+    assert none is None and "--dataset=folder has no test split" in reason
+    asked, _ = exporter.accuracy_plan(
+        dataclasses.replace(config, accuracy=False, accuracy_split="eigen_benchmark",
+                            accuracy_data_dir="/data/kitti"), data)
+    assert (asked.split, asked.data_dir, asked.splits_dir, asked.requested) == (
+        "eigen_benchmark", "/data/kitti", "/data/kitti/splits", True)
+
+
+def test_unreadable_default_split_skips_scoring_but_a_requested_one_fails(synthetic_run, tmp_path):
+    from md2tf.evaluation.runner import accuracy_evaluator
+
+    plan = exporter.AccuracyPlan("synthetic", str(tmp_path / "missing"),
+                                 str(tmp_path / "missing" / "splits"), True, ".png", False)
+    fn, entry = exporter._scored_evaluator(plan, accuracy_evaluator, predictor=None)
+    assert fn is None and "test split 'synthetic' unreadable" in entry["skipped"]
+    assert "accuracy not scored: test split" in exporter.summary_lines(
+        {"variants": {}, "accuracy": entry})[-1]
+    with pytest.raises((ValueError, OSError)):
+        exporter._scored_evaluator(dataclasses.replace(plan, requested=True), accuracy_evaluator,
+                                   predictor=None)
+
+
+def _frame_ids(frames):
+    """(frame index, side) of fake-KITTI frames, read from their constant colour channels."""
+    from tests.data import fake_kitti
+
+    ids = []
+    for frame in frames:
+        r, g = int(frame[..., 0].mean().round()), int(frame[..., 1].mean().round())
+        ids.append(((r - 20) // 30, "l" if g == 200 else "r"))
+        assert (fake_kitti.frame_colour(*ids[-1])[:2] == [r, g]).all()
+    return ids
+
+
+def test_calibration_frames_are_a_seeded_draw_of_the_training_targets(tmp_path):
+    from md2tf.config import DataConfig
+    from tests.data import fake_kitti
+
+    root = fake_kitti.write_tree(str(tmp_path / "world"), frames=7, with_gt=False)
+    data = DataConfig(dataset="synthetic", data_dir=root, height=32, width=64, image_ext=".png")
+    first, desc = exporter.calibration_images("auto", 4, 32, 64, data, seed=0)
+    again, _ = exporter.calibration_images("auto", 4, 32, 64, data, seed=0)
+    other, _ = exporter.calibration_images("auto", 4, 32, 64, data, seed=1)
+    assert desc == "4 of the 10 training frames of dataset=synthetic (drawn with seed 0)"
+    assert all(f.shape == (32, 64, 3) and f.dtype == np.uint8 for f in first)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    ids = _frame_ids(first)
+    assert len(set(ids)) == 4 and all(1 <= i <= 5 for i, _ in ids)  # distinct training targets
+    assert _frame_ids(other) != ids
+    # A folder of images: the same seeded draw over its sorted files.
+    folder = os.path.join(root, fake_kitti.DRIVE, "image_02", "data")
+    pick, text = exporter.calibration_images(folder, 3, 32, 64, seed=5)
+    assert text == f"3 images from {folder} (drawn with seed 5)"
+    assert [i for i, _ in _frame_ids(pick)] == [i for i, _ in _frame_ids(
+        exporter.calibration_images(folder, 3, 32, 64, seed=5)[0])]
+    everything, _ = exporter.calibration_images(folder, 50, 32, 64, seed=5)
+    assert sorted(i for i, _ in _frame_ids(everything)) == list(range(7))
+
+
+@pytest.mark.slow
+def test_two_int8_exports_of_one_run_are_identical(synthetic_run, tmp_path):
+    from md2tf.config import ExportConfig
+
+    contents = []
+    for name in ("a", "b"):
+        config = ExportConfig(checkpoint=synthetic_run["run_dir"], out_dir=str(tmp_path / name),
+                              formats=("tflite_int8",), num_calibration_images=4, accuracy=False)
+        card = exporter.run_export(config)
+        assert "drawn with seed 0" in card["int8_calibration"]
+        contents.append((tmp_path / name / "depth_int8.tflite").read_bytes())
+    assert contents[0] == contents[1]

@@ -167,3 +167,23 @@ def test_int8_layout_does_not_change_the_int8_values(tiny_int8):
     assert not_delegated(trained) == {"CAST": 1, "MIRROR_PAD": 11, "RESIZE_NEAREST_NEIGHBOR": 5}
     np.testing.assert_array_equal(tflite.run(layout, images)["disparity"],
                                   tflite.run(trained, images)["disparity"])
+
+
+def test_int8_conversion_is_reproducible_and_uses_no_deprecated_interpreter(tmp_path):
+    """Same calibration frames -> the same bytes; calibration never builds a tf.lite.Interpreter."""
+    import warnings
+
+    from tests.deploy.standin import tiny_depth_net
+
+    info = ModelInfo(32, 64)
+    sm = export_saved_model(DepthPredictor(tiny_depth_net(32, 64), info), info, str(tmp_path / "sm"))
+    frames = structured_images(4, 32, 64, seed=3)
+    options = tflite.TFLiteOptions("int8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = tflite.convert(sm, options, lambda: iter(frames))
+    assert not [w for w in caught if "tf.lite.Interpreter is deprecated" in str(w.message)]
+    assert tflite.convert(sm, options, lambda: iter(frames)) == first
+    other = tflite.convert(sm, options, lambda: iter(frames[::-1][:2]))  # other calibration data
+    assert other != first
+    assert "QUANTIZE" in tflite.check_builtin_only(first)

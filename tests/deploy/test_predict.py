@@ -37,6 +37,7 @@ def test_predict_folder_with_corrupt_file(exported, tmp_path, rng):
     assert summary.num_frames == 4
     assert len(summary.failed) == 1 and summary.failed[0][0].endswith("corrupt.jpg")
     assert "1 failure" in summary.lines()[0] and "corrupt.jpg" in summary.lines()[1]
+    assert f"wrote 12 file(s) to {tmp_path / 'out'}, " in summary.lines()[0]
     for name, (h, w) in sizes.items():
         disp = np.load(tmp_path / "out" / f"{name}_disp.npy")
         depth = np.load(tmp_path / "out" / f"{name}_depth.npy")

@@ -132,6 +132,16 @@ def test_tables_and_json(rng):
     assert table.splitlines()[0].split()[:8] == ["model", "abs_rel", "sq_rel", "rmse", "rmse_log", "d<1.25",
                                                  "d<1.25^2", "d<1.25^3"]
     assert "FAILED nanny: 1 of 3 image(s) have 1 NaN/inf" in table
+    # No median scaling: no ratio columns (they would only hold NaN).
+    assert not {"nan", "med", "std"} & set(" ".join(table.splitlines()[:4]).lower().split())
+    assert table.splitlines()[2].split()[-2:] == ["3", "0"]  # n, nonfin of "good"
+    median = runner.evaluate_sources(gts, [good], metrics.ScoringOptions(split="synthetic"),
+                                     show_progress=False)
+    scaled_table = report.format_table({**median, "stereo": res["good"]})
+    header, _, row_good, row_stereo = scaled_table.splitlines()[:4]
+    assert header.split()[-4:] == ["med", "std", "n", "nonfin"]
+    assert row_good.split()[-4:-2] == ["1.000", "0.000"]  # perfect disparity: ratio 1, no spread
+    assert row_stereo.split()[-4:] == ["-", "-", "3", "0"]
     md = report.markdown_table(res)
     assert md.count("\n") == 3 and "| good | 0.000 |" in md
     payload = json.loads(report.results_to_json(res, opts))

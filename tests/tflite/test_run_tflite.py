@@ -82,6 +82,28 @@ def test_images_match_md2tf_predictor(model, tmp_path):
     assert np.asarray(Image.open(tmp_path / "out" / "a_disp.png")).shape == (H, W, 3)
 
 
+def test_an_image_given_twice_is_processed_once(model, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    img = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(img).save(folder / name)
+    runner = _load_script()
+    again = os.path.join(str(folder), ".", "a.png")  # another spelling of the same file
+    files, duplicates = runner.collect_files([str(folder / "a.png"), str(folder), again])
+    assert files == [str(folder / "a.png"), str(folder / "b.png")]
+    assert duplicates == [(str(folder / "a.png"), str(folder / "a.png")),
+                          (again, str(folder / "a.png"))]
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert runner.main([model["path"], "--input", str(folder / "a.png"), str(folder / "a.png"),
+                        "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(" -> ") == 1 and "same file as" in printed
+    assert f"1 image(s) done, 0 failed, 1 duplicate(s) skipped; outputs in {out}" in printed
+    assert sorted(os.listdir(out)) == ["a_depth.npy", "a_disp.png", "a_disparity.npy"]
+
+
 def test_benchmark_reports_both_xnnpack_modes(model, tmp_path):
     out = tmp_path / "bench.json"
     runner = _load_script()
