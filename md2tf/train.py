@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import sys
 
-from absl import logging
-
 from md2tf import flags as md2tf_flags
 from md2tf.config import ConfigError, ExperimentConfig
 from md2tf.rundir import RunDir
@@ -29,8 +27,10 @@ def main(config: ExperimentConfig, flag_values) -> int:
         RunDir(config.train.run_dir).write_flags(flag_values.flags_into_string())
     trainer.prepare_data(config)
     result = trainer.Trainer(config, strategy=strategy).train()
-    logging.info("training ended (%s) at step %d, epoch %d; checkpoint %s", result.reason,
-                 result.step, result.epoch, result.checkpoint)
+    if distribute.is_chief():
+        from md2tf.training import hooks  # noqa: PLC0415
+
+        print(hooks.run_summary(config, result), flush=True)
     if result.reason == "nonfinite":
         print(f"error: stopped after {config.train.max_nonfinite_steps} consecutive non-finite losses "
               f"at step {result.step}; last checkpoint {result.checkpoint}", file=sys.stderr)
