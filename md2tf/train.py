@@ -3,7 +3,9 @@
 A first run without KITTI: ``python -m md2tf.train --flagfile=configs/synthetic.flags
 --run_dir=runs/synthetic`` generates the synthetic world on first use and trains on it on the CPU.
 The run directory gets ``flags.txt`` (replay with ``--flagfile=<run_dir>/flags.txt``), ``config.json``,
-``checkpoints/`` and ``tensorboard/``; ``--resume`` (default) continues from its latest checkpoint.
+``checkpoints/`` (the latest ``--keep_checkpoints``), ``best/`` (the networks of the best validation
+epoch) and ``tensorboard/``; ``--resume`` (default) continues from its latest checkpoint. The run ends
+with a summary on stdout: last validation, best epoch, wall time, paths and the next commands.
 """
 
 from __future__ import annotations
