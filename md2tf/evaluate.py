@@ -1,5 +1,11 @@
 r"""``python -m md2tf.evaluate``: depth metrics (Eigen protocol) or odometry ATE for one or more models.
 
+A run directory by itself: its ``config.json`` gives the test split with GT, the data directory and
+the image extension (flags given on the command line win); a missing ``gt_depths.npz`` is written
+first from the GT source the dataset declares (dense maps for the synthetic world)::
+
+    python -m md2tf.evaluate --models runs/synthetic
+
 Depth, e.g. a checkpoint, a TFLite variant and the official published disparities in one table::
 
     python -m md2tf.evaluate --data_dir DIR --splits_dir DIR --eval_split eigen \
@@ -27,7 +33,12 @@ from md2tf.config import EvalConfig
 
 
 def main(config: EvalConfig, flag_values) -> int:
-    del flag_values
+    from md2tf.evaluation import from_run  # noqa: PLC0415  (no TF)
+
+    given = {name for name in from_run.RUN_FIELDS if flag_values[name].present}
+    config, note = from_run.with_run_defaults(config, given)
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     from md2tf.evaluation import runner  # noqa: PLC0415  (TF after flag parsing)
 
     try:

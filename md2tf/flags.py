@@ -5,7 +5,8 @@ field's type, default, help text and choices; ``setting(aliases=...)`` adds the 
 (``--disparity_smoothness`` sets ``LossConfig.smoothness_weight``). An entry point calls
 :func:`run_command` with its config class, so it defines exactly its own flags, ``--help`` lists them
 grouped by config section (exit status 0), and a bad setting ends the command with one line naming the
-flag instead of a traceback. Library code never reads ``FLAGS``.
+flag instead of a traceback. Library code never reads ``FLAGS``. Before TensorFlow is imported,
+:func:`quiet_tensorflow` silences TF's own log lines (``--verbosity=1`` or ``MD2TF_TF_LOGS=1`` keep them).
 
     def main(config: EvalConfig, flag_values) -> int: ...
     if __name__ == "__main__":
@@ -15,11 +16,14 @@ flag instead of a traceback. Library code never reads ``FLAGS``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import re
 import sys
 import textwrap
 import types
 import typing
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,6 +34,21 @@ from md2tf import config as cfg
 FLAGS = flags.FLAGS
 #: Exit status of a configuration or input-data error (absl's own usage errors exit with 1).
 USAGE_EXIT_STATUS = 2
+#: Environment variable: ``1`` keeps TensorFlow's own log lines (C++ banner, saver, converter).
+TF_LOGS_ENV = "MD2TF_TF_LOGS"
+#: Python warnings raised inside TensorFlow about TensorFlow itself, never about the user's run: the
+#: int8 converter calibrates with TF's deprecated interpreter (md2tf's own code uses LiteRT's).
+NOISE_WARNINGS = (r"\s*Warning: tf\.lite\.Interpreter is deprecated",)
+#: Installed TensorFlow packages whose absl log records below ERROR are TF's, not md2tf's.
+_TF_SOURCE = re.compile(r"[/\\](site|dist)-packages[/\\](tensorflow|keras|tf_keras|tensorflow_datasets)"
+                        r"[/\\]")
+
+
+class _TensorFlowRecords(logging.Filter):
+    """Drops absl log records below ERROR emitted from TensorFlow's own source files."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not _TF_SOURCE.search(record.pathname or "")
 
 
 # --- fields -> flags --------------------------------------------------------------------------------
@@ -134,6 +153,37 @@ def flag_names(config_cls: type) -> list[str]:
             for name in (f.name, *f.metadata.get("aliases", ()))]
 
 
+# --- quiet by default -----------------------------------------------------------------------------
+
+
+def quiet_tensorflow(verbosity: int = 0, environ: dict[str, str] | None = None) -> bool:
+    """Silences TensorFlow's log lines so a command prints only md2tf's own (call before TF starts).
+
+    TF's C++ logs (the CPU-feature banner, SavedModel loader and converter chatter) need
+    ``TF_CPP_MIN_LOG_LEVEL`` before ``import tensorflow``; an explicit value is kept. Its Python
+    logger and the absl records TF's own files write (``Sharding callback duration``, signature
+    renaming notes) keep errors only, and `NOISE_WARNINGS` are ignored. md2tf's own lines (progress, results, warnings) are unaffected.
+
+    Args:
+      verbosity: absl's ``--verbosity``; >= 1 (debug) keeps TF's logs.
+      environ: the environment to read and update (default ``os.environ``).
+
+    Returns:
+      True when TF's logs were silenced, False when ``MD2TF_TF_LOGS=1`` or ``verbosity >= 1``.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(TF_LOGS_ENV, "0").strip() not in ("", "0") or verbosity >= 1:
+        return False
+    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++: errors only
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    absl_logger = logging.getLogger("absl")
+    if not any(isinstance(f, _TensorFlowRecords) for f in absl_logger.filters):
+        absl_logger.addFilter(_TensorFlowRecords())
+    for pattern in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
+    return True
+
+
 # --- --help and the entry-point runner --------------------------------------------------------------
 
 
@@ -180,6 +230,7 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
     config or by ``main`` is a problem with the user's settings or data: the command ends with
     ``error: <message>`` on stderr and exit status 2 (``MD2TF_TRACEBACK=1`` shows the traceback).
     Other exceptions are bugs and keep their traceback. ``main`` returns the exit status (None = 0).
+    TensorFlow's own log lines are silenced first (`quiet_tensorflow`, after ``--verbosity`` is parsed).
     """
     define_flags(config_cls, FLAGS)
     app.define_help_flags()
@@ -191,6 +242,7 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
     def _main(args: list[str]) -> int:
         if len(args) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(args[1:])}")
+        quiet_tensorflow(FLAGS["verbosity"].value if "verbosity" in FLAGS else 0)
         return _invoke(main, config_cls, FLAGS)
 
     app.run(_main, argv=argv)

@@ -3,6 +3,8 @@
     <run_dir>/config.json      ExperimentConfig.to_dict(): replays the run by itself
     <run_dir>/flags.txt        the command line as a flagfile (--flagfile=<run_dir>/flags.txt)
     <run_dir>/checkpoints/     tf.train.CheckpointManager checkpoints (ckpt-<step>)
+    <run_dir>/best/            the networks of the best validation epoch (ckpt-<step>, no optimizer)
+                               and best.json (epoch, step, metric, value)
     <run_dir>/tensorboard/     summaries and profiler traces
 
 This module must not import TensorFlow (the command-line entry points use it before TF starts).
@@ -27,6 +29,8 @@ class RunDir:
     FLAGS = "flags.txt"
     CHECKPOINTS = "checkpoints"
     TENSORBOARD = "tensorboard"
+    BEST = "best"
+    BEST_RECORD = "best.json"
 
     @property
     def config_path(self) -> str:
@@ -43,6 +47,28 @@ class RunDir:
     @property
     def tensorboard(self) -> str:
         return os.path.join(self.path, self.TENSORBOARD)
+
+    @property
+    def best(self) -> str:
+        """The folder of the best validation epoch's networks (a path ``--models``/``--checkpoint`` take)."""
+        return os.path.join(self.path, self.BEST)
+
+    def read_best(self) -> dict | None:
+        """``best/best.json`` (``epoch``, ``step``, ``metric``, ``value``, ``checkpoint``), or None."""
+        path = os.path.join(self.best, self.BEST_RECORD)
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def write_best(self, record: dict) -> str:
+        """Writes ``best/best.json`` atomically; returns its path."""
+        os.makedirs(self.best, exist_ok=True)
+        path = os.path.join(self.best, self.BEST_RECORD)
+        with open(path + ".tmp", "w") as f:
+            json.dump(record, f, indent=2, sort_keys=True)
+        os.replace(path + ".tmp", path)
+        return path
 
     def has_config(self) -> bool:
         return os.path.isfile(self.config_path)

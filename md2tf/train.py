@@ -3,14 +3,14 @@
 A first run without KITTI: ``python -m md2tf.train --flagfile=configs/synthetic.flags
 --run_dir=runs/synthetic`` generates the synthetic world on first use and trains on it on the CPU.
 The run directory gets ``flags.txt`` (replay with ``--flagfile=<run_dir>/flags.txt``), ``config.json``,
-``checkpoints/`` and ``tensorboard/``; ``--resume`` (default) continues from its latest checkpoint.
+``checkpoints/`` (the latest ``--keep_checkpoints``), ``best/`` (the networks of the best validation
+epoch) and ``tensorboard/``; ``--resume`` (default) continues from its latest checkpoint. The run ends
+with a summary on stdout: last validation, best epoch, wall time, paths and the next commands.
 """
 
 from __future__ import annotations
 
 import sys
-
-from absl import logging
 
 from md2tf import flags as md2tf_flags
 from md2tf.config import ConfigError, ExperimentConfig
@@ -29,8 +29,10 @@ def main(config: ExperimentConfig, flag_values) -> int:
         RunDir(config.train.run_dir).write_flags(flag_values.flags_into_string())
     trainer.prepare_data(config)
     result = trainer.Trainer(config, strategy=strategy).train()
-    logging.info("training ended (%s) at step %d, epoch %d; checkpoint %s", result.reason,
-                 result.step, result.epoch, result.checkpoint)
+    if distribute.is_chief():
+        from md2tf.training import hooks  # noqa: PLC0415
+
+        print(hooks.run_summary(config, result), flush=True)
     if result.reason == "nonfinite":
         print(f"error: stopped after {config.train.max_nonfinite_steps} consecutive non-finite losses "
               f"at step {result.step}; last checkpoint {result.checkpoint}", file=sys.stderr)

@@ -88,3 +88,88 @@ def test_evaluate_exits_1_on_nonfinite_predictions(tmp_path):
     proc = subprocess.run(cmd + ["--allow_nonfinite"], cwd=REPO, capture_output=True, text=True,
                           timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# --- quiet by default ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_logging():
+    """quiet_tensorflow changes process-wide logging and warning filters: put them back."""
+    import logging
+    import warnings
+
+    tf_logger, absl_logger = logging.getLogger("tensorflow"), logging.getLogger("absl")
+    level, filters = tf_logger.level, list(absl_logger.filters)
+    with warnings.catch_warnings():
+        yield
+    tf_logger.setLevel(level)
+    absl_logger.filters[:] = filters
+
+
+def _record(pathname: str, level: int):
+    import logging
+
+    return logging.LogRecord("absl", level, pathname, 1, "Sharding callback duration: 3", None, None)
+
+
+def test_quiet_sets_tf_log_level_and_filters_tf_records(restore_logging):
+    import logging
+    import warnings
+
+    env = {}
+    assert md2tf_flags.quiet_tensorflow(0, env)
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert logging.getLogger("tensorflow").level == logging.ERROR
+    absl_logger = logging.getLogger("absl")
+    tf_file = "/venv/lib/python3.11/site-packages/tensorflow/python/checkpoint/functional_saver.py"
+    assert not absl_logger.filter(_record(tf_file, logging.INFO))
+    assert absl_logger.filter(_record(tf_file, logging.ERROR))  # TF's errors still show
+    assert absl_logger.filter(_record("/work/md2tf/training/hooks.py", logging.INFO))  # md2tf's own
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # then the quiet filters again, in front of it
+        md2tf_flags.quiet_tensorflow(0, {})
+        warnings.warn("    Warning: tf.lite.Interpreter is deprecated and is scheduled", UserWarning, stacklevel=1)
+        warnings.warn("a real warning", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["a real warning"]
+
+
+@pytest.mark.parametrize("env, verbosity", [({"MD2TF_TF_LOGS": "1"}, 0), ({}, 1)])
+def test_tf_logs_come_back_on_request(restore_logging, env, verbosity):
+    import logging
+
+    before = logging.getLogger("tensorflow").level
+    assert not md2tf_flags.quiet_tensorflow(verbosity, env)
+    assert "TF_CPP_MIN_LOG_LEVEL" not in env and logging.getLogger("tensorflow").level == before
+
+
+def test_an_explicit_tf_log_level_is_kept(restore_logging):
+    env = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+    assert md2tf_flags.quiet_tensorflow(0, env) and env["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+@pytest.mark.slow  # a subprocess importing TensorFlow
+def test_a_command_prints_only_its_own_lines(tmp_path):
+    """`md2tf.evaluate` (TF imported after the flags): no TF banner or log line, only md2tf's."""
+    import re
+
+    import numpy as np
+
+    folder = "2011_09_26/2011_09_26_drive_0001_sync"
+    os.makedirs(tmp_path / folder / "depth_gt" / "image_02")
+    os.makedirs(tmp_path / "splits" / "synthetic")
+    gt = np.linspace(1.0, 9.0, 32, dtype=np.float32).reshape(4, 8)
+    np.save(tmp_path / folder / "depth_gt" / "image_02" / "0000000000.npy", gt)
+    (tmp_path / "splits" / "synthetic" / "test_files.txt").write_text(f"{folder} 0 l\n")
+    np.save(tmp_path / "pred.npy", (1.0 / gt)[None])
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "MD2TF_TF_LOGS")}
+    proc = subprocess.run([sys.executable, "-m", "md2tf.evaluate", f"--models={tmp_path / 'pred.npy'}",
+                           "--eval_split=synthetic", f"--data_dir={tmp_path}", "--noprogress"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "abs_rel" in proc.stdout
+    tf_lines = [line for line in proc.stderr.splitlines()
+                if re.match(r"[IWE]\d{4} |WARNING: All log messages|To enable the following", line)]
+    assert not tf_lines, proc.stderr[-2000:]
+    assert [line for line in proc.stderr.splitlines() if line] == [
+        line for line in proc.stderr.splitlines() if line.startswith("note: ")]

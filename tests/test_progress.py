@@ -27,3 +27,11 @@ def test_disabled_bar_prints_nothing(capsys):
     with Progress(4, "quiet", enabled=False) as bar:
         bar.update(4)
     assert capsys.readouterr().err == ""
+
+
+def test_own_eta_replaces_tqdms(capsys):
+    with Progress(100, "train", unit="step", own_eta=True) as bar:
+        bar.update(10, postfix="loss 0.5", eta_s=125.0)
+    err = capsys.readouterr().err
+    assert "loss 0.5, ETA 02:05" in err and "10/100" in err
+    assert "<" not in err  # tqdm's own remaining-time field is not shown

@@ -204,9 +204,63 @@ def gt_depths_path(splits_dir: str, split: str) -> str:
     return os.path.join(splits_dir, split, "gt_depths.npz")
 
 
-def export_command(split: str, data_dir: str = "DIR", splits_dir: str = "DIR") -> str:
-    """The shell command that creates ``gt_depths.npz`` (used in error messages)."""
-    return f"python -m md2tf.export_gt --split {split} --data_dir {data_dir} --splits_dir {splits_dir}"
+def evaluation_split(dataset_name: str) -> str | None:
+    """The test split a registered dataset is scored on, or None when it declares no GT for one.
+
+    That is the dataset's metric protocol split when it declares a GT source for it (``eigen`` for
+    ``kitti``, ``synthetic`` for the synthetic world).
+
+    Raises:
+      ValueError: for an unregistered dataset name.
+    """
+    dataset = datasets.get_dataset(dataset_name)
+    return dataset.eval_split if dataset.eval_split in dataset.gt_sources else None
+
+
+def export_command(split: str, data_dir: str = "DIR", splits_dir: str = "", source: str = "") -> str:
+    """The shell command that creates ``gt_depths.npz`` (used in error messages and notes).
+
+    Args:
+      split: the split folder.
+      data_dir: dataset root.
+      splits_dir: split folders; empty = the default ``<data_dir>/splits`` (flag left out).
+      source: GT source; empty = `default_gt_source` of ``split`` (always written out).
+    """
+    command = f"python -m md2tf.export_gt --split {split} --data_dir {data_dir}"
+    if splits_dir:
+        command += f" --splits_dir {splits_dir}"
+    return f"{command} --gt_source {source or default_gt_source(split)}"
+
+
+def export_missing_gt_depths(split: str, data_dir: str, splits_dir: str, path: str = "",
+                             progress=None) -> bool:
+    """Writes a missing ``gt_depths.npz`` when a registered dataset declares the split's GT source.
+
+    Args:
+      split, data_dir, splits_dir: as for `export_gt_depths`.
+      path: the GT file; empty = `gt_depths_path`.
+      progress: optional ``progress(i)`` callable after each map.
+
+    Returns:
+      True when the file was written, False when it already existed.
+
+    Raises:
+      ValueError: no dataset declares a GT source for ``split``, ``data_dir`` is empty, or the GT
+        cannot be read; the message gives the `export_command` to run.
+    """
+    path = path or gt_depths_path(splits_dir, split)
+    if os.path.isfile(path):
+        return False
+    source = datasets.gt_source_for_split(split)
+    command = export_command(split, data_dir or "DIR", splits_dir, source or "")
+    if source is None or not data_dir:
+        raise ValueError(f"ground truth file not found: {path}. Create it with: {command}")
+    try:
+        export_gt_depths(split, data_dir, splits_dir, source, path, progress=progress)
+    except (ValueError, FileNotFoundError) as error:
+        raise ValueError(f"ground truth file not found: {path}, and creating it failed: {error}. "
+                         f"The command: {command}") from error
+    return True
 
 
 def export_gt_depths(
@@ -272,7 +326,7 @@ def load_gt_depths(path: str, split: str = "", splits_dir: str = "") -> list[np.
     Raises:
       ValueError: if the file is missing, unreadable, pickled or has neither layout.
     """
-    command = export_command(split or "<split>", "DIR", splits_dir or "DIR")
+    command = export_command(split or "<split>", "DIR", splits_dir)
     if not os.path.isfile(path):
         raise ValueError(f"ground truth file not found: {path}. Create it with: {command}")
     try:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from md2tf.config import EvalConfig
+from md2tf.data import datasets
 from md2tf.evaluation import gt_depth, metrics
 from md2tf.evaluation.benchmark import BENCHMARK_SPLIT, run_benchmark_export
 from md2tf.evaluation.odometry import run_odometry_evaluation
@@ -78,6 +80,8 @@ def run_depth_evaluation(config) -> str:
 
     splits_dir = config.resolved_splits_dir
     gt_path = config.gt_path or gt_depth.gt_depths_path(splits_dir, config.eval_split)
+    if not config.gt_path and not os.path.isfile(gt_path):
+        _export_missing_gt(config, splits_dir, gt_path)
     gts = gt_depth.load_gt_depths(gt_path, config.eval_split, splits_dir)
     options = scoring_options(config)
     needs_images = any(not m.endswith(".npy") for m in config.models)
@@ -110,6 +114,21 @@ def run_depth_evaluation(config) -> str:
         raise EvaluationFailed(f"non-finite predictions ({counts} images); the metrics above exclude "
                                "them. Pass --allow_nonfinite to accept this", report)
     return report
+
+
+def _export_missing_gt(config, splits_dir: str, gt_path: str) -> None:
+    """Writes the split's missing ``gt_depths.npz`` (the GT source its dataset declares), with a note."""
+    split_file = os.path.join(splits_dir, config.eval_split, "test_files.txt")
+    source = datasets.gt_source_for_split(config.eval_split)
+    if source and config.data_dir and os.path.isfile(split_file):
+        command = gt_depth.export_command(config.eval_split, config.data_dir, config.splits_dir, source)
+        print(f"note: {gt_path} is missing: writing it from the {source} ground truth (once; the same "
+              f"as `{command}`)", file=sys.stderr, flush=True)
+        count = len(gt_depth.read_split_file(split_file))
+        with Progress(count, f"GT {config.eval_split}", unit="map", enabled=config.progress) as bar:
+            gt_depth.export_missing_gt_depths(config.eval_split, config.data_dir, splits_dir, gt_path,
+                                              progress=bar)
+    # Otherwise load_gt_depths names the missing file and the command that creates it.
 
 
 def run_evaluation(config) -> str:

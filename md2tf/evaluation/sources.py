@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import tensorflow as tf
 
-from md2tf.data.kitti import load_test_images
+from md2tf.data.kitti import image_path, load_test_images
 from md2tf.data.splits import read_split
 from md2tf.deploy.images import resize_rgb
 from md2tf.deploy.inference import load_predictor
@@ -190,8 +190,21 @@ def kitti_test_images(data_dir: str, split_file: str, image_ext: str = ".jpg") -
       ``(provider, count)``: ``provider()`` yields uint8 ``[H, W, 3]`` RGB images in split order.
     """
 
-    count = len(read_split(split_file))
-    return (lambda: (image for _, image in load_test_images(data_dir, split_file, image_ext))), count
+    entries = read_split(split_file)
+    if entries:
+        _check_image_ext(data_dir, entries[0], image_ext)
+    return (lambda: (image for _, image in load_test_images(data_dir, split_file, image_ext))), len(entries)
+
+
+def _check_image_ext(data_dir: str, entry, image_ext: str) -> None:
+    """A missing first test image names ``--data_dir`` / ``--image_ext`` (and the extension that is there)."""
+    path = image_path(data_dir, entry, ext=image_ext)
+    if os.path.isfile(path):
+        return
+    other = ".png" if image_ext == ".jpg" else ".jpg"
+    if os.path.isfile(image_path(data_dir, entry, ext=other)):
+        raise ValueError(f"test image {path} not found but its {other} is there: pass --image_ext={other}")
+    raise ValueError(f"test image not found: {path} (--data_dir={data_dir}, --image_ext={image_ext})")
 
 
 def open_source(path: str, images: ImageProvider | None, count: int, name: str = "", batch_size: int = 16,

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 
+import numpy as np
 import tensorflow as tf
 
 from md2tf.models import checkpoint as model_checkpoint
@@ -94,6 +95,51 @@ class RunCheckpoints:
         path = self.manager.save(checkpoint_number=int(self._step.numpy()))
         if not self.is_chief:
             shutil.rmtree(self.directory, ignore_errors=True)
+        return path
+
+
+class BestNetworks:
+    """The networks (no optimizer state) of the best validation epoch, in ``<run_dir>/best/``.
+
+    One checkpoint is kept, replaced whenever validation improves, with ``best.json`` naming its
+    epoch, step and score; ``md2tf.evaluate --models <run_dir>/best`` and ``md2tf.export --checkpoint
+    <run_dir>/best`` read it like a run directory (its ``config.json`` is the parent's).
+
+    Args:
+      run_dir: the run directory.
+      depth_net, pose_net: the networks (``pose_net`` None for stereo-only runs).
+      step: the int64 step counter (the checkpoint number).
+      strategy: the distribution strategy (only the chief's copy is kept).
+    """
+
+    def __init__(self, run_dir: str, *, depth_net, pose_net, step: tf.Variable,
+                 strategy: tf.distribute.Strategy | None = None) -> None:
+        self.strategy = strategy or tf.distribute.get_strategy()
+        objects = {"depth_net": depth_net} if pose_net is None else {"depth_net": depth_net,
+                                                                      "pose_net": pose_net}
+        self.run = RunDir(run_dir)
+        self.is_chief = distribute.is_chief(self.strategy)
+        self.directory = distribute.worker_dir(self.run.best, self.strategy)
+        self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(**objects), self.directory,
+                                                  max_to_keep=1)
+        self._step = step
+        #: ``best.json`` of this run so far (a resumed run keeps its earlier best), or None. Every
+        #: worker reads it: all must agree on whether to save (the save may be collective).
+        self.record = self.run.read_best()
+
+    def is_better(self, value: float) -> bool:
+        """Whether a validation score (lower is better) beats the best so far."""
+        return np.isfinite(value) and (self.record is None or value < self.record["value"])
+
+    def save(self, epoch: int, metric: str, value: float) -> str | None:
+        """Saves the networks as the new best; returns the prefix on the chief (None elsewhere)."""
+        path = self.manager.save(checkpoint_number=int(self._step.numpy()))
+        self.record = {"epoch": epoch, "step": int(self._step.numpy()), "metric": metric,
+                       "value": float(value), "checkpoint": path}
+        if not self.is_chief:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            return None
+        self.run.write_best(self.record)
         return path
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -57,6 +58,8 @@ class LoopState:
       scalars: the latest step's scalars.
       consecutive_nonfinite, total_nonfinite: skipped updates in a row / in all.
       last_checkpoint: prefix of the last checkpoint written (chief only).
+      validations: ``(epoch, step, results)`` of every validation pass of this call, in order.
+      best: ``best.json`` of the best validation epoch so far (chief only; None without one).
     """
 
     total_steps: int | None = None
@@ -65,6 +68,8 @@ class LoopState:
     consecutive_nonfinite: int = 0
     total_nonfinite: int = 0
     last_checkpoint: str | None = None
+    validations: list[tuple[int, int, dict[str, float]]] = dataclasses.field(default_factory=list)
+    best: dict | None = None
 
 
 class Hook:
@@ -184,16 +189,33 @@ class Checkpointing(Hook):
 
 
 class Validation(Hook):
-    """A validation pass after every epoch; one short line on the console."""
+    """A validation pass after every epoch: one short line on the console, and the networks of the
+    best epoch (lowest `best_metric`) kept in ``<run_dir>/best/`` when ``best`` is given."""
 
-    def __init__(self, progress: Progress | None = None) -> None:
-        self.progress = progress
+    def __init__(self, progress: Progress | None = None, best=None) -> None:
+        self.progress, self.best = progress, best
+
+    def begin(self, trainer, state, step):
+        state.best = self.best.record if self.best is not None else None
 
     def after_epoch(self, trainer, state, epoch, step):
         results = trainer.validate(step)
-        if results:
-            line = f"epoch {epoch} (step {step}): " + validation_line(results)
-            (self.progress.write if self.progress else logger.info)(line)
+        if not results:
+            return
+        state.validations.append((epoch, step, results))
+        line = f"epoch {epoch} (step {step}): " + validation_line(results)
+        metric = best_metric(results)
+        if self.best is not None and metric and self.best.is_better(results[metric]):
+            self.best.save(epoch, metric, results[metric])
+            state.best = self.best.record
+            line += "  (best so far)" if len(state.validations) > 1 else ""
+        (self.progress.write if self.progress else logger.info)(line)
+
+
+def best_metric(results: dict[str, float]) -> str | None:
+    """The validation score the best epoch is chosen by: ``depth/abs_rel`` where the split has depth
+    GT, else the validation loss (lower is better for both)."""
+    return next((k for k in ("depth/abs_rel", "loss/total") if k in results), None)
 
 
 def validation_line(results: dict[str, float]) -> str:
@@ -201,6 +223,51 @@ def validation_line(results: dict[str, float]) -> str:
     parts = [f"val loss {results['loss/total']:.4f}"] if "loss/total" in results else []
     parts += [f"{k} {results[f'depth/{k}']:.3f}" for k in ("abs_rel", "a1") if f"depth/{k}" in results]
     return "  ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    """``1 h 02 min``, ``12 min 05 s`` or ``48 s``."""
+    seconds = round(seconds)
+    hours, minutes, secs = seconds // 3600, seconds // 60 % 60, seconds % 60
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def run_summary(config, result) -> str:
+    """The block printed when training ends: what the run reached and the next commands.
+
+    Args:
+      config: the run's ``ExperimentConfig``.
+      result: the ``trainer.TrainResult`` of the run.
+
+    Returns:
+      Lines: steps, epochs and wall time; the last validation; the best epoch and where its networks
+      are; the checkpoint and TensorBoard paths; the tensorboard, evaluate and export commands with
+      this run's paths (evaluate only where the dataset has a test split with GT).
+    """
+    from md2tf.evaluation import gt_depth  # noqa: PLC0415  (the summary's only use of it)
+
+    run = RunDir(config.train.run_dir)
+    lines = [f"training {result.reason}: step {result.step}, epoch {result.epoch} of "
+             f"{config.train.num_epochs}, {_duration(result.wall_time_s)}"]
+    if result.validations:
+        epoch, step, results = result.validations[-1]
+        lines.append(f"  last validation: epoch {epoch} (step {step}): {validation_line(results)}")
+    if result.best:
+        best = result.best
+        name = best["metric"].split("/")[-1].replace("total", "val loss")
+        lines.append(f"  best epoch:      {best['epoch']} ({name} {best['value']:.3f}), networks in "
+                     f"{run.best}")
+    lines.append(f"  checkpoint:      {result.checkpoint}")
+    lines.append(f"  TensorBoard:     {run.tensorboard}")
+    lines += ["next:", f"  tensorboard --logdir {run.tensorboard}"]
+    if gt_depth.evaluation_split(config.data.dataset):
+        lines.append(f"  python -m md2tf.evaluate --models {run.path}"
+                     + (f",{run.best}" if result.best and result.best["step"] != result.step else ""))
+    name = os.path.basename(os.path.normpath(run.path)) or "model"
+    lines.append(f"  python -m md2tf.export --checkpoint {run.path} --out export/{name}")
+    return "\n".join(lines)
 
 
 class Profiler(Hook):
@@ -231,13 +298,55 @@ class Profiler(Hook):
 
 
 class ProgressBar(Hook):
-    """The console progress bar: steps, ETA, samples/s and the latest loss."""
+    """The console progress bar: steps, samples/s, the latest loss and an ETA that includes the work
+    between epochs (validation, checkpoints), which a rate over steps alone does not see.
 
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
+    ETA = remaining steps x step time (moving average, the first, compiling step left out) +
+    remaining epoch ends x the measured time of the last epoch end.
+
+    Args:
+      progress: the bar (made with ``own_eta=True``).
+      total_steps: the run's last step (None = unknown: no ETA).
+      steps_per_epoch: steps per epoch (None = unknown: no epoch-end time in the ETA).
+    """
+
+    def __init__(self, progress: Progress, total_steps: int | None = None,
+                 steps_per_epoch: int | None = None) -> None:
+        self.progress, self.total_steps, self.steps_per_epoch = progress, total_steps, steps_per_epoch
+        self.step_s: float | None = None  # moving average of one training step, seconds
+        self.epoch_end_s = 0.0  # validation + checkpoint time of the last epoch end, seconds
+        self._last = 0.0
+        self._epoch_ended_at: float | None = None
+        self._skip = True  # the next step's time is not a plain step's (compile, epoch end)
+
+    def begin(self, trainer, state, step):
+        self._last, self._skip = time.perf_counter(), True
+
+    def after_epoch(self, trainer, state, epoch, step):
+        self._epoch_ended_at = time.perf_counter()  # the validation and save hooks run after this
 
     def after_step(self, trainer, state, info):
-        self.progress.update(1, postfix=f"loss {info.scalars.get('loss/total', float('nan')):.4f}")
+        now = time.perf_counter()
+        if self._epoch_ended_at is not None:
+            self.epoch_end_s = max(now - self._epoch_ended_at - (self.step_s or 0.0), 0.0)
+            self._epoch_ended_at = None
+        elif not self._skip:
+            dt = now - self._last
+            self.step_s = dt if self.step_s is None else 0.9 * self.step_s + 0.1 * dt
+        self._last, self._skip = now, False
+        self.progress.update(1, postfix=f"loss {info.scalars.get('loss/total', float('nan')):.4f}",
+                             eta_s=self.eta_s(info.step))
+
+    def eta_s(self, step: int) -> float | None:
+        """Seconds left after global ``step`` (None until a step time is measured)."""
+        if self.step_s is None or not self.total_steps:
+            return None
+        left = max(self.total_steps - step, 0) * self.step_s
+        if self.steps_per_epoch:
+            # Epoch ends at steps step..total: the one at ``step`` runs after this hook.
+            ends = self.total_steps // self.steps_per_epoch - (step - 1) // self.steps_per_epoch
+            left += max(ends, 0) * self.epoch_end_s
+        return left
 
     def end(self, trainer, state, step):
         self.progress.close()
@@ -254,7 +363,8 @@ class StepCallback(Hook):
 
 
 def default_hooks(trainer: Trainer, total_steps: int | None, start_step: int,
-                  step_callback: Callable[[int, dict], None] | None = None) -> list[Hook]:
+                  step_callback: Callable[[int, dict], None] | None = None,
+                  steps_per_epoch: int | None = None) -> list[Hook]:
     """The hooks of ``config.train``, in the order they run after a step.
 
     The step callback runs first (it may request a stop), then the guards that decide a stop, so the
@@ -263,7 +373,7 @@ def default_hooks(trainer: Trainer, total_steps: int | None, start_step: int,
     tc = trainer.config.train
     chief = trainer.is_chief
     progress = Progress(total_steps, "train", unit="step", enabled=tc.progress_bar and chief,
-                        initial=start_step)
+                        initial=start_step, own_eta=True)
     hooks: list[Hook] = [StepCallback(step_callback)] if step_callback is not None else []
     hooks += [NonFiniteGuard(tc.max_nonfinite_steps), Preemption(),
               ScalarSummaries(trainer.writer, tc.log_every, tc.batch_size)]
@@ -271,8 +381,8 @@ def default_hooks(trainer: Trainer, total_steps: int | None, start_step: int,
         hooks.append(ImageSummaries(trainer.writer, tc.image_log_every, trainer.image_batch))
     if tc.profile_steps and chief:
         hooks.append(Profiler(RunDir(tc.run_dir).tensorboard, *tc.profile_steps))
-    hooks.append(ProgressBar(progress))
+    hooks.append(ProgressBar(progress, total_steps, steps_per_epoch))
     if tc.validate_every_epoch:
-        hooks.append(Validation(progress))
+        hooks.append(Validation(progress, trainer.best_networks))
     hooks.append(Checkpointing(tc.save_every_steps))
     return hooks

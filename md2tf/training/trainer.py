@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -45,6 +46,10 @@ class TrainResult(NamedTuple):
       checkpoint: prefix of the last checkpoint written (None on non-chief workers).
       last_scalars: the last step's scalar dict (floats).
       nonfinite_steps: total number of skipped (non-finite) updates.
+      validations: ``(epoch, step, results)`` of each validation pass of this call.
+      best: ``<run_dir>/best/best.json`` of the best validation epoch (epoch, step, metric, value,
+        checkpoint), or None.
+      wall_time_s: wall time of this call, seconds.
     """
 
     step: int
@@ -53,6 +58,9 @@ class TrainResult(NamedTuple):
     checkpoint: str | None
     last_scalars: dict
     nonfinite_steps: int
+    validations: tuple = ()
+    best: dict | None = None
+    wall_time_s: float = 0.0
 
 
 class TrainingDataError(ValueError):
@@ -180,6 +188,10 @@ class Trainer:
         self.checkpoints = checkpoints.RunCheckpoints(
             tc.run_dir, depth_net=self.depth_net, pose_net=self.pose_net, optimizer=self.optimizer,
             step=self.step, epoch=self.epoch, keep=tc.keep_checkpoints, strategy=self.strategy)
+        #: The best validation epoch's networks (``<run_dir>/best/``), beside the latest checkpoints.
+        self.best_networks = checkpoints.BestNetworks(tc.run_dir, depth_net=self.depth_net,
+                                                      pose_net=self.pose_net, step=self.step,
+                                                      strategy=self.strategy)
         if self.is_chief:
             self.writer = tf.summary.create_file_writer(RunDir(tc.run_dir).tensorboard)
         else:
@@ -394,6 +406,7 @@ class Trainer:
           hooks: the loop's hooks; default `hooks.default_hooks` of the config.
         """
         tc = self.config.train
+        started = time.perf_counter()
         if self.is_chief:
             RunDir(tc.run_dir).write_config(self.config)
         self.restore()
@@ -401,7 +414,8 @@ class Trainer:
         start = int(self.step.numpy())
         state = hooks_lib.LoopState(total_steps=plan.total_steps)
         if hooks is None:
-            hooks = hooks_lib.default_hooks(self, plan.total_steps, start, step_callback)
+            hooks = hooks_lib.default_hooks(self, plan.total_steps, start, step_callback,
+                                            plan.steps_per_epoch)
         with self.stop_request, self.save_on_failure():
             for hook in hooks:
                 hook.begin(self, state, start)
@@ -424,7 +438,8 @@ class Trainer:
                            int(self.corrupt_samples.numpy()))
         self.writer.flush()
         return TrainResult(int(self.step.numpy()), int(self.epoch.numpy()), state.stop_reason or "completed",
-                           state.last_checkpoint, state.scalars, state.total_nonfinite)
+                           state.last_checkpoint, state.scalars, state.total_nonfinite,
+                           tuple(state.validations), state.best, time.perf_counter() - started)
 
     def _epoch_steps(self, epoch: int, plan: schedule.EpochPlan, state: hooks_lib.LoopState):
         """Yields a `hooks.StepInfo` per step of ``epoch`` (resuming mid-epoch where the step says).

@@ -1,0 +1,112 @@
+"""Loop hooks: the ETA that includes the epoch ends, the best-epoch networks, the end-of-run summary."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from md2tf.config import DataConfig
+from md2tf.rundir import RunDir
+from md2tf.training import hooks
+from md2tf.training import trainer as trainer_lib
+from tests.training import fakes
+
+
+class _Bar:
+    """Records what the hook shows."""
+
+    def __init__(self):
+        self.etas = []
+
+    def update(self, n=1, postfix=None, eta_s=None):
+        self.etas.append(eta_s)
+
+    def close(self):
+        pass
+
+
+def _info(step):
+    return hooks.StepInfo(step, 0, {"loss/total": 0.1}, True, False, 1e-4)
+
+
+def test_eta_counts_remaining_steps_and_epoch_ends():
+    bar = hooks.ProgressBar(_Bar(), total_steps=10, steps_per_epoch=5)
+    bar.step_s, bar.epoch_end_s = 2.0, 10.0
+    assert bar.eta_s(3) == pytest.approx(7 * 2.0 + 2 * 10.0)  # epoch ends at steps 5 and 10 left
+    assert bar.eta_s(5) == pytest.approx(5 * 2.0 + 2 * 10.0)  # step 5's own end runs after the bar
+    assert bar.eta_s(6) == pytest.approx(4 * 2.0 + 1 * 10.0)
+    assert bar.eta_s(10) == pytest.approx(10.0)  # the last validation
+    assert hooks.ProgressBar(_Bar(), total_steps=None).eta_s(3) is None
+
+
+def test_eta_measures_steps_and_the_epoch_end_and_skips_the_compiling_step(monkeypatch):
+    """Fake clock: a 30 s first step, 1 s steps, 20 s of validation after step 2 (2 steps/epoch)."""
+    clock = iter([0.0, 30.0, 31.0, 31.0, 52.0, 53.0])
+    monkeypatch.setattr(hooks.time, "perf_counter", lambda: next(clock))
+    shown = _Bar()
+    bar = hooks.ProgressBar(shown, total_steps=6, steps_per_epoch=2)
+    bar.begin(None, None, 0)           # t=0
+    bar.after_step(None, None, _info(1))  # t=30: compile step, not a step time
+    bar.after_step(None, None, _info(2))  # t=31: 1 s
+    bar.after_epoch(None, None, 1, 2)     # t=31, then validation runs
+    bar.after_step(None, None, _info(3))  # t=52: 21 s = 1 s step + 20 s epoch end
+    bar.after_step(None, None, _info(4))  # t=53: 1 s
+    assert bar.step_s == pytest.approx(1.0) and bar.epoch_end_s == pytest.approx(20.0)
+    assert shown.etas[0] is None
+    # After step 4: 2 steps and the epoch ends at steps 4 (its validation) and 6.
+    assert shown.etas[-1] == pytest.approx(2 * 1.0 + 2 * 20.0)
+
+
+def test_best_epoch_keeps_its_networks_beside_one_latest_checkpoint(tmp_path):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=2, num_epochs=3, image_log_every=0)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(8))
+    scripted = [0.5, 0.3, 0.4]  # validation abs_rel of epochs 1..3: epoch 2 is the best
+    t.validate = lambda step: {"loss/total": 0.1, "depth/abs_rel": scripted.pop(0), "depth/a1": 0.7}
+    at_step = {}
+    result = t.train(step_callback=lambda s, _: at_step.setdefault(
+        s, [v.numpy().copy() for v in t.depth_net.weights]))
+    assert result.best["epoch"] == 2 and result.best["step"] == 4
+    assert result.best["value"] == pytest.approx(0.3)
+    assert RunDir(str(tmp_path)).read_best() == result.best
+    assert [e for e, _, _ in result.validations] == [1, 2, 3]
+    # Default --keep_checkpoints: only the latest training checkpoint stays.
+    assert [os.path.basename(p) for p in glob.glob(str(tmp_path / "checkpoints" / "*.index"))] == [
+        "ckpt-6.index"]
+    depth, _ = fakes.tiny_networks()
+    depth(tf.zeros([1, fakes.H, fakes.W, 3]))
+    tf.train.Checkpoint(depth_net=depth).restore(result.best["checkpoint"]).expect_partial()
+    for restored, saved in zip(depth.weights, at_step[4]):
+        np.testing.assert_array_equal(restored.numpy(), saved)
+    assert not np.allclose(at_step[4][0], at_step[6][0])  # training went on after the best
+
+
+def test_summary_names_paths_and_next_commands(tmp_path):
+    run = str(tmp_path / "synthetic")
+    config = fakes.tiny_config(run, num_epochs=12)
+    best = {"epoch": 11, "step": 1078, "metric": "depth/abs_rel", "value": 0.147,
+            "checkpoint": f"{run}/best/ckpt-1078"}
+    result = trainer_lib.TrainResult(
+        1176, 12, "completed", f"{run}/checkpoints/ckpt-1176", {}, 0,
+        validations=((12, 1176, {"loss/total": 0.1, "depth/abs_rel": 0.151, "depth/a1": 0.84}),),
+        best=best, wall_time_s=905.0)
+    text = hooks.run_summary(config, result)
+    assert "training completed: step 1176, epoch 12 of 12, 15 min 05 s" in text
+    assert "epoch 12 (step 1176): val loss 0.1000  abs_rel 0.151  a1 0.840" in text
+    assert f"best epoch:      11 (abs_rel 0.147), networks in {run}/best" in text
+    assert f"checkpoint:      {run}/checkpoints/ckpt-1176" in text
+    assert f"tensorboard --logdir {run}/tensorboard" in text
+    assert f"python -m md2tf.evaluate --models {run},{run}/best" in text
+    assert f"python -m md2tf.export --checkpoint {run} --out export/synthetic" in text
+
+
+def test_summary_of_a_dataset_without_test_gt_has_no_evaluate_command(tmp_path):
+    config = fakes.tiny_config(str(tmp_path))
+    config = config.__class__(data=DataConfig(dataset="folder", data_dir="frames", frame_offsets=(0, -1, 1)),
+                              model=config.model, loss=config.loss, train=config.train)
+    result = trainer_lib.TrainResult(4, 1, "completed", "ckpt-4", {}, 0)
+    text = hooks.run_summary(config, result)
+    assert "md2tf.evaluate" not in text and "md2tf.export" in text and "best epoch" not in text
