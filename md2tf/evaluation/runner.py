@@ -7,7 +7,6 @@ Roles live in their own modules: `sources` (where disparities come from), `repor
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -34,8 +33,6 @@ from md2tf.evaluation.sources import (
     predictor_source,
 )
 from md2tf.progress import Progress
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["EvaluationFailed", "accuracy_evaluator", "evaluate_sources", "run_depth_evaluation",
            "run_evaluation", "scoring_options"]
@@ -152,8 +149,8 @@ def accuracy_evaluator(data_dir: str, split: str, splits_dir: str = "", stereo: 
       stereo: score as a stereo-trained model (no median scaling, depth x 5.4), else median scaling.
       image_ext: test image extension.
       batch_size: images per forward pass (TFLite runs them one by one).
-      export_missing_gt: write a missing ``gt_depths.npz`` first (`gt_depth.export_gt_depths` with
-        the GT source the dataset declares for ``split``), with a logged note.
+      export_missing_gt: write a missing ``gt_depths.npz`` first (the GT source the dataset declares
+        for ``split``), with a note.
 
     Raises:
       ValueError: missing split file or GT (naming the command that creates it).
@@ -165,10 +162,7 @@ def accuracy_evaluator(data_dir: str, split: str, splits_dir: str = "", stereo: 
     resolved = config.resolved_splits_dir
     gt_path = gt_depth.gt_depths_path(resolved, split)
     if export_missing_gt and not os.path.isfile(gt_path):
-        source = gt_depth.default_gt_source(split)
-        logger.warning("%s is missing: exporting it from the %s ground truth of %s (once)", gt_path,
-                       source, data_dir)
-        gt_depth.export_gt_depths(split, data_dir, resolved, source)
+        _export_missing_gt(config, resolved, gt_path)
     gts = gt_depth.load_gt_depths(gt_path, split, resolved)
     options = scoring_options(config)
     images, count = kitti_test_images(data_dir, os.path.join(resolved, split, "test_files.txt"),
