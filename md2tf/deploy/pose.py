@@ -77,7 +77,8 @@ def export_pose(pose_net, info: ModelInfo, path: str,
         converter = tf.lite.TFLiteConverter.from_saved_model(os.path.join(tmp, "pose"),
                                                              signature_keys=["serving_default"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        content = converter.convert()
+        with tflite.native_stderr_held_back():
+            content = converter.convert()
     meta = {**info.to_dict(), "model": "pose", "outputs": list(POSE_OUTPUTS)}
     content = tflite.add_metadata(content, {"md2tf_pose": json.dumps(meta).encode()})
     tflite.check_builtin_only(content)

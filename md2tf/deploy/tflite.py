@@ -29,12 +29,44 @@ import io
 import json
 import os
 import re
+import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+
+
+@contextlib.contextmanager
+def native_stderr_held_back():
+    """Holds back what native (C++) code writes to stderr inside the block, unless it raises.
+
+    The converter and LiteRT print info lines (``fully_quantize: 0, ...``, ``Created TensorFlow Lite
+    XNNPACK delegate``) straight to file descriptor 2, past Python's logging. While
+    ``TF_CPP_MIN_LOG_LEVEL`` asks for fewer logs (md2tf's commands set it unless TF's logs are
+    wanted), those lines are captured and dropped; if the block raises, they are written out, as
+    they may explain the error.
+    """
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip()
+    if not level.isdigit() or int(level) < 1:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @dataclass(frozen=True)
@@ -101,12 +133,14 @@ def convert(saved_model_dir: str, options: TFLiteOptions | None = None,
         # Calibrate, then quantize with the output head denylisted (what
         # tf.lite.experimental.QuantizationDebugger does for selective quantization).
         converter._experimental_calibrate_only = True  # noqa: SLF001
-    content = converter.convert()
+    with native_stderr_held_back():
+        content = converter.convert()
     if quantization == "int8":
         from tensorflow.lite.python import convert as lite_convert  # noqa: PLC0415
 
-        content = lite_convert.mlir_quantize(content, fully_quantize=False,
-                                             denylisted_nodes=output_head_tensors(content))
+        with native_stderr_held_back():
+            content = lite_convert.mlir_quantize(content, fully_quantize=False,
+                                                 denylisted_nodes=output_head_tensors(content))
         content, _ = fuse_int8_elu(content)
     check_builtin_only(content)
     if metadata is not None:
@@ -352,8 +386,9 @@ def make_interpreter(content: bytes, num_threads: int | None = None):
     """
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
 
-    interpreter = Interpreter(model_content=content, num_threads=num_threads)
-    interpreter.allocate_tensors()
+    with native_stderr_held_back():
+        interpreter = Interpreter(model_content=content, num_threads=num_threads)
+        interpreter.allocate_tensors()
     return interpreter
 
 
