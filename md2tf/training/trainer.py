@@ -20,7 +20,7 @@ import tensorflow as tf
 from md2tf import models
 from md2tf.config import ExperimentConfig
 from md2tf.convert import init_encoders
-from md2tf.data import datasets, pipeline
+from md2tf.data import datasets, pipeline, poses
 from md2tf.evaluation import metrics
 from md2tf.losses import monodepth2_loss
 from md2tf.rundir import RunDir
@@ -67,6 +67,31 @@ def check_data_available(config: ExperimentConfig) -> None:
         synthetic run (`md2tf.data.datasets.base.Dataset.check_layout`).
     """
     datasets.get_dataset(config.data.dataset).check_layout(config.data)
+
+
+def check_poses_available(config: ExperimentConfig) -> None:
+    """With ``--pose_source=gt``: fails at start-up unless every train and val sample has known poses.
+
+    Raises:
+      ValueError: one line naming ``--pose_source=gt``, ``--dataset`` and the first sample without
+        poses, with where poses can come from.
+    """
+    if config.train.pose_source != "gt":
+        return
+    for subset in ("train", "val"):
+        try:
+            samples = datasets.list_samples(config.data, subset)
+        except (FileNotFoundError, ValueError):
+            if subset == "train":
+                raise
+            continue  # no validation split: validation is skipped with a warning later
+        missing = next((s for s in samples if not poses.has_poses(s.temporal_source_from_target)), None)
+        if missing is not None:
+            raise ValueError(
+                f"--pose_source=gt needs known camera poses, but --dataset={config.data.dataset} "
+                f"(--data_dir={config.data.data_dir}) has none for {subset} sample {missing.name!r}; "
+                "poses come with --dataset=synthetic, kitti_odom (poses/NN.txt) or folder (poses.txt "
+                "beside the frames), else use --pose_source=network")
 
 
 def _default_dataset_fn(config: ExperimentConfig, corrupt_counter: tf.Variable) -> DatasetFn:
@@ -134,6 +159,8 @@ class Trainer:
         tc = config.train
         if not tc.run_dir:
             raise ValueError("--run_dir is required: the run directory for checkpoints and TensorBoard")
+        if dataset_fn is None:
+            check_poses_available(config)
         # The strategy first: MultiWorkerMirroredStrategy must configure collectives before any op.
         self.strategy = strategy or distribute.select_strategy(tc.strategy)
         if config.train.deterministic:
