@@ -298,6 +298,10 @@ class TrainConfig(ConfigBase):
                                 "pose encoder when both runs have one) initialise this run; decoders start "
                                 "fresh. The stand-in for ImageNet-initialised encoders (paper Sec. 4) "
                                 "where none exist, e.g. an MS run on other data; replaces --encoder_weights.")
+    pose_source: str = setting("network", "Source-frame poses of the photometric loss: the pose network "
+                               "(the paper's M/MS), or gt = the dataset's known camera poses (synthetic, "
+                               "kitti_odom, a folder with poses.txt): no pose network is built, and the "
+                               "poses' metric scale gives metric depth.", choices=("network", "gt"))
     strategy: str = setting("auto", "tf.distribute strategy: auto = multi_worker if TF_CONFIG is set, "
                             "mirrored over >1 GPU, else default.",
                             choices=("auto", "default", "mirrored", "multi_worker"))
@@ -329,10 +333,15 @@ class ExperimentConfig(ConfigBase):
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def validate(self) -> None:
+        _check(self.train.pose_source != "gt" or bool(self.data.temporal_offsets),
+               f"--pose_source=gt needs temporal source frames (--frame_offsets besides 0), got "
+               f"--frame_offsets={','.join(map(str, self.data.frame_offsets))}")
+
     @property
     def use_pose_net(self) -> bool:
-        """Stereo-only runs (frame_offsets == (0,)) build no pose network."""
-        return bool(self.data.temporal_offsets)
+        """Stereo-only runs (frame_offsets == (0,)) and ``--pose_source=gt`` build no pose network."""
+        return bool(self.data.temporal_offsets) and self.train.pose_source == "network"
 
     @classmethod
     def from_dict(cls, values: dict) -> ExperimentConfig:

@@ -27,6 +27,10 @@ class Batch(NamedTuple):
         stereo partner's camera (``T[0, 3] = side_sign * flip_sign * baseline``); identity when unused.
       depth_gt: ``[B, Hg, Wg, 1]`` ground-truth depth (metres, 0 = unknown) for training-time metrics;
         all zeros when the dataset has none.
+      temporal_source_from_target: ``[B, T, 4, 4]`` rigid transforms from the target camera into each
+        temporal source's camera (T = temporal offsets, in order) from the dataset's known camera
+        poses (metres; mirrored with flipped samples); NaN when the dataset has none. The loss uses
+        them instead of the pose network with ``--pose_source=gt``. None in batches built without them.
     """
 
     target: tuple[tf.Tensor, ...]
@@ -36,3 +40,4 @@ class Batch(NamedTuple):
     intrinsics: tf.Tensor
     stereo_source_from_target: tf.Tensor
     depth_gt: tf.Tensor
+    temporal_source_from_target: tf.Tensor | None = None

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from md2tf.data import poses as poses_lib
 from md2tf.data.sample import Sample
 from md2tf.data.splits import SplitEntry, read_split
 
@@ -250,6 +251,41 @@ def stereo_source_from_target(side_sign: float, flipped: bool, baseline: float =
     return transform
 
 
+#: ``build_samples(poses=...)``: where a layout keeps its camera poses (`md2tf.data.poses` format).
+#: ``drive``: ``<drive>/poses.txt`` of camera 02 (the synthetic world's raw layout); ``odometry``:
+#: ``<data_dir>/poses/NN.txt`` of camera 0 (KITTI odometry, sequences 00-10); ``none``: no poses.
+POSE_LAYOUTS = ("none", "drive", "odometry")
+
+
+def poses_path(data_dir: str, entry: SplitEntry, layout: str) -> str:
+    """The pose file of an entry's drive or sequence under ``layout`` (may not exist), or ``""``."""
+    if layout == "drive" and entry.kind == "raw":
+        return os.path.join(data_dir, entry.folder, "poses.txt")
+    if layout == "odometry" and entry.kind == "odom":
+        return os.path.join(data_dir, "poses", f"{int(entry.folder):02d}.txt")
+    return ""
+
+
+def camera_from_camera0(calib_file: str, camera: int) -> np.ndarray:
+    """float64 ``[4, 4]`` transform from rectified camera 0 into rectified camera ``camera``.
+
+    The rectified projections are ``P_i = K [I | t_i]`` in camera-0 coordinates, so camera ``i``'s
+    coordinates are camera 0's plus ``t_i = K^-1 P_i[:, 3]`` (a pure translation; KITTI's rig and
+    the synthetic world's).
+
+    Raises:
+      ValueError: naming the file if ``P_rect_0i`` (raw) or ``Pi`` (odometry) is missing.
+    """
+    calib = read_calib_file(calib_file)
+    projection = calib.get(f"P_rect_{camera:02d}")
+    if projection is None:
+        projection = calib.get(f"P{camera}")
+    if projection is None or projection.size != 12:
+        raise ValueError(f"{calib_file}: no 3x4 P_rect_{camera:02d} (or P{camera}) entry")
+    projection = projection.reshape(3, 4)
+    return poses_lib.translation(np.linalg.solve(projection[:, :3], projection[:, 3]))
+
+
 class _ExistenceCache:
     """``os.path.exists`` for many files, via one ``os.listdir`` per directory."""
 
@@ -265,6 +301,55 @@ class _ExistenceCache:
                 self._listing[directory] = frozenset()
         return name in self._listing[directory]
 
+    def count(self, directory: str, ext: str) -> int:
+        """Number of files in ``directory`` ending in ``ext``."""
+        self.exists(os.path.join(directory, "."))
+        return sum(n.endswith(ext) for n in self._listing[directory])
+
+
+class _PoseCache:
+    """Pose files (read and validated once each) and camera offsets of `build_samples`."""
+
+    def __init__(self, data_dir: str, layout: str, image_ext: str, cache: _ExistenceCache) -> None:
+        if layout not in POSE_LAYOUTS:
+            raise ValueError(f"poses must be one of {', '.join(POSE_LAYOUTS)}, got {layout!r}")
+        self.data_dir, self.layout, self.ext, self.cache = data_dir, layout, image_ext, cache
+        self._poses: dict[str, np.ndarray | None] = {}
+        self._offsets: dict[tuple[str, str], np.ndarray | None] = {}
+
+    def relative(self, entry: SplitEntry, offsets: Sequence[int]) -> np.ndarray:
+        """``[T, 4, 4]`` ``source_from_target`` of the entry's camera, NaN without a pose file."""
+        path = poses_path(self.data_dir, entry, self.layout)
+        if not path or not self.cache.exists(path):
+            return poses_lib.unknown_poses(len(offsets))
+        if path not in self._poses:
+            frames_dir = os.path.dirname(image_path(self.data_dir, entry, 0, "l", self.ext))
+            try:
+                self._poses[path] = poses_lib.read_poses_file(
+                    path, self.cache.count(frames_dir, self.ext))
+            except ValueError as error:
+                raise ValueError(f"{entry.where}: {error}") from error
+        key = (path, entry.side or "l")
+        if key not in self._offsets:
+            # drive: the file holds camera 02 poses; odometry: camera 0 poses (KITTI's convention).
+            reference = 2 if self.layout == "drive" else 0
+            camera = 3 if entry.side == "r" else 2
+            if camera == reference:
+                self._offsets[key] = None
+            else:
+                calib = calib_path(self.data_dir, entry)
+                if not self.cache.exists(calib):
+                    raise ValueError(f"{entry.where}: missing calibration file (needed to place "
+                                     f"camera {camera} relative to the poses of camera {reference}): "
+                                     f"{calib}")
+                try:
+                    self._offsets[key] = (camera_from_camera0(calib, camera)
+                                          @ poses_lib.invert_rigid(camera_from_camera0(calib, reference)))
+                except ValueError as error:
+                    raise ValueError(f"{entry.where}: {error}") from error
+        return poses_lib.relative_poses(self._poses[path], entry.frame_index, offsets,
+                                        self._offsets[key])
+
 
 def build_samples(
     entries: Sequence[SplitEntry],
@@ -274,6 +359,7 @@ def build_samples(
     use_stereo: bool = False,
     image_ext: str = ".jpg",
     intrinsics: str = "fixed",
+    poses: str = "none",
 ) -> list[Sample]:
     """Resolves and validates the files of every split entry.
 
@@ -284,19 +370,22 @@ def build_samples(
       use_stereo: add the other camera at the same index as the last source.
       image_ext: ``".jpg"`` or ``".png"``.
       intrinsics: ``"fixed"`` (the paper's K) or ``"calib"`` (per drive from the calibration file).
+      poses: where the layout keeps camera poses (`POSE_LAYOUTS`); a drive or sequence without a pose
+        file gets NaN ``temporal_source_from_target``.
 
     Returns:
       One validated `Sample` per entry, in order.
 
     Raises:
       ValueError: naming the split file, line number and path of the first missing image,
-        neighbour, stereo partner or calibration file, or a side-less entry with stereo/temporal
-        sources that need a side.
+        neighbour, stereo partner or calibration file, a side-less entry with stereo/temporal
+        sources that need a side, or a malformed pose file (naming it and the line).
     """
     if intrinsics not in ("fixed", "calib"):
         raise ValueError(f"intrinsics must be 'fixed' or 'calib', got {intrinsics!r}")
     cache = _ExistenceCache()
     calib_cache: dict[tuple, np.ndarray] = {}
+    pose_cache = _PoseCache(data_dir, poses, image_ext, cache)
     samples = []
     for entry in entries:
         if entry.side is None and use_stereo:
@@ -340,7 +429,8 @@ def build_samples(
                 velo, velo_P = velodyne_path(data_dir, entry), calib_cache[key]
         side_sign = -1.0 if entry.side == "l" else 1.0
         name = f"{entry.folder} {entry.frame_index}" + (f" {entry.side}" if entry.side else "")
-        samples.append(Sample(target, tuple(sources), K, side_sign, gt, name, velo, velo_P))
+        relative = pose_cache.relative(entry, temporal_offsets)
+        samples.append(Sample(target, tuple(sources), K, side_sign, gt, name, velo, velo_P, relative))
     return samples
 
 

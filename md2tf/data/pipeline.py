@@ -19,7 +19,9 @@ Per sample (all in the tf.data graph, parallel, prefetched):
    (`build_pyramid`) differs from the cascade by 2-6 grey levels on average on the same image.
 4. Intrinsics: the normalised K (fixed or from calibration) times (W, H) of the scale-0 image; not
    changed by the flip (principal point assumed centred). Stereo transform
-   ``T[0, 3] = side_sign * flip_sign * baseline``.
+   ``T[0, 3] = side_sign * flip_sign * baseline``. Known relative poses of the temporal sources
+   (`md2tf.data.poses`, NaN when the dataset has none) become ``F T F`` in a flipped sample
+   (`md2tf.geometry.mirror_x`): the flip mirrors the camera's x axis.
 
 Randomness is stateless: each sample gets a seed from ``tf.data.Dataset.random(seed,
 rerandomize_each_iteration=True)`` zipped with the (seeded) shuffled file list, so a pipeline built
@@ -47,9 +49,11 @@ from md2tf.config import DataConfig
 from md2tf.data import augment
 from md2tf.data.batch import Batch
 from md2tf.data.datasets import get_dataset, list_samples
+from md2tf.data.poses import unknown_poses
 from md2tf.data.prepared import PreparedDataset
 from md2tf.data.sample import Sample
 from md2tf.geometry.camera import scale_intrinsics
+from md2tf.geometry.transforms import mirror_x
 
 NUM_SCALES = 4
 RESIZE_METHOD = "lanczos3"
@@ -254,7 +258,8 @@ class _SampleLoader:
             has_gt, has_velo = tf.logical_and(has_gt, valid), tf.logical_and(has_velo, valid)
         depth_gt = tf.cond(has_gt, lambda: resize_depth(load_gt(), cfg),
                            lambda: tf.cond(has_velo, lambda: resize_depth(lidar_gt(), cfg), no_gt))
-        out = finish_sample(cfg, clean, params, element["intrinsics"], element["side_sign"], depth_gt)
+        out = finish_sample(cfg, clean, params, element["intrinsics"], element["side_sign"], depth_gt,
+                            temporal_source_from_target=element["temporal_source_from_target"])
         if self.skip_corrupt:
             out.update(valid=valid, paths=paths)  # for the filter; removed before batching
         return out
@@ -267,8 +272,10 @@ def resize_depth(depth: tf.Tensor, config: DataConfig) -> tf.Tensor:
 
 def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentParams,
                   intrinsics_normalized: tf.Tensor, side_sign: tf.Tensor,
-                  depth_gt: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Colour jitter, intrinsics and stereo transform of one decoded (already flipped) sample.
+                  depth_gt: tf.Tensor, temporal_source_from_target: tf.Tensor | None = None,
+                  ) -> dict[str, tf.Tensor]:
+    """Colour jitter, intrinsics, stereo transform and known poses of one decoded (already flipped)
+    sample.
 
     Args:
       config: data configuration.
@@ -277,11 +284,18 @@ def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentP
       intrinsics_normalized: ``[3, 3]`` normalised K.
       side_sign: float32 scalar, -1 for a left target.
       depth_gt: ``[gt_height, gt_width, 1]`` (flipped with the images), zeros if unknown.
+      temporal_source_from_target: float32 ``[T, 4, 4]`` known ``source_from_target`` of the
+        temporal sources (of the unflipped images; NaN if unknown), or None (unknown).
 
     Returns:
       Dict of per-sample tensors consumed by `to_batch` after batching.
     """
     n = 1 + config.num_sources
+    num_temporal = len(config.temporal_offsets)
+    if temporal_source_from_target is None:
+        temporal_source_from_target = tf.constant(unknown_poses(num_temporal))
+    poses = tf.reshape(tf.cast(temporal_source_from_target, tf.float32), [num_temporal, 4, 4])
+    poses = tf.cond(params.flip, lambda: mirror_x(poses), lambda: poses)
     clean.set_shape([n, config.height, config.width, 3])
     depth_gt.set_shape([config.gt_height, config.gt_width, 1])
     if config.use_stereo:
@@ -296,6 +310,7 @@ def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentP
         "intrinsics": scale_intrinsics(intrinsics_normalized, config.height, config.width),
         "stereo": stereo,
         "depth_gt": depth_gt,
+        "poses": poses,
     }
 
 
@@ -319,13 +334,25 @@ def to_batch(element: dict) -> Batch:
         intrinsics=element["intrinsics"],
         stereo_source_from_target=element["stereo"],
         depth_gt=element["depth_gt"],
+        temporal_source_from_target=element["poses"],
     )
 
 
-def samples_to_dataset(samples: list[Sample]) -> tf.data.Dataset:
-    """A dataset of the samples' paths and camera data (one dict per sample; nothing decoded)."""
+def samples_to_dataset(samples: list[Sample], num_temporal: int | None = None) -> tf.data.Dataset:
+    """A dataset of the samples' paths and camera data (one dict per sample; nothing decoded).
+
+    Args:
+      samples: the listed samples.
+      num_temporal: T, the number of temporal sources (for samples listed without poses); None =
+        from the samples' ``temporal_source_from_target`` (0 if no sample has it).
+    """
     if not samples:
         raise ValueError("no samples to read")
+    if num_temporal is None:
+        num_temporal = next((len(s.temporal_source_from_target) for s in samples
+                             if s.temporal_source_from_target is not None), 0)
+    poses = np.stack([unknown_poses(num_temporal) if s.temporal_source_from_target is None
+                      else s.temporal_source_from_target for s in samples]).astype(np.float32)
     return tf.data.Dataset.from_tensor_slices({
         "target": np.array([s.target for s in samples]),
         "sources": np.array([list(s.sources) for s in samples]).reshape(len(samples), -1),
@@ -334,6 +361,7 @@ def samples_to_dataset(samples: list[Sample]) -> tf.data.Dataset:
         "depth_gt": np.array([s.depth_gt for s in samples]),
         "velodyne": np.array([s.velodyne for s in samples]),
         "velo_projection": np.stack([s.velo_projection for s in samples]).astype(np.float32),
+        "temporal_source_from_target": poses.reshape(len(samples), num_temporal, 4, 4),
     })
 
 
@@ -385,7 +413,7 @@ def make_dataset(
                                       int(seed or 0), deterministic)
     samples = list_samples(config, split)
     seed = int(seed or 0)
-    ds = samples_to_dataset(samples)
+    ds = samples_to_dataset(samples, len(config.temporal_offsets))
     per_replica_batch = batch_size
     pipeline_id = 0
     if input_context is not None:
@@ -414,6 +442,8 @@ class _PreparedLoader:
         self.config = config
         self.training = training
         self.frame_indices = frame_indices
+        # Stored poses follow the stored temporal frames (frame 1 + i has pose i).
+        self.pose_indices = frame_indices[1:1 + len(config.temporal_offsets)]
 
     def __call__(self, example: dict, seed: tf.Tensor) -> dict:
         cfg = self.config
@@ -430,7 +460,11 @@ class _PreparedLoader:
 
         depth_gt = tf.cond(tf.size(raw) > 0, gt,
                            lambda: tf.zeros([cfg.gt_height, cfg.gt_width, 1], tf.float32))
-        return finish_sample(cfg, clean, params, example["intrinsics"], example["side_sign"], depth_gt)
+        poses = None
+        if "temporal_source_from_target" in example and self.pose_indices:
+            poses = tf.gather(example["temporal_source_from_target"], [i - 1 for i in self.pose_indices])
+        return finish_sample(cfg, clean, params, example["intrinsics"], example["side_sign"], depth_gt,
+                             temporal_source_from_target=poses)
 
 
 def _make_prepared_dataset(source: PreparedDataset, config: DataConfig, split: str, batch_size: int,

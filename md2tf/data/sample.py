@@ -27,6 +27,10 @@ class Sample(NamedTuple):
         dense GT but a scan and both calibration files exist (KITTI raw); ``""`` otherwise.
       velo_projection: ``[3, 4]`` float32 ``P_rect_0X @ R_rect_00 @ velo_to_cam`` (lidar -> pixels
         of the raw image) when ``velodyne`` is set, zeros otherwise.
+      temporal_source_from_target: float32 ``[T, 4, 4]``, one rigid transform per temporal offset
+        (``DataConfig.temporal_offsets`` order; not the stereo partner): ``source_from_target`` from
+        the dataset's known camera poses (`md2tf.data.poses`), in metres; NaN where the dataset has
+        no poses for the sample. None (= unknown) for samples listed without poses.
     """
 
     target: str
@@ -37,4 +41,5 @@ class Sample(NamedTuple):
     name: str
     velodyne: str = ""
     velo_projection: np.ndarray = np.zeros((3, 4), np.float32)
+    temporal_source_from_target: np.ndarray | None = None
 

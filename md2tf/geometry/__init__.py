@@ -16,7 +16,9 @@ Conventions (fixed here, used by every package):
   points in target-camera coordinates to source-camera coordinates (``X_s = T @ X_t``). It is what
   warping a source image into the target view needs. For a temporal source at offset f < 0 the pose
   network sees ``[I_f, I_0]`` and its output is inverted (``pose_to_matrix(..., invert=True)``); for
-  f > 0 it sees ``[I_0, I_f]`` and is not inverted; both give ``source_from_target``.
+  f > 0 it sees ``[I_0, I_f]`` and is not inverted; both give ``source_from_target``. Known camera
+  poses (``--pose_source=gt``) give it as ``inv(world_from_source) @ world_from_target``, and a
+  horizontal image flip turns any of these into ``mirror_x(T) = F T F`` with ``F = diag(-1, 1, 1, 1)``.
 """
 
 from md2tf.geometry.camera import (
@@ -28,7 +30,7 @@ from md2tf.geometry.camera import (
 from md2tf.geometry.depth import disp_to_depth, disp_to_depth_coefficients
 from md2tf.geometry.projection import backproject, pixel_grid, project, warp
 from md2tf.geometry.sampling import bilinear_sample
-from md2tf.geometry.transforms import axis_angle_to_matrix, pose_to_matrix
+from md2tf.geometry.transforms import axis_angle_to_matrix, mirror_x, pose_to_matrix
 
 __all__ = [
     "axis_angle_to_matrix",
@@ -38,6 +40,7 @@ __all__ = [
     "disp_to_depth_coefficients",
     "intrinsics_matrix",
     "invert_intrinsics",
+    "mirror_x",
     "pixel_grid",
     "pose_to_matrix",
     "project",

@@ -89,3 +89,29 @@ def pose_to_matrix(
     batch = tf.shape(axis_angle)[0]
     bottom = tf.tile(tf.constant([[[0.0, 0.0, 0.0, 1.0]]], dtype=axis_angle.dtype), [batch, 1, 1])
     return tf.concat([top, bottom], axis=1)
+
+
+def mirror_x(transform: tf.Tensor) -> tf.Tensor:
+    """The rigid transform seen in horizontally mirrored images: ``F @ T @ F``, ``F = diag(-1, 1, 1, 1)``.
+
+    Mirroring an image about its vertical centre line mirrors the camera's x axis (``x -> -x``), so a
+    transform ``T`` between two cameras becomes ``F T F`` between the mirrored cameras: the rotation's
+    entries that mix x with y or z change sign (a yaw or roll is reversed, a pitch is kept) and so
+    does the x translation. ``F`` is its own inverse, so applying this twice gives ``T`` back. With a
+    principal point at the image centre (``cx = (W - 1) / 2``) warping mirrored images with the
+    mirrored transform equals mirroring the warp of the originals.
+
+    Args:
+      transform: ``[..., 4, 4]`` rigid transforms (e.g. ``source_from_target``).
+
+    Returns:
+      ``[..., 4, 4]`` mirrored transforms, same dtype.
+
+    Raises:
+      ValueError: if the last two axes are not ``4, 4``.
+    """
+    transform = tf.convert_to_tensor(transform)
+    check_shape(transform, "transform", "[..., 4, 4]", rank=tuple(range(2, 9)), dims={-1: 4, -2: 4})
+    flip = tf.constant([-1.0, 1.0, 1.0, 1.0], dtype=transform.dtype)
+    # (F T F)_ij = f_i T_ij f_j
+    return transform * flip[:, None] * flip[None, :]

@@ -112,7 +112,7 @@ class Md2tfConfig(tfds.core.BuilderConfig):
 def _sample_spec(num_sources: int) -> dict[str, tf.TensorSpec]:
     dummy = Sample(target="", sources=("",) * num_sources, intrinsics=np.eye(3, dtype=np.float32),
                    side_sign=1.0, depth_gt="", name="")
-    return pipeline.samples_to_dataset([dummy]).element_spec
+    return pipeline.samples_to_dataset([dummy], num_temporal=num_sources).element_spec
 
 
 def carried_fields(num_sources: int) -> dict[str, tuple[tuple[int | None, ...], tf.DType]]:
@@ -231,7 +231,7 @@ class Md2tfBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             out.update({k: element[k] for k in carried})
             return out
 
-        ds = pipeline.samples_to_dataset(samples).map(encode, num_parallel_calls=tf.data.AUTOTUNE,
+        ds = pipeline.samples_to_dataset(samples, len(data.temporal_offsets)).map(encode, num_parallel_calls=tf.data.AUTOTUNE,
                                                       deterministic=True)
         for sample, example in zip(samples, ds.as_numpy_iterator(), strict=True):
             example["frames"] = list(example["frames"])

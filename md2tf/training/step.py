@@ -1,7 +1,8 @@
 """The per-replica computation of one Monodepth2 training step, written against the module contracts.
 
 Pure functions of (networks, batch, configs): DepthNet on the augmented target, PoseNet on augmented
-(ordered) pairs, ``monodepth2_loss`` on the clean pyramids. The trainer wraps them in
+(ordered) pairs (or, without a pose network, the batch's known camera poses: ``--pose_source=gt``),
+``monodepth2_loss`` on the clean pyramids. The trainer wraps them in
 ``strategy.run`` inside one ``tf.function``.
 """
 
@@ -37,22 +38,33 @@ def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_confi
 
     For a temporal source at offset ``f < 0`` the pose network sees ``[aug I_f, aug I_0]`` and its
     output is inverted; for ``f > 0`` it sees ``[aug I_0, aug I_f]`` (earlier frame first, as in the
-    paper). The stereo partner's transform comes from the batch.
+    paper). Without a pose network the temporal transforms are the dataset's known poses,
+    ``batch.temporal_source_from_target`` (``--pose_source=gt``). The stereo partner's transform
+    comes from the batch.
 
     Args:
-      pose_net: ``pair [B, H, W, 6] -> (axis_angle [B, 3], translation [B, 3])``; None when there is no
-        temporal source (stereo only).
+      pose_net: ``pair [B, H, W, 6] -> (axis_angle [B, 3], translation [B, 3])``; None for stereo only
+        or to use the batch's known poses.
       batch: the `Batch`; ``sources_aug`` is ``[B, S, H, W, 3]`` in ``DataConfig`` source order.
       data_config: gives the temporal offsets and whether the stereo partner is the last source.
       training: passed to the pose network (BatchNorm mode).
 
     Returns:
       ``[B, S, 4, 4]`` float32 ``source_from_target``.
+
+    Raises:
+      ValueError: temporal offsets with neither a pose network nor known poses in the batch.
     """
     offsets = data_config.temporal_offsets
     if offsets and pose_net is None:
-        raise ValueError(f"frame_offsets {data_config.frame_offsets} need a pose network, got None")
-    transforms = []
+        if batch.temporal_source_from_target is None:
+            raise ValueError(f"frame_offsets {data_config.frame_offsets} need a pose network or "
+                             "known poses in the batch (--pose_source=gt), got neither")
+        known = tf.cast(batch.temporal_source_from_target, tf.float32)  # [B, T, 4, 4]
+        transforms = tf.unstack(known, num=len(offsets), axis=1)
+        offsets = ()
+    else:
+        transforms = []
     target = batch.target_aug
     for i, offset in enumerate(offsets):
         source = batch.sources_aug[:, i]

@@ -19,9 +19,10 @@ import numpy as np
 import tensorflow as tf
 
 from md2tf import models
-from md2tf.config import ExperimentConfig
+from md2tf.config import DataConfig, ExperimentConfig
 from md2tf.convert import init_encoders
-from md2tf.data import datasets, pipeline
+from md2tf.data import datasets, pipeline, poses
+from md2tf.data.prepared import PreparedDataset
 from md2tf.evaluation import metrics
 from md2tf.losses import monodepth2_loss
 from md2tf.rundir import RunDir
@@ -75,6 +76,45 @@ def check_data_available(config: ExperimentConfig) -> None:
         synthetic run (`md2tf.data.datasets.base.Dataset.check_layout`).
     """
     datasets.get_dataset(config.data.dataset).check_layout(config.data)
+
+
+def check_poses_available(config: ExperimentConfig) -> None:
+    """With ``--pose_source=gt``: fails at start-up unless every train and val sample has known poses.
+
+    Raises:
+      ValueError: one line naming ``--pose_source=gt``, ``--dataset`` and the first sample without
+        poses, with where poses can come from.
+    """
+    if config.train.pose_source != "gt":
+        return
+    for subset in ("train", "val"):
+        try:
+            missing = _first_sample_without_poses(config.data, subset)
+        except (FileNotFoundError, ValueError):
+            if subset == "train":
+                raise
+            continue  # no validation split: validation is skipped with a warning later
+        if missing is not None:
+            raise ValueError(
+                f"--pose_source=gt needs known camera poses, but --dataset={config.data.dataset} "
+                f"(--data_dir={config.data.data_dir}) has none for {subset} sample {missing!r}; "
+                "poses come with --dataset=synthetic, kitti_odom (poses/NN.txt) or folder (poses.txt "
+                "beside the frames), else use --pose_source=network")
+
+
+def _first_sample_without_poses(config: DataConfig, subset: str) -> str | None:
+    """The name of a ``subset`` sample without known poses, or None when every sample has them.
+
+    A prepared dataset stores poses for all of its examples or none, so its first example decides.
+    """
+    source = datasets.get_dataset(config.dataset)
+    if isinstance(source, PreparedDataset):
+        for element in pipeline.make_dataset(config, subset, batch_size=1, training=False).take(1):
+            known = poses.has_poses(element.temporal_source_from_target.numpy()[0])
+            return None if known else f"{subset} example 0"
+        return None
+    samples = source.list_samples(config, subset)
+    return next((s.name for s in samples if not poses.has_poses(s.temporal_source_from_target)), None)
 
 
 def _default_dataset_fn(config: ExperimentConfig, corrupt_counter: tf.Variable) -> DatasetFn:
@@ -142,6 +182,8 @@ class Trainer:
         tc = config.train
         if not tc.run_dir:
             raise ValueError("--run_dir is required: the run directory for checkpoints and TensorBoard")
+        if dataset_fn is None:
+            check_poses_available(config)
         # The strategy first: MultiWorkerMirroredStrategy must configure collectives before any op.
         self.strategy = strategy or distribute.select_strategy(tc.strategy)
         if config.train.deterministic:

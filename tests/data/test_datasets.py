@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from md2tf.config import SYNTHETIC_DATA_DIR, DataConfig, ExperimentConfig
-from md2tf.data import datasets, synthetic
+from md2tf.data import datasets, poses, synthetic
 from md2tf.data.datasets import base
 from md2tf.data.datasets import synthetic as synthetic_dataset
 from tests.data import fake_kitti
@@ -108,7 +108,13 @@ def test_registered_dataset_lists_samples_from_a_tiny_tree(tmp_path, name):
     for sample in train:  # temporal neighbours -1, +1 of the default frame_offsets, all on disk
         assert len(sample.sources) == 2 and all(os.path.isfile(p) for p in (sample.target, *sample.sources))
         assert sample.intrinsics.shape == (3, 3)
-    assert datasets.list_samples(config, "val") == listed["val"]
+        # Known poses: the synthetic world writes them; these kitti/odom/folder trees have none.
+        assert sample.temporal_source_from_target.shape == (2, 4, 4)
+        assert poses.has_poses(sample.temporal_source_from_target) == (name == "synthetic")
+    again = datasets.list_samples(config, "val")  # the same samples (NaN = NaN for unknown poses)
+    assert len(again) == len(listed["val"])
+    for a, b in zip(again, listed["val"]):
+        np.testing.assert_equal(tuple(a), tuple(b))
     with pytest.raises(ValueError, match="split must be train, val or test"):
         dataset.list_samples(config, "training")
 

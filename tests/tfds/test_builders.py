@@ -6,6 +6,7 @@ off) up to the uint8 storage of the resized frames; GT depth, K and the stereo t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 
@@ -83,6 +84,7 @@ def _assert_batches_match(got, want):
         np.testing.assert_allclose(b.intrinsics, ref.intrinsics, rtol=1e-6)
         np.testing.assert_array_equal(b.stereo_source_from_target, ref.stereo_source_from_target)
         np.testing.assert_array_equal(b.depth_gt, ref.depth_gt)
+        np.testing.assert_array_equal(b.temporal_source_from_target, ref.temporal_source_from_target)
 
 
 def test_kitti_batches_equal_the_online_pipeline(kitti_tree, kitti_tfds):
@@ -183,6 +185,8 @@ def test_carried_fields_follow_the_sample_record():
     fields = builders.carried_fields(3)
     assert fields["intrinsics"] == ((3, 3), tf.float32)
     assert fields["side_sign"] == ((), tf.float32)
+    # known poses: one per stored temporal frame, none in the target-only test examples
+    assert fields["temporal_source_from_target"] == ((None, 4, 4), tf.float32)
     assert not {"target", "sources", "depth_gt", "velo_projection"} & set(fields)
 
 
@@ -211,6 +215,16 @@ def test_synthetic_world_is_rendered_by_the_builder_and_matches_online(tmp_path)
         np.testing.assert_allclose(b.target[0], ref.target[0], atol=0.5 / 255 + 1e-6)
         np.testing.assert_allclose(b.sources[0], ref.sources[0], atol=0.5 / 255 + 1e-6)
         np.testing.assert_allclose(b.intrinsics, ref.intrinsics, rtol=1e-6)
+        np.testing.assert_allclose(b.temporal_source_from_target, ref.temporal_source_from_target,
+                                   atol=1e-6)
+        assert np.isfinite(b.temporal_source_from_target).all()  # the world's known poses
+    # A subset of the stored frames (+1 only) carries the pose of that frame.
+    got = _batches(dataclasses.replace(tfds_config, frame_offsets=(0, 1)), "val")
+    want = {b.depth_gt.tobytes(): b for b in _batches(dataclasses.replace(online, frame_offsets=(0, 1)),
+                                                         "val")}
+    for b in got:
+        np.testing.assert_allclose(b.temporal_source_from_target,
+                                   want[b.depth_gt.tobytes()].temporal_source_from_target, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -294,3 +308,13 @@ def test_train_entry_point_reads_a_prepared_dataset(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-2")
     assert "abs_rel" in proc.stdout + proc.stderr  # validated on the prepared validation split
+
+
+def test_pose_source_gt_refuses_a_prepared_dataset_without_poses(kitti_tfds):
+    from md2tf.config import ExperimentConfig, TrainConfig
+    from md2tf.training import trainer
+
+    config = ExperimentConfig(data=_prepared(kitti_tfds), train=TrainConfig(pose_source="gt"))
+    with pytest.raises(ValueError, match=r"--pose_source=gt needs known camera poses, but "
+                                         r"--dataset=tfds:md2tf_kitti/tiny .* train example 0"):
+        trainer.check_poses_available(config)

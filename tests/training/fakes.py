@@ -27,8 +27,9 @@ def tiny_config(run_dir: str, **train_overrides) -> ExperimentConfig:
     )
 
 
-def fake_samples(num: int, num_sources: int = 2, seed: int = 0) -> Batch:
-    """``num`` samples (unbatched leading axis): smooth random images shifted between frames."""
+def fake_samples(num: int, num_sources: int = 2, seed: int = 0, with_poses: bool = False) -> Batch:
+    """``num`` samples (unbatched leading axis): smooth random images shifted between frames; with
+    ``with_poses``, known ``temporal_source_from_target`` (sideways translations of -/+ 0.1)."""
     rng = np.random.default_rng(seed)
     base = rng.uniform(0, 1, size=(num, H // 8, W // 8 + 4, 3)).astype(np.float32)
     big = tf.image.resize(base, (H, W + 32), method="bilinear").numpy()
@@ -42,18 +43,23 @@ def fake_samples(num: int, num_sources: int = 2, seed: int = 0) -> Batch:
         for s in range(4))
     K = np.array([[0.58 * W, 0, W / 2], [0, 1.92 * H, H / 2], [0, 0, 1]], np.float32)
     depth = 1.0 + 9.0 * rng.uniform(0, 1, size=(num, H, W, 1)).astype(np.float32)
+    poses = None
+    if with_poses:
+        poses = np.tile(np.eye(4, dtype=np.float32), (num, num_sources, 1, 1))
+        poses[:, :, 0, 3] = [-0.1, 0.1][:num_sources]
     return Batch(target=pyramid, sources=src_pyr, target_aug=target, sources_aug=sources,
                  intrinsics=np.repeat(K[None], num, 0), stereo_source_from_target=np.repeat(
-                     np.eye(4, dtype=np.float32)[None], num, 0), depth_gt=depth)
+                     np.eye(4, dtype=np.float32)[None], num, 0), depth_gt=depth,
+                 temporal_source_from_target=poses)
 
 
-def fake_dataset_fn(num_samples: int = 16, repeat: bool = False):
+def fake_dataset_fn(num_samples: int = 16, repeat: bool = False, with_poses: bool = False):
     """A `DatasetFn`: same seeded samples every epoch, batched per replica, drop remainder."""
     cache = []  # built on first use: no TF op may run before MultiWorkerMirroredStrategy exists
 
     def fn(split, batch_size, training, input_context=None, seed=None):
         if not cache:
-            cache.append(fake_samples(num_samples))
+            cache.append(fake_samples(num_samples, with_poses=with_poses))
         ds = tf.data.Dataset.from_tensor_slices(cache[0])
         if input_context is not None:
             ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)

@@ -6,7 +6,8 @@ A dataset is a small stateless object (one module per dataset, one entry in the 
 * `Dataset.check_layout`: is ``data_dir`` there? If not, a one-line `ValueError` that names
   ``--data_dir`` and shows the expected layout (`Dataset.layout`) and where to get the data.
 * `Dataset.prepare`: make the data exist (the synthetic world renders itself on first use).
-* `Dataset.list_samples`: the validated `Sample` s of ``train``, ``val`` or ``test``.
+* `Dataset.list_samples`: the validated `Sample` s of ``train``, ``val`` or ``test``, with the
+  relative camera poses of their temporal sources where the dataset has poses (NaN where not).
 * `Dataset.eval_split`: how training-time depth metrics are masked (``eigen``: the Garg crop and
   the 80 m cap of the paper's Sec. 4.1 protocol; anything else: every pixel with ``gt > 0``).
 * `Dataset.gt_sources`: the evaluation splits the dataset provides, each with its GT source for
@@ -90,6 +91,8 @@ class SplitFileDataset:
       missing_split_hint: how to get the split files, shown when one is missing.
       eval_split: metric protocol of training-time validation.
       gt_sources: evaluation split -> GT source.
+      poses: where the layout keeps camera poses for ``--pose_source=gt``
+        (`md2tf.data.kitti.POSE_LAYOUTS`: ``none``, ``drive`` or ``odometry``).
     """
 
     name: str
@@ -99,6 +102,7 @@ class SplitFileDataset:
     missing_split_hint: str = "get the split files with `python scripts/download_kitti.py --splits_only`"
     eval_split: str = ""
     gt_sources: Mapping[str, str] = field(default_factory=dict)
+    poses: str = "none"
 
     def split_name(self, config: DataConfig) -> str:
         """The split folder: ``config.split``, or `default_split` when the config keeps the default."""
@@ -135,4 +139,5 @@ class SplitFileDataset:
             raise FileNotFoundError(f"split file not found: {path} ({self.missing_split_hint})")
         return build_samples(self.usable_entries(config, read_split(path)), config.data_dir,
                              temporal_offsets=config.temporal_offsets, use_stereo=config.use_stereo,
-                             image_ext=config.image_ext, intrinsics=config.intrinsics)
+                             image_ext=config.image_ext, intrinsics=config.intrinsics,
+                             poses=self.poses)

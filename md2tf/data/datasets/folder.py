@@ -5,6 +5,7 @@ Layout of ``--data_dir``::
     my_video/
       intrinsics.json          # {"fx": 0.58, "fy": 1.92, "cx": 0.5, "cy": 0.5, "units": "normalized"}
       000000.jpg 000001.jpg ...   # frames, sorted by file name = temporal order
+      poses.txt                # optional camera poses, for --pose_source=gt (see below)
 
 or one sub-folder per video (``my_videos/<clip>/*.jpg``, each with its own ``intrinsics.json`` or one
 shared file at the top). Frames use ``--image_ext`` (``.jpg``/``.png``) and should all have one size.
@@ -15,6 +16,12 @@ frame size here). Without the file, ``--intrinsics=fixed`` falls back to the pap
 only sensible for a KITTI-like camera. The horizontal flip keeps K (a centred principal point is
 assumed, as in the paper's training), so a principal point far from the centre calls for
 ``--flip_prob=0``.
+
+``poses.txt`` (optional, per frame folder) gives the camera's known poses, e.g. from GPS/IMU or
+SLAM, in the KITTI odometry format (`md2tf.data.poses`): one line of 12 numbers per frame in sorted
+frame order, the row-major 3x4 camera-to-world ``[R | t]`` in metres (camera axes x right, y down,
+z forward). Its line count and values are validated; ``--pose_source=gt`` trains with these poses
+instead of the pose network, and their metric scale gives metric depth.
 
 Subsets: of the usable targets (all of their temporal neighbours exist), frames whose position is
 5 mod 10 form ``val``, the others ``train``; ``test`` is all of them. Stereo is not
@@ -33,11 +40,13 @@ import numpy as np
 from PIL import Image
 
 from md2tf.config import DataConfig
+from md2tf.data import poses as poses_lib
 from md2tf.data.datasets.base import check_subset, missing_data_error
 from md2tf.data.kitti import FIXED_INTRINSICS_NORMALIZED
 from md2tf.data.sample import Sample
 
 INTRINSICS_FILE = "intrinsics.json"
+POSES_FILE = "poses.txt"
 VAL_EVERY = 10
 
 
@@ -141,7 +150,7 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
 
     Raises:
       ValueError: no frames, a missing ``intrinsics.json`` with ``intrinsics='calib'``, a bad
-        intrinsics file, or no usable frame.
+        intrinsics or ``poses.txt`` file (naming it), or no usable frame.
     """
     check_subset(subset)
     if not os.path.isdir(root):
@@ -162,13 +171,19 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
             raise ValueError(f"{folder}: no {INTRINSICS_FILE} (needed with --intrinsics=calib)")
         else:
             K = FIXED_INTRINSICS_NORMALIZED
+        poses_file = os.path.join(folder, POSES_FILE)
+        world_from_camera = (poses_lib.read_poses_file(poses_file, len(paths))
+                             if os.path.isfile(poses_file) else None)
         for i, path in enumerate(paths):
             if any(not 0 <= i + o < len(paths) for o in temporal_offsets):
                 continue
             if subset != "test" and (i % VAL_EVERY == VAL_EVERY // 2) != (subset == "val"):
                 continue
             sources = tuple(paths[i + o] for o in temporal_offsets)
-            samples.append(Sample(path, sources, K, 1.0, "", os.path.relpath(path, root)))
+            relative = (poses_lib.unknown_poses(len(temporal_offsets)) if world_from_camera is None
+                        else poses_lib.relative_poses(world_from_camera, i, temporal_offsets))
+            samples.append(Sample(path, sources, K, 1.0, "", os.path.relpath(path, root),
+                                  temporal_source_from_target=relative))
     if not samples:
         raise ValueError(f"{root}: no usable {subset} frame (need neighbours {tuple(temporal_offsets)})")
     return samples
@@ -179,7 +194,7 @@ class FrameFolder:
     """The `md2tf.data.datasets.base.Dataset` of a frame folder (module docstring); no depth GT."""
 
     name: str = "folder"
-    layout: str = ("<data_dir>/<frame>.jpg (sorted by name) + intrinsics.json, or "
+    layout: str = ("<data_dir>/<frame>.jpg (sorted by name) + intrinsics.json [+ poses.txt], or "
                    "<data_dir>/<clip>/<frame>.jpg per clip")
     eval_split: str = ""
     gt_sources: Mapping[str, str] = field(default_factory=dict)

@@ -2,7 +2,8 @@
 
 Layout and reader: `md2tf.data.kitti`. Training-time metrics use the Eigen protocol (Garg crop,
 depth capped at 80 m); evaluation reads projected lidar for ``eigen`` and the depth-annotated PNGs
-for ``eigen_benchmark``.
+for ``eigen_benchmark``. KITTI raw has GPS/IMU, not camera poses: ``--pose_source=gt`` needs
+another dataset (``kitti_odom``, ``synthetic``, or a ``folder`` with ``poses.txt``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ listed from its split files exactly as for KITTI (split ``synthetic``). Its para
 `DataConfig` fields (``synthetic_drives``, ``synthetic_frames``, ``synthetic_height``,
 ``synthetic_width``, ``synthetic_seed``, and ``image_ext`` for the file format), so ``config.json``
 alone regenerates the same world. Dense GT depth exists for every frame: training-time metrics and evaluation use it.
+Camera poses (camera 02, metres, ``<drive>/poses.txt``) exist for every frame too: ``--pose_source=gt``.
 """
 
 from __future__ import annotations
@@ -95,4 +96,5 @@ DATASET = SyntheticWorld(
     missing_split_hint="generate the world with `python -m md2tf.data.synthetic --out DIR`",
     eval_split=synthetic.SPLIT_NAME,
     gt_sources={synthetic.SPLIT_NAME: "dense"},
+    poses="drive",
 )

@@ -54,3 +54,66 @@ def test_pixel_values_outside_the_frame_are_refused(tmp_path):
 def test_not_an_object(tmp_path):
     with pytest.raises(ValueError, match="intrinsics.json: expected a JSON object"):
         folder.read_intrinsics(write(tmp_path, "[0.58, 1.92, 0.5, 0.5]"))
+
+
+# --- poses.txt (known camera poses for --pose_source=gt) ---------------------------------------------
+
+
+def write_frames(root, count: int, poses_lines: list[str] | None = None) -> None:
+    from PIL import Image  # noqa: PLC0415
+
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(np.full((32, 64, 3), 10 * i, np.uint8)).save(root / f"{i:04d}.png")
+    (root / "intrinsics.json").write_text(json.dumps(GOOD))
+    if poses_lines is not None:
+        (root / "poses.txt").write_text("".join(line + "\n" for line in poses_lines))
+
+
+def driving_forward(count: int, step: float = 0.8) -> list[str]:
+    """camera-to-world poses of a camera moving ``step`` metres along its z axis per frame."""
+    return [f"1 0 0 0 0 1 0 0 0 0 1 {step * i}" for i in range(count)]
+
+
+def test_poses_become_relative_source_poses(tmp_path):
+    write_frames(tmp_path / "clip", 4, driving_forward(4))
+    samples = folder.folder_samples(str(tmp_path / "clip"), temporal_offsets=(-1, 1), image_ext=".png",
+                                    subset="test")
+    assert [s.name for s in samples] == ["0001.png", "0002.png"]
+    for sample in samples:
+        relative = sample.temporal_source_from_target  # [2, 4, 4]
+        np.testing.assert_allclose(relative[:, :3, :3], np.stack([np.eye(3)] * 2), atol=1e-7)
+        # The previous camera is 0.8 m behind: target points are 0.8 m farther from it; the next
+        # one is 0.8 m ahead.
+        np.testing.assert_allclose(relative[:, :3, 3], [[0, 0, 0.8], [0, 0, -0.8]], atol=1e-6)
+
+
+def test_pipeline_carries_folder_poses(tmp_path):
+    from md2tf.config import DataConfig  # noqa: PLC0415
+    from md2tf.data import pipeline  # noqa: PLC0415
+
+    write_frames(tmp_path / "clip", 4, driving_forward(4, step=0.5))
+    config = DataConfig(dataset="folder", data_dir=str(tmp_path / "clip"), image_ext=".png", height=32,
+                        width=64, frame_offsets=(0, 1, -1), gt_height=32, gt_width=64)
+    batches = list(pipeline.make_dataset(config, "test", batch_size=2, training=False))
+    poses = np.concatenate([b.temporal_source_from_target.numpy() for b in batches])
+    assert poses.shape == (2, 2, 4, 4)
+    np.testing.assert_allclose(poses[:, :, 2, 3], [[-0.5, 0.5], [-0.5, 0.5]], atol=1e-6)  # offsets +1, -1
+
+
+def test_without_poses_file_the_poses_are_unknown(tmp_path):
+    write_frames(tmp_path / "clip", 3)
+    (sample,) = folder.folder_samples(str(tmp_path / "clip"), image_ext=".png", subset="test")
+    assert sample.temporal_source_from_target.shape == (2, 4, 4)
+    assert np.all(np.isnan(sample.temporal_source_from_target))
+
+
+@pytest.mark.parametrize("lines, message", [
+    (driving_forward(3), r"clip/poses.txt: 3 poses for 4 frames"),
+    (driving_forward(3) + ["1 0 0 0 0 1 0 0 0 0 1 inf"], r"clip/poses.txt:4: pose values must be finite"),
+    (driving_forward(3) + ["1 0 0 0 0 1 0 0 0 0 1"], r"clip/poses.txt:4: expected 12 numbers"),
+])
+def test_bad_poses_file_names_it(tmp_path, lines, message):
+    write_frames(tmp_path / "clip", 4, lines)
+    with pytest.raises(ValueError, match=message):
+        folder.folder_samples(str(tmp_path / "clip"), image_ext=".png", subset="test")

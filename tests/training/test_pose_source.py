@@ -1,0 +1,88 @@
+"""``--pose_source=gt``: the dataset's known poses replace the pose network (config, step, trainer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from md2tf.config import ConfigError, DataConfig, ExperimentConfig, TrainConfig
+from md2tf.data.batch import Batch
+from md2tf.training import step
+from md2tf.training import trainer as trainer_lib
+from tests.data import fake_kitti
+from tests.training import fakes
+
+
+def gt_config(run_dir: str, **train) -> ExperimentConfig:
+    config = fakes.tiny_config(run_dir, pose_source="gt", **train)
+    assert not config.use_pose_net
+    return config
+
+
+def test_config_builds_no_pose_net_and_needs_temporal_frames():
+    assert ExperimentConfig().use_pose_net  # the paper's M: pose network
+    assert not ExperimentConfig(train=TrainConfig(pose_source="gt")).use_pose_net
+    with pytest.raises(ConfigError, match=r"--pose_source must be one of network, gt; got 'imu'"):
+        TrainConfig(pose_source="imu")
+    with pytest.raises(ConfigError, match=r"--pose_source=gt needs temporal source frames"):
+        ExperimentConfig(data=DataConfig(frame_offsets=(0,), use_stereo=True),
+                         train=TrainConfig(pose_source="gt"))
+
+
+def test_step_takes_the_batch_poses_then_the_stereo_partner():
+    b, h, w = 2, 8, 8
+    known = np.tile(np.eye(4, dtype=np.float32), (b, 2, 1, 1))
+    known[:, 0, 2, 3], known[:, 1, 2, 3] = 0.7, -0.7
+    stereo = np.tile(np.eye(4, dtype=np.float32), (b, 1, 1))
+    stereo[:, 0, 3] = -0.1
+    images = tf.zeros([b, h, w, 3])
+    batch = Batch(target=(images,), sources=(tf.zeros([b, 3, h, w, 3]),), target_aug=images,
+                  sources_aug=tf.zeros([b, 3, h, w, 3]), intrinsics=tf.eye(3, batch_shape=[b]),
+                  stereo_source_from_target=tf.constant(stereo), depth_gt=tf.zeros([b, h, w, 1]),
+                  temporal_source_from_target=tf.constant(known))
+    poses = step.source_from_target_poses(None, batch, DataConfig(frame_offsets=(0, -1, 1),
+                                                                  use_stereo=True), training=True)
+    np.testing.assert_array_equal(poses[:, :2], known)
+    np.testing.assert_array_equal(poses[:, 2], stereo)
+
+
+def test_one_step_trains_depth_only_from_known_poses(tmp_path):
+    """The stand-in depth network, no pose network: one step changes the depth weights."""
+    config = gt_config(str(tmp_path), steps_per_epoch=1, max_steps=1, validate_every_epoch=False,
+                       image_log_every=0)
+    t = trainer_lib.Trainer(config, networks=lambda: (fakes.TinyDepthNet(), None),
+                            dataset_fn=fakes.fake_dataset_fn(4, with_poses=True))
+    before = [v.numpy() for v in t.depth_net.weights]
+    result = t.train()
+    assert result.step == 1 and result.nonfinite_steps == 0
+    assert np.isfinite(result.last_scalars["loss/total"])
+    assert max(np.abs(a - v.numpy()).max() for a, v in zip(before, t.depth_net.weights)) > 0
+    assert t.pose_net is None and len(t.variables) == len(t.depth_net.trainable_variables)
+
+
+@pytest.mark.slow
+def test_trainer_builds_and_saves_no_pose_network(tmp_path):
+    """The real networks: with gt the trainer builds only the depth network; one step changes it
+    and the checkpoint holds no pose variables."""
+    config = gt_config(str(tmp_path), steps_per_epoch=1, max_steps=1, validate_every_epoch=False,
+                       image_log_every=0)
+    t = trainer_lib.Trainer(config, dataset_fn=fakes.fake_dataset_fn(4, with_poses=True))
+    assert t.pose_net is None
+    before = [v.numpy() for v in t.depth_net.trainable_variables]
+    result = t.train()
+    assert max(np.abs(a - v.numpy()).max() for a, v in zip(before, t.depth_net.trainable_variables)) > 0
+    names = [name for name, _ in tf.train.list_variables(result.checkpoint)]
+    assert any("depth" in n for n in names) and not any("pose" in n for n in names), names
+
+
+def test_dataset_without_poses_fails_at_startup(tmp_path):
+    root = fake_kitti.write_tree(str(tmp_path / "kitti"), frames=5)
+    data = DataConfig(dataset="kitti", data_dir=root, split="synthetic", image_ext=".png", height=32,
+                      width=64)
+    config = ExperimentConfig(data=data, train=TrainConfig(run_dir=str(tmp_path / "run"),
+                                                           pose_source="gt"))
+    with pytest.raises(ValueError, match=r"^--pose_source=gt needs known camera poses, but "
+                                         r"--dataset=kitti .* has none for train sample"):
+        trainer_lib.Trainer(config)
+    trainer_lib.check_poses_available(ExperimentConfig(data=data))  # network poses: nothing needed
