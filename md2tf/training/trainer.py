@@ -111,7 +111,7 @@ def _first_sample_without_poses(config: DataConfig, subset: str) -> str | None:
     if isinstance(source, PreparedDataset):
         for element in pipeline.make_dataset(config, subset, batch_size=1, training=False).take(1):
             known = poses.has_poses(element.temporal_source_from_target.numpy()[0])
-            return None if known else f"{subset} example 0"
+            return None if known else "example 0"
         return None
     samples = source.list_samples(config, subset)
     return next((s.name for s in samples if not poses.has_poses(s.temporal_source_from_target)), None)

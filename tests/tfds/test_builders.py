@@ -316,5 +316,5 @@ def test_pose_source_gt_refuses_a_prepared_dataset_without_poses(kitti_tfds):
 
     config = ExperimentConfig(data=_prepared(kitti_tfds), train=TrainConfig(pose_source="gt"))
     with pytest.raises(ValueError, match=r"--pose_source=gt needs known camera poses, but "
-                                         r"--dataset=tfds:md2tf_kitti/tiny .* train example 0"):
+                                         r"--dataset=tfds:md2tf_kitti/tiny .* train sample 'example 0'"):
         trainer.check_poses_available(config)
