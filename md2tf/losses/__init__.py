@@ -1,6 +1,7 @@
 """The Monodepth2 self-supervised objective: photometric error, smoothness, auto-masking, multi-scale."""
 
 from md2tf.losses.automask import min_reprojection
+from md2tf.losses.compiled import xla_loss
 from md2tf.losses.multiscale import LossOutputs, monodepth2_loss, scale_reprojection
 from md2tf.losses.photometric import photometric_error, ssim
 from md2tf.losses.smoothness import edge_aware_smoothness
@@ -13,4 +14,5 @@ __all__ = [
     "photometric_error",
     "scale_reprojection",
     "ssim",
+    "xla_loss",
 ]

@@ -24,7 +24,7 @@ from md2tf.convert import init_encoders
 from md2tf.data import datasets, pipeline, poses
 from md2tf.data.prepared import PreparedDataset
 from md2tf.evaluation import metrics
-from md2tf.losses import monodepth2_loss
+from md2tf.losses import monodepth2_loss, xla_loss
 from md2tf.rundir import RunDir
 from md2tf.training import checkpoints, distribute, schedule, step, summaries
 from md2tf.training import hooks as hooks_lib
@@ -195,7 +195,9 @@ class Trainer:
         #: Training samples dropped for corrupt images (``--skip_corrupt_images``).
         self.corrupt_samples = tf.Variable(0, dtype=tf.int64, trainable=False, name="corrupt_samples")
         self.dataset_fn = dataset_fn or _default_dataset_fn(config, self.corrupt_samples)
-        self.loss_fn = loss_fn or monodepth2_loss
+        if loss_fn is None:  # the loss as one XLA cluster unless the whole step is compiled already
+            loss_fn = xla_loss() if tc.jit_compile_loss and not tc.jit_compile else monodepth2_loss
+        self.loss_fn = loss_fn
         self.scales = tuple(config.model.scales)
         h, w = config.data.height, config.data.width
         with self.strategy.scope():

@@ -2,36 +2,45 @@
 
 ``train``: the project's own step (`md2tf.training.Trainer.train_step`: depth + pose nets, full-res
 4-scale loss, finite check, Adam) on a fixed synthetic `Batch` (no input pipeline, so only compute is
-timed), scratch init. Cases are ``MODE:BATCH:COMPILE`` with MODE in M (frames 0, -1, +1), S (stereo
-only, no pose net), MS, and COMPILE ``graph`` (``tf.function``) or ``xla`` (``--jit_compile``: the
-replica's forward + backward compiled by XLA, Adam outside). Default cases: M at batch 2 and 4, graph
-and XLA; override with ``MD2TF_BENCH_TRAIN="M:4:xla,S:4:graph,MS:4:graph:mixed_bfloat16"``. By default
-``M:4:graph:mixed_bfloat16`` is added when the CPU has native bf16/fp16 arithmetic
-(``avx512_bf16``/``amx_bf16``/``avx512_fp16`` flags).
+timed), scratch init. Cases are ``MODE:BATCH:COMPILE[:PRECISION]`` with MODE in M (frames 0, -1, +1),
+S (stereo only, no pose net), MS, and COMPILE ``graph`` (``tf.function``), ``xlaloss`` (graph step,
+the loss compiled by XLA: ``--jit_compile_loss``) or ``xla`` (``--jit_compile``: the replica's forward +
+backward compiled by XLA, Adam outside). Default cases: M at batch 4 in graph and xlaloss, plus
+xlaloss with ``mixed_bfloat16`` when the CPU has native bf16/fp16 arithmetic
+(``avx512_bf16``/``amx_bf16``/``avx512_fp16`` flags); override with
+``MD2TF_BENCH_TRAIN="M:4:xla,S:4:graph,MS:4:graph:mixed_bfloat16"``.
 
-``train_profile``: where the time of one M batch-4 step goes (graph and XLA): network forward,
-network forward + backward, loss forward, loss forward + backward (w.r.t. the disparities and poses),
-and the full step, each timed separately.
+All cases are built first and then timed **interleaved** (one step of each case per round, ``--warmup``
+untimed rounds, ``--repeats`` timed rounds), together with the machine's measured matmul peak
+(``tf.linalg.matmul`` of two 4096 x 4096 float32 matrices, 2 n^3 FLOP; bfloat16 too for bf16 cases),
+so that ratios between the rows hold under the load of a shared machine. Each row reports s/step,
+samples/s, the step's peak RSS (``VmHWM`` after resetting it before the step, ``/proc/self/clear_refs``)
+and what the step allocates on top of the RSS before it, and the fraction of the measured peak:
+``3 x`` the networks' forward FLOPs (TF profiler; backward = gradients w.r.t. inputs and weights, each
+about one forward) per step time. The loss's FLOPs (a few GFLOP) are not counted.
 
-``--compare-torch`` adds the PyTorch eager M step (`md2tf.convert.torch_reference.MonoTrainStep`)
-at the same batch sizes in the same run. Reference figures (official PyTorch code, this 2-core
-machine): batch 4 5.3 s/step, batch 2 3.4 s/step.
+``train_profile``: where the time of one M batch-4 step goes (graph, graph with the XLA loss, and XLA):
+network forward, network forward + backward, loss forward, loss forward + backward (w.r.t. the
+disparities and poses), and the full step, each timed separately.
+
+``--compare-torch`` adds the PyTorch eager M step (`md2tf.convert.torch_reference.MonoTrainStep`, our
+own reimplementation from the paper) to the interleaved rounds, at the same batch sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import tempfile
 
 import numpy as np
 
-from bench.harness import measure, section
+from bench.harness import Timing, _own_cpu_seconds, _system_busy_seconds, measure, section
 
 HEIGHT, WIDTH = 192, 640
-REFERENCE_S_PER_STEP = {2: 3.4, 4: 5.3}  # official PyTorch, idle machine: batch -> s/step
-DEFAULT_CASES = "M:2:graph,M:2:xla,M:4:graph,M:4:xla"
+DEFAULT_CASES = "M:4:graph,M:4:xlaloss"
+COMPILE_MODES = ("graph", "xlaloss", "xla")
+PEAK_N = 4096  # matmul size of the peak measurement
 MODES = {"M": ((0, -1, 1), False), "S": ((0,), True), "MS": ((0, -1, 1), True)}
 
 
@@ -73,7 +82,8 @@ def _experiment(mode: str, batch: int, compile_mode: str, run_dir: str, precisio
     return ExperimentConfig(
         data=DataConfig(height=HEIGHT, width=WIDTH, frame_offsets=offsets, use_stereo=stereo),
         train=TrainConfig(run_dir=run_dir, batch_size=batch, jit_compile=compile_mode == "xla",
-                          mixed_precision=precision, strategy="default", progress_bar=False))
+                          jit_compile_loss=compile_mode == "xlaloss", mixed_precision=precision,
+                          strategy="default", progress_bar=False))
 
 
 def _hardware_low_precision() -> bool:
@@ -113,87 +123,162 @@ def _cases() -> list[tuple[str, int, str, str]]:
     cases = []
     for item in spec.split(","):
         parts = item.strip().split(":")
-        if len(parts) not in (3, 4) or parts[0] not in MODES or parts[2] not in ("graph", "xla"):
-            raise ValueError(f"MD2TF_BENCH_TRAIN item {item!r}: expected MODE:BATCH:graph|xla[:precision] "
-                             f"with MODE in {sorted(MODES)}")
+        if len(parts) not in (3, 4) or parts[0] not in MODES or parts[2] not in COMPILE_MODES:
+            raise ValueError(f"MD2TF_BENCH_TRAIN item {item!r}: expected MODE:BATCH:COMPILE[:precision] "
+                             f"with MODE in {sorted(MODES)} and COMPILE in {COMPILE_MODES}")
         cases.append((parts[0], int(parts[1]), parts[2], parts[3] if len(parts) == 4 else "float32"))
     if "MD2TF_BENCH_TRAIN" not in os.environ and _hardware_low_precision():
-        cases.append(("M", 4, "graph", "mixed_bfloat16"))
+        cases.append(("M", 4, "xlaloss", "mixed_bfloat16"))
     return cases
 
 
-def _rss_mib() -> float:
+def _status_mib(key: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
 
 
+def _reset_peak_rss() -> bool:
+    """Resets this process's ``VmHWM`` to its current RSS (Linux); False where that is not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def net_flops(mode: str, batch: int) -> int:
+    """Forward FLOPs of the networks in one step: depth net on the target, pose net on every pair."""
+    import tensorflow as tf
+
+    from bench.infer import count_flops
+    from md2tf import models
+    from md2tf.config import ModelConfig
+
+    offsets, _ = MODES[mode]
+    pairs = len([o for o in offsets if o != 0])
+    depth_net, pose_net = models.build(ModelConfig(), use_pose_net=pairs > 0)
+    total = count_flops(tf.function(lambda x: depth_net(x, training=True)).get_concrete_function(
+        tf.TensorSpec([batch, HEIGHT, WIDTH, 3], tf.float32)))
+    if pairs:
+        total += pairs * count_flops(tf.function(lambda x: pose_net(x, training=True)).get_concrete_function(
+            tf.TensorSpec([batch, HEIGHT, WIDTH, 6], tf.float32)))
+    return total
+
+
+def _matmul_fn(dtype_name: str):
+    import tensorflow as tf
+
+    dtype = tf.as_dtype(dtype_name)
+    a = tf.random.stateless_uniform([PEAK_N, PEAK_N], seed=(1, 2), dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
+    matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32)))
+    return lambda: float(matmul())
+
+
 @section("train")
 def train_section(args: argparse.Namespace) -> list[dict]:
-    import gc
     import time
 
-    rows = []
-    warmup = max(1, min(args.warmup, 2))
-    repeats = max(3, min(args.repeats, 5))
-    for mode, batch, compile_mode, precision in _cases():
+    cases = _cases()
+    warmup = max(1, args.warmup)
+    repeats = max(3, args.repeats)
+    runners: dict[str, tuple] = {}  # name -> (fn, items per run, row extras)
+    for mode, batch, compile_mode, precision in cases:
         name = f"train {mode} b{batch} {compile_mode}" + ("" if precision == "float32" else f" {precision}")
         print(f"  building {name} ...", flush=True)
         t0 = time.perf_counter()
-        run, trainer = make_trainer_step(mode, batch, compile_mode, args.workdir, precision)
+        run, _ = make_trainer_step(mode, batch, compile_mode, args.workdir, precision)
         run()  # trace + compile
-        first = time.perf_counter() - t0
-        timing = measure(name, run, warmup=warmup - 1, repeats=repeats, items_per_run=batch,
-                         mode=mode, batch=batch, compile=compile_mode, precision=precision,
-                         first_step_s=round(first, 1), rss_mib=round(_rss_mib(), 0),
-                         peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0))
-        row = timing.to_dict(args.contaminated)
-        ref = REFERENCE_S_PER_STEP.get(batch) if mode == "M" else None
-        if ref:
-            row["speedup_vs_reference"] = round(ref / row["median_s"], 3)
-        rows.append(row)
-        print(f"    {row['median_s']:.2f} s/step (first step {first:.0f} s, others "
-              f"{row['other_cpu_cores']:.2f} cores)", flush=True)
-        del run, trainer
-        gc.collect()
+        runners[name] = (run, batch, dict(mode=mode, batch=batch, compile=compile_mode, precision=precision,
+                                          first_step_s=round(time.perf_counter() - t0, 1)))
+    flops = {(m, b): net_flops(m, b) for m, b, _, _ in cases}
+    peaks = ["float32"] + (["bfloat16"] if any(c[3] == "mixed_bfloat16" for c in cases) else [])
+    for dtype in peaks:
+        runners[f"peak matmul {dtype} {PEAK_N}"] = (_matmul_fn(dtype), 2 * PEAK_N**3 / 1e9,
+                                                     dict(compile="matmul", precision=dtype))
     if args.compare_torch:
-        rows += _torch_rows(args, sorted({b for m, b, _, _ in _cases() if m == "M"}), warmup, repeats)
+        runners.update(_torch_runners(args, sorted({b for m, b, _, _ in cases if m == "M"})))
+
+    times = {name: [] for name in runners}
+    step_peak = {name: [] for name in runners}
+    step_extra = {name: [] for name in runners}
+    can_reset = _reset_peak_rss()
+    busy0 = _system_busy_seconds()
+    own0, wall0 = _own_cpu_seconds(), time.perf_counter()
+    for r in range(warmup + repeats):
+        for name, (fn, _, _) in runners.items():
+            before = _status_mib("VmRSS")
+            _reset_peak_rss()
+            t0 = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - t0
+            if r >= warmup:
+                times[name].append(elapsed)
+                step_peak[name].append(_status_mib("VmHWM"))
+                step_extra[name].append(_status_mib("VmHWM") - before)
+        print(f"    round {r + 1}/{warmup + repeats} done", flush=True)
+    wall = time.perf_counter() - wall0
+    others = max(0.0, (_system_busy_seconds() - busy0) - (_own_cpu_seconds() - own0)) / max(wall, 1e-9)
+
+    rows = []
+    for name, (_, items, extra) in runners.items():
+        row = Timing(name, times[name], others, items, dict(extra)).to_dict(args.contaminated)
+        if can_reset:
+            row["step_peak_rss_mib"] = round(max(step_peak[name]), 0)
+            row["step_extra_mib"] = round(max(step_extra[name]), 0)
+        rows.append(row)
+    peak = {dtype: next(r["items_per_s"] for r in rows if r["name"] == f"peak matmul {dtype} {PEAK_N}")
+            for dtype in peaks}  # GFLOP/s
+    for row in rows:
+        if row.get("compile") in COMPILE_MODES + ("torch-eager",):
+            gflop = 3 * flops.get((row["mode"], row["batch"]), 0) / 1e9
+            if gflop:
+                row["train_gflop"] = round(gflop, 1)
+                row["gflops_per_s"] = round(gflop / row["median_s"], 1)
+                row["fraction_of_fp32_peak"] = round(row["gflops_per_s"] / peak["float32"], 3)
+                if row.get("precision") == "mixed_bfloat16":
+                    row["fraction_of_bf16_peak"] = round(row["gflops_per_s"] / peak["bfloat16"], 3)
+    torch_rows = {r["batch"]: r for r in rows if r.get("compile") == "torch-eager"}
+    for row in rows:
+        ref = torch_rows.get(row.get("batch")) if row.get("compile") in COMPILE_MODES else None
+        if ref and row["mode"] == "M":
+            row["speedup_vs_torch_reference"] = round(ref["median_s"] / row["median_s"], 3)
     return rows
 
 
-def _torch_rows(args, batches, warmup, repeats) -> list[dict]:
+def _torch_runners(args, batches) -> dict:
     try:
         import torch
 
         from md2tf.convert.torch_reference import MonoTrainStep
     except ImportError as e:  # torch is optional
         print(f"  --compare-torch: PyTorch unavailable ({e})", flush=True)
-        return []
+        return {}
     torch.set_num_threads(args.threads)
-    rows = []
-    for batch in batches:
-        step = MonoTrainStep(batch, HEIGHT, WIDTH)
-        row = measure(f"torch eager train M b{batch}", step, warmup=warmup, repeats=repeats,
-                      items_per_run=batch, mode="M", batch=batch, compile="torch-eager",
-                      torch=torch.__version__).to_dict(args.contaminated)
-        rows.append(row)
-        print(f"    torch b{batch}: {row['median_s']:.2f} s/step", flush=True)
-    return rows
+    return {f"torch eager train M b{batch}": (MonoTrainStep(batch, HEIGHT, WIDTH), batch,
+                                               dict(mode="M", batch=batch, compile="torch-eager",
+                                                    precision="float32", torch=torch.__version__))
+            for batch in batches}
 
 
 # --- where the time goes ---------------------------------------------------------------------------
 
 
-def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M"):
-    """Separately compiled pieces of one training step: ``{name: fn}`` (each returns a scalar)."""
+def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M", loss_jit: bool = False):
+    """Separately compiled pieces of one training step: ``{name: fn}`` (each returns a scalar).
+
+    ``jit`` compiles every piece with XLA; ``loss_jit`` only the loss (`md2tf.losses.xla_loss`).
+    """
     import keras
     import tensorflow as tf
 
     from md2tf import models
     from md2tf.config import LossConfig, ModelConfig
-    from md2tf.losses import monodepth2_loss
+    from md2tf.losses import monodepth2_loss, xla_loss
     from md2tf.training import step
 
     config = _experiment(mode, batch, "xla" if jit else "graph", "unused")
@@ -204,6 +289,7 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M"):
     seed = tf.constant([1, 2], tf.int32)
     optimizer = keras.optimizers.Adam(1e-4, epsilon=1e-8)
     optimizer.build(variables)
+    loss_fn = xla_loss() if loss_jit else monodepth2_loss
 
     def nets():
         disps = depth_net(data.target_aug, training=True)
@@ -225,7 +311,7 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M"):
     fixed_poses = tf.constant(fixed_poses.numpy())
 
     def loss_fwd():
-        return monodepth2_loss(fixed_disps, data.target, data.sources, fixed_poses, data.intrinsics,
+        return loss_fn(fixed_disps, data.target, data.sources, fixed_poses, data.intrinsics,
                                loss_config, noise_seed=seed,
                                disp_to_depth=depth_net.disp_to_depth).total
 
@@ -239,8 +325,7 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M"):
 
     def full_fwd_bwd():
         with tf.GradientTape() as tape:
-            out = step.forward(depth_net, pose_net, data, config.data, loss_config, monodepth2_loss,
-                               seed, True)
+            out = step.forward(depth_net, pose_net, data, config.data, loss_config, loss_fn, seed, True)
         grads = tape.gradient(out.losses.total, variables)
         return out.losses.total, grads
 
@@ -263,9 +348,9 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M"):
 def train_profile_section(args: argparse.Namespace) -> list[dict]:
     batch = int(os.environ.get("MD2TF_BENCH_PROFILE_BATCH", "4"))
     rows = []
-    for jit in (False, True):
-        label = "xla" if jit else "graph"
-        for name, fn in profile_fns(batch, jit).items():
+    for label in ("graph", "xlaloss", "xla"):
+        jit = label == "xla"
+        for name, fn in profile_fns(batch, jit, loss_jit=label == "xlaloss").items():
             fn()  # trace / compile
             rows.append(measure(f"profile b{batch} {label}: {name}", fn, warmup=1,
                                 repeats=max(3, min(args.repeats, 5)), items_per_run=batch,
