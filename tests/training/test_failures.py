@@ -66,7 +66,7 @@ def corrupt_after(num_ok_batches: int):
             ok = tf.debugging.Assert(i < num_ok_batches,
                                      ["corrupt or truncated image file:", "/data/frame_7.jpg"])
             with tf.control_dependencies([ok]):
-                return tf.nest.map_structure(tf.identity, batch)
+                return tf.nest.map_structure(lambda t: t if t is None else tf.identity(t), batch)
 
         return ds.map(check)
 
