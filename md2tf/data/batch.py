@@ -30,7 +30,8 @@ class Batch(NamedTuple):
       temporal_source_from_target: ``[B, T, 4, 4]`` rigid transforms from the target camera into each
         temporal source's camera (T = temporal offsets, in order) from the dataset's known camera
         poses (metres; mirrored with flipped samples); NaN when the dataset has none. The loss uses
-        them instead of the pose network with ``--pose_source=gt``. None in batches built without them.
+        them instead of the pose network with ``--pose_source=gt``. The pipeline always fills it;
+        None (batches built by hand) works on one device but not through a distributed iterator.
     """
 
     target: tuple[tf.Tensor, ...]

@@ -8,6 +8,7 @@ import tensorflow as tf
 from md2tf import geometry
 from md2tf.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, TrainConfig
 from md2tf.data.batch import Batch
+from md2tf.data.poses import unknown_poses
 
 H, W = 64, 64
 
@@ -29,7 +30,8 @@ def tiny_config(run_dir: str, **train_overrides) -> ExperimentConfig:
 
 def fake_samples(num: int, num_sources: int = 2, seed: int = 0, with_poses: bool = False) -> Batch:
     """``num`` samples (unbatched leading axis): smooth random images shifted between frames; with
-    ``with_poses``, known ``temporal_source_from_target`` (sideways translations of -/+ 0.1)."""
+    ``with_poses``, known ``temporal_source_from_target`` (sideways translations of -/+ 0.1), else
+    NaN poses as the pipeline gives a dataset without them."""
     rng = np.random.default_rng(seed)
     base = rng.uniform(0, 1, size=(num, H // 8, W // 8 + 4, 3)).astype(np.float32)
     big = tf.image.resize(base, (H, W + 32), method="bilinear").numpy()
@@ -43,7 +45,7 @@ def fake_samples(num: int, num_sources: int = 2, seed: int = 0, with_poses: bool
         for s in range(4))
     K = np.array([[0.58 * W, 0, W / 2], [0, 1.92 * H, H / 2], [0, 0, 1]], np.float32)
     depth = 1.0 + 9.0 * rng.uniform(0, 1, size=(num, H, W, 1)).astype(np.float32)
-    poses = None
+    poses = np.repeat(unknown_poses(num_sources)[None], num, 0)  # as the pipeline: NaN = unknown
     if with_poses:
         poses = np.tile(np.eye(4, dtype=np.float32), (num, num_sources, 1, 1))
         poses[:, :, 0, 3] = [-0.1, 0.1][:num_sources]
