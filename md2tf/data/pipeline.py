@@ -338,19 +338,16 @@ def to_batch(element: dict) -> Batch:
     )
 
 
-def samples_to_dataset(samples: list[Sample], num_temporal: int | None = None) -> tf.data.Dataset:
+def samples_to_dataset(samples: list[Sample], num_temporal: int) -> tf.data.Dataset:
     """A dataset of the samples' paths and camera data (one dict per sample; nothing decoded).
 
     Args:
       samples: the listed samples.
-      num_temporal: T, the number of temporal sources (for samples listed without poses); None =
-        from the samples' ``temporal_source_from_target`` (0 if no sample has it).
+      num_temporal: T, the number of temporal sources (NaN poses ``[T, 4, 4]`` for samples listed
+        without poses).
     """
     if not samples:
         raise ValueError("no samples to read")
-    if num_temporal is None:
-        num_temporal = next((len(s.temporal_source_from_target) for s in samples
-                             if s.temporal_source_from_target is not None), 0)
     poses = np.stack([unknown_poses(num_temporal) if s.temporal_source_from_target is None
                       else s.temporal_source_from_target for s in samples]).astype(np.float32)
     return tf.data.Dataset.from_tensor_slices({
@@ -442,8 +439,8 @@ class _PreparedLoader:
         self.config = config
         self.training = training
         self.frame_indices = frame_indices
-        # Stored poses follow the stored temporal frames (frame 1 + i has pose i).
-        self.pose_indices = frame_indices[1:1 + len(config.temporal_offsets)]
+        # Stored poses follow the stored temporal frames (stored frame 1 + i has pose i).
+        self.pose_indices = [i - 1 for i in frame_indices[1:1 + len(config.temporal_offsets)]]
 
     def __call__(self, example: dict, seed: tf.Tensor) -> dict:
         cfg = self.config
@@ -462,7 +459,7 @@ class _PreparedLoader:
                            lambda: tf.zeros([cfg.gt_height, cfg.gt_width, 1], tf.float32))
         poses = None
         if "temporal_source_from_target" in example and self.pose_indices:
-            poses = tf.gather(example["temporal_source_from_target"], [i - 1 for i in self.pose_indices])
+            poses = tf.gather(example["temporal_source_from_target"], self.pose_indices)
         return finish_sample(cfg, clean, params, example["intrinsics"], example["side_sign"], depth_gt,
                              temporal_source_from_target=poses)
 

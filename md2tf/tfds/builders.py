@@ -231,8 +231,8 @@ class Md2tfBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             out.update({k: element[k] for k in carried})
             return out
 
-        ds = pipeline.samples_to_dataset(samples, len(data.temporal_offsets)).map(encode, num_parallel_calls=tf.data.AUTOTUNE,
-                                                      deterministic=True)
+        ds = pipeline.samples_to_dataset(samples, len(data.temporal_offsets))
+        ds = ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         for sample, example in zip(samples, ds.as_numpy_iterator(), strict=True):
             example["frames"] = list(example["frames"])
             example["name"] = sample.name
