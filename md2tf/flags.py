@@ -30,6 +30,7 @@ from typing import Any
 from absl import app, flags
 
 from md2tf import config as cfg
+from md2tf import native_stderr
 
 FLAGS = flags.FLAGS
 #: Exit status of a configuration or input-data error (absl's own usage errors exit with 1).
@@ -230,7 +231,8 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
     config or by ``main`` is a problem with the user's settings or data: the command ends with
     ``error: <message>`` on stderr and exit status 2 (``MD2TF_TRACEBACK=1`` shows the traceback).
     Other exceptions are bugs and keep their traceback. ``main`` returns the exit status (None = 0).
-    TensorFlow's own log lines are silenced first (`quiet_tensorflow`, after ``--verbosity`` is parsed).
+    TensorFlow's own log lines are silenced first (`quiet_tensorflow`, after ``--verbosity`` is parsed),
+    then TF starts with its GPU probe's lines held back (`native_stderr.start_tensorflow_quietly`).
     """
     define_flags(config_cls, FLAGS)
     app.define_help_flags()
@@ -242,7 +244,8 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
     def _main(args: list[str]) -> int:
         if len(args) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(args[1:])}")
-        quiet_tensorflow(FLAGS["verbosity"].value if "verbosity" in FLAGS else 0)
+        if quiet_tensorflow(FLAGS["verbosity"].value if "verbosity" in FLAGS else 0):
+            native_stderr.start_tensorflow_quietly()
         return _invoke(main, config_cls, FLAGS)
 
     app.run(_main, argv=argv)

@@ -29,12 +29,12 @@ import io
 import json
 import os
 import re
-import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
+from md2tf import native_stderr
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
@@ -46,27 +46,15 @@ def native_stderr_held_back():
     The converter and LiteRT print info lines (``fully_quantize: 0, ...``, ``Created TensorFlow Lite
     XNNPACK delegate``) straight to file descriptor 2, past Python's logging. While
     ``TF_CPP_MIN_LOG_LEVEL`` asks for fewer logs (md2tf's commands set it unless TF's logs are
-    wanted), those lines are captured and dropped; if the block raises, they are written out, as
-    they may explain the error.
+    wanted), those lines are captured and dropped (`md2tf.native_stderr.held_back`); if the block
+    raises, they are written out, as they may explain the error.
     """
     level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip()
     if not level.isdigit() or int(level) < 1:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with native_stderr.held_back():
+        yield
 
 
 @dataclass(frozen=True)
