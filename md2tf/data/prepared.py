@@ -99,9 +99,10 @@ class PreparedDataset:
                 f"--dataset={self.name}: not prepared in --data_dir={config.data_dir!r} (expected "
                 f"{self.layout}); prepare it with `{prepare_command(self.name, config.data_dir)}`")
 
-    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
+    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0,
+                progress: bool = True) -> None:
         """Nothing to do at training time (prepared datasets are written by the builders)."""
-        del is_chief, timeout_s
+        del is_chief, timeout_s, progress
         self.check_layout(config)
 
     def list_samples(self, config: DataConfig, subset: str) -> list:

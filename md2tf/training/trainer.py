@@ -145,7 +145,8 @@ def prepare_data(config: ExperimentConfig, timeout_s: float = 3600.0) -> None:
     Only the chief writes; other workers wait up to ``timeout_s`` seconds for it.
     """
     datasets.get_dataset(config.data.dataset).prepare(config.data, is_chief=distribute.is_chief(),
-                                                     timeout_s=timeout_s)
+                                                     timeout_s=timeout_s,
+                                                     progress=config.train.progress_bar)
 
 
 def _error_cause(error: BaseException) -> str:

@@ -218,14 +218,16 @@ def test_config_json_replays_the_world_and_old_files_still_load():
     assert ExperimentConfig.from_dict(old).data.synthetic_drives == DataConfig().synthetic_drives
 
 
-def test_synthetic_prepare_renders_the_configured_world_once(tmp_path):
+def test_synthetic_prepare_renders_the_configured_world_once(tmp_path, capfd):
     root = str(tmp_path / "world")
     config = DataConfig(dataset="synthetic", data_dir=root, image_ext=".png", height=H, width=W,
                         synthetic_drives=1, synthetic_frames=3, synthetic_height=12, synthetic_width=40)
     dataset = datasets.get_dataset("synthetic")
     with pytest.raises(TimeoutError, match="synthetic_world.json"):
         dataset.prepare(config, is_chief=False, timeout_s=0.0)  # a worker waits for the chief's world
-    dataset.prepare(config, is_chief=True)
+    capfd.readouterr()
+    dataset.prepare(config, is_chief=True, progress=False)
+    assert "synthetic world" not in capfd.readouterr().err  # --noprogress_bar: no bar in the log
     with open(os.path.join(root, synthetic.MANIFEST)) as f:
         written = json.load(f)["config"]
     assert {k: written[k] for k in ("drives", "frames", "height", "width", "ext")} == {

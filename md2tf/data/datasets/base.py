@@ -59,8 +59,15 @@ class Dataset(Protocol):
     def check_layout(self, config: DataConfig) -> None:
         """Raises `ValueError` (naming ``--data_dir`` and showing `layout`) if the data is missing."""
 
-    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
-        """Makes the data exist before training (no-op for datasets read as they are)."""
+    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0,
+                progress: bool = True) -> None:
+        """Makes the data exist before training (no-op for datasets read as they are).
+
+        Args:
+          config: the data configuration.
+          is_chief: whether this process writes; other workers wait up to ``timeout_s`` seconds.
+          progress: show a progress bar while data is written (rendered or decoded).
+        """
 
     def list_samples(self, config: DataConfig, subset: str) -> list[Sample]:
         """The validated samples of ``subset`` (``train``, ``val`` or ``test``), in a fixed order."""
@@ -113,9 +120,10 @@ class SplitFileDataset:
         if not config.data_dir or not os.path.isdir(config.data_dir):
             raise missing_data_error(config, self.layout, self.how_to_get)
 
-    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
+    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0,
+                progress: bool = True) -> None:
         """Nothing to do: the files are read as they are."""
-        del config, is_chief, timeout_s
+        del config, is_chief, timeout_s, progress
 
     def usable_entries(self, config: DataConfig, entries: list[SplitEntry]) -> list[SplitEntry]:
         """The split lines to build samples from: all of them (a missing image is an error)."""

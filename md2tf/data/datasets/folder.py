@@ -205,9 +205,10 @@ class FrameFolder:
             raise missing_data_error(config, self.layout,
                                      "Put your video's frames there (see md2tf/data/datasets/folder.py)")
 
-    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
+    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0,
+                progress: bool = True) -> None:
         """Nothing to do: the frames are read as they are."""
-        del config, is_chief, timeout_s
+        del config, is_chief, timeout_s, progress
 
     def list_samples(self, config: DataConfig, subset: str) -> list[Sample]:
         """`folder_samples` of ``config.data_dir``.

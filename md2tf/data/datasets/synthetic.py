@@ -61,7 +61,8 @@ class SyntheticWorld(SplitFileDataset):
                         "frame and are skipped", list(offsets), len(entries) - len(kept), len(entries))
         return kept
 
-    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
+    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0,
+                progress: bool = True) -> None:
         """Renders the world into ``data_dir`` unless a complete one with these parameters is there.
 
         Only the chief renders; other workers wait for its manifest (written last).
@@ -70,6 +71,7 @@ class SyntheticWorld(SplitFileDataset):
           config: the data configuration (`world_parameters`).
           is_chief: whether this process renders.
           timeout_s: how long a non-chief worker waits, in seconds.
+          progress: show the rendering's progress bar.
 
         Raises:
           ValueError: if ``data_dir`` holds a world with other parameters.
@@ -78,7 +80,7 @@ class SyntheticWorld(SplitFileDataset):
         self.check_layout(config)
         if is_chief:
             logger.info("synthetic world in %s (generated on first use)", config.data_dir)
-            synthetic.ensure_world(config.data_dir, progress=True, **world_parameters(config))
+            synthetic.ensure_world(config.data_dir, progress=progress, **world_parameters(config))
             return
         manifest = os.path.join(config.data_dir, synthetic.MANIFEST)
         deadline = time.time() + timeout_s

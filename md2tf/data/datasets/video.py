@@ -229,7 +229,8 @@ class VideoClips:
                                      "Put your video files there (see md2tf/data/datasets/video.py)")
         list_videos(config.data_dir)
 
-    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0) -> None:
+    def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0,
+                progress: bool = True) -> None:
         """Decodes the clips once (`prepare_videos`); other workers wait for the chief's manifest.
 
         Raises:
@@ -238,7 +239,7 @@ class VideoClips:
         """
         self.check_layout(config)
         if is_chief:
-            prepare_videos(config)
+            prepare_videos(config, progress=progress)
             return
         manifest = os.path.join(prepared_dir(config), MANIFEST)
         deadline = time.time() + timeout_s
