@@ -143,7 +143,9 @@ def pose_scores(run_dir: str, depth_scale: float) -> dict:
       ``tz_ratio`` and ``tz_error`` (mean |s tz - tz_gt| / mean |tz_gt|) after it, ``lateral`` (mean
       |s tx| and |s ty|, m/frame), ``cos`` (mean cosine between predicted and GT translations), the
       snippet ATE of the prediction and of a constant-velocity guess (every step = the drive's mean
-      GT translation, no rotation). Pairs with GT motion < ``MOVING_M`` are left out of the ratios.
+      GT translation, no rotation), each also on steady-speed snippets and on those where the speed
+      changes, and ``stopped_speed`` (predicted speed where the GT stands, after the scale). Pairs
+      with GT motion < ``MOVING_M`` are left out of the ratios.
     """
     import glob
 
@@ -176,8 +178,7 @@ def pose_scores(run_dir: str, depth_scale: float) -> dict:
     scale = float(np.sum(t_pred * t_gt) / max(np.sum(t_pred**2), 1e-12))
     tp, tg = t_pred[moving], t_gt[moving]
     cos = np.sum(tp * tg, 1) / np.maximum(np.linalg.norm(tp, axis=1) * np.linalg.norm(tg, axis=1), 1e-12)
-    constant = np.tile(np.eye(4), (len(gt), 1, 1))
-    constant[:, :3, 3] = t_gt.mean(0)
+    constant = odometry.constant_velocity_poses(gt)
     return {
         "gt_tz": float(tg[:, 2].mean()),
         "pred_tz": float(tp[:, 2].mean()),
@@ -188,6 +189,9 @@ def pose_scores(run_dir: str, depth_scale: float) -> dict:
         "lateral_x": float(np.abs(scale * tp[:, 0]).mean()),
         "lateral_y": float(np.abs(scale * tp[:, 1]).mean()),
         "cos": float(cos.mean()),
+        # Auto-masking hides a standing camera's frames from the loss (identity = warp), so nothing
+        # teaches the pose network to predict a stop: its speed there, after the scale (m/frame).
+        "stopped_speed": float(np.linalg.norm(scale * t_pred[~moving], axis=1).mean()) if (~moving).any() else 0.0,
         "ate": odometry.score_odometry(gt_poses[indices], pred).to_dict(),
         "ate_constant_velocity": odometry.score_odometry(gt_poses[indices], constant).to_dict(),
         "num_pairs": int(len(gt)),
@@ -195,13 +199,28 @@ def pose_scores(run_dir: str, depth_scale: float) -> dict:
     }
 
 
+def _ate_cells(p: dict) -> str:
+    """ATE of the pose network / constant velocity: all snippets, steady-speed ones, speed changes."""
+    cells = []
+    for kind in (None, "steady", "changing"):
+        a, c = p["ate"], p["ate_constant_velocity"]
+        if kind is None:
+            cells.append(f"{a['ate_mean']:.4f} / {c['ate_mean']:.4f}")
+        elif kind in a.get("by_motion", {}):
+            cells.append(f"{a['by_motion'][kind][0]:.4f} / {c['by_motion'][kind][0]:.4f}")
+        else:
+            cells.append("-")
+    return " | ".join(cells)
+
+
 def pose_table(rows: dict) -> str:
     lines = ["| model | tz ratio (depth scale) | tz ratio (1 LS scale) | tz error | mean abs tx, ty (m/frame) "
-             "| cos | ATE | ATE const. velocity |", "|---|---|---|---|---|---|---|---|"]
+             "| cos | speed while stopped | ATE / const. velocity | steady speed | speed changes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in rows.items():
         lines.append(f"| {name} | {p['tz_ratio_depth_scale']:.3f} | {p['tz_ratio']:.3f} | {p['tz_error']:.3f} "
-                     f"| {p['lateral_x']:.3f}, {p['lateral_y']:.3f} | {p['cos']:.3f} "
-                     f"| {p['ate']['ate_mean']:.4f} | {p['ate_constant_velocity']['ate_mean']:.4f} |")
+                     f"| {p['lateral_x']:.3f}, {p['lateral_y']:.3f} | {p['cos']:.3f} | {p['stopped_speed']:.3f} "
+                     f"| {_ate_cells(p)} |")
     return "\n".join(lines)
 
 
@@ -226,12 +245,12 @@ def curves(run_dir: str) -> list[dict]:
 
 
 def curve_table(rows: list[dict]) -> str:
-    lines = ["| step | abs_rel | d<1.25 | tz ratio (depth scale) | tz error (1 LS scale) | cos | ATE | "
-             "ATE const. velocity |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| step | abs_rel | d<1.25 | tz ratio (depth scale) | tz error (1 LS scale) | cos | "
+             "ATE / const. velocity | steady speed | speed changes |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = r.get("pose")
         pose = (f"{p['tz_ratio_depth_scale']:.3f} | {p['tz_error']:.3f} | {p['cos']:.3f} | "
-                f"{p['ate']['ate_mean']:.4f} | {p['ate_constant_velocity']['ate_mean']:.4f}") if p else "- | - | - | - | -"
+                f"{_ate_cells(p)}") if p else "- | - | - | - | - | -"
         lines.append(f"| {r['step']} | {r['abs_rel']:.3f} | {r['a1']:.3f} | {pose} |")
     return "\n".join(lines)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -117,14 +117,70 @@ def aligned_ate(gt_xyz: np.ndarray, pred_xyz: np.ndarray) -> float:
     return float(np.sqrt(np.sum(error**2)) / gt_xyz.shape[0])
 
 
+def constant_velocity_poses(gt_relative: np.ndarray) -> np.ndarray:
+    """The constant-velocity guess: every step is the sequence's mean GT translation, no rotation.
+
+    A baseline for `snippet_ates`: after each snippet's scale it is exact wherever the GT moves at a
+    constant speed and heading, so a pose network shows its worth on the snippets that do not.
+
+    Args:
+      gt_relative: ``[N-1, 4, 4]`` GT ``next_from_previous`` poses.
+
+    Returns:
+      ``[N-1, 4, 4]`` poses.
+    """
+    gt_relative = np.asarray(gt_relative, np.float64)
+    guess = np.tile(np.eye(4), (len(gt_relative), 1, 1))
+    guess[:, :3, 3] = gt_relative[:, :3, 3].mean(0)
+    return guess
+
+
+#: The GT motion of a snippet (`snippet_motions`).
+SNIPPET_MOTIONS = ("stopped", "steady", "changing")
+
+
+def snippet_motions(gt_relative: np.ndarray, snippet_length: int = SNIPPET_LENGTH,
+                    full_snippets_only: bool = False, stopped_below: float = 0.05,
+                    speed_tolerance: float = 0.01) -> np.ndarray:
+    """The GT motion of every snippet, in `snippet_ates`' order: one of `SNIPPET_MOTIONS`.
+
+    Args:
+      gt_relative: ``[N-1, 4, 4]`` GT ``next_from_previous`` poses.
+      snippet_length, full_snippets_only: as `snippet_ates`.
+      stopped_below: a snippet whose every step is shorter than this (GT units per frame) is
+        ``stopped``.
+      speed_tolerance: a moving snippet whose step lengths span less than this is ``steady``,
+        otherwise ``changing``.
+
+    Returns:
+      ``[num_snippets]`` strings.
+    """
+    speed = np.linalg.norm(np.asarray(gt_relative, np.float64)[:, :3, 3], axis=1)
+    steps = snippet_length - 1
+    starts = range(len(speed) - steps + 1) if full_snippets_only else range(len(speed))
+    kinds = []
+    for i in starts:
+        window = speed[i : i + steps]
+        if window.max() < stopped_below:
+            kinds.append("stopped")
+        else:
+            kinds.append("steady" if np.ptp(window) < speed_tolerance else "changing")
+    return np.asarray(kinds)
+
+
 @dataclass
 class OdometryScores:
-    """ATE statistics over snippets (units of the GT poses, metres on KITTI)."""
+    """ATE statistics over snippets (units of the GT poses, metres on KITTI).
+
+    ``by_motion``: the mean ATE of the snippets of each GT motion (`snippet_motions`) present, with
+    their count: ``{"steady": (ate_mean, count), ...}``.
+    """
 
     ate_mean: float
     ate_std: float
     num_snippets: int
     snippet_length: int
+    by_motion: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -189,7 +245,10 @@ def score_odometry(
             f"frames ({len(gt_relative)} pairs)"
         )
     ates = snippet_ates(gt_relative, pred_relative, snippet_length, full_snippets_only)
-    return OdometryScores(float(np.mean(ates)), float(np.std(ates)), int(ates.size), snippet_length)
+    motions = snippet_motions(gt_relative, snippet_length, full_snippets_only)
+    by_motion = {kind: (float(ates[motions == kind].mean()), int(np.sum(motions == kind)))
+                 for kind in SNIPPET_MOTIONS if np.any(motions == kind)}
+    return OdometryScores(float(np.mean(ates)), float(np.std(ates)), int(ates.size), snippet_length, by_motion)
 
 
 def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) -> np.ndarray:
@@ -266,6 +325,14 @@ def odometry_frames(data_dir: str, split_file: str, height: int, width: int, ima
     return np.asarray(indices), frames
 
 
+#: The row of the constant-velocity guess (`constant_velocity_poses`) in the odometry report.
+CONSTANT_VELOCITY = "constant velocity (GT)"
+
+
+def _motion_ate(scores: OdometryScores, kind: str) -> str:
+    return f"{scores.by_motion[kind][0]:.4f}" if kind in scores.by_motion else "-"
+
+
 def run_odometry_evaluation(config) -> str:
     """ATE of the pose network of every ``config.models`` run; returns the console report."""
     split_file, poses_file = odometry_files(config)
@@ -288,10 +355,18 @@ def run_odometry_evaluation(config) -> str:
         with Progress(len(indices) - 1, name, unit="pair", enabled=config.progress) as bar:
             pred = predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
         results[name] = score_odometry(gt_poses[indices], pred, config.snippet_length)
-    lines = [f"{'model':<20} {'ATE mean':>10} {'ATE std':>10} {'snippets':>9}"]
-    lines += [f"{n:<20} {s.ate_mean:10.4f} {s.ate_std:10.4f} {s.num_snippets:9d}" for n, s in results.items()]
-    markdown = "| model | ATE |\n|---|---|\n" + "\n".join(
-        f"| {n} | {s.ate_mean:.3f} ± {s.ate_std:.3f} |" for n, s in results.items())
+    if results:  # the reference a pose network has to beat where the GT speed changes
+        results[CONSTANT_VELOCITY] = score_odometry(
+            gt_poses[indices], constant_velocity_poses(relative_from_global(gt_poses[indices])),
+            config.snippet_length)
+    lines = [f"{'model':<28} {'ATE mean':>10} {'ATE std':>10} {'snippets':>9} {'steady':>8} {'changing':>9}"]
+    lines += [f"{n:<28} {s.ate_mean:10.4f} {s.ate_std:10.4f} {s.num_snippets:9d} "
+              f"{_motion_ate(s, 'steady'):>8} {_motion_ate(s, 'changing'):>9}" for n, s in results.items()]
+    counts = ", ".join(f"{k} {c}" for k, (_, c) in next(iter(results.values())).by_motion.items()) if results else ""
+    lines.append(f"snippets by GT motion: {counts}; '{CONSTANT_VELOCITY}' uses the GT's mean step")
+    markdown = "| model | ATE | ATE, steady speed | ATE, speed changes |\n|---|---|---|---|\n" + "\n".join(
+        f"| {n} | {s.ate_mean:.3f} ± {s.ate_std:.3f} | {_motion_ate(s, 'steady')} | {_motion_ate(s, 'changing')} |"
+        for n, s in results.items())
     payload = json.dumps({"task": "odometry", "split_file": split_file, "poses_file": poses_file,
                           "models": {n: s.to_dict() for n, s in results.items()}}, indent=2)
     write_outputs(config, "\n".join(lines), markdown, payload)

@@ -116,3 +116,45 @@ def test_count_mismatch():
     poses = trajectory(6)
     with pytest.raises(ValueError, match="4 predicted poses"):
         odometry.score_odometry(poses, odometry.relative_from_global(poses)[:4])
+
+
+def _forward_steps(speeds):
+    """``next_from_previous`` poses of straight forward motion (camera z) at the given speeds."""
+    relative = np.tile(np.eye(4), (len(speeds), 1, 1))
+    relative[:, 2, 3] = -np.asarray(speeds, np.float64)
+    return relative
+
+
+def _global(relative):
+    poses = [np.eye(4)]
+    for step in relative:
+        poses.append(poses[-1] @ np.linalg.inv(step))  # world_from_camera_{i+1}
+    return np.stack(poses)
+
+
+def test_snippet_motions_stopped_steady_changing():
+    speeds = [1.0] * 6 + [0.5, 0.0, 0.0, 0.0, 0.0, 0.0]
+    kinds = odometry.snippet_motions(_forward_steps(speeds), snippet_length=5, full_snippets_only=True)
+    # snippet i covers steps i..i+3: 0-2 at 1 m/frame, 3-6 through the stop, 7-8 standing
+    assert list(kinds) == ["steady"] * 3 + ["changing"] * 4 + ["stopped"] * 2
+
+
+def test_constant_velocity_is_exact_on_steady_snippets_only():
+    speeds = [1.0] * 6 + [1.0, 1.5, 2.0, 2.5, 3.0, 3.0]
+    gt_relative = _forward_steps(speeds)
+    guess = odometry.constant_velocity_poses(gt_relative)
+    np.testing.assert_allclose(guess[:, 2, 3], -np.mean(speeds))
+    np.testing.assert_allclose(guess[:, :3, :3], np.tile(np.eye(3), (len(speeds), 1, 1)))
+    scores = odometry.score_odometry(_global(gt_relative), guess, full_snippets_only=True)
+    steady_ate, steady_count = scores.by_motion["steady"]
+    changing_ate, changing_count = scores.by_motion["changing"]
+    assert (steady_count, changing_count) == (4, 5)
+    assert steady_ate == pytest.approx(0.0, abs=1e-12)  # one scale per snippet fixes a constant speed
+    # an accelerating snippet [1, 1.5, 2, 2.5]: positions 0, 1, 2.5, 4.5, 7 against a uniform 0..4s
+    gt = np.array([0.0, 1.0, 2.5, 4.5, 7.0])
+    uniform = np.arange(5.0)
+    s = gt @ uniform / (uniform @ uniform)
+    expected = np.sqrt(np.sum((s * uniform - gt) ** 2)) / 5
+    ates = odometry.snippet_ates(gt_relative, guess, full_snippets_only=True)
+    assert ates[6] == pytest.approx(expected, rel=1e-9)
+    assert changing_ate == pytest.approx(ates[4:].mean(), rel=1e-12)

@@ -110,7 +110,7 @@ def test_trained_checkpoint_evaluation_and_odometry(world, tmp_path):
                         split_file=str(odom_split), poses_file=os.path.join(poses, drive, "poses.txt"),
                         image_ext=".png", progress=False)
     report = odometry.run_odometry_evaluation(config)
-    assert "ATE" in report and "nan" not in report.lower()
+    assert "ATE" in report and "nan" not in report.lower() and odometry.CONSTANT_VELOCITY in report
     gt = odometry.read_kitti_poses(os.path.join(poses, drive, "poses.txt"))
     np.testing.assert_allclose(gt[0], np.eye(4), atol=1e-9)  # world frame = camera 02 at frame 0
 
