@@ -327,6 +327,11 @@ def main() -> None:
     parser.add_argument("--curves", action="store_true",
                         help="also score every kept checkpoint (train with --keep_checkpoints=N to keep N)")
     args, extra = parser.parse_known_args()
+    from md2tf import flags as md2tf_flags
+    from md2tf import native_stderr
+
+    if md2tf_flags.quiet_tensorflow():  # as md2tf's commands: TF's own lines only with MD2TF_TF_LOGS=1
+        native_stderr.start_tensorflow_quietly()
     if args.num_epochs:
         extra.append(f"--num_epochs={args.num_epochs}")
     if args.ablation:
