@@ -1,6 +1,7 @@
 """The package's import direction: each layer imports only the layers below it.
 
     config <- rundir, progress, visualization        (plumbing; no TensorFlow in config/rundir)
+    native_stderr                                    (plumbing: fd-2 filter, imports no md2tf layer)
     config <- geometry <- losses <- training
     config <- models <- deploy, convert
     data (config, geometry), evaluation (never training), deploy (never training/losses/evaluation)
@@ -24,6 +25,7 @@ ALLOWED = {  # layer -> the md2tf layers it may import
     "rundir": {"config"},
     "progress": set(),
     "visualization": set(),
+    "native_stderr": set(),
     "geometry": {"config"},
     "losses": {"config", "geometry"},
     "models": {"config", "geometry", "rundir"},
@@ -31,10 +33,10 @@ ALLOWED = {  # layer -> the md2tf layers it may import
     "training": {"config", "geometry", "losses", "models", "convert", "data", "evaluation", "rundir", "progress",
                  "visualization"},
     "evaluation": {"config", "geometry", "models", "data", "deploy", "rundir", "progress", "visualization"},
-    "deploy": {"config", "geometry", "models", "data", "rundir", "progress", "visualization"},
+    "deploy": {"config", "geometry", "models", "data", "rundir", "progress", "visualization", "native_stderr"},
     "convert": {"config", "models", "rundir"},
     "tfds": {"config", "geometry", "data", "evaluation", "progress"},
-    "flags": {"config"},
+    "flags": {"config", "native_stderr"},
 }
 ENTRY_POINTS = {"train", "evaluate", "export", "export_gt", "predict"}
 FORBIDDEN_ANYWHERE_BELOW = {  # finer rules than the layer table
