@@ -185,6 +185,13 @@ def quiet_tensorflow(verbosity: int = 0, environ: dict[str, str] | None = None) 
     return True
 
 
+def start_tensorflow(verbosity: int = 0) -> None:
+    """How every md2tf command and script starts TF: `quiet_tensorflow`, then, when it silenced TF,
+    the import with the GPU probe's lines held back (`native_stderr.start_tensorflow_quietly`)."""
+    if quiet_tensorflow(verbosity):
+        native_stderr.start_tensorflow_quietly()
+
+
 # --- --help and the entry-point runner --------------------------------------------------------------
 
 
@@ -231,8 +238,8 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
     config or by ``main`` is a problem with the user's settings or data: the command ends with
     ``error: <message>`` on stderr and exit status 2 (``MD2TF_TRACEBACK=1`` shows the traceback).
     Other exceptions are bugs and keep their traceback. ``main`` returns the exit status (None = 0).
-    TensorFlow's own log lines are silenced first (`quiet_tensorflow`, after ``--verbosity`` is parsed),
-    then TF starts with its GPU probe's lines held back (`native_stderr.start_tensorflow_quietly`).
+    TensorFlow starts first, with its own log lines silenced (`start_tensorflow`, after ``--verbosity``
+    is parsed).
     """
     define_flags(config_cls, FLAGS)
     app.define_help_flags()
@@ -244,8 +251,7 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
     def _main(args: list[str]) -> int:
         if len(args) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(args[1:])}")
-        if quiet_tensorflow(FLAGS["verbosity"].value if "verbosity" in FLAGS else 0):
-            native_stderr.start_tensorflow_quietly()
+        start_tensorflow(FLAGS["verbosity"].value if "verbosity" in FLAGS else 0)
         return _invoke(main, config_cls, FLAGS)
 
     app.run(_main, argv=argv)

@@ -201,15 +201,11 @@ def pose_scores(run_dir: str, depth_scale: float) -> dict:
 
 def _ate_cells(p: dict) -> str:
     """ATE of the pose network / constant velocity: all snippets, steady-speed ones, speed changes."""
-    cells = []
-    for kind in (None, "steady", "changing"):
-        a, c = p["ate"], p["ate_constant_velocity"]
-        if kind is None:
-            cells.append(f"{a['ate_mean']:.4f} / {c['ate_mean']:.4f}")
-        elif kind in a.get("by_motion", {}):
-            cells.append(f"{a['by_motion'][kind][0]:.4f} / {c['by_motion'][kind][0]:.4f}")
-        else:
-            cells.append("-")
+    a, c = p["ate"], p["ate_constant_velocity"]
+    cells = [f"{a['ate_mean']:.4f} / {c['ate_mean']:.4f}"]
+    for kind in ("steady", "changing"):
+        found = kind in a.get("by_motion", {})
+        cells.append(f"{a['by_motion'][kind][0]:.4f} / {c['by_motion'][kind][0]:.4f}" if found else "-")
     return " | ".join(cells)
 
 
@@ -328,10 +324,8 @@ def main() -> None:
                         help="also score every kept checkpoint (train with --keep_checkpoints=N to keep N)")
     args, extra = parser.parse_known_args()
     from md2tf import flags as md2tf_flags
-    from md2tf import native_stderr
 
-    if md2tf_flags.quiet_tensorflow():  # as md2tf's commands: TF's own lines only with MD2TF_TF_LOGS=1
-        native_stderr.start_tensorflow_quietly()
+    md2tf_flags.start_tensorflow()  # as md2tf's commands: TF's own lines only with MD2TF_TF_LOGS=1
     if args.num_epochs:
         extra.append(f"--num_epochs={args.num_epochs}")
     if args.ablation:
