@@ -157,6 +157,8 @@ class DataConfig(ConfigBase):
     synthetic_width: int = setting(0, "Synthetic world image width (0 = --width).")
     synthetic_seed: int = setting(0, "Synthetic world master seed: another seed gives other drives (e.g. "
                                   "to pretrain on data disjoint from the test drive).")
+    synthetic_texture_contrast: float = setting(1.0, "Synthetic world: amplitude of the surfaces' noise "
+                                                "texture (0 = flat colours, 2 = twice the contrast).")
     frame_stride: int = setting(1, "--dataset=video: keep every n-th decoded frame (3 turns a 30 fps "
                                 "video into KITTI's 10 Hz).")
     target_fps: float = setting(0.0, "--dataset=video: frame rate to subsample each video to (stride = "
@@ -186,6 +188,8 @@ class DataConfig(ConfigBase):
                f"--synthetic_height must be 0 (= --height) or >= 8, got {self.synthetic_height}")
         _check(self.synthetic_width == 0 or self.synthetic_width >= 8,
                f"--synthetic_width must be 0 (= --width) or >= 8, got {self.synthetic_width}")
+        _check(0.0 <= self.synthetic_texture_contrast <= 5.0, "--synthetic_texture_contrast must lie in "
+               f"[0, 5], got {self.synthetic_texture_contrast}")
         _check(self.frame_stride >= 1, f"--frame_stride must be >= 1, got {self.frame_stride}")
         _check(self.target_fps >= 0, f"--target_fps must be >= 0 (0 = off), got {self.target_fps}")
         _check(self.target_fps == 0 or self.frame_stride == 1,

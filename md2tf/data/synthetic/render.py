@@ -181,7 +181,7 @@ def _periodic_box(coord: np.ndarray, period: float, lo: float, hi: float, fp: np
 
 
 def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixel_angle: float,
-          ground_y: float) -> np.ndarray:
+          ground_y: float, texture_contrast: float = 1.0) -> np.ndarray:
     """Colour of each ray's hit (sky colour for misses).
 
     Args:
@@ -191,6 +191,9 @@ def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixe
       boxes: the boxes ``hits.box`` indexes.
       pixel_angle: angle subtended by one pixel (radians), for texture band-limiting.
       ground_y: y of the ground plane.
+      texture_contrast: multiplier of the noise textures' amplitude (the per-material noise and the
+        red/blue tint): the green albedo is ``base * (1 + texture_contrast * noise)``, linear in it;
+        0 leaves each surface its flat colour (markings, slabs and windows stay).
 
     Returns:
       ``[P, 3]`` float32 RGB in [0, 1].
@@ -237,9 +240,9 @@ def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixe
     tex = np.zeros(n_sel, np.float32)
     for o, f in enumerate(_FREQS):
         tex += _bandlimit(f, footprint) * value_noise(tu * np.float32(f), tv * np.float32(f), seed + 101 * o)
-    tex *= _NOISE_AMP[material]
+    tex *= _NOISE_AMP[material] * np.float32(texture_contrast)
     # A touch of per-channel variation so the texture is not grey-only.
-    tint = 0.06 * value_noise(tu * np.float32(2.0) + np.float32(7.3), tv * np.float32(2.0), seed + 999)
+    tint = 0.06 * np.float32(texture_contrast) * value_noise(tu * np.float32(2.0) + np.float32(7.3), tv * np.float32(2.0), seed + 999)
     albedo = base * (1.0 + tex)[:, None]
     albedo[:, 0] *= 1.0 + tint
     albedo[:, 2] *= 1.0 - tint
@@ -333,7 +336,8 @@ def render_view(drive: w.Drive, frame: int, camera: int, intrinsics: np.ndarray,
     hits = Hits(*(ungroup(a) for a in hits))
     flat = Hits(*(a.reshape(-1) for a in hits))
     pixel_angle = 0.5 * (1.0 / intrinsics[0][0] + 1.0 / intrinsics[1][1])
-    rgb = shade(origin, rays.reshape(-1, 3), flat, boxes, pixel_angle, drive.camera_height)
+    rgb = shade(origin, rays.reshape(-1, 3), flat, boxes, pixel_angle, drive.camera_height,
+                drive.texture_contrast)
     depth = np.where(hits.box == -2, 0.0, hits.t).astype(np.float32)
     moving = np.zeros(hits.box.shape, bool)
     is_box = hits.box >= 0

@@ -74,6 +74,8 @@ class WorldConfig:
     lidar: bool = setting(True, "Write velodyne_points (--nolidar skips them).")
     odometry: bool = setting(True, "Also write a KITTI odometry view (odometry/sequences, symlinks) and "
                              "the synthetic_odom split.")
+    texture_contrast: float = setting(1.0, "Scales the amplitude of every surface's noise texture (0 = "
+                                      "untextured albedo; road markings, slabs and windows stay).")
 
     def __post_init__(self) -> None:
         def check(cond: bool, msg: str) -> None:
@@ -89,6 +91,8 @@ class WorldConfig:
         check(self.baseline > 0, f"baseline must be > 0 metres, got {self.baseline}")
         check(self.camera_height > 0.2, f"camera_height must be > 0.2 metres, got {self.camera_height}")
         check(self.lidar_beams >= 1 and self.lidar_azimuth_step_deg > 0, "bad lidar beams / azimuth step")
+        check(0.0 <= self.texture_contrast <= 5.0,
+              f"texture_contrast must lie in [0, 5], got {self.texture_contrast}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -186,6 +190,7 @@ class Drive(NamedTuple):
       cam_yaw: ``[T]`` heading in radians (rotation about +y; positive turns towards +x).
       camera_height: metres above the ground plane.
       baseline: stereo baseline (metres).
+      texture_contrast: multiplier of the surfaces' noise-texture amplitude (1 = the default world).
     """
 
     index: int
@@ -195,6 +200,7 @@ class Drive(NamedTuple):
     cam_yaw: np.ndarray
     camera_height: float
     baseline: float
+    texture_contrast: float = 1.0
 
     @property
     def num_frames(self) -> int:
@@ -334,4 +340,4 @@ def make_drive(config: WorldConfig, index: int) -> Drive:
         cars.append(MovingCar(-LANE_CENTRE_M, z0, -v, False, tuple(rng.uniform(0.1, 0.9, 3)), seed))
         seed += 7
         z0 += rng.uniform(12.0, 50.0)
-    return Drive(index, static, tuple(cars), cam_position, yaw, g, config.baseline)
+    return Drive(index, static, tuple(cars), cam_position, yaw, g, config.baseline, config.texture_contrast)

@@ -296,15 +296,18 @@ def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, 
         with open(manifest) as f:
             found = json.load(f)
         wanted = json.loads(json.dumps(config.to_dict()))
-        same_config = found.get("config") == wanted
+        # A parameter added since the world was written was rendered at its default value.
+        defaults = json.loads(json.dumps(w.WorldConfig().to_dict()))
+        found["config"] = {**defaults, **found.get("config", {})}
+        same_config = found["config"] == wanted
         if same_config and found.get("format_version") == FORMAT_VERSION:
             if found.get("splits_version") != SPLITS_VERSION:
                 write_splits(out_dir, config)
                 _write_manifest(manifest, config)
             return out_dir
         if not (same_config or overwrite):  # same parameters, older renderer: regenerate
-            diff = {k: (found.get("config", {}).get(k), v) for k, v in wanted.items()
-                    if found.get("config", {}).get(k) != v}
+            diff = {k: (found["config"].get(k), v) for k, v in wanted.items()
+                    if found["config"].get(k) != v}
             raise ValueError(f"{manifest} describes a synthetic world with other parameters "
                              f"(found, wanted): {diff}; use another directory or overwrite=True")
     return generate_world(out_dir, config, progress=progress, workers=workers)

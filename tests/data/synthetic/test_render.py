@@ -195,6 +195,20 @@ class TestWorld:
         solid = out.depth[1:-1, 1:-1] > 0
         assert np.mean(local_std[solid] > 0.004) > 0.6
 
+    def test_texture_contrast_scales_the_texture_linearly(self):
+        """Green albedo = base * (1 + c * noise): c = 2 is twice c = 1 about the flat colours of c = 0,
+        and the same geometry (depth) whatever c."""
+        k = w.kitti_like_intrinsics(H, W)
+        views = {c: render.render_view(w.make_drive(w.WorldConfig(frames=3, seed=4, texture_contrast=c), 0),
+                                       1, 2, k, H, W) for c in (0.0, 1.0, 2.0)}
+        green = {c: v.image[..., 1] for c, v in views.items()}
+        np.testing.assert_array_equal(views[0.0].depth, views[2.0].depth)
+        unclipped = (green[2.0] > 1e-3) & (green[2.0] < 1 - 1e-3)
+        assert unclipped.mean() > 0.9
+        texture = green[1.0] - green[0.0]
+        assert np.abs(texture).mean() > 0.005  # the default world is textured
+        np.testing.assert_allclose((green[2.0] - green[0.0])[unclipped], 2 * texture[unclipped], atol=2e-6)
+
     def test_trajectory_has_stops_turns_and_moving_cars(self):
         drive = w.make_drive(w.WorldConfig(frames=100, seed=0), 0)
         step = np.linalg.norm(np.diff(drive.cam_position, axis=0), axis=1)
@@ -206,7 +220,8 @@ class TestWorld:
         np.testing.assert_allclose(drive.world_from_camera(0), np.eye(4), atol=1e-12)
 
     @pytest.mark.parametrize("kwargs, match", [(dict(frames=2), "frames"), (dict(ext="bmp"), "ext"),
-                                               (dict(date="2019-10-27"), "date")])
+                                               (dict(date="2019-10-27"), "date"),
+                                               (dict(texture_contrast=-0.5), "texture_contrast")])
     def test_config_validation(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
             w.WorldConfig(**kwargs)
