@@ -37,6 +37,8 @@ FLAGS = flags.FLAGS
 USAGE_EXIT_STATUS = 2
 #: Environment variable: ``1`` keeps TensorFlow's own log lines (C++ banner, saver, converter).
 TF_LOGS_ENV = "MD2TF_TF_LOGS"
+#: Environment variable read by TF at start-up: ``1`` = oneDNN CPU kernels (see `use_onednn`).
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 #: Python warnings raised inside TensorFlow about TensorFlow itself, never about the user's run: the
 #: int8 converter calibrates with TF's deprecated interpreter (md2tf's own code uses LiteRT's).
 NOISE_WARNINGS = (r"\s*Warning: tf\.lite\.Interpreter is deprecated",)
@@ -185,9 +187,30 @@ def quiet_tensorflow(verbosity: int = 0, environ: dict[str, str] | None = None) 
     return True
 
 
+def use_onednn(environ: dict[str, str] | None = None) -> bool:
+    """Turns on TF's oneDNN CPU kernels unless ``TF_ENABLE_ONEDNN_OPTS`` says otherwise (call before TF starts).
+
+    TF 2.21 enables oneDNN by default only on x86 CPUs with AVX512-VNNI/BF16/AMX; on AVX2 parts (many
+    AMD EPYC and laptop CPUs) its convolutions and matmuls fall back to Eigen, whose convolution
+    filter gradients run at under half the speed. Measured on a 2-core AVX2 EPYC
+    (``docs/benchmarks.md``): the M training step at 192x640 is 1.28-1.45x faster with oneDNN, a
+    float32 matmul 1.9x. An explicit value (``TF_ENABLE_ONEDNN_OPTS=0`` for an A/B) is kept.
+
+    Args:
+      environ: the environment to read and update (default ``os.environ``).
+
+    Returns:
+      True when oneDNN is on for a TF started after this call.
+    """
+    environ = os.environ if environ is None else environ
+    return environ.setdefault(ONEDNN_ENV, "1").strip() not in ("0", "false", "False")
+
+
 def start_tensorflow(verbosity: int = 0) -> None:
-    """How every md2tf command and script starts TF: `quiet_tensorflow`, then, when it silenced TF,
-    the import with the GPU probe's lines held back (`native_stderr.start_tensorflow_quietly`)."""
+    """How every md2tf command and script starts TF: `use_onednn`, `quiet_tensorflow`, then, when it
+    silenced TF, the import with the GPU probe's lines held back
+    (`native_stderr.start_tensorflow_quietly`)."""
+    use_onednn()
     if quiet_tensorflow(verbosity):
         native_stderr.start_tensorflow_quietly()
 

@@ -3,7 +3,8 @@
 TensorFlow's and LiteRT's C++ code writes some lines straight to file descriptor 2, past Python's
 logging and past ``TF_CPP_MIN_LOG_LEVEL``: the CUDA probe of a GPU build on a machine without a GPU
 (``cudart_stub.cc: Could not find cuda drivers``, ``failed call to cuInit``, each preceded by
-``WARNING: All log messages before absl::InitializeLog() ...``), the converter's
+``WARNING: All log messages before absl::InitializeLog() ...``), the oneDNN notice
+(``oneDNN custom operations are on``), the converter's
 ``fully_quantize: 0, ...`` and LiteRT's ``Created TensorFlow Lite XNNPACK delegate``. `held_back`
 captures fd 2 inside a block and writes back only the lines a filter keeps, or every line if the
 block raises (they may explain the error). No TensorFlow import here: the module is usable before TF
@@ -19,14 +20,16 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 
-#: Lines of TF's GPU probe on a machine without a usable GPU: facts about the machine, not the run.
-GPU_PROBE_NOISE = re.compile(
+#: Lines TF writes as it starts (the GPU probe on a machine without a usable GPU, the oneDNN notice):
+#: facts about the machine, not the run.
+STARTUP_NOISE = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|cudart_stub\.cc.*Could not find cuda drivers"
     r"|cuda_platform\.cc.*failed call to cuInit"
     r"|Unable to register cu(DNN|FFT|BLAS) factory"
     r"|computation_placer\.cc.*already registered"
-    r"|TF-TRT Warning: Could not find TensorRT")
+    r"|TF-TRT Warning: Could not find TensorRT"
+    r"|port\.cc.*oneDNN custom operations are on")
 
 
 @contextlib.contextmanager
@@ -61,12 +64,12 @@ def held_back(drop: Callable[[str], bool] = lambda line: True) -> Iterator[None]
 
 
 def start_tensorflow_quietly() -> None:
-    """Imports TensorFlow and probes its devices with `GPU_PROBE_NOISE` held back (other lines kept).
+    """Imports TensorFlow and probes its devices with `STARTUP_NOISE` held back (other lines kept).
 
     Call once a command has decided to silence TF's logs, before anything imports TensorFlow: the
     probe lines are written at import and at the first device query, whatever ``TF_CPP_MIN_LOG_LEVEL``.
     """
-    with held_back(GPU_PROBE_NOISE.search):
+    with held_back(STARTUP_NOISE.search):
         import tensorflow as tf
 
         tf.config.list_physical_devices()

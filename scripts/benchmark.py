@@ -25,6 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo (md2tf)
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/ (bench)
 
+from md2tf.flags import use_onednn  # noqa: E402
+
+use_onednn()  # TF's CPU kernels as md2tf's commands run them (TF_ENABLE_ONEDNN_OPTS=0 for an A/B)
+
 from bench.harness import SECTIONS, machine_info, peak_rss_mib  # noqa: E402
 
 

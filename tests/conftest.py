@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # the CPU kernels md2tf's commands use (md2tf.flags.use_onednn)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -148,6 +148,13 @@ def test_an_explicit_tf_log_level_is_kept(restore_logging):
     assert md2tf_flags.quiet_tensorflow(0, env) and env["TF_CPP_MIN_LOG_LEVEL"] == "0"
 
 
+def test_onednn_is_turned_on_unless_the_environment_says_otherwise():
+    env = {}
+    assert md2tf_flags.use_onednn(env) and env == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    env = {"TF_ENABLE_ONEDNN_OPTS": "0"}  # an A/B against Eigen's kernels
+    assert not md2tf_flags.use_onednn(env) and env == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
 @pytest.mark.slow  # a subprocess importing TensorFlow
 def test_a_command_prints_only_its_own_lines(tmp_path):
     """`md2tf.evaluate` (TF imported after the flags): no TF banner or log line, only md2tf's."""

@@ -96,6 +96,7 @@ def peak_rss_mib() -> float:
 
 def machine_info() -> dict:
     info = {"python": platform.python_version(), "cores": os.cpu_count(),
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(TF's default)"),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     try:
         with open("/proc/cpuinfo") as f:
