@@ -155,6 +155,23 @@ def test_onednn_is_turned_on_unless_the_environment_says_otherwise():
     assert not md2tf_flags.use_onednn(env) and env == {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
+@pytest.mark.slow  # subprocesses importing TensorFlow
+@pytest.mark.parametrize("setting, enabled", [(None, True), ("0", False)])
+def test_tensorflow_started_by_md2tf_runs_onednn_kernels(setting, enabled):
+    """What TF itself reports after `start_tensorflow`: oneDNN on, whatever the CPU, unless the
+    environment says 0 (TF's own default would leave it off on AVX2 CPUs)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    code = ("from md2tf import flags; flags.start_tensorflow()\n"
+            "from tensorflow.python.util import _pywrap_util_port\n"
+            "print('onednn', _pywrap_util_port.IsMklEnabled())")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-2:] == ["onednn", str(enabled)]
+
+
 @pytest.mark.slow  # a subprocess importing TensorFlow
 def test_a_command_prints_only_its_own_lines(tmp_path):
     """`md2tf.evaluate` (TF imported after the flags): no TF banner or log line, only md2tf's."""
