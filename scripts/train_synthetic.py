@@ -129,12 +129,13 @@ def score(run_dir: str, baselines: bool = True, data_from: str = "") -> dict:
     return results
 
 
-def pose_scores(run_dir: str, depth_scale: float) -> dict:
-    """The pose network of a run on the test drive of its synthetic world.
+def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
+    """The pose network of a run on the test drive of its synthetic world (or of ``data_from``'s).
 
     Args:
       run_dir: run directory (or checkpoint prefix) with a pose network.
       depth_scale: metres per network depth unit (the median of the depth's median-scaling ratios).
+      data_from: another run whose synthetic world's test drive to use, as in `score`.
 
     Returns:
       ``gt_tz`` (mean GT forward motion, m/frame, negative = forward in ``next_from_previous``),
@@ -155,7 +156,7 @@ def pose_scores(run_dir: str, depth_scale: float) -> dict:
     config, _, pose_net = model_checkpoint.load_models(run_dir)
     if pose_net is None:
         raise ValueError(f"{run_dir}: this run has no pose network (stereo-only training)")
-    world = config.data.data_dir
+    world = (run_config(data_from) if data_from else config).data.data_dir
     split_files = sorted(glob.glob(os.path.join(world, "splits", "synthetic_odom", "test_files_*.txt")))
     if len(split_files) != 1:
         raise ValueError(f"expected one synthetic_odom/test_files_NN.txt in {world}/splits, got {split_files}")
