@@ -294,7 +294,8 @@ class TrainConfig(ConfigBase):
                                    "float32).", choices=("float32", "mixed_float16", "mixed_bfloat16"))
     seed: int = setting(0, "Seed of weight init, data order / augmentation and loss noise.")
     deterministic: bool = setting(False, "Deterministic ops and data order (bitwise-reproducible resume; "
-                                  "set TF_ENABLE_ONEDNN_OPTS=0).")
+                                  "the commands then start TF with Eigen's CPU kernels, not oneDNN's, "
+                                  "unless TF_ENABLE_ONEDNN_OPTS is set).")
     max_nonfinite_steps: int = setting(10, "Stop (after saving) when this many consecutive steps have a "
                                        "non-finite loss.")
     profile_steps: tuple[int, ...] = setting((), "Two step numbers 'start,stop' to capture a profiler "

@@ -6,7 +6,8 @@ field's type, default, help text and choices; ``setting(aliases=...)`` adds the 
 :func:`run_command` with its config class, so it defines exactly its own flags, ``--help`` lists them
 grouped by config section (exit status 0), and a bad setting ends the command with one line naming the
 flag instead of a traceback. Library code never reads ``FLAGS``. Before TensorFlow is imported,
-:func:`quiet_tensorflow` silences TF's own log lines (``--verbosity=1`` or ``MD2TF_TF_LOGS=1`` keep them).
+:func:`quiet_tensorflow` silences TF's own log lines (``--verbosity=1`` or ``MD2TF_TF_LOGS=1`` keep them)
+and :func:`use_onednn` asks for TF's oneDNN CPU kernels (:func:`start_tensorflow` does both).
 
     def main(config: EvalConfig, flag_values) -> int: ...
     if __name__ == "__main__":
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import platform
 import re
 import sys
 import textwrap
@@ -187,30 +189,44 @@ def quiet_tensorflow(verbosity: int = 0, environ: dict[str, str] | None = None) 
     return True
 
 
-def use_onednn(environ: dict[str, str] | None = None) -> bool:
-    """Turns on TF's oneDNN CPU kernels unless ``TF_ENABLE_ONEDNN_OPTS`` says otherwise (call before TF starts).
+def use_onednn(environ: dict[str, str] | None = None, deterministic: bool = False,
+               machine: str | None = None) -> bool:
+    """Asks TF for its oneDNN CPU kernels on x86 unless ``TF_ENABLE_ONEDNN_OPTS`` is set (call before TF starts).
 
-    TF 2.21 enables oneDNN by default only on x86 CPUs with AVX512-VNNI/BF16/AMX; on AVX2 parts (many
-    AMD EPYC and laptop CPUs) its convolutions and matmuls fall back to Eigen, whose convolution
-    filter gradients run at under half the speed. Measured on a 2-core AVX2 EPYC
+    TF 2.21 turns oneDNN on by default only on x86 CPUs with AVX512-VNNI/BF16, AVX-VNNI or AMX; on
+    plain AVX2 parts (many AMD EPYC and laptop CPUs) its convolutions and matmuls fall back to Eigen,
+    whose convolution filter gradients run at under half the speed. Measured on a 2-core AVX2 EPYC
     (``docs/benchmarks.md``): the M training step at 192x640 is 1.28-1.45x faster with oneDNN, a
-    float32 matmul 1.9x. An explicit value (``TF_ENABLE_ONEDNN_OPTS=0`` for an A/B) is kept.
+    float32 matmul 1.9x. Other architectures keep TF's default (unmeasured there).
 
     Args:
-      environ: the environment to read and update (default ``os.environ``).
+      environ: the environment to read and update (default ``os.environ``). An explicit
+        ``TF_ENABLE_ONEDNN_OPTS`` is kept (``0`` for an A/B against Eigen).
+      deterministic: the run asks for bitwise reproducibility (``--deterministic``): TF's op
+        determinism does not cover oneDNN's kernels, so Eigen's are asked for instead.
+      machine: ``platform.machine()`` (tests).
 
     Returns:
-      True when oneDNN is on for a TF started after this call.
+      Whether oneDNN is requested for a TF started after this call (TF also needs a oneDNN build).
     """
     environ = os.environ if environ is None else environ
-    return environ.setdefault(ONEDNN_ENV, "1").strip() not in ("0", "false", "False")
+    machine = platform.machine() if machine is None else machine
+    if deterministic:
+        environ.setdefault(ONEDNN_ENV, "0")
+    elif machine.lower() in ("x86_64", "amd64"):
+        environ.setdefault(ONEDNN_ENV, "1")
+    return environ.get(ONEDNN_ENV, "").strip().lower() in ("1", "true")
 
 
-def start_tensorflow(verbosity: int = 0) -> None:
+def start_tensorflow(verbosity: int = 0, deterministic: bool = False) -> None:
     """How every md2tf command and script starts TF: `use_onednn`, `quiet_tensorflow`, then, when it
-    silenced TF, the import with the GPU probe's lines held back
-    (`native_stderr.start_tensorflow_quietly`)."""
-    use_onednn()
+    silenced TF, the import with its start-up lines held back (`native_stderr.STARTUP_NOISE`).
+
+    Args:
+      verbosity: absl's ``--verbosity`` (>= 1 keeps TF's log lines).
+      deterministic: the run's ``--deterministic`` (see `use_onednn`).
+    """
+    use_onednn(deterministic=deterministic)
     if quiet_tensorflow(verbosity):
         native_stderr.start_tensorflow_quietly()
 
@@ -261,8 +277,8 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
     config or by ``main`` is a problem with the user's settings or data: the command ends with
     ``error: <message>`` on stderr and exit status 2 (``MD2TF_TRACEBACK=1`` shows the traceback).
     Other exceptions are bugs and keep their traceback. ``main`` returns the exit status (None = 0).
-    TensorFlow starts first, with its own log lines silenced (`start_tensorflow`, after ``--verbosity``
-    is parsed).
+    TensorFlow starts first, with its own log lines silenced and oneDNN asked for (`start_tensorflow`,
+    after ``--verbosity`` and ``--deterministic`` are parsed).
     """
     define_flags(config_cls, FLAGS)
     app.define_help_flags()
@@ -274,7 +290,8 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
     def _main(args: list[str]) -> int:
         if len(args) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(args[1:])}")
-        start_tensorflow(FLAGS["verbosity"].value if "verbosity" in FLAGS else 0)
+        start_tensorflow(FLAGS["verbosity"].value if "verbosity" in FLAGS else 0,
+                         deterministic="deterministic" in FLAGS and bool(FLAGS["deterministic"].value))
         return _invoke(main, config_cls, FLAGS)
 
     app.run(_main, argv=argv)

@@ -16,18 +16,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo (md2tf)
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/ (bench)
 
-from md2tf.flags import use_onednn  # noqa: E402
+from md2tf import flags as md2tf_flags  # noqa: E402
 
-use_onednn()  # TF's CPU kernels as md2tf's commands run them (TF_ENABLE_ONEDNN_OPTS=0 for an A/B)
+# TF as md2tf's commands start it: quiet, oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=0 for an A/B).
+md2tf_flags.start_tensorflow()
 
 from bench.harness import SECTIONS, machine_info, peak_rss_mib  # noqa: E402
 

@@ -156,7 +156,8 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
     config, _, pose_net = model_checkpoint.load_models(run_dir)
     if pose_net is None:
         raise ValueError(f"{run_dir}: this run has no pose network (stereo-only training)")
-    world = (run_config(data_from) if data_from else config).data.data_dir
+    data = (run_config(data_from) if data_from else config).data  # the world; the network's input size
+    world = data.data_dir
     split_files = sorted(glob.glob(os.path.join(world, "splits", "synthetic_odom", "test_files_*.txt")))
     if len(split_files) != 1:
         raise ValueError(f"expected one synthetic_odom/test_files_NN.txt in {world}/splits, got {split_files}")
@@ -171,7 +172,7 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
             f.writelines(lines)
         indices, frames = odometry.odometry_frames(os.path.join(world, "odometry"), split_file,
                                                  config.data.height, config.data.width,
-                                                 config.data.image_ext)
+                                                 data.image_ext)
     pred = odometry.predict_relative_poses(lambda pair: pose_net(pair, training=False), frames())
     gt = odometry.relative_from_global(gt_poses[indices])
     t_pred, t_gt = pred[:, :3, 3], gt[:, :3, 3]

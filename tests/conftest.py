@@ -6,7 +6,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # the CPU kernels md2tf's commands use (md2tf.flags.use_onednn)
+from md2tf.flags import use_onednn  # noqa: E402  (no TensorFlow import)
+
+use_onednn()  # the CPU kernels md2tf's commands run with
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

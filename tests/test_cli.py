@@ -148,18 +148,26 @@ def test_an_explicit_tf_log_level_is_kept(restore_logging):
     assert md2tf_flags.quiet_tensorflow(0, env) and env["TF_CPP_MIN_LOG_LEVEL"] == "0"
 
 
-def test_onednn_is_turned_on_unless_the_environment_says_otherwise():
+def test_onednn_is_asked_for_on_x86_unless_the_environment_or_determinism_says_otherwise():
     env = {}
-    assert md2tf_flags.use_onednn(env) and env == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert md2tf_flags.use_onednn(env, machine="x86_64") and env == {"TF_ENABLE_ONEDNN_OPTS": "1"}
     env = {"TF_ENABLE_ONEDNN_OPTS": "0"}  # an A/B against Eigen's kernels
-    assert not md2tf_flags.use_onednn(env) and env == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert not md2tf_flags.use_onednn(env, machine="x86_64") and env == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    env = {"TF_ENABLE_ONEDNN_OPTS": "False"}
+    assert not md2tf_flags.use_onednn(env, machine="x86_64")
+    env = {}  # --deterministic: TF's op determinism does not cover oneDNN
+    assert not md2tf_flags.use_onednn(env, deterministic=True, machine="x86_64")
+    assert env == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    env = {}  # other architectures keep TF's default
+    assert not md2tf_flags.use_onednn(env, machine="aarch64") and env == {}
 
 
 @pytest.mark.slow  # subprocesses importing TensorFlow
 @pytest.mark.parametrize("setting, enabled", [(None, True), ("0", False)])
 def test_tensorflow_started_by_md2tf_runs_onednn_kernels(setting, enabled):
-    """What TF itself reports after `start_tensorflow`: oneDNN on, whatever the CPU, unless the
-    environment says 0 (TF's own default would leave it off on AVX2 CPUs)."""
+    """What TF itself reports after `start_tensorflow`: oneDNN on unless the environment says 0.
+    Only an AVX2 CPU without VNNI/AMX tells this apart from TF's own default, which is off there
+    and on with those features."""
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     if setting is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = setting

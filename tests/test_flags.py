@@ -163,6 +163,19 @@ def test_help_lists_the_commands_own_flags_and_exits_0(module):
         assert "--learning_rate" not in out.stdout  # only the command's own flags
 
 
+def test_entry_points_load_without_tensorflow():
+    """Each command module (and its package) loads before TensorFlow, so `run_command` can set TF's
+    log level and kernels (`start_tensorflow`) before TF starts."""
+    runpy_names = [m if m != "md2tf.data.synthetic" else "md2tf.data.synthetic.__main__" for m in ENTRY_POINTS]
+    runpy_names = [m + ".__main__" if m == "md2tf.convert" else m for m in runpy_names]
+    code = ("import importlib, sys\n"
+            "sys.modules['tensorflow'] = sys.modules['keras'] = None  # any import of them raises\n"
+            f"for name in {runpy_names!r}:\n"
+            "    importlib.import_module(name)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def test_bad_setting_is_one_line_and_exit_2():
     out = subprocess.run([sys.executable, "-m", "md2tf.train", "--run_dir=/tmp/x", "--height=100"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -7,10 +7,21 @@
 - ``python -m md2tf.convert.imagenet --pth resnet18-f37072fd.pth --out resnet18.npz``: torch-free weights.
 """
 
-from md2tf.convert.pretrained import init_encoders, load_encoder_weights
-from md2tf.convert.torch_checkpoint import convert_monodepth2, infer_num_layers
-from md2tf.convert.torch_names import torch_layers
-from md2tf.convert.torch_weights import load_torch_state_dict, read_state_dict
+import importlib
 
-__all__ = ["convert_monodepth2", "infer_num_layers", "init_encoders", "load_encoder_weights",
-           "load_torch_state_dict", "read_state_dict", "torch_layers"]
+# Name -> submodule, imported on first use (PEP 562), so that ``python -m md2tf.convert`` and
+# ``python -m md2tf.convert.imagenet`` load this package without Keras and can set up TensorFlow
+# (log level, oneDNN) before it starts.
+_EXPORTS = {
+    "init_encoders": "pretrained", "load_encoder_weights": "pretrained",
+    "convert_monodepth2": "torch_checkpoint", "infer_num_layers": "torch_checkpoint",
+    "torch_layers": "torch_names",
+    "load_torch_state_dict": "torch_weights", "read_state_dict": "torch_weights",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"md2tf.convert.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'md2tf.convert' has no attribute {name!r}")

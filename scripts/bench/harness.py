@@ -96,7 +96,6 @@ def peak_rss_mib() -> float:
 
 def machine_info() -> dict:
     info = {"python": platform.python_version(), "cores": os.cpu_count(),
-            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(TF's default)"),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     try:
         with open("/proc/cpuinfo") as f:
@@ -110,6 +109,12 @@ def machine_info() -> dict:
         import tensorflow as tf
 
         info["tensorflow"] = tf.__version__
+        try:  # what TF itself runs (TF_ENABLE_ONEDNN_OPTS and the CPU decide)
+            from tensorflow.python.util import _pywrap_util_port
+
+            info["onednn"] = bool(_pywrap_util_port.IsMklEnabled())
+        except (ImportError, AttributeError):
+            pass
         import keras
 
         info["keras"] = keras.__version__

@@ -242,7 +242,8 @@ def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixe
         tex += _bandlimit(f, footprint) * value_noise(tu * np.float32(f), tv * np.float32(f), seed + 101 * o)
     tex *= _NOISE_AMP[material] * np.float32(texture_contrast)
     # A touch of per-channel variation so the texture is not grey-only.
-    tint = 0.06 * np.float32(texture_contrast) * value_noise(tu * np.float32(2.0) + np.float32(7.3), tv * np.float32(2.0), seed + 999)
+    tint = 0.06 * np.float32(texture_contrast) * value_noise(
+        tu * np.float32(2.0) + np.float32(7.3), tv * np.float32(2.0), seed + 999)
     albedo = base * (1.0 + tex)[:, None]
     albedo[:, 0] *= 1.0 + tint
     albedo[:, 2] *= 1.0 - tint

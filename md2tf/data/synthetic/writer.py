@@ -23,6 +23,9 @@ from md2tf.progress import Progress
 MANIFEST = "synthetic_world.json"
 FORMAT_VERSION = 2  # bump when the rendered output changes: older worlds are regenerated
 SPLITS_VERSION = 2  # bump when only the split files change: older worlds get new split files
+#: `WorldConfig` parameters added after worlds were first written, with the value those worlds were
+#: rendered at: a manifest without the key describes that value.
+RENDERED_BEFORE_RECORDED = {"texture_contrast": 1.0}
 SPLIT_NAME = "synthetic"
 ODOM_SPLIT_NAME = "synthetic_odom"
 
@@ -296,9 +299,7 @@ def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, 
         with open(manifest) as f:
             found = json.load(f)
         wanted = json.loads(json.dumps(config.to_dict()))
-        # A parameter added since the world was written was rendered at its default value.
-        defaults = json.loads(json.dumps(w.WorldConfig().to_dict()))
-        found["config"] = {**defaults, **found.get("config", {})}
+        found["config"] = {**RENDERED_BEFORE_RECORDED, **found.get("config", {})}
         same_config = found["config"] == wanted
         if same_config and found.get("format_version") == FORMAT_VERSION:
             if found.get("splits_version") != SPLITS_VERSION:

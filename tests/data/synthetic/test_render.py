@@ -209,6 +209,18 @@ class TestWorld:
         assert np.abs(texture).mean() > 0.005  # the default world is textured
         np.testing.assert_allclose((green[2.0] - green[0.0])[unclipped], 2 * texture[unclipped], atol=2e-6)
 
+    def test_zero_texture_contrast_leaves_flat_colours(self):
+        """With contrast 0 neither the noise nor the red/blue tint is left: a flat wall (one face, one
+        light) is one colour in every channel; with the default texture it is not."""
+        k = w.kitti_like_intrinsics(H, W)
+        wall = _one_box((-20, -8, 12), (20, 1.65, 13))  # fills the view 12 m ahead
+        for contrast, flat in ((0.0, True), (1.0, False)):
+            drive = _drive_with(wall)._replace(texture_contrast=contrast)
+            out = render.render_view(drive, 0, 2, k, H, W)
+            on_wall = out.image[out.box == 0]
+            assert on_wall.shape[0] > 0.5 * H * W
+            assert (np.ptp(on_wall, axis=0).max() < 1e-6) == flat, (contrast, np.ptp(on_wall, axis=0))
+
     def test_trajectory_has_stops_turns_and_moving_cars(self):
         drive = w.make_drive(w.WorldConfig(frames=100, seed=0), 0)
         step = np.linalg.norm(np.diff(drive.cam_position, axis=0), axis=1)
