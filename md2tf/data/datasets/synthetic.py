@@ -4,7 +4,8 @@ The world is written in the KITTI raw layout (see ``md2tf/data/synthetic/README.
 listed from its split files exactly as for KITTI (split ``synthetic``). Its parameters are
 `DataConfig` fields (``synthetic_drives``, ``synthetic_frames``, ``synthetic_height``,
 ``synthetic_width``, ``synthetic_seed``, ``synthetic_texture_contrast``, and ``image_ext`` for the
-file format), so ``config.json`` alone regenerates the same world. Dense GT depth exists for every frame: training-time metrics and evaluation use it.
+file format), so ``config.json`` alone regenerates the same world. Dense GT depth exists for every
+frame: training-time metrics and evaluation use it.
 Camera poses (camera 02, metres, ``<drive>/poses.txt``) exist for every frame too: ``--pose_source=gt``.
 """
 
