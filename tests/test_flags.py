@@ -166,8 +166,9 @@ def test_help_lists_the_commands_own_flags_and_exits_0(module):
 def test_entry_points_load_without_tensorflow():
     """Each command module (and its package) loads before TensorFlow, so `run_command` can set TF's
     log level and kernels (`start_tensorflow`) before TF starts."""
-    runpy_names = [m if m != "md2tf.data.synthetic" else "md2tf.data.synthetic.__main__" for m in ENTRY_POINTS]
-    runpy_names = [m + ".__main__" if m == "md2tf.convert" else m for m in runpy_names]
+    # `python -m <package>` runs <package>.__main__
+    runpy_names = [m + ".__main__" if m in ("md2tf.convert", "md2tf.data.synthetic") else m
+                   for m in ENTRY_POINTS]
     code = ("import importlib, sys\n"
             "sys.modules['tensorflow'] = sys.modules['keras'] = None  # any import of them raises\n"
             f"for name in {runpy_names!r}:\n"
