@@ -159,6 +159,9 @@ class DataConfig(ConfigBase):
                                   "to pretrain on data disjoint from the test drive).")
     synthetic_texture_contrast: float = setting(1.0, "Synthetic world: amplitude of the surfaces' noise "
                                                 "texture (0 = flat colours, 2 = twice the contrast).")
+    synthetic_speed_variation: float = setting(0.0, "Synthetic world: smooth fluctuation of the vehicle's "
+                                               "speed, a fraction of it (0 = piecewise-constant speeds; "
+                                               "0.2 = up to +-20 % over 2-6 s, as in traffic).")
     frame_stride: int = setting(1, "--dataset=video: keep every n-th decoded frame (3 turns a 30 fps "
                                 "video into KITTI's 10 Hz).")
     target_fps: float = setting(0.0, "--dataset=video: frame rate to subsample each video to (stride = "
@@ -190,6 +193,8 @@ class DataConfig(ConfigBase):
                f"--synthetic_width must be 0 (= --width) or >= 8, got {self.synthetic_width}")
         _check(0.0 <= self.synthetic_texture_contrast <= 5.0, "--synthetic_texture_contrast must lie in "
                f"[0, 5], got {self.synthetic_texture_contrast}")
+        _check(0.0 <= self.synthetic_speed_variation < 1.0, "--synthetic_speed_variation must lie in "
+               f"[0, 1), got {self.synthetic_speed_variation}")
         _check(self.frame_stride >= 1, f"--frame_stride must be >= 1, got {self.frame_stride}")
         _check(self.target_fps >= 0, f"--target_fps must be >= 0 (0 = off), got {self.target_fps}")
         _check(self.target_fps == 0 or self.frame_stride == 1,

@@ -3,7 +3,8 @@
 The world is written in the KITTI raw layout (see ``md2tf/data/synthetic/README.md``), so samples are
 listed from its split files exactly as for KITTI (split ``synthetic``). Its parameters are
 `DataConfig` fields (``synthetic_drives``, ``synthetic_frames``, ``synthetic_height``,
-``synthetic_width``, ``synthetic_seed``, ``synthetic_texture_contrast``, and ``image_ext`` for the
+``synthetic_width``, ``synthetic_seed``, ``synthetic_texture_contrast``,
+``synthetic_speed_variation``, and ``image_ext`` for the
 file format), so ``config.json`` alone regenerates the same world. Dense GT depth exists for every
 frame: training-time metrics and evaluation use it.
 Camera poses (camera 02, metres, ``<drive>/poses.txt``) exist for every frame too: ``--pose_source=gt``.
@@ -32,12 +33,14 @@ def world_parameters(config: DataConfig) -> dict:
         ``synthetic_width`` (0 = the network input ``height`` / ``width``) and ``image_ext``.
 
     Returns:
-      ``{"drives", "frames", "height", "width", "ext", "seed", "texture_contrast"}``.
+      ``{"drives", "frames", "height", "width", "ext", "seed", "texture_contrast",
+      "speed_variation"}``.
     """
     return {"drives": config.synthetic_drives, "frames": config.synthetic_frames,
             "height": config.synthetic_height or config.height,
             "width": config.synthetic_width or config.width, "ext": config.image_ext.lstrip("."),
-            "seed": config.synthetic_seed, "texture_contrast": config.synthetic_texture_contrast}
+            "seed": config.synthetic_seed, "texture_contrast": config.synthetic_texture_contrast,
+            "speed_variation": config.synthetic_speed_variation}
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,9 @@ class WorldConfig:
                              "the synthetic_odom split.")
     texture_contrast: float = setting(1.0, "Scales the amplitude of every surface's noise texture (0 = "
                                       "untextured albedo; road markings, slabs and windows stay).")
+    speed_variation: float = setting(0.0, "Smooth fluctuation of the vehicle's speed as a fraction of it "
+                                     "(0 = piecewise-constant cruising speeds with ramps and stops; 0.2 = "
+                                     "up to +-20 %, over periods of 2-6 s as in traffic).")
 
     def __post_init__(self) -> None:
         def check(cond: bool, msg: str) -> None:
@@ -93,6 +96,8 @@ class WorldConfig:
         check(self.lidar_beams >= 1 and self.lidar_azimuth_step_deg > 0, "bad lidar beams / azimuth step")
         check(0.0 <= self.texture_contrast <= 5.0,
               f"texture_contrast must lie in [0, 5], got {self.texture_contrast}")
+        check(0.0 <= self.speed_variation < 1.0,
+              f"speed_variation must lie in [0, 1), got {self.speed_variation}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -259,6 +264,15 @@ def _speed_profile(rng: np.random.Generator, frames: int) -> np.ndarray:
     return speed
 
 
+def _speed_fluctuation(rng: np.random.Generator, frames: int, amplitude: float) -> np.ndarray:
+    """``[frames]`` speed multiplier ``1 + amplitude * f(t)``, ``f`` the mean of two sinusoids with
+    periods of 20-60 frames (2-6 s at 10 Hz) and random phases, so ``|f| <= 1`` and the speed changes
+    smoothly, never in steps. Stops stay stops (the multiplier scales zero speed to zero)."""
+    t = np.arange(frames)
+    periods, phases = rng.uniform(20.0, 60.0, 2), rng.uniform(0.0, 2 * np.pi, 2)
+    return 1.0 + amplitude * np.sin(2 * np.pi * t / periods[:, None] + phases[:, None]).mean(axis=0)
+
+
 def make_drive(config: WorldConfig, index: int) -> Drive:
     """Generates drive ``index`` of the world (deterministic in ``config.seed`` and ``index``)."""
     rng = np.random.default_rng([config.seed, index])
@@ -266,13 +280,19 @@ def make_drive(config: WorldConfig, index: int) -> Drive:
     frames = config.frames
 
     speed = _speed_profile(rng, frames)
+    # The street's extent follows the unfluctuated profile, and the fluctuation has its own generator,
+    # so the scene (drawn from `rng` below) is the same at every speed variation.
+    z_hi = float(np.cumsum(speed[:-1])[-1]) + 160.0  # = z[-1] without the fluctuation
+    if config.speed_variation:
+        speed = speed * _speed_fluctuation(np.random.default_rng([config.seed, index, 1]), frames,
+                                           config.speed_variation)
     z = np.concatenate([[0.0], np.cumsum(speed[:-1])])
     # Gentle turns: the rig centre weaves within the lane (heading up to ~3.6 degrees).
     amp, wavelength, phase = rng.uniform(0.2, 0.6), rng.uniform(60.0, 150.0), rng.uniform(0, 2 * np.pi)
     x = LANE_CENTRE_M - config.baseline / 2 + amp * np.sin(2 * np.pi * z / wavelength + phase)
     yaw = np.arctan(amp * 2 * np.pi / wavelength * np.cos(2 * np.pi * z / wavelength + phase))
     cam_position = np.stack([x, np.zeros(frames), z], axis=1)
-    z_lo, z_hi = -60.0, float(z[-1]) + 160.0
+    z_lo = -60.0
 
     boxes = _BoxList()
     seed = 1000

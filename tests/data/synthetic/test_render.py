@@ -231,9 +231,30 @@ class TestWorld:
         assert any(c.follow for c in drive.cars) and any(c.speed < 0 for c in drive.cars)
         np.testing.assert_allclose(drive.world_from_camera(0), np.eye(4), atol=1e-12)
 
+    def test_speed_variation_changes_the_speed_smoothly_on_the_same_scene(self):
+        """The fluctuation multiplies the default speed profile by ``1 + a f(t)``, ``|f| <= 1`` with
+        periods >= 20 frames (so ``|f'| <= 2 pi / 20`` per frame); stops stay stops and the scene is
+        the same boxes."""
+        a = 0.2
+        base, varied = (w.make_drive(w.WorldConfig(frames=100, seed=0, speed_variation=v), 0) for v in (0.0, a))
+        np.testing.assert_array_equal(base.static.lo, varied.static.lo)
+        v0, v1 = np.diff(base.cam_position[:, 2]), np.diff(varied.cam_position[:, 2])
+        moving = v0 > 0.3
+        assert np.array_equal(v0 == 0.0, v1 == 0.0), "a stop moved or vanished"
+        ratio = v1[moving] / v0[moving] - 1.0
+        assert np.abs(ratio).max() <= a + 1e-9
+        assert ratio.std() > 0.03, "speed barely changes"
+        multiplier = v1 / np.where(v0 > 0, v0, 1.0)
+        both_moving = (v0[1:] > 0) & (v0[:-1] > 0)
+        assert np.abs(np.diff(multiplier)[both_moving]).max() <= a * 2 * np.pi / 20 + 1e-9
+        # On the default world's steady stretches the speed is constant; with variation it is not.
+        steady = np.flatnonzero((np.abs(np.diff(v0)) < 1e-9) & moving[1:])
+        assert np.abs(np.diff(v0)[steady]).max() < 1e-9 < np.abs(np.diff(v1)[steady]).min()
+
     @pytest.mark.parametrize("kwargs, match", [(dict(frames=2), "frames"), (dict(ext="bmp"), "ext"),
                                                (dict(date="2019-10-27"), "date"),
-                                               (dict(texture_contrast=-0.5), "texture_contrast")])
+                                               (dict(texture_contrast=-0.5), "texture_contrast"),
+                                               (dict(speed_variation=1.0), "speed_variation")])
     def test_config_validation(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
             w.WorldConfig(**kwargs)

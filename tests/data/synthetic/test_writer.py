@@ -202,20 +202,22 @@ class TestEnsureWorld:
         ensure_world(out, overwrite=True, **{**self.KW, "seed": 5})
         assert json.load(open(os.path.join(out, writer.MANIFEST)))["config"]["seed"] == 5
 
-    def test_manifest_without_a_newer_parameter_means_its_default(self, tmp_path, monkeypatch):
-        """A world written before ``texture_contrast`` existed was rendered at 1.0: reused for 1.0,
-        refused (naming the parameter) for another value."""
+    @pytest.mark.parametrize("name, other", [("texture_contrast", 0.5), ("speed_variation", 0.2)])
+    def test_manifest_without_a_newer_parameter_means_its_default(self, tmp_path, monkeypatch, name, other):
+        """A world written before a parameter existed was rendered at its default: reused for the
+        default, refused (naming the parameter) for another value."""
         out = str(tmp_path)
         ensure_world(out, **self.KW)
         path = os.path.join(out, writer.MANIFEST)
         manifest = json.load(open(path))
-        del manifest["config"]["texture_contrast"]
+        default = manifest["config"].pop(name)
+        assert writer.RENDERED_BEFORE_RECORDED[name] == default == WorldConfig().to_dict()[name]
         json.dump(manifest, open(path, "w"))
         with monkeypatch.context() as patch:
             patch.setattr(writer, "generate_world", lambda *a, **k: pytest.fail("regenerated"))
             ensure_world(out, **self.KW)
-        with pytest.raises(ValueError, match="texture_contrast.*1.0, 0.5"):
-            ensure_world(out, texture_contrast=0.5, **self.KW)
+        with pytest.raises(ValueError, match=f"{name}.*{default}, {other}"):
+            ensure_world(out, **{name: other}, **self.KW)
 
     def test_unknown_parameter(self, tmp_path):
         with pytest.raises(ValueError, match="unknown parameters.*colour"):
