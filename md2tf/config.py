@@ -159,6 +159,8 @@ class DataConfig(ConfigBase):
                                   "to pretrain on data disjoint from the test drive).")
     synthetic_texture_contrast: float = setting(1.0, "Synthetic world: amplitude of the surfaces' noise "
                                                 "texture (0 = flat colours, 2 = twice the contrast).")
+    synthetic_texture_octaves: int = setting(6, "Synthetic world: octaves of the surfaces' noise texture "
+                                             "(6 = fine detail; 2 = only coarse blotches).")
     synthetic_speed_variation: float = setting(0.0, "Synthetic world: smooth fluctuation of the vehicle's "
                                                "speed, a fraction of it (0 = piecewise-constant speeds; "
                                                "0.2 = up to +-20 % over 2-6 s, as in traffic).")
@@ -193,6 +195,8 @@ class DataConfig(ConfigBase):
                f"--synthetic_width must be 0 (= --width) or >= 8, got {self.synthetic_width}")
         _check(0.0 <= self.synthetic_texture_contrast <= 5.0, "--synthetic_texture_contrast must lie in "
                f"[0, 5], got {self.synthetic_texture_contrast}")
+        _check(1 <= self.synthetic_texture_octaves <= 6, "--synthetic_texture_octaves must lie in "
+               f"[1, 6], got {self.synthetic_texture_octaves}")
         _check(0.0 <= self.synthetic_speed_variation < 1.0, "--synthetic_speed_variation must lie in "
                f"[0, 1), got {self.synthetic_speed_variation}")
         _check(self.frame_stride >= 1, f"--frame_stride must be >= 1, got {self.frame_stride}")

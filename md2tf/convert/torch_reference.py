@@ -396,10 +396,25 @@ class MonoTrainStep:
         grid = torch.stack([u, v], -1).view(b, self.h, self.w, 2)
         return F.grid_sample(src, grid, padding_mode="border", align_corners=True)
 
-    def __call__(self) -> float:
+    def _nets(self):
+        """Depth net on the target, pose net on the (-1, 0) and (0, +1) pairs."""
         target, prev, nxt = self.frames
         disps = self.depth(target)
         poses = [self.pose(torch.cat([prev, target], 1)), self.pose(torch.cat([target, nxt], 1))]
+        return disps, poses
+
+    def nets_fwd_bwd(self) -> float:
+        """Forward and backward of the two networks alone (the sum of their outputs as the loss, no
+        update): the part of the step whose cost is the convolutions'."""
+        disps, poses = self._nets()
+        total = sum(d.sum() for d in disps) + sum(a.sum() + t.sum() for a, t in poses)
+        self.opt.zero_grad()
+        total.backward()
+        return float(total.detach())
+
+    def __call__(self) -> float:
+        target, prev, nxt = self.frames
+        disps, poses = self._nets()
         total = 0.0
         for s, disp in enumerate(disps):
             disp = F.interpolate(disp, (self.h, self.w), mode="bilinear", align_corners=False)

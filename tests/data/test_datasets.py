@@ -192,10 +192,12 @@ def test_a_new_dataset_is_one_object_in_the_registry(tmp_path, monkeypatch):
 
 def test_world_parameters_follow_the_config():
     config = DataConfig(height=64, width=128, image_ext=".png", synthetic_drives=2, synthetic_frames=7,
-                        synthetic_seed=3, synthetic_texture_contrast=0.5, synthetic_speed_variation=0.1)
+                        synthetic_seed=3, synthetic_texture_contrast=0.5, synthetic_texture_octaves=3,
+                        synthetic_speed_variation=0.1)
     assert synthetic_dataset.world_parameters(config) == {"drives": 2, "frames": 7, "height": 64,
                                                           "width": 128, "ext": "png", "seed": 3,
-                                                          "texture_contrast": 0.5, "speed_variation": 0.1}
+                                                          "texture_contrast": 0.5, "texture_octaves": 3,
+                                                          "speed_variation": 0.1}
     sized = synthetic_dataset.world_parameters(
         dataclasses.replace(config, synthetic_height=40, synthetic_width=90, image_ext=".jpg"))
     assert (sized["height"], sized["width"], sized["ext"]) == (40, 90, "jpg")

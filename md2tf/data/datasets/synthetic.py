@@ -3,7 +3,7 @@
 The world is written in the KITTI raw layout (see ``md2tf/data/synthetic/README.md``), so samples are
 listed from its split files exactly as for KITTI (split ``synthetic``). Its parameters are
 `DataConfig` fields (``synthetic_drives``, ``synthetic_frames``, ``synthetic_height``,
-``synthetic_width``, ``synthetic_seed``, ``synthetic_texture_contrast``,
+``synthetic_width``, ``synthetic_seed``, ``synthetic_texture_contrast``, ``synthetic_texture_octaves``,
 ``synthetic_speed_variation``, and ``image_ext`` for the
 file format), so ``config.json`` alone regenerates the same world. Dense GT depth exists for every
 frame: training-time metrics and evaluation use it.
@@ -33,13 +33,14 @@ def world_parameters(config: DataConfig) -> dict:
         ``synthetic_width`` (0 = the network input ``height`` / ``width``) and ``image_ext``.
 
     Returns:
-      ``{"drives", "frames", "height", "width", "ext", "seed", "texture_contrast",
+      ``{"drives", "frames", "height", "width", "ext", "seed", "texture_contrast", "texture_octaves",
       "speed_variation"}``.
     """
     return {"drives": config.synthetic_drives, "frames": config.synthetic_frames,
             "height": config.synthetic_height or config.height,
             "width": config.synthetic_width or config.width, "ext": config.image_ext.lstrip("."),
             "seed": config.synthetic_seed, "texture_contrast": config.synthetic_texture_contrast,
+            "texture_octaves": config.synthetic_texture_octaves,
             "speed_variation": config.synthetic_speed_variation}
 
 

@@ -181,7 +181,7 @@ def _periodic_box(coord: np.ndarray, period: float, lo: float, hi: float, fp: np
 
 
 def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixel_angle: float,
-          ground_y: float, texture_contrast: float = 1.0) -> np.ndarray:
+          ground_y: float, texture_contrast: float = 1.0, texture_octaves: int = len(_FREQS)) -> np.ndarray:
     """Colour of each ray's hit (sky colour for misses).
 
     Args:
@@ -194,6 +194,8 @@ def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixe
       texture_contrast: multiplier of the noise textures' amplitude (the per-material noise and the
         red/blue tint): the green albedo is ``base * (1 + texture_contrast * noise)``, linear in it;
         0 leaves each surface its flat colour (markings, slabs and windows stay).
+      texture_octaves: how many of the noise octaves (``_FREQS``, lowest first) make the texture:
+        fewer leave only coarse blotches (the detail that dense texture gives a photometric match).
 
     Returns:
       ``[P, 3]`` float32 RGB in [0, 1].
@@ -238,7 +240,7 @@ def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixe
                     np.where((material == w.MAT_ROAD)[:, None], np.float32(0.33), np.float32(0.58)))
     base = base.astype(np.float32)
     tex = np.zeros(n_sel, np.float32)
-    for o, f in enumerate(_FREQS):
+    for o, f in enumerate(_FREQS[:texture_octaves]):
         tex += _bandlimit(f, footprint) * value_noise(tu * np.float32(f), tv * np.float32(f), seed + 101 * o)
     tex *= _NOISE_AMP[material] * np.float32(texture_contrast)
     # A touch of per-channel variation so the texture is not grey-only.
@@ -338,7 +340,7 @@ def render_view(drive: w.Drive, frame: int, camera: int, intrinsics: np.ndarray,
     flat = Hits(*(a.reshape(-1) for a in hits))
     pixel_angle = 0.5 * (1.0 / intrinsics[0][0] + 1.0 / intrinsics[1][1])
     rgb = shade(origin, rays.reshape(-1, 3), flat, boxes, pixel_angle, drive.camera_height,
-                drive.texture_contrast)
+                drive.texture_contrast, drive.texture_octaves)
     depth = np.where(hits.box == -2, 0.0, hits.t).astype(np.float32)
     moving = np.zeros(hits.box.shape, bool)
     is_box = hits.box >= 0

@@ -25,7 +25,7 @@ FORMAT_VERSION = 2  # bump when the rendered output changes: older worlds are re
 SPLITS_VERSION = 2  # bump when only the split files change: older worlds get new split files
 #: `WorldConfig` parameters added after worlds were first written, with the value those worlds were
 #: rendered at: a manifest without the key describes that value.
-RENDERED_BEFORE_RECORDED = {"texture_contrast": 1.0, "speed_variation": 0.0}
+RENDERED_BEFORE_RECORDED = {"texture_contrast": 1.0, "texture_octaves": 6, "speed_variation": 0.0}
 SPLIT_NAME = "synthetic"
 ODOM_SPLIT_NAME = "synthetic_odom"
 

@@ -202,7 +202,8 @@ class TestEnsureWorld:
         ensure_world(out, overwrite=True, **{**self.KW, "seed": 5})
         assert json.load(open(os.path.join(out, writer.MANIFEST)))["config"]["seed"] == 5
 
-    @pytest.mark.parametrize("name, other", [("texture_contrast", 0.5), ("speed_variation", 0.2)])
+    @pytest.mark.parametrize("name, other", [("texture_contrast", 0.5), ("texture_octaves", 2),
+                                             ("speed_variation", 0.2)])
     def test_manifest_without_a_newer_parameter_means_its_default(self, tmp_path, monkeypatch, name, other):
         """A world written before a parameter existed was rendered at its default: reused for the
         default, refused (naming the parameter) for another value."""
