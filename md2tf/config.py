@@ -159,8 +159,8 @@ class DataConfig(ConfigBase):
                                   "to pretrain on data disjoint from the test drive).")
     synthetic_texture_contrast: float = setting(1.0, "Synthetic world: amplitude of the surfaces' noise "
                                                 "texture (0 = flat colours, 2 = twice the contrast).")
-    synthetic_texture_octaves: int = setting(6, "Synthetic world: octaves of the surfaces' noise texture "
-                                             "(6 = fine detail; 2 = only coarse blotches).")
+    synthetic_texture_octaves: int = setting(6, "Synthetic world: octaves of the surfaces' noise texture, "
+                                             "1-6 (6 = fine detail; 2 = only blotches of a metre and more).")
     synthetic_speed_variation: float = setting(0.0, "Synthetic world: smooth fluctuation of the vehicle's "
                                                "speed, a fraction of it (0 = piecewise-constant speeds; "
                                                "0.2 = up to +-20 % over 2-6 s, as in traffic).")

@@ -405,7 +405,7 @@ class MonoTrainStep:
 
     def nets_fwd_bwd(self) -> float:
         """Forward and backward of the two networks alone (the sum of their outputs as the loss, no
-        update): the part of the step whose cost is the convolutions'."""
+        update): the step without the photometric loss and Adam."""
         disps, poses = self._nets()
         total = sum(d.sum() for d in disps) + sum(a.sum() + t.sum() for a, t in poses)
         self.opt.zero_grad()

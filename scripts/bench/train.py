@@ -19,18 +19,15 @@ and what the step allocates on top of the RSS before it, and the fraction of the
 ``3 x`` the networks' forward FLOPs (TF profiler; backward = gradients w.r.t. inputs and weights, each
 about one forward) per step time. The loss's FLOPs (a few GFLOP) are not counted.
 
-``train_profile``: the same step cut into nets fwd, nets fwd+bwd, loss fwd, loss fwd+bwd and the full
-step, each compiled separately, in graph, graph with the XLA loss and XLA
-(``MD2TF_BENCH_PROFILE_MODES=graph,xlaloss`` picks some; ``MD2TF_BENCH_PROFILE_BATCH`` the batch).
-With ``--compare-torch`` the PyTorch reference step is cut the same way (nets fwd+bwd, full step) in
-the same run.
-
-``train_profile``: where the time of one M batch-4 step goes (graph, graph with the XLA loss, and XLA):
-network forward, network forward + backward, loss forward, loss forward + backward (w.r.t. the
-disparities and poses), and the full step, each timed separately.
+``train_profile``: where the time of one M step goes: network forward, network forward + backward,
+loss forward, loss forward + backward (w.r.t. the disparities and poses), and the full step, each
+compiled and timed separately (one piece after the other, not interleaved), in graph, graph with the
+XLA loss and XLA (``MD2TF_BENCH_PROFILE_MODES=graph,xlaloss`` picks some; batch
+``MD2TF_BENCH_PROFILE_BATCH``, default 4).
 
 ``--compare-torch`` adds the PyTorch eager M step (`md2tf.convert.torch_reference.MonoTrainStep`, our
-own reimplementation from the paper) to the interleaved rounds, at the same batch sizes.
+own reimplementation from the paper): to the interleaved rounds of ``train`` at the same batch sizes,
+and to ``train_profile`` as two pieces, the networks' forward + backward and the full step.
 """
 
 from __future__ import annotations
@@ -354,7 +351,11 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M", loss_jit: bo
 def train_profile_section(args: argparse.Namespace) -> list[dict]:
     batch = int(os.environ.get("MD2TF_BENCH_PROFILE_BATCH", "4"))
     rows = []
-    for label in os.environ.get("MD2TF_BENCH_PROFILE_MODES", "graph,xlaloss,xla").split(","):
+    labels = [m.strip() for m in os.environ.get("MD2TF_BENCH_PROFILE_MODES", "graph,xlaloss,xla").split(",")]
+    unknown = sorted(set(labels) - {"graph", "xlaloss", "xla"})
+    if unknown:
+        raise ValueError(f"MD2TF_BENCH_PROFILE_MODES: unknown {unknown}; use graph, xlaloss, xla")
+    for label in labels:
         jit = label == "xla"
         for name, fn in profile_fns(batch, jit, loss_jit=label == "xlaloss").items():
             fn()  # trace / compile
@@ -363,9 +364,9 @@ def train_profile_section(args: argparse.Namespace) -> list[dict]:
                                 compile=label, batch=batch).to_dict(args.contaminated))
             print(f"    {rows[-1]['name']}: {rows[-1]['median_s'] * 1e3:.0f} ms", flush=True)
     if args.compare_torch:  # the same split for PyTorch, in the same run
-        for step in _torch_runners(args, [batch]).values():
-            train_step = step[0]
-            for name, fn in (("nets fwd+bwd", train_step.nets_fwd_bwd), ("full step (fwd+bwd+adam)", train_step)):
+        for train_step, _, _ in _torch_runners(args, [batch]).values():
+            pieces = (("nets fwd+bwd", train_step.nets_fwd_bwd), ("full step (fwd+bwd+adam)", train_step))
+            for name, fn in pieces:
                 fn()
                 rows.append(measure(f"profile b{batch} torch-eager: {name}", fn, warmup=1,
                                     repeats=max(3, min(args.repeats, 5)), items_per_run=batch,

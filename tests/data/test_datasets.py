@@ -203,10 +203,22 @@ def test_world_parameters_follow_the_config():
     assert (sized["height"], sized["width"], sized["ext"]) == (40, 90, "jpg")
 
 
+def test_default_world_parameters_are_the_worlds_defaults():
+    """The config's defaults describe the default world (worlds on disk are reused)."""
+    defaults = synthetic.WorldConfig().to_dict()
+    for key, value in synthetic_dataset.world_parameters(DataConfig()).items():
+        if key not in ("height", "width", "ext"):  # sized by the network input and --image_ext
+            assert value == defaults[key], key
+
+
 @pytest.mark.parametrize("field, value, flag", [("synthetic_drives", 0, "--synthetic_drives"),
                                                 ("synthetic_frames", 2, "--synthetic_frames"),
                                                 ("synthetic_height", 4, "--synthetic_height"),
-                                                ("synthetic_width", -1, "--synthetic_width")])
+                                                ("synthetic_width", -1, "--synthetic_width"),
+                                                ("synthetic_texture_contrast", -0.5, "--synthetic_texture_contrast"),
+                                                ("synthetic_texture_octaves", 0, "--synthetic_texture_octaves"),
+                                                ("synthetic_texture_octaves", 7, "--synthetic_texture_octaves"),
+                                                ("synthetic_speed_variation", 1.0, "--synthetic_speed_variation")])
 def test_bad_world_setting_names_the_flag(field, value, flag):
     with pytest.raises(ValueError, match=flag):
         DataConfig(**{field: value})

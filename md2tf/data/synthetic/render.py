@@ -22,7 +22,7 @@ _SUN = np.array([-0.45, -0.8, -0.4]) / np.linalg.norm([-0.45, -0.8, -0.4])  # to
 _AMBIENT = 0.55
 # Value-noise octaves: frequencies (cycles / metre) in steps of 2.5, so that whatever the pixel
 # footprint, some octave lies just below the band limit; flat per-material amplitude spectrum.
-_FREQS = 0.3 * 2.5 ** np.arange(6)
+_FREQS = 0.3 * 2.5 ** np.arange(w.NOISE_OCTAVES)
 _NOISE_AMP = np.zeros(w.NUM_MATERIALS, np.float32)
 for _mat, _amp in ((w.MAT_ROAD, 0.17), (w.MAT_SIDEWALK, 0.13), (w.MAT_FACADE, 0.14), (w.MAT_CAR, 0.10),
                    (w.MAT_GLASS, 0.15), (w.MAT_TYRE, 0.25), (w.MAT_POLE, 0.15), (w.MAT_CANOPY, 0.30),
@@ -181,7 +181,8 @@ def _periodic_box(coord: np.ndarray, period: float, lo: float, hi: float, fp: np
 
 
 def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixel_angle: float,
-          ground_y: float, texture_contrast: float = 1.0, texture_octaves: int = len(_FREQS)) -> np.ndarray:
+          ground_y: float, texture_contrast: float = 1.0,
+          texture_octaves: int = w.NOISE_OCTAVES) -> np.ndarray:
     """Colour of each ray's hit (sky colour for misses).
 
     Args:
@@ -194,8 +195,8 @@ def shade(origin: np.ndarray, dirs: np.ndarray, hits: Hits, boxes: w.Boxes, pixe
       texture_contrast: multiplier of the noise textures' amplitude (the per-material noise and the
         red/blue tint): the green albedo is ``base * (1 + texture_contrast * noise)``, linear in it;
         0 leaves each surface its flat colour (markings, slabs and windows stay).
-      texture_octaves: how many of the noise octaves (``_FREQS``, lowest first) make the texture:
-        fewer leave only coarse blotches (the detail that dense texture gives a photometric match).
+      texture_octaves: how many of the noise octaves (``_FREQS``, lowest first) make the texture;
+        fewer leave only coarse blotches, with little fine detail for a photometric match.
 
     Returns:
       ``[P, 3]`` float32 RGB in [0, 1].

@@ -49,6 +49,9 @@ MAT_CANOPY = 8
 MAT_WALL = 9
 NUM_MATERIALS = 10
 
+#: Octaves of the surfaces' value-noise texture (0.3 cycles/m, x2.5 per octave: up to 29 cycles/m).
+NOISE_OCTAVES = 6
+
 ROAD_HALF_WIDTH_M = 5.0
 SIDEWALK_OUTER_M = 7.5
 LANE_CENTRE_M = 1.75
@@ -76,9 +79,9 @@ class WorldConfig:
                              "the synthetic_odom split.")
     texture_contrast: float = setting(1.0, "Scales the amplitude of every surface's noise texture (0 = "
                                       "untextured albedo; road markings, slabs and windows stay).")
-    texture_octaves: int = setting(6, "Octaves of every surface's noise texture, from 0.3 cycles/m up, "
-                                   "x2.5 each (6 = up to 29 cycles/m, fine detail at every distance; "
-                                   "2 = only blotches of 1.3 m and more).")
+    texture_octaves: int = setting(NOISE_OCTAVES, "Octaves of every surface's noise texture, from 0.3 "
+                                   "cycles/m up, x2.5 each (6 = up to 29 cycles/m, fine detail at every "
+                                   "distance; 2 = up to 0.75 cycles/m, only blotches of a metre and more).")
     speed_variation: float = setting(0.0, "Smooth fluctuation of the vehicle's speed as a fraction of it "
                                      "(0 = piecewise-constant cruising speeds with ramps and stops; 0.2 = "
                                      "up to +-20 %, over periods of 2-6 s as in traffic).")
@@ -99,7 +102,8 @@ class WorldConfig:
         check(self.lidar_beams >= 1 and self.lidar_azimuth_step_deg > 0, "bad lidar beams / azimuth step")
         check(0.0 <= self.texture_contrast <= 5.0,
               f"texture_contrast must lie in [0, 5], got {self.texture_contrast}")
-        check(1 <= self.texture_octaves <= 6, f"texture_octaves must lie in [1, 6], got {self.texture_octaves}")
+        check(1 <= self.texture_octaves <= NOISE_OCTAVES,
+              f"texture_octaves must lie in [1, {NOISE_OCTAVES}], got {self.texture_octaves}")
         check(0.0 <= self.speed_variation < 1.0,
               f"speed_variation must lie in [0, 1), got {self.speed_variation}")
 
@@ -211,7 +215,7 @@ class Drive(NamedTuple):
     camera_height: float
     baseline: float
     texture_contrast: float = 1.0
-    texture_octaves: int = 6
+    texture_octaves: int = NOISE_OCTAVES
 
     @property
     def num_frames(self) -> int:
