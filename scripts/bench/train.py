@@ -350,26 +350,24 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M", loss_jit: bo
 @section("train_profile")
 def train_profile_section(args: argparse.Namespace) -> list[dict]:
     batch = int(os.environ.get("MD2TF_BENCH_PROFILE_BATCH", "4"))
-    rows = []
     labels = [m.strip() for m in os.environ.get("MD2TF_BENCH_PROFILE_MODES", "graph,xlaloss,xla").split(",")]
     unknown = sorted(set(labels) - {"graph", "xlaloss", "xla"})
     if unknown:
         raise ValueError(f"MD2TF_BENCH_PROFILE_MODES: unknown {unknown}; use graph, xlaloss, xla")
+    rows = []
+
+    def time_piece(label: str, name: str, fn) -> None:
+        fn()  # trace / compile / first allocation
+        rows.append(measure(f"profile b{batch} {label}: {name}", fn, warmup=1,
+                            repeats=max(3, min(args.repeats, 5)), items_per_run=batch,
+                            compile=label, batch=batch).to_dict(args.contaminated))
+        print(f"    {rows[-1]['name']}: {rows[-1]['median_s'] * 1e3:.0f} ms", flush=True)
+
     for label in labels:
-        jit = label == "xla"
-        for name, fn in profile_fns(batch, jit, loss_jit=label == "xlaloss").items():
-            fn()  # trace / compile
-            rows.append(measure(f"profile b{batch} {label}: {name}", fn, warmup=1,
-                                repeats=max(3, min(args.repeats, 5)), items_per_run=batch,
-                                compile=label, batch=batch).to_dict(args.contaminated))
-            print(f"    {rows[-1]['name']}: {rows[-1]['median_s'] * 1e3:.0f} ms", flush=True)
+        for name, fn in profile_fns(batch, label == "xla", loss_jit=label == "xlaloss").items():
+            time_piece(label, name, fn)
     if args.compare_torch:  # the same split for PyTorch, in the same run
         for train_step, _, _ in _torch_runners(args, [batch]).values():
-            pieces = (("nets fwd+bwd", train_step.nets_fwd_bwd), ("full step (fwd+bwd+adam)", train_step))
-            for name, fn in pieces:
-                fn()
-                rows.append(measure(f"profile b{batch} torch-eager: {name}", fn, warmup=1,
-                                    repeats=max(3, min(args.repeats, 5)), items_per_run=batch,
-                                    compile="torch-eager", batch=batch).to_dict(args.contaminated))
-                print(f"    {rows[-1]['name']}: {rows[-1]['median_s'] * 1e3:.0f} ms", flush=True)
+            time_piece("torch-eager", "nets fwd+bwd", train_step.nets_fwd_bwd)
+            time_piece("torch-eager", "full step (fwd+bwd+adam)", train_step)
     return rows
