@@ -145,7 +145,8 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
       |s tx| and |s ty|, m/frame), ``cos`` (mean cosine between predicted and GT translations), the
       snippet ATE of the prediction and of a constant-velocity guess (every step = the drive's mean
       GT translation, no rotation), each also on steady-speed snippets and on those where the speed
-      changes, and ``stopped_speed`` (predicted speed where the GT stands, after the scale). Pairs
+      changes, ``stopped_speed`` (predicted speed where the GT stands, after the scale), and
+      ``speed_corr``, ``speed_change_corr`` (`md2tf.evaluation.odometry.speed_agreement`). Pairs
       with GT motion < ``MOVING_M`` are left out of the ratios.
     """
     import glob
@@ -196,6 +197,7 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
         "stopped_speed": float(np.linalg.norm(scale * t_pred[~moving], axis=1).mean()) if (~moving).any() else 0.0,
         "ate": odometry.score_odometry(gt_poses[indices], pred).to_dict(),
         "ate_constant_velocity": odometry.score_odometry(gt_poses[indices], constant).to_dict(),
+        **odometry.speed_agreement(pred, gt, MOVING_M),
         "num_pairs": int(len(gt)),
         "num_moving_pairs": int(moving.sum()),
     }
@@ -211,14 +213,19 @@ def _ate_cells(p: dict) -> str:
     return " | ".join(cells)
 
 
+def _speed_cells(p: dict) -> str:
+    """Correlation of predicted and GT speed, and of their pair-to-pair changes."""
+    return f"{p['speed_corr']:.2f} ({p['speed_change_corr']:.2f})" if "speed_corr" in p else "-"
+
+
 def pose_table(rows: dict) -> str:
     lines = ["| model | tz ratio (depth scale) | tz ratio (1 LS scale) | tz error | mean abs tx, ty (m/frame) "
-             "| cos | speed while stopped | ATE / const. velocity | steady speed | speed changes |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| cos | speed while stopped | speed corr (of changes) | ATE / const. velocity | steady speed "
+             "| speed changes |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in rows.items():
         lines.append(f"| {name} | {p['tz_ratio_depth_scale']:.3f} | {p['tz_ratio']:.3f} | {p['tz_error']:.3f} "
                      f"| {p['lateral_x']:.3f}, {p['lateral_y']:.3f} | {p['cos']:.3f} | {p['stopped_speed']:.3f} "
-                     f"| {_ate_cells(p)} |")
+                     f"| {_speed_cells(p)} | {_ate_cells(p)} |")
     return "\n".join(lines)
 
 
@@ -244,11 +251,12 @@ def curves(run_dir: str) -> list[dict]:
 
 def curve_table(rows: list[dict]) -> str:
     lines = ["| step | abs_rel | d<1.25 | tz ratio (depth scale) | tz error (1 LS scale) | cos | "
-             "ATE / const. velocity | steady speed | speed changes |", "|---|---|---|---|---|---|---|---|---|"]
+             "speed corr (of changes) | ATE / const. velocity | steady speed | speed changes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = r.get("pose")
         pose = (f"{p['tz_ratio_depth_scale']:.3f} | {p['tz_error']:.3f} | {p['cos']:.3f} | "
-                f"{_ate_cells(p)}") if p else "- | - | - | - | - | -"
+                f"{_speed_cells(p)} | {_ate_cells(p)}") if p else "- | - | - | - | - | - | -"
         lines.append(f"| {r['step']} | {r['abs_rel']:.3f} | {r['a1']:.3f} | {pose} |")
     return "\n".join(lines)
 

@@ -168,6 +168,38 @@ def snippet_motions(gt_relative: np.ndarray, snippet_length: int = SNIPPET_LENGT
     return np.asarray(kinds)
 
 
+def speed_agreement(pred_relative: np.ndarray, gt_relative: np.ndarray,
+                    moving_above: float = 0.05) -> dict[str, float]:
+    """How well a pose network's per-frame speed follows the GT's, beyond one scale.
+
+    A snippet's ATE removes one scale per snippet, so what it measures is how the predicted step
+    lengths vary *within* a snippet. These two numbers say so directly.
+
+    Args:
+      pred_relative, gt_relative: ``[N, 4, 4]`` ``next_from_previous`` poses of the same pairs.
+      moving_above: pairs whose GT step is at most this long (GT units per frame) are left out.
+
+    Returns:
+      ``speed_corr``: the correlation of predicted and GT step lengths over the moving pairs;
+      ``speed_change_corr``: the same for the change of the step length from one pair to the next
+      (both pairs moving), i.e. whether the network sees accelerations. NaN where a side is constant.
+    """
+    pred = np.linalg.norm(np.asarray(pred_relative, np.float64)[:, :3, 3], axis=1)
+    gt = np.linalg.norm(np.asarray(gt_relative, np.float64)[:, :3, 3], axis=1)
+    if pred.shape != gt.shape:
+        raise ValueError(f"{len(pred)} predicted poses for {len(gt)} GT poses")
+    moving = gt > moving_above
+    both = moving[1:] & moving[:-1]
+
+    def corr(a: np.ndarray, b: np.ndarray) -> float:
+        if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+            return float("nan")
+        return float(np.corrcoef(a, b)[0, 1])
+
+    return {"speed_corr": corr(pred[moving], gt[moving]),
+            "speed_change_corr": corr(np.diff(pred)[both], np.diff(gt)[both])}
+
+
 @dataclass
 class OdometryScores:
     """ATE statistics over snippets (units of the GT poses, metres on KITTI).

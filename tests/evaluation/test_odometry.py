@@ -158,3 +158,25 @@ def test_constant_velocity_is_exact_on_steady_snippets_only():
     ates = odometry.snippet_ates(gt_relative, guess, full_snippets_only=True)
     assert ates[6] == pytest.approx(expected, rel=1e-9)
     assert changing_ate == pytest.approx(ates[4:].mean(), rel=1e-12)
+
+
+def test_speed_agreement_sees_speed_changes_not_scale():
+    gt_speeds = np.array([1.0, 1.2, 0.9, 1.4, 0.0, 1.1, 1.3])
+    gt = _forward_steps(gt_speeds)
+    scaled = _forward_steps(0.2 * gt_speeds)  # any one scale agrees perfectly
+    agreement = odometry.speed_agreement(scaled, gt)
+    assert agreement["speed_corr"] == pytest.approx(1.0)
+    assert agreement["speed_change_corr"] == pytest.approx(1.0)
+    # a constant speed (what a network that ignores the images learns) follows nothing
+    constant = odometry.speed_agreement(_forward_steps(np.full(7, 0.3)), gt)
+    assert np.isnan(constant["speed_corr"]) and np.isnan(constant["speed_change_corr"])
+    # the standing pair and the changes into and out of it are left out: NumPy on the rest
+    pred_speeds = np.array([1.0, 1.0, 1.1, 1.2, 5.0, 1.0, 1.4])
+    got = odometry.speed_agreement(_forward_steps(pred_speeds), gt)
+    moving = gt_speeds > 0.05
+    assert got["speed_corr"] == pytest.approx(np.corrcoef(pred_speeds[moving], gt_speeds[moving])[0, 1])
+    changes = [0, 1, 2, 5]  # pairs (i, i+1) with both moving
+    expected = np.corrcoef(np.diff(pred_speeds)[changes], np.diff(gt_speeds)[changes])[0, 1]
+    assert got["speed_change_corr"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="6 predicted poses for 7 GT poses"):
+        odometry.speed_agreement(gt[:6], gt)
