@@ -5,6 +5,7 @@
     python scripts/train_synthetic.py --run_dir=runs/ablation --ablation --num_epochs=3  # Table 2 rows
     python scripts/train_synthetic.py --mode=mono --run_dir=runs/mono_synthetic   # M, see docs/mono.md
     python scripts/train_synthetic.py --mode=mono --ablation --seeds=0,1 --num_epochs=3 \
+        --mono_flags=configs/synthetic_mono_4drives.flags \
         --pretrain=runs/mono_synthetic/pretrain --run_dir=runs/ablation_m          # Table 2 in M
 
 The default config is stereo (S); the ablation rows train mono+stereo (MS: frames 0, -1, +1 and the
@@ -18,12 +19,14 @@ Markdown table and writes ``<run_dir>/synthetic_scores.json``.
 
 ``--mode=mono`` trains monocular (M) in two runs: ``configs/synthetic_mono_pretrain.flags`` (MS on
 other drives, world seed 1: the stand-in for ImageNet pretraining) into ``<run_dir>/pretrain``, then
-``configs/synthetic_mono.flags`` (pure M on the seed-0 world) into ``<run_dir>/mono``, starting from
-the first run's depth and pose networks (``--mono_init=networks``, the measured recipe) or from its
-encoders only with fresh decoders (``--mono_init=encoders``, ``--encoder_init``). It scores the M run's depth as above and its pose network on
-the test drive: forward motion vs GT (at the depth's median-scaling scale and after one least-squares
-scale for the whole drive) and the 5-frame snippet ATE of ``md2tf.evaluate --task=odometry`` against a
-constant-velocity guess. ``--curves`` also scores every kept checkpoint (learning curves).
+``configs/synthetic_mono.flags`` (pure M on a seed-0 world; ``--mono_flags`` for another config)
+into ``<run_dir>/mono``, starting from the first run's depth and pose networks
+(``--mono_init=networks``, the measured recipe) or from its encoders only with fresh decoders
+(``--mono_init=encoders``, ``--encoder_init``). It scores the M run's depth as above and its pose
+network on the test drive: forward motion vs GT (at the depth's median-scaling scale and after one
+least-squares scale for the whole drive) and the 5-frame snippet ATE of ``md2tf.evaluate
+--task=odometry`` against a constant-velocity guess. ``--curves`` keeps every epoch's checkpoint
+(about 320 MB each, with the optimizer state) and scores each one (learning curves).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ ABLATION_MODE = ("--frame_offsets=0,-1,1", "--use_stereo")  # MS
 STEREO_FLAGS = "configs/synthetic.flags"
 MONO_PRETRAIN_FLAGS = "configs/synthetic_mono_pretrain.flags"
 MONO_FLAGS = "configs/synthetic_mono.flags"
+#: ``--keep_checkpoints`` for ``--curves``: more than any recipe's epochs plus its step checkpoints.
+KEEP_ALL = 100
 #: GT steps shorter than this (metres per frame) are the vehicle's stop: left out of the pose ratios.
 MOVING_M = 0.05
 
@@ -146,7 +151,10 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
       snippet ATE of the prediction and of a constant-velocity guess (every step = the drive's mean
       GT translation, no rotation), each also on steady-speed snippets and on those where the speed
       changes, ``stopped_speed`` (predicted speed where the GT stands, after the scale), and
-      ``speed_corr``, ``speed_change_corr`` (`md2tf.evaluation.odometry.speed_agreement`). Pairs
+      ``speed_corr``, ``speed_change_corr`` (`md2tf.evaluation.odometry.speed_agreement`), and the
+      snippet ATE of the predicted step lengths alone (``ate_speed_only``: GT rotations and directions;
+      ``ate_speed_only_constant``: the same with the GT's mean step length) and of the predicted
+      rotations and directions alone (``ate_direction_only``: GT step lengths). Pairs
       with GT motion < ``MOVING_M`` are left out of the ratios.
     """
     import glob
@@ -182,6 +190,7 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
     tp, tg = t_pred[moving], t_gt[moving]
     cos = np.sum(tp * tg, 1) / np.maximum(np.linalg.norm(tp, axis=1) * np.linalg.norm(tg, axis=1), 1e-12)
     constant = odometry.constant_velocity_poses(gt)
+    speed, gt_speed = np.linalg.norm(t_pred, axis=1), np.linalg.norm(t_gt, axis=1)
     return {
         "gt_tz": float(tg[:, 2].mean()),
         "pred_tz": float(tp[:, 2].mean()),
@@ -198,9 +207,24 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
         "ate": odometry.score_odometry(gt_poses[indices], pred).to_dict(),
         "ate_constant_velocity": odometry.score_odometry(gt_poses[indices], constant).to_dict(),
         **odometry.speed_agreement(pred, gt, MOVING_M),
+        # The ATE split in two: the predicted step lengths along the GT's rotation and direction
+        # (against the constant speed in the same place), and the predicted rotation and direction
+        # at the GT's step lengths.
+        "ate_speed_only": odometry.score_odometry(gt_poses[indices], _with_lengths(gt, speed)).ate_mean,
+        "ate_speed_only_constant": odometry.score_odometry(
+            gt_poses[indices], _with_lengths(gt, np.full_like(gt_speed, gt_speed.mean()))).ate_mean,
+        "ate_direction_only": odometry.score_odometry(gt_poses[indices], _with_lengths(pred, gt_speed)).ate_mean,
         "num_pairs": int(len(gt)),
         "num_moving_pairs": int(moving.sum()),
     }
+
+
+def _with_lengths(relative: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``[N, 4, 4]`` poses with each translation rescaled to ``lengths`` (a zero one stays zero)."""
+    out = np.array(relative, np.float64)
+    norm = np.linalg.norm(out[:, :3, 3], axis=1, keepdims=True)
+    out[:, :3, 3] *= np.where(norm > 0, lengths[:, None] / np.maximum(norm, 1e-12), 0.0)
+    return out
 
 
 def _ate_cells(p: dict) -> str:
@@ -276,7 +300,7 @@ def ablation(args, extra: list[str]) -> dict:
     with the per-seed values under ``"seeds"``.
 
     ``--mode=stereo``: MS rows from scratch with ``configs/synthetic.flags``. ``--mode=mono``: pure M
-    rows with ``configs/synthetic_mono.flags``, each started from the same pretraining run's networks
+    rows with ``--mono_flags``, each started from the same pretraining run's networks
     (``--pretrain``, else trained first into ``<run_dir>/pretrain``).
     """
     seeds = [int(x) for x in args.seeds.split(",")]
@@ -284,7 +308,7 @@ def ablation(args, extra: list[str]) -> dict:
         pretrain = args.pretrain or os.path.join(args.run_dir, "pretrain")
         if not (args.pretrain or args.skip_train):
             train(pretrain, [], MONO_PRETRAIN_FLAGS)
-        flagfile, mode = MONO_FLAGS, (f"--init_checkpoint={pretrain}", "--keep_checkpoints=1")
+        flagfile, mode = args.mono_flags, (f"--init_checkpoint={pretrain}",)
     else:
         flagfile, mode = STEREO_FLAGS, ABLATION_MODE
     rows = {}
@@ -330,14 +354,17 @@ def main() -> None:
                         help="ablation: comma-separated --seed values, one run per row and seed (mean, spread)")
     parser.add_argument("--pretrain", default="",
                         help="mono: an existing pretraining run to start from (skips the pretraining)")
+    parser.add_argument("--mono_flags", default=MONO_FLAGS, help="mono: the M run's flag file")
     parser.add_argument("--curves", action="store_true",
-                        help="also score every kept checkpoint (train with --keep_checkpoints=N to keep N)")
+                        help="keep every epoch's checkpoint and score each one (learning curves)")
     args, extra = parser.parse_known_args()
     from md2tf import flags as md2tf_flags
 
     md2tf_flags.start_tensorflow()  # as md2tf's commands: TF's own lines only with MD2TF_TF_LOGS=1
     if args.num_epochs:
         extra.append(f"--num_epochs={args.num_epochs}")
+    if args.curves and not args.ablation:
+        extra.append(f"--keep_checkpoints={KEEP_ALL}")
     if args.ablation:
         rows = ablation(args, extra)
         print(table(rows))
@@ -351,7 +378,7 @@ def main() -> None:
             train(pretrain, [], MONO_PRETRAIN_FLAGS)
         if not args.skip_train:
             init = "init_checkpoint" if args.mono_init == "networks" else "encoder_init"
-            train(mono, [f"--{init}={pretrain}", *extra], MONO_FLAGS)
+            train(mono, [f"--{init}={pretrain}", *extra], args.mono_flags)
         rows = score(mono)
         rows["pose"] = pose_scores(mono, rows["depth_scale"])
         rows["pretrain (MS, other drives)"] = score(pretrain, baselines=False, data_from=mono)["trained"]

@@ -263,6 +263,27 @@ def test_synthetic_mono_recipe_pretrains_on_another_world():
         pretrain.model.num_layers, pretrain.model.pose_num_layers)
     with pytest.raises(ValueError, match="--init_checkpoint and --encoder_init are exclusive"):
         parse("--flagfile=configs/synthetic_mono.flags", "--init_checkpoint=a", "--encoder_init=b")
+    # The shorter recipe is the same M run on the stereo config's world, for fewer steps.
+    short = parse("--flagfile=configs/synthetic_mono_4drives.flags")
+    stereo = parse("--flagfile=configs/synthetic.flags")
+    assert short.data.data_dir == stereo.data.data_dir != mono.data.data_dir
+    assert dataclasses.replace(short.model) == mono.model and short.loss == mono.loss
+    assert (short.train.num_epochs, short.train.steps_per_epoch, mono.train.steps_per_epoch) == (6, 0, 98)
+
+
+def test_synthetic_configs_that_share_a_world_directory_describe_the_same_world():
+    # A directory holds one rendered world; a config with other parameters is refused there.
+    from md2tf.data.datasets.synthetic import world_parameters
+
+    worlds: dict[str, list[tuple[str, dict]]] = {}
+    for path in sorted(glob.glob("configs/*.flags")):
+        data = parse(f"--flagfile={path}").data
+        if data.dataset == "synthetic":
+            worlds.setdefault(data.data_dir, []).append((path, world_parameters(data)))
+    assert len(worlds) >= 4  # S / short M, the M recipe's, the pretraining's, the smoke world
+    for data_dir, configs in worlds.items():
+        for path, parameters in configs[1:]:
+            assert parameters == configs[0][1], f"{path} and {configs[0][0]} share {data_dir}"
 
 
 def test_bad_height_names_the_flag():
