@@ -19,6 +19,13 @@ PRETRAIN = "pretrain (MS, other drives)"
 def plot(scores: dict, out: str, title: str = "") -> None:
     """Writes the two-panel PNG ``out`` from a ``mono_scores.json`` with ``"curves"``.
 
+    Args:
+      scores: the JSON of ``scripts/train_synthetic.py --mode=mono --curves``: ``"curves"`` (one row
+        per checkpoint: ``step``, ``abs_rel``, ``pose``), and the reference rows ``"mean depth map"``
+        and ``"pretrain (MS, other drives)"`` where present.
+      out: the PNG's path (1000 x 380 pixels).
+      title: a title above both panels.
+
     Raises:
       ValueError: when the scores have no curves or no pose scores (a run scored without
         ``--curves``, or a stereo-only run).
@@ -43,8 +50,11 @@ def plot(scores: dict, out: str, title: str = "") -> None:
     depth.set(xlabel="M step", ylabel="abs_rel (median scaling)", title="depth, test drive")
     depth.legend()
 
-    lowest, guesses = float("inf"), []
+    lowest, last, guesses = float("inf"), 0.0, []
     for kind, color, label in ((None, "C1", "all snippets"), ("changing", "C2", "speed changes")):
+        if kind is not None and any(kind not in row["pose"]["ate"]["by_motion"] for row in curves):
+            continue  # a test drive without such snippets
+
         def ate(row, key, kind=kind):
             result = row["pose"][key]
             return result["ate_mean"] if kind is None else result["by_motion"][kind][0]
@@ -53,10 +63,11 @@ def plot(scores: dict, out: str, title: str = "") -> None:
         pose.plot(steps, values, "o-", color=color, label=f"pose net, {label}")
         guesses.append(ate(curves[-1], "ate_constant_velocity"))
         pose.axhline(guesses[-1], color=color, linestyle="--", label=f"constant velocity, {label}")
-        lowest = min(lowest, *values)
-    # The first checkpoints are far above the guess; the plot shows where the two meet.
-    pose.set_ylim(0.8 * min(lowest, *guesses), 2.5 * max(guesses))
-    pose.set(xlabel="M step", ylabel="snippet ATE (m)", title="odometry, 5-frame snippets (early steps off the top)")
+        lowest, last = min(lowest, *values), max(last, values[-1])
+    # The first checkpoints are far above the guess: the range shows where the two meet (and the
+    # run's end, if it stays above).
+    pose.set_ylim(0.8 * min(lowest, *guesses), max(2.5 * max(guesses), 1.2 * last))
+    pose.set(xlabel="M step", ylabel="snippet ATE (m)", title="odometry, 5-frame snippets (early steps may be off the top)")
     pose.legend(fontsize="small")
     if title:
         fig.suptitle(title)

@@ -220,7 +220,8 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
 
 
 def _with_lengths(relative: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``[N, 4, 4]`` poses with each translation rescaled to ``lengths`` (a zero one stays zero)."""
+    """``relative`` (``[N, 4, 4]`` poses) with each translation rescaled to the length ``lengths[i]``
+    (``[N]``, the poses' units); rotations and directions are kept, a zero translation stays zero."""
     out = np.array(relative, np.float64)
     norm = np.linalg.norm(out[:, :3, 3], axis=1, keepdims=True)
     out[:, :3, 3] *= np.where(norm > 0, lengths[:, None] / np.maximum(norm, 1e-12), 0.0)
@@ -364,7 +365,7 @@ def main() -> None:
     if args.num_epochs:
         extra.append(f"--num_epochs={args.num_epochs}")
     if args.curves and not args.ablation:
-        extra.append(f"--keep_checkpoints={KEEP_ALL}")
+        extra.insert(0, f"--keep_checkpoints={KEEP_ALL}")  # first, so that a --keep_checkpoints given wins
     if args.ablation:
         rows = ablation(args, extra)
         print(table(rows))

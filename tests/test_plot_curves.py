@@ -55,3 +55,16 @@ def test_scores_without_pose_curves_are_refused_with_the_fix(plot_curves, tmp_pa
     stereo = {"curves": [{"step": 98, "abs_rel": 0.3}]}  # a stereo run's curves have no pose
     with pytest.raises(ValueError, match="no learning curves with pose scores"):
         plot_curves.plot(stereo, str(tmp_path / "x.png"))
+
+
+def test_a_run_that_stays_far_above_the_guess_is_drawn_and_missing_snippet_kinds_are_skipped(plot_curves, tmp_path):
+    scores = _scores()
+    for row in scores["curves"]:  # the encoders-only failure: ATE ~0.95 m throughout
+        row["pose"]["ate"] = {"ate_mean": 0.95, "by_motion": {"steady": [0.9, 99]}}
+        row["pose"]["ate_constant_velocity"] = {"ate_mean": 0.012, "by_motion": {"steady": [0.003, 99]}}
+    out = str(tmp_path / "far.png")
+    plot_curves.plot(scores, out)
+    image = np.asarray(Image.open(out).convert("RGB"))
+    right = image[:, 500:]
+    assert _pixels_near(right, (255, 127, 14)) > 200  # the pose curve, in range
+    assert _pixels_near(right, (44, 160, 44)) < 20  # no speed-change snippets, no such curve

@@ -137,10 +137,12 @@ def constant_velocity_poses(gt_relative: np.ndarray) -> np.ndarray:
 
 #: The GT motion of a snippet (`snippet_motions`).
 SNIPPET_MOTIONS = ("stopped", "steady", "changing")
+#: GT steps shorter than this (GT units per frame; metres on KITTI and the synthetic world) are a stop.
+STOPPED_BELOW = 0.05
 
 
 def snippet_motions(gt_relative: np.ndarray, snippet_length: int = SNIPPET_LENGTH,
-                    full_snippets_only: bool = False, stopped_below: float = 0.05,
+                    full_snippets_only: bool = False, stopped_below: float = STOPPED_BELOW,
                     speed_tolerance: float = 0.01) -> np.ndarray:
     """The GT motion of every snippet, in `snippet_ates`' order: one of `SNIPPET_MOTIONS`.
 
@@ -169,7 +171,7 @@ def snippet_motions(gt_relative: np.ndarray, snippet_length: int = SNIPPET_LENGT
 
 
 def speed_agreement(pred_relative: np.ndarray, gt_relative: np.ndarray,
-                    moving_above: float = 0.05) -> dict[str, float]:
+                    moving_above: float = STOPPED_BELOW) -> dict[str, float]:
     """How well a pose network's per-frame speed follows the GT's, beyond one scale.
 
     A snippet's ATE removes one scale per snippet, so what it measures is how the predicted step
@@ -182,12 +184,18 @@ def speed_agreement(pred_relative: np.ndarray, gt_relative: np.ndarray,
     Returns:
       ``speed_corr``: the correlation of predicted and GT step lengths over the moving pairs;
       ``speed_change_corr``: the same for the change of the step length from one pair to the next
-      (both pairs moving), i.e. whether the network sees accelerations. NaN where a side is constant.
+      (both pairs moving), i.e. whether the network sees accelerations. NaN where a side is constant
+      or fewer than two values are left.
+
+    Raises:
+      ValueError: if the two are not ``[N, 4, 4]`` arrays of the same ``N``.
     """
-    pred = np.linalg.norm(np.asarray(pred_relative, np.float64)[:, :3, 3], axis=1)
-    gt = np.linalg.norm(np.asarray(gt_relative, np.float64)[:, :3, 3], axis=1)
-    if pred.shape != gt.shape:
-        raise ValueError(f"{len(pred)} predicted poses for {len(gt)} GT poses")
+    pred_relative, gt_relative = np.asarray(pred_relative, np.float64), np.asarray(gt_relative, np.float64)
+    if pred_relative.ndim != 3 or pred_relative.shape[1:] != (4, 4) or pred_relative.shape != gt_relative.shape:
+        raise ValueError(f"expected two [N, 4, 4] pose arrays of the same N, got {pred_relative.shape} "
+                         f"predicted and {gt_relative.shape} GT")
+    pred = np.linalg.norm(pred_relative[:, :3, 3], axis=1)
+    gt = np.linalg.norm(gt_relative[:, :3, 3], axis=1)
     moving = gt > moving_above
     both = moving[1:] & moving[:-1]
 

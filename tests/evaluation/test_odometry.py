@@ -178,5 +178,10 @@ def test_speed_agreement_sees_speed_changes_not_scale():
     changes = [0, 1, 2, 5]  # pairs (i, i+1) with both moving
     expected = np.corrcoef(np.diff(pred_speeds)[changes], np.diff(gt_speeds)[changes])[0, 1]
     assert got["speed_change_corr"] == pytest.approx(expected)
-    with pytest.raises(ValueError, match="6 predicted poses for 7 GT poses"):
+    with pytest.raises(ValueError, match=r"got \(6, 4, 4\) predicted and \(7, 4, 4\) GT"):
         odometry.speed_agreement(gt[:6], gt)
+    # moving_above decides which pairs count: above 1.15 only 1.2, 1.4 and 1.3 are left
+    fast = odometry.speed_agreement(_forward_steps(pred_speeds), gt, moving_above=1.15)
+    kept = gt_speeds > 1.15
+    assert fast["speed_corr"] == pytest.approx(np.corrcoef(pred_speeds[kept], gt_speeds[kept])[0, 1])
+    assert np.isnan(fast["speed_change_corr"])  # no two consecutive pairs are both that fast
