@@ -1,4 +1,4 @@
-"""scripts/train_synthetic.py: the ATE split's pose surgery (the training itself runs in the slow suite)."""
+"""scripts/train_synthetic.py: the pose surgery behind its split of the snippet ATE."""
 
 from __future__ import annotations
 
