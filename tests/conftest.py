@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -25,6 +27,17 @@ def tol(dtype=np.float32) -> dict[str, float]:
     """``assertAllClose``/``np.testing.assert_allclose`` keyword arguments for ``dtype``."""
     rtol, atol = TOLERANCES[np.dtype(dtype).type]
     return {"rtol": rtol, "atol": atol}
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(name: str) -> types.ModuleType:
+    """The module of ``scripts/<name>.py`` (scripts are not a package), loaded fresh."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -7,22 +7,17 @@ environment.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import REPO, load_script
 
 
 @pytest.fixture(scope="module")
 def check():
-    spec = importlib.util.spec_from_file_location("check_install",
-                                                  os.path.join(REPO, "scripts", "check_install.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("check_install")
 
 
 def test_every_documented_install_declares_one_tensorflow_on_every_platform(check):

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import load_script
+
 pytest.importorskip("matplotlib")  # a dev dependency (setup.cfg)
 
 
 @pytest.fixture(scope="module")
 def plot_curves():
-    spec = importlib.util.spec_from_file_location("plot_curves", os.path.join(REPO, "scripts", "plot_curves.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plot_curves")
 
 
 def _ate(mean: float, changing: float) -> dict:
