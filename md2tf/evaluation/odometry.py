@@ -174,8 +174,9 @@ def speed_agreement(pred_relative: np.ndarray, gt_relative: np.ndarray,
                     moving_above: float = STOPPED_BELOW) -> dict[str, float]:
     """How well a pose network's per-frame speed follows the GT's, beyond one scale.
 
-    A snippet's ATE removes one scale per snippet, so what it measures is how the predicted step
-    lengths vary *within* a snippet. These two numbers say so directly.
+    A snippet's ATE removes one scale per snippet, so what it measures of the speed is how the
+    predicted step lengths vary *within* a snippet. These two numbers measure that over the whole
+    sequence.
 
     Args:
       pred_relative, gt_relative: ``[N, 4, 4]`` ``next_from_previous`` poses of the same pairs.
