@@ -54,8 +54,6 @@ MONO_PRETRAIN_FLAGS = "configs/synthetic_mono_pretrain.flags"
 MONO_FLAGS = "configs/synthetic_mono.flags"
 #: ``--keep_checkpoints`` for ``--curves``: more than any recipe's epochs plus its step checkpoints.
 KEEP_ALL = 100
-#: GT steps shorter than this (metres per frame) are the vehicle's stop: left out of the pose ratios.
-MOVING_M = 0.05
 
 
 def train(run_dir: str, extra: list[str], flagfile: str = STEREO_FLAGS) -> None:
@@ -155,7 +153,7 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
       snippet ATE of the predicted step lengths alone (``ate_speed_only``: GT rotations and directions;
       ``ate_speed_only_constant``: the same with the GT's mean step length) and of the predicted
       rotations and directions alone (``ate_direction_only``: GT step lengths). Pairs
-      with GT motion < ``MOVING_M`` are left out of the ratios.
+      with GT motion below ``odometry.STOPPED_BELOW`` (the vehicle's stop) are left out of the ratios.
     """
     import glob
 
@@ -185,7 +183,7 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
     pred = odometry.predict_relative_poses(lambda pair: pose_net(pair, training=False), frames())
     gt = odometry.relative_from_global(gt_poses[indices])
     t_pred, t_gt = pred[:, :3, 3], gt[:, :3, 3]
-    moving = np.linalg.norm(t_gt, axis=1) > MOVING_M
+    moving = np.linalg.norm(t_gt, axis=1) > odometry.STOPPED_BELOW
     scale = float(np.sum(t_pred * t_gt) / max(np.sum(t_pred**2), 1e-12))
     tp, tg = t_pred[moving], t_gt[moving]
     cos = np.sum(tp * tg, 1) / np.maximum(np.linalg.norm(tp, axis=1) * np.linalg.norm(tg, axis=1), 1e-12)
@@ -206,7 +204,7 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
         "stopped_speed": float(np.linalg.norm(scale * t_pred[~moving], axis=1).mean()) if (~moving).any() else 0.0,
         "ate": odometry.score_odometry(gt_poses[indices], pred).to_dict(),
         "ate_constant_velocity": odometry.score_odometry(gt_poses[indices], constant).to_dict(),
-        **odometry.speed_agreement(pred, gt, MOVING_M),
+        **odometry.speed_agreement(pred, gt),
         # The ATE split in two: the predicted step lengths along the GT's rotation and direction
         # (against the constant speed in the same place), and the predicted rotation and direction
         # at the GT's step lengths.
