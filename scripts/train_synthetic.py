@@ -149,7 +149,7 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
       snippet ATE of the prediction and of a constant-velocity guess (every step = the drive's mean
       GT translation, no rotation), each also on steady-speed snippets and on those where the speed
       changes, ``stopped_speed`` (predicted speed where the GT stands, after the scale), and
-      ``speed_corr``, ``speed_change_corr`` (`md2tf.evaluation.odometry.speed_agreement`), and the
+      ``speed_corr``, ``speed_change_corr`` (`md2tf.evaluation.odometry_analysis.speed_agreement`), and the
       snippet ATE of the predicted step lengths alone (``ate_speed_only``: GT rotations and directions;
       ``ate_speed_only_constant``: the same with the GT's mean step length) and of the predicted
       rotations and directions alone (``ate_direction_only``: GT step lengths). Pairs
@@ -157,7 +157,8 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
     """
     import glob
 
-    from md2tf.evaluation import odometry
+    from md2tf.data.poses import read_poses_file
+    from md2tf.evaluation import odometry, odometry_analysis, odometry_task
     from md2tf.models import checkpoint as model_checkpoint
 
     config, _, pose_net = model_checkpoint.load_models(run_dir)
@@ -169,7 +170,7 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
     if len(split_files) != 1:
         raise ValueError(f"expected one synthetic_odom/test_files_NN.txt in {world}/splits, got {split_files}")
     seq = os.path.basename(split_files[0])[len("test_files_"):-len(".txt")]
-    gt_poses = odometry.read_kitti_poses(os.path.join(world, "odometry", "poses", f"{seq}.txt"))
+    gt_poses = read_poses_file(os.path.join(world, "odometry", "poses", f"{seq}.txt"))
     # Each line starts a pair with the next frame; the drive's last frame has none.
     with open(split_files[0]) as f:
         lines = [line for line in f if line.strip() and int(line.split()[1]) + 1 < len(gt_poses)]
@@ -177,10 +178,10 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
         split_file = os.path.join(tmp, os.path.basename(split_files[0]))
         with open(split_file, "w") as f:
             f.writelines(lines)
-        indices, frames = odometry.odometry_frames(os.path.join(world, "odometry"), split_file,
-                                                 config.data.height, config.data.width,
-                                                 data.image_ext)
-    pred = odometry.predict_relative_poses(lambda pair: pose_net(pair, training=False), frames())
+        indices, frames = odometry_task.odometry_frames(os.path.join(world, "odometry"), split_file,
+                                                        config.data.height, config.data.width,
+                                                        data.image_ext)
+    pred = odometry_task.predict_relative_poses(lambda pair: pose_net(pair, training=False), frames())
     gt = odometry.relative_from_global(gt_poses[indices])
     t_pred, t_gt = pred[:, :3, 3], gt[:, :3, 3]
     moving = np.linalg.norm(t_gt, axis=1) > odometry.STOPPED_BELOW
@@ -204,26 +205,17 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
         "stopped_speed": float(np.linalg.norm(scale * t_pred[~moving], axis=1).mean()) if (~moving).any() else 0.0,
         "ate": odometry.score_odometry(gt_poses[indices], pred).to_dict(),
         "ate_constant_velocity": odometry.score_odometry(gt_poses[indices], constant).to_dict(),
-        **odometry.speed_agreement(pred, gt),
+        **odometry_analysis.speed_agreement(pred, gt),
         # The ATE split in two: the predicted step lengths along the GT's rotation and direction
         # (against the constant speed in the same place), and the predicted rotation and direction
         # at the GT's step lengths.
-        "ate_speed_only": odometry.score_odometry(gt_poses[indices], _with_lengths(gt, speed)).ate_mean,
+        "ate_speed_only": odometry.score_odometry(gt_poses[indices], odometry_analysis.with_lengths(gt, speed)).ate_mean,
         "ate_speed_only_constant": odometry.score_odometry(
-            gt_poses[indices], _with_lengths(gt, np.full_like(gt_speed, gt_speed.mean()))).ate_mean,
-        "ate_direction_only": odometry.score_odometry(gt_poses[indices], _with_lengths(pred, gt_speed)).ate_mean,
+            gt_poses[indices], odometry_analysis.with_lengths(gt, np.full_like(gt_speed, gt_speed.mean()))).ate_mean,
+        "ate_direction_only": odometry.score_odometry(gt_poses[indices], odometry_analysis.with_lengths(pred, gt_speed)).ate_mean,
         "num_pairs": int(len(gt)),
         "num_moving_pairs": int(moving.sum()),
     }
-
-
-def _with_lengths(relative: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``relative`` (``[N, 4, 4]`` poses) with each translation rescaled to the length ``lengths[i]``
-    (``[N]``, the poses' units); rotations and directions are kept, a zero translation stays zero."""
-    out = np.array(relative, np.float64)
-    norm = np.linalg.norm(out[:, :3, 3], axis=1, keepdims=True)
-    out[:, :3, 3] *= np.where(norm > 0, lengths[:, None] / np.maximum(norm, 1e-12), 0.0)
-    return out
 
 
 def _ate_cells(p: dict) -> str:

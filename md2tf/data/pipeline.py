@@ -1,124 +1,34 @@
-"""The tf.data input pipeline: a dataset's validated samples -> decoded, augmented `Batch` es.
+"""The tf.data input pipeline: a dataset's decoded samples -> batched `Batch` es with image pyramids.
 
-Per sample (all in the tf.data graph, parallel, prefetched):
+    ds = make_dataset(config, "train", batch_size=12, training=True, seed=0)
 
-1. Read and decode the target and source frames (JPEG or PNG). A cheap structural check (magic
-   bytes, JPEG end-of-image marker / PNG ``IEND`` chunk) runs first, so a truncated or corrupt file
-   fails with an error naming it, or, with ``make_dataset(..., skip_corrupt_images=True)``, the
-   sample is dropped, logged and counted.
-2. Training only: one augmentation draw per sample (`md2tf.data.augment`): a horizontal flip of every
-   raw frame (before resizing) and of the GT depth, and a colour jitter applied identically to all
-   frames; the jittered copies become ``target_aug``/``sources_aug`` and the clean ones feed the losses.
-3. Resize to ``height x width`` with an antialiased Lanczos-3 filter (``tf.image.resize(...,
-   "lanczos3", antialias=True)``: the same separable windowed-sinc filter, with its support widened by
-   the downscale factor, as the reference's PIL ``LANCZOS``/``ANTIALIAS``), clipped to [0, 1]; scales
-   1..3 as the reference's cascade (scale s resized from scale s-1, same filter). Measured on a
-   textured 375x1242 image: mean |TF - PIL| = 0.29 grey levels (max 2.3) at 192x640 and <= 0.32
-   (max 1.5) at scales 1..3. Remaining differences: PIL rounds every level to uint8 and runs the
-   resize on the decoded uint8 image; md2tf keeps float32. The cheaper ``avg_pool`` pyramid
-   (`build_pyramid`) differs from the cascade by 2-6 grey levels on average on the same image.
-4. Intrinsics: the normalised K (fixed or from calibration) times (W, H) of the scale-0 image; not
-   changed by the flip (principal point assumed centred). Stereo transform
-   ``T[0, 3] = side_sign * flip_sign * baseline``. Known relative poses of the temporal sources
-   (`md2tf.data.poses`, NaN when the dataset has none) become ``F T F`` in a flipped sample
-   (`md2tf.geometry.mirror_x`): the flip mirrors the camera's x axis.
+`make_dataset` asks the dataset (`md2tf.data.datasets.get_dataset(config.dataset)`) for its decoded
+samples through the dataset protocol (`md2tf.data.datasets.base.Dataset.read`: files via
+`md2tf.data.decoding`, a prepared TFDS dataset via `md2tf.data.prepared`), batches them (dropping
+the remainder when training), builds the scale pyramids and prefetches. Scales 1..3 follow the
+reference's cascade (scale s resized from scale s-1 with the antialiased Lanczos-3 filter of
+`md2tf.data.decoding.resize_image`): measured on a textured 375x1242 image, <= 0.32 grey levels
+(max 1.5) from PIL's; the cheaper ``avg_pool`` pyramid (`build_pyramid`) differs from the cascade by
+2-6 grey levels on average on the same image.
 
-Randomness is stateless: each sample gets a seed from ``tf.data.Dataset.random(seed,
-rerandomize_each_iteration=True)`` zipped with the (seeded) shuffled file list, so a pipeline built
-with the same seed yields the same batches; ``DataConfig.deterministic`` also keeps the element order
-of the parallel map. Multi-replica: build the dataset inside
+Multi-replica: build the dataset inside
 ``strategy.distribute_datasets_from_function(lambda ctx: make_dataset(..., input_context=ctx))``;
-with several input pipelines (multi-worker), each reads the shard ``input_pipeline_id`` of the file
-list and batches ``ctx.get_per_replica_batch_size(batch_size)``.
-
-Prepared data (``--dataset=tfds:<builder>/<config>``, `md2tf.data.prepared`): steps 1 and 3 were
-done when the dataset was prepared (frames stored resized, rounded to uint8); reading decodes the
-frames the config asks for, then flips (after the resize here: with the symmetric Lanczos kernel on
-pixel centres, flip-then-resize and resize-then-flip agree to float precision) and applies the same
-colour jitter, intrinsics, stereo transform and pyramid. TFDS shards by file per input pipeline.
+with several input pipelines (multi-worker), each reads its shard of the dataset and batches
+``ctx.get_per_replica_batch_size(batch_size)``. ``deterministic`` also keeps the element order of the
+parallel maps; evaluation data (``training=False``) always keeps the file order.
 """
 
 from __future__ import annotations
 
-import sys
-
-import numpy as np
 import tensorflow as tf
 
 from md2tf.config import DataConfig
-from md2tf.data import augment
 from md2tf.data.batch import Batch
-from md2tf.data.datasets import get_dataset, list_samples
-from md2tf.data.poses import unknown_poses
-from md2tf.data.prepared import PreparedDataset
-from md2tf.data.sample import Sample
-from md2tf.geometry.camera import scale_intrinsics
-from md2tf.geometry.transforms import mirror_x
+from md2tf.data.datasets import get_dataset
+from md2tf.data.decoding import parallel_calls, resize_image
 
 NUM_SCALES = 4
-RESIZE_METHOD = "lanczos3"
 PYRAMID_METHOD = "lanczos3"
-_JPEG_TAIL = 32
-
-
-# --- graph-side helpers ----------------------------------------------------------------------------
-
-
-def image_looks_valid(contents: tf.Tensor, image_ext: str) -> tf.Tensor:
-    """Cheap structural check of encoded image bytes (bool scalar).
-
-    JPEG: starts with ``FF D8`` and has the end-of-image marker ``FF D9`` in its last 32 bytes; PNG: the 8-byte
-    signature and an ``IEND`` chunk at the end. Catches empty, truncated and wrongly
-    typed files; corruption inside the entropy-coded data is left to the decoder.
-    """
-    length = tf.strings.length(contents)
-    if image_ext == ".png":
-        head = tf.strings.substr(contents, 0, 8) == b"\x89PNG\r\n\x1a\n"
-        # The last chunk is IEND: 4-byte length, b"IEND", 4-byte CRC.
-        tail = tf.strings.substr(contents, tf.maximum(length - 8, 0), 4) == b"IEND"
-        return tf.logical_and(length > 20, tf.logical_and(head, tail))
-    head = tf.strings.substr(contents, 0, 2) == b"\xff\xd8"
-    # The end-of-image marker FF D9, allowing a little padding after it (some writers add some).
-    tail = tf.io.decode_raw(tf.strings.substr(contents, tf.maximum(length - _JPEG_TAIL, 0), _JPEG_TAIL),
-                            tf.uint8)
-    eoi = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
-    return tf.logical_and(length > 4, tf.logical_and(head, eoi))
-
-
-def read_image_bytes(path: tf.Tensor, image_ext: str, strict: bool = True,
-                     ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Reads an encoded image and checks it with `image_looks_valid`.
-
-    Args:
-      path: string scalar.
-      image_ext: ``".jpg"`` or ``".png"``.
-      strict: fail (``InvalidArgumentError`` naming ``path``) on a corrupt or truncated file.
-
-    Returns:
-      ``(contents, valid)``: string scalar and bool scalar.
-    """
-    contents = tf.io.read_file(path)
-    valid = image_looks_valid(contents, image_ext)
-    if strict:
-        check = tf.debugging.Assert(valid, ["corrupt or truncated image file:", path])
-        with tf.control_dependencies([check]):
-            contents = tf.identity(contents)
-    return contents, valid
-
-
-def decode_image(contents: tf.Tensor, image_ext: str) -> tf.Tensor:
-    """Encoded bytes -> float32 ``[H, W, 3]`` in [0, 1]."""
-    if image_ext == ".png":
-        image = tf.io.decode_png(contents, channels=3)
-    else:
-        image = tf.io.decode_jpeg(contents, channels=3)
-    return tf.image.convert_image_dtype(image, tf.float32)
-
-
-def resize_image(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """Antialiased Lanczos-3 resize of ``[..., h, w, 3]`` to ``[..., height, width, 3]``, in [0, 1]."""
-    resized = tf.image.resize(image, [height, width], method=RESIZE_METHOD, antialias=True)
-    return tf.clip_by_value(resized, 0.0, 1.0)
 
 
 def build_pyramid(images: tf.Tensor, num_scales: int = NUM_SCALES,
@@ -147,173 +57,6 @@ def build_pyramid(images: tf.Tensor, num_scales: int = NUM_SCALES,
     return tuple(out)
 
 
-def decode_npy_float32(contents: tf.Tensor, height: tf.Tensor, width: tf.Tensor,
-                       path: tf.Tensor) -> tf.Tensor:
-    """Parses a little-endian float32 ``.npy`` (version 1, C order) of shape ``[height, width]``.
-
-    Returns:
-      float32 ``[height, width]``.
-    """
-    header_len = tf.cast(tf.io.decode_raw(tf.strings.substr(contents, 8, 2), tf.uint16,
-                                          little_endian=True)[0], tf.int32)
-    header = tf.strings.substr(contents, 10, header_len)
-    ok = tf.logical_and(
-        tf.strings.substr(contents, 0, 6) == b"\x93NUMPY",
-        tf.strings.regex_full_match(header, "(?s).*'descr': *'<f4'.*'fortran_order': *False.*"))
-    values = tf.io.decode_raw(tf.strings.substr(contents, 10 + header_len, -1), tf.float32,
-                              little_endian=True)
-    size_ok = tf.equal(tf.size(values), height * width)
-    check = tf.debugging.Assert(tf.logical_and(ok, size_ok), [
-        "depth GT must be a float32 C-order .npy of the image size (H, W):", path,
-        "image size", height, width])
-    with tf.control_dependencies([check]):
-        return tf.reshape(values, [height, width])
-
-
-def velodyne_depth_map(contents: tf.Tensor, projection: tf.Tensor, height: tf.Tensor,
-                       width: tf.Tensor) -> tf.Tensor:
-    """Sparse GT depth from a KITTI lidar scan, as the reference's training-time GT.
-
-    Points with velodyne x >= 0 are projected with ``projection``; the depth is the third homogeneous
-    coordinate (rectified camera z, ``vel_depth=False``); pixel = ``round(u) - 1, round(v) - 1``
-    (KITTI's MATLAB offset), kept inside the image; several points on one pixel keep the nearest
-    (the reference's duplicate rule uses a non-injective index, see ``md2tf.evaluation.gt_depth``;
-    it changes a handful of pixels, irrelevant for the indicative training metrics).
-
-    Args:
-      contents: bytes of a ``.bin`` scan (float32 x, y, z, reflectance per point).
-      projection: ``[3, 4]`` lidar -> pixel projection (`md2tf.data.kitti.velo_to_image_projection`).
-      height, width: int32 scalars, the raw image size.
-
-    Returns:
-      float32 ``[height, width]`` metres, 0 where no point falls.
-    """
-    points = tf.reshape(tf.io.decode_raw(contents, tf.float32), [-1, 4])
-    points = tf.boolean_mask(points, points[:, 0] >= 0.0)
-    homogeneous = tf.concat([points[:, :3], tf.ones_like(points[:, :1])], axis=1)
-    uvz = tf.matmul(homogeneous, projection, transpose_b=True)  # [N, 3]
-    z = uvz[:, 2]
-    safe_z = tf.where(tf.abs(z) > 1e-6, z, 1e-6)
-    u = tf.cast(tf.round(uvz[:, 0] / safe_z), tf.int32) - 1
-    v = tf.cast(tf.round(uvz[:, 1] / safe_z), tf.int32) - 1
-    inside = (u >= 0) & (v >= 0) & (u < width) & (v < height) & (z > 0.0)
-    index = tf.stack([tf.boolean_mask(v, inside), tf.boolean_mask(u, inside)], axis=1)
-    far = tf.float32.max
-    depth = tf.tensor_scatter_nd_min(tf.fill([height, width], far), index, tf.boolean_mask(z, inside))
-    return tf.where(depth == far, 0.0, depth)
-
-
-# --- the per-sample map ---------------------------------------------------------------------------
-
-
-class _SampleLoader:
-    """Builds the per-sample map function (closure over the static configuration)."""
-
-    def __init__(self, config: DataConfig, training: bool, skip_corrupt: bool) -> None:
-        self.config = config
-        self.training = training
-        self.skip_corrupt = skip_corrupt
-
-    def __call__(self, element: dict, seed: tf.Tensor) -> dict:
-        cfg = self.config
-        paths = tf.concat([element["target"][None], element["sources"]], axis=0)  # [N]
-        n = 1 + cfg.num_sources
-        params = (augment.draw_params(seed, cfg.flip_prob, cfg.color_aug_prob) if self.training
-                  else augment.identity_params())
-        frames, valid = [], tf.constant(True)
-        raw_shape = None
-        for i in range(n):
-            contents, ok = read_image_bytes(paths[i], cfg.image_ext, strict=not self.skip_corrupt)
-            valid = tf.logical_and(valid, ok)
-            if self.skip_corrupt:
-                image = tf.cond(ok, lambda c=contents: decode_image(c, cfg.image_ext),
-                                lambda: tf.zeros([8, 8, 3], tf.float32))
-            else:
-                image = decode_image(contents, cfg.image_ext)
-            if i == 0:
-                raw_shape = tf.shape(image)
-            image = augment.flip_horizontal(image, params.flip)  # raw image, before the resize
-            frames.append(resize_image(image, cfg.height, cfg.width))
-        clean = tf.stack(frames)  # [N, H, W, 3]
-
-        gt_path = element["depth_gt"]
-
-        def load_gt():
-            depth = decode_npy_float32(tf.io.read_file(gt_path), raw_shape[0], raw_shape[1], gt_path)
-            return augment.flip_horizontal(depth[..., None], params.flip)
-
-        velo_path = element["velodyne"]
-
-        def lidar_gt():
-            depth = velodyne_depth_map(tf.io.read_file(velo_path), element["velo_projection"],
-                                       raw_shape[0], raw_shape[1])
-            return augment.flip_horizontal(depth[..., None], params.flip)
-
-        def no_gt():
-            return tf.zeros([cfg.gt_height, cfg.gt_width, 1], tf.float32)
-
-        has_gt = tf.strings.length(gt_path) > 0
-        has_velo = tf.strings.length(velo_path) > 0
-        if self.skip_corrupt:  # a dropped sample has no valid image size
-            has_gt, has_velo = tf.logical_and(has_gt, valid), tf.logical_and(has_velo, valid)
-        depth_gt = tf.cond(has_gt, lambda: resize_depth(load_gt(), cfg),
-                           lambda: tf.cond(has_velo, lambda: resize_depth(lidar_gt(), cfg), no_gt))
-        out = finish_sample(cfg, clean, params, element["intrinsics"], element["side_sign"], depth_gt,
-                            temporal_source_from_target=element["temporal_source_from_target"])
-        if self.skip_corrupt:
-            out.update(valid=valid, paths=paths)  # for the filter; removed before batching
-        return out
-
-
-def resize_depth(depth: tf.Tensor, config: DataConfig) -> tf.Tensor:
-    """GT depth ``[h, w, 1]`` -> ``[gt_height, gt_width, 1]`` by nearest neighbour (no mixing of depths)."""
-    return tf.image.resize(depth, [config.gt_height, config.gt_width], method="nearest")
-
-
-def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentParams,
-                  intrinsics_normalized: tf.Tensor, side_sign: tf.Tensor,
-                  depth_gt: tf.Tensor, temporal_source_from_target: tf.Tensor | None = None,
-                  ) -> dict[str, tf.Tensor]:
-    """Colour jitter, intrinsics, stereo transform and known poses of one decoded (already flipped)
-    sample.
-
-    Args:
-      config: data configuration.
-      clean: float32 ``[N, H, W, 3]`` scale-0 frames (target first), flipped if ``params.flip``.
-      params: the sample's augmentation draw.
-      intrinsics_normalized: ``[3, 3]`` normalised K.
-      side_sign: float32 scalar, -1 for a left target.
-      depth_gt: ``[gt_height, gt_width, 1]`` (flipped with the images), zeros if unknown.
-      temporal_source_from_target: float32 ``[T, 4, 4]`` known ``source_from_target`` of the
-        temporal sources (of the unflipped images; NaN if unknown), or None (unknown).
-
-    Returns:
-      Dict of per-sample tensors consumed by `to_batch` after batching.
-    """
-    n = 1 + config.num_sources
-    num_temporal = len(config.temporal_offsets)
-    if temporal_source_from_target is None:
-        temporal_source_from_target = tf.constant(unknown_poses(num_temporal))
-    poses = tf.reshape(tf.cast(temporal_source_from_target, tf.float32), [num_temporal, 4, 4])
-    poses = tf.cond(params.flip, lambda: mirror_x(poses), lambda: poses)
-    clean.set_shape([n, config.height, config.width, 3])
-    depth_gt.set_shape([config.gt_height, config.gt_width, 1])
-    if config.use_stereo:
-        flip_sign = tf.where(params.flip, -1.0, 1.0)
-        tx = side_sign * flip_sign * config.stereo_baseline
-        stereo = tf.tensor_scatter_nd_update(tf.eye(4), [[0, 3]], tx[None])
-    else:
-        stereo = tf.eye(4)
-    return {
-        "clean": clean,
-        "aug": augment.color_jitter(clean, params),
-        "intrinsics": scale_intrinsics(intrinsics_normalized, config.height, config.width),
-        "stereo": stereo,
-        "depth_gt": depth_gt,
-        "poses": poses,
-    }
-
-
 def to_batch(element: dict) -> Batch:
     """Batched `finish_sample` dicts -> `Batch` (builds the pyramids, splits target/sources)."""
     clean = element["clean"]  # [B, N, H, W, 3]
@@ -338,30 +81,6 @@ def to_batch(element: dict) -> Batch:
     )
 
 
-def samples_to_dataset(samples: list[Sample], num_temporal: int) -> tf.data.Dataset:
-    """A dataset of the samples' paths and camera data (one dict per sample; nothing decoded).
-
-    Args:
-      samples: the listed samples.
-      num_temporal: T, the number of temporal sources (NaN poses ``[T, 4, 4]`` for samples listed
-        without poses).
-    """
-    if not samples:
-        raise ValueError("no samples to read")
-    poses = np.stack([unknown_poses(num_temporal) if s.temporal_source_from_target is None
-                      else s.temporal_source_from_target for s in samples]).astype(np.float32)
-    return tf.data.Dataset.from_tensor_slices({
-        "target": np.array([s.target for s in samples]),
-        "sources": np.array([list(s.sources) for s in samples]).reshape(len(samples), -1),
-        "intrinsics": np.stack([s.intrinsics for s in samples]).astype(np.float32),
-        "side_sign": np.array([s.side_sign for s in samples], np.float32),
-        "depth_gt": np.array([s.depth_gt for s in samples]),
-        "velodyne": np.array([s.velodyne for s in samples]),
-        "velo_projection": np.stack([s.velo_projection for s in samples]).astype(np.float32),
-        "temporal_source_from_target": poses.reshape(len(samples), num_temporal, 4, 4),
-    })
-
-
 def make_dataset(
     config: DataConfig,
     split: str = "train",
@@ -382,15 +101,13 @@ def make_dataset(
       batch_size: global batch size (divided per replica when ``input_context`` is given).
       training: shuffle, augment and drop the last incomplete batch. False: file order, no
         augmentation, keep the remainder.
-      input_context: from ``strategy.distribute_datasets_from_function``; shards the file list by
-        ``input_pipeline_id`` when there are several input pipelines (a prepared TFDS dataset:
-        its files, through ``tfds.ReadConfig``).
+      input_context: from ``strategy.distribute_datasets_from_function``; the dataset reads the
+        shard ``input_pipeline_id`` when there are several input pipelines.
       seed: shuffle / augmentation seed.
       deterministic: keep the element order of training data reproducible (parallel maps in
         order). Evaluation data (``training=False``) always keeps the file order.
       skip_corrupt_images: drop (log to stderr and count) samples with a corrupt or truncated image
-        instead of failing with an error naming the file (not used by prepared datasets, whose
-        images were decoded when they were prepared).
+        instead of failing with an error naming the file (datasets that decode files).
       corrupt_counter: with ``skip_corrupt_images``, an int64 scalar ``tf.Variable`` incremented
         for every dropped sample (optional).
 
@@ -404,107 +121,22 @@ def make_dataset(
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     deterministic = deterministic or not training
-    source = get_dataset(config.dataset)
-    if isinstance(source, PreparedDataset):
-        return _make_prepared_dataset(source, config, split, batch_size, training, input_context,
-                                      int(seed or 0), deterministic)
-    samples = list_samples(config, split)
-    seed = int(seed or 0)
-    ds = samples_to_dataset(samples, len(config.temporal_offsets))
-    per_replica_batch = batch_size
-    pipeline_id = 0
-    if input_context is not None:
-        per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
-        if input_context.num_input_pipelines > 1:
-            pipeline_id = input_context.input_pipeline_id
-            ds = ds.shard(input_context.num_input_pipelines, pipeline_id)
-    if training:
-        ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=seed * 1000003 + pipeline_id,
-                                   rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip(ds, seeds)
-    parallel = tf.data.AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
-    loader = _SampleLoader(config, training, skip_corrupt_images)
-    ds = ds.map(loader, num_parallel_calls=parallel, deterministic=deterministic)
-    if skip_corrupt_images:
-        ds = ds.filter(lambda e: _keep_or_report(e, corrupt_counter))
-        ds = ds.map(lambda e: {k: v for k, v in e.items() if k not in ("paths", "valid")})
-    return batch_and_prefetch(ds, config, per_replica_batch, training, deterministic)
-
-
-class _PreparedLoader:
-    """The per-example map of a prepared dataset: decode the chosen frames, augment, finish."""
-
-    def __init__(self, config: DataConfig, training: bool, frame_indices: list[int]) -> None:
-        self.config = config
-        self.training = training
-        self.frame_indices = frame_indices
-        # Stored poses follow the stored temporal frames (stored frame 1 + i has pose i).
-        self.pose_indices = [i - 1 for i in frame_indices[1:1 + len(config.temporal_offsets)]]
-
-    def __call__(self, example: dict, seed: tf.Tensor) -> dict:
-        cfg = self.config
-        params = (augment.draw_params(seed, cfg.flip_prob, cfg.color_aug_prob) if self.training
-                  else augment.identity_params())
-        frames = [tf.io.decode_image(example["frames"][i], channels=3, expand_animations=False)
-                  for i in self.frame_indices]
-        clean = augment.flip_horizontal(tf.image.convert_image_dtype(tf.stack(frames), tf.float32),
-                                        params.flip)
-        raw = example["depth_gt"]
-
-        def gt():
-            return resize_depth(augment.flip_horizontal(raw[..., None], params.flip), cfg)
-
-        depth_gt = tf.cond(tf.size(raw) > 0, gt,
-                           lambda: tf.zeros([cfg.gt_height, cfg.gt_width, 1], tf.float32))
-        poses = None
-        if "temporal_source_from_target" in example and self.pose_indices:
-            poses = tf.gather(example["temporal_source_from_target"], self.pose_indices)
-        return finish_sample(cfg, clean, params, example["intrinsics"], example["side_sign"], depth_gt,
-                             temporal_source_from_target=poses)
-
-
-def _make_prepared_dataset(source: PreparedDataset, config: DataConfig, split: str, batch_size: int,
-                           training: bool, input_context: tf.distribute.InputContext | None,
-                           seed: int, deterministic: bool) -> tf.data.Dataset:
-    """`make_dataset` of a prepared TFDS dataset (`md2tf.data.prepared`)."""
-    indices = source.frame_indices(config, split)
-    ds = source.examples(config, split, training=training, input_context=input_context, seed=seed)
-    per_replica_batch, pipeline_id = batch_size, 0
-    if input_context is not None:
-        per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
-        pipeline_id = input_context.input_pipeline_id
-    if training:
-        ds = ds.shuffle(max(config.shuffle_buffer, 1), seed=seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=seed * 1000003 + pipeline_id,
-                                   rerandomize_each_iteration=True).batch(2)
-    parallel = tf.data.AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
-    ds = tf.data.Dataset.zip(ds, seeds).map(_PreparedLoader(config, training, indices),
-                                            num_parallel_calls=parallel, deterministic=deterministic)
-    return batch_and_prefetch(ds, config, per_replica_batch, training, deterministic)
+    samples = get_dataset(config.dataset).read(
+        config, split, training=training, input_context=input_context, seed=int(seed or 0),
+        deterministic=deterministic, skip_corrupt_images=skip_corrupt_images,
+        corrupt_counter=corrupt_counter)
+    per_replica_batch = (batch_size if input_context is None
+                         else input_context.get_per_replica_batch_size(batch_size))
+    return batch_and_prefetch(samples, config, per_replica_batch, training, deterministic)
 
 
 def batch_and_prefetch(ds: tf.data.Dataset, config: DataConfig, batch_size: int,
                        training: bool, deterministic: bool = False) -> tf.data.Dataset:
     """Batches per-sample dicts (dropping the remainder when training), builds `Batch`, prefetches."""
-    parallel = tf.data.AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
+    parallel = parallel_calls(config)
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=parallel,
                   deterministic=deterministic)
     ds = ds.map(to_batch, num_parallel_calls=parallel, deterministic=deterministic)
     options = tf.data.Options()
     options.deterministic = deterministic
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
-def _keep_or_report(element: dict, counter: tf.Variable | None) -> tf.Tensor:
-    """Filter predicate: keeps valid samples; logs (and counts) dropped ones."""
-
-    def report():
-        ops = [tf.print("md2tf.data: skipping a sample with a corrupt image among", element["paths"],
-                        output_stream=sys.stderr)]
-        if counter is not None:
-            ops.append(counter.assign_add(1))
-        with tf.control_dependencies(ops):
-            return tf.constant(False)
-
-    return tf.cond(element["valid"], lambda: tf.constant(True), report)

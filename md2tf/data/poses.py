@@ -98,6 +98,21 @@ def translation(offset: Sequence[float]) -> np.ndarray:
     return transform
 
 
+def source_from_target(world_from_camera: np.ndarray, target, source) -> np.ndarray:
+    """``inv(world_from_camera[source]) @ world_from_camera[target]``: maps points in the target
+    frame's camera into the source frame's.
+
+    Args:
+      world_from_camera: ``[N, 4, 4]`` rigid poses.
+      target, source: frame indices (ints or integer arrays of one shape ``[...]``).
+
+    Returns:
+      float64 ``[..., 4, 4]``.
+    """
+    poses = np.asarray(world_from_camera, np.float64)
+    return invert_rigid(poses[source]) @ poses[target]
+
+
 def relative_poses(world_from_camera: np.ndarray, index: int, offsets: Sequence[int],
                    camera_from_reference: np.ndarray | None = None) -> np.ndarray:
     """``source_from_target`` of each temporal source of the target frame ``index``.
@@ -116,17 +131,16 @@ def relative_poses(world_from_camera: np.ndarray, index: int, offsets: Sequence[
     Raises:
       IndexError: if a source frame is outside ``world_from_camera``.
     """
-    poses = np.asarray(world_from_camera, np.float64)
-    out = []
-    for offset in offsets:
-        source = index + offset
-        if not 0 <= source < len(poses) or not 0 <= index < len(poses):
-            raise IndexError(f"frames {index} and {source} need poses, the file has {len(poses)}")
-        relative = invert_rigid(poses[source]) @ poses[index]
-        if camera_from_reference is not None:
-            relative = camera_from_reference @ relative @ invert_rigid(camera_from_reference)
-        out.append(relative)
-    return np.asarray(out, np.float32).reshape(len(out), 4, 4)
+    count = len(world_from_camera)
+    sources = np.asarray([index + offset for offset in offsets], np.int64)
+    outside = [int(s) for s in sources if not 0 <= s < count]
+    if outside or not 0 <= index < count:
+        raise IndexError(f"frames {index} and {outside or list(sources)} need poses, the file has "
+                         f"{count}")
+    relative = source_from_target(world_from_camera, np.full_like(sources, index), sources)
+    if camera_from_reference is not None:
+        relative = camera_from_reference @ relative @ invert_rigid(camera_from_reference)
+    return relative.astype(np.float32).reshape(len(sources), 4, 4)
 
 
 def unknown_poses(num_offsets: int) -> np.ndarray:

@@ -5,11 +5,15 @@ md2tf_kitti/eigen_zhou_640x192 --manual_dir kitti_data --data_dir tfds_data``) l
 ``<data_dir>/<name>/<config>/<version>/``; ``--data_dir`` is the TFDS data directory. Reading needs
 only those files: `PreparedDataset.examples` opens them with ``tfds.builder_from_directory``, sharded
 per input pipeline by TFDS (``tfds.ReadConfig(input_context=...)``: by file, so prepare at least as
-many shards as workers) and `md2tf.data.pipeline.make_dataset` decodes the frames the `DataConfig`
-asks for and augments them at read time.
+many shards as workers) and `PreparedDataset.read` decodes the frames the `DataConfig` asks for and
+augments them at read time.
 
-`PreparedDataset` implements the dataset protocol of `md2tf.data.datasets.base` (layout check,
-evaluation split) except `list_samples`: there are no files to list.
+`PreparedDataset` implements the whole dataset protocol of `md2tf.data.datasets.base`. The frames
+were decoded and resized (Lanczos-3, rounded to uint8) when the dataset was prepared; reading flips
+after the resize (with the symmetric Lanczos kernel on pixel centres, flip-then-resize and
+resize-then-flip agree to float precision) and applies the same colour jitter, intrinsics, stereo
+transform and known poses as the file datasets (`md2tf.data.decoding.finish_sample`). TensorFlow
+is imported by the reading methods only: the registry is read before TensorFlow starts.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from md2tf.config import DataConfig
+from md2tf.data import poses
+from md2tf.data.datasets.base import draw
 
 if TYPE_CHECKING:  # the registry imports this module; TensorFlow only loads when data is read
     import tensorflow as tf
@@ -105,10 +113,51 @@ class PreparedDataset:
         del is_chief, timeout_s, progress
         self.check_layout(config)
 
-    def list_samples(self, config: DataConfig, subset: str) -> list:
-        """Not available: a prepared dataset has no sample files."""
-        raise ValueError(f"--dataset={self.name} is a prepared TFDS dataset: read it with "
-                         "md2tf.data.pipeline.make_dataset, it has no sample files to list")
+    def read(self, config: DataConfig, subset: str, *, training: bool,
+             input_context: tf.distribute.InputContext | None = None, seed: int = 0,
+             deterministic: bool = False, skip_corrupt_images: bool = False,
+             corrupt_counter: tf.Variable | None = None) -> tf.data.Dataset:
+        """See `md2tf.data.datasets.base.Dataset.read`: the stored examples, decoded (module
+        docstring). ``skip_corrupt_images`` does not apply: the frames were checked when stored."""
+        from md2tf.data import decoding  # noqa: PLC0415  (TensorFlow: see the module docstring)
+
+        del skip_corrupt_images, corrupt_counter
+        indices = self.frame_indices(config, subset)
+        ds = self.examples(config, subset, training=training, input_context=input_context, seed=seed)
+        if training:
+            ds = ds.shuffle(max(config.shuffle_buffer, 1), seed=seed, reshuffle_each_iteration=True)
+        pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
+        return decoding.read_stored(ds, config, indices, training=training, seed=seed,
+                                    pipeline_id=pipeline_id, deterministic=deterministic)
+
+    def first_without_poses(self, config: DataConfig, subset: str) -> str | None:
+        """See `md2tf.data.datasets.base.Dataset.first_without_poses`: a prepared dataset stores
+        poses for all of its examples or none, so its first example decides."""
+        for example in self.examples(config, subset, training=False).take(1):
+            known = poses.has_poses(example["temporal_source_from_target"].numpy())
+            return None if known else "example 0"
+        return None
+
+    def draw_frames(self, config: DataConfig, subset: str, num: int,
+                    seed: int = 0) -> tuple[list[np.ndarray], int]:
+        """See `md2tf.data.datasets.base.Dataset.draw_frames`: the stored target frames (the
+        prepared size) of the drawn examples."""
+        import tensorflow as tf  # noqa: PLC0415  (see the module docstring)
+
+        ds = self.examples(config, subset, training=False)
+        count = int(ds.cardinality().numpy())
+        if count < 0:
+            count = int(ds.reduce(0, lambda n, _: n + 1).numpy())
+        chosen = draw(count, num, seed)
+        stored = {}
+        wanted = set(chosen)
+        for i, example in enumerate(ds):
+            if i in wanted:
+                stored[i] = tf.io.decode_image(example["frames"][0], channels=3,
+                                               expand_animations=False).numpy()
+                if len(stored) == len(wanted):
+                    break
+        return [stored[i] for i in chosen], count
 
     def settings(self, config: DataConfig) -> dict:
         """The builder settings stored with the dataset (size, frames, K, image format)."""
@@ -187,3 +236,4 @@ class PreparedDataset:
             enable_ordering_guard=False)
         return builder.as_dataset(split=SPLITS[subset], shuffle_files=training, read_config=read_config,
                                   decoders={"frames": tfds.decode.SkipDecoding()})
+

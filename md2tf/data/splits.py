@@ -47,6 +47,11 @@ class SplitEntry(NamedTuple):
     line_number: int = 0
 
     @property
+    def camera(self) -> int:
+        """The KITTI colour camera of ``side``: 2 for ``l`` (left), 3 for ``r``."""
+        return 2 if self.side == "l" else 3
+
+    @property
     def where(self) -> str:
         """``"<split_file>:<line_number>"`` for error messages."""
         return f"{self.split_file}:{self.line_number}"

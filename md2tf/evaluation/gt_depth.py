@@ -19,50 +19,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from md2tf.data import datasets, kitti, splits
+from md2tf.data.splits import SplitEntry
 
 #: GT sources: projected lidar, KITTI depth-benchmark annotated PNGs, dense synthetic ``.npy`` maps.
 GT_SOURCES = ("velodyne", "png", "dense")
 #: KITTI depth-annotated PNGs store uint16 depth * 256 (0 = no measurement).
 PNG_DEPTH_SCALE = 256.0
-
-
-class SplitLine(NamedTuple):
-    """One line of a KITTI split file: ``"<date>/<drive_sync> <frame_index> <l|r>"``."""
-
-    folder: str
-    frame: int
-    side: str
-
-    @property
-    def camera(self) -> int:
-        """KITTI camera index: 2 for ``l``, 3 for ``r``."""
-        return 2 if self.side == "l" else 3
-
-
-def read_split_file(path: str) -> list[SplitLine]:
-    """Reads a KITTI raw split file (``md2tf.data.splits.read_split`` with ``kind="raw"``).
-
-    Args:
-      path: e.g. ``<splits_dir>/eigen/test_files.txt``.
-
-    Returns:
-      The lines in file order.
-
-    Raises:
-      ValueError: if the file is missing or a line is not ``<date>/<drive>_sync <frame> <l|r>``
-        (the message names ``<file>:<line>``).
-    """
-    try:
-        entries = splits.read_split(path, kind="raw")
-    except FileNotFoundError as error:
-        raise ValueError(str(error)) from error
-    return [SplitLine(e.folder, e.frame_index, e.side) for e in entries]
 
 
 def velodyne_projection(calib_dir: str, camera: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
@@ -165,15 +132,15 @@ def load_png_depth(path: str) -> np.ndarray:
     return np.asarray(Image.open(path), np.float32) / PNG_DEPTH_SCALE
 
 
-def frame_gt_path(data_dir: str, line: SplitLine, source: str) -> str:
+def frame_gt_path(data_dir: str, line: SplitEntry, source: str) -> str:
     """Where the GT of one split line lives for a GT source (KITTI raw layout)."""
     folder = os.path.join(data_dir, line.folder)
     if source == "velodyne":
-        return os.path.join(folder, "velodyne_points", "data", f"{line.frame:010d}.bin")
+        return os.path.join(folder, "velodyne_points", "data", f"{line.frame_index:010d}.bin")
     if source == "png":
-        return os.path.join(folder, "proj_depth", "groundtruth", f"image_0{line.camera}", f"{line.frame:010d}.png")
+        return os.path.join(folder, "proj_depth", "groundtruth", f"image_0{line.camera}", f"{line.frame_index:010d}.png")
     if source == "dense":
-        return os.path.join(folder, "depth_gt", f"image_0{line.camera}", f"{line.frame:010d}.npy")
+        return os.path.join(folder, "depth_gt", f"image_0{line.camera}", f"{line.frame_index:010d}.npy")
     raise ValueError(f"--gt_source must be one of {GT_SOURCES}, got {source!r}")
 
 
@@ -186,7 +153,7 @@ def default_gt_source(split: str) -> str:
     return datasets.gt_source_for_split(split) or "velodyne"
 
 
-def load_gt_depth(data_dir: str, line: SplitLine, source: str) -> np.ndarray:
+def load_gt_depth(data_dir: str, line: SplitEntry, source: str) -> np.ndarray:
     """The ``[H, W]`` float32 GT depth (metres) of one split line from the given source."""
     path = frame_gt_path(data_dir, line, source)
     if source == "velodyne":
@@ -282,7 +249,7 @@ def export_gt_depths(
     source = source or default_gt_source(split)
     if source not in GT_SOURCES:
         raise ValueError(f"--gt_source must be one of {GT_SOURCES}, got {source!r}")
-    lines = read_split_file(os.path.join(splits_dir, split, "test_files.txt"))
+    lines = splits.read_split(os.path.join(splits_dir, split, "test_files.txt"), kind="raw")
     maps = []
     for i, line in enumerate(lines):
         maps.append(load_gt_depth(data_dir, line, source))

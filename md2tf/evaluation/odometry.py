@@ -11,56 +11,21 @@ prediction is then aligned to the GT by its first position and a least-squares s
 ``ate = sqrt(sum ||error||^2) / N`` over the snippet's N positions (as the reference
 implementation computes the supplementary's odometry scores).
 The reference scores a snippet starting at every frame, the last ones being shorter: kept as default.
+
+This module is the NumPy maths; `md2tf.evaluation.odometry_task` runs a pose network over a split
+and reports.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from md2tf.data.kitti import image_path
-from md2tf.data.splits import read_split
-from md2tf.deploy.images import load_image_rgb, resize_rgb
-from md2tf.evaluation.report import write_outputs
-from md2tf.geometry import pose_to_matrix
-from md2tf.models.checkpoint import load_models
-from md2tf.progress import Progress
+from md2tf.data.poses import source_from_target
 
 #: Frames per snippet (Zhou et al., "Unsupervised Learning of Depth and Ego-Motion from Video", 2017).
 SNIPPET_LENGTH = 5
-
-
-def read_kitti_poses(path: str) -> np.ndarray:
-    """Reads a KITTI odometry pose file (12 numbers per line: row-major 3x4 ``world_from_camera``).
-
-    Args:
-      path: e.g. ``<data_dir>/poses/09.txt`` or a synthetic drive's ``poses.txt``.
-
-    Returns:
-      ``[N, 4, 4]`` float64.
-
-    Raises:
-      ValueError: if the file is missing or a line does not hold 12 numbers.
-    """
-    if not os.path.isfile(path):
-        raise ValueError(f"pose file not found: {path}")
-    poses = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            values = line.split()
-            if len(values) != 12:
-                raise ValueError(f"{path}:{number}: expected 12 numbers (3x4 pose), got {len(values)}")
-            pose = np.eye(4)
-            pose[:3, :] = np.array(values, np.float64).reshape(3, 4)
-            poses.append(pose)
-    if not poses:
-        raise ValueError(f"pose file is empty: {path}")
-    return np.stack(poses)
 
 
 def relative_from_global(world_from_camera: np.ndarray) -> np.ndarray:
@@ -75,7 +40,7 @@ def relative_from_global(world_from_camera: np.ndarray) -> np.ndarray:
     poses = np.asarray(world_from_camera, np.float64)
     if poses.ndim != 3 or poses.shape[1:] != (4, 4) or len(poses) < 2:
         raise ValueError(f"world_from_camera must be [N>=2, 4, 4], got shape {poses.shape}")
-    return np.linalg.inv(poses[1:]) @ poses[:-1]
+    return source_from_target(poses, np.arange(len(poses) - 1), np.arange(1, len(poses)))
 
 
 def snippet_positions(relative: np.ndarray) -> np.ndarray:
@@ -170,45 +135,6 @@ def snippet_motions(gt_relative: np.ndarray, snippet_length: int = SNIPPET_LENGT
     return np.asarray(kinds)
 
 
-def speed_agreement(pred_relative: np.ndarray, gt_relative: np.ndarray,
-                    moving_above: float = STOPPED_BELOW) -> dict[str, float]:
-    """How well a pose network's per-frame speed follows the GT's, beyond one scale.
-
-    A snippet's ATE removes one scale per snippet, so what it measures of the speed is how the
-    predicted step lengths vary *within* a snippet. These two numbers measure that over the whole
-    sequence.
-
-    Args:
-      pred_relative, gt_relative: ``[N, 4, 4]`` ``next_from_previous`` poses of the same pairs.
-      moving_above: pairs whose GT step is at most this long (GT units per frame) are left out.
-
-    Returns:
-      ``speed_corr``: the correlation of predicted and GT step lengths over the moving pairs;
-      ``speed_change_corr``: the same for the change of the step length from one pair to the next
-      (both pairs moving), i.e. whether the network sees accelerations. NaN where a side is constant
-      or fewer than two values are left.
-
-    Raises:
-      ValueError: if the two are not ``[N, 4, 4]`` arrays of the same ``N``.
-    """
-    pred_relative, gt_relative = np.asarray(pred_relative, np.float64), np.asarray(gt_relative, np.float64)
-    if pred_relative.ndim != 3 or pred_relative.shape[1:] != (4, 4) or pred_relative.shape != gt_relative.shape:
-        raise ValueError(f"expected two [N, 4, 4] pose arrays of the same N, got {pred_relative.shape} "
-                         f"predicted and {gt_relative.shape} GT")
-    pred = np.linalg.norm(pred_relative[:, :3, 3], axis=1)
-    gt = np.linalg.norm(gt_relative[:, :3, 3], axis=1)
-    moving = gt > moving_above
-    both = moving[1:] & moving[:-1]
-
-    def corr(a: np.ndarray, b: np.ndarray) -> float:
-        if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-            return float("nan")
-        return float(np.corrcoef(a, b)[0, 1])
-
-    return {"speed_corr": corr(pred[moving], gt[moving]),
-            "speed_change_corr": corr(np.diff(pred)[both], np.diff(gt)[both])}
-
-
 @dataclass
 class OdometryScores:
     """ATE statistics over snippets (units of the GT poses, metres on KITTI).
@@ -290,125 +216,3 @@ def score_odometry(
     by_motion = {kind: (float(ates[motions == kind].mean()), int(np.sum(motions == kind)))
                  for kind in SNIPPET_MOTIONS if np.any(motions == kind)}
     return OdometryScores(float(np.mean(ates)), float(np.std(ates)), int(ates.size), snippet_length, by_motion)
-
-
-def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) -> np.ndarray:
-    """Runs a pose network over consecutive frame pairs.
-
-    Args:
-      pose_fn: callable ``pair [B, H, W, 6] float32 in [0, 1] (earlier frame first) ->
-        (axis_angle [B, 3], translation [B, 3])``, e.g. an ``md2tf.models.PoseNet``.
-      frames: iterable of N images, float32 ``[H, W, 3]`` in [0, 1] at the network size.
-      batch_size: pairs per call.
-      progress: optional callable ``progress(i)`` per pair.
-
-    Returns:
-      ``[N-1, 4, 4]`` ``next_from_previous`` poses (uninverted ``pose_to_matrix``).
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    out, pairs, previous, count = [], [], None, 0
-
-    def flush() -> None:
-        axis_angle, translation = pose_fn(np.stack(pairs).astype(np.float32))
-        out.append(np.asarray(pose_to_matrix(axis_angle, translation, invert=False), np.float64))
-        pairs.clear()
-
-    for frame in frames:  # streamed: a sequence never has to fit in memory
-        frame = np.asarray(frame, np.float32)
-        if previous is not None:
-            pairs.append(np.concatenate([previous, frame], axis=-1))
-            if progress is not None:
-                progress(count)
-            count += 1
-            if len(pairs) == batch_size:
-                flush()
-        previous = frame
-    if pairs:
-        flush()
-    if not out:
-        raise ValueError("need at least 2 frames for pose evaluation")
-    return np.concatenate(out, axis=0)
-
-
-# --- the odometry task of md2tf.evaluate -----------------------------------------------------------
-
-
-def odometry_files(config) -> tuple[str, str]:
-    splits_dir = config.resolved_splits_dir
-    split_file, poses_file = config.split_file, config.poses_file
-    if config.eval_split.startswith("odom_") and config.eval_split[5:].isdigit():
-        seq = int(config.eval_split[5:])
-        split_file = split_file or os.path.join(splits_dir, "odom", f"test_files_{seq:02d}.txt")
-        poses_file = poses_file or os.path.join(config.data_dir, "poses", f"{seq:02d}.txt")
-    if not split_file or not poses_file:
-        raise ValueError(f"--eval_split {config.eval_split!r} is not odom_NN: give --split_file and --poses_file")
-    return split_file, poses_file
-
-
-def odometry_frames(data_dir: str, split_file: str, height: int, width: int, image_ext: str = ".jpg"):
-    """Frame indices and a generator of float ``[H, W, 3]`` images: every split line, then the frame
-    after the last line (each line is the first frame of a pair, as the reference's ``[0, 1]`` pairs)."""
-    entries = read_split(split_file)
-    if not entries:
-        raise ValueError(f"{split_file}: no frames")
-    paths = [image_path(data_dir, e, ext=image_ext) for e in entries]
-    paths.append(image_path(data_dir, entries[-1], offset=1, ext=image_ext))
-    indices = [e.frame_index for e in entries] + [entries[-1].frame_index + 1]
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise ValueError(f"{split_file}: {len(missing)} image(s) missing, e.g. {missing[0]}")
-
-    def frames():
-        for p in paths:
-            yield resize_rgb(load_image_rgb(p), height, width).astype(np.float32) / 255.0
-
-    return np.asarray(indices), frames
-
-
-#: The row of the constant-velocity guess (`constant_velocity_poses`) in the odometry report.
-CONSTANT_VELOCITY = "constant velocity (GT)"
-
-
-def _motion_ate(scores: OdometryScores, kind: str) -> str:
-    return f"{scores.by_motion[kind][0]:.4f}" if kind in scores.by_motion else "-"
-
-
-def run_odometry_evaluation(config) -> str:
-    """ATE of the pose network of every ``config.models`` run; returns the console report."""
-    split_file, poses_file = odometry_files(config)
-    gt_poses = read_kitti_poses(poses_file)
-    results = {}
-    names = config.names or tuple(os.path.basename(os.path.normpath(m)) for m in config.models)
-    for model_path, name in zip(config.models, names):
-        experiment, _, pose_net = load_models(model_path)
-        if pose_net is None:
-            raise ValueError(f"--models {model_path}: this run has no pose network (stereo-only training)")
-        indices, frames = odometry_frames(config.data_dir, split_file, experiment.data.height,
-                                          experiment.data.width, config.image_ext)
-        if indices.max() >= len(gt_poses):
-            raise ValueError(f"{poses_file} has {len(gt_poses)} poses but {split_file} needs frame {indices.max()}")
-
-        def pose_fn(pairs, net=pose_net):
-            axis_angle, translation = net(pairs, training=False)
-            return axis_angle, translation
-
-        with Progress(len(indices) - 1, name, unit="pair", enabled=config.progress) as bar:
-            pred = predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
-        results[name] = score_odometry(gt_poses[indices], pred, config.snippet_length)
-    if results:  # the reference a pose network has to beat where the GT speed changes
-        results[CONSTANT_VELOCITY] = score_odometry(
-            gt_poses[indices], constant_velocity_poses(relative_from_global(gt_poses[indices])),
-            config.snippet_length)
-    lines = [f"{'model':<28} {'ATE mean':>10} {'ATE std':>10} {'snippets':>9} {'steady':>8} {'changing':>9}"]
-    lines += [f"{n:<28} {s.ate_mean:10.4f} {s.ate_std:10.4f} {s.num_snippets:9d} "
-              f"{_motion_ate(s, 'steady'):>8} {_motion_ate(s, 'changing'):>9}" for n, s in results.items()]
-    counts = ", ".join(f"{k} {c}" for k, (_, c) in next(iter(results.values())).by_motion.items()) if results else ""
-    lines.append(f"snippets by GT motion: {counts}; '{CONSTANT_VELOCITY}' uses the GT's mean step")
-    markdown = "| model | ATE | ATE, steady speed | ATE, speed changes |\n|---|---|---|---|\n" + "\n".join(
-        f"| {n} | {s.ate_mean:.3f} ± {s.ate_std:.3f} | {_motion_ate(s, 'steady')} | {_motion_ate(s, 'changing')} |"
-        for n, s in results.items())
-    payload = json.dumps({"task": "odometry", "split_file": split_file, "poses_file": poses_file,
-                          "models": {n: s.to_dict() for n, s in results.items()}}, indent=2)
-    write_outputs(config, "\n".join(lines), markdown, payload)
-    return "\n".join(lines) + "\n\n" + markdown

@@ -20,7 +20,7 @@ field added to samples is stored without a change here):
 
 * ``frames``: the target, the temporal neighbours ``-1, +1`` and the stereo partner (where the source
   has one), in `Sample.sources` order, each resized to ``width x height`` exactly as the online
-  pipeline (`md2tf.data.pipeline.resize_image`: antialiased Lanczos-3, clipped), rounded to uint8 and
+  pipeline (`md2tf.data.decoding.resize_image`: antialiased Lanczos-3, clipped), rounded to uint8 and
   encoded as JPEG (quality 95, no chroma subsampling) or PNG (lossless). One prepared dataset serves
   M, S and MS training: the reader picks the frames a `DataConfig` asks for.
 * ``depth_gt``: float32 ``[h, w]`` metres at the raw image size (``[0, 0]`` when unknown): for
@@ -54,9 +54,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from md2tf.config import DataConfig
-from md2tf.data import datasets, pipeline, prepared
+from md2tf.data import datasets, decoding, prepared
 from md2tf.data.sample import Sample
-from md2tf.data.splits import splits_dir
+from md2tf.data.splits import read_split, splits_dir
 from md2tf.evaluation import gt_depth
 
 #: (width, height) of the paper's two training resolutions.
@@ -112,13 +112,13 @@ class Md2tfConfig(tfds.core.BuilderConfig):
 def _sample_spec(num_sources: int) -> dict[str, tf.TensorSpec]:
     dummy = Sample(target="", sources=("",) * num_sources, intrinsics=np.eye(3, dtype=np.float32),
                    side_sign=1.0, depth_gt="", name="")
-    return pipeline.samples_to_dataset([dummy], num_temporal=num_sources).element_spec
+    return decoding.samples_to_dataset([dummy], num_temporal=num_sources).element_spec
 
 
 def carried_fields(num_sources: int) -> dict[str, tuple[tuple[int | None, ...], tf.DType]]:
     """The numeric per-sample fields stored as they are, with their shapes and dtypes.
 
-    Derived from `md2tf.data.pipeline.samples_to_dataset` (string fields are file paths, read while
+    Derived from `md2tf.data.decoding.samples_to_dataset` (string fields are file paths, read while
     preparing). A dimension that changes with the number of source frames is left unknown, since
     ``test`` examples keep only the target.
 
@@ -139,7 +139,7 @@ def carried_fields(num_sources: int) -> dict[str, tuple[tuple[int | None, ...], 
 
 
 def _encode_frame(image: tf.Tensor, height: int, width: int, image_format: str) -> tf.Tensor:
-    pixels = tf.cast(tf.round(pipeline.resize_image(image, height, width) * 255.0), tf.uint8)
+    pixels = tf.cast(tf.round(decoding.resize_image(image, height, width) * 255.0), tf.uint8)
     if image_format == "png":
         return tf.io.encode_png(pixels)
     return tf.io.encode_jpeg(pixels, quality=JPEG_QUALITY, chroma_downsampling=False)
@@ -150,11 +150,11 @@ def _training_gt(element: dict, raw_shape: tf.Tensor) -> tf.Tensor:
     gt_path, velo_path = element["depth_gt"], element["velodyne"]
 
     def dense():
-        return pipeline.decode_npy_float32(tf.io.read_file(gt_path), raw_shape[0], raw_shape[1],
+        return decoding.decode_npy_float32(tf.io.read_file(gt_path), raw_shape[0], raw_shape[1],
                                            gt_path)
 
     def lidar():
-        return pipeline.velodyne_depth_map(tf.io.read_file(velo_path), element["velo_projection"],
+        return decoding.velodyne_depth_map(tf.io.read_file(velo_path), element["velo_projection"],
                                            raw_shape[0], raw_shape[1])
 
     def none():
@@ -221,8 +221,8 @@ class Md2tfBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             paths = tf.concat([element["target"][None], element["sources"]], axis=0)
             frames, raw_shape = [], None
             for i in range(num_frames):
-                contents, _ = pipeline.read_image_bytes(paths[i], data.image_ext)
-                image = pipeline.decode_image(contents, data.image_ext)
+                contents, _ = decoding.read_image_bytes(paths[i], data.image_ext)
+                image = decoding.decode_image(contents, data.image_ext)
                 raw_shape = tf.shape(image) if i == 0 else raw_shape
                 frames.append(_encode_frame(image, data.height, data.width, image_format))
             out = {"frames": tf.stack(frames),
@@ -231,7 +231,7 @@ class Md2tfBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             out.update({k: element[k] for k in carried})
             return out
 
-        ds = pipeline.samples_to_dataset(samples, len(data.temporal_offsets))
+        ds = decoding.samples_to_dataset(samples, len(data.temporal_offsets))
         ds = ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         for sample, example in zip(samples, ds.as_numpy_iterator(), strict=True):
             example["frames"] = list(example["frames"])
@@ -256,8 +256,8 @@ class Md2tfBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         # the target is stored.
         test = dataclasses.replace(data, split=test_split, frame_offsets=(0,), use_stereo=True)
         samples = datasets.get_dataset(data.dataset).list_samples(test, "test")
-        lines = gt_depth.read_split_file(
-            os.path.join(splits_dir(data.data_dir, data.splits_dir), test_split, "test_files.txt"))
+        lines = read_split(os.path.join(splits_dir(data.data_dir, data.splits_dir), test_split,
+                                        "test_files.txt"), kind="raw")
         if len(lines) != len(samples):
             raise ValueError(f"{test_split}/test_files.txt: {len(lines)} lines but {len(samples)} samples")
         for index, (_, example) in enumerate(self._examples(test, samples, 1, training_gt=False)):

@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from md2tf.config import DataConfig
-from md2tf.data import pipeline
+from md2tf.data import decoding, pipeline
 from md2tf.data.batch import Batch
 from md2tf.data.datasets import folder
 from tests.data import fake_kitti
@@ -135,7 +135,7 @@ def test_pyramid_matches_pil_lanczos_cascade(rng):
 
 def test_resize_matches_pil_lanczos(rng):
     u8 = (rng.uniform(0, 1, (48, 160, 3)) * 255).astype(np.uint8)
-    ours = pipeline.resize_image(tf.constant(u8 / 255.0, tf.float32), 32, 64).numpy() * 255
+    ours = decoding.resize_image(tf.constant(u8 / 255.0, tf.float32), 32, 64).numpy() * 255
     pil = np.asarray(Image.fromarray(u8).resize((64, 32), Image.LANCZOS), np.float32)
     assert np.abs(ours - pil).mean() < 1.0
 
@@ -286,7 +286,7 @@ def test_image_looks_valid(ext):
     if ext == ".jpg":
         cases["padding after EOI"] = (data + b"\0" * 10, True)
     for name, (contents, expected) in cases.items():
-        assert bool(pipeline.image_looks_valid(tf.constant(contents), ext)) == expected, name
+        assert bool(decoding.image_looks_valid(tf.constant(contents), ext)) == expected, name
 
 
 def test_odometry_layout(tmp_path):
@@ -331,7 +331,7 @@ def test_velodyne_depth_map_matches_numpy(rng):
     R = fake_kitti.VELO_TO_CAM_R
     P = np.array([[20.0, 0, 16, 0.5], [0, 20, 12, 0], [0, 0, 1, 0.01]]) @ np.block(
         [[R, np.array([[0.1], [-0.2], [0.3]])], [np.zeros((1, 3)), np.ones((1, 1))]])
-    got = pipeline.velodyne_depth_map(tf.constant(points.tobytes()), tf.constant(P, tf.float32), 24, 32)
+    got = decoding.velodyne_depth_map(tf.constant(points.tobytes()), tf.constant(P, tf.float32), 24, 32)
     want = np_velodyne_depth(points, P.astype(np.float32), 24, 32)
     assert (want > 0).sum() > 50
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

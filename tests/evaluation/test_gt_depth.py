@@ -192,12 +192,6 @@ def test_missing_gt_file_names_the_command(tmp_path):
 
 
 def test_bad_inputs(tmp_path):
-    with pytest.raises(ValueError, match="split file not found"):
-        gt_depth.read_split_file(str(tmp_path / "x.txt"))
-    bad = tmp_path / "bad.txt"
-    bad.write_text("2011_09_26/drive 12\n")
-    with pytest.raises(ValueError, match="bad.txt:1"):
-        gt_depth.read_split_file(str(bad))
     with pytest.raises(ValueError, match=r"\[N, 3\+\]"):
         gt_depth.project_points_to_depth_map(np.ones((5, 2)), np.ones((3, 4)), (4, 4))
     with pytest.raises(ValueError, match="calibration file not found"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from md2tf.evaluation import odometry
+from md2tf.evaluation import odometry, odometry_task
 
 
 def yaw_pose(yaw, t):
@@ -91,7 +91,7 @@ def test_predict_relative_poses_uses_pairs_in_order():
         t = np.stack([pairs[:, 0, 0, 0], pairs[:, 0, 0, 3], np.zeros(len(pairs))], axis=1).astype(np.float32)
         return np.zeros_like(t), t
 
-    rel = odometry.predict_relative_poses(pose_fn, frames, batch_size=3)
+    rel = odometry_task.predict_relative_poses(pose_fn, frames, batch_size=3)
     assert seen == [(3, 4, 6, 6), (1, 4, 6, 6)]
     assert rel.shape == (4, 4, 4)
     np.testing.assert_allclose(rel[:, 0, 3], [0.0, 0.1, 0.2, 0.3], atol=1e-6)
@@ -99,17 +99,6 @@ def test_predict_relative_poses_uses_pairs_in_order():
     np.testing.assert_allclose(rel[:, :3, :3], np.broadcast_to(np.eye(3), (4, 3, 3)), atol=1e-6)
 
 
-def test_read_kitti_poses(tmp_path):
-    poses = trajectory(3)
-    path = tmp_path / "09.txt"
-    path.write_text("\n".join(" ".join(f"{v:.12e}" for v in p[:3].ravel()) for p in poses) + "\n")
-    np.testing.assert_allclose(odometry.read_kitti_poses(str(path)), poses, atol=1e-11)
-    bad = tmp_path / "bad.txt"
-    bad.write_text("1 2 3\n")
-    with pytest.raises(ValueError, match="bad.txt:1"):
-        odometry.read_kitti_poses(str(bad))
-    with pytest.raises(ValueError, match="pose file not found"):
-        odometry.read_kitti_poses(str(tmp_path / "none.txt"))
 
 
 def test_count_mismatch():
@@ -160,28 +149,3 @@ def test_constant_velocity_is_exact_on_steady_snippets_only():
     assert changing_ate == pytest.approx(ates[4:].mean(), rel=1e-12)
 
 
-def test_speed_agreement_sees_speed_changes_not_scale():
-    gt_speeds = np.array([1.0, 1.2, 0.9, 1.4, 0.0, 1.1, 1.3])
-    gt = _forward_steps(gt_speeds)
-    scaled = _forward_steps(0.2 * gt_speeds)  # any one scale agrees perfectly
-    agreement = odometry.speed_agreement(scaled, gt)
-    assert agreement["speed_corr"] == pytest.approx(1.0)
-    assert agreement["speed_change_corr"] == pytest.approx(1.0)
-    # a constant speed (what a network that ignores the images learns) follows nothing
-    constant = odometry.speed_agreement(_forward_steps(np.full(7, 0.3)), gt)
-    assert np.isnan(constant["speed_corr"]) and np.isnan(constant["speed_change_corr"])
-    # the standing pair and the changes into and out of it are left out: NumPy on the rest
-    pred_speeds = np.array([1.0, 1.0, 1.1, 1.2, 5.0, 1.0, 1.4])
-    got = odometry.speed_agreement(_forward_steps(pred_speeds), gt)
-    moving = gt_speeds > 0.05
-    assert got["speed_corr"] == pytest.approx(np.corrcoef(pred_speeds[moving], gt_speeds[moving])[0, 1])
-    changes = [0, 1, 2, 5]  # pairs (i, i+1) with both moving
-    expected = np.corrcoef(np.diff(pred_speeds)[changes], np.diff(gt_speeds)[changes])[0, 1]
-    assert got["speed_change_corr"] == pytest.approx(expected)
-    with pytest.raises(ValueError, match=r"got \(6, 4, 4\) predicted and \(7, 4, 4\) GT"):
-        odometry.speed_agreement(gt[:6], gt)
-    # moving_above decides which pairs count: above 1.15 only 1.2, 1.4 and 1.3 are left
-    fast = odometry.speed_agreement(_forward_steps(pred_speeds), gt, moving_above=1.15)
-    kept = gt_speeds > 1.15
-    assert fast["speed_corr"] == pytest.approx(np.corrcoef(pred_speeds[kept], gt_speeds[kept])[0, 1])
-    assert np.isnan(fast["speed_change_corr"])  # no two consecutive pairs are both that fast

@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from md2tf.config import EvalConfig, ExperimentConfig
-from md2tf.evaluation import benchmark, gt_depth, odometry, runner, sources
+from md2tf.data.poses import read_poses_file
+from md2tf.data.splits import read_split
+from md2tf.evaluation import benchmark, gt_depth, odometry_task, runner, sources
 
 pytest.importorskip("md2tf.data.synthetic.writer")
 
@@ -36,7 +38,7 @@ def test_lidar_gt_agrees_with_dense_gt(world):
     Lidar GT is velodyne x (27 cm behind camera 0) at pixel round(u) - 1, dense GT is camera z at the
     pixel centre, so they agree to a few per cent, not exactly; a wrong projection would not.
     """
-    lines = gt_depth.read_split_file(os.path.join(world, "splits", "synthetic", "test_files.txt"))
+    lines = read_split(os.path.join(world, "splits", "synthetic", "test_files.txt"), kind="raw")
     for line in lines[:2]:
         lidar = gt_depth.load_gt_depth(world, line, "velodyne")
         dense = gt_depth.load_gt_depth(world, line, "dense")
@@ -109,19 +111,19 @@ def test_trained_checkpoint_evaluation_and_odometry(world, tmp_path):
     config = EvalConfig(models=(run_dir,), task="odometry", eval_split="synthetic_odom", data_dir=world,
                         split_file=str(odom_split), poses_file=os.path.join(poses, drive, "poses.txt"),
                         image_ext=".png", progress=False)
-    report = odometry.run_odometry_evaluation(config)
-    assert "ATE" in report and "nan" not in report.lower() and odometry.CONSTANT_VELOCITY in report
-    gt = odometry.read_kitti_poses(os.path.join(poses, drive, "poses.txt"))
+    report = odometry_task.run_odometry_evaluation(config)
+    assert "ATE" in report and "nan" not in report.lower() and odometry_task.CONSTANT_VELOCITY in report
+    gt = read_poses_file(os.path.join(poses, drive, "poses.txt"))
     np.testing.assert_allclose(gt[0], np.eye(4), atol=1e-9)  # world frame = camera 02 at frame 0
 
     # Benchmark split ('image N' lines) through the CLI: the PNGs are the trained model's predictions.
     bench = tmp_path / "bench"
     os.makedirs(bench / "splits" / "benchmark")
     os.makedirs(bench / "image")
-    test_lines = gt_depth.read_split_file(os.path.join(splits, "synthetic", "test_files.txt"))[:2]
+    test_lines = read_split(os.path.join(splits, "synthetic", "test_files.txt"), kind="raw")[:2]
     images = []
     for i, line in enumerate(test_lines):
-        src = os.path.join(world, line.folder, "image_02", "data", f"{line.frame:010d}.png")
+        src = os.path.join(world, line.folder, "image_02", "data", f"{line.frame_index:010d}.png")
         images.append(load_image_rgb(src))
         Image.fromarray(images[-1]).save(bench / "image" / f"{i:010d}.png")
     (bench / "splits" / "benchmark" / "test_files.txt").write_text(

@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 from md2tf.config import DataConfig
-from md2tf.data import datasets, pipeline, prepared
+from md2tf.data import datasets, pipeline, prepared, splits
+from md2tf.deploy import exporter
 from md2tf.evaluation import gt_depth
 from md2tf.tfds import builders
 from tests.data import fake_kitti
@@ -136,13 +137,13 @@ def test_workers_read_disjoint_file_shards(kitti_tree, kitti_tfds):
 def test_kitti_test_split_holds_the_evaluators_gt_in_file_order(kitti_tree, kitti_tfds):
     source = prepared.PreparedDataset("tfds:md2tf_kitti/tiny")
     examples = list(source.examples(_prepared(kitti_tfds), "test", training=False).as_numpy_iterator())
-    lines = gt_depth.read_split_file(os.path.join(kitti_tree, "splits", "eigen", "test_files.txt"))
+    lines = splits.read_split(os.path.join(kitti_tree, "splits", "eigen", "test_files.txt"), kind="raw")
     assert len(examples) == len(lines) == 6
     for example, line in zip(examples, lines, strict=True):
         assert example["frames"].shape == (1,)  # the target only
         want = gt_depth.load_gt_depth(kitti_tree, line, "velodyne")
         np.testing.assert_array_equal(example["depth_gt"], want)
-        assert example["name"].decode().split()[:2] == [line.folder, str(line.frame)]
+        assert example["name"].decode().split()[:2] == [line.folder, str(line.frame_index)]
 
 
 def test_prepared_dataset_errors_name_the_flags(kitti_tfds, tmp_path):
@@ -282,13 +283,6 @@ def test_prepare_tfds_lists_configs_and_refuses_a_missing_manual_dir(tmp_path, c
     assert "unknown config 'nope' of md2tf_kitti" in capsys.readouterr().err
 
 
-def test_prepare_cache_names_the_tfds_way(capsys):
-    assert _script("prepare_cache").main(["--dataset", "kitti", "--out", "x"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    assert "scripts/prepare_tfds.py" in err and "--dataset=tfds:md2tf_kitti/" in err
-
-
 @pytest.mark.slow
 def test_train_entry_point_reads_a_prepared_dataset(tmp_path):
     """``python -m md2tf.train --dataset=tfds:...``: 2 steps and a validation from the TFDS files."""
@@ -318,3 +312,26 @@ def test_pose_source_gt_refuses_a_prepared_dataset_without_poses(kitti_tfds):
     with pytest.raises(ValueError, match=r"--pose_source=gt needs known camera poses, but "
                                          r"--dataset=tfds:md2tf_kitti/tiny .* train sample 'example 0'"):
         trainer.check_poses_available(config)
+
+
+def test_prepared_dataset_serves_the_dataset_protocol(kitti_tfds):
+    """Poses and frames come through the protocol, as from a dataset of files: no type switch."""
+    config = _prepared(kitti_tfds)
+    source = datasets.get_dataset(config.dataset)
+    assert source.first_without_poses(config, "train") == "example 0"  # KITTI raw has no poses
+    frames, count = source.draw_frames(config, "train", 3, seed=5)
+    stored = list(source.examples(config, "train", training=False).as_numpy_iterator())
+    assert count == len(stored) and len(frames) == 3
+    keys = [_key(f / 255.0) for f in frames]
+    assert len(set(keys)) == 3 and set(keys) <= {_key(b.target[0][0]) for b in _batches(config)}
+    assert all(f.dtype == np.uint8 and f.shape == (H, W, 3) for f in frames)
+    again, _ = source.draw_frames(config, "train", 3, seed=5)
+    np.testing.assert_array_equal(np.stack(frames), np.stack(again))  # seeded: the same draw
+
+
+def test_int8_calibration_of_a_prepared_dataset_reads_its_frames(kitti_tfds):
+    config = _prepared(kitti_tfds)
+    frames, description = exporter.calibration_images("auto", 4, H, W, data_config=config, seed=0)
+    assert "structured" not in description and config.dataset in description
+    real = {_key(b.target[0][0]) for b in _batches(config)}
+    assert len(frames) == 4 and {_key(f / 255.0) for f in frames} <= real

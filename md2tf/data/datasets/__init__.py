@@ -3,7 +3,7 @@
     dataset = datasets.get_dataset(config.data.dataset)
     dataset.check_layout(config.data)            # ValueError naming --data_dir + the expected layout
     dataset.prepare(config.data, is_chief=True)  # the synthetic world renders itself here
-    samples = dataset.list_samples(config.data, "train")
+    samples = dataset.read(config.data, "train", training=True)  # decoded samples (tf.data)
 
 Nothing outside this package switches on a dataset name. A new dataset is one module here that
 defines ``DATASET`` (a `SplitFileDataset` when it comes with split files) and one line in
@@ -16,10 +16,10 @@ from __future__ import annotations
 from md2tf.config import DataConfig
 from md2tf.data import prepared
 from md2tf.data.datasets import folder, kitti, kitti_odom, synthetic, video
-from md2tf.data.datasets.base import Dataset, SplitFileDataset
+from md2tf.data.datasets.base import Dataset, FileDataset, SplitFileDataset
 from md2tf.data.sample import Sample
 
-__all__ = ["Dataset", "SplitFileDataset", "get_dataset", "gt_source_for_split", "list_samples", "names"]
+__all__ = ["Dataset", "FileDataset", "SplitFileDataset", "get_dataset", "gt_source_for_split", "list_samples", "names"]
 
 _REGISTERED: tuple[Dataset, ...] = (kitti.DATASET, kitti_odom.DATASET, synthetic.DATASET, folder.DATASET,
                                      video.DATASET)
@@ -51,7 +51,8 @@ def get_dataset(name: str) -> Dataset:
 
 
 def list_samples(config: DataConfig, subset: str) -> list[Sample]:
-    """``get_dataset(config.dataset).list_samples(config, subset)``."""
+    """``get_dataset(config.dataset).list_samples(config, subset)`` of a dataset of image files
+    (`base.FileDataset`; a prepared TFDS dataset has no files to list)."""
     return get_dataset(config.dataset).list_samples(config, subset)
 
 

@@ -6,15 +6,24 @@ A dataset is a small stateless object (one module per dataset, one entry in the 
 * `Dataset.check_layout`: is ``data_dir`` there? If not, a one-line `ValueError` that names
   ``--data_dir`` and shows the expected layout (`Dataset.layout`) and where to get the data.
 * `Dataset.prepare`: make the data exist (the synthetic world renders itself on first use).
-* `Dataset.list_samples`: the validated `Sample` s of ``train``, ``val`` or ``test``, with the
-  relative camera poses of their temporal sources where the dataset has poses (NaN where not).
+* `Dataset.read`: the decoded samples of ``train``, ``val`` or ``test`` as a ``tf.data`` dataset
+  (the one way the input pipeline, `md2tf.data.pipeline.make_dataset`, reads any dataset).
+* `Dataset.first_without_poses`: which sample, if any, lacks known camera poses
+  (``--pose_source=gt`` checks this at start-up).
+* `Dataset.draw_frames`: a seeded random draw of target frames as stored (int8 calibration at
+  export reads real frames through it).
 * `Dataset.eval_split`: how training-time depth metrics are masked (``eigen``: the Garg crop and
   the 80 m cap of the paper's Sec. 4.1 protocol; anything else: every pixel with ``gt > 0``).
 * `Dataset.gt_sources`: the evaluation splits the dataset provides, each with its GT source for
   ``md2tf.export_gt`` (``velodyne``, ``png`` or ``dense``).
 
-`SplitFileDataset` implements the protocol for every layout that lists samples in KITTI-style split
-files (``<splits_dir>/<split>/{train,val,test}_files.txt``).
+`FileDataset` implements the reading half of the protocol for every dataset whose samples are image
+files it lists (`FileDataset.list_samples`); `SplitFileDataset` is the one that lists them from
+KITTI-style split files (``<splits_dir>/<split>/{train,val,test}_files.txt``). A prepared TFDS
+dataset (`md2tf.data.prepared`) implements the same protocol over its stored examples.
+
+The registry is imported before TensorFlow starts (the entry points' start-up checks), so the
+reading methods import their TensorFlow code when called.
 """
 
 from __future__ import annotations
@@ -23,12 +32,19 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
 
 from md2tf.config import DataConfig
+from md2tf.data import poses
 from md2tf.data.kitti import build_samples
 from md2tf.data.sample import Sample
 from md2tf.data.splits import SplitEntry, read_split, split_file_path, splits_dir
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 #: Appended to every missing-data error: the run that needs no download.
 SYNTHETIC_HINT = ("or start with the built-in synthetic world: python -m md2tf.train "
@@ -69,8 +85,98 @@ class Dataset(Protocol):
           progress: show a progress bar while data is written (rendered or decoded).
         """
 
+    def read(self, config: DataConfig, subset: str, *, training: bool,
+             input_context: tf.distribute.InputContext | None = None, seed: int = 0,
+             deterministic: bool = False, skip_corrupt_images: bool = False,
+             corrupt_counter: tf.Variable | None = None) -> tf.data.Dataset:
+        """The decoded samples of ``subset``, unbatched: `md2tf.data.decoding.finish_sample` dicts.
+
+        Args:
+          config: data configuration (frames, size, augmentation).
+          subset: ``train``, ``val`` or ``test``.
+          training: shuffle (seeded, reshuffled every epoch) and augment; False: a fixed order and
+            no augmentation.
+          input_context: reads the shard ``input_pipeline_id`` of several input pipelines.
+          seed: shuffle / augmentation seed.
+          deterministic: keep the element order of the parallel decoding.
+          skip_corrupt_images: drop (log and count) samples with a corrupt image file instead of
+            failing with an error naming it (datasets read from image files).
+          corrupt_counter: int64 scalar ``tf.Variable`` counting dropped samples (optional).
+
+        Raises:
+          ValueError, FileNotFoundError: at construction, naming the missing or bad file or flag.
+        """
+
+    def first_without_poses(self, config: DataConfig, subset: str) -> str | None:
+        """The name of a ``subset`` sample without known camera poses, or None when all have them."""
+
+    def draw_frames(self, config: DataConfig, subset: str, num: int,
+                    seed: int = 0) -> tuple[list[np.ndarray], int]:
+        """``min(num, N)`` target frames of ``subset`` drawn at random (seeded), as stored.
+
+        The same seed and dataset always give the same frames in the same order.
+
+        Returns:
+          ``(frames, N)``: uint8 RGB ``[h, w, 3]`` frames (the stored size) and the number of
+          samples they were drawn from.
+        """
+
+
+def draw(count: int, num: int, seed: int) -> list[int]:
+    """``min(num, count)`` distinct indices of ``range(count)`` drawn with
+    ``numpy.random.default_rng(seed)``, in drawn order."""
+    return [int(i) for i in np.random.default_rng(seed).permutation(count)[:num]]
+
+
+def load_rgb(path: str) -> np.ndarray:
+    """An image file as uint8 RGB ``[h, w, 3]``.
+
+    Raises:
+      ValueError: naming the file when it is not a readable image.
+    """
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except OSError as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from e
+
+
+class FileDataset:
+    """The reading half of the dataset protocol for datasets of image files listed as `Sample` s.
+
+    Subclasses implement ``list_samples(config, subset) -> list[Sample]``: the validated samples of
+    ``subset``, in a fixed order, with the relative camera poses of their temporal sources where
+    the dataset has poses (NaN where not).
+    """
+
     def list_samples(self, config: DataConfig, subset: str) -> list[Sample]:
-        """The validated samples of ``subset`` (``train``, ``val`` or ``test``), in a fixed order."""
+        raise NotImplementedError
+
+    def read(self, config: DataConfig, subset: str, *, training: bool,
+             input_context: tf.distribute.InputContext | None = None, seed: int = 0,
+             deterministic: bool = False, skip_corrupt_images: bool = False,
+             corrupt_counter: tf.Variable | None = None) -> tf.data.Dataset:
+        """See `Dataset.read`: `md2tf.data.decoding.read_samples` of `list_samples`."""
+        from md2tf.data import decoding  # noqa: PLC0415  (TensorFlow: see the module docstring)
+
+        samples = self.list_samples(config, subset)
+        if not samples:
+            raise ValueError(f"--dataset={config.dataset}: no {subset} samples to read")
+        return decoding.read_samples(samples, config, training=training, input_context=input_context,
+                                     seed=seed, deterministic=deterministic,
+                                     skip_corrupt_images=skip_corrupt_images,
+                                     corrupt_counter=corrupt_counter)
+
+    def first_without_poses(self, config: DataConfig, subset: str) -> str | None:
+        """See `Dataset.first_without_poses`."""
+        return next((s.name for s in self.list_samples(config, subset)
+                     if not poses.has_poses(s.temporal_source_from_target)), None)
+
+    def draw_frames(self, config: DataConfig, subset: str, num: int,
+                    seed: int = 0) -> tuple[list[np.ndarray], int]:
+        """See `Dataset.draw_frames`: the drawn samples' target image files, decoded."""
+        samples = self.list_samples(config, subset)
+        return [load_rgb(samples[i].target) for i in draw(len(samples), num, seed)], len(samples)
 
 
 def missing_data_error(config: DataConfig, layout: str, how_to_get: str) -> ValueError:
@@ -87,7 +193,7 @@ def check_subset(subset: str) -> None:
 
 
 @dataclass(frozen=True)
-class SplitFileDataset:
+class SplitFileDataset(FileDataset):
     """A dataset whose samples are the lines of KITTI-style split files under ``splits_dir``.
 
     Attributes:

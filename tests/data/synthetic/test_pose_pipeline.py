@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from md2tf import geometry
 from md2tf.config import DataConfig
-from md2tf.data import pipeline, poses
+from md2tf.data import datasets, pipeline, poses
 
 H, W = 32, 160  # the tiny world is 48 x 160
 
@@ -60,7 +60,7 @@ def _warp_errors(batch, source_from_target):
 def test_samples_and_batches_carry_the_world_poses(tiny_world):
     root, world = tiny_world
     config = _config(root)
-    samples = pipeline.list_samples(config, "train")
+    samples = datasets.list_samples(config, "train")
     assert {s.name.split()[-1] for s in samples} == {"l", "r"}
     for sample in samples:
         np.testing.assert_allclose(sample.temporal_source_from_target, _expected(root, world, sample.name),

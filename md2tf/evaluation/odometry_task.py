@@ -1,0 +1,148 @@
+"""The odometry task of ``md2tf.evaluate --task=odometry``: a pose network's snippet ATE on a split.
+
+Reads a KITTI odometry split (``odom_NN``: ``<splits_dir>/odom/test_files_NN.txt`` and
+``<data_dir>/poses/NN.txt``, or ``--split_file``/``--poses_file``), runs each model's pose network
+over consecutive frame pairs (`predict_relative_poses`) and scores them with
+`md2tf.evaluation.odometry.score_odometry`, beside a constant-velocity guess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from md2tf.data.kitti import image_path
+from md2tf.data.poses import read_poses_file
+from md2tf.data.splits import read_split
+from md2tf.deploy.images import load_image_rgb, resize_rgb
+from md2tf.evaluation.odometry import (
+    OdometryScores,
+    constant_velocity_poses,
+    relative_from_global,
+    score_odometry,
+)
+from md2tf.evaluation.report import write_outputs
+from md2tf.geometry import pose_to_matrix
+from md2tf.models.checkpoint import load_models
+from md2tf.progress import Progress
+
+
+def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) -> np.ndarray:
+    """Runs a pose network over consecutive frame pairs.
+
+    Args:
+      pose_fn: callable ``pair [B, H, W, 6] float32 in [0, 1] (earlier frame first) ->
+        (axis_angle [B, 3], translation [B, 3])``, e.g. an ``md2tf.models.PoseNet``.
+      frames: iterable of N images, float32 ``[H, W, 3]`` in [0, 1] at the network size.
+      batch_size: pairs per call.
+      progress: optional callable ``progress(i)`` per pair.
+
+    Returns:
+      ``[N-1, 4, 4]`` ``next_from_previous`` poses (uninverted ``pose_to_matrix``).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out, pairs, previous, count = [], [], None, 0
+
+    def flush() -> None:
+        axis_angle, translation = pose_fn(np.stack(pairs).astype(np.float32))
+        out.append(np.asarray(pose_to_matrix(axis_angle, translation, invert=False), np.float64))
+        pairs.clear()
+
+    for frame in frames:  # streamed: a sequence never has to fit in memory
+        frame = np.asarray(frame, np.float32)
+        if previous is not None:
+            pairs.append(np.concatenate([previous, frame], axis=-1))
+            if progress is not None:
+                progress(count)
+            count += 1
+            if len(pairs) == batch_size:
+                flush()
+        previous = frame
+    if pairs:
+        flush()
+    if not out:
+        raise ValueError("need at least 2 frames for pose evaluation")
+    return np.concatenate(out, axis=0)
+
+
+def odometry_files(config) -> tuple[str, str]:
+    splits_dir = config.resolved_splits_dir
+    split_file, poses_file = config.split_file, config.poses_file
+    if config.eval_split.startswith("odom_") and config.eval_split[5:].isdigit():
+        seq = int(config.eval_split[5:])
+        split_file = split_file or os.path.join(splits_dir, "odom", f"test_files_{seq:02d}.txt")
+        poses_file = poses_file or os.path.join(config.data_dir, "poses", f"{seq:02d}.txt")
+    if not split_file or not poses_file:
+        raise ValueError(f"--eval_split {config.eval_split!r} is not odom_NN: give --split_file and --poses_file")
+    return split_file, poses_file
+
+
+def odometry_frames(data_dir: str, split_file: str, height: int, width: int, image_ext: str = ".jpg"):
+    """Frame indices and a generator of float ``[H, W, 3]`` images: every split line, then the frame
+    after the last line (each line is the first frame of a pair, as the reference's ``[0, 1]`` pairs)."""
+    entries = read_split(split_file)
+    if not entries:
+        raise ValueError(f"{split_file}: no frames")
+    paths = [image_path(data_dir, e, ext=image_ext) for e in entries]
+    paths.append(image_path(data_dir, entries[-1], offset=1, ext=image_ext))
+    indices = [e.frame_index for e in entries] + [entries[-1].frame_index + 1]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise ValueError(f"{split_file}: {len(missing)} image(s) missing, e.g. {missing[0]}")
+
+    def frames():
+        for p in paths:
+            yield resize_rgb(load_image_rgb(p), height, width).astype(np.float32) / 255.0
+
+    return np.asarray(indices), frames
+
+
+#: The row of the constant-velocity guess (`constant_velocity_poses`) in the odometry report.
+CONSTANT_VELOCITY = "constant velocity (GT)"
+
+
+def _motion_ate(scores: OdometryScores, kind: str) -> str:
+    return f"{scores.by_motion[kind][0]:.4f}" if kind in scores.by_motion else "-"
+
+
+def run_odometry_evaluation(config) -> str:
+    """ATE of the pose network of every ``config.models`` run; returns the console report."""
+    split_file, poses_file = odometry_files(config)
+    gt_poses = read_poses_file(poses_file)
+    results = {}
+    names = config.names or tuple(os.path.basename(os.path.normpath(m)) for m in config.models)
+    for model_path, name in zip(config.models, names):
+        experiment, _, pose_net = load_models(model_path)
+        if pose_net is None:
+            raise ValueError(f"--models {model_path}: this run has no pose network (stereo-only training)")
+        indices, frames = odometry_frames(config.data_dir, split_file, experiment.data.height,
+                                          experiment.data.width, config.image_ext)
+        if indices.max() >= len(gt_poses):
+            raise ValueError(f"{poses_file} has {len(gt_poses)} poses but {split_file} needs frame {indices.max()}")
+
+        def pose_fn(pairs, net=pose_net):
+            axis_angle, translation = net(pairs, training=False)
+            return axis_angle, translation
+
+        with Progress(len(indices) - 1, name, unit="pair", enabled=config.progress) as bar:
+            pred = predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
+        results[name] = score_odometry(gt_poses[indices], pred, config.snippet_length)
+    if results:  # the reference a pose network has to beat where the GT speed changes
+        results[CONSTANT_VELOCITY] = score_odometry(
+            gt_poses[indices], constant_velocity_poses(relative_from_global(gt_poses[indices])),
+            config.snippet_length)
+    lines = [f"{'model':<28} {'ATE mean':>10} {'ATE std':>10} {'snippets':>9} {'steady':>8} {'changing':>9}"]
+    lines += [f"{n:<28} {s.ate_mean:10.4f} {s.ate_std:10.4f} {s.num_snippets:9d} "
+              f"{_motion_ate(s, 'steady'):>8} {_motion_ate(s, 'changing'):>9}" for n, s in results.items()]
+    counts = ", ".join(f"{k} {c}" for k, (_, c) in next(iter(results.values())).by_motion.items()) if results else ""
+    lines.append(f"snippets by GT motion: {counts}; '{CONSTANT_VELOCITY}' uses the GT's mean step")
+    markdown = "| model | ATE | ATE, steady speed | ATE, speed changes |\n|---|---|---|---|\n" + "\n".join(
+        f"| {n} | {s.ate_mean:.3f} ± {s.ate_std:.3f} | {_motion_ate(s, 'steady')} | {_motion_ate(s, 'changing')} |"
+        for n, s in results.items())
+    payload = json.dumps({"task": "odometry", "split_file": split_file, "poses_file": poses_file,
+                          "models": {n: s.to_dict() for n, s in results.items()}}, indent=2)
+    write_outputs(config, "\n".join(lines), markdown, payload)
+    return "\n".join(lines) + "\n\n" + markdown
