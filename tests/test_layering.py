@@ -2,6 +2,7 @@
 
     config <- rundir, progress, visualization        (plumbing; no TensorFlow in config/rundir)
     native_stderr                                    (plumbing: fd-2 filter, imports no md2tf layer)
+    locks                                            (plumbing: one writer per target; no TF)
     config <- geometry <- losses <- training
     config <- models <- deploy, convert
     data (config, geometry), evaluation (never training), deploy (never training/losses/evaluation)
@@ -26,14 +27,16 @@ ALLOWED = {  # layer -> the md2tf layers it may import
     "progress": set(),
     "visualization": set(),
     "native_stderr": set(),
+    "locks": set(),
     "geometry": {"config"},
     "losses": {"config", "geometry"},
     "models": {"config", "geometry", "rundir"},
-    "data": {"config", "geometry", "progress"},
+    "data": {"config", "geometry", "progress", "locks"},
     "training": {"config", "geometry", "losses", "models", "convert", "data", "evaluation", "rundir", "progress",
                  "visualization"},
     "evaluation": {"config", "geometry", "models", "data", "deploy", "rundir", "progress", "visualization"},
-    "deploy": {"config", "geometry", "models", "data", "rundir", "progress", "visualization", "native_stderr"},
+    "deploy": {"config", "geometry", "models", "data", "rundir", "progress", "visualization", "native_stderr",
+               "locks"},
     "convert": {"config", "models", "rundir"},
     "tfds": {"config", "geometry", "data", "evaluation", "progress"},
     "flags": {"config", "native_stderr"},
@@ -57,6 +60,8 @@ def _imports(path: pathlib.Path) -> set[str]:
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            if node.module == "md2tf":  # ``from md2tf import locks`` imports md2tf.locks
+                names |= {f"md2tf.{a.name}" for a in node.names}
     return names
 
 

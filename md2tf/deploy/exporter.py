@@ -14,14 +14,22 @@ An export never mixes two models and never leaves a half-written folder: everyth
 staging folder beside ``out_dir`` (``.<name>.export-<pid>-*``, same file system) and moved into
 place by one rename at the end. A non-empty ``out_dir`` is refused unless ``overwrite`` is set, which
 replaces the whole folder. On an error the staging folder is removed and ``out_dir`` is untouched; a
-staging folder left by a killed export (its process is gone) is removed by the next export beside it.
+staging folder left by a killed export is removed by the next export to the same ``out_dir``.
+
+One export writes ``out_dir`` at a time: an export holds the lock ``.<name>.lock`` beside it
+(`md2tf.locks`) from its checks to its final rename, and a second one fails at once naming the
+holder's PID. The final rename checks again: without ``overwrite`` it never replaces an ``out_dir``
+that was filled meanwhile (by a writer that does not lock), and the export fails instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -29,6 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from md2tf import locks
+from md2tf.data import datasets, splits
+from md2tf.data.datasets.base import draw
 from md2tf.deploy.formats import ALL, ExportJob, resolve
 from md2tf.deploy.images import list_images, load_image_rgb, resize_rgb, structured_images
 from md2tf.deploy.inference import KerasPredictor, Predictor, predictor_from_models
@@ -44,31 +55,40 @@ def check_out_dir(out_dir: str, overwrite: bool = False) -> None:
     """Refuses an ``out_dir`` that would mix two models.
 
     Raises:
-      ValueError: ``out_dir`` is a file, or a non-empty folder and ``overwrite`` is False (nothing
-        is changed then).
+      ValueError: ``out_dir`` is a file, a non-empty folder and ``overwrite`` is False, or a folder
+        ``overwrite`` cannot replace (not writable); nothing is changed then.
     """
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"--out: {out_dir!r} exists and is not a folder")
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
         raise ValueError(f"--out: {out_dir!r} is not empty ({len(os.listdir(out_dir))} entries); "
                          "pass --overwrite to replace the whole folder, or choose a new one")
+    if os.path.isdir(out_dir) and overwrite and not os.access(out_dir, os.W_OK):
+        raise ValueError(f"--out: {out_dir!r} is not writable, so --overwrite cannot replace it")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+def out_dir_lock(out_dir: str) -> str:
+    """The lock file of ``out_dir``: ``<parent>/.<name>.lock`` (``out_dir`` need not exist yet)."""
+    parent, name = os.path.split(os.path.abspath(out_dir))
+    return os.path.join(parent, f".{name}.lock")
+
+
+def hold_out_dir(out_dir: str) -> contextlib.AbstractContextManager[str]:
+    """Holds `out_dir_lock` (`md2tf.locks.hold`): one export writes ``out_dir`` at a time.
+
+    Raises:
+      ValueError: another export holds it (naming its PID), or the folder beside ``out_dir`` is
+        not writable (naming it).
+    """
+    return locks.hold(out_dir_lock(out_dir), f"--out={out_dir}",
+                      "another export writes there: wait for it to end, or choose another --out")
 
 
 class _Staging:
     """Staging folder ``<parent>/.<name>.export-<pid>-XXXX`` with ``out/`` (the export) and ``work/``.
 
-    `commit` moves ``out/`` to ``out_dir`` (an existing ``out_dir`` first goes into the staging
-    folder); leaving the context removes the staging folder whatever happened.
+    `commit` moves ``out/`` to ``out_dir``; leaving the context removes the staging folder whatever
+    happened.
     """
 
     def __init__(self, out_dir: str):
@@ -87,20 +107,41 @@ class _Staging:
         return self
 
     def remove_stale(self) -> list[str]:
-        """Removes staging folders of ``out_dir`` whose export process no longer runs."""
-        prefix = f".{self.name}{_STAGING_TAG}"
-        removed = []
-        for entry in os.listdir(self.parent):
-            pid = entry[len(prefix):].split("-", 1)[0]
-            if entry.startswith(prefix) and pid.isdigit() and not _pid_alive(int(pid)):
-                shutil.rmtree(os.path.join(self.parent, entry), ignore_errors=True)
-                removed.append(entry)
+        """Removes the staging folders of ``out_dir`` that killed exports left.
+
+        The caller holds `hold_out_dir`, so no other export of ``out_dir`` runs: every such folder
+        is stale (even when its PID now belongs to another process).
+        """
+        prefix = f".{self.name}{_STAGING_TAG}"  # then <pid>-<mkdtemp's suffix>, no other folder's
+        removed = sorted(e for e in os.listdir(self.parent) if e.startswith(prefix)
+                         and re.fullmatch(r"\d+-[a-z0-9_]+", e[len(prefix):]))
+        for entry in removed:
+            shutil.rmtree(os.path.join(self.parent, entry), ignore_errors=True)
         return removed
 
-    def commit(self) -> None:
-        if os.path.lexists(self.out_dir):
-            os.rename(self.out_dir, os.path.join(self.root, "replaced"))
-        os.rename(self.out, self.out_dir)
+    def commit(self, overwrite: bool) -> None:
+        """Moves ``out/`` to ``out_dir`` by one rename.
+
+        With ``overwrite`` an existing ``out_dir`` first goes into the staging folder. Without it,
+        rename(2) itself refuses to replace a non-empty folder or a file, so an ``out_dir`` filled
+        since the start check is never replaced, however late that happened.
+
+        Raises:
+          ValueError: ``out_dir`` is no longer absent or empty and ``overwrite`` is False, or
+            ``out_dir`` or its folder is not writable; ``out_dir`` is untouched then.
+        """
+        try:
+            if overwrite and os.path.lexists(self.out_dir):
+                os.rename(self.out_dir, os.path.join(self.root, "replaced"))
+            os.rename(self.out, self.out_dir)
+        except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise ValueError(f"--out: {self.out_dir!r} was filled by another writer during "
+                                 "this export and is kept as it is; pass --overwrite to replace "
+                                 "it, or choose a new folder") from e
+            if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.EBUSY, errno.EXDEV):
+                raise ValueError(f"--out: cannot write {self.out_dir!r} ({e.strerror})") from e
+            raise
 
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -155,11 +196,22 @@ def export_all(predictor: KerasPredictor | None, out_dir: str, formats: str | Se
       holds the differences from Keras, the format's ``tolerance`` and ``within_tolerance``.
 
     Raises:
-      ValueError: unknown formats, a non-empty ``out_dir`` without ``overwrite``, or a pose format
-        without a pose network; nothing is written then.
+      ValueError: unknown formats, a non-empty ``out_dir`` without ``overwrite`` (at the start or
+        at the final rename), another export writing ``out_dir`` (`hold_out_dir`), or a pose format
+        without a pose network; nothing is written to ``out_dir`` then.
     """
     selected = resolve(formats)
     check_out_dir(out_dir, overwrite)
+    with hold_out_dir(out_dir):
+        return _write_export(predictor, out_dir, selected, representative_images, calibration,
+                             source, training_config, evaluate_fn, parity_images, pose_net,
+                             overwrite, accuracy)
+
+
+def _write_export(predictor, out_dir, selected, representative_images, calibration, source,
+                  training_config, evaluate_fn, parity_images, pose_net, overwrite,
+                  accuracy) -> dict[str, Any]:
+    """`export_all` once ``formats`` are resolved and ``out_dir`` is checked and held."""
     needs_pose = [f.name for f in selected if f.needs_pose_net]
     if needs_pose and pose_net is None:
         raise ValueError(f"--formats {','.join(needs_pose)} needs a pose network, but this run has "
@@ -194,31 +246,24 @@ def export_all(predictor: KerasPredictor | None, out_dir: str, formats: str | Se
         card = build_model_card(info, source, variants, calibration=calibration,
                                 training_config=training_config, accuracy=accuracy)
         write_model_card(card, stage.out)
-        stage.commit()
+        stage.commit(overwrite)
     return card
-
-
-def _draw(items: Sequence[Any], num: int, seed: int) -> list[Any]:
-    """``min(num, len(items))`` distinct items drawn with ``numpy.random.default_rng(seed)``, in
-    drawn order: the same seed and list always give the same frames in the same order."""
-    order = np.random.default_rng(seed).permutation(len(items))[:num]
-    return [items[i] for i in order]
 
 
 def calibration_images(source: str, num: int, height: int, width: int,
                        data_config=None, seed: int = 0) -> tuple[list[np.ndarray], str]:
     """uint8 RGB frames ``[height, width, 3]`` for int8 calibration, and a description for the card.
 
-    The frames are a seeded random draw (`_draw`) of the training targets or of the folder's
-    images, so that they cover the whole dataset rather than its first drive and two exports of one
-    checkpoint calibrate on the same frames in the same order (the TFLite calibrator is
-    deterministic for given frames, so the int8 models are then identical). Each frame is read and
-    resized as ``md2tf.predict`` does (`load_image_rgb`, `resize_rgb`), i.e. as the model will
-    see images on device.
+    The frames are a seeded random draw (`md2tf.data.datasets.base.draw`) of the training targets
+    or of the folder's images, so that they cover the whole dataset rather than its first drive and
+    two exports of one checkpoint calibrate on the same frames in the same order (the TFLite
+    calibrator is deterministic for given frames, so the int8 models are then identical). Each frame
+    is resized as ``md2tf.predict`` does (`resize_rgb`), i.e. as the model will see images on device.
 
     Args:
-      source: ``auto`` (the run's training targets, ``md2tf.data.datasets.list_samples``, when
-        ``data_config`` is readable, else structured frames), ``structured``, or a folder of images.
+      source: ``auto`` (the run's training targets, through the dataset protocol's
+        ``draw_frames``, when ``data_config``'s data is readable, else structured frames),
+        ``structured``, or a folder of images.
       num: number of frames.
       height, width: model input size.
       data_config: the run's ``DataConfig`` (used by ``auto``).
@@ -228,24 +273,23 @@ def calibration_images(source: str, num: int, height: int, width: int,
       ValueError: ``source`` is a folder without images.
     """
     if source not in ("auto", "structured"):
-        files = _draw(list_images(source), num, seed)
+        images = list_images(source)
+        files = [images[i] for i in draw(len(images), num, seed)]
         if not files:
             raise ValueError(f"--calibration: no images found in {source!r}")
         frames = [resize_rgb(load_image_rgb(f), height, width) for f in files]
         return frames, f"{len(frames)} images from {source} (drawn with seed {seed})"
     if source == "auto" and data_config is not None:
         try:
-            from md2tf.data import datasets  # noqa: PLC0415
-
-            samples = datasets.list_samples(data_config, "train")
-            frames = [resize_rgb(load_image_rgb(s.target), height, width)
-                      for s in _draw(samples, num, seed)]
-            if frames:
-                return frames, (f"{len(frames)} of the {len(samples)} training frames of "
-                                f"dataset={data_config.dataset} (drawn with seed {seed})")
-        except Exception as e:  # noqa: BLE001  (fall back, but say why in the card)
+            dataset = datasets.get_dataset(data_config.dataset)
+            drawn, count = dataset.draw_frames(data_config, "train", num, seed)
+        except (ValueError, OSError) as e:  # FileNotFoundError included; say why in the card
             reason = f"training data unreadable ({type(e).__name__}: {e})"
         else:
+            if drawn:
+                frames = [resize_rgb(f, height, width) for f in drawn]
+                return frames, (f"{len(frames)} of the {count} training frames of "
+                                f"dataset={data_config.dataset} (drawn with seed {seed})")
             reason = "training data empty"
         return (structured_images(num, height, width, seed=seed),
                 f"{num} structured random frames (seed {seed}); {reason}")
@@ -301,8 +345,6 @@ def accuracy_plan(config, data_config) -> tuple[AccuracyPlan | None, str]:
     elif not config.accuracy:
         return None, "--noaccuracy"
     else:
-        from md2tf.data import datasets  # noqa: PLC0415  (only when scoring)
-
         dataset = datasets.get_dataset(data_config.dataset)
         sources = dict(dataset.gt_sources)
         split = dataset.eval_split if dataset.eval_split in sources else next(iter(sources), "")
@@ -310,12 +352,11 @@ def accuracy_plan(config, data_config) -> tuple[AccuracyPlan | None, str]:
             return None, f"--dataset={data_config.dataset} has no test split with ground truth"
         requested = False
     if config.accuracy_data_dir:
-        data_dir = config.accuracy_data_dir
-        splits_dir = config.accuracy_splits_dir or os.path.join(data_dir, "splits")
+        data_dir, splits_option = config.accuracy_data_dir, config.accuracy_splits_dir
     else:
         data_dir = data_config.data_dir
-        splits_dir = (config.accuracy_splits_dir or data_config.splits_dir
-                      or os.path.join(data_dir, "splits"))
+        splits_option = config.accuracy_splits_dir or data_config.splits_dir
+    splits_dir = splits.splits_dir(data_dir, splits_option)
     return AccuracyPlan(split, data_dir, splits_dir, data_config.use_stereo, data_config.image_ext,
                         requested), ""
 
@@ -324,10 +365,11 @@ def run_export(config, accuracy_evaluator: Callable[..., Callable[[Predictor], d
                | None = None) -> dict[str, Any]:
     """``python -m md2tf.export`` as a function: loads ``config.checkpoint`` and exports it.
 
-    The formats and ``--out`` are checked before anything is loaded. Unless ``--noaccuracy``, every
-    variant is scored on the test split of `accuracy_plan` (a missing ``gt_depths.npz`` is exported
-    first); the Keras model is scored before any conversion, and when the dataset's own split
-    cannot be scored (data or split files missing) the card records why and the export goes on.
+    The formats and ``--out`` are checked, and ``--out`` is held (`hold_out_dir`) until the export
+    ends, before anything is loaded. Unless ``--noaccuracy``, every variant is scored on the test
+    split of `accuracy_plan` (a missing ``gt_depths.npz`` is exported first); the Keras model is
+    scored before any conversion, and when the dataset's own split cannot be scored (data or split
+    files missing) the card records why and the export goes on.
 
     Args:
       config: an ``md2tf.config.ExportConfig``.
@@ -344,6 +386,12 @@ def run_export(config, accuracy_evaluator: Callable[..., Callable[[Predictor], d
     if config.accuracy_split and accuracy_evaluator is None:
         raise ValueError("--accuracy_split needs an accuracy evaluator "
                          "(md2tf.evaluation.runner.accuracy_evaluator)")
+    with hold_out_dir(config.out_dir):  # before loading: a second export fails at once
+        return _load_and_export(config, selected, accuracy_evaluator)
+
+
+def _load_and_export(config, selected, accuracy_evaluator) -> dict[str, Any]:
+    """`run_export` once its checks passed and ``--out`` is held."""
     want_pose = any(f.needs_pose_net for f in selected)
     experiment, depth_net, pose_net = load_models(config.checkpoint, load_pose_net=want_pose)
     if config.height or config.width:  # fully convolutional: any multiple of 32 works
@@ -365,11 +413,9 @@ def run_export(config, accuracy_evaluator: Callable[..., Callable[[Predictor], d
     if plan is not None:
         evaluate_fn, accuracy = _scored_evaluator(plan, accuracy_evaluator, predictor)
     parity = np.stack(reps[:4]) if reps else None  # real frames when calibration found some
-    return export_all(predictor, config.out_dir, [f.name for f in selected],
-                      representative_images=reps, calibration=desc, source=config.checkpoint,
-                      training_config=experiment.to_dict(), evaluate_fn=evaluate_fn,
-                      parity_images=parity, pose_net=pose_net, overwrite=config.overwrite,
-                      accuracy=accuracy)
+    return _write_export(predictor, config.out_dir, selected, reps, desc, config.checkpoint,
+                         experiment.to_dict(), evaluate_fn, parity, pose_net, config.overwrite,
+                         accuracy)
 
 
 def _scored_evaluator(plan: AccuracyPlan, accuracy_evaluator, predictor: KerasPredictor):

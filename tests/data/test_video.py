@@ -184,3 +184,73 @@ def test_train_from_video_cli(clip, tmp_path):
     (entry,) = json.load(open(tmp_path / "frames" / prepared / video_dataset.MANIFEST))["clips"]
     assert entry["stride"] == 3 and entry["decoded"] == 15
     assert any(name.startswith("ckpt-3") for name in os.listdir(tmp_path / "run" / "checkpoints"))
+
+
+# --- one decoder per prepared folder, and the camera it trains with ---------------------------------
+
+
+def test_two_decodes_of_one_folder_decode_once_and_share_the_result(clip, tmp_path, monkeypatch):
+    import threading
+
+    cfg = config(clip, video_cache_dir=str(tmp_path))
+    calls, second_decode = [], threading.Event()
+    decode = video_dataset.decode_clip
+
+    def slow_decode(*args, **kwargs):  # the first decode waits (up to 1 s) for a second one
+        calls.append(threading.current_thread().name)
+        if len(calls) > 1:
+            second_decode.set()
+        else:
+            second_decode.wait(1.0)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(video_dataset, "decode_clip", slow_decode)
+    results, errors = [], []
+
+    def prepare():
+        try:
+            results.append(video_dataset.prepare_videos(cfg, progress=False))
+        except Exception as e:  # noqa: BLE001  (reported by the assertion below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=prepare, name=f"training {i}") for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and len(calls) == 1  # the second waited, then used the first one's frames
+    assert results == [video_dataset.prepared_dir(cfg)] * 2
+    assert os.listdir(tmp_path) == [os.path.basename(results[0])]  # no .partial, no .lock
+    assert len(datasets.list_samples(cfg, "test")) > 0
+
+
+def test_a_decode_held_elsewhere_times_out_in_one_line(clip, tmp_path):
+    from md2tf import locks
+
+    cfg = config(clip, video_cache_dir=str(tmp_path))
+    out = video_dataset.prepared_dir(cfg)
+    with locks.hold(f"{out}.lock", "another training's decode"):
+        with pytest.raises(ValueError, match=rf"^the prepared frames {out} is in use by process "
+                                             rf"{os.getpid()} after waiting 0.2 s .*another process "
+                                             r"is still decoding these clips"):
+            video_dataset.prepare_videos(cfg, progress=False, wait_s=0.2)
+    assert not os.path.exists(out)
+
+
+def test_clips_without_intrinsics_say_which_camera_trains(clip, tmp_path, monkeypatch, caplog):
+    os.symlink(clip["path"], tmp_path / "drive.mp4")  # the clip, without intrinsics.json
+    monkeypatch.setattr(video_dataset, "prepare_videos", lambda config, **kwargs: "")  # no decoding
+    dataset = datasets.get_dataset("video")
+    with caplog.at_level("WARNING"):
+        dataset.prepare(config(clip, data_dir=str(tmp_path)))
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert record.getMessage().startswith(
+        f"--data_dir={tmp_path}: no intrinsics.json, so training uses the paper's KITTI K "
+        "(--intrinsics=fixed: normalised fx 0.58, fy 1.92, cx 0.5, cy 0.5)")
+    assert "put your camera's K beside the video files as {" in record.getMessage()
+    assert "\n" not in record.getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        dataset.prepare(config(clip))  # brings its intrinsics.json
+        dataset.prepare(config(clip, data_dir=str(tmp_path), intrinsics="calib"))  # requires one
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

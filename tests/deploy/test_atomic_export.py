@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import signal
@@ -178,3 +179,91 @@ def test_a_killed_export_leaves_out_untouched_and_the_next_export_cleans_up(pred
     exporter.export_all(predictor, str(out), ["saved_model"], overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["export", "ready"]  # ... the next export beside it did
     assert sorted(os.listdir(out)) == ["model_card.json", "saved_model"]
+
+
+# --- one export per --out ----------------------------------------------------------------------------
+
+
+def test_a_second_export_to_one_out_fails_at_once_naming_the_pid(predictor, tmp_path):
+    from md2tf import locks
+
+    out = tmp_path / "export"
+    config = ExportConfig(checkpoint=str(tmp_path / "no_such_run"), out_dir=str(out))
+    with locks.hold(exporter.out_dir_lock(str(out)), "the first export"):  # a live export's lock
+        with pytest.raises(ValueError, match=rf"^--out={out} is in use by process {os.getpid()} "
+                                             r"\(lock file .*/\.export\.lock\); another export"):
+            exporter.export_all(predictor, str(out), ["tflite_fp32"])
+        with pytest.raises(ValueError, match="is in use by process"):  # before loading anything
+            exporter.run_export(config)
+    assert sorted(os.listdir(tmp_path)) == []  # nothing written, the lock file removed
+
+
+def _stub_format(monkeypatch, during_write=lambda: None):
+    """Registers ``stub``: writes a small file, calls ``during_write()`` and reports parity 0."""
+    def write(job, path, fmt):
+        with open(path, "wb") as f:
+            f.write(b"this export's model")
+        during_write()
+        return {"parity": {"max_abs_diff_disparity": 0.0}}, None
+
+    stub = formats.ExportFormat("stub", "stub.tflite", "a stand-in", 1.0, write, in_all=False)
+    monkeypatch.setitem(formats.FORMATS, "stub", stub)
+
+
+def test_an_out_filled_during_the_export_is_kept_not_replaced(predictor, tmp_path, monkeypatch):
+    out, others = tmp_path / "export", {}
+    # "Another export" finishes between this one's start check (out absent) and its final move.
+    _stub_format(monkeypatch, during_write=lambda: others.update(_other_models_export(out)))
+    with pytest.raises(ValueError, match=r"--out: .*export' was filled by another writer during this "
+                                         r"export and is kept as it is; pass --overwrite"):
+        exporter.export_all(predictor, str(out), ["stub"])
+    assert others and _checksums(out) == others  # the other model only, whole
+    assert sorted(os.listdir(tmp_path)) == ["export"]  # no staging folder, no lock file
+    # An empty --out is still fine without --overwrite (replaced by the one rename).
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _stub_format(monkeypatch)
+    exporter.export_all(predictor, str(empty), ["stub"])
+    assert sorted(os.listdir(empty)) == ["model_card.json", "stub.tflite"]
+
+
+def _read_only_below(monkeypatch, folder, *names: str) -> None:
+    """Makes the ``os`` functions ``names`` fail with EROFS for paths below ``folder``."""
+    def refuse(real):
+        def call(path, *args, **kwargs):
+            if str(path).startswith(str(folder)):
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    for name in names:
+        monkeypatch.setattr(os, name, refuse(getattr(os, name)))
+
+
+def test_a_read_only_out_ends_in_one_line(predictor, tmp_path, monkeypatch):
+    _stub_format(monkeypatch)
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    _read_only_below(monkeypatch, read_only, "open", "mkdir")
+    with pytest.raises(ValueError, match=r"^--out=.*ro/export: cannot create the lock file "
+                                         r"'.*ro/\.export\.lock' \(Read-only file system\)$"):
+        exporter.export_all(predictor, str(read_only / "export"), ["stub"])
+    # An --out that --overwrite cannot move away (its own file system is read-only).
+    out = tmp_path / "export"
+    before = _other_models_export(out)
+    _read_only_below(monkeypatch, out, "rename")
+    with pytest.raises(ValueError, match=r"^--out: cannot write '.*export' \(Read-only file system\)$"):
+        exporter.export_all(predictor, str(out), ["stub"], overwrite=True)
+    assert _checksums(out) == before
+    assert sorted(os.listdir(tmp_path)) == ["export", "ro"]
+
+
+def test_the_export_holding_out_removes_its_stale_staging_folders_only(predictor, tmp_path,
+                                                                       monkeypatch):
+    _stub_format(monkeypatch)
+    reused = tmp_path / f".export.export-{os.getpid()}-k1ll3d"  # a killed export's; its PID reused
+    other = tmp_path / ".export.export-b.export-1-abc"  # the staging folder of --out=export.export-b
+    for folder in (reused, other):
+        (folder / "out").mkdir(parents=True)
+    exporter.export_all(predictor, str(tmp_path / "export"), ["stub"])
+    assert sorted(os.listdir(tmp_path)) == [other.name, "export"]

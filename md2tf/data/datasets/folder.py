@@ -8,14 +8,15 @@ Layout of ``--data_dir``::
       poses.txt                # optional camera poses, for --pose_source=gt (see below)
 
 or one sub-folder per video (``my_videos/<clip>/*.jpg``, each with its own ``intrinsics.json`` or one
-shared file at the top). Frames use ``--image_ext`` (``.jpg``/``.png``) and should all have one size.
+shared file at the top). Frames use ``--image_ext`` (``.jpg``/``.png``) and all frames of one folder
+must have one size (checked before training, `check_frames`).
 
 ``intrinsics.json`` gives ``fx, fy, cx, cy`` either ``"normalized"`` (fx and cx divided by the image
 width, fy and cy by its height, as in the paper) or in ``"pixels"`` of the stored frames (divided by the
 frame size here). Without the file, ``--intrinsics=fixed`` falls back to the paper's KITTI K, which is
-only sensible for a KITTI-like camera. The horizontal flip keeps K (a centred principal point is
-assumed, as in the paper's training), so a principal point far from the centre calls for
-``--flip_prob=0``.
+only sensible for a KITTI-like camera, and says so in one warning before training. The horizontal
+flip keeps K (a centred principal point is assumed, as in the paper's training), so a principal
+point far from the centre calls for ``--flip_prob=0``.
 
 ``poses.txt`` (optional, per frame folder) gives the camera's known poses, e.g. from GPS/IMU or
 SLAM, in the KITTI odometry format (`md2tf.data.poses`): one line of 12 numbers per frame in sorted
@@ -31,6 +32,7 @@ available for a folder.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -41,9 +43,11 @@ from PIL import Image
 
 from md2tf.config import DataConfig
 from md2tf.data import poses as poses_lib
-from md2tf.data.datasets.base import check_subset, missing_data_error
+from md2tf.data.datasets.base import FileDataset, check_subset, missing_data_error
 from md2tf.data.kitti import FIXED_INTRINSICS_NORMALIZED
 from md2tf.data.sample import Sample
+
+logger = logging.getLogger(__name__)
 
 INTRINSICS_FILE = "intrinsics.json"
 POSES_FILE = "poses.txt"
@@ -133,6 +137,94 @@ def _frame_folders(root: str, ext: str) -> list[str]:
     return [d for d in subs if has_frames(d)]
 
 
+def _frame_paths(folder: str, ext: str) -> list[str]:
+    """The frames of one frame folder, in temporal (sorted file name) order."""
+    return [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.lower().endswith(ext)]
+
+
+def check_frame_sizes(paths: Sequence[str]) -> tuple[int, int] | None:
+    """The one size of a sequence's frames, read from the image headers (nothing is decoded).
+
+    Neighbouring frames are warped onto each other with one K, so a frame of another size or
+    aspect ratio (a crop, a rotated phone frame) would train on wrong geometry without a word.
+    Unreadable files are skipped here: the input pipeline names them (or skips them with
+    ``--skip_corrupt_images``).
+
+    Args:
+      paths: the frames of one sequence.
+
+    Returns:
+      ``(width, height)`` in pixels, or None when no frame is readable.
+
+    Raises:
+      ValueError: naming the first frame whose size differs from the first frame's, both sizes
+        and the folder.
+    """
+    first = None
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                size = image.size
+        except OSError:
+            continue
+        if first is None:
+            first = (path, size)
+        elif size != first[1]:
+            (w, h), (fw, fh) = size, first[1]
+            raise ValueError(f"{path}: a {w}x{h} frame among {fw}x{fh} frames in "
+                             f"{os.path.dirname(path)} (from {os.path.basename(first[0])} on); "
+                             "give every frame of a sequence one size and aspect ratio (resize or "
+                             "crop them alike)")
+    return None if first is None else first[1]
+
+
+def warn_fallback_intrinsics(what: str, where: str) -> None:
+    """Logs one warning: ``what`` has no ``intrinsics.json``, so the paper's KITTI K trains.
+
+    Args:
+      what: the frames without a K, as the user names them (e.g. ``--data_dir=my_video``).
+      where: where the user's ``intrinsics.json`` belongs (e.g. ``beside the frames``).
+    """
+    K = FIXED_INTRINSICS_NORMALIZED
+    fx, fy, cx, cy = (float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    logger.warning(
+        "%s: no %s, so training uses the paper's KITTI K (--intrinsics=fixed: normalised fx %g, "
+        "fy %g, cx %g, cy %g), which is right only for a KITTI-like camera; put your camera's K %s "
+        'as {"fx": ..., "fy": ..., "cx": ..., "cy": ..., "units": "pixels"} (or "normalized": fx, '
+        "cx divided by the width, fy, cy by the height), or pass --intrinsics=calib to require it",
+        what, INTRINSICS_FILE, fx, fy, cx, cy, where)
+
+
+def check_frames(root: str, image_ext: str, intrinsics: str = "fixed") -> None:
+    """Checks a frame folder once before training (`FrameFolder.prepare`).
+
+    Every frame folder must hold frames of one size (`check_frame_sizes`). With
+    ``intrinsics='fixed'``, frame folders without an ``intrinsics.json`` (their own or one at
+    ``root``) get one warning (`warn_fallback_intrinsics`).
+
+    Args:
+      root: a folder of frames, or of sub-folders of frames.
+      image_ext: frame extension.
+      intrinsics: ``fixed`` or ``calib`` (``intrinsics.json`` required: `folder_samples` refuses
+        a folder without one).
+
+    Raises:
+      ValueError: frames of different sizes in one folder (naming the first odd frame).
+    """
+    folders = _frame_folders(root, image_ext)
+    for folder in folders:
+        check_frame_sizes(_frame_paths(folder, image_ext))
+    if intrinsics != "fixed" or os.path.isfile(os.path.join(root, INTRINSICS_FILE)):
+        return
+    without = [f for f in folders if not os.path.isfile(os.path.join(f, INTRINSICS_FILE))]
+    if without == [root]:
+        warn_fallback_intrinsics(f"--data_dir={root}", "beside the frames")
+    elif without:
+        warn_fallback_intrinsics(f"{len(without)} of the {len(folders)} frame folders of "
+                                 f"--data_dir={root} (first {without[0]})",
+                                 "in each of them, or one for all in --data_dir,")
+
+
 def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), image_ext: str = ".jpg",
                    intrinsics: str = "fixed", subset: str = "train") -> list[Sample]:
     """Samples of a frame folder (see the module docstring).
@@ -160,8 +252,7 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
         raise ValueError(f"no {image_ext} frames in {root} or its sub-folders")
     samples = []
     for folder in folders:
-        frames = sorted(n for n in os.listdir(folder) if n.lower().endswith(image_ext))
-        paths = [os.path.join(folder, n) for n in frames]
+        paths = _frame_paths(folder, image_ext)
         K_file = next((p for p in (os.path.join(folder, INTRINSICS_FILE),
                                    os.path.join(root, INTRINSICS_FILE)) if os.path.isfile(p)), None)
         if K_file is not None:
@@ -190,7 +281,7 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
 
 
 @dataclass(frozen=True)
-class FrameFolder:
+class FrameFolder(FileDataset):
     """The `md2tf.data.datasets.base.Dataset` of a frame folder (module docstring); no depth GT."""
 
     name: str = "folder"
@@ -207,8 +298,13 @@ class FrameFolder:
 
     def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0,
                 progress: bool = True) -> None:
-        """Nothing to do: the frames are read as they are."""
-        del config, is_chief, timeout_s, progress
+        """The frames are read as they are: only checked (`check_frames`), once per training.
+
+        Raises:
+          ValueError: as `check_frames`.
+        """
+        del is_chief, timeout_s, progress
+        check_frames(config.data_dir, config.image_ext, config.intrinsics)
 
     def list_samples(self, config: DataConfig, subset: str) -> list[Sample]:
         """`folder_samples` of ``config.data_dir``.

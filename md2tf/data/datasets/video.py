@@ -18,9 +18,12 @@ three frames becomes one sub-folder ``<clip>_<ext>_<run>/<frame index>.jpg``, th
 train / val rule, same intrinsics). Neighbours in a run are one stride apart in the video, so no
 sample spans a removed stop. The count of dropped frames is logged per clip and kept, with every
 measured motion value, in the prepared folder's manifest ``video_frames.json`` (written last).
+One process decodes a prepared folder at a time (`prepare_videos`); a second training on the same
+clips waits for it and then reads its frames.
 
 Intrinsics refer to the frames as decoded (display orientation, full size); ``intrinsics.json`` is
-copied into the prepared folder whenever it changes, without decoding again.
+copied into the prepared folder whenever it changes, without decoding again. Without it the paper's
+KITTI K trains, with one warning before training (``--intrinsics=calib`` requires the file).
 """
 
 from __future__ import annotations
@@ -36,10 +39,16 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from md2tf import locks
 from md2tf.config import DataConfig
 from md2tf.data import video
-from md2tf.data.datasets.base import missing_data_error
-from md2tf.data.datasets.folder import INTRINSICS_FILE, folder_samples, read_intrinsics
+from md2tf.data.datasets.base import FileDataset, missing_data_error
+from md2tf.data.datasets.folder import (
+    INTRINSICS_FILE,
+    folder_samples,
+    read_intrinsics,
+    warn_fallback_intrinsics,
+)
 from md2tf.data.sample import Sample
 
 logger = logging.getLogger(__name__)
@@ -164,20 +173,40 @@ def _sync_intrinsics(config: DataConfig, prepared: str) -> None:
     os.replace(partial, target)
 
 
-def prepare_videos(config: DataConfig, progress: bool = True) -> str:
+def prepare_videos(config: DataConfig, progress: bool = True, wait_s: float = 3600.0) -> str:
     """Decodes every clip of ``config.data_dir`` unless the prepared folder is complete.
+
+    One process decodes a prepared folder at a time: it holds the lock ``<prepared folder>.lock``
+    (`md2tf.locks`) while it decodes into ``<prepared folder>.partial`` and renames that into place.
+    Another process (a second training on the same clips) waits for it, then uses its result.
+
+    Args:
+      config: the data settings (``data_dir``, decoding settings, ``video_cache_dir``).
+      progress: draw a progress bar per clip.
+      wait_s: seconds to wait for another process's decoding of the same folder.
 
     Returns:
       The prepared folder (`prepared_dir`).
 
     Raises:
       ValueError: no video file, a clip that cannot be decoded, a bad ``intrinsics.json`` (naming
-        the file), or no moving run of at least `MIN_RUN` frames in any clip.
+        the file), no moving run of at least `MIN_RUN` frames in any clip, or another process still
+        decoding after ``wait_s`` seconds (naming its PID).
     """
     out = prepared_dir(config)
-    if os.path.isfile(os.path.join(out, MANIFEST)):
-        _sync_intrinsics(config, out)
-        return out
+    manifest = os.path.join(out, MANIFEST)
+    if not os.path.isfile(manifest):
+        with locks.hold(f"{out}.lock", f"the prepared frames {out}",
+                        "another process is still decoding these clips: wait for it to finish, or "
+                        "give this run its own --video_cache_dir", wait_s=wait_s):
+            if not os.path.isfile(manifest):  # else decoded by the holder this process waited for
+                _decode_clips(config, out, progress)
+    _sync_intrinsics(config, out)
+    return out
+
+
+def _decode_clips(config: DataConfig, out: str, progress: bool) -> None:
+    """`prepare_videos`' decoding into ``<out>.partial``, renamed to ``out`` when complete."""
     clips = list_videos(config.data_dir)
     intrinsics = os.path.join(config.data_dir, INTRINSICS_FILE)
     if os.path.isfile(intrinsics):  # fail before decoding, not after
@@ -208,12 +237,10 @@ def prepare_videos(config: DataConfig, progress: bool = True) -> str:
     if os.path.isdir(out):  # an incomplete folder without manifest
         shutil.rmtree(out)
     os.replace(staging, out)
-    _sync_intrinsics(config, out)
-    return out
 
 
 @dataclass(frozen=True)
-class VideoClips:
+class VideoClips(FileDataset):
     """The `md2tf.data.datasets.base.Dataset` of video files (module docstring); no depth GT."""
 
     name: str = "video"
@@ -233,13 +260,19 @@ class VideoClips:
                 progress: bool = True) -> None:
         """Decodes the clips once (`prepare_videos`); other workers wait for the chief's manifest.
 
+        Without ``intrinsics.json`` beside the clips, logs which K trains and how to give one
+        (`md2tf.data.datasets.folder.warn_fallback_intrinsics`).
+
         Raises:
           ValueError: as `prepare_videos`.
           TimeoutError: if a non-chief worker waited longer than ``timeout_s`` seconds.
         """
         self.check_layout(config)
+        if config.intrinsics == "fixed" and not os.path.isfile(
+                os.path.join(config.data_dir, INTRINSICS_FILE)):
+            warn_fallback_intrinsics(f"--data_dir={config.data_dir}", "beside the video files")
         if is_chief:
-            prepare_videos(config, progress=progress)
+            prepare_videos(config, progress=progress, wait_s=timeout_s)
             return
         manifest = os.path.join(prepared_dir(config), MANIFEST)
         deadline = time.time() + timeout_s

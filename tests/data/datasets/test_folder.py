@@ -117,3 +117,81 @@ def test_bad_poses_file_names_it(tmp_path, lines, message):
     write_frames(tmp_path / "clip", 4, lines)
     with pytest.raises(ValueError, match=message):
         folder.folder_samples(str(tmp_path / "clip"), image_ext=".png", subset="test")
+
+
+# --- checks before training (FrameFolder.prepare) ----------------------------------------------------
+
+
+def _folder_config(root, **overrides):
+    from md2tf.config import DataConfig  # noqa: PLC0415
+
+    return DataConfig(**{"dataset": "folder", "data_dir": str(root), "image_ext": ".png", "height": 32,
+                         "width": 64, **overrides})
+
+
+def _write_frame(path, height: int, width: int) -> None:
+    from PIL import Image  # noqa: PLC0415
+
+    Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(path)
+
+
+@pytest.mark.parametrize("odd_size", [(48, 64), (32, 32), (64, 128)], ids=["size", "aspect", "scale"])
+def test_a_frame_of_another_size_is_named(tmp_path, odd_size):
+    write_frames(tmp_path / "clip", 5)  # 64x32
+    _write_frame(tmp_path / "clip" / "0003.png", *odd_size)
+    h, w = odd_size
+    with pytest.raises(ValueError, match=rf"^{tmp_path}/clip/0003.png: a {w}x{h} frame among 64x32 "
+                                         rf"frames in {tmp_path}/clip \(from 0000.png on\); give"):
+        folder.DATASET.prepare(_folder_config(tmp_path / "clip"))
+
+
+def test_sizes_are_checked_per_clip_and_unreadable_frames_are_left_to_the_pipeline(tmp_path):
+    write_frames(tmp_path / "clips" / "a", 4)  # 64x32
+    (tmp_path / "clips" / "b").mkdir()
+    for i in range(4):  # another clip, another camera: fine
+        _write_frame(tmp_path / "clips" / "b" / f"{i:04d}.png", 48, 64)
+    (tmp_path / "clips" / "b" / "0004.png").write_bytes(b"not an image")
+    folder.DATASET.prepare(_folder_config(tmp_path / "clips"))
+    _write_frame(tmp_path / "clips" / "b" / "0005.png", 32, 64)
+    with pytest.raises(ValueError, match=r"clips/b/0005.png: a 64x32 frame among 64x48 frames"):
+        folder.DATASET.prepare(_folder_config(tmp_path / "clips"))
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_frames_without_intrinsics_say_once_which_camera_trains(tmp_path, caplog):
+    write_frames(tmp_path / "clip", 3)
+    (tmp_path / "clip" / "intrinsics.json").unlink()
+    with caplog.at_level("WARNING"):
+        folder.DATASET.prepare(_folder_config(tmp_path / "clip"))
+    (message,) = _warnings(caplog)
+    assert message.startswith(f"--data_dir={tmp_path / 'clip'}: no intrinsics.json, so training uses "
+                              "the paper's KITTI K (--intrinsics=fixed: normalised fx 0.58, fy 1.92, "
+                              "cx 0.5, cy 0.5), which is right only for a KITTI-like camera; put your "
+                              'camera\'s K beside the frames as {"fx": ..., "fy": ..., "cx": ..., "cy": '
+                              '..., "units": "pixels"}')
+    assert "--intrinsics=calib to require it" in message
+    # The K it names is the one the samples get.
+    (sample,) = folder.folder_samples(str(tmp_path / "clip"), image_ext=".png", subset="test")
+    np.testing.assert_allclose(sample.intrinsics, [[0.58, 0, 0.5], [0, 1.92, 0.5], [0, 0, 1]])
+
+
+def test_clips_without_intrinsics_are_counted_in_one_warning(tmp_path, caplog):
+    for name in ("a", "b", "c"):
+        write_frames(tmp_path / "clips" / name, 3)
+    for name in ("b", "c"):
+        (tmp_path / "clips" / name / "intrinsics.json").unlink()
+    with caplog.at_level("WARNING"):
+        folder.DATASET.prepare(_folder_config(tmp_path / "clips"))
+        folder.DATASET.prepare(_folder_config(tmp_path / "clips" / "a"))  # has its K: silent
+        folder.DATASET.prepare(_folder_config(tmp_path / "clips", intrinsics="calib"))  # refuses later
+    (message,) = _warnings(caplog)
+    assert message.startswith(f"2 of the 3 frame folders of --data_dir={tmp_path / 'clips'} (first "
+                              f"{tmp_path / 'clips' / 'b'}): no intrinsics.json")
+    caplog.clear()
+    (tmp_path / "clips" / "intrinsics.json").write_text(json.dumps(GOOD))  # one K for all clips
+    with caplog.at_level("WARNING"):
+        folder.DATASET.prepare(_folder_config(tmp_path / "clips"))
+    assert not _warnings(caplog)
