@@ -31,7 +31,7 @@ def _check(condition: bool, message: str) -> None:
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple | None = None,  # noqa: A002
-            aliases: tuple[str, ...] = (), finite: bool = True) -> Any:
+            aliases: tuple[str, ...] = (), finite: bool = True, resumable: bool = False) -> Any:
     """Declares one config field: default, help text, allowed choices and flag aliases.
 
     Args:
@@ -40,9 +40,49 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: tupl
       choices: allowed values (an enum flag); checked in ``__post_init__``.
       aliases: other flag names that set this field (the paper's / earlier names).
       finite: float fields only: reject NaN and infinities (default True).
+      resumable: a resumed run may take another value than the run's ``config.json`` (how long and
+        how fast it trains, what it logs and saves, where files are). Default False: a change is
+        taken to alter the networks, the data or the objective and stops the resume
+        (`changed_settings`).
     """
     return field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases,
-                                            "finite": finite})
+                                            "finite": finite, "resumable": resumable})
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One setting whose value differs between two configs (`changed_settings`).
+
+    Attributes:
+      name: the field's name, which is its flag's (``height`` for ``--height``).
+      recorded: the value in the first config (e.g. a run's ``config.json``).
+      now: the value in the second config.
+      resumable: whether the field is declared ``setting(..., resumable=True)``.
+    """
+
+    name: str
+    recorded: Any
+    now: Any
+    resumable: bool
+
+
+def changed_settings(recorded: Any, now: Any) -> list[SettingChange]:
+    """The fields, nested configs flattened in declaration order, whose values differ.
+
+    Args:
+      recorded, now: two instances of one config dataclass.
+
+    Returns:
+      One `SettingChange` per differing field, with its ``resumable`` declaration.
+    """
+    changes = []
+    for f in dataclasses.fields(recorded):
+        a, b = getattr(recorded, f.name), getattr(now, f.name)
+        if dataclasses.is_dataclass(a):
+            changes += changed_settings(a, b)
+        elif a != b:
+            changes.append(SettingChange(f.name, a, b, f.metadata.get("resumable", False)))
+    return changes
 
 
 def field_types(cls: type) -> dict[str, Any]:
@@ -129,10 +169,11 @@ class DataConfig(ConfigBase):
                            "(scripts/prepare_tfds.py; --data_dir = the TFDS data_dir).")
     data_dir: str = setting("", "Dataset root (KITTI raw layout for kitti and synthetic). Empty for "
                             "--dataset=synthetic means data_cache/synthetic.",
-                            aliases=("synthetic_cache_dir",))
+                            aliases=("synthetic_cache_dir",), resumable=True)
     split: str = setting("eigen_zhou", "Split name: files are read from "
                          "<splits_dir>/<split>/{train,val}_files.txt (eigen_zhou, eigen_full, odom, ...).")
-    splits_dir: str = setting("", "Directory holding the split folders. Empty = <data_dir>/splits.")
+    splits_dir: str = setting("", "Directory holding the split folders. Empty = <data_dir>/splits.",
+                              resumable=True)
     height: int = setting(192, "Network input height in pixels (multiple of 32).")
     width: int = setting(640, "Network input width in pixels (multiple of 32).")
     frame_offsets: tuple[int, ...] = setting((0, -1, 1), "Temporal frames relative to the target, "
@@ -145,12 +186,13 @@ class DataConfig(ConfigBase):
                               choices=("fixed", "calib"))
     flip_prob: float = setting(0.5, "Horizontal flip probability.")
     color_aug_prob: float = setting(0.5, "Colour augmentation probability.")
-    num_parallel_calls: int = setting(-1, "tf.data parallelism (-1 = AUTOTUNE).")
+    num_parallel_calls: int = setting(-1, "tf.data parallelism (-1 = AUTOTUNE).", resumable=True)
     shuffle_buffer: int = setting(512, "tf.data shuffle buffer size.")
     gt_height: int = setting(375, "Height of the GT depth carried in training batches (metrics).")
     gt_width: int = setting(1242, "Width of the GT depth carried in training batches (metrics).")
-    skip_corrupt_images: bool = setting(False, "Drop (log and count) training samples with a corrupt or "
-                                        "truncated image instead of stopping with an error naming the file.")
+    skip_corrupt_images: bool = setting(
+        False, "Drop (log and count) training samples with a corrupt or truncated image instead of "
+        "stopping with an error naming the file.", resumable=True)
     synthetic_drives: int = setting(4, "Synthetic world: number of drives (generated on first use).")
     synthetic_frames: int = setting(100, "Synthetic world: frames per drive.")
     synthetic_height: int = setting(0, "Synthetic world image height (0 = --height).")
@@ -172,7 +214,8 @@ class DataConfig(ConfigBase):
                                       "where the median absolute grey difference of consecutive kept "
                                       "frames (64 px wide thumbnails, [0, 1]) is below this; 0 keeps all.")
     video_cache_dir: str = setting("", "--dataset=video: where the decoded frames go (one folder per "
-                                   "decoding setting); empty = <data_dir>/.md2tf_frames.")
+                                   "decoding setting); empty = <data_dir>/.md2tf_frames.",
+                                   resumable=True)
 
     def validate(self) -> None:
         if self.dataset == "synthetic" and not self.data_dir:  # recorded resolved in config.json
@@ -224,7 +267,7 @@ class ModelConfig(ConfigBase):
     num_layers: int = setting(18, "ResNet depth of the depth encoder.", choices=(18, 34, 50))
     pose_num_layers: int = setting(18, "ResNet depth of the separate pose encoder.", choices=(18, 50))
     encoder_weights: str = setting("none", "'none' (scratch) or a local torchvision ImageNet .pth/.npz "
-                                   "for the encoders.")
+                                   "for the encoders.", resumable=True)
     init: str = setting("torch", "Initialisers of the decoders: PyTorch's defaults (as the paper "
                         "trained) or Keras'.", choices=("torch", "keras"))
     scales: tuple[int, ...] = setting((0, 1, 2, 3), "Decoder output scales 0..n-1 (scale s is 1/2^s "
@@ -276,54 +319,66 @@ class LossConfig(ConfigBase):
 class TrainConfig(ConfigBase):
     """Optimisation, logging and checkpointing."""
 
-    run_dir: str = setting("", "Run directory: checkpoints/, tensorboard/, flags.txt, config.json.")
+    run_dir: str = setting("", "Run directory: checkpoints/, tensorboard/, flags.txt, config.json.",
+                           resumable=True)
     batch_size: int = setting(12, "Global batch size (split over replicas).")
-    learning_rate: float = setting(1e-4, "Adam learning rate of the first phase.")
-    num_epochs: int = setting(20, "Number of epochs.")
+    learning_rate: float = setting(1e-4, "Adam learning rate of the first phase.", resumable=True)
+    num_epochs: int = setting(20, "Number of epochs.", resumable=True)
     lr_decay_epochs: tuple[int, ...] = setting((15,), "Epochs at whose start the LR is multiplied by "
-                                               "--lr_decay_factor (15 = the paper's 15 + 5).")
-    lr_decay_factor: float = setting(0.1, "LR multiplier at each --lr_decay_epochs entry.")
+                                               "--lr_decay_factor (15 = the paper's 15 + 5).",
+                                               resumable=True)
+    lr_decay_factor: float = setting(0.1, "LR multiplier at each --lr_decay_epochs entry.",
+                                     resumable=True)
     steps_per_epoch: int = setting(0, "Steps per epoch; 0 = one pass over the training split.")
-    max_steps: int = setting(0, "Stop after this many steps in total (0 = no limit).")
-    val_steps: int = setting(0, "Validation batches per epoch (0 = the whole validation split).")
-    log_every: int = setting(250, "Scalar summary / console log period in steps.")
-    image_log_every: int = setting(2000, "Image summary period in steps (0 = never).")
-    save_every_steps: int = setting(2000, "Checkpoint period in steps (plus every epoch).")
+    max_steps: int = setting(0, "Stop after this many steps in total (0 = no limit).",
+                             resumable=True)
+    val_steps: int = setting(0, "Validation batches per epoch (0 = the whole validation split).",
+                             resumable=True)
+    log_every: int = setting(250, "Scalar summary / console log period in steps.", resumable=True)
+    image_log_every: int = setting(2000, "Image summary period in steps (0 = never).",
+                                   resumable=True)
+    save_every_steps: int = setting(2000, "Checkpoint period in steps (plus every epoch).",
+                                    resumable=True)
     keep_checkpoints: int = setting(1, "Latest checkpoints kept (networks + optimizer state, ~172 MB "
                                     "for ResNet18 S); the best validation epoch's networks are kept "
                                     "besides in <run_dir>/best/. 2 or more also keeps a fallback for a "
-                                    "damaged newest checkpoint.")
-    resume: bool = setting(True, "Continue from the latest checkpoint in --run_dir.")
-    jit_compile: bool = setting(False, "Compile the training step with XLA.")
+                                    "damaged newest checkpoint.", resumable=True)
+    resume: bool = setting(True, "Continue from the latest checkpoint in --run_dir; settings that "
+                           "change the networks or the data must equal the run's config.json.",
+                           resumable=True)
+    jit_compile: bool = setting(False, "Compile the training step with XLA.", resumable=True)
     jit_compile_loss: bool = setting(False, "Compile only the self-supervised loss (forward and backward) "
                                      "with XLA; the networks keep the default kernels (oneDNN on CPU). "
                                      "Same results within float32 rounding; faster steps, slower first "
-                                     "step (configs/base.flags turns it on).")
+                                     "step (configs/base.flags turns it on).", resumable=True)
     mixed_precision: str = setting("float32", "Keras mixed precision policy (geometry and losses stay "
                                    "float32).", choices=("float32", "mixed_float16", "mixed_bfloat16"))
     seed: int = setting(0, "Seed of weight init, data order / augmentation and loss noise.")
     deterministic: bool = setting(False, "Deterministic ops and data order (bitwise-reproducible resume; "
                                   "the commands then start TF with Eigen's CPU kernels, not oneDNN's, "
-                                  "unless TF_ENABLE_ONEDNN_OPTS is set).")
+                                  "unless TF_ENABLE_ONEDNN_OPTS is set).", resumable=True)
     max_nonfinite_steps: int = setting(10, "Stop (after saving) when this many consecutive steps have a "
-                                       "non-finite loss.")
+                                       "non-finite loss.", resumable=True)
     profile_steps: tuple[int, ...] = setting((), "Two step numbers 'start,stop' to capture a profiler "
-                                             "trace.")
-    validate_every_epoch: bool = setting(True, "Run a validation pass after each epoch.")
+                                             "trace.", resumable=True)
+    validate_every_epoch: bool = setting(True, "Run a validation pass after each epoch.",
+                                         resumable=True)
     init_checkpoint: str = setting("", "Run dir or checkpoint prefix whose networks (encoders and "
-                                   "decoders) initialise this run, e.g. for 1024x320 fine-tuning.")
+                                   "decoders) initialise this run, e.g. for 1024x320 fine-tuning.",
+                                   resumable=True)
     encoder_init: str = setting("", "Run dir or checkpoint prefix whose encoders (depth, and the 6-channel "
                                 "pose encoder when both runs have one) initialise this run; decoders start "
                                 "fresh. The stand-in for ImageNet-initialised encoders (paper Sec. 4) "
-                                "where none exist, e.g. an MS run on other data; replaces --encoder_weights.")
+                                "where none exist, e.g. an MS run on other data; replaces "
+                                "--encoder_weights.", resumable=True)
     pose_source: str = setting("network", "Source-frame poses of the photometric loss: the pose network "
                                "(the paper's M/MS), or gt = the dataset's known camera poses (synthetic, "
                                "kitti_odom, a folder with poses.txt): no pose network is built, and the "
                                "poses' metric scale gives metric depth.", choices=("network", "gt"))
     strategy: str = setting("auto", "tf.distribute strategy: auto = multi_worker if TF_CONFIG is set, "
                             "mirrored over >1 GPU, else default.",
-                            choices=("auto", "default", "mirrored", "multi_worker"))
-    progress_bar: bool = setting(True, "Show a console progress bar.")
+                            choices=("auto", "default", "mirrored", "multi_worker"), resumable=True)
+    progress_bar: bool = setting(True, "Show a console progress bar.", resumable=True)
 
     def validate(self) -> None:
         _check(self.val_steps >= 0 and self.steps_per_epoch >= 0 and self.max_steps >= 0,

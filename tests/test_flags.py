@@ -310,3 +310,36 @@ def test_bad_frame_offsets_name_the_flag():
 def test_bad_profile_steps():
     with pytest.raises(ValueError, match="--profile_steps"):
         parse("--profile_steps=5,3")
+
+
+# --- resumable settings ---------------------------------------------------------------------------
+
+#: Settings a resumed run must keep: the networks, the data geometry and order, the objective.
+NOT_RESUMABLE = ("height", "width", "frame_offsets", "use_stereo", "dataset", "split", "image_ext",
+                 "intrinsics", "synthetic_height", "num_layers", "pose_num_layers", "scales",
+                 "min_depth", "max_depth", "ssim_weight", "automask", "batch_size",
+                 "steps_per_epoch", "seed", "mixed_precision", "pose_source")
+#: Settings a resumed run may change: how long and fast it trains, what it logs and saves, paths.
+RESUMABLE = ("learning_rate", "num_epochs", "lr_decay_epochs", "max_steps", "log_every",
+             "image_log_every", "save_every_steps", "keep_checkpoints", "data_dir",
+             "skip_corrupt_images", "run_dir", "progress_bar")
+
+
+def test_resumable_is_declared_on_the_field_and_defaults_to_false():
+    groups = cfg.field_types(cfg.ExperimentConfig).values()  # DataConfig, ModelConfig, ...
+    declared = {f.name: f.metadata["resumable"]
+                for group in groups for f in dataclasses.fields(group)}
+    assert not any(declared[name] for name in NOT_RESUMABLE)
+    assert all(declared[name] for name in RESUMABLE)
+    assert cfg.setting(1).metadata["resumable"] is False
+
+
+def test_changed_settings_flattens_nested_configs_in_order():
+    a = cfg.ExperimentConfig()
+    b = cfg.ExperimentConfig(data=cfg.DataConfig(height=96, frame_offsets=(0, 1)),
+                             train=cfg.TrainConfig(learning_rate=5e-5))
+    changes = cfg.changed_settings(a, b)
+    assert [(c.name, c.recorded, c.now, c.resumable) for c in changes] == [
+        ("height", 192, 96, False), ("frame_offsets", (0, -1, 1), (0, 1), False),
+        ("learning_rate", 1e-4, 5e-5, True)]
+    assert cfg.changed_settings(a, cfg.ExperimentConfig()) == []

@@ -4,10 +4,14 @@ Object names (``depth_net``, ``pose_net``, ``optimizer``, ``step``, ``epoch``) a
 evaluation/export/predict entry points, which restore the networks only (``expect_partial``).
 Multi-worker runs: every worker saves (collectives may be involved), but only the chief writes into
 the run directory; the others write to a temporary directory that is deleted right away.
+
+A save that finds the disk full removes what it wrote (the ``ckpt-N_temp`` folder would keep the
+disk full) and raises `DiskFullError`; the checkpoints written before stay intact.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
@@ -22,6 +26,63 @@ from md2tf.training import distribute
 
 logger = logging.getLogger(__name__)
 
+#: How a full disk (or an exhausted quota) reads in the message of a TF file-system error.
+_DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded")
+
+
+class DiskFullError(OSError, ValueError):
+    """A checkpoint did not fit on its disk; the partial save was removed, earlier ones are intact.
+
+    A ValueError as well, so the commands end with its one-line message (exit status 2).
+    """
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` says the disk (or the user's quota) is full: an OSError with ENOSPC or
+    EDQUOT, or a TF file-system error with that text (TF's file writes raise OpErrors)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(error, tf.errors.OpError) and any(t in str(error) for t in _DISK_FULL_TEXTS)
+
+
+def _mount_point(path: str) -> str:
+    """The mount point of the file system holding ``path`` (its nearest existing ancestor)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    while not os.path.ismount(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def save_checkpoint(manager: tf.train.CheckpointManager, number: int) -> str:
+    """``manager.save(checkpoint_number=number)``, cleaning up after a full disk.
+
+    Returns:
+      The prefix of the checkpoint written.
+
+    Raises:
+      DiskFullError: the disk filled up during the save. The partial checkpoint (its ``_temp``
+        folder, and its files unless a complete checkpoint of that number existed before) is
+        removed first; the message names the file system and the newest intact checkpoint.
+    """
+    prefix = os.path.join(manager.directory, f"ckpt-{number}")
+    existed = prefix in manager.checkpoints
+    try:
+        return manager.save(checkpoint_number=number)
+    except (OSError, tf.errors.OpError) as error:
+        if not is_disk_full(error):
+            raise
+        shutil.rmtree(prefix + "_temp", ignore_errors=True)
+        if not existed:
+            for path in glob.glob(glob.escape(prefix) + ".*"):
+                os.remove(path)
+        intact = manager.latest_checkpoint
+        kept = (f"{os.path.basename(intact)} is intact, and the same command resumes from it once "
+                "there is space" if intact else "no earlier checkpoint exists")
+        where = _mount_point(manager.directory)
+        raise DiskFullError(f"no space left on {where} (saving {prefix}): freed the partial "
+                            f"checkpoint; {kept}") from error
 
 
 class RunCheckpoints:
@@ -46,6 +107,7 @@ class RunCheckpoints:
         if pose_net is not None:
             objects["pose_net"] = pose_net
         self.checkpoint = tf.train.Checkpoint(**objects)
+        self.run_dir = run_dir
         self.is_chief = distribute.is_chief(self.strategy)
         self.directory = distribute.worker_dir(RunDir(run_dir).checkpoints, self.strategy)
         if self.is_chief:
@@ -72,7 +134,7 @@ class RunCheckpoints:
             # Workers restore from the chief's directory.
             chief = tf.train.get_checkpoint_state(os.path.dirname(self.directory))
             candidates = list(reversed(chief.all_model_checkpoint_paths)) if chief else []
-        failures = []
+        damaged, mismatched = [], []
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
@@ -80,19 +142,35 @@ class RunCheckpoints:
                 cause = " ".join(str(error).split())[:300]
                 logger.warning("checkpoint %s does not restore (%s: %s); trying the previous one",
                                path, type(error).__name__, cause)
-                failures.append(f"{path} ({type(error).__name__}: {cause})")
+                # A variable of another shape (ValueError) or an object without a value
+                # (AssertionError) is a checkpoint of other networks, not a damaged file.
+                bucket = mismatched if isinstance(error, (ValueError, AssertionError)) else damaged
+                bucket.append(f"{path} ({type(error).__name__}: {cause})")
                 continue
-            if failures:
+            if damaged or mismatched:
                 logger.warning("resumed from %s instead of the newest checkpoint", path)
             return path
-        if failures:
-            raise ValueError(f"no checkpoint of {self.directory} restores: {'; '.join(failures)}. "
-                             "Remove them or start a new --run_dir")
+        if mismatched:
+            raise ValueError(
+                f"no checkpoint of {self.directory} restores: "
+                + (f"damaged: {'; '.join(damaged)}; " if damaged else "")
+                + f"written for other networks than this run's: {'; '.join(mismatched)}. The run's "
+                "settings are in its config.json: resume with those, or start a new --run_dir")
+        if damaged:
+            best = RunDir(self.run_dir).best
+            hint = (f" (--init_checkpoint={best} starts it from the best epoch's networks)"
+                    if tf.train.latest_checkpoint(best) else "")
+            raise ValueError(f"no checkpoint of {self.directory} restores, every one is damaged: "
+                             f"{'; '.join(damaged)}. Start a new --run_dir{hint}")
         return None
 
     def save(self) -> str:
-        """Saves at the current step; returns the prefix (deleted again on non-chief workers)."""
-        path = self.manager.save(checkpoint_number=int(self._step.numpy()))
+        """Saves at the current step; returns the prefix (deleted again on non-chief workers).
+
+        Raises:
+          DiskFullError: the disk is full (the partial save is removed; see `save_checkpoint`).
+        """
+        path = save_checkpoint(self.manager, int(self._step.numpy()))
         if not self.is_chief:
             shutil.rmtree(self.directory, ignore_errors=True)
         return path
@@ -132,8 +210,12 @@ class BestNetworks:
         return np.isfinite(value) and (self.record is None or value < self.record["value"])
 
     def save(self, epoch: int, metric: str, value: float) -> str | None:
-        """Saves the networks as the new best; returns the prefix on the chief (None elsewhere)."""
-        path = self.manager.save(checkpoint_number=int(self._step.numpy()))
+        """Saves the networks as the new best; returns the prefix on the chief (None elsewhere).
+
+        Raises:
+          DiskFullError: the disk is full (the partial save is removed; see `save_checkpoint`).
+        """
+        path = save_checkpoint(self.manager, int(self._step.numpy()))
         self.record = {"epoch": epoch, "step": int(self._step.numpy()), "metric": metric,
                        "value": float(value), "checkpoint": path}
         if not self.is_chief:

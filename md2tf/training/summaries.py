@@ -18,7 +18,8 @@ _MAGMA = MAGMA_ANCHORS.astype(np.float32)
 
 
 def colormap(values: tf.Tensor, table: np.ndarray = _MAGMA) -> tf.Tensor:
-    """Maps values in [0, 1] (clipped) to RGB by linear interpolation in ``table``.
+    """Maps values in [0, 1] (clipped) to RGB by linear interpolation in ``table``; NaN and
+    infinities become black.
 
     Args:
       values: ``[...]`` floats.
@@ -28,16 +29,22 @@ def colormap(values: tf.Tensor, table: np.ndarray = _MAGMA) -> tf.Tensor:
       ``[..., 3]`` float32 RGB in [0, 1].
     """
     n = table.shape[0]
-    t = tf.clip_by_value(tf.cast(values, tf.float32), 0.0, 1.0) * (n - 1)
+    values = tf.cast(values, tf.float32)
+    # A NaN cast to int32 is an out-of-range index: non-finite values never reach the gather.
+    finite = tf.math.is_finite(values)
+    t = tf.clip_by_value(tf.where(finite, values, 0.0), 0.0, 1.0) * (n - 1)
     lo = tf.minimum(tf.floor(t), n - 2)
     frac = (t - lo)[..., None]
     lo = tf.cast(lo, tf.int32)
     colours = tf.constant(table)
-    return tf.gather(colours, lo) * (1.0 - frac) + tf.gather(colours, lo + 1) * frac
+    rgb = tf.gather(colours, lo) * (1.0 - frac) + tf.gather(colours, lo + 1) * frac
+    return tf.where(finite[..., None], rgb, 0.0)
 
 
 def colorize_disparity(disparity: tf.Tensor, percentile: float = 95.0) -> tf.Tensor:
     """Colour-mapped disparity for display (magma, per-image ``vmax`` = 95th percentile).
+
+    Non-finite pixels (a diverged network) are black and count as 0 in the percentile.
 
     Args:
       disparity: ``[B, H, W, 1]`` disparity (any positive scale).
@@ -47,7 +54,8 @@ def colorize_disparity(disparity: tf.Tensor, percentile: float = 95.0) -> tf.Ten
       ``[B, H, W, 3]`` float32 RGB in [0, 1].
     """
     disparity = tf.cast(disparity, tf.float32)
-    flat = tf.sort(tf.reshape(disparity, [tf.shape(disparity)[0], -1]), axis=1)
+    finite = tf.where(tf.math.is_finite(disparity), disparity, 0.0)
+    flat = tf.sort(tf.reshape(finite, [tf.shape(disparity)[0], -1]), axis=1)
     n = tf.shape(flat)[1]
     index = tf.cast(tf.round(tf.cast(n - 1, tf.float32) * percentile / 100.0), tf.int32)
     vmax = tf.gather(flat, index, axis=1)[:, None, None, None]

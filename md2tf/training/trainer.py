@@ -414,10 +414,13 @@ class Trainer:
         """Around the training loop: an exception saves the last step (if its weights are finite).
 
         Input-pipeline errors (a corrupt image, a vanished file) are re-raised as `TrainingDataError`
-        with one line naming the cause; any other exception keeps its traceback.
+        with one line naming the cause; a full disk (`checkpoints.DiskFullError`) is re-raised as it
+        is, without a second save into the full disk; any other exception keeps its traceback.
         """
         try:
             yield
+        except checkpoints.DiskFullError:
+            raise  # its message names the intact checkpoint; another save would fail the same way
         except Exception as error:
             gstep = int(self.step.numpy())
             saved = None
@@ -449,11 +452,16 @@ class Trainer:
         Args:
           step_callback: optional ``callback(global_step, scalars)`` after every step (scripts).
           hooks: the loop's hooks; default `hooks.default_hooks` of the config.
+
+        Raises:
+          md2tf.config.ConfigError: a resumed run changed a setting that is not resumable
+            (`RunDir.record`).
+          checkpoints.DiskFullError: a checkpoint did not fit on the disk.
         """
         tc = self.config.train
         started = time.perf_counter()
-        if self.is_chief:
-            RunDir(tc.run_dir).write_config(self.config)
+        if self.is_chief:  # config.json, or a resume's changed settings beside it
+            RunDir(tc.run_dir).record(self.config)
         self.restore()
         plan = self.epoch_plan()
         start = int(self.step.numpy())

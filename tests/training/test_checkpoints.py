@@ -1,7 +1,10 @@
-"""Run-directory checkpoints: round trip, every variable saved, keep-K, worker paths."""
+"""Run-directory checkpoints: round trip, every variable saved, keep-K, worker paths, damaged or
+mismatched checkpoints, a full disk."""
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
 
@@ -129,5 +132,88 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog
     assert any("ckpt-4 does not restore" in r.getMessage() for r in caplog.records)
     _truncate(path)
     third, _ = make_manager(tmp_path, keep=3)
-    with pytest.raises(ValueError, match=r"no checkpoint of .* restores: .*ckpt-4 .*ckpt-2"):
+    with pytest.raises(ValueError, match=r"no checkpoint of .* restores, every one is damaged: "
+                                         r".*ckpt-4 .*ckpt-2 .*Start a new --run_dir$"):
         third.restore_latest()
+
+
+class WideDepthNet(fakes.TinyDepthNet):
+    """The stand-in depth network with another layer width: a checkpoint of other networks."""
+
+    def __init__(self, **kwargs):
+        tf.keras.Model.__init__(self, **kwargs)
+        self.conv1 = tf.keras.layers.Conv2D(16, 3, padding="same", activation="elu")
+        self.conv2 = tf.keras.layers.Conv2D(1, 3, padding="same")
+
+
+def test_checkpoints_of_other_networks_are_not_called_damaged(tmp_path):
+    manager, (_, _, _, step, _) = make_manager(tmp_path)
+    step.assign(2)
+    manager.save()
+    depth = WideDepthNet()
+    depth(tf.zeros([1, 16, 16, 3]))
+    _, pose, optimizer, step, epoch = build_state()
+    other = checkpoints.RunCheckpoints(str(tmp_path), depth_net=depth, pose_net=pose,
+                                       optimizer=optimizer, step=step, epoch=epoch)
+    with pytest.raises(ValueError) as error:
+        other.restore_latest()
+    message = str(error.value)
+    assert "ckpt-2 (ValueError: Received incompatible tensor" in message
+    assert "written for other networks than this run's" in message and "config.json" in message
+    assert "damaged" not in message and "Remove" not in message
+    assert tf.io.gfile.exists(str(tmp_path / "checkpoints" / "ckpt-2.index"))
+
+
+# --- a full disk ---------------------------------------------------------------------------------
+
+
+def fill_disk_on_save(manager: checkpoints.RunCheckpoints, error: Exception, calls: list):
+    """Makes ``manager``'s next saves fail as on a full disk, after writing part of the checkpoint
+    into its ``ckpt-N_temp`` folder (as TensorFlow's sharded save does)."""
+
+    def save(checkpoint_number):
+        calls.append(checkpoint_number)
+        temp = os.path.join(manager.directory, f"ckpt-{checkpoint_number}_temp")
+        os.makedirs(temp, exist_ok=True)
+        with open(os.path.join(temp, "part-00000-of-00001.data-00000-of-00001"), "wb") as f:
+            f.write(b"\0" * 4096)
+        raise error
+
+    manager.manager.save = save
+
+
+DISK_FULL = [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+             tf.errors.ResourceExhaustedError(None, None, "/r/ckpt-4_temp/part-00000-of-00001.data-"
+                                              "00000-of-00001.tempstate1; No space left on device")]
+
+
+@pytest.mark.parametrize("error", DISK_FULL, ids=["OSError", "tf"])
+def test_full_disk_frees_the_partial_checkpoint_and_keeps_the_previous(tmp_path, error):
+    manager, (depth, _, _, step, _) = make_manager(tmp_path)
+    step.assign(2)
+    manager.save()
+    want = [v.numpy() for v in depth.weights]
+    step.assign(4)
+    calls = []
+    fill_disk_on_save(manager, error, calls)
+    with pytest.raises(checkpoints.DiskFullError) as raised:
+        manager.save()
+    message = str(raised.value)
+    assert isinstance(raised.value, ValueError) and "\n" not in message
+    assert message.startswith("no space left on /")
+    saving = tmp_path / "checkpoints" / "ckpt-4"
+    assert (f"(saving {saving}): freed the partial checkpoint; ckpt-2 is intact, and the same "
+            "command resumes from it") in message
+    assert calls == [4] and not glob.glob(str(tmp_path / "checkpoints" / "*_temp"))
+    again, (depth2, _, _, step2, _) = make_manager(tmp_path)
+    assert again.restore_latest().endswith("ckpt-2") and int(step2.numpy()) == 2
+    for a, b in zip(want, [v.numpy() for v in depth2.weights]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_other_save_errors_are_not_taken_for_a_full_disk(tmp_path):
+    manager, _ = make_manager(tmp_path)
+    fill_disk_on_save(manager, OSError(errno.EACCES, "Permission denied"), [])
+    with pytest.raises(OSError, match="Permission denied") as raised:
+        manager.save()
+    assert not isinstance(raised.value, checkpoints.DiskFullError)

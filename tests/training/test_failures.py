@@ -6,8 +6,13 @@ The end-to-end cases run ``python -m md2tf.train`` on the smoke config in a subp
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import glob
+import json
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -15,6 +20,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from md2tf.config import ConfigError
+from md2tf.training import checkpoints
 from md2tf.training import trainer as trainer_lib
 from tests.training import fakes
 from tests.training.test_trainer import nan_after, run_case
@@ -110,6 +117,78 @@ def test_steps_per_epoch_beyond_the_split_is_clamped(tmp_path, caplog):
                for r in caplog.records)
 
 
+def test_diverged_weights_reach_the_image_summaries_as_black_pixels(tmp_path):
+    """lr 1e30 makes the disparities NaN after step 1: the image summaries of every step still
+    write, and the non-finite guard, not the colour map, ends the run."""
+    config = fakes.tiny_config(str(tmp_path), learning_rate=1e30, steps_per_epoch=20,
+                               image_log_every=1, max_nonfinite_steps=2, validate_every_epoch=False,
+                               save_every_steps=0)
+    t = trainer_lib.Trainer(config, networks=lambda: (BatchNormDepthNet(), fakes.TinyPoseNet()),
+                            dataset_fn=fakes.fake_dataset_fn(8, repeat=True))
+    result = t.train()
+    assert (result.reason, result.nonfinite_steps) == ("nonfinite", 2)
+    disparity = t.images(t.image_batch())["disparity/s0"].numpy()
+    assert not np.isfinite(t.depth_net(t.image_batch().target[0])[0].numpy()).all()
+    assert np.isfinite(disparity).all() and (disparity == 0).any()
+
+
+def full_disk_at(trainer, step: int, calls: list) -> None:
+    """From global ``step`` on, the trainer's checkpoint saves fail as on a full disk, leaving part
+    of the checkpoint in its ``ckpt-N_temp`` folder (as TensorFlow's sharded save does)."""
+    manager = trainer.checkpoints.manager
+    real_save = manager.save
+
+    def save(checkpoint_number):
+        if checkpoint_number < step:
+            return real_save(checkpoint_number=checkpoint_number)
+        calls.append(checkpoint_number)
+        os.makedirs(os.path.join(manager.directory, f"ckpt-{checkpoint_number}_temp"))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    manager.save = save
+
+
+def test_full_disk_during_a_save_ends_in_one_line_and_keeps_the_previous_one(tmp_path, caplog):
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=6, save_every_steps=2,
+                               image_log_every=0, validate_every_epoch=False)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks,
+                            dataset_fn=fakes.fake_dataset_fn(16))
+    calls = []
+    full_disk_at(t, 4, calls)
+    with pytest.raises(checkpoints.DiskFullError) as error, caplog.at_level("WARNING"):
+        t.train()
+    assert isinstance(error.value, ValueError)  # md2tf.flags.run_command: "error: ..." and exit 2
+    assert "\n" not in str(error.value)
+    assert re.fullmatch(r"no space left on /.* \(saving .*/checkpoints/ckpt-4\): freed the partial "
+                        r"checkpoint; ckpt-2 is intact, and the same command resumes from it once "
+                        r"there is space", str(error.value)), str(error.value)
+    assert calls == [4]  # no second save into the full disk after the failure
+    assert not glob.glob(str(tmp_path / "checkpoints" / "*_temp"))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    again = trainer_lib.Trainer(config, networks=fakes.tiny_networks,
+                                dataset_fn=fakes.fake_dataset_fn(16))
+    assert again.restore().endswith("ckpt-2") and int(again.step.numpy()) == 2
+
+
+def test_resumed_trainer_checks_its_settings_against_config_json(tmp_path):
+    """A Trainer resuming with a setting that is not resumable stops before its restore and keeps
+    the run's record (the resumable case: tests/test_rundir.py and the command-line test below)."""
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=2, max_steps=1, image_log_every=0,
+                               validate_every_epoch=False)
+    assert trainer_lib.Trainer(config, networks=fakes.tiny_networks,
+                               dataset_fn=fakes.fake_dataset_fn(4)).train().step == 1
+    first = (tmp_path / "config.json").read_bytes()
+    changed = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=4))
+    t = trainer_lib.Trainer(changed, networks=fakes.tiny_networks,
+                            dataset_fn=fakes.fake_dataset_fn(4))
+    with pytest.raises(ConfigError, match=r"\(--batch_size: 2 in the run's config.json, 4 now\); "
+                                          r".*start a new --run_dir, or drop these flags"):
+        t.train()
+    assert int(t.step.numpy()) == 0  # stopped before the restore
+    assert (tmp_path / "config.json").read_bytes() == first
+
+
 @pytest.mark.parametrize("field, value, flag", [
     ("learning_rate", float("inf"), "--learning_rate"), ("lr_decay_factor", float("nan"), "--lr_decay_factor")])
 def test_nonfinite_train_settings_are_rejected(field, value, flag):
@@ -141,18 +220,52 @@ def smoke_command(run_dir, world, *extra: str) -> list[str]:
 
 @pytest.mark.slow
 def test_exploding_learning_rate_stops_with_finite_checkpoint(tmp_path):
-    """lr 1e30 blows the weights up at step 1; the next steps are non-finite and skipped, not a crash."""
+    """lr 1e30 blows the weights up at step 1; the next steps are non-finite and skipped, not a
+    crash, and the image summary of every step shows the NaN disparities instead of failing."""
     cmd = smoke_command(tmp_path / "run", tmp_path / "world", "--learning_rate=1e30", "--max_steps=6",
-                        "--steps_per_epoch=6", "--max_nonfinite_steps=3", "--save_every_steps=0")
+                        "--steps_per_epoch=6", "--max_nonfinite_steps=3", "--save_every_steps=0",
+                        "--image_log_every=1")
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "stopped after 3 consecutive non-finite losses at step 4" in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: stopped after 3 consecutive non-finite losses at step 4; last checkpoint "
+        f"{tmp_path / 'run' / 'checkpoints' / 'ckpt-4'}"), proc.stderr[-3000:]
     prefix = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
     assert prefix.endswith("ckpt-4")
     values = checkpoint_float_values(prefix)
     assert len(values) > 100
     bad = [name for name, value in values.items() if not np.all(np.isfinite(value))]
     assert not bad, bad[:5]
+
+
+@pytest.mark.slow
+def test_resume_from_the_command_line_checks_and_records_other_settings(tmp_path):
+    """A resume with another --height or --batch_size ends in one line and keeps the run's record;
+    one with another learning rate and more steps trains on and records them beside it."""
+    run, world = tmp_path / "run", tmp_path / "world"
+
+    def train(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(smoke_command(run, world, *extra), cwd=REPO, capture_output=True,
+                              text=True, timeout=600)
+
+    proc = train()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first = (run / "config.json").read_bytes(), (run / "flags.txt").read_bytes()
+    proc = train("--height=96", "--batch_size=4")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --run_dir={run} holds a run trained with other settings (--height: 64 in the "
+        "run's config.json, 96 now; --batch_size: 2 in the run's config.json, 4 now); the "
+        "checkpoints fit only those: start a new --run_dir, or drop these flags to resume the run"]
+    proc = train("--learning_rate=5e-5", "--num_epochs=2", "--max_steps=4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming at step 2 with other settings" in proc.stderr
+    assert ((run / "config.json").read_bytes(), (run / "flags.txt").read_bytes()) == first
+    resumed = json.loads((run / "config.resume-2.json").read_text())["train"]
+    assert (resumed["learning_rate"], resumed["num_epochs"], resumed["max_steps"]) == (5e-5, 2, 4)
+    assert "--learning_rate=5e-05" in (run / "flags.resume-2.txt").read_text().split("\n")
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-4")
 
 
 @pytest.mark.slow
@@ -172,7 +285,8 @@ def test_sigterm_and_resume_is_the_same_run_on_an_uneven_split(tmp_path):
 @pytest.mark.slow
 def test_chaos_run_ends_with_the_uninterrupted_weights(tmp_path):
     """``scripts/chaos.py``: SIGTERM, SIGKILL during a checkpoint write, a truncated newest checkpoint,
-    resume; every probe holds and the final variables equal an uninterrupted run bit for bit."""
+    resume; every probe holds and the final variables equal an uninterrupted run bit for bit. Then a
+    second writer on a running training's run directory, and a full disk during a save."""
     cmd = [sys.executable, "scripts/chaos.py", f"--work_dir={tmp_path / 'chaos'}",
            f"--json={tmp_path / 'table.json'}", "--timeout=400"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=2400)
@@ -180,7 +294,7 @@ def test_chaos_run_ends_with_the_uninterrupted_weights(tmp_path):
     import json
 
     rows = json.loads((tmp_path / "table.json").read_text())
-    assert len(rows) == 6 and all(r["ok"] for r in rows), rows
+    assert len(rows) == 8 and all(r["ok"] for r in rows), rows
 
 
 @pytest.mark.slow

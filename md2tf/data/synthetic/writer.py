@@ -307,8 +307,10 @@ def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, 
                 _write_manifest(manifest, config)
             return out_dir
         if not (same_config or overwrite):  # same parameters, older renderer: regenerate
-            diff = {k: (found["config"].get(k), v) for k, v in wanted.items()
-                    if found["config"].get(k) != v}
-            raise ValueError(f"{manifest} describes a synthetic world with other parameters "
-                             f"(found, wanted): {diff}; use another directory or overwrite=True")
+            diff = "; ".join(f"{k}: {found['config'].get(k)} there, {v} wanted"
+                             for k, v in wanted.items() if found["config"].get(k) != v)
+            raise ValueError(f"{out_dir} holds a synthetic world with other parameters ({diff}; "
+                             f"see {MANIFEST}): give another --data_dir (--synthetic_cache_dir) "
+                             f"for this world, or delete {out_dir} to have it rendered again with "
+                             "the wanted parameters")
     return generate_world(out_dir, config, progress=progress, workers=workers)

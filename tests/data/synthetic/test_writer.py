@@ -197,8 +197,11 @@ class TestEnsureWorld:
     def test_other_parameters_raise_unless_overwrite(self, tmp_path):
         out = str(tmp_path)
         ensure_world(out, **self.KW)
-        with pytest.raises(ValueError, match=r"synthetic_world.json.*seed"):
+        with pytest.raises(ValueError, match=r"other parameters \(seed: \d+ there, 5 wanted; "
+                           r"see synthetic_world.json\): give another --data_dir .* or delete "
+                           ) as error:
             ensure_world(out, **{**self.KW, "seed": 5})
+        assert "overwrite" not in str(error.value)  # a library argument, not a command-line flag
         ensure_world(out, overwrite=True, **{**self.KW, "seed": 5})
         assert json.load(open(os.path.join(out, writer.MANIFEST)))["config"]["seed"] == 5
 
@@ -217,7 +220,7 @@ class TestEnsureWorld:
         with monkeypatch.context() as patch:
             patch.setattr(writer, "generate_world", lambda *a, **k: pytest.fail("regenerated"))
             ensure_world(out, **self.KW)
-        with pytest.raises(ValueError, match=f"{name}.*{default}, {other}"):
+        with pytest.raises(ValueError, match=f"{name}: {default} there, {other} wanted"):
             ensure_world(out, **{name: other}, **self.KW)
 
     def test_unknown_parameter(self, tmp_path):
