@@ -35,7 +35,7 @@ from md2tf import config as cfg
 from md2tf import native_stderr
 
 FLAGS = flags.FLAGS
-#: Exit status of a configuration or input-data error (absl's own usage errors exit with 1).
+#: Exit status of a configuration, flag-parsing or input-data error.
 USAGE_EXIT_STATUS = 2
 #: Environment variable: ``1`` keeps TensorFlow's own log lines (C++ banner, saver, converter).
 TF_LOGS_ENV = "MD2TF_TF_LOGS"
@@ -277,6 +277,8 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
     config or by ``main`` is a problem with the user's settings or data: the command ends with
     ``error: <message>`` on stderr and exit status 2 (``MD2TF_TRACEBACK=1`` shows the traceback).
     Other exceptions are bugs and keep their traceback. ``main`` returns the exit status (None = 0).
+    Flag parsing errors (an unknown flag or a bad value, on the command line or in a flagfile,
+    which the message then names: `parse_error_message`) and stray arguments end the same way.
     TensorFlow starts first, with its own log lines silenced and oneDNN asked for (`start_tensorflow`,
     after ``--verbosity`` and ``--deterministic`` are parsed).
     """
@@ -287,14 +289,22 @@ def run_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls:
             delattr(FLAGS, name)
     flags.DEFINE_flag(_HelpFlag(lambda: help_text(config_cls, doc, FLAGS)), FLAGS)
 
+    def _parse(args: list[str]) -> list[str]:
+        try:
+            return FLAGS(args)
+        except flags.Error as e:  # absl would print "FATAL Flags parsing error" and exit 1
+            print(f"error: {parse_error_message(e, args[1:])}", file=sys.stderr, flush=True)
+            sys.exit(USAGE_EXIT_STATUS)
+
     def _main(args: list[str]) -> int:
         if len(args) > 1:
-            raise app.UsageError(f"unexpected arguments: {' '.join(args[1:])}")
+            print(f"error: {_unexpected(args[1:])}", file=sys.stderr, flush=True)
+            return USAGE_EXIT_STATUS
         start_tensorflow(FLAGS["verbosity"].value if "verbosity" in FLAGS else 0,
                          deterministic="deterministic" in FLAGS and bool(FLAGS["deterministic"].value))
         return _invoke(main, config_cls, FLAGS)
 
-    app.run(_main, argv=argv)
+    app.run(_main, argv=argv, flags_parser=_parse)
 
 
 def call_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls: type,
@@ -311,11 +321,80 @@ def call_command(main: Callable[[Any, flags.FlagValues], int | None], config_cls
     values = flags.FlagValues()
     define_flags(config_cls, values)
     try:
-        values(["md2tf", *argv])
+        rest = values(["md2tf", *argv])
     except flags.Error as e:
-        print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+        print(f"error: {parse_error_message(e, argv)}", file=sys.stderr, flush=True)
+        return USAGE_EXIT_STATUS
+    if len(rest) > 1:
+        print(f"error: {_unexpected(rest[1:])}", file=sys.stderr, flush=True)
         return USAGE_EXIT_STATUS
     return _invoke(main, config_cls, values)
+
+
+def _unexpected(args: list[str]) -> str:
+    return f"unexpected arguments: {' '.join(args)} (flags are written --name=value)"
+
+
+def parse_error_message(error: flags.Error, args: list[str]) -> str:
+    """One line for a flag parsing error, naming the flagfile that holds the offending flag.
+
+    absl expands ``--flagfile`` before parsing, so its errors (``Unknown command line flag 'x'``,
+    ``flag --x=y: invalid literal ...``) do not say which file the flag came from.
+
+    Args:
+      error: what ``FlagValues.__call__`` raised.
+      args: the command-line arguments without the program name.
+
+    Returns:
+      ``<flagfile>: unknown flag --x`` (``unknown flag --x`` when given on the command line), or
+      absl's message with the flagfile in front.
+    """
+    text = str(error)
+    if isinstance(error, flags.UnrecognizedFlagError):
+        pattern = re.compile(rf"--?(no)?{re.escape(error.flagname)}(=.*)?")
+        suggestions = _SUGGESTION.search(text)
+        message = f"unknown flag --{error.flagname}" + (
+            f" (did you mean {', '.join('--' + s for s in suggestions.group(1).split(', '))}?)"
+            if suggestions else "")
+        origin = _flagfile_of(args, pattern.fullmatch)
+    elif isinstance(error, flags.CantOpenFlagFileError):
+        return "--flagfile: cannot open " + one_line(error).removeprefix(
+            "ERROR:: Unable to open flagfile: ")
+    else:  # absl: "flag --name=value: why"
+        message = one_line(error)
+        origin = _flagfile_of(args, lambda arg: text.startswith(f"flag --{arg.lstrip('-')}: "))
+    return f"{origin}: {message}" if origin else message
+
+
+_SUGGESTION = re.compile(r"Did you mean: (.*?) \?$")
+
+
+def _flagfile_of(args: list[str], matches: Callable[[str], object]) -> str | None:
+    """The flagfile of the first argument that ``matches``; None = on the command line or not found."""
+    return next((origin for origin, arg in _expanded(args) if matches(arg)), None)
+
+
+def _expanded(args: list[str], origin: str | None = None,
+              depth: int = 0) -> Iterator[tuple[str | None, str]]:
+    """``(flagfile or None, argument)`` for every argument, flagfiles expanded in place as absl does."""
+    rest = iter(args)
+    for arg in rest:
+        if arg in ("--flagfile", "-flagfile"):
+            path = next(rest, "")
+        elif arg.startswith(("--flagfile=", "-flagfile=")):
+            path = arg.split("=", 1)[1]
+        else:
+            yield origin, arg
+            continue
+        if not path or depth > 20:  # absl skips circular includes; this bounds the walk likewise
+            continue
+        try:
+            with open(os.path.expanduser(path)) as f:
+                lines = [line.strip() for line in f
+                         if line.strip() and not line.startswith(("#", "//"))]
+        except OSError:
+            continue
+        yield from _expanded(lines, path, depth + 1)
 
 
 def _invoke(main, config_cls: type, flag_values: flags.FlagValues) -> int:

@@ -48,6 +48,36 @@ def test_bugs_keep_their_traceback_and_results_pass_through(capsys):
     assert "nosuch" in capsys.readouterr().err
 
 
+def test_unknown_flag_in_a_flagfile_names_the_file(tmp_path, capsys):
+    inner = tmp_path / "inner.flags"
+    inner.write_text("# a comment\n--value=3\n--nosuch=1\n")
+    outer = tmp_path / "outer.flags"
+    outer.write_text(f"--value=2\n--flagfile={inner}\n")
+    assert md2tf_flags.call_command(lambda c, fv: 0, _Demo, [f"--flagfile={outer}"]) == 2
+    assert capsys.readouterr().err == f"error: {inner}: unknown flag --nosuch\n"
+    assert md2tf_flags.call_command(lambda c, fv: 0, _Demo, ["--valeu=1"]) == 2
+    assert capsys.readouterr().err == "error: unknown flag --valeu (did you mean --value?)\n"
+    bad_value = tmp_path / "bad_value.flags"
+    bad_value.write_text("--value=x\n")
+    assert md2tf_flags.call_command(lambda c, fv: 0, _Demo, ["--value=1", f"--flagfile={bad_value}"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {bad_value}: flag --value=x: ")
+    assert md2tf_flags.call_command(lambda c, fv: 0, _Demo, ["stray"]) == 2
+    assert capsys.readouterr().err.startswith("error: unexpected arguments: stray")
+
+
+def test_flag_parsing_errors_of_an_entry_point_exit_2(tmp_path):
+    """absl's own parser would print "FATAL Flags parsing error" and exit 1."""
+    flagfile = tmp_path / "eval.flags"
+    flagfile.write_text("--eval_split=eigen\n--nosuch=1\n")
+    for args, message in [([f"--flagfile={flagfile}"], f"error: {flagfile}: unknown flag --nosuch"),
+                          (["--nosuch=1"], "error: unknown flag --nosuch"),
+                          ([f"--flagfile={tmp_path / 'none.flags'}"], "error: --flagfile: cannot open")]:
+        proc = subprocess.run([sys.executable, "-m", "md2tf.evaluate", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == md2tf_flags.USAGE_EXIT_STATUS, proc.stderr[-2000:]
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(message), proc.stderr
+
+
 @pytest.mark.parametrize("module, args, message", [
     ("md2tf.evaluate", ["--eval_split=eigen"], "error: --models is required"),
     ("md2tf.train", ["--learning_rate=inf"], "error: --learning_rate must be a finite"),

@@ -263,11 +263,11 @@ class TFLitePredictor(_BasePredictor):
     def __init__(self, path: str, num_threads: int | None = None):
         with open(path, "rb") as f:
             content = f.read()
-        meta = read_metadata(content).get(METADATA_NAME)
+        meta = read_metadata(content, source=path).get(METADATA_NAME)
         if meta is None:
             raise ValueError(f"{path!r} has no {METADATA_NAME!r} metadata: not an md2tf TFLite export")
         super().__init__(ModelInfo.from_dict(json.loads(meta)))
-        self.interpreter = make_interpreter(content, num_threads=num_threads)
+        self.interpreter = make_interpreter(content, num_threads=num_threads, source=path)
         self._runner = self.interpreter.get_signature_runner("serving_default")
 
     def _disparity(self, images: np.ndarray) -> np.ndarray:

@@ -17,17 +17,22 @@ With ``point_cloud`` every frame also gets ``<name>.ply``: a coloured point clou
 camera frame (x right, y down, z forward; depth's units), see `md2tf.deploy.pointcloud`; it needs the
 camera's normalised intrinsics (``intrinsics.json`` as for ``--dataset=folder``).
 
-Unreadable files are reported and skipped; the run goes on and ends with a summary.
+Unreadable files are reported and skipped; the run goes on and ends with a summary. An input under
+1/8 of the network's input size in height or width is predicted with a warning naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import sys
+import tempfile
 from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageSequence
+from tqdm import tqdm
 
 from md2tf.data import video
 from md2tf.data.datasets.folder import INTRINSICS_FILE, read_intrinsics
@@ -42,6 +47,13 @@ from md2tf.deploy.images import (
 )
 from md2tf.deploy.inference import Predictor
 from md2tf.progress import Progress
+
+logger = logging.getLogger(__name__)
+
+#: An input smaller than the network's input size times this, in height or width, gets a warning:
+#: the network then sees an image upsampled more than 8x, mostly interpolation, and its depth is
+#: little more than a guess.
+SMALL_INPUT_FRACTION = 1 / 8
 
 
 @dataclasses.dataclass
@@ -94,6 +106,36 @@ def list_inputs(path: str) -> list[str]:
     if not os.path.exists(path):
         raise ValueError(f"--input: {path!r} does not exist")
     return [path]
+
+
+def make_out_dir(out_dir: str) -> None:
+    """Creates ``--out`` (parents too) and checks that files can be written there.
+
+    Raises:
+      ValueError: ``out_dir`` is an existing file, cannot be created, or is not writable (a
+        read-only file system), naming ``--out``.
+    """
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out={out_dir} is an existing file, not a directory")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):  # every output would fail the same way
+            pass
+    except OSError as e:
+        raise ValueError(f"--out={out_dir} is not a writable directory: {e.strerror or e}") from None
+
+
+def warn_if_small(path: str, image: np.ndarray, height: int, width: int) -> bool:
+    """Logs one warning when ``image`` ``[h, w, 3]`` is under `SMALL_INPUT_FRACTION` of
+    ``height`` x ``width`` (the network's input size) in either dimension; returns whether it did."""
+    h, w = image.shape[:2]
+    if h >= height * SMALL_INPUT_FRACTION and w >= width * SMALL_INPUT_FRACTION:
+        return False
+    with tqdm.external_write_mode(file=sys.stderr):  # on its own line, not glued onto a progress bar
+        logger.warning("%s is %dx%d pixels (width x height), under 1/%d of the network's %dx%d input: "
+                       "its depth is upsampled from very little image", path, w, h,
+                       round(1 / SMALL_INPUT_FRACTION), width, height)
+    return True
 
 
 def predict_image(predictor: Predictor, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -173,13 +215,13 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
       A `PredictSummary` (files written, failures with reasons).
 
     Raises:
-      ValueError: a missing input, a folder without images, ``frame_stride < 1`` or
-        ``max_frames < 0``.
+      ValueError: a missing input, a folder without images, ``frame_stride < 1``,
+        ``max_frames < 0`` or an ``out_dir`` that cannot be written (`make_out_dir`).
     """
     if frame_stride < 1 or max_frames < 0:
         raise ValueError(f"frame_stride must be >= 1 and max_frames >= 0, got {frame_stride}, {max_frames}")
     files = list_inputs(input_path)
-    os.makedirs(out_dir, exist_ok=True)
+    make_out_dir(out_dir)
     summary = PredictSummary(out_dir=out_dir)
     is_video = len(files) == 1 and video.is_video(files[0])
     if is_video and not video_out:
@@ -190,8 +232,12 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
     bar = Progress(len(files), "predict", unit="file", enabled=progress and not is_video)
     try:
         for path in files:
+            checked = False  # the size of a file's first frame (a video's frames share it)
             try:
                 for name, image, fps in _frames(path, used, frame_stride, max_frames, progress):
+                    if not checked:
+                        warn_if_small(path, image, predictor.height, predictor.width)
+                        checked = True
                     res = predict_image(predictor, image)
                     summary.num_frames += 1
                     base = os.path.join(out_dir, name)

@@ -29,6 +29,7 @@ import io
 import json
 import os
 import re
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -356,26 +357,61 @@ def add_metadata(content: bytes, entries: dict[str, bytes]) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def read_metadata(content: bytes) -> dict[str, bytes]:
-    """The TFLite ``metadata`` table as ``{name: bytes}``."""
-    model = _model_t(content)
-    out = {}
-    for meta in model.metadata or []:
-        name = meta.name.decode() if isinstance(meta.name, bytes) else meta.name
-        data = model.buffers[meta.buffer].data
-        out[name] = bytes(np.asarray(data if data is not None else [], np.uint8))
+#: The flatbuffer file identifier of a TFLite model (bytes 4..8 of the file).
+FILE_IDENTIFIER = b"TFL3"
+
+
+def _not_a_model(source: str, why: str) -> ValueError:
+    return ValueError(f"{source} is not a valid, complete TFLite model ({why})")
+
+
+def read_metadata(content: bytes, source: str = "the TFLite model") -> dict[str, bytes]:
+    """The TFLite ``metadata`` table as ``{name: bytes}``.
+
+    Args:
+      content: the ``.tflite`` bytes.
+      source: how error messages name the model (its file path).
+
+    Raises:
+      ValueError: naming ``source``: the bytes are empty, not a TFLite flatbuffer (no ``TFL3``
+        identifier, e.g. a text file) or cut short / damaged (the flatbuffer does not parse).
+    """
+    if not content:
+        raise _not_a_model(source, "the file is empty")
+    if content[4:8] != FILE_IDENTIFIER:
+        raise _not_a_model(source, f"no {FILE_IDENTIFIER.decode()} identifier at bytes 4..8")
+    try:
+        model = _model_t(content)
+        out = {}
+        for meta in model.metadata or []:
+            name = meta.name.decode() if isinstance(meta.name, bytes) else meta.name
+            data = model.buffers[meta.buffer].data
+            out[name] = bytes(np.asarray(data if data is not None else [], np.uint8))
+    # An offset or length past the end of the bytes: what a file cut short gives.
+    except (struct.error, IndexError, TypeError, ValueError) as e:
+        raise _not_a_model(source, f"cut short or damaged, {len(content)} bytes: {e}") from None
     return out
 
 
-def make_interpreter(content: bytes, num_threads: int | None = None):
+def make_interpreter(content: bytes, num_threads: int | None = None,
+                     source: str = "the TFLite model"):
     """A LiteRT interpreter (``ai_edge_litert``, an install requirement), allocated.
 
     Never TensorFlow's ``tf.lite.Interpreter``, which is deprecated in favour of LiteRT's.
+
+    Raises:
+      ValueError: naming ``source`` (how messages name the model, e.g. its path) when LiteRT's
+        flatbuffer verifier refuses the bytes.
     """
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
 
+    if not content:
+        raise _not_a_model(source, "the file is empty")
     with native_stderr_held_back():
-        interpreter = Interpreter(model_content=content, num_threads=num_threads)
+        try:
+            interpreter = Interpreter(model_content=content, num_threads=num_threads)
+        except ValueError as e:  # "The model is not a valid Flatbuffer buffer"
+            raise _not_a_model(source, " ".join(str(e).split())) from None
         interpreter.allocate_tensors()
     return interpreter
 

@@ -16,7 +16,12 @@ from PIL import Image
 from md2tf.data.kitti import image_path
 from md2tf.data.splits import read_split
 from md2tf.evaluation import metrics
-from md2tf.evaluation.sources import DisparitySource, kitti_test_images, open_source
+from md2tf.evaluation.sources import (
+    DisparitySource,
+    kitti_test_images,
+    load_predictors,
+    open_source,
+)
 from md2tf.progress import Progress
 
 BENCHMARK_SPLIT = "benchmark"
@@ -127,6 +132,7 @@ def run_benchmark_export(config) -> str:
 
     if not config.output_dir:
         raise ValueError("--eval_split=benchmark writes KITTI submission PNGs: give --output_dir")
+    predictors = load_predictors(config.models, config.post_process)  # before the split and images
     split_file = os.path.join(config.resolved_splits_dir, BENCHMARK_SPLIT, "test_files.txt")
     if not os.path.isfile(split_file):
         raise ValueError(f"--eval_split=benchmark needs {split_file} (the official splits/benchmark folder; "
@@ -145,8 +151,8 @@ def run_benchmark_export(config) -> str:
                              f"{missing[0]}; {_BENCHMARK_LAYOUT}")
         images, count = kitti_test_images(config.data_dir, split_file, config.image_ext)
     names = config.names or tuple("" for _ in config.models)
-    sources = [open_source(m, images, count, n, config.batch_size, config.post_process)
-               for m, n in zip(config.models, names)]
+    sources = [open_source(m, images, count, n, config.batch_size, config.post_process,
+                           predictor=predictors.get(m)) for m, n in zip(config.models, names)]
     if len({s.name for s in sources}) != len(sources):
         raise ValueError(f"model names must be unique, got {[s.name for s in sources]} (use --names)")
     file_names = benchmark_file_names(entries)

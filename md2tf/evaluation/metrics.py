@@ -26,6 +26,10 @@ METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 METRIC_HEADERS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "d<1.25", "d<1.25^2", "d<1.25^3")
 
 SCALING_MODES = ("median", "global", "none")
+#: Largest relative difference between the aspect ratio (width / height) of precomputed predictions
+#: and of their GT maps that scoring resizes over. The paper's 1024x320 model on KITTI's 1242x375
+#: frames differs by 3.5 %; maps with H and W swapped differ by a factor (W / H)^2 (11 on KITTI).
+ASPECT_TOLERANCE = 0.10
 
 
 def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -168,6 +172,31 @@ class DepthScores:
 
 def _median_ratio(gt: np.ndarray, pred: np.ndarray) -> float:
     return float(np.median(gt) / np.median(pred))
+
+
+def check_aspect_ratio(index: int, pred_shape: Sequence[int], gt_shape: Sequence[int]) -> None:
+    """Refuses a prediction whose width / height is not the GT map's, within `ASPECT_TOLERANCE`.
+
+    Scoring resizes every prediction to its GT map; across a different aspect ratio that resize
+    silently distorts precomputed maps (e.g. ``[N, W, H]`` arrays with height and width swapped).
+    A model's own output needs no check: the test image was resized to the model's input size, and
+    resizing back undoes that.
+
+    Args:
+      index: the image's position in the split (for the message).
+      pred_shape: ``(h, w)`` of the prediction.
+      gt_shape: ``(H, W)`` of the ground-truth map.
+
+    Raises:
+      ValueError: naming both shapes.
+    """
+    (h, w), (gt_h, gt_w) = pred_shape[:2], gt_shape[:2]
+    if min(h, w, gt_h, gt_w) <= 0:
+        raise ValueError(f"prediction {index} is {h}x{w} and its ground truth {gt_h}x{gt_w}: empty map")
+    if abs(np.log((w / h) / (gt_w / gt_h))) > np.log1p(ASPECT_TOLERANCE):
+        raise ValueError(f"prediction {index} has shape {h}x{w} (height x width) but its ground truth "
+                         f"{gt_h}x{gt_w}: aspect ratios {w / h:.3g} and {gt_w / gt_h:.3g} differ by more "
+                         f"than {ASPECT_TOLERANCE:.0%} (height and width swapped?)")
 
 
 def score_predictions(

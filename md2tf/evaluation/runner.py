@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from md2tf.config import EvalConfig
-from md2tf.data import datasets
+from md2tf.data import datasets, splits
 from md2tf.evaluation import gt_depth, metrics
 from md2tf.evaluation.benchmark import BENCHMARK_SPLIT, run_benchmark_export
-from md2tf.evaluation.odometry import run_odometry_evaluation
+from md2tf.evaluation.odometry_task import run_odometry_evaluation
 from md2tf.evaluation.report import (
     EvaluationFailed,
     failed_models,
@@ -27,8 +27,10 @@ from md2tf.evaluation.report import (
     write_outputs,
 )
 from md2tf.evaluation.sources import (
+    ArraySource,
     DisparitySource,
     kitti_test_images,
+    load_predictors,
     open_source,
     predictor_source,
 )
@@ -48,10 +50,11 @@ def scoring_options(config) -> metrics.ScoringOptions:
 
 def evaluate_sources(gt_depths: Sequence[np.ndarray], sources: Sequence[DisparitySource],
                      options: metrics.ScoringOptions, show_progress: bool = True) -> dict[str, metrics.DepthScores]:
-    """Scores every source against the same GT (checked for count first).
+    """Scores every source against the same GT (checked for count and layout first).
 
     Raises:
-      ValueError: if a source's image count differs from the GT count, or two sources share a name.
+      ValueError: if a source's image count differs from the GT count, precomputed maps have another
+        aspect ratio than the GT (`metrics.check_aspect_ratio`), or two sources share a name.
     """
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
@@ -61,6 +64,12 @@ def evaluate_sources(gt_depths: Sequence[np.ndarray], sources: Sequence[Disparit
             raise ValueError(
                 f"{source.name}: {len(source)} predictions but {len(gt_depths)} ground-truth maps in the split"
             )
+        if isinstance(source, ArraySource):  # a file's layout, unlike a model's output, is unknown
+            try:
+                for i, gt in enumerate(gt_depths):
+                    metrics.check_aspect_ratio(i, source.disparities.shape[1:3], np.shape(gt))
+            except ValueError as error:
+                raise ValueError(f"{source.path or source.name}: {error}") from None
     results = {}
     for source in sources:
         with Progress(len(source), source.name, unit="image", enabled=show_progress) as bar:
@@ -75,6 +84,9 @@ def evaluate_sources(gt_depths: Sequence[np.ndarray], sources: Sequence[Disparit
 def run_depth_evaluation(config) -> str:
     """Depth evaluation of every ``config.models`` entry; returns the console report."""
 
+    # Models first: a missing checkpoint or a damaged model is the problem to report, not the GT
+    # or test images it would be scored on.
+    predictors = load_predictors(config.models, config.post_process)
     splits_dir = config.resolved_splits_dir
     gt_path = config.gt_path or gt_depth.gt_depths_path(splits_dir, config.eval_split)
     if not config.gt_path and not os.path.isfile(gt_path):
@@ -95,8 +107,8 @@ def run_depth_evaluation(config) -> str:
             raise ValueError(f"--eval_eigen_to_benchmark needs {ids_path}")
         reorder = np.load(ids_path, allow_pickle=False)
     names = config.names or tuple("" for _ in config.models)
-    sources = [open_source(m, images, count, n, config.batch_size, config.post_process, reorder)
-               for m, n in zip(config.models, names)]
+    sources = [open_source(m, images, count, n, config.batch_size, config.post_process, reorder,
+                           predictors.get(m)) for m, n in zip(config.models, names)]
     results = evaluate_sources(gts, sources, options, config.progress)
     table = format_table(results)
     markdown = markdown_table(results)
@@ -121,7 +133,7 @@ def _export_missing_gt(config, splits_dir: str, gt_path: str) -> None:
         command = gt_depth.export_command(config.eval_split, config.data_dir, config.splits_dir, source)
         print(f"note: {gt_path} is missing: writing it from the {source} ground truth (once; the same "
               f"as `{command}`)", file=sys.stderr, flush=True)
-        count = len(gt_depth.read_split_file(split_file))
+        count = len(splits.read_split(split_file, kind="raw"))
         with Progress(count, f"GT {config.eval_split}", unit="map", enabled=config.progress) as bar:
             gt_depth.export_missing_gt_depths(config.eval_split, config.data_dir, splits_dir, gt_path,
                                               progress=bar)

@@ -11,13 +11,13 @@ paper's Sec. 4.1 scores). Implementations:
   objects (checkpoints, SavedModels, every TFLite variant) and `depth_net_source` an in-memory Keras
   ``DepthNet``.
 
-`open_source` picks the right one from a path.
+`open_source` picks the right one from a path; `load_predictors` loads the models first.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -26,7 +26,7 @@ import tensorflow as tf
 from md2tf.data.kitti import image_path, load_test_images
 from md2tf.data.splits import read_split
 from md2tf.deploy.images import resize_rgb
-from md2tf.deploy.inference import load_predictor
+from md2tf.deploy.inference import Predictor, load_predictor
 from md2tf.evaluation import postprocess
 
 ImageProvider = Callable[[], Iterable[np.ndarray]]
@@ -47,9 +47,9 @@ class DisparitySource(Protocol):
 
 
 class ArraySource:
-    """Precomputed disparities ``[N, h, w]`` (or ``[N, h, w, 1]``)."""
+    """Precomputed disparities ``[N, h, w]`` (or ``[N, h, w, 1]``); ``path``: their file, if any."""
 
-    def __init__(self, name: str, disparities: np.ndarray):
+    def __init__(self, name: str, disparities: np.ndarray, path: str = ""):
         disparities = np.asarray(disparities)
         if disparities.ndim == 4 and disparities.shape[-1] == 1:
             disparities = disparities[..., 0]
@@ -57,7 +57,7 @@ class ArraySource:
             raise ValueError(
                 f"{name}: precomputed disparities must be [N, h, w] or [N, h, w, 1], got shape {disparities.shape}"
             )
-        self.name = name
+        self.name, self.path = name, path
         self.disparities = disparities
 
     def __len__(self) -> int:
@@ -91,7 +91,7 @@ def npy_source(path: str, name: str = "", reorder_ids: np.ndarray | None = None)
         if reorder_ids.size and (reorder_ids.min() < 0 or reorder_ids.max() >= len(array)):
             raise ValueError(f"{path}: reorder ids reach {reorder_ids.max()} but the file has {len(array)} maps")
         array = array[reorder_ids]
-    return ArraySource(name or os.path.basename(path), array)
+    return ArraySource(name or os.path.basename(path), array, path)
 
 
 class ModelSource:
@@ -207,14 +207,31 @@ def _check_image_ext(data_dir: str, entry, image_ext: str) -> None:
     raise ValueError(f"test image not found: {path} (--data_dir={data_dir}, --image_ext={image_ext})")
 
 
+def load_predictors(paths: Sequence[str], post_process: bool = False) -> dict[str, Predictor]:
+    """Loads every model among ``paths`` (``.npy`` arrays are not models), keyed by path.
+
+    Evaluation calls this before it looks for ground truth or test images: a run directory without
+    a checkpoint or a damaged ``.tflite`` is the problem to report, not what follows from it.
+
+    Raises:
+      ValueError, FileNotFoundError: from ``md2tf.deploy.inference.load_predictor``, naming the model.
+    """
+    return {path: load_predictor(path, post_process=post_process)
+            for path in paths if not path.endswith(".npy")}
+
+
 def open_source(path: str, images: ImageProvider | None, count: int, name: str = "", batch_size: int = 16,
-                post_process: bool = False, reorder_ids: np.ndarray | None = None) -> DisparitySource:
-    """A `DisparitySource` for a ``.npy``, ``.tflite``, SavedModel, run directory or checkpoint prefix."""
+                post_process: bool = False, reorder_ids: np.ndarray | None = None,
+                predictor: Predictor | None = None) -> DisparitySource:
+    """A `DisparitySource` for a ``.npy``, ``.tflite``, SavedModel, run directory or checkpoint prefix.
+
+    ``predictor``: the model at ``path`` when already loaded (`load_predictors`).
+    """
     name = name or os.path.basename(os.path.normpath(path))
     if path.endswith(".npy"):
         return npy_source(path, name, reorder_ids)
     if images is None:
         raise ValueError(f"--models: {path} is a model, which needs --data_dir with the test images")
-
-    predictor = load_predictor(path, post_process=post_process)
+    if predictor is None:
+        predictor = load_predictor(path, post_process=post_process)
     return predictor_source(predictor, images, count, name, batch_size, post_process)

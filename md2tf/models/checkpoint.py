@@ -185,13 +185,22 @@ def restore_networks(prefix: str, networks: dict[str, tf.Module | None]) -> str:
       ``prefix``.
 
     Raises:
-      ValueError: naming the checkpoint and the first missing variables.
+      ValueError: naming the checkpoint and the first missing variables, or naming the checkpoint
+        when its files are truncated, damaged or missing.
     """
     objects = {name: net for name, net in networks.items() if net is not None}
-    missing = [f"{name}: {p}" for name, net in objects.items()
-               for p in unsaved_variables(name, net, prefix)]
+    try:
+        missing = [f"{name}: {p}" for name, net in objects.items()
+                   for p in unsaved_variables(name, net, prefix)]
+        if not missing:
+            tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
+    # What TF's checkpoint reader raises for a cut-short ``.data`` file ("Read less bytes than
+    # requested"), a damaged ``.index`` ("not an sstable") or a missing shard.
+    except (tf.errors.OpError, IndexError) as error:
+        cause = " ".join(str(error).split())[:300]
+        raise ValueError(f"checkpoint {prefix!r} cannot be read: its files are truncated, damaged or "
+                         f"missing ({type(error).__name__}: {cause})") from None
     if missing:
         raise ValueError(f"checkpoint {prefix!r} does not hold {len(missing)} variable(s) of the networks: "
                          f"{missing[:20]}{' ...' if len(missing) > 20 else ''}")
-    tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
     return prefix

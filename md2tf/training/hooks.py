@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shlex
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -261,12 +262,16 @@ def run_summary(config, result) -> str:
                      f"{run.best}")
     lines.append(f"  checkpoint:      {result.checkpoint}")
     lines.append(f"  TensorBoard:     {run.tensorboard}")
-    lines += ["next:", f"  tensorboard --logdir {run.tensorboard}"]
+    # The commands are meant to be pasted into a shell: paths with spaces or quotes are quoted.
+    quote = shlex.quote
+    lines += ["next:", f"  tensorboard --logdir {quote(run.tensorboard)}"]
     if gt_depth.evaluation_split(config.data.dataset):
-        lines.append(f"  python -m md2tf.evaluate --models {run.path}"
-                     + (f",{run.best}" if result.best and result.best["step"] != result.step else ""))
+        models = run.path + (f",{run.best}" if result.best and result.best["step"] != result.step
+                             else "")
+        lines.append(f"  python -m md2tf.evaluate --models {quote(models)}")
     name = os.path.basename(os.path.normpath(run.path)) or "model"
-    lines.append(f"  python -m md2tf.export --checkpoint {run.path} --out export/{name}")
+    lines.append(f"  python -m md2tf.export --checkpoint {quote(run.path)} "
+                 f"--out {quote(os.path.join('export', name))}")
     return "\n".join(lines)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import subprocess
 import sys
@@ -10,8 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from md2tf import predict
+from md2tf.config import PredictConfig
 from md2tf.deploy import prediction
 from md2tf.deploy.inference import load_predictor
+from md2tf.flags import call_command
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -86,3 +91,46 @@ def test_predict_cli_end_to_end(exported, tmp_path, rng):
     assert proc.returncode == 1, proc.stderr[-2000:]  # one corrupt file -> non-zero exit
     assert "predicted 4 frame(s)" in proc.stdout and "FAILED" in proc.stdout
     assert (tmp_path / "out" / "rotated_disp.png").exists()
+
+
+def test_out_that_is_a_file_or_unwritable_ends_in_one_line(exported, tmp_path, capsys):
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / "in.png")
+    a_file = tmp_path / "out.txt"
+    a_file.write_text("not a folder\n")
+    for out, message in [(a_file, f"error: --out={a_file} is an existing file, not a directory"),
+                         (a_file / "sub", f"error: --out={a_file / 'sub'} is not a writable directory: "
+                                          "Not a directory")]:
+        assert call_command(predict.main, PredictConfig, [f"--model={exported['tflite_fp32']}",
+                                                          f"--input={tmp_path / 'in.png'}",
+                                                          f"--out={out}"]) == 2
+        err = capsys.readouterr().err
+        assert err == message + "\n", err
+    assert a_file.read_text() == "not a folder\n"
+
+
+def test_read_only_out_is_refused_before_any_prediction(tmp_path, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(prediction.tempfile, "TemporaryFile", read_only)
+    with pytest.raises(ValueError, match=r"^--out=.*out is not a writable directory: Read-only file system$"):
+        prediction.make_out_dir(str(tmp_path / "out"))
+
+
+def test_an_image_under_an_eighth_of_the_input_size_warns_naming_file_and_size(exported, tmp_path, caplog):
+    """The model takes 128x64 (width x height): 16x8 is the smallest image without a warning."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.full((1, 1, 3), 90, np.uint8)).save(folder / "dot.png")
+    Image.fromarray(np.full((8, 16, 3), 90, np.uint8)).save(folder / "small_enough.png")
+    Image.fromarray(np.full((40, 15, 3), 90, np.uint8)).save(folder / "narrow.png")
+    predictor = load_predictor(exported["tflite_fp32"])
+    with caplog.at_level(logging.WARNING, logger=prediction.__name__):
+        summary = prediction.run_predict(predictor, str(folder), str(tmp_path / "out"), progress=False)
+    assert summary.num_frames == 3 and not summary.failed
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"{folder / 'dot.png'} is 1x1 pixels (width x height), under 1/8 of the network's 128x64 input: "
+        "its depth is upsampled from very little image",
+        f"{folder / 'narrow.png'} is 15x40 pixels (width x height), under 1/8 of the network's 128x64 "
+        "input: its depth is upsampled from very little image"]

@@ -107,10 +107,14 @@ def test_run_evaluation_benchmark_npy(tmp_path, rng):
     assert np.abs(back - reference_png(disps[2]).astype(np.int64)).max() <= 1
 
 
-def test_benchmark_errors(tmp_path, rng):
+def test_benchmark_errors(tmp_path, rng, monkeypatch):
     write_benchmark_split(tmp_path, "image 0\nimage 1\n")
     base = dict(eval_split="benchmark", splits_dir=str(tmp_path / "splits"), progress=False)
-    # A model on the 2-field 'image N' split without the benchmark images: says where they must be.
+    with pytest.raises(ValueError, match="'runs/x' is not a .tflite file"):  # the model comes first
+        runner.run_evaluation(EvalConfig(models=("runs/x",), output_dir=str(tmp_path / "o"), **base))
+    # A model (a stand-in here) on the 2-field 'image N' split without the benchmark images: says
+    # where they must be.
+    monkeypatch.setattr(benchmark, "load_predictors", lambda paths, post_process: {"runs/x": None})
     with pytest.raises(ValueError, match="--data_dir is required.*test_depth_prediction_anonymous"):
         runner.run_evaluation(EvalConfig(models=("runs/x",), output_dir=str(tmp_path / "o"), **base))
     os.makedirs(tmp_path / "data" / "image")

@@ -133,3 +133,12 @@ def test_evaluate_a_synthetic_run_directory_by_itself(tmp_path, capsys):
     scores = json.loads(out.read_text())["models"]["run"]
     test_lines = (tmp_path / "world/splits/synthetic/test_files.txt").read_text().splitlines()
     assert scores["num_scored"] == len(test_lines) and np.isfinite(scores["metrics"]["abs_rel"])
+
+
+@pytest.mark.parametrize("extra", [[], ["--eval_split=benchmark", "--output_dir=out"]])
+def test_a_run_directory_without_checkpoints_is_the_error(tmp_path, capsys, extra):
+    """The missing checkpoint is reported, not the GT, split or test images it would be scored on."""
+    run = write_run(tmp_path / "run", dataset="synthetic", data_dir=str(tmp_path / "no_world"))
+    assert call_command(evaluate.main, EvalConfig, [f"--models={run}", "--noprogress", *extra]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: no checkpoint in '{run}/checkpoints'"), errors

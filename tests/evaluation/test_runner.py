@@ -202,6 +202,28 @@ def test_all_zero_prediction_is_an_error(tmp_path, rng, scaling):
         runner.run_evaluation(_npy_eval(tmp_path, gts, disps, scaling=scaling))
 
 
+def test_precomputed_maps_with_height_and_width_swapped_are_refused(tmp_path, rng, capsys):
+    """[N, W, H] arrays would be resized to the GT and scored (abs_rel ~0.7) without a word."""
+    from md2tf import evaluate
+    from md2tf.flags import call_command
+
+    gts = make_gt(rng)  # 20x40
+    swapped = np.stack([perfect_disp(g).T for g in gts])  # [3, 40, 20]
+    config = _npy_eval(tmp_path, gts, swapped)
+    args = [f"--models={config.models[0]}", "--eval_split=synthetic", f"--splits_dir={config.splits_dir}",
+            "--noprogress"]
+    assert call_command(evaluate.main, EvalConfig, args) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'm.npy'}: prediction 0 has shape 40x20 (height x width) but its ground "
+        "truth 20x40: aspect ratios 0.5 and 2 differ by more than 10% (height and width swapped?)\n")
+    # Network-resolution maps of a slightly different aspect ratio (KITTI: 1024x320 on 1242x375,
+    # 3.5 %) are resized as the protocol says.
+    wider = np.stack([perfect_disp(g)[:, :38] for g in gts])  # 20x38: 5 % narrower
+    np.save(tmp_path / "m.npy", wider)
+    capsys.readouterr()
+    assert call_command(evaluate.main, EvalConfig, args) == 0, capsys.readouterr().err
+
+
 def test_pickled_npy_predictions_are_refused(tmp_path):
     payload = np.empty(1, dtype=object)
     payload[0] = {"a": 1}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import re
+import shutil
 
 import keras
 import numpy as np
@@ -132,3 +136,53 @@ def test_run_dir_with_the_depth_range_under_loss_still_loads(saved_run, tmp_path
     assert (config.model.min_depth, config.model.max_depth) == (0.5, 80.0)
     assert (depth2.min_depth, depth2.max_depth) == (0.5, 80.0)
     _assert_same_weights(depth, depth2)
+
+
+def _damaged_copy(saved_run, tmp_path, damage):
+    """A copy of the saved run whose checkpoint file ``damage(prefix)`` spoils."""
+    run, prefix, _, _ = saved_run
+    copy = tmp_path / "damaged_run"
+    shutil.copytree(run, copy)
+    damaged_prefix = str(copy / "checkpoints" / os.path.basename(prefix))
+    damage(damaged_prefix)
+    return str(copy), damaged_prefix
+
+
+def _cut_data_in_half(prefix):
+    (data,) = glob.glob(prefix + ".data-*")
+    with open(data, "rb") as f:
+        content = f.read()
+    with open(data, "wb") as f:
+        f.write(content[: len(content) // 2])
+
+
+def _text_index(prefix):
+    with open(prefix + ".index", "w") as f:
+        f.write("not a checkpoint index\n")
+
+
+@pytest.mark.parametrize("damage", [_cut_data_in_half, _text_index])
+def test_damaged_checkpoint_is_named(saved_run, tmp_path, damage):
+    run, prefix = _damaged_copy(saved_run, tmp_path, damage)
+    with pytest.raises(ValueError, match=f"checkpoint '{re.escape(prefix)}' cannot be read: its files "
+                                         "are truncated, damaged or missing"):
+        models.load_models(run)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_truncated_checkpoint_ends_evaluate_and_export_in_one_line(saved_run, tmp_path, capsys, command):
+    from md2tf import evaluate, export
+    from md2tf.config import EvalConfig, ExportConfig
+    from md2tf.flags import call_command
+
+    run, prefix = _damaged_copy(saved_run, tmp_path, _cut_data_in_half)
+    if command == "evaluate":
+        status = call_command(evaluate.main, EvalConfig, [f"--models={run}", "--noprogress"])
+    else:
+        status = call_command(export.main, ExportConfig, [f"--checkpoint={run}",
+                                                          f"--out={tmp_path / 'export'}"])
+    assert status == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert errors[0].startswith(f"error: checkpoint '{prefix}' cannot be read"), err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shlex
 
 import numpy as np
 import pytest
@@ -110,3 +111,17 @@ def test_summary_of_a_dataset_without_test_gt_has_no_evaluate_command(tmp_path):
     result = trainer_lib.TrainResult(4, 1, "completed", "ckpt-4", {}, 0)
     text = hooks.run_summary(config, result)
     assert "md2tf.evaluate" not in text and "md2tf.export" in text and "best epoch" not in text
+
+
+def test_summary_quotes_paths_with_spaces_in_next_commands(tmp_path):
+    run = str(tmp_path / "my runs" / "it's synthetic")
+    config = fakes.tiny_config(run)
+    best = {"epoch": 0, "step": 2, "metric": "depth/abs_rel", "value": 0.2, "checkpoint": f"{run}/best/ckpt-2"}
+    result = trainer_lib.TrainResult(4, 1, "completed", f"{run}/checkpoints/ckpt-4", {}, 0, best=best)
+    text = hooks.run_summary(config, result)
+    commands = text.split("next:\n", 1)[1].splitlines()
+    assert [shlex.split(line)[1:] for line in commands] == [
+        ["--logdir", f"{run}/tensorboard"],
+        ["-m", "md2tf.evaluate", "--models", f"{run},{run}/best"],
+        ["-m", "md2tf.export", "--checkpoint", run, "--out", "export/it's synthetic"],
+    ]
