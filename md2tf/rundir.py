@@ -9,6 +9,7 @@
     <run_dir>/best/            the networks of the best validation epoch (ckpt-<step>, no optimizer)
                                and best.json (epoch, step, metric, value)
     <run_dir>/tensorboard/     summaries and profiler traces
+    <run_dir>/.lock            held by the training that writes the directory (`RunDir.lock`)
 
 A resumed run (``--resume`` and a checkpoint in ``checkpoints/``) is compared with ``config.json``
 before it builds anything: a setting not declared ``resumable`` in ``md2tf.config`` (the networks,
@@ -19,6 +20,7 @@ This module must not import TensorFlow (the command-line entry points use it bef
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -27,6 +29,7 @@ import re
 import tempfile
 from typing import Any
 
+from md2tf import locks
 from md2tf.config import ConfigError, ExperimentConfig, SettingChange, changed_settings
 
 logger = logging.getLogger(__name__)
@@ -46,6 +49,18 @@ class RunDir:
     TENSORBOARD = "tensorboard"
     BEST = "best"
     BEST_RECORD = "best.json"
+    LOCK = ".lock"
+
+    def lock(self) -> contextlib.AbstractContextManager[str]:
+        """The lock of the training that writes this directory (`md2tf.locks.hold` on `LOCK`).
+
+        Two trainings writing one run directory would interleave their event files and
+        checkpoints, and a starting one removes the ``*_temp`` folder of a save in progress; the
+        second fails at once with one line naming the holder's PID.
+        """
+        return locks.hold(os.path.join(self.path, self.LOCK), f"--run_dir={self.path}",
+                          "another training writes there: wait for it to end, or choose another "
+                          "--run_dir")
 
     @property
     def config_path(self) -> str:

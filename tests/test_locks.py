@@ -126,12 +126,12 @@ def test_an_unwritable_folder_is_one_line_naming_the_lock_file(tmp_path, monkeyp
 @pytest.fixture
 def train_stops_before_training(monkeypatch):
     """md2tf.train.main with data preparation replaced by a ValueError: no world, no Trainer."""
-    from md2tf.training import trainer
+    from md2tf.training import inputs
 
     def stop(config, timeout_s=3600.0):
         raise ValueError("stopped before training")
 
-    monkeypatch.setattr(trainer, "prepare_data", stop)
+    monkeypatch.setattr(inputs, "prepare_data", stop)
     from md2tf import train
 
     return train.main
@@ -157,7 +157,7 @@ def test_a_second_training_on_one_run_dir_fails_at_once_naming_the_pid(
 
 def test_a_training_holds_its_run_dir_until_it_ends(tmp_path, capsys, monkeypatch,
                                                    train_stops_before_training):
-    from md2tf.training import trainer
+    from md2tf.training import inputs
 
     run_dir, seen = tmp_path / "run", []
 
@@ -168,7 +168,7 @@ def test_a_training_holds_its_run_dir_until_it_ends(tmp_path, capsys, monkeypatc
         seen.append(True)
         raise ValueError("stopped before training")
 
-    monkeypatch.setattr(trainer, "prepare_data", check_held)
+    monkeypatch.setattr(inputs, "prepare_data", check_held)
     assert _train(train_stops_before_training, run_dir, tmp_path) == md2tf_flags.USAGE_EXIT_STATUS
     assert seen and "error: stopped before training" in capsys.readouterr().err
     names = os.listdir(run_dir)

@@ -169,26 +169,34 @@ def load_models(
     config = RunDir(run_dir).read_config()
     use_pose = load_pose_net and config.use_pose_net
     depth_net, pose_net = build(config.model, use_pose_net=use_pose)
-    restore_networks(prefix, {"depth_net": depth_net, "pose_net": pose_net})
+    restore_networks(prefix, depth_net, pose_net)
     return config, depth_net, pose_net
 
 
-def restore_networks(prefix: str, networks: dict[str, tf.Module | None]) -> str:
-    """Restores built networks (``{"depth_net": ..., "pose_net": ... or None}``) from a checkpoint.
+def restore_networks(path: str, depth_net: tf.Module, pose_net: tf.Module | None = None) -> str:
+    """Restores built networks from a run directory (its latest checkpoint) or a checkpoint prefix.
 
     The one restore path of md2tf: evaluation, export, prediction and ``--init_checkpoint`` all use
     it. Optimizer state and counters in the checkpoint are ignored (``expect_partial``), but every
     variable of the given networks, BatchNorm statistics included, must be present: Keras 3 can
     silently skip variables, and a partially restored network must never be used.
 
+    Args:
+      path: a run directory or checkpoint prefix (`resolve_checkpoint`).
+      depth_net: a built `DepthNet`.
+      pose_net: a built `PoseNet`, or None (not restored).
+
     Returns:
-      ``prefix``.
+      The checkpoint prefix used.
 
     Raises:
+      FileNotFoundError: see `resolve_checkpoint`.
       ValueError: naming the checkpoint and the first missing variables, or naming the checkpoint
         when its files are truncated, damaged or missing.
     """
-    objects = {name: net for name, net in networks.items() if net is not None}
+    prefix, _ = resolve_checkpoint(path)
+    objects = {name: net for name, net in (("depth_net", depth_net), ("pose_net", pose_net))
+               if net is not None}
     try:
         missing = [f"{name}: {p}" for name, net in objects.items()
                    for p in unsaved_variables(name, net, prefix)]

@@ -1,29 +1,25 @@
 """The cadences of the training loop as small named hooks (log, images, validate, save, profile, ...).
 
-`Trainer.train` is a loop over steps and epochs; everything that happens every N steps or at the end
-of an epoch is a `Hook` with its own interval (the shape of Orbit's controller actions and of Keras
-callbacks). Hooks share one `LoopState` (counters, the last scalars, the stop reason) and ask the loop
-to stop by setting ``state.stop_reason``.
+`md2tf.training.trainer.Trainer.train` is a loop over steps and epochs; everything that happens
+every N steps or at the end of an epoch is a `Hook` with its own interval (the shape of Orbit's
+controller actions and of Keras callbacks). A hook gets what it needs at construction (a writer, a
+``save`` or ``validate`` callable, the stop request), never the trainer; the trainer assembles them
+(``Trainer.default_hooks``). Hooks share one `LoopState` (counters, the last scalars, the stop
+reason) and ask the loop to stop by setting ``state.stop_reason``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import shlex
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from md2tf.progress import Progress
-from md2tf.rundir import RunDir
 from md2tf.training import summaries
-
-if TYPE_CHECKING:  # annotations only: the trainer imports this module
-    from md2tf.training.trainer import Trainer
+from md2tf.training.preemption import StopRequest
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +72,16 @@ class LoopState:
 class Hook:
     """Base hook: every method is a no-op; subclasses override the ones they need."""
 
-    def begin(self, trainer: Trainer, state: LoopState, step: int) -> None:
+    def begin(self, state: LoopState, step: int) -> None:
         """Before the first step (``step`` = the global step training starts or resumes at)."""
 
-    def after_step(self, trainer: Trainer, state: LoopState, info: StepInfo) -> None:
+    def after_step(self, state: LoopState, info: StepInfo) -> None:
         """After every step."""
 
-    def after_epoch(self, trainer: Trainer, state: LoopState, epoch: int, step: int) -> None:
+    def after_epoch(self, state: LoopState, epoch: int, step: int) -> None:
         """After ``epoch`` epochs are complete (1 after the first), at global ``step``."""
 
-    def end(self, trainer: Trainer, state: LoopState, step: int) -> None:
+    def end(self, state: LoopState, step: int) -> None:
         """Once, when training ends for any reason (in reverse hook order)."""
 
 
@@ -100,7 +96,7 @@ class NonFiniteGuard(Hook):
     def __init__(self, max_consecutive: int) -> None:
         self.max_consecutive = max_consecutive
 
-    def after_step(self, trainer, state, info):
+    def after_step(self, state, info):
         if info.applied:
             state.consecutive_nonfinite = 0
             return
@@ -111,7 +107,7 @@ class NonFiniteGuard(Hook):
         if state.consecutive_nonfinite >= self.max_consecutive:
             state.stop_reason = "nonfinite"
 
-    def end(self, trainer, state, step):
+    def end(self, state, step):
         if state.stop_reason == "nonfinite":
             logger.error("stopping: %d consecutive non-finite losses, the last at step %d; saved %s",
                          state.consecutive_nonfinite, step, state.last_checkpoint)
@@ -120,27 +116,39 @@ class NonFiniteGuard(Hook):
 class Preemption(Hook):
     """Stops after the current step when any worker received SIGTERM/SIGINT."""
 
-    def after_step(self, trainer, state, info):
-        if info.stop_requested or trainer.stop_request.requested:
+    def __init__(self, stop_request: StopRequest) -> None:
+        self.stop_request = stop_request
+
+    def after_step(self, state, info):
+        if info.stop_requested or self.stop_request.requested:
             state.stop_reason = "preempted"
 
-    def end(self, trainer, state, step):
+    def end(self, state, step):
         if state.stop_reason == "preempted":
-            logger.warning("stop requested (%s): saved %s at step %d", trainer.stop_request.signal_name,
+            logger.warning("stop requested (%s): saved %s at step %d", self.stop_request.signal_name,
                            state.last_checkpoint, step)
 
 
 class ScalarSummaries(Hook):
-    """Losses, learning rate, step time, samples/s and skipped updates to TensorBoard."""
+    """Losses, learning rate, step time, samples/s, skipped updates and dropped samples to TensorBoard.
 
-    def __init__(self, writer, every: int, batch_size: int) -> None:
+    Args:
+      writer: the summary writer.
+      every: steps between two writes (and the first step).
+      batch_size: global batch size (samples/s).
+      corrupt_samples: ``() -> int``, training samples dropped for corrupt images so far.
+    """
+
+    def __init__(self, writer, every: int, batch_size: int,
+                 corrupt_samples: Callable[[], int] = lambda: 0) -> None:
         self.writer, self.every, self.batch_size = writer, every, batch_size
+        self.corrupt_samples = corrupt_samples
         self._time, self._step = time.perf_counter(), 0
 
-    def begin(self, trainer, state, step):
+    def begin(self, state, step):
         self._time, self._step = time.perf_counter(), step
 
-    def after_step(self, trainer, state, info):
+    def after_step(self, state, info):
         if not (due(info.step, self.every) or info.step == 1):
             return
         now = time.perf_counter()
@@ -150,57 +158,80 @@ class ScalarSummaries(Hook):
             **info.scalars, "train/learning_rate": info.learning_rate, "train/step_time_s": dt,
             "train/samples_per_s": self.batch_size / max(dt, 1e-9),
             "train/nonfinite_steps": state.total_nonfinite,
-            "train/corrupt_samples": int(trainer.corrupt_samples.numpy())}, info.step)
+            "train/corrupt_samples": self.corrupt_samples()}, info.step)
 
 
 class ImageSummaries(Hook):
-    """Input, disparities, auto-masks and warped sources of a fixed validation batch."""
+    """Input, disparities, auto-masks and warped sources of a fixed validation batch.
 
-    def __init__(self, writer, every: int, batch_fn: Callable[[], object]) -> None:
-        self.writer, self.every, self.batch_fn = writer, every, batch_fn
+    Args:
+      writer: the summary writer.
+      every: steps between two writes.
+      batch_fn: ``() -> batch or None``, called once at the start.
+      images_fn: ``batch -> {name: image tensor}``.
+    """
+
+    def __init__(self, writer, every: int, batch_fn: Callable[[], object],
+                 images_fn: Callable[[object], dict]) -> None:
+        self.writer, self.every, self.batch_fn, self.images_fn = writer, every, batch_fn, images_fn
         self._batch = None
 
-    def begin(self, trainer, state, step):
+    def begin(self, state, step):
         self._batch = self.batch_fn()
 
-    def after_step(self, trainer, state, info):
+    def after_step(self, state, info):
         if self._batch is not None and due(info.step, self.every):
-            summaries.write_images(self.writer, trainer.images(self._batch), info.step)
+            summaries.write_images(self.writer, self.images_fn(self._batch), info.step)
 
 
 class Checkpointing(Hook):
-    """Saves every ``every_steps`` steps, after every epoch, and at the end (never twice a step)."""
+    """Saves every ``every_steps`` steps, after every epoch, and at the end (never twice a step).
 
-    def __init__(self, every_steps: int) -> None:
-        self.every_steps = every_steps
+    Args:
+      every_steps: steps between two saves (0 = only at epoch ends and the end).
+      save: ``() -> prefix or None`` saves the current step (None on non-chief workers).
+      saved_step: ``() -> int``, the step of the last checkpoint written (-1 = none).
+    """
 
-    def _save(self, trainer, state, step):
-        if trainer.saved_step != step:
-            state.last_checkpoint = trainer.save() or state.last_checkpoint
+    def __init__(self, every_steps: int, save: Callable[[], str | None],
+                 saved_step: Callable[[], int]) -> None:
+        self.every_steps, self.save, self.saved_step = every_steps, save, saved_step
 
-    def after_step(self, trainer, state, info):
+    def _save(self, state, step):
+        if self.saved_step() != step:
+            state.last_checkpoint = self.save() or state.last_checkpoint
+
+    def after_step(self, state, info):
         if due(info.step, self.every_steps):
-            self._save(trainer, state, info.step)
+            self._save(state, info.step)
 
-    def after_epoch(self, trainer, state, epoch, step):
-        self._save(trainer, state, step)
+    def after_epoch(self, state, epoch, step):
+        self._save(state, step)
 
-    def end(self, trainer, state, step):
-        self._save(trainer, state, step)
+    def end(self, state, step):
+        self._save(state, step)
 
 
 class Validation(Hook):
     """A validation pass after every epoch: one short line on the console, and the networks of the
-    best epoch (lowest `best_metric`) kept in ``<run_dir>/best/`` when ``best`` is given."""
+    best epoch (lowest `best_metric`) kept in ``<run_dir>/best/`` when ``best`` is given.
 
-    def __init__(self, progress: Progress | None = None, best=None) -> None:
-        self.progress, self.best = progress, best
+    Args:
+      validate: ``step -> results`` (``{"loss/total": ..., "depth/abs_rel": ...}``; empty when
+        there is nothing to validate on).
+      progress: the progress bar to print the line above (None: the log).
+      best: a ``md2tf.training.run_checkpoints.BestNetworks`` (None: no best-epoch networks).
+    """
 
-    def begin(self, trainer, state, step):
+    def __init__(self, validate: Callable[[int], dict[str, float]], progress: Progress | None = None,
+                 best=None) -> None:
+        self.validate, self.progress, self.best = validate, progress, best
+
+    def begin(self, state, step):
         state.best = self.best.record if self.best is not None else None
 
-    def after_epoch(self, trainer, state, epoch, step):
-        results = trainer.validate(step)
+    def after_epoch(self, state, epoch, step):
+        results = self.validate(step)
         if not results:
             return
         state.validations.append((epoch, step, results))
@@ -226,55 +257,6 @@ def validation_line(results: dict[str, float]) -> str:
     return "  ".join(parts)
 
 
-def _duration(seconds: float) -> str:
-    """``1 h 02 min``, ``12 min 05 s`` or ``48 s``."""
-    seconds = round(seconds)
-    hours, minutes, secs = seconds // 3600, seconds // 60 % 60, seconds % 60
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
-def run_summary(config, result) -> str:
-    """The block printed when training ends: what the run reached and the next commands.
-
-    Args:
-      config: the run's ``ExperimentConfig``.
-      result: the ``trainer.TrainResult`` of the run.
-
-    Returns:
-      Lines: steps, epochs and wall time; the last validation; the best epoch and where its networks
-      are; the checkpoint and TensorBoard paths; the tensorboard, evaluate and export commands with
-      this run's paths (evaluate only where the dataset has a test split with GT).
-    """
-    from md2tf.evaluation import gt_depth  # noqa: PLC0415  (the summary's only use of it)
-
-    run = RunDir(config.train.run_dir)
-    lines = [f"training {result.reason}: step {result.step}, epoch {result.epoch} of "
-             f"{config.train.num_epochs}, {_duration(result.wall_time_s)}"]
-    if result.validations:
-        epoch, step, results = result.validations[-1]
-        lines.append(f"  last validation: epoch {epoch} (step {step}): {validation_line(results)}")
-    if result.best:
-        best = result.best
-        name = best["metric"].split("/")[-1].replace("total", "val loss")
-        lines.append(f"  best epoch:      {best['epoch']} ({name} {best['value']:.3f}), networks in "
-                     f"{run.best}")
-    lines.append(f"  checkpoint:      {result.checkpoint}")
-    lines.append(f"  TensorBoard:     {run.tensorboard}")
-    # The commands are meant to be pasted into a shell: paths with spaces or quotes are quoted.
-    quote = shlex.quote
-    lines += ["next:", f"  tensorboard --logdir {quote(run.tensorboard)}"]
-    if gt_depth.evaluation_split(config.data.dataset):
-        models = run.path + (f",{run.best}" if result.best and result.best["step"] != result.step
-                             else "")
-        lines.append(f"  python -m md2tf.evaluate --models {quote(models)}")
-    name = os.path.basename(os.path.normpath(run.path)) or "model"
-    lines.append(f"  python -m md2tf.export --checkpoint {quote(run.path)} "
-                 f"--out {quote(os.path.join('export', name))}")
-    return "\n".join(lines)
-
-
 class Profiler(Hook):
     """Captures a TensorBoard profiler trace of steps ``start + 1 .. stop``."""
 
@@ -287,16 +269,16 @@ class Profiler(Hook):
             tf.profiler.experimental.start(self.logdir)
             self._active = True
 
-    def begin(self, trainer, state, step):
+    def begin(self, state, step):
         self._maybe_start(step)
 
-    def after_step(self, trainer, state, info):
+    def after_step(self, state, info):
         if self._active and info.step >= self.stop:
             tf.profiler.experimental.stop()
             self._active = False
         self._maybe_start(info.step)
 
-    def end(self, trainer, state, step):
+    def end(self, state, step):
         if self._active:
             tf.profiler.experimental.stop()
             self._active = False
@@ -324,13 +306,13 @@ class ProgressBar(Hook):
         self._epoch_ended_at: float | None = None
         self._skip = True  # the next step's time is not a plain step's (compile, epoch end)
 
-    def begin(self, trainer, state, step):
+    def begin(self, state, step):
         self._last, self._skip = time.perf_counter(), True
 
-    def after_epoch(self, trainer, state, epoch, step):
+    def after_epoch(self, state, epoch, step):
         self._epoch_ended_at = time.perf_counter()  # the validation and save hooks run after this
 
-    def after_step(self, trainer, state, info):
+    def after_step(self, state, info):
         now = time.perf_counter()
         if self._epoch_ended_at is not None:
             self.epoch_end_s = max(now - self._epoch_ended_at - (self.step_s or 0.0), 0.0)
@@ -353,7 +335,7 @@ class ProgressBar(Hook):
             left += max(ends, 0) * self.epoch_end_s
         return left
 
-    def end(self, trainer, state, step):
+    def end(self, state, step):
         self.progress.close()
 
 
@@ -363,31 +345,5 @@ class StepCallback(Hook):
     def __init__(self, fn: Callable[[int, dict], None]) -> None:
         self.fn = fn
 
-    def after_step(self, trainer, state, info):
+    def after_step(self, state, info):
         self.fn(info.step, info.scalars)
-
-
-def default_hooks(trainer: Trainer, total_steps: int | None, start_step: int,
-                  step_callback: Callable[[int, dict], None] | None = None,
-                  steps_per_epoch: int | None = None) -> list[Hook]:
-    """The hooks of ``config.train``, in the order they run after a step.
-
-    The step callback runs first (it may request a stop), then the guards that decide a stop, so the
-    checkpoint hook's ``end`` (first of the reversed ``end`` calls) saves the step that stopped.
-    """
-    tc = trainer.config.train
-    chief = trainer.is_chief
-    progress = Progress(total_steps, "train", unit="step", enabled=tc.progress_bar and chief,
-                        initial=start_step, own_eta=True)
-    hooks: list[Hook] = [StepCallback(step_callback)] if step_callback is not None else []
-    hooks += [NonFiniteGuard(tc.max_nonfinite_steps), Preemption(),
-              ScalarSummaries(trainer.writer, tc.log_every, tc.batch_size)]
-    if chief and tc.image_log_every:
-        hooks.append(ImageSummaries(trainer.writer, tc.image_log_every, trainer.image_batch))
-    if tc.profile_steps and chief:
-        hooks.append(Profiler(RunDir(tc.run_dir).tensorboard, *tc.profile_steps))
-    hooks.append(ProgressBar(progress, total_steps, steps_per_epoch))
-    if tc.validate_every_epoch:
-        hooks.append(Validation(progress, trainer.best_networks))
-    hooks.append(Checkpointing(tc.save_every_steps))
-    return hooks

@@ -19,23 +19,19 @@ import numpy as np
 import tensorflow as tf
 
 from md2tf import models
-from md2tf.config import DataConfig, ExperimentConfig
+from md2tf.config import ExperimentConfig
 from md2tf.convert import init_encoders
-from md2tf.data import datasets, pipeline, poses
-from md2tf.data.prepared import PreparedDataset
+from md2tf.data import datasets
 from md2tf.evaluation import metrics
 from md2tf.losses import monodepth2_loss, xla_loss
+from md2tf.models.checkpoint import restore_networks
+from md2tf.progress import Progress
 from md2tf.rundir import RunDir
-from md2tf.training import checkpoints, distribute, schedule, step, summaries
+from md2tf.training import distribute, inputs, run_checkpoints, schedule, step, summaries
 from md2tf.training import hooks as hooks_lib
 from md2tf.training.preemption import StopRequest
 
 logger = logging.getLogger(__name__)
-
-#: ``dataset_fn(split, batch_size, training, input_context, seed) -> tf.data.Dataset`` of `Batch`,
-#: ``batch_size`` global (split per replica through ``input_context``), one epoch.
-DatasetFn = Callable[..., tf.data.Dataset]
-
 
 class TrainResult(NamedTuple):
     """How a ``Trainer.train()`` call ended.
@@ -64,102 +60,8 @@ class TrainResult(NamedTuple):
     wall_time_s: float = 0.0
 
 
-class TrainingDataError(ValueError):
-    """The input pipeline failed mid-run (e.g. a corrupt image); the message names the cause."""
-
-
-def check_data_available(config: ExperimentConfig) -> None:
-    """Fails early, naming ``--data_dir``, when the dataset's files are missing.
-
-    Raises:
-      ValueError: with the dataset's expected layout, where to get it and a pointer to the
-        synthetic run (`md2tf.data.datasets.base.Dataset.check_layout`).
-    """
-    datasets.get_dataset(config.data.dataset).check_layout(config.data)
-
-
-def check_poses_available(config: ExperimentConfig) -> None:
-    """With ``--pose_source=gt``: fails at start-up unless every train and val sample has known poses.
-
-    Raises:
-      ValueError: one line naming ``--pose_source=gt``, ``--dataset`` and the first sample without
-        poses, with where poses can come from.
-    """
-    if config.train.pose_source != "gt":
-        return
-    for subset in ("train", "val"):
-        try:
-            missing = _first_sample_without_poses(config.data, subset)
-        except (FileNotFoundError, ValueError):
-            if subset == "train":
-                raise
-            continue  # no validation split: validation is skipped with a warning later
-        if missing is not None:
-            raise ValueError(
-                f"--pose_source=gt needs known camera poses, but --dataset={config.data.dataset} "
-                f"(--data_dir={config.data.data_dir}) has none for {subset} sample {missing!r}; "
-                "poses come with --dataset=synthetic, kitti_odom (poses/NN.txt) or folder (poses.txt "
-                "beside the frames), else use --pose_source=network")
-
-
-def _first_sample_without_poses(config: DataConfig, subset: str) -> str | None:
-    """The name of a ``subset`` sample without known poses, or None when every sample has them.
-
-    A prepared dataset stores poses for all of its examples or none, so its first example decides.
-    """
-    source = datasets.get_dataset(config.dataset)
-    if isinstance(source, PreparedDataset):
-        for element in pipeline.make_dataset(config, subset, batch_size=1, training=False).take(1):
-            known = poses.has_poses(element.temporal_source_from_target.numpy()[0])
-            return None if known else "example 0"
-        return None
-    samples = source.list_samples(config, subset)
-    return next((s.name for s in samples if not poses.has_poses(s.temporal_source_from_target)), None)
-
-
-def _default_dataset_fn(config: ExperimentConfig, corrupt_counter: tf.Variable) -> DatasetFn:
-    def fn(split, batch_size, training, input_context=None, seed=None):
-        skip = config.data.skip_corrupt_images and training
-        return pipeline.make_dataset(config.data, split, batch_size, training=training,
-                                     input_context=input_context, seed=seed or 0,
-                                     deterministic=config.train.deterministic,
-                                     skip_corrupt_images=skip,
-                                     corrupt_counter=corrupt_counter if skip else None)
-
-    def num_batches(split, batch_size, seed=None) -> int:
-        """Batches of one pass before corrupt samples are dropped (the filter hides the count)."""
-        ds = pipeline.make_dataset(config.data, split, batch_size, training=True, seed=seed or 0)
-        return int(ds.cardinality().numpy())
-
-    fn.num_batches = num_batches
-    return fn
-
-
 def _adam(learning_rate: float) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
-
-
-def prepare_data(config: ExperimentConfig, timeout_s: float = 3600.0) -> None:
-    """Makes the training data exist (the synthetic world renders into ``data_dir`` on first use).
-
-    Only the chief writes; other workers wait up to ``timeout_s`` seconds for it.
-    """
-    datasets.get_dataset(config.data.dataset).prepare(config.data, is_chief=distribute.is_chief(),
-                                                     timeout_s=timeout_s,
-                                                     progress=config.train.progress_bar)
-
-
-def _error_cause(error: BaseException) -> str:
-    """One line with the cause of an error: for a TF graph error the failing op's own message (e.g.
-    ``assertion failed: [corrupt or truncated image file:] [<path>]``), without TF's node listing."""
-    text = str(getattr(error, "message", error))
-    boilerplate = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
-    lines = [line.strip() for line in text.splitlines()]
-    lines = [line for line in lines if line and not line.startswith(boilerplate)] or [text.strip()]
-    cause = lines[0]
-    if "assertion failed:" in cause:
-        cause = cause[cause.index("assertion failed:"):]
-    return " ".join(cause.split(" [Op:")[0].split()) or type(error).__name__
 
 
 class Trainer:
@@ -176,7 +78,7 @@ class Trainer:
     """
 
     def __init__(self, config: ExperimentConfig, *, strategy: tf.distribute.Strategy | None = None,
-                 networks: Callable[[], tuple] | None = None, dataset_fn: DatasetFn | None = None,
+                 networks: Callable[[], tuple] | None = None, dataset_fn: inputs.DatasetFn | None = None,
                  loss_fn: Callable | None = None,
                  optimizer_fn: Callable[[float], keras.optimizers.Optimizer] | None = None) -> None:
         self.config = config
@@ -184,10 +86,15 @@ class Trainer:
         if not tc.run_dir:
             raise ValueError("--run_dir is required: the run directory for checkpoints and TensorBoard")
         if dataset_fn is None:
-            check_poses_available(config)
+            inputs.check_poses_available(config)
         # The strategy first: MultiWorkerMirroredStrategy must configure collectives before any op.
         self.strategy = strategy or distribute.select_strategy(tc.strategy)
-        if config.train.deterministic:
+        if tc.jit_compile and self.strategy.num_replicas_in_sync > 1:
+            # A nested tf.function may not contain cross-replica synchronisation (sync BatchNorm).
+            raise ValueError(f"--jit_compile needs a single replica, got "
+                             f"{self.strategy.num_replicas_in_sync} (synchronized BatchNorm cannot "
+                             "run inside the nested XLA function)")
+        if tc.deterministic:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(tc.seed)
         keras.mixed_precision.set_global_policy(tc.mixed_precision)
@@ -195,59 +102,16 @@ class Trainer:
         self.is_chief = distribute.is_chief(self.strategy)
         #: Training samples dropped for corrupt images (``--skip_corrupt_images``).
         self.corrupt_samples = tf.Variable(0, dtype=tf.int64, trainable=False, name="corrupt_samples")
-        self.dataset_fn = dataset_fn or _default_dataset_fn(config, self.corrupt_samples)
-        if loss_fn is None:  # the loss as one XLA cluster unless the whole step is compiled already
-            loss_fn = xla_loss() if tc.jit_compile_loss and not tc.jit_compile else monodepth2_loss
-        self.loss_fn = loss_fn
+        self.dataset_fn = dataset_fn or inputs.default_dataset_fn(config, self.corrupt_samples)
+        # The loss as one XLA cluster unless the whole step is compiled already.
+        self.loss_fn = loss_fn or (xla_loss() if tc.jit_compile_loss and not tc.jit_compile
+                                   else monodepth2_loss)
         self.scales = tuple(config.model.scales)
-        h, w = config.data.height, config.data.width
         with self.strategy.scope():
-            if networks is None:
-                def networks():
-                    nets = models.build(config.model, use_pose_net=config.use_pose_net,
-                                        synchronized_bn=self.num_replicas > 1)
-                    if not (tc.resume and self._has_checkpoint(tc.run_dir)):  # else restored
-                        init_encoders(config.model.encoder_weights, *nets)
-                    return nets
-            self.depth_net, self.pose_net = networks()
-            self.depth_net(tf.zeros([1, h, w, 3]), training=False)
-            if self.pose_net is not None:
-                self.pose_net(tf.zeros([1, h, w, 6]), training=False)
-            self.variables = list(self.depth_net.trainable_variables)
-            if self.pose_net is not None:
-                self.variables += list(self.pose_net.trainable_variables)
-            # BatchNorm moving statistics change in the forward pass itself: a skipped (non-finite)
-            # step must put them back, or one bad batch leaves inf/NaN statistics behind.
-            self.statistics = [v for n in (self.depth_net, self.pose_net) if n is not None
-                               for v in n.non_trainable_variables if "float" in str(v.dtype)]
-            # torch Adam defaults (betas 0.9/0.999, eps 1e-8); Keras' default eps is 1e-7.
-            optimizer = (optimizer_fn or _adam)(tc.learning_rate)
-            if tc.mixed_precision == "mixed_float16":
-                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-            optimizer.build(self.variables)
-            self.optimizer = optimizer
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
-                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch",
-                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self.checkpoints = checkpoints.RunCheckpoints(
-            tc.run_dir, depth_net=self.depth_net, pose_net=self.pose_net, optimizer=self.optimizer,
-            step=self.step, epoch=self.epoch, keep=tc.keep_checkpoints, strategy=self.strategy)
-        #: The best validation epoch's networks (``<run_dir>/best/``), beside the latest checkpoints.
-        self.best_networks = checkpoints.BestNetworks(tc.run_dir, depth_net=self.depth_net,
-                                                      pose_net=self.pose_net, step=self.step,
-                                                      strategy=self.strategy)
-        if self.is_chief:
-            self.writer = tf.summary.create_file_writer(RunDir(tc.run_dir).tensorboard)
-        else:
-            self.writer = tf.summary.create_noop_writer()
-        self._use_loss_scale = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
-        # XLA compiles the replica's forward + backward (the optimizer update stays outside). A nested
-        # tf.function may not contain cross-replica synchronisation (sync BatchNorm), so XLA is for
-        # single-replica runs.
-        if tc.jit_compile and self.num_replicas > 1:
-            raise ValueError(f"--jit_compile needs a single replica, got {self.num_replicas} "
-                             "(synchronized BatchNorm cannot run inside the nested XLA function)")
+            self._build_networks(networks or self._default_networks)
+            self._build_optimizer(optimizer_fn or _adam)
+        self._build_run_files()
+        # XLA compiles the replica's forward + backward (the optimizer update stays outside).
         self._replica_compute = (tf.function(self._replica_compute_fn, jit_compile=True)
                                  if tc.jit_compile else self._replica_compute_fn)
         self.train_step = tf.function(self._train_step_fn)
@@ -256,6 +120,58 @@ class Trainer:
         self.stop_request = StopRequest()
         #: Global step of the last checkpoint this trainer wrote (-1 = none yet).
         self.saved_step = -1
+
+    # --- construction ----------------------------------------------------------------------------
+
+    def _default_networks(self) -> tuple:
+        """``md2tf.models.build`` of the config, encoders initialised unless a resume restores them."""
+        config, tc = self.config, self.config.train
+        nets = models.build(config.model, use_pose_net=config.use_pose_net,
+                            synchronized_bn=self.num_replicas > 1)
+        if not (tc.resume and self._has_checkpoint(tc.run_dir)):  # else restored
+            init_encoders(config.model.encoder_weights, *nets)
+        return nets
+
+    def _build_networks(self, networks: Callable[[], tuple]) -> None:
+        """Builds the networks (inside the strategy scope) and lists their variables."""
+        h, w = self.config.data.height, self.config.data.width
+        self.depth_net, self.pose_net = networks()
+        self.depth_net(tf.zeros([1, h, w, 3]), training=False)
+        if self.pose_net is not None:
+            self.pose_net(tf.zeros([1, h, w, 6]), training=False)
+        nets = [n for n in (self.depth_net, self.pose_net) if n is not None]
+        self.variables = [v for n in nets for v in n.trainable_variables]
+        # BatchNorm moving statistics change in the forward pass itself: a skipped (non-finite)
+        # step must put them back, or one bad batch leaves inf/NaN statistics behind.
+        self.statistics = [v for n in nets for v in n.non_trainable_variables
+                           if "float" in str(v.dtype)]
+
+    def _build_optimizer(self, optimizer_fn: Callable[[float], keras.optimizers.Optimizer]) -> None:
+        """The optimizer, built before the first step (Keras 3 + MirroredStrategy), and the counters."""
+        tc = self.config.train
+        optimizer = optimizer_fn(tc.learning_rate)
+        if tc.mixed_precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(self.variables)
+        self.optimizer = optimizer
+        self._use_loss_scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch",
+                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    def _build_run_files(self) -> None:
+        """Checkpoints, the best epoch's networks and the TensorBoard writer of the run directory."""
+        tc = self.config.train
+        nets = {"depth_net": self.depth_net, "pose_net": self.pose_net}
+        self.checkpoints = run_checkpoints.RunCheckpoints(
+            tc.run_dir, **nets, optimizer=self.optimizer, step=self.step, epoch=self.epoch,
+            keep=tc.keep_checkpoints, strategy=self.strategy)
+        #: The best validation epoch's networks (``<run_dir>/best/``), beside the latest checkpoints.
+        self.best_networks = run_checkpoints.BestNetworks(tc.run_dir, **nets, step=self.step,
+                                                      strategy=self.strategy)
+        self.writer = (tf.summary.create_file_writer(RunDir(tc.run_dir).tensorboard) if self.is_chief
+                       else tf.summary.create_noop_writer())
 
     # --- compiled pieces -------------------------------------------------------------------------
 
@@ -390,9 +306,9 @@ class Trainer:
                             int(self.epoch.numpy()))
                 return path
         if tc.init_checkpoint:
-            return checkpoints.restore_networks(tc.init_checkpoint, self.depth_net, self.pose_net)
+            return restore_networks(tc.init_checkpoint, self.depth_net, self.pose_net)
         if tc.encoder_init:
-            path, nets = checkpoints.restore_encoders(tc.encoder_init, self.depth_net, self.pose_net)
+            path, nets = run_checkpoints.restore_encoders(tc.encoder_init, self.depth_net, self.pose_net)
             logger.info("encoders of %s initialised from %s", " and ".join(nets), path)
             return path
         return None
@@ -414,12 +330,12 @@ class Trainer:
         """Around the training loop: an exception saves the last step (if its weights are finite).
 
         Input-pipeline errors (a corrupt image, a vanished file) are re-raised as `TrainingDataError`
-        with one line naming the cause; a full disk (`checkpoints.DiskFullError`) is re-raised as it
+        with one line naming the cause; a full disk (`run_checkpoints.DiskFullError`) is re-raised as it
         is, without a second save into the full disk; any other exception keeps its traceback.
         """
         try:
             yield
-        except checkpoints.DiskFullError:
+        except run_checkpoints.DiskFullError:
             raise  # its message names the intact checkpoint; another save would fail the same way
         except Exception as error:
             gstep = int(self.step.numpy())
@@ -434,15 +350,44 @@ class Trainer:
             except Exception as save_error:  # never mask the original failure
                 logger.error("could not save after the failure: %s", save_error)
             where = f"saved {saved}" if saved else "no checkpoint written for it"
-            message = _error_cause(error)
+            message = inputs.error_cause(error)
             if isinstance(error, tf.errors.OpError) and (
                     "IteratorGetNext" in str(error) or isinstance(error, tf.errors.DataLossError)):
                 hint = "; --skip_corrupt_images drops such samples" if "corrupt" in message else ""
-                raise TrainingDataError(f"training stopped at step {gstep} by its input data: "
+                raise inputs.TrainingDataError(f"training stopped at step {gstep} by its input data: "
                                         f"{message} ({where}){hint}") from error
             logger.error("training failed at step %d (%s: %s); %s", gstep, type(error).__name__,
                          message, where)
             raise
+
+    def default_hooks(self, total_steps: int | None, start_step: int,
+                      step_callback: Callable[[int, dict], None] | None = None,
+                      steps_per_epoch: int | None = None) -> list[hooks_lib.Hook]:
+        """The hooks of ``config.train``, in the order they run after a step.
+
+        The step callback runs first (it may request a stop), then the guards that decide a stop,
+        so the checkpoint hook's ``end`` (first of the reversed ``end`` calls) saves the step that
+        stopped.
+        """
+        tc = self.config.train
+        chief = self.is_chief
+        progress = Progress(total_steps, "train", unit="step", enabled=tc.progress_bar and chief,
+                            initial=start_step, own_eta=True)
+        hooks = [hooks_lib.StepCallback(step_callback)] if step_callback is not None else []
+        hooks += [hooks_lib.NonFiniteGuard(tc.max_nonfinite_steps),
+                  hooks_lib.Preemption(self.stop_request),
+                  hooks_lib.ScalarSummaries(self.writer, tc.log_every, tc.batch_size,
+                                            lambda: int(self.corrupt_samples.numpy()))]
+        if chief and tc.image_log_every:
+            hooks.append(hooks_lib.ImageSummaries(self.writer, tc.image_log_every, self.image_batch,
+                                                  self.images))
+        if tc.profile_steps and chief:
+            hooks.append(hooks_lib.Profiler(RunDir(tc.run_dir).tensorboard, *tc.profile_steps))
+        hooks.append(hooks_lib.ProgressBar(progress, total_steps, steps_per_epoch))
+        if tc.validate_every_epoch:
+            hooks.append(hooks_lib.Validation(self.validate, progress, self.best_networks))
+        hooks.append(hooks_lib.Checkpointing(tc.save_every_steps, self.save, lambda: self.saved_step))
+        return hooks
 
     def train(self, step_callback: Callable[[int, dict], None] | None = None,
               hooks: list[hooks_lib.Hook] | None = None) -> TrainResult:
@@ -451,12 +396,12 @@ class Trainer:
 
         Args:
           step_callback: optional ``callback(global_step, scalars)`` after every step (scripts).
-          hooks: the loop's hooks; default `hooks.default_hooks` of the config.
+          hooks: the loop's hooks; default `default_hooks` of the config.
 
         Raises:
           md2tf.config.ConfigError: a resumed run changed a setting that is not resumable
             (`RunDir.record`).
-          checkpoints.DiskFullError: a checkpoint did not fit on the disk.
+          run_checkpoints.DiskFullError: a checkpoint did not fit on the disk.
         """
         tc = self.config.train
         started = time.perf_counter()
@@ -467,25 +412,24 @@ class Trainer:
         start = int(self.step.numpy())
         state = hooks_lib.LoopState(total_steps=plan.total_steps)
         if hooks is None:
-            hooks = hooks_lib.default_hooks(self, plan.total_steps, start, step_callback,
-                                            plan.steps_per_epoch)
+            hooks = self.default_hooks(plan.total_steps, start, step_callback, plan.steps_per_epoch)
         with self.stop_request, self.save_on_failure():
             for hook in hooks:
-                hook.begin(self, state, start)
+                hook.begin(state, start)
             for epoch in range(int(self.epoch.numpy()), tc.num_epochs):
                 for info in self._epoch_steps(epoch, plan, state):
                     state.scalars = info.scalars
                     for hook in hooks:
-                        hook.after_step(self, state, info)
+                        hook.after_step(state, info)
                     if state.stop_reason:
                         break
                 if state.stop_reason:
                     break
                 self.epoch.assign(epoch + 1)
                 for hook in hooks:
-                    hook.after_epoch(self, state, epoch + 1, int(self.step.numpy()))
+                    hook.after_epoch(state, epoch + 1, int(self.step.numpy()))
             for hook in reversed(hooks):
-                hook.end(self, state, int(self.step.numpy()))
+                hook.end(state, int(self.step.numpy()))
         if int(self.corrupt_samples.numpy()):
             logger.warning("skipped %d training sample(s) with corrupt images (--skip_corrupt_images)",
                            int(self.corrupt_samples.numpy()))
@@ -517,7 +461,7 @@ class Trainer:
             try:
                 out, applied, any_stop = self.train_step(iterator, stop_flag)
             except (tf.errors.OutOfRangeError, StopIteration):
-                raise TrainingDataError(f"the training data ran out at step {gstep} of epoch {epoch} "
+                raise inputs.TrainingDataError(f"the training data ran out at step {gstep} of epoch {epoch} "
                                         f"({spe} steps per epoch): is the split empty?") from None
             gstep += 1
             yield hooks_lib.StepInfo(step=gstep, epoch=epoch, scalars={k: float(v) for k, v in out.items()},

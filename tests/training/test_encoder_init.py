@@ -10,7 +10,7 @@ import pytest
 from md2tf.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from md2tf.models import build
 from md2tf.models import checkpoint as model_checkpoint
-from md2tf.training import checkpoints
+from md2tf.training import run_checkpoints
 
 MONO = ExperimentConfig(data=DataConfig(frame_offsets=(0, -1, 1)))
 STEREO = ExperimentConfig(data=DataConfig(frame_offsets=(0,), use_stereo=True))
@@ -47,7 +47,7 @@ def test_copies_both_encoders_and_keeps_the_fresh_decoders(tmp_path):
     depth, pose = build(ModelConfig(), use_pose_net=True)
     fresh_decoders = values(depth.decoder.weights) + values(pose.decoder.weights)
 
-    prefix, nets = checkpoints.restore_encoders(str(tmp_path / "src"), depth, pose)
+    prefix, nets = run_checkpoints.restore_encoders(str(tmp_path / "src"), depth, pose)
 
     assert prefix.endswith("ckpt-5") and nets == ["depth_net", "pose_net"]
     assert_all_equal(values(depth.encoder.weights), values(src_depth.encoder.weights))
@@ -63,7 +63,7 @@ def test_stereo_source_initialises_only_the_depth_encoder(tmp_path):
     depth, pose = build(ModelConfig(), use_pose_net=True)
     fresh_pose = values(pose.weights)
 
-    _, nets = checkpoints.restore_encoders(str(tmp_path / "src"), depth, pose)
+    _, nets = run_checkpoints.restore_encoders(str(tmp_path / "src"), depth, pose)
 
     assert nets == ["depth_net"]
     assert_all_equal(values(depth.encoder.weights), values(src_depth.encoder.weights))
@@ -78,14 +78,14 @@ def test_refuses_a_deeper_source_encoder(tmp_path):
     before = values(depth.weights)
     with pytest.raises(ValueError, match=r"--encoder_init .*ResNet34 depth_net encoder \(--num_layers\), "
                                          r"this run a ResNet18"):
-        checkpoints.restore_encoders(str(tmp_path / "src"), depth, pose)
+        run_checkpoints.restore_encoders(str(tmp_path / "src"), depth, pose)
     assert_all_equal(values(depth.weights), before)  # nothing assigned
 
 
 def test_missing_source_names_the_path(tmp_path):
     depth, _ = build(ModelConfig(), use_pose_net=False)
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        checkpoints.restore_encoders(str(tmp_path / "nowhere"), depth)
+        run_checkpoints.restore_encoders(str(tmp_path / "nowhere"), depth)
 
 
 def test_exclusive_with_init_checkpoint():

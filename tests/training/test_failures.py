@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 from md2tf.config import ConfigError
-from md2tf.training import checkpoints
+from md2tf.training import inputs, run_checkpoints
 from md2tf.training import trainer as trainer_lib
 from tests.training import fakes
 from tests.training.test_trainer import nan_after, run_case
@@ -84,7 +84,7 @@ def test_exception_in_the_loop_saves_and_names_the_file(tmp_path):
     config = fakes.tiny_config(str(tmp_path), steps_per_epoch=6, image_log_every=0,
                                validate_every_epoch=False, save_every_steps=0)
     t = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=corrupt_after(3))
-    with pytest.raises(trainer_lib.TrainingDataError,
+    with pytest.raises(inputs.TrainingDataError,
                        match=r"step 3 by its input data: .*/data/frame_7.jpg.*ckpt-3.*--skip_corrupt"):
         t.train()
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
@@ -155,7 +155,7 @@ def test_full_disk_during_a_save_ends_in_one_line_and_keeps_the_previous_one(tmp
                             dataset_fn=fakes.fake_dataset_fn(16))
     calls = []
     full_disk_at(t, 4, calls)
-    with pytest.raises(checkpoints.DiskFullError) as error, caplog.at_level("WARNING"):
+    with pytest.raises(run_checkpoints.DiskFullError) as error, caplog.at_level("WARNING"):
         t.train()
     assert isinstance(error.value, ValueError)  # md2tf.flags.run_command: "error: ..." and exit 2
     assert "\n" not in str(error.value)

@@ -1,16 +1,14 @@
-"""Loop hooks: the ETA that includes the epoch ends, the best-epoch networks, the end-of-run summary."""
+"""Loop hooks: the ETA that includes the epoch ends, the best-epoch networks, hooks built from values."""
 
 from __future__ import annotations
 
 import glob
 import os
-import shlex
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from md2tf.config import DataConfig
 from md2tf.rundir import RunDir
 from md2tf.training import hooks
 from md2tf.training import trainer as trainer_lib
@@ -50,12 +48,12 @@ def test_eta_measures_steps_and_the_epoch_end_and_skips_the_compiling_step(monke
     monkeypatch.setattr(hooks.time, "perf_counter", lambda: next(clock))
     shown = _Bar()
     bar = hooks.ProgressBar(shown, total_steps=6, steps_per_epoch=2)
-    bar.begin(None, None, 0)           # t=0
-    bar.after_step(None, None, _info(1))  # t=30: compile step, not a step time
-    bar.after_step(None, None, _info(2))  # t=31: 1 s
-    bar.after_epoch(None, None, 1, 2)     # t=31, then validation runs
-    bar.after_step(None, None, _info(3))  # t=52: 21 s = 1 s step + 20 s epoch end
-    bar.after_step(None, None, _info(4))  # t=53: 1 s
+    bar.begin(None, 0)                 # t=0
+    bar.after_step(None, _info(1))  # t=30: compile step, not a step time
+    bar.after_step(None, _info(2))  # t=31: 1 s
+    bar.after_epoch(None, 1, 2)     # t=31, then validation runs
+    bar.after_step(None, _info(3))  # t=52: 21 s = 1 s step + 20 s epoch end
+    bar.after_step(None, _info(4))  # t=53: 1 s
     assert bar.step_s == pytest.approx(1.0) and bar.epoch_end_s == pytest.approx(20.0)
     assert shown.etas[0] is None
     # After step 4: 2 steps and the epoch ends at steps 4 (its validation) and 6.
@@ -85,43 +83,31 @@ def test_best_epoch_keeps_its_networks_beside_one_latest_checkpoint(tmp_path):
     assert not np.allclose(at_step[4][0], at_step[6][0])  # training went on after the best
 
 
-def test_summary_names_paths_and_next_commands(tmp_path):
-    run = str(tmp_path / "synthetic")
-    config = fakes.tiny_config(run, num_epochs=12)
-    best = {"epoch": 11, "step": 1078, "metric": "depth/abs_rel", "value": 0.147,
-            "checkpoint": f"{run}/best/ckpt-1078"}
-    result = trainer_lib.TrainResult(
-        1176, 12, "completed", f"{run}/checkpoints/ckpt-1176", {}, 0,
-        validations=((12, 1176, {"loss/total": 0.1, "depth/abs_rel": 0.151, "depth/a1": 0.84}),),
-        best=best, wall_time_s=905.0)
-    text = hooks.run_summary(config, result)
-    assert "training completed: step 1176, epoch 12 of 12, 15 min 05 s" in text
-    assert "epoch 12 (step 1176): val loss 0.1000  abs_rel 0.151  a1 0.840" in text
-    assert f"best epoch:      11 (abs_rel 0.147), networks in {run}/best" in text
-    assert f"checkpoint:      {run}/checkpoints/ckpt-1176" in text
-    assert f"tensorboard --logdir {run}/tensorboard" in text
-    assert f"python -m md2tf.evaluate --models {run},{run}/best" in text
-    assert f"python -m md2tf.export --checkpoint {run} --out export/synthetic" in text
+def test_hooks_take_what_they_need_not_the_trainer():
+    """Each hook is built from callables and values: checkpointing, validation and the stop request."""
+    saved, validated = [], []
+    state = hooks.LoopState()
+    last = {"step": -1}
 
+    def save():
+        saved.append(len(saved) + 1)
+        return f"ckpt-{len(saved)}"
 
-def test_summary_of_a_dataset_without_test_gt_has_no_evaluate_command(tmp_path):
-    config = fakes.tiny_config(str(tmp_path))
-    config = config.__class__(data=DataConfig(dataset="folder", data_dir="frames", frame_offsets=(0, -1, 1)),
-                              model=config.model, loss=config.loss, train=config.train)
-    result = trainer_lib.TrainResult(4, 1, "completed", "ckpt-4", {}, 0)
-    text = hooks.run_summary(config, result)
-    assert "md2tf.evaluate" not in text and "md2tf.export" in text and "best epoch" not in text
+    checkpointing = hooks.Checkpointing(2, save, lambda: last["step"])
+    checkpointing.after_step(state, _info(1))
+    checkpointing.after_step(state, _info(2))
+    assert saved == [1] and state.last_checkpoint == "ckpt-1"
+    last["step"] = 2
+    checkpointing.end(state, 2)  # the step is saved already
+    assert saved == [1]
 
+    validation = hooks.Validation(lambda step: validated.append(step) or {"loss/total": 0.5})
+    validation.begin(state, 0)
+    validation.after_epoch(state, 1, 2)
+    assert validated == [2] and state.validations == [(1, 2, {"loss/total": 0.5})]
 
-def test_summary_quotes_paths_with_spaces_in_next_commands(tmp_path):
-    run = str(tmp_path / "my runs" / "it's synthetic")
-    config = fakes.tiny_config(run)
-    best = {"epoch": 0, "step": 2, "metric": "depth/abs_rel", "value": 0.2, "checkpoint": f"{run}/best/ckpt-2"}
-    result = trainer_lib.TrainResult(4, 1, "completed", f"{run}/checkpoints/ckpt-4", {}, 0, best=best)
-    text = hooks.run_summary(config, result)
-    commands = text.split("next:\n", 1)[1].splitlines()
-    assert [shlex.split(line)[1:] for line in commands] == [
-        ["--logdir", f"{run}/tensorboard"],
-        ["-m", "md2tf.evaluate", "--models", f"{run},{run}/best"],
-        ["-m", "md2tf.export", "--checkpoint", run, "--out", "export/it's synthetic"],
-    ]
+    class Stop:
+        requested, signal_name = True, "SIGTERM"
+
+    hooks.Preemption(Stop()).after_step(state, _info(3))
+    assert state.stop_reason == "preempted"

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from md2tf.config import ConfigError, DataConfig, ExperimentConfig, TrainConfig
 from md2tf.data.batch import Batch
-from md2tf.training import step
+from md2tf.training import inputs, step
 from md2tf.training import trainer as trainer_lib
 from tests.data import fake_kitti
 from tests.training import fakes
@@ -85,4 +85,4 @@ def test_dataset_without_poses_fails_at_startup(tmp_path):
     with pytest.raises(ValueError, match=r"^--pose_source=gt needs known camera poses, but "
                                          r"--dataset=kitti .* has none for train sample"):
         trainer_lib.Trainer(config)
-    trainer_lib.check_poses_available(ExperimentConfig(data=data))  # network poses: nothing needed
+    inputs.check_poses_available(ExperimentConfig(data=data))  # network poses: nothing needed

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from md2tf.config import DataConfig, ExperimentConfig
 from md2tf.losses import monodepth2_loss
+from md2tf.training import inputs
 from md2tf.training import trainer as trainer_lib
 from tests.training import fakes
 
@@ -119,7 +120,7 @@ def test_learning_rate_follows_epochs_and_resume_skips_done_batches(tmp_path):
 def test_missing_kitti_dir_names_flag_and_synthetic_config(tmp_path):
     config = ExperimentConfig(data=DataConfig(dataset="kitti", data_dir=str(tmp_path / "nope")))
     with pytest.raises(ValueError, match=r"--data_dir.*download_kitti.*configs/synthetic.flags"):
-        trainer_lib.check_data_available(config)
+        inputs.check_data_available(config)
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

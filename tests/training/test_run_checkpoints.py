@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from md2tf.models import checkpoint as model_checkpoint
-from md2tf.training import checkpoints, distribute
+from md2tf.training import distribute, run_checkpoints
 from tests.training import fakes
 
 
@@ -32,7 +32,7 @@ def build_state():
 
 def make_manager(run_dir, keep=2):
     depth, pose, optimizer, step, epoch = build_state()
-    manager = checkpoints.RunCheckpoints(str(run_dir), depth_net=depth, pose_net=pose,
+    manager = run_checkpoints.RunCheckpoints(str(run_dir), depth_net=depth, pose_net=pose,
                                          optimizer=optimizer, step=step, epoch=epoch, keep=keep)
     return manager, (depth, pose, optimizer, step, epoch)
 
@@ -77,7 +77,7 @@ def test_restore_with_no_checkpoint_returns_none(tmp_path):
 def test_run_dir_required():
     depth, pose, optimizer, step, epoch = build_state()
     with pytest.raises(ValueError, match="--run_dir"):
-        checkpoints.RunCheckpoints("", depth_net=depth, pose_net=pose, optimizer=optimizer,
+        run_checkpoints.RunCheckpoints("", depth_net=depth, pose_net=pose, optimizer=optimizer,
                                    step=step, epoch=epoch)
 
 
@@ -153,7 +153,7 @@ def test_checkpoints_of_other_networks_are_not_called_damaged(tmp_path):
     depth = WideDepthNet()
     depth(tf.zeros([1, 16, 16, 3]))
     _, pose, optimizer, step, epoch = build_state()
-    other = checkpoints.RunCheckpoints(str(tmp_path), depth_net=depth, pose_net=pose,
+    other = run_checkpoints.RunCheckpoints(str(tmp_path), depth_net=depth, pose_net=pose,
                                        optimizer=optimizer, step=step, epoch=epoch)
     with pytest.raises(ValueError) as error:
         other.restore_latest()
@@ -167,7 +167,7 @@ def test_checkpoints_of_other_networks_are_not_called_damaged(tmp_path):
 # --- a full disk ---------------------------------------------------------------------------------
 
 
-def fill_disk_on_save(manager: checkpoints.RunCheckpoints, error: Exception, calls: list):
+def fill_disk_on_save(manager: run_checkpoints.RunCheckpoints, error: Exception, calls: list):
     """Makes ``manager``'s next saves fail as on a full disk, after writing part of the checkpoint
     into its ``ckpt-N_temp`` folder (as TensorFlow's sharded save does)."""
 
@@ -196,7 +196,7 @@ def test_full_disk_frees_the_partial_checkpoint_and_keeps_the_previous(tmp_path,
     step.assign(4)
     calls = []
     fill_disk_on_save(manager, error, calls)
-    with pytest.raises(checkpoints.DiskFullError) as raised:
+    with pytest.raises(run_checkpoints.DiskFullError) as raised:
         manager.save()
     message = str(raised.value)
     assert isinstance(raised.value, ValueError) and "\n" not in message
@@ -216,4 +216,4 @@ def test_other_save_errors_are_not_taken_for_a_full_disk(tmp_path):
     fill_disk_on_save(manager, OSError(errno.EACCES, "Permission denied"), [])
     with pytest.raises(OSError, match="Permission denied") as raised:
         manager.save()
-    assert not isinstance(raised.value, checkpoints.DiskFullError)
+    assert not isinstance(raised.value, run_checkpoints.DiskFullError)

@@ -239,19 +239,6 @@ def remove_stale_temp_dirs(directory: str) -> list[str]:
     return stale
 
 
-def restore_networks(path: str, depth_net, pose_net=None) -> str:
-    """``--init_checkpoint``: restores only the networks from a run directory or checkpoint prefix.
-
-    Returns:
-      The checkpoint prefix used.
-
-    Raises:
-      FileNotFoundError: no checkpoint at ``path``. ValueError: network variables missing from it.
-    """
-    prefix, _ = model_checkpoint.resolve_checkpoint(path)
-    return model_checkpoint.restore_networks(prefix, {"depth_net": depth_net, "pose_net": pose_net})
-
-
 def restore_encoders(path: str, depth_net, pose_net=None) -> tuple[str, list[str]]:
     """Copies the encoder weights of another run into built networks (``--encoder_init``).
 
