@@ -10,142 +10,31 @@ Layout of ``out_dir`` (every file is an entry of ``md2tf.deploy.formats.FORMATS`
     pose_fp32.tflite        tflite_pose      (optional: pose network for on-device odometry)
     model_card.json
 
-An export never mixes two models and never leaves a half-written folder: everything is built in a
-staging folder beside ``out_dir`` (``.<name>.export-<pid>-*``, same file system) and moved into
-place by one rename at the end. A non-empty ``out_dir`` is refused unless ``overwrite`` is set, which
-replaces the whole folder. On an error the staging folder is removed and ``out_dir`` is untouched; a
-staging folder left by a killed export is removed by the next export to the same ``out_dir``.
-
-One export writes ``out_dir`` at a time: an export holds the lock ``.<name>.lock`` beside it
-(`md2tf.locks`) from its checks to its final rename, and a second one fails at once naming the
-holder's PID. The final rename checks again: without ``overwrite`` it never replaces an ``out_dir``
-that was filled meanwhile (by a writer that does not lock), and the export fails instead.
+Writing is staged and locked (`md2tf.deploy.staging`): an export never mixes two models,
+never leaves a half-written folder and never replaces a non-empty ``out_dir`` without
+``overwrite``. int8 calibration frames come from `md2tf.deploy.calibration`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import errno
 import logging
 import os
-import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from md2tf import locks
 from md2tf.data import datasets, splits
-from md2tf.data.datasets.base import draw
+from md2tf.deploy.calibration import calibration_images
 from md2tf.deploy.formats import ALL, ExportJob, resolve
-from md2tf.deploy.images import list_images, load_image_rgb, resize_rgb, structured_images
+from md2tf.deploy.images import structured_images
 from md2tf.deploy.inference import KerasPredictor, Predictor, predictor_from_models
 from md2tf.deploy.model_card import build_model_card, write_model_card
+from md2tf.deploy.staging import Staging, check_out_dir, hold_out_dir
 from md2tf.models.checkpoint import load_models
 
 logger = logging.getLogger(__name__)
-
-_STAGING_TAG = ".export-"
-
-
-def check_out_dir(out_dir: str, overwrite: bool = False) -> None:
-    """Refuses an ``out_dir`` that would mix two models.
-
-    Raises:
-      ValueError: ``out_dir`` is a file, a non-empty folder and ``overwrite`` is False, or a folder
-        ``overwrite`` cannot replace (not writable); nothing is changed then.
-    """
-    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"--out: {out_dir!r} exists and is not a folder")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise ValueError(f"--out: {out_dir!r} is not empty ({len(os.listdir(out_dir))} entries); "
-                         "pass --overwrite to replace the whole folder, or choose a new one")
-    if os.path.isdir(out_dir) and overwrite and not os.access(out_dir, os.W_OK):
-        raise ValueError(f"--out: {out_dir!r} is not writable, so --overwrite cannot replace it")
-
-
-def out_dir_lock(out_dir: str) -> str:
-    """The lock file of ``out_dir``: ``<parent>/.<name>.lock`` (``out_dir`` need not exist yet)."""
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    return os.path.join(parent, f".{name}.lock")
-
-
-def hold_out_dir(out_dir: str) -> contextlib.AbstractContextManager[str]:
-    """Holds `out_dir_lock` (`md2tf.locks.hold`): one export writes ``out_dir`` at a time.
-
-    Raises:
-      ValueError: another export holds it (naming its PID), or the folder beside ``out_dir`` is
-        not writable (naming it).
-    """
-    return locks.hold(out_dir_lock(out_dir), f"--out={out_dir}",
-                      "another export writes there: wait for it to end, or choose another --out")
-
-
-class _Staging:
-    """Staging folder ``<parent>/.<name>.export-<pid>-XXXX`` with ``out/`` (the export) and ``work/``.
-
-    `commit` moves ``out/`` to ``out_dir``; leaving the context removes the staging folder whatever
-    happened.
-    """
-
-    def __init__(self, out_dir: str):
-        self.out_dir = os.path.abspath(out_dir)
-        self.parent, self.name = os.path.split(self.out_dir)
-        self.root = ""
-
-    def __enter__(self) -> _Staging:
-        os.makedirs(self.parent, exist_ok=True)
-        self.remove_stale()
-        self.root = tempfile.mkdtemp(prefix=f".{self.name}{_STAGING_TAG}{os.getpid()}-", dir=self.parent)
-        self.out = os.path.join(self.root, "out")
-        self.work = os.path.join(self.root, "work")
-        os.makedirs(self.out)
-        os.makedirs(self.work)
-        return self
-
-    def remove_stale(self) -> list[str]:
-        """Removes the staging folders of ``out_dir`` that killed exports left.
-
-        The caller holds `hold_out_dir`, so no other export of ``out_dir`` runs: every such folder
-        is stale (even when its PID now belongs to another process).
-        """
-        prefix = f".{self.name}{_STAGING_TAG}"  # then <pid>-<mkdtemp's suffix>, no other folder's
-        removed = sorted(e for e in os.listdir(self.parent) if e.startswith(prefix)
-                         and re.fullmatch(r"\d+-[a-z0-9_]+", e[len(prefix):]))
-        for entry in removed:
-            shutil.rmtree(os.path.join(self.parent, entry), ignore_errors=True)
-        return removed
-
-    def commit(self, overwrite: bool) -> None:
-        """Moves ``out/`` to ``out_dir`` by one rename.
-
-        With ``overwrite`` an existing ``out_dir`` first goes into the staging folder. Without it,
-        rename(2) itself refuses to replace a non-empty folder or a file, so an ``out_dir`` filled
-        since the start check is never replaced, however late that happened.
-
-        Raises:
-          ValueError: ``out_dir`` is no longer absent or empty and ``overwrite`` is False, or
-            ``out_dir`` or its folder is not writable; ``out_dir`` is untouched then.
-        """
-        try:
-            if overwrite and os.path.lexists(self.out_dir):
-                os.rename(self.out_dir, os.path.join(self.root, "replaced"))
-            os.rename(self.out, self.out_dir)
-        except OSError as e:
-            if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-                raise ValueError(f"--out: {self.out_dir!r} was filled by another writer during "
-                                 "this export and is kept as it is; pass --overwrite to replace "
-                                 "it, or choose a new folder") from e
-            if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.EBUSY, errno.EXDEV):
-                raise ValueError(f"--out: cannot write {self.out_dir!r} ({e.strerror})") from e
-            raise
-
-    def __exit__(self, *exc) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 def _size(path: str) -> int:
     if os.path.isfile(path):
@@ -228,7 +117,7 @@ def _write_export(predictor, out_dir, selected, representative_images, calibrati
     variants: dict[str, dict[str, Any]] = {"keras": {"parity": {"max_abs_diff_disparity": 0.0}}}
     if evaluate_fn is not None:
         variants["keras"]["accuracy"] = evaluate_fn(predictor)
-    with _Staging(out_dir) as stage:
+    with Staging(out_dir) as stage:
         job = ExportJob(predictor, stage.work, representative_images, parity_images, pose_net)
         for fmt in selected:
             path = os.path.join(stage.out, fmt.file)
@@ -248,52 +137,6 @@ def _write_export(predictor, out_dir, selected, representative_images, calibrati
         write_model_card(card, stage.out)
         stage.commit(overwrite)
     return card
-
-
-def calibration_images(source: str, num: int, height: int, width: int,
-                       data_config=None, seed: int = 0) -> tuple[list[np.ndarray], str]:
-    """uint8 RGB frames ``[height, width, 3]`` for int8 calibration, and a description for the card.
-
-    The frames are a seeded random draw (`md2tf.data.datasets.base.draw`) of the training targets
-    or of the folder's images, so that they cover the whole dataset rather than its first drive and
-    two exports of one checkpoint calibrate on the same frames in the same order (the TFLite
-    calibrator is deterministic for given frames, so the int8 models are then identical). Each frame
-    is resized as ``md2tf.predict`` does (`resize_rgb`), i.e. as the model will see images on device.
-
-    Args:
-      source: ``auto`` (the run's training targets, through the dataset protocol's
-        ``draw_frames``, when ``data_config``'s data is readable, else structured frames),
-        ``structured``, or a folder of images.
-      num: number of frames.
-      height, width: model input size.
-      data_config: the run's ``DataConfig`` (used by ``auto``).
-      seed: selection seed (``--calibration_seed``).
-
-    Raises:
-      ValueError: ``source`` is a folder without images.
-    """
-    if source not in ("auto", "structured"):
-        images = list_images(source)
-        files = [images[i] for i in draw(len(images), num, seed)]
-        if not files:
-            raise ValueError(f"--calibration: no images found in {source!r}")
-        frames = [resize_rgb(load_image_rgb(f), height, width) for f in files]
-        return frames, f"{len(frames)} images from {source} (drawn with seed {seed})"
-    if source == "auto" and data_config is not None:
-        try:
-            dataset = datasets.get_dataset(data_config.dataset)
-            drawn, count = dataset.draw_frames(data_config, "train", num, seed)
-        except (ValueError, OSError) as e:  # FileNotFoundError included; say why in the card
-            reason = f"training data unreadable ({type(e).__name__}: {e})"
-        else:
-            if drawn:
-                frames = [resize_rgb(f, height, width) for f in drawn]
-                return frames, (f"{len(frames)} of the {count} training frames of "
-                                f"dataset={data_config.dataset} (drawn with seed {seed})")
-            reason = "training data empty"
-        return (structured_images(num, height, width, seed=seed),
-                f"{num} structured random frames (seed {seed}); {reason}")
-    return structured_images(num, height, width, seed=seed), f"{num} structured random frames (seed {seed})"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from md2tf.deploy import tflite
+from md2tf.deploy import tflite, tflite_graph
 from md2tf.deploy.inference import (
     DepthPredictor,
     KerasPredictor,
@@ -125,7 +125,7 @@ def _write_tflite(job: ExportJob, path: str, fmt: ExportFormat):
     content = tflite.convert(source_dir, fmt.tflite, reps, metadata=job.info.to_dict())
     graph = dict(graph)
     if int8:
-        graph["float_ops"] = tflite.float_ops(content)
+        graph["float_ops"] = tflite_graph.float_ops(content)
     tflite.write_atomic(path, content)
     text, gpu_ok = tflite.analyze(content)
     entry: dict[str, Any] = {"ops": tflite.analyzer_ops(text), "gpu_compatible": gpu_ok,

@@ -32,7 +32,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from md2tf.deploy.tflite import make_interpreter, read_metadata
+from md2tf.config import DEPTH_RANGE, check_depth_range
+from md2tf.deploy.tflite import make_interpreter
+from md2tf.deploy.tflite_graph import read_metadata
 from md2tf.geometry.depth import disp_to_depth
 from md2tf.models.checkpoint import load_models
 
@@ -59,8 +61,8 @@ class ModelInfo:
 
     height: int
     width: int
-    min_depth: float = 0.1
-    max_depth: float = 100.0
+    min_depth: float = DEPTH_RANGE[0]
+    max_depth: float = DEPTH_RANGE[1]
     metric_scale: float = 1.0
     depth_units: str = "relative"
     post_process: bool = False
@@ -69,8 +71,7 @@ class ModelInfo:
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0:
             raise ValueError(f"height/width must be positive, got {self.height}x{self.width}")
-        if not 0 < self.min_depth < self.max_depth:
-            raise ValueError(f"need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+        check_depth_range(self.min_depth, self.max_depth)
         if self.metric_scale <= 0:
             raise ValueError(f"metric_scale must be > 0, got {self.metric_scale}")
         if self.depth_units not in ("metres", "relative"):

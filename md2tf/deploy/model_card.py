@@ -7,6 +7,9 @@ import os
 import platform
 from typing import Any
 
+import keras
+import tensorflow as tf
+
 from md2tf.deploy.inference import ModelInfo
 from md2tf.geometry.depth import disp_to_depth_coefficients
 
@@ -57,9 +60,6 @@ def build_model_card(info: ModelInfo, source: str, variants: dict[str, dict[str,
       accuracy: where the variants' ``accuracy`` was measured (split, scoring protocol), or
         ``{"skipped": reason}``; None when not asked.
     """
-    import keras  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
-
     return {
         "name": "md2tf Monodepth2 depth model",
         "format_version": 1,

@@ -17,21 +17,20 @@ import os
 import tempfile
 from typing import Any
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from md2tf.deploy import tflite
+from md2tf.deploy import tflite, tflite_graph
 from md2tf.deploy.inference import ModelInfo
+from md2tf.deploy.saved_model import export_archive
+from md2tf.geometry import pose_to_matrix
 
 POSE_OUTPUTS = ("axis_angle", "translation", "later_from_earlier")
 
 
 def make_pose_predictor(pose_net):
     """Wraps a ``PoseNet`` into a Keras model: ``(earlier, later)`` uint8 ``[B, H, W, 3]`` -> outputs."""
-    import keras  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
-
-    from md2tf.geometry import pose_to_matrix  # noqa: PLC0415
-
     class PosePredictor(keras.Model):
         def __init__(self, net, **kwargs):
             super().__init__(**kwargs)
@@ -59,10 +58,6 @@ def export_pose(pose_net, info: ModelInfo, path: str,
     Returns:
       Card entry ``{"size_bytes", "ops", "gpu_compatible", "parity", "contract"}``.
     """
-    import tensorflow as tf  # noqa: PLC0415
-
-    from md2tf.deploy.saved_model import export_archive  # noqa: PLC0415
-
     h, w = info.height, info.width
     model = make_pose_predictor(pose_net)
     zeros = tf.zeros([1, h, w, 3], tf.uint8)
@@ -80,8 +75,8 @@ def export_pose(pose_net, info: ModelInfo, path: str,
         with tflite.native_stderr_held_back():
             content = converter.convert()
     meta = {**info.to_dict(), "model": "pose", "outputs": list(POSE_OUTPUTS)}
-    content = tflite.add_metadata(content, {"md2tf_pose": json.dumps(meta).encode()})
-    tflite.check_builtin_only(content)
+    content = tflite_graph.add_metadata(content, {"md2tf_pose": json.dumps(meta).encode()})
+    tflite_graph.check_builtin_only(content)
     tflite.write_atomic(path, content)
     if test_pairs is None:
         rng = np.random.default_rng(3)

@@ -7,7 +7,7 @@ For each frame named ``<name>`` it writes, at the frame's original resolution:
   * ``<name>_depth.npy``: float32 ``[H, W]`` depth = ``metric_scale / scaled disparity`` (metres for
     stereo-trained models, relative otherwise; see the model card).
 
-Video files (``.mp4 .mov .mkv .avi .webm .m4v``, decoded with PyAV, `md2tf.data.video`) give frames
+Video files (``.mp4 .mov .mkv .avi .webm .m4v``, decoded with PyAV, `md2tf.data.video_io`) give frames
 ``<stem>_<frame index>`` (every ``frame_stride``-th, at most ``max_frames``) and by default only the
 depth video ``<out>/<stem>_depth.mp4``: input and coloured disparity side by side, at the input's size
 and frame rate / stride. The per-frame files above are written for a video only with
@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 from tqdm import tqdm
 
-from md2tf.data import video
+from md2tf.data import video_io
 from md2tf.data.datasets.folder import INTRINSICS_FILE, read_intrinsics
 from md2tf.deploy import pointcloud
 from md2tf.deploy.images import (
@@ -177,8 +177,8 @@ def point_cloud_intrinsics(input_path: str, intrinsics_file: str = "") -> np.nda
             raise ValueError(f"--point_cloud needs the camera intrinsics: no {path}; give "
                              "--intrinsics_file=intrinsics.json (fx, fy, cx, cy; see --dataset=folder)")
     first = list_inputs(input_path)[0]
-    if video.is_video(first):
-        info = video.probe(first)
+    if video_io.is_video(first):
+        info = video_io.probe(first)
         size = (info.width, info.height)
     else:
         image = load_image_rgb(first)
@@ -223,7 +223,7 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
     files = list_inputs(input_path)
     make_out_dir(out_dir)
     summary = PredictSummary(out_dir=out_dir)
-    is_video = len(files) == 1 and video.is_video(files[0])
+    is_video = len(files) == 1 and video_io.is_video(files[0])
     if is_video and not video_out:
         stem = os.path.splitext(os.path.basename(files[0]))[0]
         video_out = os.path.join(out_dir, f"{stem}_depth.mp4")
@@ -256,7 +256,7 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
                         summary.written.append(base + ".ply")
                     if video_out:
                         if writer is None:
-                            writer = video.VideoWriter(video_out, fps / frame_stride if is_video else fps)
+                            writer = video_io.VideoWriter(video_out, fps / frame_stride if is_video else fps)
                         writer.write(_side_by_side(image, colored))
             except (ValueError, OSError) as e:
                 summary.failed.append((path, str(e)))
@@ -277,10 +277,10 @@ IMAGE_SEQUENCE_FPS = 10.0
 def _frames(path: str, used: set[str], frame_stride: int, max_frames: int,
             progress: bool) -> Iterator[tuple[str, np.ndarray, float]]:
     """``(output name, uint8 RGB frame, frame rate)`` of one input file."""
-    if video.is_video(path):
-        info = video.probe(path)
+    if video_io.is_video(path):
+        info = video_io.probe(path)
         stem = os.path.splitext(os.path.basename(path))[0]
-        for index, image in video.read_frames(path, stride=frame_stride, max_frames=max_frames,
+        for index, image in video_io.read_frames(path, stride=frame_stride, max_frames=max_frames,
                                               progress=progress, desc="predict"):
             yield f"{stem}_{index:06d}", image, info.fps or IMAGE_SEQUENCE_FPS
     elif path.lower().endswith(".gif") and _is_animated(path):

@@ -16,7 +16,7 @@ from absl import flags
 
 from md2tf import flags as md2tf_flags
 from md2tf.config import ExportConfig
-from md2tf.deploy import exporter, formats, tflite
+from md2tf.deploy import exporter, formats, staging, tflite
 
 H, W = 32, 64
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -189,7 +189,7 @@ def test_a_second_export_to_one_out_fails_at_once_naming_the_pid(predictor, tmp_
 
     out = tmp_path / "export"
     config = ExportConfig(checkpoint=str(tmp_path / "no_such_run"), out_dir=str(out))
-    with locks.hold(exporter.out_dir_lock(str(out)), "the first export"):  # a live export's lock
+    with locks.hold(staging.out_dir_lock(str(out)), "the first export"):  # a live export's lock
         with pytest.raises(ValueError, match=rf"^--out={out} is in use by process {os.getpid()} "
                                              r"\(lock file .*/\.export\.lock\); another export"):
             exporter.export_all(predictor, str(out), ["tflite_fp32"])

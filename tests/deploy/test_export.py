@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from md2tf.deploy import exporter, formats, tflite
+from md2tf.deploy import calibration, exporter, formats, tflite, tflite_graph
 from md2tf.deploy.inference import ModelInfo, load_predictor
 from tests.deploy.conftest import H, W
 from tests.deploy.xnnpack_graph import not_delegated, typed_ops
@@ -90,7 +90,7 @@ def test_tflite_fp32_matches_keras(exported):
 
 
 def test_tflite_uses_builtin_ops_only_and_is_gpu_compatible(exported):
-    ops = tflite.check_builtin_only(exported["content"])
+    ops = tflite_graph.check_builtin_only(exported["content"])
     assert "CONV_2D" in ops and "MIRROR_PAD" in ops and "LOGISTIC" in ops
     assert set(ops) <= EXPECTED_OPS, set(ops) - EXPECTED_OPS
     text, gpu_ok = tflite.analyze(exported["content"])
@@ -99,7 +99,7 @@ def test_tflite_uses_builtin_ops_only_and_is_gpu_compatible(exported):
 
 
 def test_tflite_metadata_round_trip(exported):
-    meta = tflite.read_metadata(exported["content"])
+    meta = tflite_graph.read_metadata(exported["content"])
     assert ModelInfo.from_dict(json.loads(meta["md2tf_model"])) == exported["info"]
 
 
@@ -140,7 +140,7 @@ def test_check_builtin_only_rejects_a_flex_model(tmp_path):
     converter.allow_custom_ops = True  # Igamma is not even on the Flex allowlist: a custom op
     content = converter.convert()
     with pytest.raises(ValueError, match="non-builtin ops.*Igamma"):
-        tflite.check_builtin_only(content)
+        tflite_graph.check_builtin_only(content)
 
 
 def test_convert_rejects_bad_variant_and_int8_without_data(exported):
@@ -195,10 +195,10 @@ def test_quantized_variants_run_and_stay_close(exported, variant, atol):
     frames = structured_images(8, H, W, seed=2)
     content = tflite.convert(exported["saved_model"], formats.FORMATS[variant].tflite,
                              lambda: iter(frames))
-    ops = tflite.check_builtin_only(content)
+    ops = tflite_graph.check_builtin_only(content)
     if variant == "tflite_int8":  # from the network as trained: MIRROR_PAD, int8 ELU, float head
         assert {"QUANTIZE", "ELU", "MIRROR_PAD"} <= set(ops)
-        assert tflite.float_ops(content) == ["ADD", "CAST", "DIV", "LOGISTIC", "MUL"]
+        assert tflite_graph.float_ops(content) == ["ADD", "CAST", "DIV", "LOGISTIC", "MUL"]
     out = tflite.run(content, exported["images"])
     np.testing.assert_allclose(out["disparity"], exported["reference"]["disparity"], atol=atol)
     assert len(content) < 0.6 * len(exported["content"])  # weights stored in 16 or 8 bits
@@ -231,7 +231,7 @@ def test_int8_export_runs_the_network_in_int8_inside_xnnpack(exported, tmp_path)
     assert entry["float_ops"] == ["ADD", "CAST", "DIV", "LOGISTIC", "MUL"]  # input cast + head
     assert json.loads((tmp_path / "model_card.json").read_text())["variants"]["tflite_int8"]["tflite_graph"]
     content = (tmp_path / "depth_int8.tflite").read_bytes()
-    ops = tflite.check_builtin_only(content)
+    ops = tflite_graph.check_builtin_only(content)
     assert not {"MIRROR_PAD", "RESIZE_NEAREST_NEIGHBOR", "EXP"} & set(ops)
     assert set(variant["ops"]) <= EXPECTED_OPS
     assert typed_ops(content)[("ELU", "int8")] == 10  # one per decoder ConvBlock
@@ -331,7 +331,7 @@ def test_flip_post_processing_survives_conversion(tmp_path):
     predictor = KerasPredictor(DepthPredictor(tiny_depth_net(32, 64), info), info)
     sm = export_saved_model(predictor.model, info, str(tmp_path / "sm"))
     content = tflite.convert(sm)
-    assert "REVERSE_V2" in tflite.check_builtin_only(content)
+    assert "REVERSE_V2" in tflite_graph.check_builtin_only(content)
     x = np.random.default_rng(2).integers(0, 256, (2, 32, 64, 3), dtype=np.uint8)
     np.testing.assert_allclose(tflite.run(content, x)["disparity"], predictor.predict(x)["disparity"],
                                atol=1e-5)
@@ -432,9 +432,9 @@ def test_calibration_frames_are_a_seeded_draw_of_the_training_targets(tmp_path):
 
     root = fake_kitti.write_tree(str(tmp_path / "world"), frames=7, with_gt=False)
     data = DataConfig(dataset="synthetic", data_dir=root, height=32, width=64, image_ext=".png")
-    first, desc = exporter.calibration_images("auto", 4, 32, 64, data, seed=0)
-    again, _ = exporter.calibration_images("auto", 4, 32, 64, data, seed=0)
-    other, _ = exporter.calibration_images("auto", 4, 32, 64, data, seed=1)
+    first, desc = calibration.calibration_images("auto", 4, 32, 64, data, seed=0)
+    again, _ = calibration.calibration_images("auto", 4, 32, 64, data, seed=0)
+    other, _ = calibration.calibration_images("auto", 4, 32, 64, data, seed=1)
     assert desc == "4 of the 10 training frames of dataset=synthetic (drawn with seed 0)"
     assert all(f.shape == (32, 64, 3) and f.dtype == np.uint8 for f in first)
     for a, b in zip(first, again, strict=True):
@@ -444,11 +444,11 @@ def test_calibration_frames_are_a_seeded_draw_of_the_training_targets(tmp_path):
     assert _frame_ids(other) != ids
     # A folder of images: the same seeded draw over its sorted files.
     folder = os.path.join(root, fake_kitti.DRIVE, "image_02", "data")
-    pick, text = exporter.calibration_images(folder, 3, 32, 64, seed=5)
+    pick, text = calibration.calibration_images(folder, 3, 32, 64, seed=5)
     assert text == f"3 images from {folder} (drawn with seed 5)"
     assert [i for i, _ in _frame_ids(pick)] == [i for i, _ in _frame_ids(
-        exporter.calibration_images(folder, 3, 32, 64, seed=5)[0])]
-    everything, _ = exporter.calibration_images(folder, 50, 32, 64, seed=5)
+        calibration.calibration_images(folder, 3, 32, 64, seed=5)[0])]
+    everything, _ = calibration.calibration_images(folder, 50, 32, 64, seed=5)
     assert sorted(i for i, _ in _frame_ids(everything)) == list(range(7))
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from md2tf.deploy import tflite
+from md2tf.deploy import tflite, tflite_graph
 from md2tf.deploy.images import structured_images
 from md2tf.deploy.inference import DepthPredictor, KerasPredictor, ModelInfo
 from md2tf.deploy.saved_model import export_saved_model
@@ -57,7 +57,7 @@ def test_fuse_int8_elu_makes_the_elu_int8_with_the_same_values(between):
     fn = tf.function(lambda x: _conv(move(tf.nn.elu(_conv(x, _K1))), _K2))
     content = _convert_default(fn)
     assert typed_ops(content)[("ELU", "float32")] == 1  # what the converter does on its own
-    fused, n = tflite.fuse_int8_elu(content)
+    fused, n = tflite_graph.fuse_int8_elu(content)
     assert n == 1
     ops = typed_ops(fused)
     assert ops[("ELU", "int8")] == 1 and ("ELU", "float32") not in ops
@@ -76,11 +76,11 @@ def test_fuse_int8_elu_makes_the_elu_int8_with_the_same_values(between):
 def test_fuse_int8_elu_leaves_an_elu_feeding_a_float_op_or_an_output():
     fn = tf.function(lambda x: tf.nn.elu(_conv(x, _K1)))  # ELU writes the model output
     content = _convert_default(fn)
-    assert tflite.fuse_int8_elu(content) == (content, 0)
+    assert tflite_graph.fuse_int8_elu(content) == (content, 0)
     fn = tf.function(lambda x: _conv(tf.nn.elu(tf.nn.elu(_conv(x, _K1))), _K2))  # ELU into float ELU
     content = _convert_default(fn)
     assert typed_ops(content)[("ELU", "float32")] == 2
-    assert tflite.fuse_int8_elu(content) == (content, 0)
+    assert tflite_graph.fuse_int8_elu(content) == (content, 0)
 
 
 def test_output_head_tensors_are_the_ops_after_the_last_conv():
@@ -91,10 +91,10 @@ def test_output_head_tensors_are_the_ops_after_the_last_conv():
     after_last_conv = ops[[d["op_name"] for d in ops].index("CONV_2D", 1) + 1:]
     names = sorted(tensors[d["outputs"][0]]["name"] for d in after_last_conv)
     assert [d["op_name"] for d in after_last_conv] == ["LOGISTIC", "MUL", "ADD", "DIV"]
-    assert tflite.output_head_tensors(content) == names
+    assert tflite_graph.output_head_tensors(content) == names
     identity = tf.function(lambda x: 2.0 * x)  # no convolution between input and output
     cf = identity.get_concrete_function(tf.TensorSpec(SHAPE, tf.float32))
-    assert tflite.output_head_tensors(tf.lite.TFLiteConverter.from_concrete_functions(
+    assert tflite_graph.output_head_tensors(tf.lite.TFLiteConverter.from_concrete_functions(
         [cf], identity).convert()) == []
 
 
@@ -153,7 +153,7 @@ def test_int8_layout_graph_has_no_mirror_pad_and_runs_whole_in_xnnpack(tiny_int8
     assert ops[("ELU", "int8")] == 10 and ops[("DEPTH_TO_SPACE", "int8")] == 5
     assert ops[("STRIDED_SLICE", "int8")] == 4 * 11  # 11 reflection pads (10 ConvBlocks + dispconv_0)
     # Float: the uint8 input's CAST and the head after the last conv (sigmoid, disp_to_depth).
-    assert tflite.float_ops(content) == ["ADD", "CAST", "DIV", "LOGISTIC", "MUL"]
+    assert tflite_graph.float_ops(content) == ["ADD", "CAST", "DIV", "LOGISTIC", "MUL"]
     assert not_delegated(content) == {"CAST": 1}
     assert tflite.analyze(content)[1]  # still GPU-delegate compatible
     out = tflite.run(content, images)
@@ -186,4 +186,4 @@ def test_int8_conversion_is_reproducible_and_uses_no_deprecated_interpreter(tmp_
     assert tflite.convert(sm, options, lambda: iter(frames)) == first
     other = tflite.convert(sm, options, lambda: iter(frames[::-1][:2]))  # other calibration data
     assert other != first
-    assert "QUANTIZE" in tflite.check_builtin_only(first)
+    assert "QUANTIZE" in tflite_graph.check_builtin_only(first)

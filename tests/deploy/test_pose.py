@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from md2tf.deploy import exporter, formats, tflite
+from md2tf.deploy import exporter, formats, tflite_graph
 from md2tf.deploy.inference import ModelInfo
 
 
@@ -37,8 +37,8 @@ def test_pose_export_matches_keras_and_is_rigid(tmp_path):
     assert all(v <= 1e-5 for v in entry["parity"].values()), entry["parity"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pose_fp32.tflite"]  # no .part left
     content = (tmp_path / "pose_fp32.tflite").read_bytes()
-    assert set(entry["ops"]) == set(tflite.check_builtin_only(content))
-    assert json.loads(tflite.read_metadata(content)["md2tf_pose"])["model"] == "pose"
+    assert set(entry["ops"]) == set(tflite_graph.check_builtin_only(content))
+    assert json.loads(tflite_graph.read_metadata(content)["md2tf_pose"])["model"] == "pose"
     rng = np.random.default_rng(0)
     a, b = (rng.integers(0, 256, (1, 64, 128, 3), dtype=np.uint8) for _ in range(2))
     out = run_pose(content, a, b)

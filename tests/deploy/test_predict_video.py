@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from md2tf.data import video
+from md2tf.data import video_io
 from md2tf.data.synthetic import clip as vw
 from md2tf.deploy import pointcloud, prediction
 from md2tf.deploy.inference import ModelInfo
@@ -41,9 +41,9 @@ def test_video_gives_a_side_by_side_depth_video(clip, tmp_path):
     out = tmp_path / "out" / "drive_depth.mp4"
     assert not summary.failed and summary.num_frames == 6 and summary.video_frames == 6
     assert summary.written == [str(out)] and "drive_depth.mp4" in summary.lines()[1]
-    info = video.probe(str(out))
+    info = video_io.probe(str(out))
     assert (info.num_frames, info.height, info.width, info.fps) == (6, vw.HEIGHT, 2 * vw.WIDTH, vw.FPS / 2)
-    (_, first), = list(video.read_frames(str(out), max_frames=1))
+    (_, first), = list(video_io.read_frames(str(out), max_frames=1))
     left = first[:, :vw.WIDTH].astype(float)
     assert np.abs(left - clip["frames"][0]).mean() < 8.0  # the input on the left
     res = prediction.predict_image(GreyPredictor(), clip["frames"][0])
@@ -55,8 +55,8 @@ def test_max_frames_and_per_frame_files(clip, tmp_path):
     summary = prediction.run_predict(GreyPredictor(), clip["path"], str(tmp_path / "out"),
                                      progress=False, frame_stride=3, max_frames=2, save_frames=True,
                                      video_out=str(tmp_path / "v.mkv"))
-    assert summary.num_frames == 2 and video.probe(str(tmp_path / "v.mkv")).num_frames in (0, 2)
-    assert len(list(video.read_frames(str(tmp_path / "v.mkv")))) == 2
+    assert summary.num_frames == 2 and video_io.probe(str(tmp_path / "v.mkv")).num_frames in (0, 2)
+    assert len(list(video_io.read_frames(str(tmp_path / "v.mkv")))) == 2
     for index in (0, 3):
         depth = np.load(tmp_path / "out" / f"drive_{index:06d}_depth.npy")
         assert depth.shape == (vw.HEIGHT, vw.WIDTH)
@@ -118,7 +118,7 @@ def test_predict_command_on_video_with_point_clouds(exported, clip, tmp_path, ca
             "--frame_stride=4", "--point_cloud"]
     assert call_command(predict.main, PredictConfig, [*argv, f"--intrinsics_file={camera}"]) == 0
     assert "depth video (3 frames" in capsys.readouterr().out
-    assert video.probe(str(tmp_path / "out" / "drive_depth.mp4")).num_frames == 3
+    assert video_io.probe(str(tmp_path / "out" / "drive_depth.mp4")).num_frames == 3
     for index in (0, 4, 8):
         points, _ = pointcloud.read_ply(str(tmp_path / "out" / f"drive_{index:06d}.ply"))
         assert points.shape == (vw.HEIGHT * vw.WIDTH, 3)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from md2tf import evaluate, predict
 from md2tf.config import EvalConfig, PredictConfig
-from md2tf.deploy import tflite
+from md2tf.deploy import tflite, tflite_graph
 from md2tf.deploy.inference import load_predictor
 from md2tf.flags import call_command
 
@@ -34,7 +34,7 @@ def test_read_metadata_names_the_damaged_model(damaged):
     with open(damaged, "rb") as f:
         content = f.read()
     with pytest.raises(ValueError, match=f"^{re.escape(damaged)} is not a valid, complete TFLite model"):
-        tflite.read_metadata(content, source=damaged)
+        tflite_graph.read_metadata(content, source=damaged)
     with pytest.raises(ValueError, match=f"^{re.escape(damaged)} is not a valid, complete TFLite model"):
         load_predictor(damaged)
 

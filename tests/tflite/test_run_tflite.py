@@ -57,10 +57,10 @@ def test_imports_only_numpy_pillow_litert_and_stdlib():
 
 
 def test_metadata_reader_matches_flatbuffer_utils(model):
-    from md2tf.deploy import tflite
+    from md2tf.deploy import tflite_graph
 
     runner = _load_script()
-    assert runner.read_metadata(model["content"]) == tflite.read_metadata(model["content"])
+    assert runner.read_metadata(model["content"]) == tflite_graph.read_metadata(model["content"])
     assert runner.model_info(model["path"]) == model["info"].to_dict()
 
 

@@ -1,0 +1,100 @@
+"""A training run's data: start-up checks, preparation, the dataset function and input-error messages.
+
+`md2tf.train` checks and prepares the data before it builds a `md2tf.training.trainer.Trainer`; the
+trainer reads batches through a `DatasetFn` (`default_dataset_fn`: `md2tf.data.pipeline.make_dataset`)
+and turns a failing input pipeline into a `TrainingDataError` whose one line names the cause
+(`error_cause`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from md2tf.config import ExperimentConfig
+from md2tf.data import datasets, pipeline
+from md2tf.training import distribute
+
+#: ``dataset_fn(split, batch_size, training, input_context, seed) -> tf.data.Dataset`` of `Batch`,
+#: ``batch_size`` global (split per replica through ``input_context``), one epoch.
+DatasetFn = Callable[..., tf.data.Dataset]
+
+
+class TrainingDataError(ValueError):
+    """The input pipeline failed mid-run (e.g. a corrupt image); the message names the cause."""
+
+
+def check_data_available(config: ExperimentConfig) -> None:
+    """Fails early, naming ``--data_dir``, when the dataset's files are missing.
+
+    Raises:
+      ValueError: with the dataset's expected layout, where to get it and a pointer to the
+        synthetic run (`md2tf.data.datasets.base.Dataset.check_layout`).
+    """
+    datasets.get_dataset(config.data.dataset).check_layout(config.data)
+
+
+def check_poses_available(config: ExperimentConfig) -> None:
+    """With ``--pose_source=gt``: fails at start-up unless every train and val sample has known poses.
+
+    Raises:
+      ValueError: one line naming ``--pose_source=gt``, ``--dataset`` and the first sample without
+        poses, with where poses can come from.
+    """
+    if config.train.pose_source != "gt":
+        return
+    for subset in ("train", "val"):
+        try:
+            missing = datasets.get_dataset(config.data.dataset).first_without_poses(config.data, subset)
+        except (FileNotFoundError, ValueError):
+            if subset == "train":
+                raise
+            continue  # no validation split: validation is skipped with a warning later
+        if missing is not None:
+            raise ValueError(
+                f"--pose_source=gt needs known camera poses, but --dataset={config.data.dataset} "
+                f"(--data_dir={config.data.data_dir}) has none for {subset} sample {missing!r}; "
+                "poses come with --dataset=synthetic, kitti_odom (poses/NN.txt) or folder (poses.txt "
+                "beside the frames), else use --pose_source=network")
+
+
+def default_dataset_fn(config: ExperimentConfig, corrupt_counter: tf.Variable) -> DatasetFn:
+    def fn(split, batch_size, training, input_context=None, seed=None):
+        skip = config.data.skip_corrupt_images and training
+        return pipeline.make_dataset(config.data, split, batch_size, training=training,
+                                     input_context=input_context, seed=seed or 0,
+                                     deterministic=config.train.deterministic,
+                                     skip_corrupt_images=skip,
+                                     corrupt_counter=corrupt_counter if skip else None)
+
+    def num_batches(split, batch_size, seed=None) -> int:
+        """Batches of one pass before corrupt samples are dropped (the filter hides the count)."""
+        ds = pipeline.make_dataset(config.data, split, batch_size, training=True, seed=seed or 0)
+        return int(ds.cardinality().numpy())
+
+    fn.num_batches = num_batches
+    return fn
+
+
+def prepare_data(config: ExperimentConfig, timeout_s: float = 3600.0) -> None:
+    """Makes the training data exist (the synthetic world renders into ``data_dir`` on first use).
+
+    Only the chief writes; other workers wait up to ``timeout_s`` seconds for it.
+    """
+    datasets.get_dataset(config.data.dataset).prepare(config.data, is_chief=distribute.is_chief(),
+                                                     timeout_s=timeout_s,
+                                                     progress=config.train.progress_bar)
+
+
+def error_cause(error: BaseException) -> str:
+    """One line with the cause of an error: for a TF graph error the failing op's own message (e.g.
+    ``assertion failed: [corrupt or truncated image file:] [<path>]``), without TF's node listing."""
+    text = str(getattr(error, "message", error))
+    boilerplate = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(boilerplate)] or [text.strip()]
+    cause = lines[0]
+    if "assertion failed:" in cause:
+        cause = cause[cause.index("assertion failed:"):]
+    return " ".join(cause.split(" [Op:")[0].split()) or type(error).__name__
