@@ -3,8 +3,9 @@
 Each field of the dataclasses below is declared with :func:`setting`: its type, its default (the
 paper's, Monodepth2 ICCV 2019 Sec. 4, where the paper has one), its help text and, where needed,
 the allowed choices and older or paper-style flag names. ``md2tf.flags`` generates the command-line
-flags of each entry point from these fields by one rule (flag name = field name), so a new option is
-one field here. Every ``__post_init__`` checks invariants, so a bad combination fails at start-up with
+flags of each entry point from these fields by one rule (`flag_name`: the field's name, prefixed for a
+config nested below a command's sub-configs: ``--synthetic_drives``), so a new option is one field
+here. Every ``__post_init__`` checks invariants, so a bad combination fails at start-up with
 a message naming the flag, not hours into training; ``<run_dir>/config.json`` (``to_dict``) replays a
 run by itself (``from_dict``).
 
@@ -31,14 +32,18 @@ def _check(condition: bool, message: str) -> None:
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple | None = None,  # noqa: A002
-            aliases: tuple[str, ...] = (), finite: bool = True, resumable: bool = False) -> Any:
+            aliases: tuple[str, ...] = (), unprefixed_aliases: tuple[str, ...] = (),
+            finite: bool = True, resumable: bool = False) -> Any:
     """Declares one config field: default, help text, allowed choices and flag aliases.
 
     Args:
       default: the default value (immutable: tuples, not lists).
       help: one-line help text shown by ``--help``.
       choices: allowed values (an enum flag); checked in ``__post_init__``.
-      aliases: other flag names that set this field (the paper's / earlier names).
+      aliases: other flag names that set this field (the paper's / earlier names); named by the
+        same rule as the field (`flag_name`), so a nested config's aliases get its prefix too.
+      unprefixed_aliases: flag names taken as written, never prefixed: the names the fields of a
+        nested config had before they were nested (``--frame_stride`` for ``video.frame_stride``).
       finite: float fields only: reject NaN and infinities (default True).
       resumable: a resumed run may take another value than the run's ``config.json`` (how long and
         how fast it trains, what it logs and saves, where files are). Default False: a change is
@@ -46,6 +51,7 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: tupl
         (`changed_settings`).
     """
     return field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases,
+                                            "unprefixed_aliases": unprefixed_aliases,
                                             "finite": finite, "resumable": resumable})
 
 
@@ -54,7 +60,8 @@ class SettingChange:
     """One setting whose value differs between two configs (`changed_settings`).
 
     Attributes:
-      name: the field's name, which is its flag's (``height`` for ``--height``).
+      name: the setting's flag name (`flag_name`: ``height`` for ``--height``, ``synthetic_drives``
+        for ``data.synthetic.drives``).
       recorded: the value in the first config (e.g. a run's ``config.json``).
       now: the value in the second config.
       resumable: whether the field is declared ``setting(..., resumable=True)``.
@@ -66,22 +73,43 @@ class SettingChange:
     resumable: bool
 
 
-def changed_settings(recorded: Any, now: Any) -> list[SettingChange]:
+def flag_name(path: tuple[str, ...], name: str) -> str:
+    """The flag of field (or alias) ``name`` of the config reached from a command's config by ``path``.
+
+    The one naming rule of every command's flags: the fields of the command's config and of its
+    direct sub-configs are flags of their own name; a config nested deeper adds the names of the
+    fields that nest it below the first level as a prefix.
+
+    Args:
+      path: the field names leading from the command's config to the field's config: ``()`` for the
+        command's own fields, ``("data",)`` for ``DataConfig``'s in training, ``("data",
+        "synthetic")`` for the synthetic world's in training, ``("world",)`` in the generator.
+
+    Returns:
+      ``height`` for ``(("data",), "height")``, ``synthetic_drives`` for ``(("data", "synthetic"),
+      "drives")``, ``drives`` for ``(("world",), "drives")``.
+    """
+    return "_".join((*path[1:], name))
+
+
+def changed_settings(recorded: Any, now: Any, path: tuple[str, ...] = ()) -> list[SettingChange]:
     """The fields, nested configs flattened in declaration order, whose values differ.
 
     Args:
-      recorded, now: two instances of one config dataclass.
+      recorded, now: two instances of one config dataclass (a command's config).
+      path: where they are nested in the command's config (`flag_name`); ``()`` for the command's.
 
     Returns:
-      One `SettingChange` per differing field, with its ``resumable`` declaration.
+      One `SettingChange` per differing field, named by its flag, with its ``resumable`` declaration.
     """
     changes = []
     for f in dataclasses.fields(recorded):
         a, b = getattr(recorded, f.name), getattr(now, f.name)
         if dataclasses.is_dataclass(a):
-            changes += changed_settings(a, b)
+            changes += changed_settings(a, b, (*path, f.name))
         elif a != b:
-            changes.append(SettingChange(f.name, a, b, f.metadata.get("resumable", False)))
+            changes.append(SettingChange(flag_name(path, f.name), a, b,
+                                         f.metadata.get("resumable", False)))
     return changes
 
 
@@ -150,6 +178,137 @@ def config_from_dict(cls: type, values: dict) -> Any:
     return cls(**kwargs)
 
 
+#: The depth network's output range ``(min_depth, max_depth)`` in training units (paper Sec. 4: 0.1
+#: and 100): `ModelConfig`'s defaults, and the range of a network built without a config.
+DEPTH_RANGE = (0.1, 100.0)
+
+
+def check_depth_range(min_depth: float, max_depth: float, names: str = "min_depth < max_depth") -> None:
+    """Raises `ConfigError` (a ValueError) unless ``0 < min_depth < max_depth``.
+
+    Args:
+      min_depth, max_depth: the range.
+      names: how the message names them (e.g. ``--min_depth < --max_depth``).
+    """
+    _check(0 < min_depth < max_depth, f"need 0 < {names}, got {min_depth}, {max_depth}")
+
+
+#: The KITTI rig (Geiger et al., IJRR 2013) the synthetic world copies by default: stereo baseline
+#: and camera height above the road, in metres.
+KITTI_BASELINE_M = 0.54
+KITTI_CAMERA_HEIGHT_M = 1.65
+#: Octaves of the synthetic world's value-noise texture (0.3 cycles/m, x2.5 per octave: up to 29
+#: cycles/m).
+NOISE_OCTAVES = 6
+
+
+@dataclass(frozen=True)
+class WorldConfig(ConfigBase):
+    """The built-in synthetic world (`md2tf.data.synthetic`): every setting that changes its files.
+
+    Nested as ``DataConfig.synthetic`` (training flags ``--synthetic_drives``, ...) and as the
+    generator's ``world`` (``python -m md2tf.data.synthetic --drives``, ...). The image size and
+    format may be left open (0, ""): `resolved` fills them in before rendering, and the world on
+    disk records the resolved values.
+    """
+
+    drives: int = setting(4, "Number of drives (sequences), rendered on first use.")
+    frames: int = setting(100, "Frames per drive (>= 3: targets need both neighbours).")
+    height: int = setting(0, "Image height in pixels; 0 = the network input height in training, "
+                          "KITTI's 375 for python -m md2tf.data.synthetic.")
+    width: int = setting(0, "Image width in pixels; 0 = the network input width in training, KITTI's "
+                         "1242 for python -m md2tf.data.synthetic.")
+    seed: int = setting(0, "Master seed: the world is a deterministic function of these settings, and "
+                        "another seed gives other drives (e.g. to pretrain on data disjoint from the "
+                        "test drive).")
+    ext: str = setting("", "Image format: png (lossless) or jpg (quality 92, 4:2:0 like KITTI's JPEGs "
+                       "as the paper used them); empty = --image_ext in training, png for python -m "
+                       "md2tf.data.synthetic.", choices=("", "png", "jpg"))
+    date: str = setting("2019_10_27", "The <date> folder name (YYYY_MM_DD).")
+    baseline: float = setting(KITTI_BASELINE_M, "Stereo baseline in metres (camera 03 is +baseline "
+                              "along x of camera 02).")
+    camera_height: float = setting(KITTI_CAMERA_HEIGHT_M, "Height of the cameras above the ground in "
+                                   "metres.")
+    lidar_beams: int = setting(64, "Number of lidar beams (64 like the HDL-64E).")
+    lidar_azimuth_step_deg: float = setting(0.2, "Horizontal angular step of the lidar in degrees.")
+    lidar: bool = setting(True, "Write velodyne_points (off: none).")
+    odometry: bool = setting(True, "Also write a KITTI odometry view (odometry/sequences, symlinks) and "
+                             "the synthetic_odom split.")
+    texture_contrast: float = setting(1.0, "Amplitude of every surface's noise texture (0 = untextured "
+                                      "albedo, road markings, slabs and windows stay; 2 = twice the "
+                                      "contrast).")
+    texture_octaves: int = setting(NOISE_OCTAVES, "Octaves of every surface's noise texture, from 0.3 "
+                                   "cycles/m up, x2.5 each (6 = up to 29 cycles/m, fine detail at every "
+                                   "distance; 2 = up to 0.75 cycles/m, only blotches of a metre and more).")
+    speed_variation: float = setting(0.0, "Smooth fluctuation of the vehicle's speed as a fraction of it "
+                                     "(0 = piecewise-constant cruising speeds with ramps and stops; 0.2 = "
+                                     "up to +-20 %, over periods of 2-6 s as in traffic).")
+
+    def validate(self) -> None:
+        # Flags are named as in python -m md2tf.data.synthetic; md2tf.flags prefixes them for
+        # the commands where the world is nested deeper (--drives -> --synthetic_drives).
+        _check(self.drives >= 1, f"--drives must be >= 1, got {self.drives}")
+        _check(self.frames >= 3, f"--frames must be >= 3 (targets need both neighbours), got {self.frames}")
+        _check(self.height == 0 or self.height >= 8,
+               f"--height must be 0 (the default size) or >= 8, got {self.height}")
+        _check(self.width == 0 or self.width >= 8,
+               f"--width must be 0 (the default size) or >= 8, got {self.width}")
+        _check(len(self.date) == 10 and self.date[4] == "_" and self.date[7] == "_",
+               f"--date must look like YYYY_MM_DD, got {self.date!r}")
+        _check(self.baseline > 0, f"--baseline must be > 0 metres, got {self.baseline}")
+        _check(self.camera_height > 0.2, f"--camera_height must be > 0.2 metres, got {self.camera_height}")
+        _check(self.lidar_beams >= 1, f"--lidar_beams must be >= 1, got {self.lidar_beams}")
+        _check(self.lidar_azimuth_step_deg > 0,
+               f"--lidar_azimuth_step_deg must be > 0, got {self.lidar_azimuth_step_deg}")
+        _check(0.0 <= self.texture_contrast <= 5.0,
+               f"--texture_contrast must lie in [0, 5], got {self.texture_contrast}")
+        _check(1 <= self.texture_octaves <= NOISE_OCTAVES,
+               f"--texture_octaves must lie in [1, {NOISE_OCTAVES}], got {self.texture_octaves}")
+        _check(0.0 <= self.speed_variation < 1.0,
+               f"--speed_variation must lie in [0, 1), got {self.speed_variation}")
+
+    def resolved(self, height: int, width: int, ext: str) -> WorldConfig:
+        """The world as rendered: an open image size or format (0, "") taken from the arguments.
+
+        Args:
+          height, width: the image size in pixels where the world's is 0 (training: the network
+            input size).
+          ext: the image format where the world's is "" (``png``, ``jpg``; a leading dot, as in
+            ``--image_ext``, is dropped).
+        """
+        return dataclasses.replace(self, height=self.height or height, width=self.width or width,
+                                   ext=self.ext or ext.lstrip("."))
+
+
+@dataclass(frozen=True)
+class VideoConfig(ConfigBase):
+    """How ``--dataset=video`` decodes video files into frame folders (`md2tf.data.datasets.video`).
+
+    Nested as ``DataConfig.video``: flags ``--video_frame_stride``, ..., which also answer to the
+    names they had before (``--frame_stride``, ``--target_fps``, ``--static_threshold``).
+    """
+
+    frame_stride: int = setting(1, "Keep every n-th decoded frame (3 turns a 30 fps video into KITTI's "
+                                "10 Hz).", unprefixed_aliases=("frame_stride",))
+    target_fps: float = setting(0.0, "Frame rate to subsample each video to (stride = round(video fps "
+                                "/ target_fps)); 0 = use the frame stride.",
+                                unprefixed_aliases=("target_fps",))
+    static_threshold: float = setting(0.005, "Drop static frames, cutting each video where the median "
+                                      "absolute grey difference of consecutive kept frames (64 px wide "
+                                      "thumbnails, [0, 1]) is below this; 0 keeps all.",
+                                      unprefixed_aliases=("static_threshold",))
+    cache_dir: str = setting("", "Where the decoded frames go (one folder per decoding setting); empty "
+                             "= <data_dir>/.md2tf_frames.", resumable=True)
+
+    def validate(self) -> None:
+        # Named by their own flag names, prefixed by md2tf.flags (--frame_stride -> --video_frame_stride).
+        _check(self.frame_stride >= 1, f"--frame_stride must be >= 1, got {self.frame_stride}")
+        _check(self.target_fps >= 0, f"--target_fps must be >= 0 (0 = off), got {self.target_fps}")
+        _check(self.target_fps == 0 or self.frame_stride == 1, "give --target_fps or --frame_stride, not both")
+        _check(self.static_threshold >= 0,
+               f"--static_threshold must be >= 0 (0 = keep every frame), got {self.static_threshold}")
+
+
 SYNTHETIC_DATA_DIR = "data_cache/synthetic"  # where the synthetic world is generated by default
 
 
@@ -170,8 +329,9 @@ class DataConfig(ConfigBase):
     data_dir: str = setting("", "Dataset root (KITTI raw layout for kitti and synthetic). Empty for "
                             "--dataset=synthetic means data_cache/synthetic.",
                             aliases=("synthetic_cache_dir",), resumable=True)
-    split: str = setting("eigen_zhou", "Split name: files are read from "
-                         "<splits_dir>/<split>/{train,val}_files.txt (eigen_zhou, eigen_full, odom, ...).")
+    split: str = setting("", "Split name: files are read from <splits_dir>/<split>/{train,val}_files.txt "
+                         "(eigen_zhou, eigen_full, odom, ...); empty = the dataset's own (kitti: "
+                         "eigen_zhou, kitti_odom: odom, synthetic: synthetic).")
     splits_dir: str = setting("", "Directory holding the split folders. Empty = <data_dir>/splits.",
                               resumable=True)
     height: int = setting(192, "Network input height in pixels (multiple of 32).")
@@ -193,29 +353,8 @@ class DataConfig(ConfigBase):
     skip_corrupt_images: bool = setting(
         False, "Drop (log and count) training samples with a corrupt or truncated image instead of "
         "stopping with an error naming the file.", resumable=True)
-    synthetic_drives: int = setting(4, "Synthetic world: number of drives (generated on first use).")
-    synthetic_frames: int = setting(100, "Synthetic world: frames per drive.")
-    synthetic_height: int = setting(0, "Synthetic world image height (0 = --height).")
-    synthetic_width: int = setting(0, "Synthetic world image width (0 = --width).")
-    synthetic_seed: int = setting(0, "Synthetic world master seed: another seed gives other drives (e.g. "
-                                  "to pretrain on data disjoint from the test drive).")
-    synthetic_texture_contrast: float = setting(1.0, "Synthetic world: amplitude of the surfaces' noise "
-                                                "texture (0 = flat colours, 2 = twice the contrast).")
-    synthetic_texture_octaves: int = setting(6, "Synthetic world: octaves of the surfaces' noise texture, "
-                                             "1-6 (6 = fine detail; 2 = only blotches of a metre and more).")
-    synthetic_speed_variation: float = setting(0.0, "Synthetic world: smooth fluctuation of the vehicle's "
-                                               "speed, a fraction of it (0 = piecewise-constant speeds; "
-                                               "0.2 = up to +-20 % over 2-6 s, as in traffic).")
-    frame_stride: int = setting(1, "--dataset=video: keep every n-th decoded frame (3 turns a 30 fps "
-                                "video into KITTI's 10 Hz).")
-    target_fps: float = setting(0.0, "--dataset=video: frame rate to subsample each video to (stride = "
-                                "round(video fps / target_fps)); 0 = use --frame_stride.")
-    static_threshold: float = setting(0.005, "--dataset=video: drop static frames, cutting each video "
-                                      "where the median absolute grey difference of consecutive kept "
-                                      "frames (64 px wide thumbnails, [0, 1]) is below this; 0 keeps all.")
-    video_cache_dir: str = setting("", "--dataset=video: where the decoded frames go (one folder per "
-                                   "decoding setting); empty = <data_dir>/.md2tf_frames.",
-                                   resumable=True)
+    synthetic: WorldConfig = field(default_factory=WorldConfig)  # flags --synthetic_<field>
+    video: VideoConfig = field(default_factory=VideoConfig)  # flags --video_<field>
 
     def validate(self) -> None:
         if self.dataset == "synthetic" and not self.data_dir:  # recorded resolved in config.json
@@ -229,25 +368,9 @@ class DataConfig(ConfigBase):
         _check(0.0 <= self.flip_prob <= 1.0 and 0.0 <= self.color_aug_prob <= 1.0,
                "--flip_prob and --color_aug_prob must lie in [0, 1]")
         _check(self.stereo_baseline > 0, f"--stereo_baseline must be > 0, got {self.stereo_baseline}")
-        _check(self.synthetic_drives >= 1, f"--synthetic_drives must be >= 1, got {self.synthetic_drives}")
-        _check(self.synthetic_frames >= 3,
-               f"--synthetic_frames must be >= 3 (targets need both neighbours), got {self.synthetic_frames}")
-        _check(self.synthetic_height == 0 or self.synthetic_height >= 8,
-               f"--synthetic_height must be 0 (= --height) or >= 8, got {self.synthetic_height}")
-        _check(self.synthetic_width == 0 or self.synthetic_width >= 8,
-               f"--synthetic_width must be 0 (= --width) or >= 8, got {self.synthetic_width}")
-        _check(0.0 <= self.synthetic_texture_contrast <= 5.0, "--synthetic_texture_contrast must lie in "
-               f"[0, 5], got {self.synthetic_texture_contrast}")
-        _check(1 <= self.synthetic_texture_octaves <= 6, "--synthetic_texture_octaves must lie in "
-               f"[1, 6], got {self.synthetic_texture_octaves}")
-        _check(0.0 <= self.synthetic_speed_variation < 1.0, "--synthetic_speed_variation must lie in "
-               f"[0, 1), got {self.synthetic_speed_variation}")
-        _check(self.frame_stride >= 1, f"--frame_stride must be >= 1, got {self.frame_stride}")
-        _check(self.target_fps >= 0, f"--target_fps must be >= 0 (0 = off), got {self.target_fps}")
-        _check(self.target_fps == 0 or self.frame_stride == 1,
-               "give --target_fps or --frame_stride, not both")
-        _check(self.static_threshold >= 0,
-               f"--static_threshold must be >= 0 (0 = keep every frame), got {self.static_threshold}")
+        _check(self.synthetic.ext in ("", self.image_ext.lstrip(".")),
+               f"--synthetic_ext={self.synthetic.ext} contradicts --image_ext={self.image_ext}: leave "
+               "--synthetic_ext empty, the world's images then follow --image_ext")
 
     @property
     def temporal_offsets(self) -> tuple[int, ...]:
@@ -276,13 +399,13 @@ class ModelConfig(ConfigBase):
         None, "Initial sigmoid disparity p in (0, 1) of the depth decoder (biases start at logit(p)); "
         "unset = reference init (~0.5, depth ~2*min_depth). Stereo from scratch needs a far start, "
         "e.g. 0.02: from 0.5 the stereo warp starts ~90 px off and never finds the basin.")
-    min_depth: float = setting(0.1, "The depth network's output range: depth at sigmoid disparity 1 "
-                               "(training units; paper Sec. 4: 0.1).")
-    max_depth: float = setting(100.0, "Depth at sigmoid disparity 0 (training units; paper Sec. 4: 100).")
+    min_depth: float = setting(DEPTH_RANGE[0], "The depth network's output range: depth at sigmoid "
+                               "disparity 1 (training units; paper Sec. 4: 0.1).")
+    max_depth: float = setting(DEPTH_RANGE[1], "Depth at sigmoid disparity 0 (training units; paper "
+                               "Sec. 4: 100).")
 
     def validate(self) -> None:
-        _check(0 < self.min_depth < self.max_depth,
-               f"need 0 < --min_depth < --max_depth, got {self.min_depth}, {self.max_depth}")
+        check_depth_range(self.min_depth, self.max_depth, "--min_depth < --max_depth")
         _check(self.init_disparity is None or 0.0 < self.init_disparity < 1.0,
                f"--init_disparity must lie in (0, 1), got {self.init_disparity}")
         _check(tuple(self.scales) == tuple(range(len(self.scales))) and 1 <= len(self.scales) <= 4,

@@ -30,11 +30,10 @@ import sys
 
 from md2tf import flags as md2tf_flags
 from md2tf.config import EvalConfig
+from md2tf.evaluation import from_run
 
 
 def main(config: EvalConfig, flag_values) -> int:
-    from md2tf.evaluation import from_run  # noqa: PLC0415  (no TF)
-
     given = {name for name in from_run.RUN_FIELDS if flag_values[name].present}
     config, note = from_run.with_run_defaults(config, given)
     if note:

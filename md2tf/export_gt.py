@@ -12,13 +12,12 @@ import os
 from md2tf import flags as md2tf_flags
 from md2tf.config import ExportGtConfig
 from md2tf.data import splits
+from md2tf.evaluation import gt_depth
 from md2tf.progress import Progress
 
 
 def main(config: ExportGtConfig, flag_values) -> None:
     del flag_values
-    from md2tf.evaluation import gt_depth  # noqa: PLC0415  (TF after flag parsing)
-
     splits_dir = splits.splits_dir(config.data_dir, config.splits_dir)
     count = len(splits.read_split(os.path.join(splits_dir, config.split, "test_files.txt"), kind="raw"))
     with Progress(count, f"GT {config.split}", unit="map") as bar:

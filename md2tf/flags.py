@@ -1,13 +1,17 @@
 """Command-line flags generated from the config dataclasses; the only library module using absl.flags.
 
-One rule: every field of a config dataclass (``md2tf.config``) is a flag of the same name, with the
-field's type, default, help text and choices; ``setting(aliases=...)`` adds the paper's or earlier names
-(``--disparity_smoothness`` sets ``LossConfig.smoothness_weight``). An entry point calls
-:func:`run_command` with its config class, so it defines exactly its own flags, ``--help`` lists them
-grouped by config section (exit status 0), and a bad setting ends the command with one line naming the
-flag instead of a traceback. Library code never reads ``FLAGS``. Before TensorFlow is imported,
-:func:`quiet_tensorflow` silences TF's own log lines (``--verbosity=1`` or ``MD2TF_TF_LOGS=1`` keep them)
-and :func:`use_onednn` asks for TF's oneDNN CPU kernels (:func:`start_tensorflow` does both).
+One rule (`md2tf.config.flag_name`): every field of a config dataclass (``md2tf.config``) is a flag,
+with the field's type, default, help text and choices, named after the field; a config nested below
+the command's sub-configs adds the field names that nest it as a prefix (``--height`` for
+``ExperimentConfig.data.height``, ``--synthetic_drives`` for ``ExperimentConfig.data.synthetic.drives``,
+``--drives`` for the generator's ``GenerateConfig.world.drives``). ``setting(aliases=...)`` adds the
+paper's or earlier names by the same rule (``--disparity_smoothness`` sets
+``LossConfig.smoothness_weight``), ``setting(unprefixed_aliases=...)`` names taken as written. An
+entry point calls :func:`run_command` with its config class, so it defines exactly its own flags,
+``--help`` lists them grouped by config section (exit status 0), and a bad setting ends the command
+with one line naming the flag as that command spells it instead of a traceback. Library code never
+reads ``FLAGS``. After parsing, `run_command` starts TensorFlow with `md2tf.tf_start.start_tensorflow`
+(quiet, oneDNN kernels).
 
     def main(config: EvalConfig, flag_values) -> int: ...
     if __name__ == "__main__":
@@ -17,57 +21,61 @@ and :func:`use_onednn` asks for TF's oneDNN CPU kernels (:func:`start_tensorflow
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
-import platform
 import re
 import sys
 import textwrap
 import types
 import typing
-import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from absl import app, flags
 
 from md2tf import config as cfg
-from md2tf import native_stderr
+from md2tf.tf_start import start_tensorflow
 
 FLAGS = flags.FLAGS
 #: Exit status of a configuration, flag-parsing or input-data error.
 USAGE_EXIT_STATUS = 2
-#: Environment variable: ``1`` keeps TensorFlow's own log lines (C++ banner, saver, converter).
-TF_LOGS_ENV = "MD2TF_TF_LOGS"
-#: Environment variable read by TF at start-up: ``1`` = oneDNN CPU kernels (see `use_onednn`).
-ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
-#: Python warnings raised inside TensorFlow about TensorFlow itself, never about the user's run: the
-#: int8 converter calibrates with TF's deprecated interpreter (md2tf's own code uses LiteRT's).
-NOISE_WARNINGS = (r"\s*Warning: tf\.lite\.Interpreter is deprecated",)
-#: Installed TensorFlow packages whose absl log records below ERROR are TF's, not md2tf's.
-_TF_SOURCE = re.compile(r"[/\\](site|dist)-packages[/\\](tensorflow|keras|tf_keras|tensorflow_datasets)"
-                        r"[/\\]")
-
-
-class _TensorFlowRecords(logging.Filter):
-    """Drops absl log records below ERROR emitted from TensorFlow's own source files."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or not _TF_SOURCE.search(record.pathname or "")
-
-
 # --- fields -> flags --------------------------------------------------------------------------------
 
 
-def _leaf_fields(config_cls: type, group: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
-    """``(group, field, type)`` for every non-dataclass field, nested configs flattened in order."""
+class Leaf(NamedTuple):
+    """One non-config field of a command's config, and its flags.
+
+    Attributes:
+      path: the field names leading from the command's config to the field's config (`cfg.flag_name`).
+      field: the dataclass field.
+      kind: its resolved type.
+      flag: the flag's name (`cfg.flag_name`).
+      aliases: other flag names setting it: its aliases named by the same rule, then its unprefixed
+        aliases.
+    """
+
+    path: tuple[str, ...]
+    field: dataclasses.Field
+    kind: Any
+    flag: str
+    aliases: tuple[str, ...]
+
+    @property
+    def group(self) -> str:
+        """The ``--help`` section: the dotted path of the field's config (``data.synthetic``)."""
+        return ".".join(self.path)
+
+
+def _leaf_fields(config_cls: type, path: tuple[str, ...] = ()) -> Iterator[Leaf]:
+    """Every non-config field of ``config_cls``, nested configs flattened in declaration order."""
     hints = cfg.field_types(config_cls)
     for f in dataclasses.fields(config_cls):
         kind = hints[f.name]
         if dataclasses.is_dataclass(kind):
-            yield from _leaf_fields(kind, f.name)
+            yield from _leaf_fields(kind, (*path, f.name))
         else:
-            yield group or config_cls.__name__, f, kind
+            aliases = tuple(cfg.flag_name(path, a) for a in f.metadata.get("aliases", ()))
+            yield Leaf(path, f, kind, cfg.flag_name(path, f.name),
+                       aliases + tuple(f.metadata.get("unprefixed_aliases", ())))
 
 
 def _base_type(kind: Any) -> tuple[Any, bool]:
@@ -89,37 +97,41 @@ def define_flags(config_cls: type, flag_values: flags.FlagValues = FLAGS,
                  module_name: str | None = None) -> None:
     """Defines one flag per field of ``config_cls`` (nested configs included) and its aliases.
 
-    Two fields of the same name in one command would be one flag for two settings: an error.
+    Flags are named by `cfg.flag_name`: ``--height`` for ``ExperimentConfig.data.height``,
+    ``--synthetic_drives`` for ``ExperimentConfig.data.synthetic.drives``. Two fields with one
+    flag name in one command would be one flag for two settings: an error.
 
     Raises:
-      ValueError: a field name or alias is defined twice, or a field type has no flag type.
+      ValueError: a flag name or alias is defined twice, or a field type has no flag type.
     """
     seen: dict[str, str] = {}
-    for group, f, kind in _leaf_fields(config_cls):
-        for name in (f.name, *f.metadata.get("aliases", ())):
+    for leaf in _leaf_fields(config_cls):
+        f, setting_name = leaf.field, ".".join((*leaf.path, leaf.field.name))
+        for name in (leaf.flag, *leaf.aliases):
             if name in seen:
-                raise ValueError(f"flag --{name} would set both {seen[name]} and {group}.{f.name}")
-            seen[name] = f"{group}.{f.name}"
-        base, _ = _base_type(kind)
+                raise ValueError(f"flag --{name} would set both {seen[name]} and {setting_name}")
+            seen[name] = setting_name
+        base, _ = _base_type(leaf.kind)
         default, help_text = _default(f), f.metadata.get("help") or f.name
         choices = f.metadata.get("choices")
-        kw = {"flag_values": flag_values, "module_name": module_name or f"md2tf config: {group}"}
+        kw = {"flag_values": flag_values,
+              "module_name": module_name or f"md2tf config: {leaf.group or config_cls.__name__}"}
         if typing.get_origin(base) is tuple:
-            flags.DEFINE_list(f.name, [str(v) for v in default], help_text, **kw)
+            flags.DEFINE_list(leaf.flag, [str(v) for v in default], help_text, **kw)
         elif base is bool:
-            flags.DEFINE_boolean(f.name, default, help_text, **kw)
+            flags.DEFINE_boolean(leaf.flag, default, help_text, **kw)
         elif base is int:  # choices of an int field are checked by the config
-            flags.DEFINE_integer(f.name, default, help_text, **kw)
+            flags.DEFINE_integer(leaf.flag, default, help_text, **kw)
         elif base is float:
-            flags.DEFINE_float(f.name, default, help_text, **kw)
+            flags.DEFINE_float(leaf.flag, default, help_text, **kw)
         elif base is str and choices is not None:
-            flags.DEFINE_enum(f.name, default, list(choices), help_text, **kw)
+            flags.DEFINE_enum(leaf.flag, default, list(choices), help_text, **kw)
         elif base is str:
-            flags.DEFINE_string(f.name, default, help_text, **kw)
+            flags.DEFINE_string(leaf.flag, default, help_text, **kw)
         else:
-            raise ValueError(f"no flag type for {group}.{f.name}: {kind}")
-        for alias in f.metadata.get("aliases", ()):
-            flags.DEFINE_alias(alias, f.name, flag_values=flag_values, module_name=kw["module_name"])
+            raise ValueError(f"no flag type for {setting_name}: {leaf.kind}")
+        for alias in leaf.aliases:
+            flags.DEFINE_alias(alias, leaf.flag, flag_values=flag_values, module_name=kw["module_name"])
 
 
 def _convert(name: str, kind: Any, value: Any) -> Any:
@@ -135,100 +147,56 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
     return value
 
 
-def config_from_flags(config_cls: type, flag_values: flags.FlagValues = FLAGS) -> Any:
+def config_from_flags(config_cls: type, flag_values: flags.FlagValues = FLAGS,
+                      path: tuple[str, ...] = ()) -> Any:
     """Builds a validated ``config_cls`` from parsed flags defined by :func:`define_flags`.
 
+    Args:
+      config_cls: the command's config class.
+      flag_values: the parsed flags.
+      path: where ``config_cls`` is nested in the command's config (`cfg.flag_name`; recursion).
+
     Raises:
-      md2tf.config.ConfigError: a value is invalid; the message names the flag.
+      md2tf.config.ConfigError: a value is invalid; the message names the flag as the command
+        spells it (`_renamed`).
     """
     hints = cfg.field_types(config_cls)
     kwargs = {}
     for f in dataclasses.fields(config_cls):
         kind = hints[f.name]
         if dataclasses.is_dataclass(kind):
-            kwargs[f.name] = config_from_flags(kind, flag_values)
+            kwargs[f.name] = config_from_flags(kind, flag_values, (*path, f.name))
         else:
-            kwargs[f.name] = _convert(f.name, kind, flag_values[f.name].value)
-    return config_cls(**kwargs)
+            name = cfg.flag_name(path, f.name)
+            kwargs[f.name] = _convert(name, kind, flag_values[name].value)
+    try:
+        return config_cls(**kwargs)
+    except cfg.ConfigError as e:
+        renamed = _renamed(str(e), config_cls, path)
+        if renamed == str(e):
+            raise
+        raise cfg.ConfigError(renamed) from e
+
+
+def _renamed(message: str, config_cls: type, path: tuple[str, ...]) -> str:
+    """``message`` with the flags of ``config_cls``'s own fields named as this command names them.
+
+    A config's checks name its fields' flags by the field names (``--drives``), their names where
+    the config is a command's config or a direct sub-config; nested deeper, the flags carry a
+    prefix (`cfg.flag_name`: ``--synthetic_drives``), and so does the message.
+    """
+    hints = cfg.field_types(config_cls)
+    names = [name for f in dataclasses.fields(config_cls) if not dataclasses.is_dataclass(hints[f.name])
+             for name in (f.name, *f.metadata.get("aliases", ()))]
+    if not path[1:] or not names:
+        return message
+    pattern = re.compile(rf"--(no)?({'|'.join(map(re.escape, names))})\b")
+    return pattern.sub(lambda m: f"--{m.group(1) or ''}{cfg.flag_name(path, m.group(2))}", message)
 
 
 def flag_names(config_cls: type) -> list[str]:
     """Every flag name (fields and aliases) that :func:`define_flags` defines for ``config_cls``."""
-    return [name for _, f, _ in _leaf_fields(config_cls)
-            for name in (f.name, *f.metadata.get("aliases", ()))]
-
-
-# --- quiet by default -----------------------------------------------------------------------------
-
-
-def quiet_tensorflow(verbosity: int = 0, environ: dict[str, str] | None = None) -> bool:
-    """Silences TensorFlow's log lines so a command prints only md2tf's own (call before TF starts).
-
-    TF's C++ logs (the CPU-feature banner, SavedModel loader and converter chatter) need
-    ``TF_CPP_MIN_LOG_LEVEL`` before ``import tensorflow``; an explicit value is kept. Its Python
-    logger and the absl records TF's own files write (``Sharding callback duration``, signature
-    renaming notes) keep errors only, and `NOISE_WARNINGS` are ignored. md2tf's own lines (progress, results, warnings) are unaffected.
-
-    Args:
-      verbosity: absl's ``--verbosity``; >= 1 (debug) keeps TF's logs.
-      environ: the environment to read and update (default ``os.environ``).
-
-    Returns:
-      True when TF's logs were silenced, False when ``MD2TF_TF_LOGS=1`` or ``verbosity >= 1``.
-    """
-    environ = os.environ if environ is None else environ
-    if environ.get(TF_LOGS_ENV, "0").strip() not in ("", "0") or verbosity >= 1:
-        return False
-    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++: errors only
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    absl_logger = logging.getLogger("absl")
-    if not any(isinstance(f, _TensorFlowRecords) for f in absl_logger.filters):
-        absl_logger.addFilter(_TensorFlowRecords())
-    for pattern in NOISE_WARNINGS:
-        warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
-    return True
-
-
-def use_onednn(environ: dict[str, str] | None = None, deterministic: bool = False,
-               machine: str | None = None) -> bool:
-    """Asks TF for its oneDNN CPU kernels on x86 unless ``TF_ENABLE_ONEDNN_OPTS`` is set (call before TF starts).
-
-    TF 2.21 turns oneDNN on by default only on x86 CPUs with AVX512-VNNI/BF16, AVX-VNNI or AMX; on
-    plain AVX2 parts (many AMD EPYC and laptop CPUs) its convolutions and matmuls fall back to Eigen,
-    whose convolution filter gradients run at under half the speed. Measured on a 2-core AVX2 EPYC
-    (``docs/benchmarks.md``): the M training step at 192x640 is 1.28-1.45x faster with oneDNN, a
-    float32 matmul 1.9x. Other architectures keep TF's default (unmeasured there).
-
-    Args:
-      environ: the environment to read and update (default ``os.environ``). An explicit
-        ``TF_ENABLE_ONEDNN_OPTS`` is kept (``0`` for an A/B against Eigen).
-      deterministic: the run asks for bitwise reproducibility (``--deterministic``): TF's op
-        determinism does not cover oneDNN's kernels, so Eigen's are asked for instead.
-      machine: ``platform.machine()`` (tests).
-
-    Returns:
-      Whether oneDNN is requested for a TF started after this call (TF also needs a oneDNN build).
-    """
-    environ = os.environ if environ is None else environ
-    machine = platform.machine() if machine is None else machine
-    if deterministic:
-        environ.setdefault(ONEDNN_ENV, "0")
-    elif machine.lower() in ("x86_64", "amd64"):
-        environ.setdefault(ONEDNN_ENV, "1")
-    return environ.get(ONEDNN_ENV, "").strip().lower() in ("1", "true")
-
-
-def start_tensorflow(verbosity: int = 0, deterministic: bool = False) -> None:
-    """How every md2tf command and script starts TF: `use_onednn`, `quiet_tensorflow`, then, when it
-    silenced TF, the import with its start-up lines held back (`native_stderr.STARTUP_NOISE`).
-
-    Args:
-      verbosity: absl's ``--verbosity`` (>= 1 keeps TF's log lines).
-      deterministic: the run's ``--deterministic`` (see `use_onednn`).
-    """
-    use_onednn(deterministic=deterministic)
-    if quiet_tensorflow(verbosity):
-        native_stderr.start_tensorflow_quietly()
+    return [name for leaf in _leaf_fields(config_cls) for name in (leaf.flag, *leaf.aliases)]
 
 
 # --- --help and the entry-point runner --------------------------------------------------------------
@@ -238,15 +206,15 @@ def help_text(config_cls: type, doc: str, flag_values: flags.FlagValues = FLAGS)
     """The command's ``--help``: its docstring, then its flags grouped by config section."""
     lines = [textwrap.dedent(doc or "").strip(), ""]
     group_now = None
-    for group, f, _ in _leaf_fields(config_cls):
+    for leaf in _leaf_fields(config_cls):
+        group = leaf.group or config_cls.__name__
         if group != group_now:
             lines += ["", f"{group} flags:"]
             group_now = group
-        flag = flag_values[f.name]
+        flag = flag_values[leaf.flag]
         default = flag.default_as_str or "''"
-        aliases = f.metadata.get("aliases", ())
-        names = f"--{f.name}" + "".join(f", --{a}" for a in aliases)
-        choices = f.metadata.get("choices")
+        names = ", ".join(f"--{n}" for n in (leaf.flag, *leaf.aliases))
+        choices = leaf.field.metadata.get("choices")
         enum = isinstance(flag, flags.EnumFlag)  # absl already prefixes "<a|b>: "
         extra = f" One of: {', '.join(map(str, choices))}." if choices and not enum else ""
         body = textwrap.fill(f"{flag.help}{extra} (default: {default})", width=96,

@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo (md2tf)
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/ (bench)
 
-from md2tf import flags as md2tf_flags  # noqa: E402
+from md2tf import tf_start  # noqa: E402
 
 # TF as md2tf's commands start it: quiet, oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=0 for an A/B).
-md2tf_flags.start_tensorflow()
+tf_start.start_tensorflow()
 
 from bench.harness import SECTIONS, machine_info, peak_rss_mib  # noqa: E402
 

@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="extension of the source frames when it is not the config's (.jpg for KITTI)")
     parser.add_argument("--list", action="store_true", help="list the builders and configs and exit")
     args = parser.parse_args(argv)
-    from md2tf import flags as md2tf_flags
+    from md2tf import tf_start
 
-    md2tf_flags.start_tensorflow()  # as md2tf's commands: quiet, oneDNN kernels
+    tf_start.start_tensorflow()  # as md2tf's commands: quiet, oneDNN kernels
     import tensorflow_datasets as tfds
 
     from md2tf.tfds import builders

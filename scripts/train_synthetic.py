@@ -349,9 +349,9 @@ def main() -> None:
     parser.add_argument("--curves", action="store_true",
                         help="keep every epoch's checkpoint and score each one (learning curves)")
     args, extra = parser.parse_known_args()
-    from md2tf import flags as md2tf_flags
+    from md2tf import tf_start
 
-    md2tf_flags.start_tensorflow()  # as md2tf's commands: TF's own lines only with MD2TF_TF_LOGS=1
+    tf_start.start_tensorflow()  # as md2tf's commands: TF's own lines only with MD2TF_TF_LOGS=1
     if args.num_epochs:
         extra.append(f"--num_epochs={args.num_epochs}")
     if args.curves and not args.ablation:

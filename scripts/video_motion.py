@@ -3,7 +3,7 @@
     python scripts/video_motion.py --video clips/drive.mp4 --stride 3      # your clip
     python scripts/video_motion.py --synthetic /tmp/stop_and_go.mp4 --height 192 --width 640
 
-Prints `md2tf.data.video.motion` (median absolute grey difference of 64 px wide thumbnails, grey
+Prints `md2tf.data.video_io.motion` (median absolute grey difference of 64 px wide thumbnails, grey
 levels in [0, 1]) between consecutive frames at the stride. ``--synthetic`` first renders the
 stop-and-go clip of `md2tf.data.synthetic.clip` (known speed per frame) to that path and then
 summarises the motion of pairs at cruising speed, while braking or accelerating, and standing still:

@@ -8,7 +8,7 @@ import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-from md2tf.flags import use_onednn  # noqa: E402  (no TensorFlow import)
+from md2tf.tf_start import use_onednn  # noqa: E402  (no TensorFlow import)
 
 use_onednn()  # the CPU kernels md2tf's commands run with
 

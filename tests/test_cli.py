@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from md2tf import flags as md2tf_flags
+from md2tf import tf_start
 from md2tf.config import ConfigBase, ConfigError, setting
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,7 +149,7 @@ def test_quiet_sets_tf_log_level_and_filters_tf_records(restore_logging):
     import warnings
 
     env = {}
-    assert md2tf_flags.quiet_tensorflow(0, env)
+    assert tf_start.quiet_tensorflow(0, env)
     assert env["TF_CPP_MIN_LOG_LEVEL"] == "2"
     assert logging.getLogger("tensorflow").level == logging.ERROR
     absl_logger = logging.getLogger("absl")
@@ -158,7 +159,7 @@ def test_quiet_sets_tf_log_level_and_filters_tf_records(restore_logging):
     assert absl_logger.filter(_record("/work/md2tf/training/hooks.py", logging.INFO))  # md2tf's own
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # then the quiet filters again, in front of it
-        md2tf_flags.quiet_tensorflow(0, {})
+        tf_start.quiet_tensorflow(0, {})
         warnings.warn("    Warning: tf.lite.Interpreter is deprecated and is scheduled", UserWarning, stacklevel=1)
         warnings.warn("a real warning", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["a real warning"]
@@ -169,27 +170,27 @@ def test_tf_logs_come_back_on_request(restore_logging, env, verbosity):
     import logging
 
     before = logging.getLogger("tensorflow").level
-    assert not md2tf_flags.quiet_tensorflow(verbosity, env)
+    assert not tf_start.quiet_tensorflow(verbosity, env)
     assert "TF_CPP_MIN_LOG_LEVEL" not in env and logging.getLogger("tensorflow").level == before
 
 
 def test_an_explicit_tf_log_level_is_kept(restore_logging):
     env = {"TF_CPP_MIN_LOG_LEVEL": "0"}
-    assert md2tf_flags.quiet_tensorflow(0, env) and env["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    assert tf_start.quiet_tensorflow(0, env) and env["TF_CPP_MIN_LOG_LEVEL"] == "0"
 
 
 def test_onednn_is_asked_for_on_x86_unless_the_environment_or_determinism_says_otherwise():
     env = {}
-    assert md2tf_flags.use_onednn(env, machine="x86_64") and env == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert tf_start.use_onednn(env, machine="x86_64") and env == {"TF_ENABLE_ONEDNN_OPTS": "1"}
     env = {"TF_ENABLE_ONEDNN_OPTS": "0"}  # an A/B against Eigen's kernels
-    assert not md2tf_flags.use_onednn(env, machine="x86_64") and env == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert not tf_start.use_onednn(env, machine="x86_64") and env == {"TF_ENABLE_ONEDNN_OPTS": "0"}
     env = {"TF_ENABLE_ONEDNN_OPTS": "False"}
-    assert not md2tf_flags.use_onednn(env, machine="x86_64")
+    assert not tf_start.use_onednn(env, machine="x86_64")
     env = {}  # --deterministic: TF's op determinism does not cover oneDNN
-    assert not md2tf_flags.use_onednn(env, deterministic=True, machine="x86_64")
+    assert not tf_start.use_onednn(env, deterministic=True, machine="x86_64")
     assert env == {"TF_ENABLE_ONEDNN_OPTS": "0"}
     env = {}  # other architectures keep TF's default
-    assert not md2tf_flags.use_onednn(env, machine="aarch64") and env == {}
+    assert not tf_start.use_onednn(env, machine="aarch64") and env == {}
 
 
 @pytest.mark.slow  # subprocesses importing TensorFlow
@@ -201,7 +202,7 @@ def test_tensorflow_started_by_md2tf_runs_onednn_kernels(setting, enabled):
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     if setting is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = setting
-    code = ("from md2tf import flags; flags.start_tensorflow()\n"
+    code = ("from md2tf import tf_start; tf_start.start_tensorflow()\n"
             "from tensorflow.python.util import _pywrap_util_port\n"
             "print('onednn', _pywrap_util_port.IsMklEnabled())")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,

@@ -15,6 +15,7 @@ from absl import flags
 
 from md2tf import config as cfg
 from md2tf import flags as md2tf_flags
+from md2tf.data import datasets
 from md2tf.data.synthetic.__main__ import GenerateConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,12 +41,15 @@ def _repo_cwd(monkeypatch):
     monkeypatch.chdir(REPO)  # nested --flagfile paths are relative to the cwd
 
 
-def _leaves(config) -> dict:
-    """``{field name: value}`` over all nested config dataclasses."""
+def _leaves(config, path: tuple[str, ...] = ()) -> dict:
+    """``{flag name: value}`` over all nested config dataclasses."""
     out = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        out.update(_leaves(value) if dataclasses.is_dataclass(value) else {f.name: value})
+        if dataclasses.is_dataclass(value):
+            out.update(_leaves(value, (*path, f.name)))
+        else:
+            out[cfg.flag_name(path, f.name)] = value
     return out
 
 
@@ -77,11 +81,7 @@ def test_every_field_is_a_flag_and_round_trips_through_json(config_cls):
                 cfg.ImagenetConvertConfig: ["--pth=p", "--out_dir=o"], GenerateConfig: ["--out_dir=o"]
                 }.get(config_cls, [])
     base = parse(*required, config_cls=config_cls)
-    hints = {}
-    nested = [cfg.field_types(config_cls)[f.name] for f in dataclasses.fields(config_cls)]
-    for group in [config_cls] + [kind for kind in nested if dataclasses.is_dataclass(kind)]:
-        for f in dataclasses.fields(group):
-            hints[f.name] = (f, cfg.field_types(group)[f.name])
+    hints = {leaf.flag: (leaf.field, leaf.kind) for leaf in md2tf_flags._leaf_fields(config_cls)}
     checked = 0
     for name, value in _leaves(base).items():
         f, kind = hints[name]
@@ -132,7 +132,7 @@ def test_paper_aliases_set_the_same_field():
 def test_config_json_replays_a_synthetic_run():
     c = parse("--flagfile=configs/synthetic.flags", "--synthetic_drives=2", "--synthetic_frames=30")
     again = cfg.ExperimentConfig.from_dict(json.loads(json.dumps(c.to_dict())))
-    assert again == c and (again.data.synthetic_drives, again.data.synthetic_frames) == (2, 30)
+    assert again == c and (again.data.synthetic.drives, again.data.synthetic.frames) == (2, 30)
 
 
 def test_old_config_json_with_seed_under_data_loads():
@@ -198,7 +198,8 @@ def test_mono_is_paper_defaults():
     assert c.train.learning_rate == 1e-4 and c.train.num_epochs == 20
     assert c.train.lr_decay_epochs == (15,) and c.train.lr_decay_factor == pytest.approx(0.1)
     assert c.data.frame_offsets == (0, -1, 1) and not c.data.use_stereo
-    assert c.data.split == "eigen_zhou" and c.data.dataset == "kitti"
+    assert c.data.dataset == "kitti" and not c.data.split  # kitti's own split: Zhou et al.'s
+    assert datasets.get_dataset(c.data.dataset).split_name(c.data) == "eigen_zhou"
     assert c.model.encoder_weights.endswith(".pth")
     assert c.loss.min_reprojection and c.loss.automask and c.loss.full_res_multiscale
     assert c.loss.smoothness_weight == pytest.approx(1e-3) and c.use_pose_net
@@ -242,10 +243,10 @@ def test_synthetic_uses_cache_dir_and_command_line_overrides_file():
     # Stereo from scratch with a far disparity start (the reference 0.5 never finds the stereo basin).
     assert c.data.frame_offsets == (0,) and c.data.use_stereo and not c.use_pose_net
     assert c.model.init_disparity == 0.02
-    assert (c.data.synthetic_height, c.data.synthetic_width) == (0, 0)  # 0 = the network size
+    assert (c.data.synthetic.height, c.data.synthetic.width) == (0, 0)  # 0 = the network size
     assert parse("--dataset=synthetic").data.data_dir == cfg.SYNTHETIC_DATA_DIR
     smoke = parse("--flagfile=configs/smoke.flags", "--synthetic_height=40")
-    assert (smoke.data.synthetic_drives, smoke.data.synthetic_frames, smoke.data.synthetic_height) == (2, 12, 40)
+    assert (smoke.data.synthetic.drives, smoke.data.synthetic.frames, smoke.data.synthetic.height) == (2, 12, 40)
     assert parse("--flagfile=configs/mono.flags").model.init_disparity is None  # reference init
 
 
@@ -257,22 +258,22 @@ def test_synthetic_mono_recipe_pretrains_on_another_world():
     assert mono.model.init_disparity is None and mono.train.init_checkpoint == "runs/pretrain"
     assert pretrain.data.use_stereo and pretrain.use_pose_net
     # Other drives: another world seed in another directory (the M run's test drive is never seen).
-    assert pretrain.data.synthetic_seed != mono.data.synthetic_seed
+    assert pretrain.data.synthetic.seed != mono.data.synthetic.seed
     assert pretrain.data.data_dir != mono.data.data_dir
     assert (mono.model.num_layers, mono.model.pose_num_layers) == (
         pretrain.model.num_layers, pretrain.model.pose_num_layers)
     with pytest.raises(ValueError, match="--init_checkpoint and --encoder_init are exclusive"):
         parse("--flagfile=configs/synthetic_mono.flags", "--init_checkpoint=a", "--encoder_init=b")
     # The recipe: 8 drives whose speed varies, 12 x 98 steps, the LR drop before the last 196.
-    assert (mono.data.synthetic_drives, mono.data.synthetic_speed_variation) == (8, 0.2)
+    assert (mono.data.synthetic.drives, mono.data.synthetic.speed_variation) == (8, 0.2)
     assert (mono.train.num_epochs, mono.train.steps_per_epoch, mono.train.lr_decay_epochs) == (12, 98, (10,))
     # The shorter recipe is the same M run on the stereo config's world, 6 epochs: its measured
     # results (docs/mono.md) hold as long as these do.
     short = parse("--flagfile=configs/synthetic_mono_4drives.flags")
     stereo = parse("--flagfile=configs/synthetic.flags")
     assert short.data.data_dir == stereo.data.data_dir != mono.data.data_dir
-    assert (short.data.synthetic_drives, short.data.synthetic_speed_variation, short.data.synthetic_frames) == (4, 0, 100)
-    assert (short.data.synthetic_height, short.data.synthetic_width, short.data.height, short.data.width) == (
+    assert (short.data.synthetic.drives, short.data.synthetic.speed_variation, short.data.synthetic.frames) == (4, 0, 100)
+    assert (short.data.synthetic.height, short.data.synthetic.width, short.data.height, short.data.width) == (
         96, 320, 64, 224)
     assert short.data.frame_offsets == (0, -1, 1) and not short.data.use_stereo
     assert (short.train.batch_size, short.train.learning_rate, short.train.num_epochs,
@@ -282,13 +283,13 @@ def test_synthetic_mono_recipe_pretrains_on_another_world():
 
 def test_synthetic_configs_that_share_a_world_directory_describe_the_same_world():
     # A directory holds one rendered world; a config with other parameters is refused there.
-    from md2tf.data.datasets.synthetic import world_parameters
+    from md2tf.data.datasets.synthetic import rendered_world
 
-    worlds: dict[str, list[tuple[str, dict]]] = {}
+    worlds: dict[str, list[tuple[str, cfg.WorldConfig]]] = {}
     for path in sorted(glob.glob("configs/*.flags")):
         data = parse(f"--flagfile={path}").data
         if data.dataset == "synthetic":
-            worlds.setdefault(data.data_dir, []).append((path, world_parameters(data)))
+            worlds.setdefault(data.data_dir, []).append((path, rendered_world(data)))
     assert len(worlds) >= 4  # S / short M, the M recipe's, the pretraining's, the smoke world
     for data_dir, configs in worlds.items():
         for path, parameters in configs[1:]:
@@ -316,19 +317,19 @@ def test_bad_profile_steps():
 
 #: Settings a resumed run must keep: the networks, the data geometry and order, the objective.
 NOT_RESUMABLE = ("height", "width", "frame_offsets", "use_stereo", "dataset", "split", "image_ext",
-                 "intrinsics", "synthetic_height", "num_layers", "pose_num_layers", "scales",
+                 "intrinsics", "synthetic_height", "synthetic_drives", "synthetic_seed",
+                 "video_frame_stride", "video_static_threshold", "num_layers", "pose_num_layers", "scales",
                  "min_depth", "max_depth", "ssim_weight", "automask", "batch_size",
                  "steps_per_epoch", "seed", "mixed_precision", "pose_source")
 #: Settings a resumed run may change: how long and fast it trains, what it logs and saves, paths.
 RESUMABLE = ("learning_rate", "num_epochs", "lr_decay_epochs", "max_steps", "log_every",
              "image_log_every", "save_every_steps", "keep_checkpoints", "data_dir",
-             "skip_corrupt_images", "run_dir", "progress_bar")
+             "skip_corrupt_images", "run_dir", "progress_bar", "video_cache_dir")
 
 
 def test_resumable_is_declared_on_the_field_and_defaults_to_false():
-    groups = cfg.field_types(cfg.ExperimentConfig).values()  # DataConfig, ModelConfig, ...
-    declared = {f.name: f.metadata["resumable"]
-                for group in groups for f in dataclasses.fields(group)}
+    declared = {leaf.flag: leaf.field.metadata["resumable"]
+                for leaf in md2tf_flags._leaf_fields(cfg.ExperimentConfig)}
     assert not any(declared[name] for name in NOT_RESUMABLE)
     assert all(declared[name] for name in RESUMABLE)
     assert cfg.setting(1).metadata["resumable"] is False
@@ -343,3 +344,119 @@ def test_changed_settings_flattens_nested_configs_in_order():
         ("height", 192, 96, False), ("frame_offsets", (0, -1, 1), (0, 1), False),
         ("learning_rate", 1e-4, 5e-5, True)]
     assert cfg.changed_settings(a, cfg.ExperimentConfig()) == []
+
+
+def test_changed_settings_name_nested_settings_by_their_flag():
+    a = cfg.ExperimentConfig()
+    b = cfg.ExperimentConfig(data=cfg.DataConfig(synthetic=cfg.WorldConfig(drives=6),
+                                                 video=cfg.VideoConfig(cache_dir="/frames")))
+    assert [(c.name, c.recorded, c.now, c.resumable) for c in cfg.changed_settings(a, b)] == [
+        ("synthetic_drives", 4, 6, False), ("video_cache_dir", "", "/frames", True)]
+    assert set(md2tf_flags.flag_names(cfg.ExperimentConfig)) >= {"synthetic_drives", "video_cache_dir"}
+
+
+# --- nested configs: one prefix rule ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Deepest(cfg.ConfigBase):
+    x: int = cfg.setting(0, "A setting three configs down.")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inner(cfg.ConfigBase):
+    size: int = cfg.setting(1, "A size.", aliases=("n",), unprefixed_aliases=("old_size",))
+    lidar: bool = cfg.setting(True, "A boolean.")
+    deepest: _Deepest = dataclasses.field(default_factory=_Deepest)
+
+    def validate(self) -> None:
+        if self.size < 1:
+            raise cfg.ConfigError(f"--size must be >= 1 (unlike --nolidar), got {self.size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Middle(cfg.ConfigBase):
+    size: int = cfg.setting(2, "The middle config's own size: a flag of its name.")
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Command(cfg.ConfigBase):
+    top: int = cfg.setting(3, "The command's own setting.")
+    middle: _Middle = dataclasses.field(default_factory=_Middle)
+
+
+def test_a_config_nested_below_the_sub_configs_prefixes_its_flags_and_aliases():
+    assert md2tf_flags.flag_names(_Command) == ["top", "size", "inner_size", "inner_n", "old_size",
+                                                "inner_lidar", "inner_deepest_x"]
+    assert cfg.flag_name(("data", "synthetic"), "drives") == "synthetic_drives"
+    assert cfg.flag_name(("world",), "drives") == "drives" and cfg.flag_name((), "out_dir") == "out_dir"
+    c = parse("--size=5", "--inner_n=6", "--noinner_lidar", "--inner_deepest_x=7", config_cls=_Command)
+    assert c == _Command(middle=_Middle(size=5, inner=_Inner(size=6, lidar=False, deepest=_Deepest(7))))
+    assert parse("--inner_size=8", config_cls=_Command).middle.inner.size == 8
+    assert parse("--old_size=9", config_cls=_Command).middle.inner.size == 9
+    # A nested config's check names its fields as the command spells their flags.
+    with pytest.raises(cfg.ConfigError, match=r"^--inner_size must be >= 1 \(unlike --noinner_lidar\), got 0$"):
+        parse("--inner_n=0", config_cls=_Command)
+    values = flags.FlagValues()
+    md2tf_flags.define_flags(_Command, values)
+    text = md2tf_flags.help_text(_Command, "doc", values)
+    assert "middle.inner flags:\n  --inner_size, --inner_n, --old_size\n" in text
+    assert "middle.inner.deepest flags:\n  --inner_deepest_x\n" in text
+
+
+def test_the_world_is_one_config_with_one_flag_rule_per_command():
+    train, generate = md2tf_flags.flag_names(cfg.ExperimentConfig), md2tf_flags.flag_names(GenerateConfig)
+    for f in dataclasses.fields(cfg.WorldConfig):  # every world parameter, in both commands
+        assert f"synthetic_{f.name}" in train and f.name in generate, f.name
+    assert "synthetic_cache_dir" in train  # an alias of --data_dir, as before
+    assert parse("--synthetic_cache_dir=/tmp/w").data.data_dir == "/tmp/w"
+
+
+def test_synthetic_drives_on_the_command_line_reaches_the_world():
+    seen = []
+
+    def main(config, flag_values):
+        seen.append(config)
+
+    assert md2tf_flags.call_command(main, cfg.ExperimentConfig, ["--synthetic_drives=6",
+                                                                 "--synthetic_baseline=0.3"]) == 0
+    assert md2tf_flags.call_command(main, GenerateConfig, ["--out=o", "--drives=6"]) == 0
+    train, generate = seen
+    assert train.data.synthetic == cfg.WorldConfig(drives=6, baseline=0.3)
+    assert generate.world == cfg.WorldConfig(drives=6)
+
+
+@pytest.mark.parametrize("world_flag, message", [
+    ("frames=2", "frames must be >= 3 (targets need both neighbours), got 2"),
+    ("texture_octaves=7", "texture_octaves must lie in [1, 6], got 7"),
+    ("height=4", "height must be 0 (the default size) or >= 8, got 4"),
+])
+def test_a_world_range_check_is_one_line_naming_the_flag_in_both_commands(capsys, world_flag, message):
+    def main(config, flag_values):
+        pytest.fail("the config is invalid")
+
+    assert md2tf_flags.call_command(main, cfg.ExperimentConfig, [f"--synthetic_{world_flag}"]) == 2
+    assert capsys.readouterr().err == f"error: --synthetic_{message}\n"
+    assert md2tf_flags.call_command(main, GenerateConfig, ["--out=o", f"--{world_flag}"]) == 2
+    assert capsys.readouterr().err == f"error: --{message}\n"
+
+
+def test_data_config_with_a_world_and_video_settings_round_trips_through_json():
+    data = cfg.DataConfig(dataset="synthetic", image_ext=".png",
+                          synthetic=cfg.WorldConfig(drives=2, frames=9, height=40, width=96, ext="png",
+                                                    seed=7, lidar=False, texture_octaves=3),
+                          video=cfg.VideoConfig(target_fps=10.0, cache_dir="/frames"))
+    recorded = json.loads(json.dumps(data.to_dict()))
+    assert recorded["synthetic"]["drives"] == 2 and recorded["video"]["target_fps"] == 10.0
+    assert cfg.DataConfig.from_dict(recorded) == data
+    run = cfg.ExperimentConfig(data=data)
+    assert cfg.ExperimentConfig.from_dict(json.loads(json.dumps(run.to_dict()))) == run
+
+
+def test_config_json_with_the_flat_world_keys_is_refused_by_name():
+    """Run directories written before the world was nested are not migrated."""
+    d = cfg.ExperimentConfig().to_dict()
+    d["data"]["synthetic_drives"] = 4
+    with pytest.raises(ValueError, match=r"unknown DataConfig keys in config: \['synthetic_drives'\]"):
+        cfg.ExperimentConfig.from_dict(d)

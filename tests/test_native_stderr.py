@@ -15,7 +15,7 @@ CUDA_PROBE = (
     "machine, GPU will not be used.\n"
     "E0000 00:00:1795957781.824434   18611 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA "
     "error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
-# Written by TF 2.21 at import when oneDNN is on (md2tf.flags.use_onednn), twice.
+# Written by TF 2.21 at import when oneDNN is on (md2tf.tf_start.use_onednn), twice.
 ONEDNN_NOTICE = (
     "I0000 00:00:1795971388.881521    8460 port.cc:153] oneDNN custom operations are on. You may see "
     "slightly different numerical results due to floating-point round-off errors from different "

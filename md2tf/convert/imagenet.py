@@ -18,7 +18,7 @@ def pth_to_npz(pth_path: str, out_path: str) -> int:
 
     ``num_batches_tracked`` entries and non-array values are dropped.
     """
-    from md2tf.convert.torch_weights import read_pth
+    from md2tf.convert.torch_weights import read_pth  # noqa: PLC0415  (TF only when converting)
 
     state = read_pth(pth_path)
     arrays = {

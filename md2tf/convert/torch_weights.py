@@ -127,7 +127,7 @@ def read_pth(path: str) -> dict[str, object]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such .pth file: {path}")
     try:
-        import torch
+        import torch  # noqa: PLC0415  (optional: the torch extra)
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
             f"reading {path} needs PyTorch: pip install -e '.[torch]' (or convert it to .npz on a "

@@ -142,7 +142,7 @@ def velodyne_depth_map(contents: tf.Tensor, projection: tf.Tensor, height: tf.Te
 
     Args:
       contents: bytes of a ``.bin`` scan (float32 x, y, z, reflectance per point).
-      projection: ``[3, 4]`` lidar -> pixel projection (`md2tf.data.kitti.velo_to_image_projection`).
+      projection: ``[3, 4]`` lidar -> pixel projection (`md2tf.data.kitti_layout.velo_to_image_projection`).
       height, width: int32 scalars, the raw image size.
 
     Returns:

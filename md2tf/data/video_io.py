@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import NamedTuple
 
+import av
 import numpy as np
 
 from md2tf.progress import Progress
@@ -37,14 +38,6 @@ THUMBNAIL_WIDTH = 64
 
 #: Luma weights of ITU-R BT.601 (grey = 0.299 R + 0.587 G + 0.114 B).
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def _av():
-    try:
-        import av  # noqa: PLC0415  (optional at import time: only video users need it)
-    except ImportError as error:  # pragma: no cover - av is in install_requires
-        raise ValueError("reading or writing video needs PyAV: pip install av") from error
-    return av
 
 
 def is_video(path: str) -> bool:
@@ -72,7 +65,6 @@ class VideoInfo(NamedTuple):
 
 
 def _open(path: str):
-    av = _av()
     if not os.path.isfile(path):
         raise ValueError(f"video {path!r} does not exist")
     try:
@@ -150,7 +142,6 @@ def read_frames(path: str, *, stride: int = 1, max_frames: int = 0, progress: bo
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    av = _av()
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -244,7 +235,6 @@ class VideoWriter:
     """
 
     def __init__(self, path: str, fps: float, codec: str | None = None, rotation: int = 0) -> None:
-        av = _av()
         if not fps > 0 or not math.isfinite(fps):
             raise ValueError(f"video frame rate must be > 0, got {fps}")
         if codec is None:
@@ -260,7 +250,6 @@ class VideoWriter:
 
     def write(self, image: np.ndarray) -> None:
         """Appends one uint8 ``[H, W, 3]`` RGB frame (every frame must have the first one's size)."""
-        av = _av()
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 [H, W, 3], got {image.dtype} {image.shape}")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from md2tf.data import datasets, kitti, splits
+from md2tf.data import datasets, kitti_layout, splits
 from md2tf.data.splits import SplitEntry
 
 #: GT sources: projected lidar, KITTI depth-benchmark annotated PNGs, dense synthetic ``.npy`` maps.
@@ -49,7 +49,7 @@ def velodyne_projection(calib_dir: str, camera: int = 2) -> tuple[np.ndarray, tu
     if camera not in (2, 3):
         raise ValueError(f"camera must be 2 (left) or 3 (right), got {camera}")
     try:
-        projection, shape = kitti.velo_calibration(calib_dir, "l" if camera == 2 else "r")
+        projection, shape = kitti_layout.velo_calibration(calib_dir, "l" if camera == 2 else "r")
     except FileNotFoundError as error:
         raise ValueError(str(error)) from error
     if shape is None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from md2tf.data.kitti import image_path
+from md2tf.data.kitti_layout import image_path
 from md2tf.data.splits import read_split
 from md2tf.evaluation import metrics
 from md2tf.evaluation.sources import (

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from md2tf.config import check_depth_range
 from md2tf.evaluation import eigen
 
 #: Metric names in the paper's column order (Monodepth2 Table 1).
@@ -120,8 +121,7 @@ class ScoringOptions:
             raise ValueError(f"scaling must be one of {SCALING_MODES}, got {self.scaling!r}")
         if not self.pred_depth_scale_factor > 0:
             raise ValueError(f"--pred_depth_scale_factor must be > 0, got {self.pred_depth_scale_factor}")
-        if not 0 < self.min_depth < self.max_depth:
-            raise ValueError(f"need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+        check_depth_range(self.min_depth, self.max_depth)
 
     @classmethod
     def stereo(cls, split: str = "eigen") -> ScoringOptions:

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from md2tf.data.kitti import image_path
+from md2tf.data.kitti_layout import image_path
 from md2tf.data.poses import read_poses_file
 from md2tf.data.splits import read_split
 from md2tf.deploy.images import load_image_rgb, resize_rgb

@@ -16,7 +16,7 @@ import numpy as np
 from md2tf.config import EvalConfig
 from md2tf.data import datasets, splits
 from md2tf.evaluation import gt_depth, metrics
-from md2tf.evaluation.benchmark import BENCHMARK_SPLIT, run_benchmark_export
+from md2tf.evaluation.kitti_benchmark import BENCHMARK_SPLIT, run_benchmark_export
 from md2tf.evaluation.odometry_task import run_odometry_evaluation
 from md2tf.evaluation.report import (
     EvaluationFailed,

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import tensorflow as tf
 
-from md2tf.data.kitti import image_path, load_test_images
+from md2tf.data.kitti_layout import image_path, load_test_images
 from md2tf.data.splits import read_split
 from md2tf.deploy.images import resize_rgb
 from md2tf.deploy.inference import Predictor, load_predictor

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from md2tf.config import check_depth_range
+
 
 def disp_to_depth_coefficients(min_depth: float, max_depth: float) -> tuple[float, float]:
     """``(a, b)`` of ``scaled_disp = a * sigma + b``, ``depth = 1 / scaled_disp`` (paper Sec. 3).
@@ -15,8 +17,7 @@ def disp_to_depth_coefficients(min_depth: float, max_depth: float) -> tuple[floa
     Raises:
       ValueError: if not ``0 < min_depth < max_depth``.
     """
-    if not 0 < min_depth < max_depth:
-        raise ValueError(f"need 0 < min_depth < max_depth, got min_depth={min_depth}, max_depth={max_depth}")
+    check_depth_range(min_depth, max_depth)
     return 1.0 / min_depth - 1.0 / max_depth, 1.0 / max_depth
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from md2tf.config import DEPTH_RANGE, check_depth_range
 from md2tf.geometry import disp_to_depth
 from md2tf.models.depth_decoder import DepthDecoder, check_scales
 from md2tf.models.encoder_decoder import EncoderDecoderNet
@@ -46,15 +47,14 @@ class DepthNet(EncoderDecoderNet):
         init: str = "torch",
         synchronized_bn: bool = False,
         init_disparity: float | None = None,
-        min_depth: float = 0.1,
-        max_depth: float = 100.0,
+        min_depth: float = DEPTH_RANGE[0],
+        max_depth: float = DEPTH_RANGE[1],
         layout: str = "train",
         **kwargs,
     ):
         kwargs.setdefault("name", "depth_net")
         super().__init__(**kwargs)
-        if not 0 < min_depth < max_depth:
-            raise ValueError(f"DepthNet needs 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
+        check_depth_range(min_depth, max_depth)
         self.num_layers = num_layers
         self.scales = check_scales(scales)
         self.init = init

@@ -53,7 +53,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from md2tf.config import DataConfig
+from md2tf.config import DataConfig, WorldConfig
 from md2tf.data import datasets, decoding, prepared
 from md2tf.data.sample import Sample
 from md2tf.data.splits import read_split, splits_dir
@@ -70,6 +70,13 @@ ORDER_SEED = 20190
 CONSUMED_FIELDS = ("velo_projection",)
 
 
+def _json_value(value):
+    """A `DataConfig` field's value as JSON holds it (nested configs as dicts, tuples as lists)."""
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
 @dataclasses.dataclass(eq=False)
 class Md2tfConfig(tfds.core.BuilderConfig):
     """A builder config: how the samples are listed and how frames are stored.
@@ -78,7 +85,7 @@ class Md2tfConfig(tfds.core.BuilderConfig):
       data: `DataConfig` fields (every field but ``data_dir``, which is the ``manual_dir`` or the
         rendered world): ``dataset`` (registry name), ``split``, ``height``, ``width``,
         ``frame_offsets``, ``use_stereo``, ``intrinsics``, ``image_ext`` (of the source files) and,
-        for the synthetic world, ``synthetic_*``.
+        for the synthetic world, ``synthetic`` (a `WorldConfig`).
       test_split: split folder whose ``test_files.txt`` becomes the ``test`` split, with the GT
         source the registry declares for it (``""`` = no test split).
       image_format: stored frames, ``"jpeg"`` or ``"png"``.
@@ -105,7 +112,7 @@ class Md2tfConfig(tfds.core.BuilderConfig):
             "intrinsics": data.intrinsics,
             "image_format": self.image_format,
             "test_split": self.test_split,
-            "data": {k: list(v) if isinstance(v, tuple) else v for k, v in self.data.items()},
+            "data": {k: _json_value(v) for k, v in self.data.items()},
         }
 
 
@@ -317,15 +324,14 @@ class Md2tfSynthetic(Md2tfBuilder):
             description="4 drives x 100 frames rendered at 96x320, seed 0",
             data={"dataset": "synthetic", "split": "synthetic", "height": 96, "width": 320,
                   "frame_offsets": STORED_OFFSETS, "use_stereo": True, "intrinsics": "calib",
-                  "image_ext": ".png", "synthetic_drives": 4, "synthetic_frames": 100,
-                  "synthetic_seed": 0}),
+                  "image_ext": ".png", "synthetic": WorldConfig(drives=4, frames=100, seed=0)}),
         Md2tfConfig(  # KITTI-sized JPEGs resized to the paper's 640x192, as KITTI itself
             name="640x192", test_split="synthetic",
             description="4 drives x 100 frames rendered at 375x1242, seed 0",
             data={"dataset": "synthetic", "split": "synthetic", "height": 192, "width": 640,
                   "frame_offsets": STORED_OFFSETS, "use_stereo": True, "intrinsics": "calib",
-                  "image_ext": ".jpg", "synthetic_drives": 4, "synthetic_frames": 100,
-                  "synthetic_height": 375, "synthetic_width": 1242, "synthetic_seed": 0}),
+                  "image_ext": ".jpg",
+                  "synthetic": WorldConfig(drives=4, frames=100, height=375, width=1242, seed=0)}),
     ]
 
     def _source_dir(self, dl_manager: tfds.download.DownloadManager) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from md2tf.config import SYNTHETIC_DATA_DIR, DataConfig, ExperimentConfig
+from md2tf.config import SYNTHETIC_DATA_DIR, DataConfig, ExperimentConfig, VideoConfig, WorldConfig
 from md2tf.data import datasets, poses, synthetic
 from md2tf.data.datasets import base
 from md2tf.data.datasets import synthetic as synthetic_dataset
@@ -46,7 +46,7 @@ def _kitti_odom_tree(root: str) -> DataConfig:
 def _synthetic_tree(root: str) -> DataConfig:
     """Nothing on disk: ``prepare`` renders a tiny world (3 drives: train, val, test; 4 frames)."""
     return DataConfig(dataset="synthetic", data_dir=root, image_ext=".png", height=H, width=W,
-                      synthetic_drives=3, synthetic_frames=4, synthetic_height=12, synthetic_width=40)
+                      synthetic=WorldConfig(drives=3, frames=4, height=12, width=40))
 
 
 def _folder_tree(root: str) -> DataConfig:
@@ -58,14 +58,14 @@ def _folder_tree(root: str) -> DataConfig:
 
 def _video_tree(root: str) -> DataConfig:
     """One 12-frame clip; every frame kept (threshold 0), decoded into one run as for ``folder``."""
-    from md2tf.data.video import VideoWriter
+    from md2tf.data.video_io import VideoWriter
 
     os.makedirs(root)
     with VideoWriter(os.path.join(root, "clip.mp4"), fps=10) as writer:
         for i in range(12):
             writer.write(fake_kitti.frame_image(i % 5, "l"))
     return DataConfig(dataset="video", data_dir=root, image_ext=".png", height=H, width=W,
-                      static_threshold=0.0)
+                      video=VideoConfig(static_threshold=0.0))
 
 
 def _video_target(config: DataConfig) -> str:
@@ -156,6 +156,9 @@ def test_split_name_default_is_per_dataset():
     assert datasets.get_dataset("kitti_odom").split_name(DataConfig(dataset="kitti_odom")) == "odom"
     assert datasets.get_dataset("kitti").split_name(DataConfig(dataset="kitti")) == "eigen_zhou"
     assert datasets.get_dataset("synthetic").split_name(DataConfig(split="mine")) == "mine"
+    # An explicit --split wins everywhere, the former default's name included.
+    kitti_odom = datasets.get_dataset("kitti_odom")
+    assert kitti_odom.split_name(DataConfig(dataset="kitti_odom", split="eigen_zhou")) == "eigen_zhou"
 
 
 def test_evaluation_split_and_gt_source_come_from_the_dataset():
@@ -169,7 +172,7 @@ def test_evaluation_split_and_gt_source_come_from_the_dataset():
 def test_a_new_dataset_is_one_object_in_the_registry(tmp_path, monkeypatch):
     """A dataset the rest of md2tf has never heard of: pipeline and trainer checks work unchanged."""
     from md2tf.data import pipeline
-    from md2tf.training import trainer
+    from md2tf.training import inputs
 
     root = str(tmp_path / "mine")
     fake_kitti.write_tree(root, frames=5)
@@ -181,62 +184,58 @@ def test_a_new_dataset_is_one_object_in_the_registry(tmp_path, monkeypatch):
                         gt_height=fake_kitti.RAW_HEIGHT, gt_width=fake_kitti.RAW_WIDTH)
     batch = next(iter(pipeline.make_dataset(config, "val", 2, training=False)))
     assert batch.target[0].shape == (2, H, W, 3)
-    trainer.check_data_available(ExperimentConfig(data=config))
+    inputs.check_data_available(ExperimentConfig(data=config))
     missing = ExperimentConfig(data=dataclasses.replace(config, data_dir=str(tmp_path / "gone")))
     with pytest.raises(ValueError, match=r"--dataset=my_drives.*image_02/data/\*\.png.*Copy the drives"):
-        trainer.check_data_available(missing)
+        inputs.check_data_available(missing)
 
 
 # --- the synthetic world's settings live in the config -----------------------------------------------
 
 
-def test_world_parameters_follow_the_config():
-    config = DataConfig(height=64, width=128, image_ext=".png", synthetic_drives=2, synthetic_frames=7,
-                        synthetic_seed=3, synthetic_texture_contrast=0.5, synthetic_texture_octaves=3,
-                        synthetic_speed_variation=0.1)
-    assert synthetic_dataset.world_parameters(config) == {"drives": 2, "frames": 7, "height": 64,
-                                                          "width": 128, "ext": "png", "seed": 3,
-                                                          "texture_contrast": 0.5, "texture_octaves": 3,
-                                                          "speed_variation": 0.1}
-    sized = synthetic_dataset.world_parameters(
-        dataclasses.replace(config, synthetic_height=40, synthetic_width=90, image_ext=".jpg"))
-    assert (sized["height"], sized["width"], sized["ext"]) == (40, 90, "jpg")
+def test_rendered_world_is_the_configs_world_sized_by_the_network_input():
+    world = WorldConfig(drives=2, frames=7, seed=3, texture_contrast=0.5, texture_octaves=3,
+                        speed_variation=0.1)
+    config = DataConfig(height=64, width=128, image_ext=".png", synthetic=world)
+    assert synthetic_dataset.rendered_world(config) == dataclasses.replace(world, height=64, width=128,
+                                                                           ext="png")
+    sized = dataclasses.replace(config, image_ext=".jpg",
+                                synthetic=dataclasses.replace(world, height=40, width=90))
+    assert synthetic_dataset.rendered_world(sized) == dataclasses.replace(world, height=40, width=90,
+                                                                          ext="jpg")
+    assert synthetic_dataset.rendered_world(DataConfig()) == WorldConfig(height=192, width=640, ext="jpg")
 
 
-def test_default_world_parameters_are_the_worlds_defaults():
-    """The config's defaults describe the default world (worlds on disk are reused)."""
-    defaults = synthetic.WorldConfig().to_dict()
-    for key, value in synthetic_dataset.world_parameters(DataConfig()).items():
-        if key not in ("height", "width", "ext"):  # sized by the network input and --image_ext
-            assert value == defaults[key], key
+def test_world_format_follows_image_ext_and_may_not_contradict_it():
+    assert DataConfig(image_ext=".png", synthetic=WorldConfig(ext="png")).synthetic.ext == "png"
+    with pytest.raises(ValueError, match=r"^--synthetic_ext=jpg contradicts --image_ext=.png: leave "
+                                         "--synthetic_ext empty"):
+        DataConfig(image_ext=".png", synthetic=WorldConfig(ext="jpg"))
 
 
-@pytest.mark.parametrize("field, value, flag", [("synthetic_drives", 0, "--synthetic_drives"),
-                                                ("synthetic_frames", 2, "--synthetic_frames"),
-                                                ("synthetic_height", 4, "--synthetic_height"),
-                                                ("synthetic_width", -1, "--synthetic_width"),
-                                                ("synthetic_texture_contrast", -0.5, "--synthetic_texture_contrast"),
-                                                ("synthetic_texture_octaves", 0, "--synthetic_texture_octaves"),
-                                                ("synthetic_texture_octaves", 7, "--synthetic_texture_octaves"),
-                                                ("synthetic_speed_variation", 1.0, "--synthetic_speed_variation")])
-def test_bad_world_setting_names_the_flag(field, value, flag):
-    with pytest.raises(ValueError, match=flag):
-        DataConfig(**{field: value})
+@pytest.mark.parametrize("field, value", [("drives", 0), ("frames", 2), ("height", 4), ("width", -1),
+                                          ("texture_contrast", -0.5), ("texture_octaves", 0),
+                                          ("texture_octaves", 7), ("speed_variation", 1.0),
+                                          ("baseline", 0.0), ("camera_height", 0.1), ("date", "2019-10-27"),
+                                          ("lidar_beams", 0), ("lidar_azimuth_step_deg", 0.0)])
+def test_bad_world_setting_names_its_flag(field, value):
+    """Checked once, in `WorldConfig`; the flags' prefix is the command's (tests/test_flags.py)."""
+    with pytest.raises(ValueError, match=rf"^--{field} must "):
+        WorldConfig(**{field: value})
 
 
-def test_config_json_replays_the_world_and_old_files_still_load():
-    config = ExperimentConfig(data=DataConfig(synthetic_drives=2, synthetic_frames=12, synthetic_height=40))
+def test_config_json_replays_the_world():
+    config = ExperimentConfig(data=DataConfig(synthetic=WorldConfig(drives=2, frames=12, height=40)))
     assert ExperimentConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     old = config.to_dict()
-    for name in ("synthetic_drives", "synthetic_frames", "synthetic_height", "synthetic_width"):
-        del old["data"][name]  # a config.json written before these fields existed
-    assert ExperimentConfig.from_dict(old).data.synthetic_drives == DataConfig().synthetic_drives
+    del old["data"]["synthetic"]  # a config.json written before the world had settings
+    assert ExperimentConfig.from_dict(old).data.synthetic == WorldConfig()
 
 
 def test_synthetic_prepare_renders_the_configured_world_once(tmp_path, capfd):
     root = str(tmp_path / "world")
     config = DataConfig(dataset="synthetic", data_dir=root, image_ext=".png", height=H, width=W,
-                        synthetic_drives=1, synthetic_frames=3, synthetic_height=12, synthetic_width=40)
+                        synthetic=WorldConfig(drives=1, frames=3, height=12, width=40))
     dataset = datasets.get_dataset("synthetic")
     with pytest.raises(TimeoutError, match="synthetic_world.json"):
         dataset.prepare(config, is_chief=False, timeout_s=0.0)  # a worker waits for the chief's world
@@ -256,13 +255,13 @@ def test_synthetic_prepare_renders_the_configured_world_once(tmp_path, capfd):
         assert image.size == (40, 12)
     assert np.load(samples[0].depth_gt).shape == (12, 40)
     with pytest.raises(ValueError, match="other parameters"):
-        dataset.prepare(dataclasses.replace(config, synthetic_frames=4), is_chief=True)
+        dataset.prepare(dataclasses.replace(config, synthetic=dataclasses.replace(config.synthetic, frames=4)),
+                        is_chief=True)
 
 
 def test_synthetic_wider_frame_offsets_skip_frames_without_sources(tmp_path):
     config = DataConfig(dataset="synthetic", data_dir=str(tmp_path / "world"), image_ext=".png", height=H,
-                        width=W, synthetic_drives=1, synthetic_frames=10, synthetic_height=12,
-                        synthetic_width=40)
+                        width=W, synthetic=WorldConfig(drives=1, frames=10, height=12, width=40))
     dataset = datasets.get_dataset("synthetic")
     dataset.prepare(config)
     near = {int(os.path.basename(s.target)[:-4]) for s in dataset.list_samples(config, "train")}

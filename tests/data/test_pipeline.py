@@ -341,7 +341,7 @@ def test_lidar_gt_in_batches(tmp_path):
     root = fake_kitti.write_tree(str(tmp_path / "v"), frames=3, with_velodyne=True,
                                  split_lines={"val": [f"{fake_kitti.DRIVE} 1 r"]})
     b = _all(_make(_config(root), "val", 1, training=False))[0]
-    from md2tf.data.kitti import velo_to_image_projection
+    from md2tf.data.kitti_layout import velo_to_image_projection
 
     P = velo_to_image_projection(os.path.join(root, fake_kitti.DATE), "r")
     want = np_velodyne_depth(fake_kitti.velodyne_points(1), P, fake_kitti.RAW_HEIGHT,

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from md2tf.config import ConfigError, DataConfig
-from md2tf.data import datasets, video
+from md2tf.config import ConfigError, DataConfig, ExperimentConfig, VideoConfig
+from md2tf.data import datasets, video_io
 from md2tf.data.datasets import video as video_dataset
 from md2tf.data.synthetic import clip as vw
 
@@ -43,15 +43,15 @@ def frame_index(path: str) -> int:
 
 
 def test_probe_reads_rate_count_and_size(clip):
-    info = video.probe(clip["path"])
+    info = video_io.probe(clip["path"])
     assert (info.fps, info.num_frames, info.width, info.height, info.rotation) == (
         vw.FPS, vw.NUM_FRAMES, vw.WIDTH, vw.HEIGHT, 0)
 
 
 def test_stride_and_max_frames_are_honoured(clip):
-    frames = list(video.read_frames(clip["path"], stride=3))
+    frames = list(video_io.read_frames(clip["path"], stride=3))
     assert [i for i, _ in frames] == list(range(0, vw.NUM_FRAMES, 3))
-    assert [i for i, _ in video.read_frames(clip["path"], stride=4, max_frames=3)] == [0, 4, 8]
+    assert [i for i, _ in video_io.read_frames(clip["path"], stride=4, max_frames=3)] == [0, 4, 8]
     # Each decoded frame is the rendered frame of its index (lossy coding), not a neighbour's.
     for index, image in frames[:4]:
         errors = [np.abs(image.astype(float) - f).mean() for f in clip["frames"]]
@@ -61,7 +61,7 @@ def test_stride_and_max_frames_are_honoured(clip):
 @pytest.mark.parametrize("fps, frame_stride, target_fps, expected", [
     (30.0, 1, 10.0, 3), (29.97, 1, 10.0, 3), (24.0, 1, 10.0, 2), (10.0, 1, 30.0, 1), (30.0, 5, 0.0, 5)])
 def test_stride_for(fps, frame_stride, target_fps, expected):
-    assert video.stride_for(fps, frame_stride, target_fps) == expected
+    assert video_io.stride_for(fps, frame_stride, target_fps) == expected
 
 
 def test_display_rotation_is_applied(tmp_path):
@@ -69,29 +69,29 @@ def test_display_rotation_is_applied(tmp_path):
     image[:8, :16] = 255  # a white block in the stored frame's top-left corner
     path = str(tmp_path / "phone.mp4")
     vw.write_clip(path, np.stack([image] * 2), rotation=90)
-    assert video.probe(path)[3:] == (32, 64, 90)  # width, height swapped
-    (_, decoded), = list(video.read_frames(path, max_frames=1))
+    assert video_io.probe(path)[3:] == (32, 64, 90)  # width, height swapped
+    (_, decoded), = list(video_io.read_frames(path, max_frames=1))
     np.testing.assert_allclose(decoded, np.rot90(image, 1), atol=40)  # counter-clockwise quarter turn
 
 
 def test_missing_and_broken_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="nope.mp4.*does not exist"):
-        video.probe(str(tmp_path / "nope.mp4"))
+        video_io.probe(str(tmp_path / "nope.mp4"))
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
     with pytest.raises(ValueError, match="cannot open video.*broken.mp4"):
-        video.probe(str(tmp_path / "broken.mp4"))
+        video_io.probe(str(tmp_path / "broken.mp4"))
 
 
 def test_writer_round_trip_pads_odd_sizes(tmp_path, rng):
     frames = rng.integers(0, 256, (5, 33, 47, 3), dtype=np.uint8)
     path = str(tmp_path / "out.mp4")
-    with video.VideoWriter(path, fps=12.5) as writer:
+    with video_io.VideoWriter(path, fps=12.5) as writer:
         for f in frames:
             writer.write(f)
-    info = video.probe(path)
+    info = video_io.probe(path)
     assert (info.num_frames, info.width, info.height, info.fps) == (5, 48, 34, 12.5)
     with pytest.raises(ValueError, match="differs from the first frame"):
-        with video.VideoWriter(str(tmp_path / "bad.mp4"), fps=10) as writer:
+        with video_io.VideoWriter(str(tmp_path / "bad.mp4"), fps=10) as writer:
             writer.write(frames[0])
             writer.write(frames[0][:32])
 
@@ -106,13 +106,13 @@ def test_writer_round_trip_pads_odd_sizes(tmp_path, rng):
     ([0, 0, 0, 0], 0.0, [range(0, 4)]),                                  # threshold 0 keeps all
 ])
 def test_moving_runs(motions, threshold, expected):
-    assert video.moving_runs(motions, threshold, min_length=3) == expected
+    assert video_io.moving_runs(motions, threshold, min_length=3) == expected
 
 
 def test_default_threshold_separates_stopped_from_cruising(clip):
-    threshold = DataConfig().static_threshold
-    thumbs = [video.thumbnail(image) for _, image in video.read_frames(clip["path"])]
-    motion = [0.0] + [video.motion(a, b) for a, b in zip(thumbs, thumbs[1:])]
+    threshold = VideoConfig().static_threshold
+    thumbs = [video_io.thumbnail(image) for _, image in video_io.read_frames(clip["path"])]
+    motion = [0.0] + [video_io.motion(a, b) for a, b in zip(thumbs, thumbs[1:])]
     stopped = [motion[i] for i in vw.STOPPED]
     cruising = [motion[i] for i in vw.CRUISING]
     assert max(stopped) < 0.2 * threshold and threshold < 0.8 * min(cruising)
@@ -139,7 +139,7 @@ def test_dataset_drops_the_stop_and_keeps_neighbours(clip):
 
 
 def test_stride_decodes_again_and_is_kept_by_samples(clip):
-    one, two = config(clip), config(clip, frame_stride=2)
+    one, two = config(clip), config(clip, video=VideoConfig(frame_stride=2))
     assert video_dataset.prepared_dir(one) != video_dataset.prepared_dir(two)
     samples = datasets.list_samples(two, "test")
     assert samples and all(frame_index(s.target) % 2 == 0 for s in samples)
@@ -152,7 +152,7 @@ def test_stride_decodes_again_and_is_kept_by_samples(clip):
 
 
 def test_threshold_zero_keeps_every_frame(clip):
-    samples = datasets.list_samples(config(clip, static_threshold=0.0), "test")
+    samples = datasets.list_samples(config(clip, video=VideoConfig(static_threshold=0.0)), "test")
     assert len(samples) == vw.NUM_FRAMES - 2
 
 
@@ -162,9 +162,33 @@ def test_errors_name_the_flag(clip, tmp_path):
     with pytest.raises(ValueError, match="--use_stereo is not available with --dataset=video"):
         datasets.list_samples(config(clip, use_stereo=True), "train")
     with pytest.raises(ConfigError, match="--target_fps or --frame_stride, not both"):
-        config(clip, frame_stride=2, target_fps=10.0)
+        VideoConfig(frame_stride=2, target_fps=10.0)
     with pytest.raises(ConfigError, match="--static_threshold must be >= 0"):
-        config(clip, static_threshold=-1.0)
+        VideoConfig(static_threshold=-1.0)
+
+
+def test_video_flags_keep_their_names_and_errors_name_the_commands_flag(capsys):
+    """``--video_<field>`` by the prefix rule; the earlier names are aliases of the same settings."""
+    from md2tf.flags import call_command, flag_names
+
+    names = flag_names(ExperimentConfig)
+    for field in ("frame_stride", "target_fps", "static_threshold"):
+        assert f"video_{field}" in names and field in names
+    assert "video_cache_dir" in names and "cache_dir" not in names
+    seen = []
+
+    def main(config, flag_values):
+        seen.append(config.data.video)
+
+    assert call_command(main, ExperimentConfig, ["--target_fps=10", "--static_threshold=0",
+                                                 "--video_cache_dir=/tmp/frames"]) == 0
+    assert call_command(main, ExperimentConfig, ["--video_frame_stride=3"]) == 0
+    assert seen == [VideoConfig(target_fps=10.0, static_threshold=0.0, cache_dir="/tmp/frames"),
+                    VideoConfig(frame_stride=3)]
+    capsys.readouterr()
+    assert call_command(main, ExperimentConfig, ["--frame_stride=2", "--target_fps=10"]) == 2
+    assert capsys.readouterr().err == (
+        "error: give --video_target_fps or --video_frame_stride, not both\n")
 
 
 @pytest.mark.slow
@@ -192,7 +216,7 @@ def test_train_from_video_cli(clip, tmp_path):
 def test_two_decodes_of_one_folder_decode_once_and_share_the_result(clip, tmp_path, monkeypatch):
     import threading
 
-    cfg = config(clip, video_cache_dir=str(tmp_path))
+    cfg = config(clip, video=VideoConfig(cache_dir=str(tmp_path)))
     calls, second_decode = [], threading.Event()
     decode = video_dataset.decode_clip
 
@@ -227,7 +251,7 @@ def test_two_decodes_of_one_folder_decode_once_and_share_the_result(clip, tmp_pa
 def test_a_decode_held_elsewhere_times_out_in_one_line(clip, tmp_path):
     from md2tf import locks
 
-    cfg = config(clip, video_cache_dir=str(tmp_path))
+    cfg = config(clip, video=VideoConfig(cache_dir=str(tmp_path)))
     out = video_dataset.prepared_dir(cfg)
     with locks.hold(f"{out}.lock", "another training's decode"):
         with pytest.raises(ValueError, match=rf"^the prepared frames {out} is in use by process "

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from md2tf.config import EvalConfig
-from md2tf.evaluation import benchmark, runner, sources
+from md2tf.evaluation import kitti_benchmark, runner, sources
 
 
 def np_bilinear_half_pixel(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
@@ -49,26 +49,26 @@ def tiny_disparities(rng, n=2, shape=(4, 8)) -> np.ndarray:
 
 def test_benchmark_png_matches_numpy_reference(rng):
     for disp in tiny_disparities(rng):
-        png, nonfinite = benchmark.benchmark_depth_png(disp[..., None])
+        png, nonfinite = kitti_benchmark.benchmark_depth_png(disp[..., None])
         ref = reference_png(disp)
         assert png.dtype == np.uint16 and png.shape == (352, 1216) and nonfinite == 0
         # float32 vs float64 may truncate differently at an integer boundary: 1 count = 1/256 m
         assert np.abs(png.astype(int) - ref.astype(int)).max() <= 1
         assert np.mean(png == ref) > 0.99
-    png, _ = benchmark.benchmark_depth_png(tiny_disparities(rng)[0])
+    png, _ = kitti_benchmark.benchmark_depth_png(tiny_disparities(rng)[0])
     assert png[0, 0] == 80 * 256  # zero disparity at the top-left corner (border clamp) -> 80 m
 
 
 def test_benchmark_png_nan_is_invalid():
     disp = np.full((4, 8), 0.5, np.float32)
     disp[:, :] = np.nan
-    png, nonfinite = benchmark.benchmark_depth_png(disp)
+    png, nonfinite = kitti_benchmark.benchmark_depth_png(disp)
     assert nonfinite == 352 * 1216 and not png.any()
 
 
 def test_write_pngs_16_bit_round_trip(tmp_path, rng):
     disps = tiny_disparities(rng)
-    paths, nonfinite = benchmark.write_benchmark_pngs(sources.ArraySource("m", disps), str(tmp_path / "out"),
+    paths, nonfinite = kitti_benchmark.write_benchmark_pngs(sources.ArraySource("m", disps), str(tmp_path / "out"),
                                                    show_progress=False)
     assert [os.path.basename(p) for p in paths] == ["0000000000.png", "0000000001.png"] and nonfinite == 0
     for path, disp in zip(paths, disps):
@@ -114,7 +114,7 @@ def test_benchmark_errors(tmp_path, rng, monkeypatch):
         runner.run_evaluation(EvalConfig(models=("runs/x",), output_dir=str(tmp_path / "o"), **base))
     # A model (a stand-in here) on the 2-field 'image N' split without the benchmark images: says
     # where they must be.
-    monkeypatch.setattr(benchmark, "load_predictors", lambda paths, post_process: {"runs/x": None})
+    monkeypatch.setattr(kitti_benchmark, "load_predictors", lambda paths, post_process: {"runs/x": None})
     with pytest.raises(ValueError, match="--data_dir is required.*test_depth_prediction_anonymous"):
         runner.run_evaluation(EvalConfig(models=("runs/x",), output_dir=str(tmp_path / "o"), **base))
     os.makedirs(tmp_path / "data" / "image")

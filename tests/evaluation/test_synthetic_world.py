@@ -14,7 +14,7 @@ from PIL import Image
 from md2tf.config import EvalConfig, ExperimentConfig
 from md2tf.data.poses import read_poses_file
 from md2tf.data.splits import read_split
-from md2tf.evaluation import benchmark, gt_depth, odometry_task, runner, sources
+from md2tf.evaluation import gt_depth, kitti_benchmark, odometry_task, runner, sources
 
 pytest.importorskip("md2tf.data.synthetic.writer")
 
@@ -140,6 +140,6 @@ def test_trained_checkpoint_evaluation_and_odometry(world, tmp_path):
     for i, disp in enumerate(source):
         with Image.open(bench / "out" / "trained" / f"{i:010d}.png") as image:
             got = np.asarray(image).astype(np.int64)
-        want = benchmark.benchmark_depth_png(disp)[0].astype(np.int64)
+        want = kitti_benchmark.benchmark_depth_png(disp)[0].astype(np.int64)
         assert got.shape == (352, 1216) and got.max() > 0
         assert np.mean(np.abs(got - want) <= 2) > 0.99  # same network, two processes (float noise)

@@ -9,7 +9,10 @@ import pytest
 import tensorflow as tf
 
 from md2tf import models
-from md2tf.config import ModelConfig
+from md2tf.config import DEPTH_RANGE, ModelConfig
+from md2tf.deploy.inference import ModelInfo
+from md2tf.evaluation.metrics import ScoringOptions
+from md2tf.geometry.depth import disp_to_depth_coefficients
 from md2tf.models import layers as L
 from md2tf.models.resnet_encoder import BasicBlock, ResnetEncoder
 from tests.conftest import tol
@@ -396,3 +399,22 @@ def test_bad_inputs_raise_clear_errors(depth_net, pose_net):
         models.DepthNet(18, scales=(1, 2))
     with pytest.raises(ValueError, match="init must be one of"):
         models.PoseNet(18, init="xavier")
+
+
+@pytest.mark.parametrize("make", [
+    lambda lo, hi: ModelConfig(min_depth=lo, max_depth=hi),
+    lambda lo, hi: models.DepthNet(min_depth=lo, max_depth=hi),
+    lambda lo, hi: ModelInfo(height=32, width=64, min_depth=lo, max_depth=hi),
+    lambda lo, hi: disp_to_depth_coefficients(lo, hi),
+    lambda lo, hi: ScoringOptions(min_depth=lo, max_depth=hi),
+], ids=["config", "network", "export_info", "geometry", "scoring"])
+def test_one_depth_range_default_and_one_check(make):
+    """Every holder of a depth range rejects ``min >= max`` or ``min <= 0`` with the same check, and
+    the network and the export record default to the config's range (paper Sec. 4: 0.1, 100)."""
+    for lo, hi in ((5.0, 1.0), (0.0, 1.0), (1.0, 1.0)):
+        with pytest.raises(ValueError, match=r"need 0 < .*min_depth < .*max_depth, got"):
+            make(lo, hi)
+    make(0.5, 50.0)  # a valid range passes
+    assert (ModelConfig().min_depth, ModelConfig().max_depth) == DEPTH_RANGE == (0.1, 100.0)
+    assert (models.DepthNet().min_depth, models.DepthNet().max_depth) == DEPTH_RANGE
+    assert (ModelInfo(32, 64).min_depth, ModelInfo(32, 64).max_depth) == DEPTH_RANGE

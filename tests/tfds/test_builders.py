@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from md2tf.config import DataConfig
+from md2tf.config import DataConfig, WorldConfig
 from md2tf.data import datasets, pipeline, prepared, splits
-from md2tf.deploy import exporter
+from md2tf.deploy import calibration
 from md2tf.evaluation import gt_depth
 from md2tf.tfds import builders
 from tests.data import fake_kitti
@@ -182,6 +182,22 @@ def test_registered_configs_cover_the_splits_and_resolutions():
         builders.get_builder("md2tf_kitti/eigen_zhou", "/tmp")
 
 
+def test_synthetic_configs_render_their_world_and_record_it_as_json():
+    import json
+
+    from md2tf.data.datasets.synthetic import rendered_world
+
+    worlds = {}
+    for config in builders.Md2tfSynthetic.BUILDER_CONFIGS:
+        data = config.data_config("/x")
+        worlds[config.name] = rendered_world(data)
+        recorded = json.loads(json.dumps(config.settings()))["data"]["synthetic"]
+        assert WorldConfig(**recorded) == data.synthetic
+    assert (worlds["320x96"].height, worlds["320x96"].width, worlds["320x96"].ext) == (96, 320, "png")
+    assert (worlds["640x192"].height, worlds["640x192"].width, worlds["640x192"].ext) == (375, 1242, "jpg")
+    assert worlds["320x96"].drives == worlds["640x192"].drives == 4
+
+
 def test_carried_fields_follow_the_sample_record():
     fields = builders.carried_fields(3)
     assert fields["intrinsics"] == ((3, 3), tf.float32)
@@ -195,8 +211,7 @@ def test_carried_fields_follow_the_sample_record():
 def test_synthetic_world_is_rendered_by_the_builder_and_matches_online(tmp_path):
     from md2tf.data import synthetic
 
-    world = {"synthetic_drives": 1, "synthetic_frames": 8, "synthetic_height": 24,
-             "synthetic_width": 48, "synthetic_seed": 3}
+    world = {"synthetic": WorldConfig(drives=1, frames=8, height=24, width=48, seed=3)}
     data = {"dataset": "synthetic", "split": "synthetic", "height": H, "width": W,
             "frame_offsets": (0, -1, 1), "use_stereo": True, "intrinsics": "calib",
             "image_ext": ".png", **world}
@@ -204,7 +219,7 @@ def test_synthetic_world_is_rendered_by_the_builder_and_matches_online(tmp_path)
     builders.Md2tfSynthetic(config=config, data_dir=str(tmp_path / "tfds")).download_and_prepare()
     # The same world rendered for the online pipeline (rendering is deterministic per seed).
     online = DataConfig(**data, data_dir=str(tmp_path / "world"), gt_height=24, gt_width=48)
-    synthetic.ensure_world(online.data_dir, drives=1, frames=8, height=24, width=48, ext="png", seed=3)
+    synthetic.ensure_world(online.data_dir, world["synthetic"], ext="png")
     tfds_config = DataConfig(**{**data, "dataset": "tfds:md2tf_synthetic/tiny"},
                              data_dir=str(tmp_path / "tfds"), gt_height=24, gt_width=48)
     got, want = _batches(tfds_config, "val"), _batches(online, "val")
@@ -291,7 +306,7 @@ def test_train_entry_point_reads_a_prepared_dataset(tmp_path):
 
     data = {"dataset": "synthetic", "split": "synthetic", "height": 64, "width": 128,
             "frame_offsets": (0, -1, 1), "use_stereo": True, "intrinsics": "calib", "image_ext": ".png",
-            "synthetic_drives": 1, "synthetic_frames": 8}
+            "synthetic": WorldConfig(drives=1, frames=8)}
     config = builders.Md2tfConfig(name="smoke", test_split="synthetic", image_format="png", data=data)
     builders.Md2tfSynthetic(config=config, data_dir=str(tmp_path / "tfds")).download_and_prepare()
     run_dir = tmp_path / "run"
@@ -306,12 +321,12 @@ def test_train_entry_point_reads_a_prepared_dataset(tmp_path):
 
 def test_pose_source_gt_refuses_a_prepared_dataset_without_poses(kitti_tfds):
     from md2tf.config import ExperimentConfig, TrainConfig
-    from md2tf.training import trainer
+    from md2tf.training import inputs
 
     config = ExperimentConfig(data=_prepared(kitti_tfds), train=TrainConfig(pose_source="gt"))
     with pytest.raises(ValueError, match=r"--pose_source=gt needs known camera poses, but "
                                          r"--dataset=tfds:md2tf_kitti/tiny .* train sample 'example 0'"):
-        trainer.check_poses_available(config)
+        inputs.check_poses_available(config)
 
 
 def test_prepared_dataset_serves_the_dataset_protocol(kitti_tfds):
@@ -331,7 +346,7 @@ def test_prepared_dataset_serves_the_dataset_protocol(kitti_tfds):
 
 def test_int8_calibration_of_a_prepared_dataset_reads_its_frames(kitti_tfds):
     config = _prepared(kitti_tfds)
-    frames, description = exporter.calibration_images("auto", 4, H, W, data_config=config, seed=0)
+    frames, description = calibration.calibration_images("auto", 4, H, W, data_config=config, seed=0)
     assert "structured" not in description and config.dataset in description
     real = {_key(b.target[0][0]) for b in _batches(config)}
     assert len(frames) == 4 and {_key(f / 255.0) for f in frames} <= real

@@ -28,7 +28,6 @@ reading methods import their TensorFlow code when called.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from PIL import Image
 
 from md2tf.config import DataConfig
 from md2tf.data import poses
-from md2tf.data.kitti import build_samples
+from md2tf.data.kitti_layout import build_samples
 from md2tf.data.sample import Sample
 from md2tf.data.splits import SplitEntry, read_split, split_file_path, splits_dir
 
@@ -49,9 +48,6 @@ if TYPE_CHECKING:
 #: Appended to every missing-data error: the run that needs no download.
 SYNTHETIC_HINT = ("or start with the built-in synthetic world: python -m md2tf.train "
                   "--flagfile=configs/synthetic.flags --run_dir=runs/synthetic")
-
-#: ``DataConfig.split``'s default; a dataset with its own split folder reads that one instead.
-CONFIG_DEFAULT_SPLIT = next(f.default for f in dataclasses.fields(DataConfig) if f.name == "split")
 
 SUBSETS = ("train", "val", "test")
 
@@ -200,26 +196,33 @@ class SplitFileDataset(FileDataset):
       name: the ``--dataset`` value.
       layout: the expected ``data_dir`` layout (one line).
       how_to_get: where the data comes from (``Download ...``), shown when it is missing.
-      default_split: the split folder read when ``--split`` keeps `CONFIG_DEFAULT_SPLIT`.
+      default_split: the split folder read when ``--split`` is empty (the dataset's own split).
       missing_split_hint: how to get the split files, shown when one is missing.
       eval_split: metric protocol of training-time validation.
       gt_sources: evaluation split -> GT source.
       poses: where the layout keeps camera poses for ``--pose_source=gt``
-        (`md2tf.data.kitti.POSE_LAYOUTS`: ``none``, ``drive`` or ``odometry``).
+        (`md2tf.data.kitti_layout.POSE_LAYOUTS`: ``none``, ``drive`` or ``odometry``).
     """
 
     name: str
     layout: str
     how_to_get: str
-    default_split: str = CONFIG_DEFAULT_SPLIT
+    default_split: str = ""
     missing_split_hint: str = "get the split files with `python scripts/download_kitti.py --splits_only`"
     eval_split: str = ""
     gt_sources: Mapping[str, str] = field(default_factory=dict)
     poses: str = "none"
 
     def split_name(self, config: DataConfig) -> str:
-        """The split folder: ``config.split``, or `default_split` when the config keeps the default."""
-        return self.default_split if config.split == CONFIG_DEFAULT_SPLIT else config.split
+        """The split folder: ``config.split``, or `default_split` when ``--split`` is empty.
+
+        Raises:
+          ValueError: naming ``--split`` when both are empty.
+        """
+        name = config.split or self.default_split
+        if not name:
+            raise ValueError(f"--dataset={self.name} has no split of its own: give --split")
+        return name
 
     def check_layout(self, config: DataConfig) -> None:
         """See `Dataset.check_layout`."""

@@ -44,7 +44,7 @@ from PIL import Image
 from md2tf.config import DataConfig
 from md2tf.data import poses as poses_lib
 from md2tf.data.datasets.base import FileDataset, check_subset, missing_data_error
-from md2tf.data.kitti import FIXED_INTRINSICS_NORMALIZED
+from md2tf.data.kitti_layout import FIXED_INTRINSICS_NORMALIZED
 from md2tf.data.sample import Sample
 
 logger = logging.getLogger(__name__)

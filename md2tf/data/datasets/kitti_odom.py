@@ -1,6 +1,6 @@
 """``--dataset=kitti_odom``: the KITTI odometry sequences, listed by split files (split ``odom``).
 
-Layout and reader: `md2tf.data.kitti` (``sequences/<nn>/image_{2,3}/<index:06d>``, ``calib.txt``).
+Layout and reader: `md2tf.data.kitti_layout` (``sequences/<nn>/image_{2,3}/<index:06d>``, ``calib.txt``).
 The odometry benchmark has no depth GT; ``md2tf.evaluate --task=odometry`` scores poses instead.
 Camera poses (``--pose_source=gt``) come from ``<data_dir>/poses/NN.txt`` (camera 0, sequences 00-10),
 moved to camera 2 or 3 with the calibration's ``P2``/``P3``; other sequences have none.

@@ -2,11 +2,10 @@
 
 The world is written in the KITTI raw layout (see ``md2tf/data/synthetic/README.md``), so samples are
 listed from its split files exactly as for KITTI (split ``synthetic``). Its parameters are
-`DataConfig` fields (``synthetic_drives``, ``synthetic_frames``, ``synthetic_height``,
-``synthetic_width``, ``synthetic_seed``, ``synthetic_texture_contrast``, ``synthetic_texture_octaves``,
-``synthetic_speed_variation``, and ``image_ext`` for the
-file format), so ``config.json`` alone regenerates the same world. Dense GT depth exists for every
-frame: training-time metrics and evaluation use it.
+``DataConfig.synthetic`` (a `md2tf.config.WorldConfig`, flags ``--synthetic_<field>``); an open image
+size and format follow the network input size and ``image_ext`` (`rendered_world`), so
+``config.json`` alone regenerates the same world. Dense GT depth exists for every frame:
+training-time metrics and evaluation use it.
 Camera poses (camera 02, metres, ``<drive>/poses.txt``) exist for every frame too: ``--pose_source=gt``.
 """
 
@@ -17,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from md2tf.config import DataConfig
+from md2tf.config import DataConfig, WorldConfig
 from md2tf.data import synthetic
 from md2tf.data.datasets.base import SplitFileDataset
 from md2tf.data.splits import SplitEntry
@@ -25,23 +24,10 @@ from md2tf.data.splits import SplitEntry
 logger = logging.getLogger(__name__)
 
 
-def world_parameters(config: DataConfig) -> dict:
-    """``synthetic.ensure_world`` keyword arguments of a config.
-
-    Args:
-      config: uses ``synthetic_drives``, ``synthetic_frames``, ``synthetic_height`` /
-        ``synthetic_width`` (0 = the network input ``height`` / ``width``) and ``image_ext``.
-
-    Returns:
-      ``{"drives", "frames", "height", "width", "ext", "seed", "texture_contrast", "texture_octaves",
-      "speed_variation"}``.
-    """
-    return {"drives": config.synthetic_drives, "frames": config.synthetic_frames,
-            "height": config.synthetic_height or config.height,
-            "width": config.synthetic_width or config.width, "ext": config.image_ext.lstrip("."),
-            "seed": config.synthetic_seed, "texture_contrast": config.synthetic_texture_contrast,
-            "texture_octaves": config.synthetic_texture_octaves,
-            "speed_variation": config.synthetic_speed_variation}
+def rendered_world(config: DataConfig) -> WorldConfig:
+    """The world ``config`` trains on: ``config.synthetic`` sized by the network input and in
+    ``image_ext`` where it leaves the size or format open."""
+    return config.synthetic.resolved(config.height, config.width, config.image_ext)
 
 
 @dataclass(frozen=True)
@@ -59,7 +45,7 @@ class SyntheticWorld(SplitFileDataset):
         drop the frames near the drive ends whose sources do not exist, with a log line.
         """
         offsets = config.temporal_offsets
-        lo, hi = -min(offsets, default=0), config.synthetic_frames - 1 - max(offsets, default=0)
+        lo, hi = -min(offsets, default=0), config.synthetic.frames - 1 - max(offsets, default=0)
         kept = [e for e in entries if lo <= e.frame_index <= hi]
         if len(kept) < len(entries):
             logger.info("frame offsets %s: %d of %d split lines near a drive end have no source "
@@ -73,7 +59,7 @@ class SyntheticWorld(SplitFileDataset):
         Only the chief renders; other workers wait for its manifest (written last).
 
         Args:
-          config: the data configuration (`world_parameters`).
+          config: the data configuration (`rendered_world`).
           is_chief: whether this process renders.
           timeout_s: how long a non-chief worker waits, in seconds.
           progress: show the rendering's progress bar.
@@ -85,7 +71,7 @@ class SyntheticWorld(SplitFileDataset):
         self.check_layout(config)
         if is_chief:
             logger.info("synthetic world in %s (generated on first use)", config.data_dir)
-            synthetic.ensure_world(config.data_dir, progress=progress, **world_parameters(config))
+            synthetic.ensure_world(config.data_dir, rendered_world(config), progress=progress)
             return
         manifest = os.path.join(config.data_dir, synthetic.MANIFEST)
         deadline = time.time() + timeout_s

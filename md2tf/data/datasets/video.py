@@ -7,11 +7,12 @@ Layout of ``--data_dir``::
       drive1.mp4 drive2.mov ...    # .mp4 .mov .mkv .avi .webm .m4v, decoded with PyAV
 
 On first use (`VideoClips.prepare`, the chief only) every clip is decoded once into a prepared
-folder ``<video_cache_dir or data_dir/.md2tf_frames>/<settings>-<hash>/``; the name holds the
-decoding settings (``frame_stride`` or ``target_fps``, ``static_threshold``, ``image_ext``) and a
-hash of them and of the clips' names, sizes and modification times, so changing the stride or a
+folder ``<video.cache_dir or data_dir/.md2tf_frames>/<settings>-<hash>/``; the name holds the
+decoding settings (``DataConfig.video``: ``frame_stride`` or ``target_fps``, ``static_threshold``;
+and ``image_ext``) and a hash of them and of the clips' names, sizes and modification times, so
+changing the stride or a
 clip decodes again and an unchanged setup never does. Decoding keeps every stride-th frame, measures
-the motion between consecutive kept frames (`md2tf.data.video.motion`) and cuts the clip where it is
+the motion between consecutive kept frames (`md2tf.data.video_io.motion`) and cuts the clip where it is
 below ``static_threshold`` (a stop at a traffic light, a parked start): each moving run of at least
 three frames becomes one sub-folder ``<clip>_<ext>_<run>/<frame index>.jpg``, the layout
 ``--dataset=folder`` reads, and training reads it exactly as a folder of frames (same samples, same
@@ -41,7 +42,7 @@ from PIL import Image
 
 from md2tf import locks
 from md2tf.config import DataConfig
-from md2tf.data import video
+from md2tf.data import video_io
 from md2tf.data.datasets.base import FileDataset, missing_data_error
 from md2tf.data.datasets.folder import (
     INTRINSICS_FILE,
@@ -63,7 +64,7 @@ JPEG_QUALITY = 92  # as the reference's KITTI JPEGs (with 4:2:0 chroma)
 
 
 def list_videos(data_dir: str) -> list[str]:
-    """The video files directly in ``data_dir`` (`md2tf.data.video.VIDEO_EXTENSIONS`), sorted by name.
+    """The video files directly in ``data_dir`` (`md2tf.data.video_io.VIDEO_EXTENSIONS`), sorted by name.
 
     Raises:
       ValueError: naming ``--data_dir`` if it is not a directory or holds no video file.
@@ -71,10 +72,10 @@ def list_videos(data_dir: str) -> list[str]:
     if not os.path.isdir(data_dir):
         raise ValueError(f"--data_dir={data_dir!r} is not a directory of video files")
     paths = sorted(os.path.join(data_dir, n) for n in os.listdir(data_dir)
-                   if video.is_video(n) and os.path.isfile(os.path.join(data_dir, n)))
+                   if video_io.is_video(n) and os.path.isfile(os.path.join(data_dir, n)))
     if not paths:
         raise ValueError(f"--data_dir={data_dir!r} holds no video file "
-                         f"({', '.join(video.VIDEO_EXTENSIONS)}) for --dataset=video")
+                         f"({', '.join(video_io.VIDEO_EXTENSIONS)}) for --dataset=video")
     return paths
 
 
@@ -84,8 +85,9 @@ def decoding_settings(config: DataConfig) -> dict:
     for path in list_videos(config.data_dir):
         stat = os.stat(path)
         clips.append([os.path.basename(path), stat.st_size, stat.st_mtime_ns])
-    return {"format_version": FORMAT_VERSION, "frame_stride": config.frame_stride,
-            "target_fps": config.target_fps, "static_threshold": config.static_threshold,
+    settings = config.video
+    return {"format_version": FORMAT_VERSION, "frame_stride": settings.frame_stride,
+            "target_fps": settings.target_fps, "static_threshold": settings.static_threshold,
             "image_ext": config.image_ext, "min_run": MIN_RUN, "clips": clips}
 
 
@@ -93,9 +95,11 @@ def prepared_dir(config: DataConfig) -> str:
     """The prepared folder of ``config``'s clips and decoding settings (see the module docstring)."""
     settings = decoding_settings(config)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    rate = f"fps{config.target_fps:g}" if config.target_fps > 0 else f"stride{config.frame_stride}"
-    name = f"{rate}_static{config.static_threshold:g}_{config.image_ext.lstrip('.')}-{digest}"
-    root = config.video_cache_dir or os.path.join(config.data_dir, CACHE_FOLDER)
+    video_config = config.video
+    rate = (f"fps{video_config.target_fps:g}" if video_config.target_fps > 0
+            else f"stride{video_config.frame_stride}")
+    name = f"{rate}_static{video_config.static_threshold:g}_{config.image_ext.lstrip('.')}-{digest}"
+    root = video_config.cache_dir or os.path.join(config.data_dir, CACHE_FOLDER)
     return os.path.join(root, name)
 
 
@@ -117,8 +121,8 @@ def decode_clip(path: str, out_dir: str, *, frame_stride: int, target_fps: float
     Args:
       path: the video file.
       out_dir: the (staging) prepared folder.
-      frame_stride, target_fps: the stride (`md2tf.data.video.stride_for` of the clip's frame rate).
-      static_threshold: cut where `md2tf.data.video.motion` of consecutive kept frames is below this.
+      frame_stride, target_fps: the stride (`md2tf.data.video_io.stride_for` of the clip's frame rate).
+      static_threshold: cut where `md2tf.data.video_io.motion` of consecutive kept frames is below this.
       image_ext: ``.jpg`` or ``.png``.
       progress: draw a progress bar.
 
@@ -127,19 +131,19 @@ def decode_clip(path: str, out_dir: str, *, frame_stride: int, target_fps: float
       stride), ``kept``, ``dropped``, ``runs`` (``[first, last]`` frame indices of each run) and
       ``motion`` (per decoded frame, vs the previous one; 0 for the first).
     """
-    fps = video.probe(path).fps
-    stride = video.stride_for(fps, frame_stride, target_fps)
+    fps = video_io.probe(path).fps
+    stride = video_io.stride_for(fps, frame_stride, target_fps)
     label = _clip_label(path)
     scratch = os.path.join(out_dir, label + ".all")
     os.makedirs(scratch)
     indices, motions, previous = [], [], None
-    for index, image in video.read_frames(path, stride=stride, progress=progress, desc=label):
-        thumb = video.thumbnail(image)
-        motions.append(0.0 if previous is None else video.motion(previous, thumb))
+    for index, image in video_io.read_frames(path, stride=stride, progress=progress, desc=label):
+        thumb = video_io.thumbnail(image)
+        motions.append(0.0 if previous is None else video_io.motion(previous, thumb))
         previous = thumb
         indices.append(index)
         _save(image, os.path.join(scratch, f"{index:06d}{image_ext}"), image_ext)
-    runs = video.moving_runs(motions, static_threshold, MIN_RUN)
+    runs = video_io.moving_runs(motions, static_threshold, MIN_RUN)
     for k, run in enumerate(runs):
         folder = os.path.join(out_dir, f"{label}_{k:03d}")
         os.makedirs(folder)
@@ -181,7 +185,7 @@ def prepare_videos(config: DataConfig, progress: bool = True, wait_s: float = 36
     Another process (a second training on the same clips) waits for it, then uses its result.
 
     Args:
-      config: the data settings (``data_dir``, decoding settings, ``video_cache_dir``).
+      config: the data settings (``data_dir``, ``image_ext``, the decoding settings ``video``).
       progress: draw a progress bar per clip.
       wait_s: seconds to wait for another process's decoding of the same folder.
 
@@ -210,7 +214,7 @@ def _decode_clips(config: DataConfig, out: str, progress: bool) -> None:
     clips = list_videos(config.data_dir)
     intrinsics = os.path.join(config.data_dir, INTRINSICS_FILE)
     if os.path.isfile(intrinsics):  # fail before decoding, not after
-        info = video.probe(clips[0])
+        info = video_io.probe(clips[0])
         read_intrinsics(intrinsics, (info.width, info.height))
     staging = f"{out}.partial"
     if os.path.isdir(staging):
@@ -218,18 +222,19 @@ def _decode_clips(config: DataConfig, out: str, progress: bool) -> None:
     os.makedirs(staging)
     entries = []
     for path in clips:
-        entry = decode_clip(path, staging, frame_stride=config.frame_stride, target_fps=config.target_fps,
-                            static_threshold=config.static_threshold, image_ext=config.image_ext,
+        entry = decode_clip(path, staging, frame_stride=config.video.frame_stride,
+                            target_fps=config.video.target_fps,
+                            static_threshold=config.video.static_threshold, image_ext=config.image_ext,
                             progress=progress)
         logger.info("%s: %.3g fps, stride %d: %d frames, %d static dropped (--static_threshold=%g), "
                     "%d kept in %d runs", entry["file"], entry["fps"], entry["stride"], entry["decoded"],
-                    entry["dropped"], config.static_threshold, entry["kept"], len(entry["runs"]))
+                    entry["dropped"], config.video.static_threshold, entry["kept"], len(entry["runs"]))
         entries.append(entry)
     decoded, dropped = sum(e["decoded"] for e in entries), sum(e["dropped"] for e in entries)
     if decoded == dropped:
         shutil.rmtree(staging)
         raise ValueError(f"--data_dir={config.data_dir!r}: every frame of the {len(clips)} clip(s) is "
-                         f"static at --static_threshold={config.static_threshold:g} (no moving run of "
+                         f"static at --static_threshold={config.video.static_threshold:g} (no moving run of "
                          f"{MIN_RUN} frames); lower it, or 0 keeps every frame")
     logger.info("video: %d of %d frames dropped as static, prepared frames in %s", dropped, decoded, out)
     with open(os.path.join(staging, MANIFEST), "w", encoding="utf-8") as f:
@@ -253,7 +258,7 @@ class VideoClips(FileDataset):
         """See `md2tf.data.datasets.base.Dataset.check_layout`; also needs at least one video file."""
         if not config.data_dir or not os.path.isdir(config.data_dir):
             raise missing_data_error(config, self.layout,
-                                     "Put your video files there (see md2tf/data/datasets/video.py)")
+                                     "Put your video files there (see md2tf/data/datasets/video_io.py)")
         list_videos(config.data_dir)
 
     def prepare(self, config: DataConfig, *, is_chief: bool = True, timeout_s: float = 3600.0,

@@ -2,7 +2,9 @@
 
 Renders the built-in synthetic driving world in the KITTI raw layout (stereo images, calibration,
 dense depth, lidar, poses and split files). ``python -m md2tf.train`` does this by itself on first use;
-this command is for worlds of other sizes or seeds.
+this command is for worlds of other sizes or seeds. The world's flags are `WorldConfig`'s fields, the
+same settings as training's ``--synthetic_<field>``; an open size or format (0, "") is KITTI's
+375x1242 in PNG.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ import time
 from dataclasses import dataclass, field
 
 from md2tf import flags as md2tf_flags
-from md2tf.config import ConfigBase, setting
+from md2tf.config import ConfigBase, ConfigError, WorldConfig, setting
 from md2tf.data.synthetic import writer
-from md2tf.data.synthetic.world import WorldConfig
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class GenerateConfig(ConfigBase):
 
     def validate(self) -> None:
         if not self.out_dir:
-            raise ValueError("--out_dir is required (output root of the world)")
+            raise ConfigError("--out_dir is required (output root of the world)")
 
 
 def main(config: GenerateConfig, flag_values=None) -> int:
@@ -35,8 +36,8 @@ def main(config: GenerateConfig, flag_values=None) -> int:
     if config.force:
         writer.generate_world(config.out_dir, config.world, progress=True, workers=config.workers)
     else:
-        writer.ensure_world(config.out_dir, progress=True, overwrite=True, workers=config.workers,
-                            **config.world.to_dict())
+        writer.ensure_world(config.out_dir, config.world, progress=True, overwrite=True,
+                            workers=config.workers)
     elapsed = time.perf_counter() - start
     n = config.world.drives * config.world.frames
     print(f"{config.out_dir}: {n} stereo frames in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.2f} frames/s)")

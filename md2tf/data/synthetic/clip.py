@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from md2tf.data import video
+from md2tf.data import video_io
 from md2tf.data.synthetic import render, world
 
 FPS = 30
@@ -42,8 +42,8 @@ def render_clip(height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
 
 
 def write_clip(path: str, frames: np.ndarray, fps: float = FPS, rotation: int = 0) -> None:
-    """Encodes ``frames`` (`md2tf.data.video.VideoWriter`), optionally with a display rotation in
+    """Encodes ``frames`` (`md2tf.data.video_io.VideoWriter`), optionally with a display rotation in
     degrees counter-clockwise in the stream's metadata, as phones write it."""
-    with video.VideoWriter(path, fps, rotation=rotation) as writer:
+    with video_io.VideoWriter(path, fps, rotation=rotation) as writer:
         for image in frames:
             writer.write(image)

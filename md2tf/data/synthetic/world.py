@@ -18,19 +18,18 @@ it), others are oncoming.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-from md2tf.config import setting
+# The world's settings are a config like the others (one field per parameter), re-exported here.
+from md2tf.config import KITTI_BASELINE_M as KITTI_BASELINE_M
+from md2tf.config import KITTI_CAMERA_HEIGHT_M as KITTI_CAMERA_HEIGHT_M
+from md2tf.config import NOISE_OCTAVES, WorldConfig
 
 # KITTI raw rectified camera 02 (2011_09_26): fx = fy = 721.5377 px at 1242 x 375.
 KITTI_FOCAL_PX = 721.5377
 KITTI_SIZE_HW = (375, 1242)
-KITTI_BASELINE_M = 0.54
-KITTI_CAMERA_HEIGHT_M = 1.65
 # Camera 02 sits 0.06 m left of the reference camera 00 on the KITTI rig (P_rect_02[0, 3] = fx * 0.06).
 CAM2_OFFSET_FROM_CAM0_M = -0.06
 # Velodyne origin in camera-00 coordinates (x right, y down, z forward): 8 cm above, 27 cm behind.
@@ -49,66 +48,9 @@ MAT_CANOPY = 8
 MAT_WALL = 9
 NUM_MATERIALS = 10
 
-#: Octaves of the surfaces' value-noise texture (0.3 cycles/m, x2.5 per octave: up to 29 cycles/m).
-NOISE_OCTAVES = 6
-
 ROAD_HALF_WIDTH_M = 5.0
 SIDEWALK_OUTER_M = 7.5
 LANE_CENTRE_M = 1.75
-
-
-@dataclass(frozen=True)
-class WorldConfig:
-    """Parameters of a synthetic world (everything that changes the written files)."""
-
-    drives: int = setting(4, "Number of drives (sequences).")
-    frames: int = setting(100, "Frames per drive (>= 3 so that interior frames with +-1 neighbours exist).")
-    height: int = setting(375, "Image height in pixels (375 is KITTI's).")
-    width: int = setting(1242, "Image width in pixels (1242 is KITTI's).")
-    seed: int = setting(0, "Master seed: the world is a deterministic function of this config.")
-    ext: str = setting("png", "Image format: png (lossless) or jpg (quality 92, 4:2:0 like KITTI's "
-                       "JPEGs as the paper used them).", choices=("png", "jpg"))
-    date: str = setting("2019_10_27", "The <date> folder name (YYYY_MM_DD).")
-    baseline: float = setting(KITTI_BASELINE_M, "Stereo baseline in metres (camera 03 is +baseline "
-                              "along x of camera 02).")
-    camera_height: float = setting(KITTI_CAMERA_HEIGHT_M, "Height of the cameras above the ground in metres.")
-    lidar_beams: int = setting(64, "Number of lidar beams (64 like the HDL-64E).")
-    lidar_azimuth_step_deg: float = setting(0.2, "Horizontal angular step of the lidar in degrees.")
-    lidar: bool = setting(True, "Write velodyne_points (--nolidar skips them).")
-    odometry: bool = setting(True, "Also write a KITTI odometry view (odometry/sequences, symlinks) and "
-                             "the synthetic_odom split.")
-    texture_contrast: float = setting(1.0, "Scales the amplitude of every surface's noise texture (0 = "
-                                      "untextured albedo; road markings, slabs and windows stay).")
-    texture_octaves: int = setting(NOISE_OCTAVES, "Octaves of every surface's noise texture, from 0.3 "
-                                   "cycles/m up, x2.5 each (6 = up to 29 cycles/m, fine detail at every "
-                                   "distance; 2 = up to 0.75 cycles/m, only blotches of a metre and more).")
-    speed_variation: float = setting(0.0, "Smooth fluctuation of the vehicle's speed as a fraction of it "
-                                     "(0 = piecewise-constant cruising speeds with ramps and stops; 0.2 = "
-                                     "up to +-20 %, over periods of 2-6 s as in traffic).")
-
-    def __post_init__(self) -> None:
-        def check(cond: bool, msg: str) -> None:
-            if not cond:
-                raise ValueError(msg)
-
-        check(self.drives >= 1, f"drives must be >= 1, got {self.drives}")
-        check(self.frames >= 3, f"frames must be >= 3 (interior frames need +-1 neighbours), got {self.frames}")
-        check(self.height >= 8 and self.width >= 8, f"height, width must be >= 8, got {self.height}x{self.width}")
-        check(self.ext in ("png", "jpg"), f"ext must be 'png' or 'jpg', got {self.ext!r}")
-        check(len(self.date) == 10 and self.date[4] == "_" and self.date[7] == "_",
-              f"date must look like YYYY_MM_DD, got {self.date!r}")
-        check(self.baseline > 0, f"baseline must be > 0 metres, got {self.baseline}")
-        check(self.camera_height > 0.2, f"camera_height must be > 0.2 metres, got {self.camera_height}")
-        check(self.lidar_beams >= 1 and self.lidar_azimuth_step_deg > 0, "bad lidar beams / azimuth step")
-        check(0.0 <= self.texture_contrast <= 5.0,
-              f"texture_contrast must lie in [0, 5], got {self.texture_contrast}")
-        check(1 <= self.texture_octaves <= NOISE_OCTAVES,
-              f"texture_octaves must lie in [1, {NOISE_OCTAVES}], got {self.texture_octaves}")
-        check(0.0 <= self.speed_variation < 1.0,
-              f"speed_variation must lie in [0, 1), got {self.speed_variation}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def kitti_like_intrinsics(height: int, width: int) -> np.ndarray:

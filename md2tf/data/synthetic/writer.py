@@ -7,6 +7,7 @@ trainer: it generates only when the manifest ``synthetic_world.json`` (written l
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime
 import json
 import os
@@ -23,11 +24,17 @@ from md2tf.progress import Progress
 MANIFEST = "synthetic_world.json"
 FORMAT_VERSION = 2  # bump when the rendered output changes: older worlds are regenerated
 SPLITS_VERSION = 2  # bump when only the split files change: older worlds get new split files
-#: `WorldConfig` parameters added after worlds were first written, with the value those worlds were
-#: rendered at: a manifest without the key describes that value.
-RENDERED_BEFORE_RECORDED = {"texture_contrast": 1.0, "texture_octaves": 6, "speed_variation": 0.0}
+#: Image size and format of a world whose `WorldConfig` leaves them open (0, "") and that nothing
+#: else sizes (``python -m md2tf.data.synthetic``, `ensure_world` called directly): KITTI's.
+DEFAULT_SIZE_HW = w.KITTI_SIZE_HW
+DEFAULT_EXT = "png"
 SPLIT_NAME = "synthetic"
 ODOM_SPLIT_NAME = "synthetic_odom"
+
+
+def rendered(config: w.WorldConfig) -> w.WorldConfig:
+    """``config`` with an open image size or format filled in (`DEFAULT_SIZE_HW`, `DEFAULT_EXT`)."""
+    return config.resolved(*DEFAULT_SIZE_HW, DEFAULT_EXT)
 
 
 def drive_name(config: w.WorldConfig, index: int) -> str:
@@ -227,10 +234,11 @@ def generate_world(out_dir: str, config: w.WorldConfig, progress: bool = True, w
 
     Args:
       out_dir: output root (created if needed). Existing files of the same names are overwritten.
-      config: the world's parameters.
+      config: the world's parameters (an open size or format: `rendered`).
       progress: show a progress bar (frames).
       workers: processes rendering drives in parallel (1 = in this process).
     """
+    config = rendered(config)
     os.makedirs(out_dir, exist_ok=True)
     manifest = os.path.join(out_dir, MANIFEST)
     if os.path.exists(manifest):
@@ -266,21 +274,24 @@ def _write_manifest(manifest: str, config: w.WorldConfig) -> None:
     _atomic_write_text(manifest, text + "\n")
 
 
-def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, workers: int = 1,
-                 **kwargs) -> str:
+def ensure_world(out_dir: str, config: w.WorldConfig | None = None, *, progress: bool = False,
+                 overwrite: bool = False, workers: int = 1, **fields) -> str:
     """Generates the synthetic world in ``out_dir`` unless a complete one with the same parameters is there.
 
     Completeness is marked by the manifest ``<out_dir>/synthetic_world.json``, written last, so a run
     that crashed mid-generation regenerates; so does a world written by an older renderer
-    (``format_version``). A world whose split files are older (``splits_version``) only gets new
+    (``format_version``) or by an older writer whose manifest records other parameters than
+    `WorldConfig` has now. A world whose split files are older (``splits_version``) only gets new
     split files. Call it from one process only (the chief worker).
 
     Args:
       out_dir: output root.
+      config: the world (default ``WorldConfig()``); an open size or format is filled in by
+        `rendered`.
       progress: show a progress bar while generating.
       overwrite: regenerate over a complete world whose parameters differ (otherwise an error).
       workers: processes for generation.
-      **kwargs: `WorldConfig` fields (drives, frames, height, width, seed, ext, ...).
+      **fields: `WorldConfig` fields replacing ``config``'s (drives, frames, height, width, seed, ...).
 
     Returns:
       ``out_dir``.
@@ -289,26 +300,28 @@ def ensure_world(out_dir: str, progress: bool = False, overwrite: bool = False, 
       ValueError: on unknown/invalid parameters, or if ``out_dir`` holds a world with other parameters
         and ``overwrite`` is False.
     """
-    fields = set(w.WorldConfig.__dataclass_fields__)
-    unknown = sorted(set(kwargs) - fields)
+    known = {f.name for f in dataclasses.fields(w.WorldConfig)}
+    unknown = sorted(set(fields) - known)
     if unknown:
-        raise ValueError(f"ensure_world: unknown parameters {unknown}; expected some of {sorted(fields)}")
-    config = w.WorldConfig(**kwargs)
+        raise ValueError(f"ensure_world: unknown parameters {unknown}; expected some of {sorted(known)}")
+    config = rendered(dataclasses.replace(config or w.WorldConfig(), **fields))
     manifest = os.path.join(out_dir, MANIFEST)
     if os.path.exists(manifest):
         with open(manifest) as f:
             found = json.load(f)
         wanted = json.loads(json.dumps(config.to_dict()))
-        found["config"] = {**RENDERED_BEFORE_RECORDED, **found.get("config", {})}
-        same_config = found["config"] == wanted
+        recorded = found.get("config", {})
+        same_config = recorded == wanted
         if same_config and found.get("format_version") == FORMAT_VERSION:
             if found.get("splits_version") != SPLITS_VERSION:
                 write_splits(out_dir, config)
                 _write_manifest(manifest, config)
             return out_dir
-        if not (same_config or overwrite):  # same parameters, older renderer: regenerate
-            diff = "; ".join(f"{k}: {found['config'].get(k)} there, {v} wanted"
-                             for k, v in wanted.items() if found["config"].get(k) != v)
+        # Rendered again: the same parameters by an older renderer, or a manifest that records other
+        # parameters than there are now (an older writer's).
+        if not (same_config or overwrite or set(recorded) != set(wanted)):
+            diff = "; ".join(f"{k}: {recorded.get(k)} there, {v} wanted"
+                             for k, v in wanted.items() if recorded.get(k) != v)
             raise ValueError(f"{out_dir} holds a synthetic world with other parameters ({diff}; "
                              f"see {MANIFEST}): give another --data_dir (--synthetic_cache_dir) "
                              f"for this world, or delete {out_dir} to have it rendered again with "

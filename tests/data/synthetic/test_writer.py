@@ -205,23 +205,24 @@ class TestEnsureWorld:
         ensure_world(out, overwrite=True, **{**self.KW, "seed": 5})
         assert json.load(open(os.path.join(out, writer.MANIFEST)))["config"]["seed"] == 5
 
-    @pytest.mark.parametrize("name, other", [("texture_contrast", 0.5), ("texture_octaves", 2),
-                                             ("speed_variation", 0.2)])
-    def test_manifest_without_a_newer_parameter_means_its_default(self, tmp_path, monkeypatch, name, other):
-        """A world written before a parameter existed was rendered at its default: reused for the
-        default, refused (naming the parameter) for another value."""
+    def test_manifest_of_an_older_writer_regenerates(self, tmp_path):
+        """A manifest that records other parameters than `WorldConfig` has now (a world written
+        before one existed) describes a world of unknown parameters: it is rendered again."""
         out = str(tmp_path)
         ensure_world(out, **self.KW)
         path = os.path.join(out, writer.MANIFEST)
         manifest = json.load(open(path))
-        default = manifest["config"].pop(name)
-        assert writer.RENDERED_BEFORE_RECORDED[name] == default == WorldConfig().to_dict()[name]
+        del manifest["config"]["speed_variation"]
         json.dump(manifest, open(path, "w"))
-        with monkeypatch.context() as patch:
-            patch.setattr(writer, "generate_world", lambda *a, **k: pytest.fail("regenerated"))
-            ensure_world(out, **self.KW)
-        with pytest.raises(ValueError, match=f"{name}: {default} there, {other} wanted"):
-            ensure_world(out, **{name: other}, **self.KW)
+        ensure_world(out, **self.KW)
+        assert json.load(open(path))["config"] == json.loads(json.dumps(
+            writer.rendered(WorldConfig(**self.KW)).to_dict()))
+
+    def test_takes_a_world_config_and_fills_in_an_open_size_and_format(self, tmp_path, monkeypatch):
+        rendered = []
+        monkeypatch.setattr(writer, "generate_world", lambda out, config, **kw: rendered.append(config))
+        ensure_world(str(tmp_path), WorldConfig(drives=2), frames=5)
+        assert rendered == [WorldConfig(drives=2, frames=5, height=375, width=1242, ext="png")]
 
     def test_unknown_parameter(self, tmp_path):
         with pytest.raises(ValueError, match="unknown parameters.*colour"):
