@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,17 +152,8 @@ class ConfigBase:
 
 def config_from_dict(cls: type, values: dict) -> Any:
     """Rebuilds a config dataclass from ``to_dict`` output: JSON lists become tuples, nested configs
-    are rebuilt.
-
-    Keys this version no longer has are listed in the class's ``RENAMED`` (old -> new name) or
-    ``REMOVED``; any other unknown key is an error naming it.
+    are rebuilt; an unknown key is an error naming it.
     """
-    values = dict(values)
-    for old, new in getattr(cls, "RENAMED", {}).items():
-        if old in values:
-            values.setdefault(new, values.pop(old))
-    for old in getattr(cls, "REMOVED", ()):
-        values.pop(old, None)
     types = field_types(cls)
     unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
     _check(not unknown, f"unknown {cls.__name__} keys in config: {sorted(unknown)}")
@@ -318,8 +308,6 @@ class DataConfig(ConfigBase):
 
     The shuffling / augmentation seed and determinism are ``TrainConfig.seed`` / ``deterministic``.
     """
-
-    REMOVED = ("seed", "deterministic")  # in config.json files that held a copy of the train fields
 
     dataset: str = setting("synthetic", "Training data, a name registered in md2tf.data.datasets: kitti "
                            "(raw, split files), kitti_odom, synthetic (the built-in world, generated on "
@@ -693,11 +681,6 @@ class EvalConfig(ConfigBase):
                f"--pred_depth_scale_factor must be > 0, got {self.pred_depth_scale_factor}")
         _check(self.batch_size > 0, f"--batch_size must be > 0, got {self.batch_size}")
         _check(self.snippet_length >= 2, f"--snippet_length must be >= 2, got {self.snippet_length}")
-
-    @property
-    def resolved_splits_dir(self) -> str:
-        """``splits_dir`` or ``<data_dir>/splits``."""
-        return self.splits_dir or os.path.join(self.data_dir, "splits")
 
 
 @dataclass(frozen=True)

@@ -135,12 +135,11 @@ def test_config_json_replays_a_synthetic_run():
     assert again == c and (again.data.synthetic.drives, again.data.synthetic.frames) == (2, 30)
 
 
-def test_old_config_json_with_seed_under_data_loads():
+def test_config_json_with_an_unknown_key_is_refused_naming_it():
     d = cfg.ExperimentConfig().to_dict()
-    d["data"].update(seed=3, deterministic=True)  # earlier files held a copy here
     assert cfg.ExperimentConfig.from_dict(d) == cfg.ExperimentConfig()
-    d["data"]["no_such_key"] = 1
-    with pytest.raises(ValueError, match="no_such_key"):
+    d["data"]["seed"] = 3  # a key this version does not have: no silent migration
+    with pytest.raises(ValueError, match=r"unknown DataConfig keys in config: \['seed'\]"):
         cfg.ExperimentConfig.from_dict(d)
 
 

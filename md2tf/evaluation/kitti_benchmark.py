@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from md2tf.data import splits
 from md2tf.data.kitti_layout import image_path
 from md2tf.data.splits import read_split
 from md2tf.evaluation import metrics
@@ -133,7 +134,8 @@ def run_benchmark_export(config) -> str:
     if not config.output_dir:
         raise ValueError("--eval_split=benchmark writes KITTI submission PNGs: give --output_dir")
     predictors = load_predictors(config.models, config.post_process)  # before the split and images
-    split_file = os.path.join(config.resolved_splits_dir, BENCHMARK_SPLIT, "test_files.txt")
+    split_file = os.path.join(splits.splits_dir(config.data_dir, config.splits_dir),
+                              BENCHMARK_SPLIT, "test_files.txt")
     if not os.path.isfile(split_file):
         raise ValueError(f"--eval_split=benchmark needs {split_file} (the official splits/benchmark folder; "
                          "set --splits_dir)")

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from md2tf.data import splits
 from md2tf.data.kitti_layout import image_path
 from md2tf.data.poses import read_poses_file
 from md2tf.data.splits import read_split
@@ -69,7 +70,7 @@ def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) 
 
 
 def odometry_files(config) -> tuple[str, str]:
-    splits_dir = config.resolved_splits_dir
+    splits_dir = splits.splits_dir(config.data_dir, config.splits_dir)
     split_file, poses_file = config.split_file, config.poses_file
     if config.eval_split.startswith("odom_") and config.eval_split[5:].isdigit():
         seq = int(config.eval_split[5:])

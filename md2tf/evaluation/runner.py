@@ -87,7 +87,7 @@ def run_depth_evaluation(config) -> str:
     # Models first: a missing checkpoint or a damaged model is the problem to report, not the GT
     # or test images it would be scored on.
     predictors = load_predictors(config.models, config.post_process)
-    splits_dir = config.resolved_splits_dir
+    splits_dir = splits.splits_dir(config.data_dir, config.splits_dir)
     gt_path = config.gt_path or gt_depth.gt_depths_path(splits_dir, config.eval_split)
     if not config.gt_path and not os.path.isfile(gt_path):
         _export_missing_gt(config, splits_dir, gt_path)
@@ -171,7 +171,7 @@ def accuracy_evaluator(data_dir: str, split: str, splits_dir: str = "", stereo: 
     config = EvalConfig(models=("export",), eval_split=split, data_dir=data_dir, splits_dir=splits_dir,
                         eval_stereo=stereo, image_ext=image_ext, batch_size=batch_size,
                         progress=False)
-    resolved = config.resolved_splits_dir
+    resolved = splits.splits_dir(config.data_dir, config.splits_dir)
     gt_path = gt_depth.gt_depths_path(resolved, split)
     if export_missing_gt and not os.path.isfile(gt_path):
         _export_missing_gt(config, resolved, gt_path)
