@@ -105,3 +105,11 @@ def test_models_hold_networks_only(path):
     """No PyTorch name map and no export-only layout switches inside the networks' modules."""
     text = path.read_text()
     assert "def torch_layers" not in text and "int8_friendly" not in text
+
+
+def test_hooks_never_import_the_trainer():
+    """A hook is built from values and callables (Keras callbacks' shape), so the loop's hooks do
+    not depend on the trainer that runs them, not even for annotations."""
+    source = (PACKAGE / "training" / "hooks.py").read_text()
+    assert "md2tf.training.trainer" not in _imports(PACKAGE / "training" / "hooks.py")
+    assert "TYPE_CHECKING" not in source and "trainer import" not in source
