@@ -233,6 +233,13 @@ class WorldConfig(ConfigBase):
     speed_variation: float = setting(0.0, "Smooth fluctuation of the vehicle's speed as a fraction of it "
                                      "(0 = piecewise-constant cruising speeds with ramps and stops; 0.2 = "
                                      "up to +-20 %, over periods of 2-6 s as in traffic).")
+    fov_deg: float = setting(0.0, "Horizontal field of view of the cameras in degrees, square pixels "
+                             "(fx = fy = W / (2 tan(fov / 2))); 0 = KITTI's camera resized to the image "
+                             "(about 81 degrees, fy from KITTI's aspect ratio).")
+    principal_offset_x: float = setting(0.0, "Principal point's offset from the image centre along x, "
+                                        "as a fraction of the width (0 = centred).")
+    principal_offset_y: float = setting(0.0, "Principal point's offset from the image centre along y, "
+                                        "as a fraction of the height (0 = centred).")
 
     def validate(self) -> None:
         # Flags are named as in python -m md2tf.data.synthetic; md2tf.flags prefixes them for
@@ -256,6 +263,11 @@ class WorldConfig(ConfigBase):
                f"--texture_octaves must lie in [1, {NOISE_OCTAVES}], got {self.texture_octaves}")
         _check(0.0 <= self.speed_variation < 1.0,
                f"--speed_variation must lie in [0, 1), got {self.speed_variation}")
+        _check(self.fov_deg == 0.0 or 10.0 <= self.fov_deg <= 150.0,
+               f"--fov_deg must be 0 (KITTI's camera) or lie in [10, 150], got {self.fov_deg}")
+        for axis in ("x", "y"):
+            offset = getattr(self, f"principal_offset_{axis}")
+            _check(abs(offset) <= 0.25, f"--principal_offset_{axis} must lie in [-0.25, 0.25], got {offset}")
 
     def resolved(self, height: int, width: int, ext: str) -> WorldConfig:
         """The world as rendered: an open image size or format (0, "") taken from the arguments.

@@ -217,7 +217,9 @@ def test_world_format_follows_image_ext_and_may_not_contradict_it():
                                           ("texture_contrast", -0.5), ("texture_octaves", 0),
                                           ("texture_octaves", 7), ("speed_variation", 1.0),
                                           ("baseline", 0.0), ("camera_height", 0.1), ("date", "2019-10-27"),
-                                          ("lidar_beams", 0), ("lidar_azimuth_step_deg", 0.0)])
+                                          ("lidar_beams", 0), ("lidar_azimuth_step_deg", 0.0),
+                                          ("fov_deg", 5.0), ("principal_offset_x", 0.5),
+                                          ("principal_offset_y", -0.5)])
 def test_bad_world_setting_names_its_flag(field, value):
     """Checked once, in `WorldConfig`; the flags' prefix is the command's (tests/test_flags.py)."""
     with pytest.raises(ValueError, match=rf"^--{field} must "):

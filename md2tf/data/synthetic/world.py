@@ -69,6 +69,34 @@ def kitti_like_intrinsics(height: int, width: int) -> np.ndarray:
     return np.array([[fx, 0.0, (width - 1) / 2.0], [0.0, fy, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
 
 
+def camera_intrinsics(config: WorldConfig) -> np.ndarray:
+    """Pinhole K of the world's cameras (02 and 03 alike) at ``config.height x config.width``.
+
+    ``fov_deg = 0`` gives `kitti_like_intrinsics`; otherwise square pixels with
+    ``fx = fy = W / (2 tan(fov_deg / 2))`` (the horizontal field of view spans the W pixel widths).
+    The principal point is the exact centre ``((W - 1) / 2, (H - 1) / 2)`` moved by
+    ``principal_offset_x * W`` and ``principal_offset_y * H`` pixels.
+
+    Args:
+      config: a world with its image size resolved (`WorldConfig.resolved`).
+
+    Returns:
+      ``[3, 3]`` float64 intrinsics in pixels (integer pixel coordinates at pixel centres).
+
+    Raises:
+      ValueError: if the image size is still open (0).
+    """
+    height, width = config.height, config.width
+    if height <= 0 or width <= 0:
+        raise ValueError(f"camera_intrinsics needs a resolved image size, got {height} x {width}")
+    k = kitti_like_intrinsics(height, width)
+    if config.fov_deg:
+        k[0, 0] = k[1, 1] = width / (2.0 * np.tan(np.deg2rad(config.fov_deg) / 2.0))
+    k[0, 2] += config.principal_offset_x * width
+    k[1, 2] += config.principal_offset_y * height
+    return k
+
+
 class Boxes(NamedTuple):
     """N axis-aligned boxes in the street frame.
 

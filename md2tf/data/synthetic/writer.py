@@ -50,7 +50,7 @@ def camera_centres_in_cam0(baseline: float) -> dict[int, float]:
 
 def projection_matrices(config: w.WorldConfig) -> dict[int, np.ndarray]:
     """``P_rect_0i`` ``[3, 4]`` for cameras 0..3: ``K [I | -c_i]`` with camera centre ``c_i``."""
-    k = w.kitti_like_intrinsics(config.height, config.width)
+    k = w.camera_intrinsics(config)
     out = {}
     for cam, cx in camera_centres_in_cam0(config.baseline).items():
         p = np.zeros((3, 4))
@@ -66,7 +66,7 @@ def _fmt(values: Iterable[float]) -> str:
 
 def calib_cam_to_cam_text(config: w.WorldConfig) -> str:
     """Contents of ``calib_cam_to_cam.txt`` (KITTI raw format; images are already rectified)."""
-    k = w.kitti_like_intrinsics(config.height, config.width)
+    k = w.camera_intrinsics(config)
     size = (config.width, config.height)
     lines = ["calib_time: 27-Oct-2019 00:00:00", "corner_dist: 9.950000e-02"]
     proj = projection_matrices(config)
@@ -118,7 +118,7 @@ def _save_image(path: str, image: np.ndarray, ext: str) -> None:
 def write_drive(out_dir: str, config: w.WorldConfig, index: int, progress=None) -> str:
     """Renders and writes all frames of drive ``index``. Returns the drive directory."""
     drive = w.make_drive(config, index)
-    k = w.kitti_like_intrinsics(config.height, config.width)
+    k = w.camera_intrinsics(config)
     ddir = os.path.join(out_dir, config.date, drive_name(config, index))
     sub = {name: os.path.join(ddir, name) for name in (
         "image_02/data", "image_03/data", "velodyne_points/data", "depth_gt/image_02", "depth_gt/image_03")}

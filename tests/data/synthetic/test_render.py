@@ -175,6 +175,63 @@ class TestWarp:
         assert _warp_error(left, right, k, wrong)[0] > 2 * err
 
 
+class TestCamera:
+    """A non-KITTI camera (`WorldConfig.fov_deg`, ``principal_offset_x/_y``)."""
+
+    CFG = w.WorldConfig(drives=1, frames=12, height=64, width=208, seed=1, fov_deg=70.0,
+                        principal_offset_x=0.05, principal_offset_y=-0.05)
+
+    def test_fov_and_offset_give_k(self):
+        k = w.camera_intrinsics(self.CFG)
+        f = 208 / (2 * np.tan(np.deg2rad(35.0)))
+        np.testing.assert_allclose(k, [[f, 0, 103.5 + 0.05 * 208], [0, f, 31.5 - 0.05 * 64], [0, 0, 1]])
+        # the horizontal field of view spans the image's W pixel widths
+        np.testing.assert_allclose(2 * np.rad2deg(np.arctan(208 / 2 / k[0, 0])), 70.0)
+
+    def test_default_is_kitti_like(self):
+        cfg = w.WorldConfig(height=H, width=W)
+        np.testing.assert_array_equal(w.camera_intrinsics(cfg), w.kitti_like_intrinsics(H, W))
+
+    def test_rejects_an_open_size(self):
+        with pytest.raises(ValueError, match="resolved image size"):
+            w.camera_intrinsics(w.WorldConfig())
+
+    def test_ground_depth_follows_the_camera(self):
+        """Back-projection with the world's K: ground depth = h * fy / (v - cy) with its fy, cy."""
+        k = w.camera_intrinsics(self.CFG)
+        drive = _drive_with(_one_box((50, -5, 400), (51, 1.65, 401)))
+        out = render.render_view(drive, 0, 2, k, 64, 208)
+        v = np.arange(64, dtype=np.float64)[:, None] * np.ones((1, 208))
+        ground = out.box == -1
+        assert ground.sum() > 0.3 * 64 * 208
+        with np.errstate(divide="ignore"):
+            expected = 1.65 * k[1, 1] / (v - k[1, 2])
+        np.testing.assert_allclose(out.depth[ground], expected[ground], rtol=1e-5)
+
+    def test_temporal_warp_needs_the_worlds_k(self):
+        """Rendered depth back-projected with the world's K warps the next frame onto the target;
+        the KITTI-like K does not."""
+        drive = w.make_drive(self.CFG, 0)
+        step = np.linalg.norm(np.diff(drive.cam_position, axis=0), axis=1)
+        f = int(np.argmax(step[:-1] > 0.4))
+        k = w.camera_intrinsics(self.CFG)
+        tgt = render.render_view(drive, f, 2, k, 64, 208)
+        src = render.render_view(drive, f + 1, 2, k, 64, 208)
+        source_from_target = np.linalg.inv(drive.world_from_camera(f + 1)) @ drive.world_from_camera(f)
+        err, ident, frac = _warp_error(tgt, src, k, source_from_target)
+        assert frac > 0.5 and err < 0.02 and err < 0.3 * ident, (err, ident, frac)
+        wrong = _warp_error(tgt, src, w.kitti_like_intrinsics(64, 208), source_from_target)[0]
+        assert wrong > 1.5 * err, (wrong, err)
+
+    @pytest.mark.parametrize("kwargs, match", [
+        (dict(fov_deg=5.0), "--fov_deg"), (dict(fov_deg=170.0), "--fov_deg"),
+        (dict(principal_offset_x=0.3), "--principal_offset_x"),
+        (dict(principal_offset_y=-0.3), "--principal_offset_y")])
+    def test_config_validation(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            w.WorldConfig(**kwargs)
+
+
 class TestWorld:
     def test_deterministic_per_seed(self):
         k = w.kitti_like_intrinsics(H, W)

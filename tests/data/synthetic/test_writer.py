@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from md2tf.data.kitti_layout import calib_intrinsics
 from md2tf.data.synthetic import (
     WorldConfig,
+    camera_intrinsics,
     ensure_world,
     kitti_like_intrinsics,
     read_calib_file,
@@ -54,6 +56,25 @@ def test_calib_parses_back_to_k_and_baseline(tiny_world):
     np.testing.assert_allclose(r @ [1.0, 0, 0], [0, 0, 1.0])  # velodyne forward = camera z
     np.testing.assert_allclose(r @ [0, 0, 1.0], [0, -1.0, 0])  # velodyne up = camera -y
     assert velo["T"].shape == (3,)
+
+
+def test_calib_of_a_non_kitti_camera(tmp_path):
+    """A world with a 70 degree field of view and an off-centre principal point writes that K in
+    P_rect_02/03 and K_0x, and ``--intrinsics=calib`` reads it back."""
+    cfg = WorldConfig(drives=1, frames=3, height=48, width=160, seed=3, ext="png", lidar=False,
+                      odometry=False, fov_deg=70.0, principal_offset_x=0.05, principal_offset_y=0.05)
+    out = ensure_world(str(tmp_path), cfg)
+    k = camera_intrinsics(cfg)
+    f = 160 / (2 * np.tan(np.deg2rad(35.0)))
+    np.testing.assert_allclose(k, [[f, 0, 79.5 + 8.0], [0, f, 23.5 + 2.4], [0, 0, 1]])
+    calib_file = os.path.join(out, cfg.date, "calib_cam_to_cam.txt")
+    cam = read_calib_file(calib_file)
+    for c in ("02", "03"):
+        np.testing.assert_allclose(cam[f"P_rect_{c}"].reshape(3, 4)[:, :3], k, rtol=1e-6)
+        np.testing.assert_allclose(cam[f"K_{c}"].reshape(3, 3), k, rtol=1e-6)
+    normalized = calib_intrinsics(calib_file, "l")
+    np.testing.assert_allclose(normalized[0] * 160, k[0], rtol=1e-5)
+    np.testing.assert_allclose(normalized[1] * 48, k[1], rtol=1e-5)
 
 
 def test_lidar_projects_onto_matching_dense_depth(tiny_world):
