@@ -4,6 +4,7 @@
 - `PoseNet`: pair ``[B, H, W, 6]`` (earlier frame first) -> ``(axis_angle [B, 3], translation [B, 3])``.
 - `build(model_config, use_pose_net)` builds both (variables created; ImageNet weights and the
   PyTorch name map live in `md2tf.convert`).
+- `LearnedIntrinsics`: trainable pinhole K per camera (``--intrinsics=learned``).
 - `save_models` / `load_models`: the checkpoint format every tool reads (`md2tf.models.checkpoint`).
 """
 
@@ -13,6 +14,7 @@ from md2tf.models.builder import build
 from md2tf.models.checkpoint import load_models, save_models
 from md2tf.models.depth_decoder import DepthDecoder
 from md2tf.models.depth_net import DepthNet
+from md2tf.models.intrinsics import LearnedIntrinsics
 from md2tf.models.pose_decoder import PoseDecoder
 from md2tf.models.pose_net import PoseNet
 from md2tf.models.resnet_encoder import ResnetEncoder, num_ch_enc
@@ -20,6 +22,7 @@ from md2tf.models.resnet_encoder import ResnetEncoder, num_ch_enc
 __all__ = [
     "DepthDecoder",
     "DepthNet",
+    "LearnedIntrinsics",
     "PoseDecoder",
     "PoseNet",
     "ResnetEncoder",
