@@ -342,8 +342,11 @@ class DataConfig(ConfigBase):
     stereo_baseline: float = setting(0.1, "|x| of the nominal stereo translation in training units "
                                      "(0.1 in the paper; the rig's metres give metric depth).")
     image_ext: str = setting(".jpg", "Image file extension (.jpg as the paper).", choices=(".jpg", ".png"))
-    intrinsics: str = setting("fixed", "The paper's averaged KITTI K (fixed) or per-drive P_rect (calib).",
-                              choices=("fixed", "calib"))
+    intrinsics: str = setting("fixed", "The paper's averaged KITTI K (fixed), per-drive P_rect or "
+                              "intrinsics.json (calib), or one K per camera trained with the networks "
+                              "(learned: Gordon et al. ICCV 2019 Sec. 3; starts from the dataset's K, "
+                              "else a 60 degree horizontal field of view, centred principal point).",
+                              choices=("fixed", "calib", "learned"))
     flip_prob: float = setting(0.5, "Horizontal flip probability.")
     color_aug_prob: float = setting(0.5, "Colour augmentation probability.")
     num_parallel_calls: int = setting(-1, "tf.data parallelism (-1 = AUTOTUNE).", resumable=True)

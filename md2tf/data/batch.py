@@ -32,6 +32,10 @@ class Batch(NamedTuple):
         poses (metres; mirrored with flipped samples); NaN when the dataset has none. The loss uses
         them instead of the pose network with ``--pose_source=gt``. The pipeline always fills it;
         None (batches built by hand) works on one device but not through a distributed iterator.
+      camera: int32 ``[B]``, each sample's index in the dataset's cameras (`Dataset.cameras`): which
+        learned K (``--intrinsics=learned``) it uses.
+      flipped: bool ``[B]``, the sample was mirrored horizontally (a learned K's principal point is
+        mirrored with it: ``cx -> W - 1 - cx``).
     """
 
     target: tuple[tf.Tensor, ...]
@@ -42,3 +46,5 @@ class Batch(NamedTuple):
     stereo_source_from_target: tf.Tensor
     depth_gt: tf.Tensor
     temporal_source_from_target: tf.Tensor | None = None
+    camera: tf.Tensor | None = None
+    flipped: tf.Tensor | None = None

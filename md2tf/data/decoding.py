@@ -16,7 +16,8 @@ Per sample (all in the tf.data graph, parallel):
    Remaining differences: PIL rounds to uint8 and runs the resize on the decoded uint8 image; md2tf
    keeps float32.
 4. Intrinsics: the normalised K (fixed or from calibration) times (W, H) of the scale-0 image; not
-   changed by the flip (principal point assumed centred). Stereo transform
+   changed by the flip (principal point assumed centred). The sample's camera index and whether it
+   was flipped travel with it: a learned K (`md2tf.models.intrinsics`) mirrors its principal point. Stereo transform
    ``T[0, 3] = side_sign * flip_sign * baseline``. Known relative poses of the temporal sources
    (`md2tf.data.poses`, NaN when the dataset has none) become ``F T F`` in a flipped sample
    (`md2tf.geometry.mirror_x`): the flip mirrors the camera's x axis.
@@ -218,7 +219,8 @@ class _SampleLoader:
         depth_gt = tf.cond(has_gt, lambda: resize_depth(load_gt(), cfg),
                            lambda: tf.cond(has_velo, lambda: resize_depth(lidar_gt(), cfg), no_gt))
         out = finish_sample(cfg, clean, params, element["intrinsics"], element["side_sign"], depth_gt,
-                            temporal_source_from_target=element["temporal_source_from_target"])
+                            temporal_source_from_target=element["temporal_source_from_target"],
+                            camera=element["camera"])
         if self.skip_corrupt:
             out.update(valid=valid, paths=paths)  # for the filter; removed before batching
         return out
@@ -232,7 +234,7 @@ def resize_depth(depth: tf.Tensor, config: DataConfig) -> tf.Tensor:
 def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentParams,
                   intrinsics_normalized: tf.Tensor, side_sign: tf.Tensor,
                   depth_gt: tf.Tensor, temporal_source_from_target: tf.Tensor | None = None,
-                  ) -> dict[str, tf.Tensor]:
+                  camera: tf.Tensor | int = 0) -> dict[str, tf.Tensor]:
     """Colour jitter, intrinsics, stereo transform and known poses of one decoded (already flipped)
     sample.
 
@@ -245,6 +247,7 @@ def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentP
       depth_gt: ``[gt_height, gt_width, 1]`` (flipped with the images), zeros if unknown.
       temporal_source_from_target: float32 ``[T, 4, 4]`` known ``source_from_target`` of the
         temporal sources (of the unflipped images; NaN if unknown), or None (unknown).
+      camera: int32 scalar, the sample's index in the dataset's cameras (`Dataset.cameras`).
 
     Returns:
       Dict of per-sample tensors consumed by `to_batch` after batching.
@@ -270,16 +273,20 @@ def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentP
         "stereo": stereo,
         "depth_gt": depth_gt,
         "poses": poses,
+        "camera": tf.cast(camera, tf.int32),
+        "flipped": tf.convert_to_tensor(params.flip, tf.bool),
     }
 
 
-def samples_to_dataset(samples: list[Sample], num_temporal: int) -> tf.data.Dataset:
+def samples_to_dataset(samples: list[Sample], num_temporal: int,
+                       cameras: list[int] | None = None) -> tf.data.Dataset:
     """A dataset of the samples' paths and camera data (one dict per sample; nothing decoded).
 
     Args:
       samples: the listed samples.
       num_temporal: T, the number of temporal sources (NaN poses ``[T, 4, 4]`` for samples listed
         without poses).
+      cameras: each sample's camera index (`Dataset.cameras`); None: all 0.
     """
     if not samples:
         raise ValueError("no samples to read")
@@ -294,6 +301,7 @@ def samples_to_dataset(samples: list[Sample], num_temporal: int) -> tf.data.Data
         "velodyne": np.array([s.velodyne for s in samples]),
         "velo_projection": np.stack([s.velo_projection for s in samples]).astype(np.float32),
         "temporal_source_from_target": poses.reshape(len(samples), num_temporal, 4, 4),
+        "camera": np.zeros(len(samples), np.int32) if cameras is None else np.asarray(cameras, np.int32),
     })
 
 
@@ -311,7 +319,8 @@ def parallel_calls(config: DataConfig) -> int:
 def read_samples(samples: list[Sample], config: DataConfig, *, training: bool,
                  input_context: tf.distribute.InputContext | None = None, seed: int = 0,
                  deterministic: bool = False, skip_corrupt_images: bool = False,
-                 corrupt_counter: tf.Variable | None = None) -> tf.data.Dataset:
+                 corrupt_counter: tf.Variable | None = None,
+                 cameras: list[int] | None = None) -> tf.data.Dataset:
     """Listed samples -> unbatched `finish_sample` dicts (see `md2tf.data.datasets.base.Dataset.read`).
 
     Args:
@@ -327,8 +336,9 @@ def read_samples(samples: list[Sample], config: DataConfig, *, training: bool,
         instead of failing with an error naming the file.
       corrupt_counter: with ``skip_corrupt_images``, an int64 scalar ``tf.Variable`` incremented
         for every dropped sample (optional).
+      cameras: each sample's camera index (`Dataset.cameras`); None: all 0.
     """
-    ds = samples_to_dataset(samples, len(config.temporal_offsets))
+    ds = samples_to_dataset(samples, len(config.temporal_offsets), cameras)
     pipeline_id = 0
     if input_context is not None and input_context.num_input_pipelines > 1:
         pipeline_id = input_context.input_pipeline_id

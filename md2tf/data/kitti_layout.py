@@ -351,6 +351,15 @@ class _PoseCache:
                                         self._offsets[key])
 
 
+def camera_name(entry: SplitEntry) -> str:
+    """The camera of a split entry (`Sample.camera`): ``<date>/image_0X`` (raw: one calibration per
+    date), ``<sequence>/image_0X`` (odometry: one per sequence), the folder (benchmark)."""
+    head = entry.folder.split("/")[0]
+    if entry.side is None:
+        return head
+    return f"{head}/image_0{2 if entry.side == 'l' else 3}"
+
+
 def build_samples(
     entries: Sequence[SplitEntry],
     data_dir: str,
@@ -369,7 +378,8 @@ def build_samples(
       temporal_offsets: source frame offsets (non-zero), in batch order.
       use_stereo: add the other camera at the same index as the last source.
       image_ext: ``".jpg"`` or ``".png"``.
-      intrinsics: ``"fixed"`` (the paper's K) or ``"calib"`` (per drive from the calibration file).
+      intrinsics: ``"fixed"`` (the paper's K), ``"calib"`` (per drive from the calibration file) or
+        ``"learned"`` (the calibration file's K as the start of the learned one).
       poses: where the layout keeps camera poses (`POSE_LAYOUTS`); a drive or sequence without a pose
         file gets NaN ``temporal_source_from_target``.
 
@@ -381,8 +391,8 @@ def build_samples(
         neighbour, stereo partner or calibration file, a side-less entry with stereo/temporal
         sources that need a side, or a malformed pose file (naming it and the line).
     """
-    if intrinsics not in ("fixed", "calib"):
-        raise ValueError(f"intrinsics must be 'fixed' or 'calib', got {intrinsics!r}")
+    if intrinsics not in ("fixed", "calib", "learned"):
+        raise ValueError(f"intrinsics must be 'fixed', 'calib' or 'learned', got {intrinsics!r}")
     cache = _ExistenceCache()
     calib_cache: dict[tuple, np.ndarray] = {}
     pose_cache = _PoseCache(data_dir, poses, image_ext, cache)
@@ -402,7 +412,7 @@ def build_samples(
         if use_stereo:
             sources.append(require(image_path(data_dir, entry, 0, other_side(entry.side), image_ext),
                                    "stereo partner"))
-        if intrinsics == "calib":
+        if intrinsics in ("calib", "learned"):
             calib = require(calib_path(data_dir, entry), "calibration file")
             key = (calib, entry.side)
             if key not in calib_cache:
@@ -430,7 +440,8 @@ def build_samples(
         side_sign = -1.0 if entry.side == "l" else 1.0
         name = f"{entry.folder} {entry.frame_index}" + (f" {entry.side}" if entry.side else "")
         relative = pose_cache.relative(entry, temporal_offsets)
-        samples.append(Sample(target, tuple(sources), K, side_sign, gt, name, velo, velo_P, relative))
+        samples.append(Sample(target, tuple(sources), K, side_sign, gt, name, velo, velo_P, relative,
+                              camera_name(entry)))
     return samples
 
 

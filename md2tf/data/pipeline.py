@@ -78,6 +78,8 @@ def to_batch(element: dict) -> Batch:
         stereo_source_from_target=element["stereo"],
         depth_gt=element["depth_gt"],
         temporal_source_from_target=element["poses"],
+        camera=element["camera"],
+        flipped=element["flipped"],
     )
 
 

@@ -101,7 +101,11 @@ class PreparedDataset:
         return max(found, key=_version_key) if found else None
 
     def check_layout(self, config: DataConfig) -> None:
-        """Raises a `ValueError` naming ``--data_dir`` and the prepare command if not prepared."""
+        """Raises a `ValueError` naming ``--data_dir`` and the prepare command if not prepared, or
+        with ``--intrinsics=learned`` (stored examples do not record their camera yet)."""
+        if config.intrinsics == "learned":
+            raise ValueError(f"--intrinsics=learned is not available with a prepared TFDS dataset "
+                             f"(--dataset={self.name}) yet: train from the source files instead")
         if self.dataset_dir(config.data_dir) is None:
             raise ValueError(
                 f"--dataset={self.name}: not prepared in --data_dir={config.data_dir!r} (expected "
@@ -129,6 +133,17 @@ class PreparedDataset:
         pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
         return decoding.read_stored(ds, config, indices, training=training, seed=seed,
                                     pipeline_id=pipeline_id, deterministic=deterministic)
+
+    def cameras(self, config: DataConfig) -> tuple[str, ...]:
+        """See `md2tf.data.datasets.base.Dataset.cameras`: one camera (the examples do not record
+        theirs), index 0."""
+        del config
+        return (self.name,)
+
+    def start_intrinsics(self, config: DataConfig) -> np.ndarray:
+        """Not available (`check_layout` refuses ``--intrinsics=learned``)."""
+        self.check_layout(config)
+        raise ValueError(f"--dataset={self.name}: no start intrinsics for --intrinsics=learned")
 
     def first_without_poses(self, config: DataConfig, subset: str) -> str | None:
         """See `md2tf.data.datasets.base.Dataset.first_without_poses`: a prepared dataset stores

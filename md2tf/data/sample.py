@@ -31,6 +31,10 @@ class Sample(NamedTuple):
         (``DataConfig.temporal_offsets`` order; not the stereo partner): ``source_from_target`` from
         the dataset's known camera poses (`md2tf.data.poses`), in metres; NaN where the dataset has
         no poses for the sample. None (= unknown) for samples listed without poses.
+      camera: the camera that took the target (one K per camera with ``--intrinsics=learned``):
+        ``<date>/image_0X`` for KITTI raw and the synthetic world, ``<sequence>/image_0X`` for
+        KITTI odometry, the frame folder (relative to ``data_dir``, or the folder's own name) for
+        a folder of frames or a decoded video; ``""`` when unknown.
     """
 
     target: str
@@ -42,4 +46,5 @@ class Sample(NamedTuple):
     velodyne: str = ""
     velo_projection: np.ndarray = np.zeros((3, 4), np.float32)
     temporal_source_from_target: np.ndarray | None = None
+    camera: str = ""
 

@@ -68,6 +68,9 @@ JPEG_QUALITY = 95
 ORDER_SEED = 20190
 #: Numeric sample fields that only serve to read a file while preparing (not stored).
 CONSUMED_FIELDS = ("velo_projection",)
+# A camera index is only meaningful against the camera list it was drawn from; prepared datasets
+# do not store it (they refuse --intrinsics=learned).
+UNSTORED_FIELDS = ("camera",)
 
 
 def _json_value(value):
@@ -138,7 +141,7 @@ def carried_fields(num_sources: int) -> dict[str, tuple[tuple[int | None, ...], 
     spec, other = _sample_spec(max(num_sources, 1)), _sample_spec(max(num_sources, 1) + 1)
     fields = {}
     for key, s in spec.items():
-        if s.dtype == tf.string or key in CONSUMED_FIELDS:
+        if s.dtype == tf.string or key in CONSUMED_FIELDS + UNSTORED_FIELDS:
             continue
         shape = tuple(d if d == e else None for d, e in zip(s.shape, other[key].shape))
         fields[key] = (shape, s.dtype)

@@ -14,7 +14,7 @@ from PIL import Image
 from md2tf.config import DataConfig
 from md2tf.data import decoding, pipeline
 from md2tf.data.batch import Batch
-from md2tf.data.datasets import folder
+from md2tf.data.datasets import folder, get_dataset
 from tests.data import fake_kitti
 
 H, W = 32, 64
@@ -348,3 +348,62 @@ def test_lidar_gt_in_batches(tmp_path):
                              fake_kitti.RAW_WIDTH)
     assert (want > 0).sum() == 3
     np.testing.assert_allclose(b.depth_gt[0, ..., 0], want, rtol=1e-6)
+
+
+# --- cameras and flips for --intrinsics=learned --------------------------------------------------
+
+
+def test_batches_carry_each_samples_camera_and_flip(tree, plain_stereo):
+    """KITTI-layout cameras are ``<date>/image_0X``, sorted; a flipped sample says so."""
+    config = _config(tree, use_stereo=True)
+    dataset = get_dataset(config.dataset)
+    date = fake_kitti.DRIVE.split("/")[0]
+    assert dataset.cameras(config) == (f"{date}/image_02", f"{date}/image_03")
+    for (_, side), b in plain_stereo.items():
+        assert b.camera.tolist() == [0 if side == "l" else 1]
+        assert b.flipped.tolist() == [False]
+    flipped = _config(tree, use_stereo=True, flip_prob=1.0, color_aug_prob=0.0)
+    for b in _all(_make(flipped, "train", 2, training=True)):
+        assert b.flipped.tolist() == [True, True]
+        assert b.camera.dtype == np.int32
+        assert [0 if _frame_and_side(t)[1] == "l" else 1 for t in b.target[0]] == b.camera.tolist()
+
+
+def test_learned_intrinsics_start_from_the_calibration(tree):
+    config = _config(tree, intrinsics="learned")
+    dataset = get_dataset(config.dataset)
+    start = dataset.start_intrinsics(config)
+    assert start.shape == (len(dataset.cameras(config)), 3, 3)
+    np.testing.assert_allclose(start[0, 0, 0], fake_kitti.FX / fake_kitti.RAW_WIDTH, rtol=1e-6)
+
+
+def test_folder_cameras_and_the_default_start(tmp_path):
+    """One camera per frame folder; without intrinsics.json a learned K starts at 60 degrees."""
+    root = str(tmp_path / "clips")
+    _folder_of_identical_frames(os.path.join(root, "a"), n=12)
+    _folder_of_identical_frames(os.path.join(root, "b"), n=12)
+    os.remove(os.path.join(root, "b", "intrinsics.json"))
+    config = _config(root, dataset="folder", intrinsics="learned")
+    dataset = get_dataset("folder")
+    assert dataset.cameras(config) == ("a", "b")
+    start = dataset.start_intrinsics(config)
+    np.testing.assert_allclose(start[0], [[0.5, 0, 0.5], [0, 1.5, 0.5], [0, 0, 1]], rtol=1e-6)
+    fx = 1 / (2 * np.tan(np.radians(30.0)))
+    np.testing.assert_allclose(start[1], [[fx, 0, 0.5], [0, fx * 80 / 24, 0.5], [0, 0, 1]], rtol=1e-6)
+    cameras = {int(c) for b in _make(config, "train", 2, training=False) for c in b.camera.numpy()}
+    assert cameras == {0, 1}
+    single = _folder_of_identical_frames(str(tmp_path / "my_clip"), n=4)
+    assert get_dataset("folder").cameras(_config(single, dataset="folder")) == ("my_clip",)
+
+
+def test_read_intrinsics_of_several_cameras(tmp_path):
+    path = tmp_path / "intrinsics_learned.json"
+    entry = {"fx": 0.6, "fy": 1.8, "cx": 0.52, "cy": 0.49, "units": "normalized"}
+    path.write_text(json.dumps({"cameras": {"a": entry, "b": {**entry, "fx": 0.7}}}))
+    np.testing.assert_allclose(folder.read_intrinsics(str(path), camera="b")[0], [0.7, 0, 0.52], rtol=1e-6)
+    with pytest.raises(ValueError, match="2 cameras \\(a, b\\); say which"):
+        folder.read_intrinsics(str(path))
+    with pytest.raises(ValueError, match="no camera 'c'"):
+        folder.read_intrinsics(str(path), camera="c")
+    path.write_text(json.dumps({"cameras": {"a": entry}}))
+    np.testing.assert_allclose(folder.read_intrinsics(str(path))[1], [0, 1.8, 0.49], rtol=1e-6)

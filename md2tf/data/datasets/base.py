@@ -8,6 +8,9 @@ A dataset is a small stateless object (one module per dataset, one entry in the 
 * `Dataset.prepare`: make the data exist (the synthetic world renders itself on first use).
 * `Dataset.read`: the decoded samples of ``train``, ``val`` or ``test`` as a ``tf.data`` dataset
   (the one way the input pipeline, `md2tf.data.pipeline.make_dataset`, reads any dataset).
+* `Dataset.cameras`: the cameras of the training data (`Sample.camera`), in a fixed (sorted)
+  order: a sample's index in it is ``Batch.camera``. `Dataset.start_intrinsics`: each one's K as
+  the dataset knows it, the start of ``--intrinsics=learned``.
 * `Dataset.first_without_poses`: which sample, if any, lacks known camera poses
   (``--pose_source=gt`` checks this at start-up).
 * `Dataset.draw_frames`: a seeded random draw of target frames as stored (int8 calibration at
@@ -38,7 +41,7 @@ from PIL import Image
 
 from md2tf.config import DataConfig
 from md2tf.data import poses
-from md2tf.data.kitti_layout import build_samples
+from md2tf.data.kitti_layout import build_samples, camera_name
 from md2tf.data.sample import Sample
 from md2tf.data.splits import SplitEntry, read_split, split_file_path, splits_dir
 
@@ -50,6 +53,8 @@ SYNTHETIC_HINT = ("or start with the built-in synthetic world: python -m md2tf.t
                   "--flagfile=configs/synthetic.flags --run_dir=runs/synthetic")
 
 SUBSETS = ("train", "val", "test")
+#: The subsets whose cameras are listed (`Dataset.cameras`): those a training run reads.
+CAMERA_SUBSETS = ("train", "val")
 
 
 @runtime_checkable
@@ -102,6 +107,14 @@ class Dataset(Protocol):
         Raises:
           ValueError, FileNotFoundError: at construction, naming the missing or bad file or flag.
         """
+
+    def cameras(self, config: DataConfig) -> tuple[str, ...]:
+        """The cameras of the ``train`` and ``val`` samples, sorted by name: ``Batch.camera`` indexes
+        this tuple (a sample of another camera gets -1)."""
+
+    def start_intrinsics(self, config: DataConfig) -> np.ndarray:
+        """float32 ``[C, 3, 3]`` normalised K of each of `cameras` as listed (the first sample of
+        the camera): the start of ``--intrinsics=learned``."""
 
     def first_without_poses(self, config: DataConfig, subset: str) -> str | None:
         """The name of a ``subset`` sample without known camera poses, or None when all have them."""
@@ -158,10 +171,34 @@ class FileDataset:
         samples = self.list_samples(config, subset)
         if not samples:
             raise ValueError(f"--dataset={config.dataset}: no {subset} samples to read")
+        index = {name: i for i, name in enumerate(self.cameras(config))}
         return decoding.read_samples(samples, config, training=training, input_context=input_context,
                                      seed=seed, deterministic=deterministic,
                                      skip_corrupt_images=skip_corrupt_images,
-                                     corrupt_counter=corrupt_counter)
+                                     corrupt_counter=corrupt_counter,
+                                     cameras=[index.get(s.camera, -1) for s in samples])
+
+    def _listed_subsets(self, config: DataConfig) -> list[list[Sample]]:
+        out = []
+        for subset in CAMERA_SUBSETS:
+            try:
+                out.append(self.list_samples(config, subset))
+            except (FileNotFoundError, ValueError):
+                if subset == "train":
+                    raise
+        return out
+
+    def cameras(self, config: DataConfig) -> tuple[str, ...]:
+        """See `Dataset.cameras`."""
+        return tuple(sorted({s.camera for samples in self._listed_subsets(config) for s in samples}))
+
+    def start_intrinsics(self, config: DataConfig) -> np.ndarray:
+        """See `Dataset.start_intrinsics`."""
+        first: dict[str, np.ndarray] = {}
+        for samples in self._listed_subsets(config):
+            for s in samples:
+                first.setdefault(s.camera, np.asarray(s.intrinsics, np.float32))
+        return np.stack([first[name] for name in sorted(first)])
 
     def first_without_poses(self, config: DataConfig, subset: str) -> str | None:
         """See `Dataset.first_without_poses`."""
@@ -238,6 +275,19 @@ class SplitFileDataset(FileDataset):
         """The split lines to build samples from: all of them (a missing image is an error)."""
         del config
         return entries
+
+    def _split_path(self, config: DataConfig, subset: str) -> str:
+        return split_file_path(splits_dir(config.data_dir, config.splits_dir), self.split_name(config),
+                               subset)
+
+    def cameras(self, config: DataConfig) -> tuple[str, ...]:
+        """See `Dataset.cameras`: from the split lines (`camera_name`), no file is opened but them."""
+        names = set()
+        for subset in CAMERA_SUBSETS:
+            path = self._split_path(config, subset)
+            if os.path.isfile(path):
+                names |= {camera_name(e) for e in read_split(path)}
+        return tuple(sorted(names))
 
     def list_samples(self, config: DataConfig, subset: str) -> list[Sample]:
         """One validated `Sample` per line (of `usable_entries`) of ``<splits_dir>/<split>/<subset>_files.txt``.

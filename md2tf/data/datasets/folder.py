@@ -15,8 +15,17 @@ must have one size (checked before training, `check_frames`).
 width, fy and cy by its height, as in the paper) or in ``"pixels"`` of the stored frames (divided by the
 frame size here). Without the file, ``--intrinsics=fixed`` falls back to the paper's KITTI K, which is
 only sensible for a KITTI-like camera, and says so in one warning before training. The horizontal
-flip keeps K (a centred principal point is assumed, as in the paper's training), so a principal
-point far from the centre calls for ``--flip_prob=0``.
+flip keeps a fixed or calibrated K (a centred principal point is assumed, as in the paper's
+training), so a principal point far from the centre calls for ``--flip_prob=0`` there.
+
+``--intrinsics=learned`` trains one K per frame folder (`Sample.camera`: the folder relative to
+``--data_dir``, or its own name for a single folder) from its ``intrinsics.json`` when there is one,
+else from a 60 degree horizontal field of view with a centred principal point
+(`md2tf.geometry.camera.default_normalized_intrinsics`), and mirrors the principal point with a
+flip. The run writes the result to ``<run_dir>/intrinsics_learned.json``: for one camera exactly
+this file's format (``{"fx", "fy", "cx", "cy", "units": "normalized"}``, reusable as
+``intrinsics.json``); for several, ``{"cameras": {<camera>: {"fx", ...}, ...}}``, each entry in that
+format (`read_intrinsics` takes ``camera=`` to read one).
 
 ``poses.txt`` (optional, per frame folder) gives the camera's known poses, e.g. from GPS/IMU or
 SLAM, in the KITTI odometry format (`md2tf.data.poses`): one line of 12 numbers per frame in sorted
@@ -46,6 +55,7 @@ from md2tf.data import poses as poses_lib
 from md2tf.data.datasets.base import FileDataset, check_subset, missing_data_error
 from md2tf.data.kitti_layout import FIXED_INTRINSICS_NORMALIZED
 from md2tf.data.sample import Sample
+from md2tf.geometry.camera import DEFAULT_FOV_DEG, default_normalized_intrinsics
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +79,8 @@ def _number(path: str, data: dict, key: str) -> float:
     return value
 
 
-def read_intrinsics(path: str, image_size: tuple[int, int] | None = None) -> np.ndarray:
+def read_intrinsics(path: str, image_size: tuple[int, int] | None = None,
+                    camera: str | None = None) -> np.ndarray:
     """Reads and validates ``intrinsics.json`` into a normalised ``[3, 3]`` K.
 
     The checks (each message names the file and the key): ``fx, fy, cx, cy`` are finite numbers,
@@ -80,6 +91,9 @@ def read_intrinsics(path: str, image_size: tuple[int, int] | None = None) -> np.
     Args:
       path: the JSON file with keys ``fx, fy, cx, cy`` and ``units`` (``normalized`` | ``pixels``).
       image_size: ``(width, height)`` of the frames in pixels, required for ``pixels``.
+      camera: the entry to read from a multi-camera file (``{"cameras": {<camera>: {...}}}``, as
+        ``intrinsics_learned.json`` of a run with several cameras); None: a single-camera file, or
+        a multi-camera file with exactly one entry.
 
     Returns:
       float32 ``[3, 3]`` normalised K (fx, cx divided by the width; fy, cy by the height).
@@ -96,6 +110,14 @@ def read_intrinsics(path: str, image_size: tuple[int, int] | None = None) -> np.
             raise ValueError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object with fx, fy, cx, cy and units")
+    if isinstance(data.get("cameras"), dict):
+        cameras = data["cameras"]
+        if camera is None and len(cameras) != 1:
+            raise ValueError(f"{path}: {len(cameras)} cameras ({', '.join(sorted(cameras))}); say which")
+        key = next(iter(cameras)) if camera is None else camera
+        if key not in cameras or not isinstance(cameras[key], dict):
+            raise ValueError(f"{path}: no camera {key!r} (has {', '.join(sorted(cameras))})")
+        data = cameras[key]
     missing = [k for k in ("fx", "fy", "cx", "cy") if k not in data]
     if missing:
         raise ValueError(f"{path}: missing keys {missing}; expected fx, fy, cx, cy and units")
@@ -233,8 +255,9 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
       root: a folder of frames, or of sub-folders of frames.
       temporal_offsets: source offsets in frames (sorted-name order).
       image_ext: frame extension.
-      intrinsics: ``fixed`` (fall back to the paper's K when no ``intrinsics.json``) or ``calib``
-        (``intrinsics.json`` required).
+      intrinsics: ``fixed`` (fall back to the paper's K when no ``intrinsics.json``), ``calib``
+        (``intrinsics.json`` required) or ``learned`` (the start K: ``intrinsics.json``, else
+        `default_normalized_intrinsics`).
       subset: ``train``, ``val`` or ``test``.
 
     Returns:
@@ -260,11 +283,17 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
                 K = read_intrinsics(K_file, image.size)
         elif intrinsics == "calib":
             raise ValueError(f"{folder}: no {INTRINSICS_FILE} (needed with --intrinsics=calib)")
+        elif intrinsics == "learned":
+            with Image.open(paths[0]) as image:
+                width, height = image.size
+            K = default_normalized_intrinsics(height, width, DEFAULT_FOV_DEG)
         else:
             K = FIXED_INTRINSICS_NORMALIZED
         poses_file = os.path.join(folder, POSES_FILE)
         world_from_camera = (poses_lib.read_poses_file(poses_file, len(paths))
                              if os.path.isfile(poses_file) else None)
+        camera = (os.path.relpath(folder, root) if folder != root
+                  else os.path.basename(os.path.normpath(os.path.abspath(root))))
         for i, path in enumerate(paths):
             if any(not 0 <= i + o < len(paths) for o in temporal_offsets):
                 continue
@@ -274,7 +303,7 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
             relative = (poses_lib.unknown_poses(len(temporal_offsets)) if world_from_camera is None
                         else poses_lib.relative_poses(world_from_camera, i, temporal_offsets))
             samples.append(Sample(path, sources, K, 1.0, "", os.path.relpath(path, root),
-                                  temporal_source_from_target=relative))
+                                  temporal_source_from_target=relative, camera=camera))
     if not samples:
         raise ValueError(f"{root}: no usable {subset} frame (need neighbours {tuple(temporal_offsets)})")
     return samples
