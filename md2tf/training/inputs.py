@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from md2tf.config import ExperimentConfig
@@ -75,6 +76,17 @@ def default_dataset_fn(config: ExperimentConfig, corrupt_counter: tf.Variable) -
 
     fn.num_batches = num_batches
     return fn
+
+
+def learned_cameras(config: ExperimentConfig) -> tuple[tuple[str, ...], np.ndarray]:
+    """The cameras of a ``--intrinsics=learned`` run and their start K (`Dataset.cameras`,
+    `Dataset.start_intrinsics`; the data must be prepared).
+
+    Returns:
+      ``(names, K)``: C camera names in index order and float32 ``[C, 3, 3]`` normalised K.
+    """
+    dataset = datasets.get_dataset(config.data.dataset)
+    return dataset.cameras(config.data), dataset.start_intrinsics(config.data)
 
 
 def prepare_data(config: ExperimentConfig, timeout_s: float = 3600.0) -> None:

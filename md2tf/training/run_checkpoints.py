@@ -91,6 +91,8 @@ class RunCheckpoints:
     Args:
       run_dir: the run directory.
       depth_net, pose_net: the networks (``pose_net`` None for stereo-only runs).
+      intrinsics: the learned K (`md2tf.models.LearnedIntrinsics`) of ``--intrinsics=learned``,
+        else None.
       optimizer: the Keras optimizer (built, so its slots exist before a restore).
       step, epoch: int64 ``tf.Variable`` counters.
       keep: number of checkpoints kept.
@@ -99,13 +101,15 @@ class RunCheckpoints:
 
     def __init__(self, run_dir: str, *, depth_net, pose_net, optimizer, step: tf.Variable,
                  epoch: tf.Variable, keep: int = 3,
-                 strategy: tf.distribute.Strategy | None = None) -> None:
+                 strategy: tf.distribute.Strategy | None = None, intrinsics=None) -> None:
         if not run_dir:
             raise ValueError("--run_dir is required to save checkpoints")
         self.strategy = strategy or tf.distribute.get_strategy()
         objects = {"depth_net": depth_net, "optimizer": optimizer, "step": step, "epoch": epoch}
         if pose_net is not None:
             objects["pose_net"] = pose_net
+        if intrinsics is not None:
+            objects["intrinsics"] = intrinsics
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.run_dir = run_dir
         self.is_chief = distribute.is_chief(self.strategy)

@@ -79,7 +79,7 @@ def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_confi
 
 def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_config: DataConfig,
             loss_config: LossConfig, loss_fn: Callable, noise_seed: tf.Tensor | None,
-            training: bool) -> ForwardOutputs:
+            training: bool, intrinsics: Callable | None = None) -> ForwardOutputs:
     """Networks + self-supervised loss for one (replica-local) batch.
 
     Args:
@@ -91,6 +91,9 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
       loss_fn: ``monodepth2_loss``-compatible callable.
       noise_seed: int32 ``[2]`` seed of the identity tie-break noise, or None.
       training: BatchNorm mode of both networks.
+      intrinsics: ``--intrinsics=learned``: a `md2tf.models.LearnedIntrinsics`; the K of every
+        warp (temporal and stereo) is then its K of each sample's camera (``batch.camera``),
+        mirrored for flipped samples (``batch.flipped``), instead of ``batch.intrinsics``.
 
     Returns:
       `ForwardOutputs`; everything that reaches geometry and losses is float32 (mixed precision safe).
@@ -98,9 +101,13 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
     disparities = depth_net(batch.target_aug, training=training)
     disparities = tuple(tf.cast(d, tf.float32) for d in disparities)
     source_from_target = source_from_target_poses(pose_net, batch, data_config, training)
-    losses = loss_fn(disparities, batch.target, batch.sources, source_from_target,
-                     tf.cast(batch.intrinsics, tf.float32), loss_config, noise_seed=noise_seed,
-                     disp_to_depth=depth_net.disp_to_depth)
+    if intrinsics is None:
+        K = tf.cast(batch.intrinsics, tf.float32)
+    else:
+        K = intrinsics(batch.camera, height=data_config.height, width=data_config.width,
+                       flipped=batch.flipped)
+    losses = loss_fn(disparities, batch.target, batch.sources, source_from_target, K, loss_config,
+                     noise_seed=noise_seed, disp_to_depth=depth_net.disp_to_depth)
     return ForwardOutputs(disparities, source_from_target, losses)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -22,6 +23,7 @@ from md2tf import models
 from md2tf.config import ExperimentConfig
 from md2tf.convert import init_encoders
 from md2tf.data import datasets
+from md2tf.data.datasets.folder import write_intrinsics
 from md2tf.evaluation import metrics
 from md2tf.losses import monodepth2_loss, xla_loss
 from md2tf.models.checkpoint import restore_networks
@@ -75,12 +77,18 @@ class Trainer:
       dataset_fn: optional `DatasetFn` (default ``md2tf.data.pipeline.make_dataset``).
       loss_fn: optional ``monodepth2_loss``-compatible callable.
       optimizer_fn: optional ``learning_rate -> keras optimizer`` (default Adam with torch's eps).
+      learned_cameras: ``--intrinsics=learned``: ``(camera names, [C, 3, 3] normalised start K)``;
+        default `md2tf.training.inputs.learned_cameras` of the (prepared) dataset.
     """
+
+    #: Written at the end of a ``--intrinsics=learned`` run, in ``intrinsics.json``'s format.
+    LEARNED_INTRINSICS_FILE = "intrinsics_learned.json"
 
     def __init__(self, config: ExperimentConfig, *, strategy: tf.distribute.Strategy | None = None,
                  networks: Callable[[], tuple] | None = None, dataset_fn: inputs.DatasetFn | None = None,
                  loss_fn: Callable | None = None,
-                 optimizer_fn: Callable[[float], keras.optimizers.Optimizer] | None = None) -> None:
+                 optimizer_fn: Callable[[float], keras.optimizers.Optimizer] | None = None,
+                 learned_cameras: tuple[tuple[str, ...], np.ndarray] | None = None) -> None:
         self.config = config
         tc = config.train
         if not tc.run_dir:
@@ -108,7 +116,7 @@ class Trainer:
                                    else monodepth2_loss)
         self.scales = tuple(config.model.scales)
         with self.strategy.scope():
-            self._build_networks(networks or self._default_networks)
+            self._build_networks(networks or self._default_networks, learned_cameras)
             self._build_optimizer(optimizer_fn or _adam)
         self._build_run_files()
         # XLA compiles the replica's forward + backward (the optimizer update stays outside).
@@ -132,15 +140,25 @@ class Trainer:
             init_encoders(config.model.encoder_weights, *nets)
         return nets
 
-    def _build_networks(self, networks: Callable[[], tuple]) -> None:
-        """Builds the networks (inside the strategy scope) and lists their variables."""
+    def _build_networks(self, networks: Callable[[], tuple],
+                        learned_cameras: tuple[tuple[str, ...], np.ndarray] | None = None) -> None:
+        """Builds the networks and the learned K (inside the strategy scope); lists their variables."""
         h, w = self.config.data.height, self.config.data.width
         self.depth_net, self.pose_net = networks()
+        #: ``--intrinsics=learned``: the cameras' names (``Batch.camera`` order) and their K.
+        self.camera_names: tuple[str, ...] = ()
+        self.intrinsics: models.LearnedIntrinsics | None = None
+        if self.config.data.intrinsics == "learned":
+            names, start = learned_cameras or inputs.learned_cameras(self.config)
+            self.camera_names = tuple(names)
+            self.intrinsics = models.LearnedIntrinsics(len(names), start, name="learned_intrinsics")
         self.depth_net(tf.zeros([1, h, w, 3]), training=False)
         if self.pose_net is not None:
             self.pose_net(tf.zeros([1, h, w, 6]), training=False)
         nets = [n for n in (self.depth_net, self.pose_net) if n is not None]
         self.variables = [v for n in nets for v in n.trainable_variables]
+        if self.intrinsics is not None:  # trained with the networks: gradients come from the warp
+            self.variables += self.intrinsics.trainable_variables
         # BatchNorm moving statistics change in the forward pass itself: a skipped (non-finite)
         # step must put them back, or one bad batch leaves inf/NaN statistics behind.
         self.statistics = [v for n in nets for v in n.non_trainable_variables
@@ -166,7 +184,7 @@ class Trainer:
         nets = {"depth_net": self.depth_net, "pose_net": self.pose_net}
         self.checkpoints = run_checkpoints.RunCheckpoints(
             tc.run_dir, **nets, optimizer=self.optimizer, step=self.step, epoch=self.epoch,
-            keep=tc.keep_checkpoints, strategy=self.strategy)
+            keep=tc.keep_checkpoints, strategy=self.strategy, intrinsics=self.intrinsics)
         #: The best validation epoch's networks (``<run_dir>/best/``), beside the latest checkpoints.
         self.best_networks = run_checkpoints.BestNetworks(tc.run_dir, **nets, step=self.step,
                                                       strategy=self.strategy)
@@ -177,7 +195,21 @@ class Trainer:
 
     def _forward(self, batch, noise_seed, training: bool) -> step.ForwardOutputs:
         return step.forward(self.depth_net, self.pose_net, batch, self.config.data, self.config.loss,
-                            self.loss_fn, noise_seed, training)
+                            self.loss_fn, noise_seed, training, intrinsics=self.intrinsics)
+
+    def learned_intrinsics(self) -> dict[str, tuple[float, ...]]:
+        """Camera name -> normalised ``(fx, fy, cx, cy)`` of the learned K (empty unless learned)."""
+        if self.intrinsics is None:
+            return {}
+        values = self.intrinsics.normalized().numpy()
+        return {name: tuple(float(v) for v in values[i]) for i, name in enumerate(self.camera_names)}
+
+    def _intrinsics_scalars(self) -> dict[str, tf.Tensor]:
+        if self.intrinsics is None:
+            return {}
+        values = self.intrinsics.normalized()
+        return {f"intrinsics/{name}/{key}": values[i, j] for i, name in enumerate(self.camera_names)
+                for j, key in enumerate(("fx", "fy", "cx", "cy"))}
 
     def _replica_compute_fn(self, batch, noise_seed):
         """Replica-local forward + backward: (scalars, grads, finite as float32)."""
@@ -191,7 +223,8 @@ class Trainer:
         grads = tape.gradient(scaled, self.variables)
         # With loss scaling, non-finite gradients are the LossScaleOptimizer's business.
         finite = step.all_finite([loss] + ([] if self._use_loss_scale else grads))
-        return step.scalar_losses(out.losses, self.scales), grads, tf.cast(finite, tf.float32)
+        scalars = {**step.scalar_losses(out.losses, self.scales), **self._intrinsics_scalars()}
+        return scalars, grads, tf.cast(finite, tf.float32)
 
     def _replica_step(self, batch, global_step, stop):
         lc = self.config.loss
@@ -430,6 +463,13 @@ class Trainer:
                     hook.after_epoch(state, epoch + 1, int(self.step.numpy()))
             for hook in reversed(hooks):
                 hook.end(state, int(self.step.numpy()))
+        if self.intrinsics is not None and self.is_chief:
+            path = os.path.join(tc.run_dir, self.LEARNED_INTRINSICS_FILE)
+            write_intrinsics(path, self.learned_intrinsics())
+            for name, (fx, fy, cx, cy) in self.learned_intrinsics().items():
+                logger.info("learned K of camera %s (normalised): fx %.4f fy %.4f cx %.4f cy %.4f",
+                            name, fx, fy, cx, cy)
+            logger.info("learned intrinsics written to %s", path)
         if int(self.corrupt_samples.numpy()):
             logger.warning("skipped %d training sample(s) with corrupt images (--skip_corrupt_images)",
                            int(self.corrupt_samples.numpy()))

@@ -7,6 +7,7 @@ are ``slow``; they run ``tests/training/run_case.py`` in a subprocess with a tim
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -21,6 +22,7 @@ import pytest
 import tensorflow as tf
 
 from md2tf.config import DataConfig, ExperimentConfig
+from md2tf.data.datasets.folder import read_intrinsics
 from md2tf.losses import monodepth2_loss
 from md2tf.training import inputs
 from md2tf.training import trainer as trainer_lib
@@ -275,3 +277,36 @@ def test_train_entry_point_smoke_flags(tmp_path):
     assert "val/depth/abs_rel" in event_tags(str(run_dir))
     replay = (run_dir / "flags.txt").read_text()
     assert "--height=64" in replay and "--max_steps=2" in replay
+
+
+def test_learned_intrinsics_train_checkpoint_and_file(tmp_path):
+    """``--intrinsics=learned``: K moves with the networks, is checkpointed with them, logged per
+    camera, and written to intrinsics_learned.json in the format --dataset=folder reads."""
+    base = fakes.tiny_config(str(tmp_path), steps_per_epoch=2)
+    config = dataclasses.replace(base, data=dataclasses.replace(base.data, intrinsics="learned"))
+    fake = fakes.fake_dataset_fn(8)
+
+    def with_cameras(split, batch_size, training, input_context=None, seed=None):
+        ds = fake(split, batch_size, training, input_context, seed)
+        return ds.map(lambda b: b._replace(camera=tf.zeros([batch_size], tf.int32),
+                                           flipped=tf.range(batch_size) % 2 == 0))
+
+    start = np.array([[0.5, 0, 0.55], [0, 1.5, 0.45], [0, 0, 1]], np.float32)
+    t = trainer_lib.Trainer(config, dataset_fn=with_cameras, networks=fakes.tiny_networks,
+                            learned_cameras=(("clip",), start[None]))
+    np.testing.assert_allclose(t.learned_intrinsics()["clip"], [0.5, 1.5, 0.55, 0.45], rtol=1e-5)
+    assert any(v is t.intrinsics.focal for v in t.variables)
+    result = t.train()
+    assert result.reason == "completed"
+    learned = np.array(t.learned_intrinsics()["clip"])
+    assert np.max(np.abs(learned - [0.5, 1.5, 0.55, 0.45])) > 1e-5  # gradients reached K
+    names = [n for n, _ in tf.train.list_variables(result.checkpoint)]
+    assert any(n.startswith("intrinsics/") for n in names), names
+    K = read_intrinsics(str(tmp_path / trainer_lib.Trainer.LEARNED_INTRINSICS_FILE))
+    np.testing.assert_allclose([K[0, 0], K[1, 1], K[0, 2], K[1, 2]], learned, rtol=1e-6)
+    assert {"intrinsics/clip/fx", "intrinsics/clip/cy"} <= event_tags(str(tmp_path))
+    resumed = trainer_lib.Trainer(dataclasses.replace(config, train=dataclasses.replace(
+        config.train, resume=True)), dataset_fn=with_cameras, networks=fakes.tiny_networks,
+        learned_cameras=(("clip",), start[None]))
+    resumed.restore()
+    np.testing.assert_allclose(resumed.learned_intrinsics()["clip"], learned, rtol=1e-6)

@@ -148,6 +148,26 @@ def read_intrinsics(path: str, image_size: tuple[int, int] | None = None,
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float32)
 
 
+def write_intrinsics(path: str, cameras: Mapping[str, Sequence[float]]) -> None:
+    """Writes normalised intrinsics in the format `read_intrinsics` reads (atomically).
+
+    One camera: ``{"fx", "fy", "cx", "cy", "units": "normalized"}``, usable as ``intrinsics.json``
+    as it is. Several: ``{"cameras": {<camera>: {...}, ...}}``, one such entry per camera.
+
+    Args:
+      path: the JSON file to write.
+      cameras: camera name -> normalised ``(fx, fy, cx, cy)`` (fx, cx / width; fy, cy / height).
+    """
+    entries = {name: {**{k: float(v) for k, v in zip(("fx", "fy", "cx", "cy"), values, strict=True)},
+                      "units": "normalized"} for name, values in cameras.items()}
+    data = next(iter(entries.values())) if len(entries) == 1 else {"cameras": entries}
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
 def _frame_folders(root: str, ext: str) -> list[str]:
     def has_frames(d):
         return any(n.lower().endswith(ext) for n in os.listdir(d))
