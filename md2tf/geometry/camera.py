@@ -2,34 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import tensorflow as tf
 
 from md2tf.geometry._checks import check_shape
-
-#: Horizontal field of view of the start K of a camera without calibration (degrees).
-DEFAULT_FOV_DEG = 60.0
-
-
-def default_normalized_intrinsics(height: int, width: int, fov_deg: float = DEFAULT_FOV_DEG) -> np.ndarray:
-    """The start K of an uncalibrated camera: ``fov_deg`` horizontal field of view, square pixels,
-    principal point at the centre.
-
-    ``fx = W / (2 tan(fov / 2))`` pixels, so ``fx / W = 1 / (2 tan(fov / 2))`` (0.866 at 60 degrees)
-    and ``fy / H = fx / H``.
-
-    Args:
-      height, width: the frames' size in pixels (only the aspect ratio matters).
-      fov_deg: horizontal field of view in degrees.
-
-    Returns:
-      float32 ``[3, 3]`` normalised K (row 0 / W, row 1 / H).
-    """
-    fx = 1.0 / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
-    fy = fx * width / height
-    return np.array([[fx, 0.0, 0.5], [0.0, fy, 0.5], [0.0, 0.0, 1.0]], np.float32)
 
 
 def intrinsics_matrix(

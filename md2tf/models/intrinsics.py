@@ -18,8 +18,8 @@ A horizontal flip mirrors the principal point, ``cx -> W - 1 - cx`` (``ox -> -ox
 are unchanged. The layer's output is K in pixels of the scale-0 image; the loss scales it per
 pyramid level (`md2tf.geometry.scale_intrinsics_to_level`) exactly as a fixed K.
 
-`DEFAULT_FOV_DEG`: the start for a camera with no known K, a 60 degree horizontal field of view
-(square pixels) with the principal point at the centre.
+`md2tf.config.DEFAULT_FOV_DEG`: the start for a camera with no known K, a 60 degree horizontal
+field of view (square pixels) with the principal point at the centre.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from md2tf.geometry.camera import DEFAULT_FOV_DEG, default_normalized_intrinsics
+from md2tf.config import DEFAULT_FOV_DEG
 
-__all__ = ["DEFAULT_FOV_DEG", "LearnedIntrinsics", "default_normalized_intrinsics"]
 
 def _softplus_inverse(y: np.ndarray) -> np.ndarray:
     return np.log(np.expm1(y))
@@ -55,8 +54,9 @@ class LearnedIntrinsics(keras.layers.Layer):
         if num_cameras < 1:
             raise ValueError(f"num_cameras must be >= 1, got {num_cameras}")
         self.num_cameras = int(num_cameras)
-        if init_normalized_K is None:
-            init_normalized_K = default_normalized_intrinsics(1, 1)
+        if init_normalized_K is None:  # square pixels: fx / W = 1 / (2 tan(fov / 2)), fy / H alike
+            focal = 1.0 / (2.0 * np.tan(np.radians(DEFAULT_FOV_DEG) / 2.0))
+            init_normalized_K = np.array([[focal, 0.0, 0.5], [0.0, focal, 0.5], [0.0, 0.0, 1.0]])
         init = np.asarray(init_normalized_K, np.float64)
         if init.shape == (3, 3):
             init = np.broadcast_to(init, (self.num_cameras, 3, 3))

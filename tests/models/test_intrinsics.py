@@ -11,14 +11,12 @@ import pytest
 import tensorflow as tf
 
 from md2tf import geometry
+from md2tf.config import DEFAULT_FOV_DEG
+from md2tf.data.datasets.folder import default_normalized_intrinsics
 from md2tf.data.synthetic import render
 from md2tf.data.synthetic import world as w
 from md2tf.losses import photometric
-from md2tf.models.intrinsics import (
-    DEFAULT_FOV_DEG,
-    LearnedIntrinsics,
-    default_normalized_intrinsics,
-)
+from md2tf.models.intrinsics import LearnedIntrinsics
 from tests.conftest import tol
 
 # Two cameras: normalised (fx, fy, cx, cy).

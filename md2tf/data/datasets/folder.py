@@ -21,7 +21,7 @@ training), so a principal point far from the centre calls for ``--flip_prob=0`` 
 ``--intrinsics=learned`` trains one K per frame folder (`Sample.camera`: the folder relative to
 ``--data_dir``, or its own name for a single folder) from its ``intrinsics.json`` when there is one,
 else from a 60 degree horizontal field of view with a centred principal point
-(`md2tf.geometry.camera.default_normalized_intrinsics`), and mirrors the principal point with a
+(`default_normalized_intrinsics`), and mirrors the principal point with a
 flip. The run writes the result to ``<run_dir>/intrinsics_learned.json``: for one camera exactly
 this file's format (``{"fx", "fy", "cx", "cy", "units": "normalized"}``, reusable as
 ``intrinsics.json``); for several, ``{"cameras": {<camera>: {"fx", ...}, ...}}``, each entry in that
@@ -50,12 +50,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from md2tf.config import DataConfig
+from md2tf.config import DEFAULT_FOV_DEG, DataConfig
 from md2tf.data import poses as poses_lib
 from md2tf.data.datasets.base import FileDataset, check_subset, missing_data_error
 from md2tf.data.kitti_layout import FIXED_INTRINSICS_NORMALIZED
 from md2tf.data.sample import Sample
-from md2tf.geometry.camera import DEFAULT_FOV_DEG, default_normalized_intrinsics
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +165,25 @@ def write_intrinsics(path: str, cameras: Mapping[str, Sequence[float]]) -> None:
         json.dump(data, f, indent=2)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def default_normalized_intrinsics(height: int, width: int, fov_deg: float = DEFAULT_FOV_DEG) -> np.ndarray:
+    """The start K of an uncalibrated camera: ``fov_deg`` horizontal field of view, square pixels,
+    principal point at the centre.
+
+    ``fx = W / (2 tan(fov / 2))`` pixels, so ``fx / W = 1 / (2 tan(fov / 2))`` (0.866 at 60 degrees)
+    and ``fy / H = fx / H``.
+
+    Args:
+      height, width: the frames' size in pixels (only the aspect ratio matters).
+      fov_deg: horizontal field of view in degrees.
+
+    Returns:
+      float32 ``[3, 3]`` normalised K (row 0 / W, row 1 / H).
+    """
+    fx = 1.0 / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
+    fy = fx * width / height
+    return np.array([[fx, 0.0, 0.5], [0.0, fy, 0.5], [0.0, 0.0, 1.0]], np.float32)
 
 
 def _frame_folders(root: str, ext: str) -> list[str]:
