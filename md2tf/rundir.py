@@ -10,6 +10,9 @@
                                and best.json (epoch, step, metric, value)
     <run_dir>/tensorboard/     summaries and profiler traces
     <run_dir>/.lock            held by the training that writes the directory (`RunDir.lock`)
+    <run_dir>/intrinsics_learned.json
+                               the cameras' K of an --intrinsics=learned run, in the format of
+                               --dataset=folder's intrinsics.json
 
 A resumed run (``--resume`` and a checkpoint in ``checkpoints/``) is compared with ``config.json``
 before it builds anything: a setting not declared ``resumable`` in ``md2tf.config`` (the networks,
@@ -50,6 +53,7 @@ class RunDir:
     BEST = "best"
     BEST_RECORD = "best.json"
     LOCK = ".lock"
+    LEARNED_INTRINSICS = "intrinsics_learned.json"
 
     def lock(self) -> contextlib.AbstractContextManager[str]:
         """The lock of the training that writes this directory (`md2tf.locks.hold` on `LOCK`).
@@ -61,6 +65,10 @@ class RunDir:
         return locks.hold(os.path.join(self.path, self.LOCK), f"--run_dir={self.path}",
                           "another training writes there: wait for it to end, or choose another "
                           "--run_dir")
+
+    @property
+    def learned_intrinsics_path(self) -> str:
+        return os.path.join(self.path, self.LEARNED_INTRINSICS)
 
     @property
     def config_path(self) -> str:

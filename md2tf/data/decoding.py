@@ -17,8 +17,8 @@ Per sample (all in the tf.data graph, parallel):
    keeps float32.
 4. Intrinsics: the normalised K (fixed or from calibration) times (W, H) of the scale-0 image; not
    changed by the flip (principal point assumed centred). The sample's camera index and whether it
-   was flipped travel with it: a learned K (`md2tf.models.intrinsics`) mirrors its principal point. Stereo transform
-   ``T[0, 3] = side_sign * flip_sign * baseline``. Known relative poses of the temporal sources
+   was flipped travel with it: a learned K (`md2tf.models.intrinsics`) mirrors its principal point.
+   Stereo transform ``T[0, 3] = side_sign * flip_sign * baseline``. Known relative poses of the temporal sources
    (`md2tf.data.poses`, NaN when the dataset has none) become ``F T F`` in a flipped sample
    (`md2tf.geometry.mirror_x`): the flip mirrors the camera's x axis.
 

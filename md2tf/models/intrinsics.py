@@ -18,8 +18,9 @@ A horizontal flip mirrors the principal point, ``cx -> W - 1 - cx`` (``ox -> -ox
 are unchanged. The layer's output is K in pixels of the scale-0 image; the loss scales it per
 pyramid level (`md2tf.geometry.scale_intrinsics_to_level`) exactly as a fixed K.
 
-`md2tf.config.DEFAULT_FOV_DEG`: the start for a camera with no known K, a 60 degree horizontal
-field of view (square pixels) with the principal point at the centre.
+The start K is the dataset's (`md2tf.data.datasets.base.Dataset.start_intrinsics`: a calibration,
+``intrinsics.json``, else `md2tf.data.datasets.folder.default_normalized_intrinsics`, a 60 degree
+horizontal field of view).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
-
-from md2tf.config import DEFAULT_FOV_DEG
 
 
 def _softplus_inverse(y: np.ndarray) -> np.ndarray:
@@ -49,14 +48,11 @@ class LearnedIntrinsics(keras.layers.Layer):
         centre in units of (W, H).
     """
 
-    def __init__(self, num_cameras: int, init_normalized_K=None, **kwargs) -> None:
+    def __init__(self, num_cameras: int, init_normalized_K, **kwargs) -> None:
         super().__init__(**kwargs)
         if num_cameras < 1:
             raise ValueError(f"num_cameras must be >= 1, got {num_cameras}")
         self.num_cameras = int(num_cameras)
-        if init_normalized_K is None:  # square pixels: fx / W = 1 / (2 tan(fov / 2)), fy / H alike
-            focal = 1.0 / (2.0 * np.tan(np.radians(DEFAULT_FOV_DEG) / 2.0))
-            init_normalized_K = np.array([[focal, 0.0, 0.5], [0.0, focal, 0.5], [0.0, 0.0, 1.0]])
         init = np.asarray(init_normalized_K, np.float64)
         if init.shape == (3, 3):
             init = np.broadcast_to(init, (self.num_cameras, 3, 3))

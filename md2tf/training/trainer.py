@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -80,9 +79,6 @@ class Trainer:
       learned_cameras: ``--intrinsics=learned``: ``(camera names, [C, 3, 3] normalised start K)``;
         default `md2tf.training.inputs.learned_cameras` of the (prepared) dataset.
     """
-
-    #: Written at the end of a ``--intrinsics=learned`` run, in ``intrinsics.json``'s format.
-    LEARNED_INTRINSICS_FILE = "intrinsics_learned.json"
 
     def __init__(self, config: ExperimentConfig, *, strategy: tf.distribute.Strategy | None = None,
                  networks: Callable[[], tuple] | None = None, dataset_fn: inputs.DatasetFn | None = None,
@@ -464,7 +460,7 @@ class Trainer:
             for hook in reversed(hooks):
                 hook.end(state, int(self.step.numpy()))
         if self.intrinsics is not None and self.is_chief:
-            path = os.path.join(tc.run_dir, self.LEARNED_INTRINSICS_FILE)
+            path = RunDir(tc.run_dir).learned_intrinsics_path
             write_intrinsics(path, self.learned_intrinsics())
             for name, (fx, fy, cx, cy) in self.learned_intrinsics().items():
                 logger.info("learned K of camera %s (normalised): fx %.4f fy %.4f cx %.4f cy %.4f",

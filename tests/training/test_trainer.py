@@ -24,6 +24,7 @@ import tensorflow as tf
 from md2tf.config import DataConfig, ExperimentConfig
 from md2tf.data.datasets.folder import read_intrinsics
 from md2tf.losses import monodepth2_loss
+from md2tf.rundir import RunDir
 from md2tf.training import inputs
 from md2tf.training import trainer as trainer_lib
 from tests.training import fakes
@@ -302,7 +303,7 @@ def test_learned_intrinsics_train_checkpoint_and_file(tmp_path):
     assert np.max(np.abs(learned - [0.5, 1.5, 0.55, 0.45])) > 1e-5  # gradients reached K
     names = [n for n, _ in tf.train.list_variables(result.checkpoint)]
     assert any(n.startswith("intrinsics/") for n in names), names
-    K = read_intrinsics(str(tmp_path / trainer_lib.Trainer.LEARNED_INTRINSICS_FILE))
+    K = read_intrinsics(RunDir(str(tmp_path)).learned_intrinsics_path)
     np.testing.assert_allclose([K[0, 0], K[1, 1], K[0, 2], K[1, 2]], learned, rtol=1e-6)
     assert {"intrinsics/clip/fx", "intrinsics/clip/cy"} <= event_tags(str(tmp_path))
     resumed = trainer_lib.Trainer(dataclasses.replace(config, train=dataclasses.replace(
