@@ -240,6 +240,9 @@ class WorldConfig(ConfigBase):
                                         "as a fraction of the width (0 = centred).")
     principal_offset_y: float = setting(0.0, "Principal point's offset from the image centre along y, "
                                         "as a fraction of the height (0 = centred).")
+    pitch_deg: float = setting(0.0, "Amplitude in degrees of the vehicle's pitching (suspension over "
+                               "bumps and when braking, periods of 1-3 s); 0 = the cameras only yaw. "
+                               "Pitch makes a camera's fy observable to --intrinsics=learned.")
 
     def validate(self) -> None:
         # Flags are named as in python -m md2tf.data.synthetic; md2tf.flags prefixes them for
@@ -268,6 +271,7 @@ class WorldConfig(ConfigBase):
         for axis in ("x", "y"):
             offset = getattr(self, f"principal_offset_{axis}")
             _check(abs(offset) <= 0.25, f"--principal_offset_{axis} must lie in [-0.25, 0.25], got {offset}")
+        _check(0.0 <= self.pitch_deg <= 10.0, f"--pitch_deg must lie in [0, 10], got {self.pitch_deg}")
 
     def resolved(self, height: int, width: int, ext: str) -> WorldConfig:
         """The world as rendered: an open image size or format (0, "") taken from the arguments.
@@ -351,6 +355,9 @@ class DataConfig(ConfigBase):
                               "(learned: Gordon et al. ICCV 2019 Sec. 3; starts from the dataset's K, "
                               "else a 60 degree horizontal field of view, centred principal point).",
                               choices=("fixed", "calib", "learned"))
+    intrinsics_start_fov: float = setting(
+        0.0, "--intrinsics=learned: start every camera at this horizontal field of view in degrees "
+        "(square pixels, centred principal point) instead of the dataset's K; 0 = the dataset's K.")
     flip_prob: float = setting(0.5, "Horizontal flip probability.")
     color_aug_prob: float = setting(0.5, "Colour augmentation probability.")
     num_parallel_calls: int = setting(-1, "tf.data parallelism (-1 = AUTOTUNE).", resumable=True)
@@ -375,6 +382,12 @@ class DataConfig(ConfigBase):
         _check(0.0 <= self.flip_prob <= 1.0 and 0.0 <= self.color_aug_prob <= 1.0,
                "--flip_prob and --color_aug_prob must lie in [0, 1]")
         _check(self.stereo_baseline > 0, f"--stereo_baseline must be > 0, got {self.stereo_baseline}")
+        _check(self.intrinsics_start_fov == 0.0 or 10.0 <= self.intrinsics_start_fov <= 150.0,
+               f"--intrinsics_start_fov must be 0 (the dataset's K) or lie in [10, 150] degrees, got "
+               f"{self.intrinsics_start_fov}")
+        _check(self.intrinsics_start_fov == 0.0 or self.intrinsics == "learned",
+               f"--intrinsics_start_fov={self.intrinsics_start_fov:g} needs --intrinsics=learned, got "
+               f"--intrinsics={self.intrinsics}")
         _check(self.synthetic.ext in ("", self.image_ext.lstrip(".")),
                f"--synthetic_ext={self.synthetic.ext} contradicts --image_ext={self.image_ext}: leave "
                "--synthetic_ext empty, the world's images then follow --image_ext")
@@ -459,6 +472,9 @@ class TrainConfig(ConfigBase):
                                                resumable=True)
     lr_decay_factor: float = setting(0.1, "LR multiplier at each --lr_decay_epochs entry.",
                                      resumable=True)
+    intrinsics_lr_scale: float = setting(10.0, "--intrinsics=learned: K learns this many times as fast "
+                                         "as the networks (same schedule); changing it on resume would "
+                                         "change the stored K.")
     steps_per_epoch: int = setting(0, "Steps per epoch; 0 = one pass over the training split.")
     max_steps: int = setting(0, "Stop after this many steps in total (0 = no limit).",
                              resumable=True)
@@ -520,6 +536,7 @@ class TrainConfig(ConfigBase):
                f"--profile_steps must be two steps 'start,stop' with start < stop, got {self.profile_steps}")
         _check(self.batch_size > 0, f"--batch_size must be > 0, got {self.batch_size}")
         _check(self.learning_rate > 0, f"--learning_rate must be > 0, got {self.learning_rate}")
+        _check(self.intrinsics_lr_scale > 0, f"--intrinsics_lr_scale must be > 0, got {self.intrinsics_lr_scale}")
         _check(self.num_epochs > 0, f"--num_epochs must be > 0, got {self.num_epochs}")
         _check(list(self.lr_decay_epochs) == sorted(self.lr_decay_epochs), "--lr_decay_epochs must be sorted")
         _check(not (self.init_checkpoint and self.encoder_init),

@@ -9,14 +9,20 @@ from frame to frame, and four shared numbers are far better conditioned than a p
 Parameterisation (per camera, all in units of the image size, so one K serves every resolution):
 
 * ``fx / W = softplus(a)``, ``fy / H = softplus(b)``: positive by construction.
-* ``cx = (W - 1) / 2 + ox * W``, ``cy = (H - 1) / 2 + oy * H``: offsets from the exact image centre
-  under the pixel-centre convention of `md2tf.geometry` (``ox = oy = 0`` is the centre). Written as
-  normalised values, ``cx / W = 0.5 + ox`` is the resolution-independent principal point
-  ``(cx + 0.5) / W`` (a half-pixel-centre resize keeps it), so the paper's 0.5 is the exact centre.
+* ``cx = (0.5 + ox) * W``, ``cy = (0.5 + oy) * H``: offsets from the image centre. The normalised
+  values ``cx / W = 0.5 + ox`` follow the one convention of every K in md2tf
+  (`md2tf.geometry.scale_intrinsics`: pixels = normalised x size, the paper's centred K has 0.5), so
+  a calibration starts the layer exactly and ``intrinsics_learned.json`` reads back exactly.
 
-A horizontal flip mirrors the principal point, ``cx -> W - 1 - cx`` (``ox -> -ox``); focal lengths
-are unchanged. The layer's output is K in pixels of the scale-0 image; the loss scales it per
-pyramid level (`md2tf.geometry.scale_intrinsics_to_level`) exactly as a fixed K.
+A horizontal flip mirrors the principal point about the pixel grid, ``cx -> W - 1 - cx`` (pixel
+centres at integer coordinates, `md2tf.geometry`); focal lengths are unchanged. The layer's output is
+K in pixels of the scale-0 image; the loss scales it per pyramid level
+(`md2tf.geometry.scale_intrinsics_to_level`) exactly as a fixed K.
+
+Its own learning rate: the layer holds its four numbers divided by ``learning_rate_scale`` and
+multiplies them back, so under Adam (whose step is about the learning rate whatever the gradient's
+size) K moves ``learning_rate_scale`` times as fast as the networks' weights with one optimizer and
+one schedule. The networks' 1e-4 would need thousands of steps to move a focal length by 25 %.
 
 The start K is the dataset's (`md2tf.data.datasets.base.Dataset.start_intrinsics`: a calibration,
 ``intrinsics.json``, else `md2tf.data.datasets.folder.default_normalized_intrinsics`, a 60 degree
@@ -41,18 +47,23 @@ class LearnedIntrinsics(keras.layers.Layer):
       num_cameras: C >= 1.
       init_normalized_K: ``[C, 3, 3]`` (or ``[3, 3]`` for all cameras) start K, normalised
         (fx, cx divided by the width; fy, cy by the height).
+      learning_rate_scale: > 0, how much faster than the networks K learns (module docstring).
 
-    Weights:
+    Weights (divided by ``learning_rate_scale``):
       ``focal``: ``[C, 2]`` softplus-inverse of ``(fx / W, fy / H)``.
       ``principal_offset``: ``[C, 2]`` ``(ox, oy)``, the principal point's offset from the image
-        centre in units of (W, H).
+        centre (normalised 0.5) in units of (W, H).
     """
 
-    def __init__(self, num_cameras: int, init_normalized_K, **kwargs) -> None:
+    def __init__(self, num_cameras: int, init_normalized_K, learning_rate_scale: float = 1.0,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         if num_cameras < 1:
             raise ValueError(f"num_cameras must be >= 1, got {num_cameras}")
+        if not learning_rate_scale > 0:
+            raise ValueError(f"learning_rate_scale must be > 0, got {learning_rate_scale}")
         self.num_cameras = int(num_cameras)
+        self.learning_rate_scale = float(learning_rate_scale)
         init = np.asarray(init_normalized_K, np.float64)
         if init.shape == (3, 3):
             init = np.broadcast_to(init, (self.num_cameras, 3, 3))
@@ -65,20 +76,26 @@ class LearnedIntrinsics(keras.layers.Layer):
         self._init_K = init.astype(np.float32)
         self.focal = self.add_weight(
             shape=(self.num_cameras, 2), name="focal",
-            initializer=keras.initializers.Constant(_softplus_inverse(focal)))
+            initializer=keras.initializers.Constant(_softplus_inverse(focal) / self.learning_rate_scale))
         self.principal_offset = self.add_weight(
             shape=(self.num_cameras, 2), name="principal_offset",
-            initializer=keras.initializers.Constant(init[:, [0, 1], [2, 2]] - 0.5))
+            initializer=keras.initializers.Constant((init[:, [0, 1], [2, 2]] - 0.5) / self.learning_rate_scale))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_cameras": self.num_cameras,
-                "init_normalized_K": self._init_K.tolist()}
+                "init_normalized_K": self._init_K.tolist(), "learning_rate_scale": self.learning_rate_scale}
+
+    def _focal_and_offset(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """``[C, 2]`` float32 ``(fx / W, fy / H)`` and ``(ox, oy)``."""
+        scale = self.learning_rate_scale
+        return (tf.math.softplus(tf.cast(self.focal, tf.float32) * scale),
+                tf.cast(self.principal_offset, tf.float32) * scale)
 
     def normalized(self) -> tf.Tensor:
-        """``[C, 4]`` float32 ``(fx / W, fy / H, cx_n, cy_n)`` with ``cx_n = 0.5 + ox`` (module
-        docstring): the values `intrinsics_learned.json` records."""
-        focal = tf.math.softplus(tf.cast(self.focal, tf.float32))
-        return tf.concat([focal, 0.5 + tf.cast(self.principal_offset, tf.float32)], axis=1)
+        """``[C, 4]`` float32 normalised ``(fx / W, fy / H, cx / W, cy / H)`` (module docstring): the
+        values `intrinsics_learned.json` records."""
+        focal, offset = self._focal_and_offset()
+        return tf.concat([focal, 0.5 + offset], axis=1)
 
     def call(self, camera_index, *, height: int, width: int, flipped=None) -> tf.Tensor:
         """K in pixels of an ``height x width`` image for each sample's camera.
@@ -101,14 +118,12 @@ class LearnedIntrinsics(keras.layers.Layer):
         # A one-hot product rather than a gather: dense gradients (IndexedSlices would not pass the
         # trainer's finiteness check or a plain all-reduce).
         select = tf.one_hot(tf.cast(camera_index, tf.int32), self.num_cameras, dtype=tf.float32)
-        focal = tf.matmul(select, tf.math.softplus(tf.cast(self.focal, tf.float32)))
-        offset = tf.matmul(select, tf.cast(self.principal_offset, tf.float32))
-        ox, oy = offset[:, 0], offset[:, 1]
-        if flipped is not None:
-            ox = tf.where(tf.cast(flipped, tf.bool), -ox, ox)  # cx -> W - 1 - cx
+        focal, offset = (tf.matmul(select, x) for x in self._focal_and_offset())
         w, h = float(width), float(height)
         fx, fy = focal[:, 0] * w, focal[:, 1] * h
-        cx, cy = (w - 1.0) / 2.0 + ox * w, (h - 1.0) / 2.0 + oy * h
+        cx, cy = (0.5 + offset[:, 0]) * w, (0.5 + offset[:, 1]) * h
+        if flipped is not None:
+            cx = tf.where(tf.cast(flipped, tf.bool), w - 1.0 - cx, cx)
         zero, one = tf.zeros_like(fx), tf.ones_like(fx)
         k = tf.stack([fx, zero, cx, zero, fy, cy, zero, zero, one], axis=-1)
         return tf.reshape(k, [-1, 3, 3])

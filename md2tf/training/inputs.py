@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from md2tf.config import ExperimentConfig
 from md2tf.data import datasets, pipeline
+from md2tf.data.datasets.folder import default_normalized_intrinsics
 from md2tf.training import distribute
 
 #: ``dataset_fn(split, batch_size, training, input_context, seed) -> tf.data.Dataset`` of `Batch`,
@@ -86,7 +87,12 @@ def learned_cameras(config: ExperimentConfig) -> tuple[tuple[str, ...], np.ndarr
       ``(names, K)``: C camera names in index order and float32 ``[C, 3, 3]`` normalised K.
     """
     dataset = datasets.get_dataset(config.data.dataset)
-    return dataset.cameras(config.data), dataset.start_intrinsics(config.data)
+    names, start = dataset.cameras(config.data), dataset.start_intrinsics(config.data)
+    if config.data.intrinsics_start_fov:  # the frames' own aspect ratio, square pixels
+        (frame,), _ = dataset.draw_frames(config.data, "train", 1)
+        k = default_normalized_intrinsics(*frame.shape[:2], fov_deg=config.data.intrinsics_start_fov)
+        start = np.broadcast_to(k, start.shape).astype(np.float32)
+    return names, start
 
 
 def prepare_data(config: ExperimentConfig, timeout_s: float = 3600.0) -> None:

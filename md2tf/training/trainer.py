@@ -147,7 +147,9 @@ class Trainer:
         if self.config.data.intrinsics == "learned":
             names, start = learned_cameras or inputs.learned_cameras(self.config)
             self.camera_names = tuple(names)
-            self.intrinsics = models.LearnedIntrinsics(len(names), start, name="learned_intrinsics")
+            self.intrinsics = models.LearnedIntrinsics(
+                len(names), start, learning_rate_scale=self.config.train.intrinsics_lr_scale,
+                name="learned_intrinsics")
         self.depth_net(tf.zeros([1, h, w, 3]), training=False)
         if self.pose_net is not None:
             self.pose_net(tf.zeros([1, h, w, 6]), training=False)

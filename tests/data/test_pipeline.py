@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from md2tf.config import DataConfig
+from md2tf.config import DataConfig, ExperimentConfig
 from md2tf.data import decoding, pipeline
 from md2tf.data.batch import Batch
 from md2tf.data.datasets import folder, get_dataset
@@ -375,6 +375,21 @@ def test_learned_intrinsics_start_from_the_calibration(tree):
     start = dataset.start_intrinsics(config)
     assert start.shape == (len(dataset.cameras(config)), 3, 3)
     np.testing.assert_allclose(start[0, 0, 0], fake_kitti.FX / fake_kitti.RAW_WIDTH, rtol=1e-6)
+
+
+def test_learned_intrinsics_start_at_a_given_field_of_view(tree):
+    """``--intrinsics_start_fov`` replaces every camera's calibrated start by that field of view,
+    square pixels in the stored frames' aspect ratio, principal point at the centre."""
+    from md2tf.training.inputs import learned_cameras
+
+    data = _config(tree, intrinsics="learned", intrinsics_start_fov=90.0)
+    names, start = learned_cameras(ExperimentConfig(data=data))
+    assert names == get_dataset(data.dataset).cameras(data) and start.shape == (len(names), 3, 3)
+    aspect = fake_kitti.RAW_WIDTH / fake_kitti.RAW_HEIGHT
+    for k in start:  # tan(45 degrees) = 1: fx = W / 2
+        np.testing.assert_allclose(k, [[0.5, 0, 0.5], [0, 0.5 * aspect, 0.5], [0, 0, 1]], rtol=1e-6)
+    with pytest.raises(ValueError, match="--intrinsics_start_fov=90 needs --intrinsics=learned"):
+        _config(tree, intrinsics="calib", intrinsics_start_fov=90.0)
 
 
 def test_folder_cameras_and_the_default_start(tmp_path):

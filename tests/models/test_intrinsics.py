@@ -33,14 +33,32 @@ class TestLearnedIntrinsics:
         h, w_ = 48, 160
         k = _layer()(tf.constant([0, 1, 0]), height=h, width=w_).numpy()
         assert k.shape == (3, 3, 3)
-        # fx = fx_n W, cx = (W - 1) / 2 + (cx_n - 0.5) W (offset from the exact centre)
-        expected0 = [[0.6 * 160, 0, 79.5 + 0.05 * 160], [0, 1.9 * 48, 23.5 - 0.05 * 48], [0, 0, 1]]
-        expected1 = [[0.9 * 160, 0, 79.5], [0, 1.2 * 48, 23.5], [0, 0, 1]]
+        # Every K's convention (geometry.scale_intrinsics): fx = fx_n W, cx = cx_n W, ...
+        expected0 = [[0.6 * 160, 0, 0.55 * 160], [0, 1.9 * 48, 0.45 * 48], [0, 0, 1]]
+        expected1 = [[0.9 * 160, 0, 80.0], [0, 1.2 * 48, 24.0], [0, 0, 1]]
+        np.testing.assert_allclose(expected0, geometry.scale_intrinsics(K0, h, w_).numpy(), **tol())
         np.testing.assert_allclose(k[0], expected0, **tol())
         np.testing.assert_allclose(k[1], expected1, **tol())
         np.testing.assert_allclose(k[2], expected0, **tol())
         np.testing.assert_allclose(_layer().normalized().numpy(), [[0.6, 1.9, 0.55, 0.45],
                                                                    [0.9, 1.2, 0.5, 0.5]], **tol())
+
+    def test_learning_rate_scale_moves_k_faster_under_adam(self):
+        """Same K at the start; one Adam step moves it ``learning_rate_scale`` times as far."""
+        moves = []
+        for scale in (1.0, 10.0):
+            layer = LearnedIntrinsics(2, np.stack([K0, K1]), learning_rate_scale=scale)
+            np.testing.assert_allclose(layer.normalized().numpy(), _layer().normalized().numpy(), **tol())
+            before = layer.normalized().numpy()
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(layer(tf.constant([0, 1]), height=8, width=8))
+            keras.optimizers.Adam(1e-4).apply(tape.gradient(loss, layer.trainable_variables),
+                                              layer.trainable_variables)
+            moves.append(np.abs(layer.normalized().numpy() - before))
+        np.testing.assert_allclose(moves[1], 10.0 * moves[0], rtol=0.02)
+        assert LearnedIntrinsics(1, K0, learning_rate_scale=3.0).get_config()["learning_rate_scale"] == 3.0
+        with pytest.raises(ValueError, match="learning_rate_scale must be > 0"):
+            LearnedIntrinsics(1, K0, learning_rate_scale=0.0)
 
     def test_flip_mirrors_the_principal_point(self):
         h, w_ = 48, 160
@@ -168,8 +186,8 @@ def test_photometric_loss_alone_recovers_k():
     valid = tf.constant(depth > 0, tf.float32)  # the sky (depth 0) is left out
     depth = tf.constant(np.where(depth > 0, depth, 1e3), tf.float32)
     source_from_target = tf.constant(np.stack(transforms), tf.float32)
-    truth = np.array([true_k[0, 0] / w_, true_k[1, 1] / h, (true_k[0, 2] + 0.5) / w_,
-                      (true_k[1, 2] + 0.5) / h])  # the layer's normalised (fx, fy, cx, cy)
+    truth = np.diag(true_k)[:2] / [w_, h]
+    truth = np.array([*truth, true_k[0, 2] / w_, true_k[1, 2] / h])  # normalised (fx, fy, cx, cy)
 
     layer = LearnedIntrinsics(1, np.diag([1.25 * truth[0], 1.25 * truth[1], 1.0]))  # centred start
     optimizer = keras.optimizers.Adam(0.02)

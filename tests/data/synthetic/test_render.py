@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -223,7 +225,32 @@ class TestCamera:
         wrong = _warp_error(tgt, src, w.kitti_like_intrinsics(64, 208), source_from_target)[0]
         assert wrong > 1.5 * err, (wrong, err)
 
+    def test_pitching_camera_warps_with_its_poses(self):
+        """With ``pitch_deg`` the camera pitches (bounded by the amplitude, changing from frame to
+        frame) over the same scene, and rendered depth + the written poses still warp the next frame
+        onto the target; the poses without the pitch do not."""
+        cfg = dataclasses.replace(self.CFG, pitch_deg=2.0)
+        drive, flat = w.make_drive(cfg, 0), w.make_drive(self.CFG, 0)
+        assert flat.cam_pitch is None
+        for field in w.Boxes._fields:
+            np.testing.assert_array_equal(getattr(flat.static, field), getattr(drive.static, field))
+        assert np.abs(drive.cam_pitch).max() <= np.radians(2.0) + 1e-12
+        assert np.abs(np.diff(drive.cam_pitch)).max() > np.radians(0.2)
+        step = np.linalg.norm(np.diff(drive.cam_position, axis=0), axis=1)
+        candidates = (step > 0.4) & (np.abs(np.diff(drive.cam_pitch)) > np.radians(0.3))
+        assert candidates[:-1].any()
+        f = int(np.argmax(candidates[:-1]))
+        k = w.camera_intrinsics(cfg)
+        tgt = render.render_view(drive, f, 2, k, 64, 208)
+        src = render.render_view(drive, f + 1, 2, k, 64, 208)
+        source_from_target = np.linalg.inv(drive.world_from_camera(f + 1)) @ drive.world_from_camera(f)
+        err, ident, frac = _warp_error(tgt, src, k, source_from_target)
+        assert frac > 0.5 and err < 0.02 and err < 0.3 * ident, (err, ident, frac)
+        no_pitch = np.linalg.inv(flat.world_from_camera(f + 1)) @ flat.world_from_camera(f)
+        assert _warp_error(tgt, src, k, no_pitch)[0] > 1.5 * err
+
     @pytest.mark.parametrize("kwargs, match", [
+        (dict(pitch_deg=-1.0), "--pitch_deg"), (dict(pitch_deg=12.0), "--pitch_deg"),
         (dict(fov_deg=5.0), "--fov_deg"), (dict(fov_deg=170.0), "--fov_deg"),
         (dict(principal_offset_x=0.3), "--principal_offset_x"),
         (dict(principal_offset_y=-0.3), "--principal_offset_y")])
