@@ -18,10 +18,13 @@ def main(config: PredictConfig, flag_values) -> int:
     from md2tf.deploy.inference import load_predictor  # noqa: PLC0415  (TF after flag parsing)
     from md2tf.deploy.prediction import point_cloud_intrinsics, run_predict  # noqa: PLC0415
 
-    intrinsics = (point_cloud_intrinsics(config.input, config.intrinsics_file) if config.point_cloud
-                  else None)
     predictor = load_predictor(config.model, post_process=config.post_process,
                                num_threads=config.num_threads or None)
+    intrinsics = None
+    if config.point_cloud:
+        intrinsics, source = point_cloud_intrinsics(config.input, config.intrinsics_file,
+                                                    predictor.info.learned_intrinsics)
+        print(f"point clouds with the intrinsics of {source}")
     summary = run_predict(predictor, config.input, config.out_dir, save_npy=config.save_npy,
                           save_color=config.save_color, vmax_percentile=config.vmax_percentile,
                           frame_stride=config.frame_stride, max_frames=config.max_frames,

@@ -55,10 +55,14 @@ def run_summary(config, result) -> str:
         name = best["metric"].split("/")[-1].replace("total", "val loss")
         lines.append(f"  best epoch:      {best['epoch']} ({name} {best['value']:.3f}), networks in "
                      f"{run.best}")
+    for camera, (fx, fy, cx, cy) in (result.learned_intrinsics or {}).items():
+        lines.append(f"  learned K:       {camera}: fx {fx:.4f} fy {fy:.4f} cx {cx:.4f} cy {cy:.4f} "
+                     f"(normalised), in {run.learned_intrinsics_path}")
     lines.append(f"  checkpoint:      {result.checkpoint}")
     lines.append(f"  TensorBoard:     {run.tensorboard}")
     # The commands are meant to be pasted into a shell: paths with spaces or quotes are quoted.
     quote = shlex.quote
+    lines += [f"warning: {w}" for w in result.warnings]
     lines += ["next:", f"  tensorboard --logdir {quote(run.tensorboard)}"]
     if gt_depth.evaluation_split(config.data.dataset):
         models = run.path + (f",{run.best}" if result.best and result.best["step"] != result.step

@@ -105,3 +105,15 @@ def test_summary_quotes_paths_with_spaces_in_next_commands(tmp_path):
         ["-m", "md2tf.evaluate", "--models", f"{run},{run}/best"],
         ["-m", "md2tf.export", "--checkpoint", run, "--out", "export/it's synthetic"],
     ]
+
+
+def test_summary_shows_the_learned_k_and_the_runs_warnings(tmp_path):
+    run = str(tmp_path / "clip")
+    config = fakes.tiny_config(run)
+    result = TrainResult(4, 1, "completed", f"{run}/checkpoints/ckpt-4", {}, 0,
+                         warnings=("the camera hardly rotates (...)",),
+                         learned_intrinsics={"clip": (0.71, 2.38, 0.55, 0.45)})
+    lines = train.run_summary(config, result).splitlines()
+    assert (f"  learned K:       clip: fx 0.7100 fy 2.3800 cx 0.5500 cy 0.4500 (normalised), in "
+            f"{run}/intrinsics_learned.json") in lines
+    assert lines[lines.index("next:") - 1] == "warning: the camera hardly rotates (...)"

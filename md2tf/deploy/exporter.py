@@ -32,7 +32,7 @@ from md2tf.deploy.images import structured_images
 from md2tf.deploy.inference import KerasPredictor, Predictor, predictor_from_models
 from md2tf.deploy.model_card import build_model_card, write_model_card
 from md2tf.deploy.staging import Staging, check_out_dir, hold_out_dir
-from md2tf.models.checkpoint import load_models
+from md2tf.models.checkpoint import load_learned_intrinsics, load_models
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +243,8 @@ def _load_and_export(config, selected, accuracy_evaluator) -> dict[str, Any]:
         experiment = dataclasses.replace(experiment, data=data)
     predictor = predictor_from_models(experiment, depth_net, post_process=config.post_process,
                                       metric_scale=config.metric_scale or None,
-                                      real_baseline_m=config.real_baseline_m)
+                                      real_baseline_m=config.real_baseline_m,
+                                      learned_intrinsics=load_learned_intrinsics(config.checkpoint))
     reps, desc = None, None
     if any(f.tflite and f.tflite.quantization == "int8" for f in selected):
         reps, desc = calibration_images(config.calibration, config.num_calibration_images,

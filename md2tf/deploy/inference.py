@@ -36,7 +36,7 @@ from md2tf.config import DEPTH_RANGE, check_depth_range
 from md2tf.deploy.tflite import make_interpreter
 from md2tf.deploy.tflite_graph import read_metadata
 from md2tf.geometry.depth import disp_to_depth
-from md2tf.models.checkpoint import load_models
+from md2tf.models.checkpoint import load_learned_intrinsics, load_models
 
 # KITTI's stereo baseline in metres; the paper trains with a nominal baseline of 0.1, so stereo-trained
 # depth x (0.54 / 0.1) = x 5.4 is metric (evaluate_depth.py's STEREO_SCALE_FACTOR).
@@ -57,6 +57,10 @@ class ModelInfo:
       depth_units: ``metres`` when ``metric_scale`` makes depth metric, else ``relative``.
       post_process: whether flip post-processing is baked into the graph.
       num_layers: ResNet depth of the encoder (informational).
+      learned_intrinsics: the camera(s) whose K the model learned in training
+        (``--intrinsics=learned``): name -> normalised ``[fx, fy, cx, cy]`` (fx, cx / width;
+        fy, cy / height); empty when K was given. ``md2tf.predict --point_cloud`` uses it when no
+        intrinsics file is given.
     """
 
     height: int
@@ -67,8 +71,15 @@ class ModelInfo:
     depth_units: str = "relative"
     post_process: bool = False
     num_layers: int = 18
+    learned_intrinsics: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # JSON-ready and equal after a round trip through the exports' metadata.
+        object.__setattr__(self, "learned_intrinsics", {
+            str(k): [float(x) for x in v] for k, v in dict(self.learned_intrinsics).items()})
+        if any(len(v) != 4 or not all(np.isfinite(v)) for v in self.learned_intrinsics.values()):
+            raise ValueError(f"learned_intrinsics must map cameras to 4 finite numbers (fx, fy, cx, cy), "
+                             f"got {self.learned_intrinsics}")
         if self.height <= 0 or self.width <= 0:
             raise ValueError(f"height/width must be positive, got {self.height}x{self.width}")
         check_depth_range(self.min_depth, self.max_depth)
@@ -278,7 +289,8 @@ class TFLitePredictor(_BasePredictor):
 
 def predictor_from_models(config, depth_net, post_process: bool = False,
                           metric_scale: float | None = None,
-                          real_baseline_m: float = KITTI_BASELINE_M) -> KerasPredictor:
+                          real_baseline_m: float = KITTI_BASELINE_M,
+                          learned_intrinsics: dict | None = None) -> KerasPredictor:
     """Wraps a restored depth network (from ``load_models``) into a `KerasPredictor`.
 
     Args:
@@ -287,6 +299,7 @@ def predictor_from_models(config, depth_net, post_process: bool = False,
       post_process: bake flip post-processing into the graph.
       metric_scale: depth multiplier; None = `metric_scale_for` the training setup.
       real_baseline_m: the rig's true stereo baseline (metres) used when ``metric_scale`` is None.
+      learned_intrinsics: the run's learned K (`md2tf.models.checkpoint.load_learned_intrinsics`).
     """
     if metric_scale is None:
         metric_scale = metric_scale_for(config.data.use_stereo, config.data.stereo_baseline,
@@ -295,7 +308,8 @@ def predictor_from_models(config, depth_net, post_process: bool = False,
     info = ModelInfo(height=config.data.height, width=config.data.width,
                      min_depth=depth_net.min_depth, max_depth=depth_net.max_depth,
                      metric_scale=float(metric_scale), depth_units=units,
-                     post_process=post_process, num_layers=config.model.num_layers)
+                     post_process=post_process, num_layers=config.model.num_layers,
+                     learned_intrinsics=learned_intrinsics or {})
     return KerasPredictor(DepthPredictor(depth_net, info), info)
 
 
@@ -325,4 +339,5 @@ def load_predictor(path: str, post_process: bool = False, num_threads: int | Non
         raise ValueError(f"--model: {path!r} is not a .tflite file, SavedModel directory, run directory "
                          "or checkpoint prefix")
     config, depth_net, _ = load_models(path, load_pose_net=False)
-    return predictor_from_models(config, depth_net, post_process=post_process)
+    return predictor_from_models(config, depth_net, post_process=post_process,
+                                 learned_intrinsics=load_learned_intrinsics(path))

@@ -28,7 +28,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageSequence
@@ -153,18 +153,23 @@ def predict_image(predictor: Predictor, image: np.ndarray) -> dict[str, np.ndarr
     return {"disparity": disp, "scaled_disparity": scaled, "depth": depth}
 
 
-def point_cloud_intrinsics(input_path: str, intrinsics_file: str = "") -> np.ndarray:
-    """The normalised K for point clouds: ``intrinsics_file``, else ``intrinsics.json`` beside the input.
+def point_cloud_intrinsics(input_path: str, intrinsics_file: str = "",
+                           learned: Mapping[str, Sequence[float]] | None = None) -> tuple[np.ndarray, str]:
+    """The normalised K for point clouds, and where it came from.
+
+    In order: ``intrinsics_file``; ``intrinsics.json`` beside the input; the K the model learned in
+    training (``ModelInfo.learned_intrinsics``, when it learned one camera's).
 
     Args:
       input_path: the ``--input`` (a folder: its ``intrinsics.json``; a file: the one in its folder).
       intrinsics_file: an explicit ``intrinsics.json`` (format of ``--dataset=folder``).
+      learned: the model's learned K, camera name -> normalised ``(fx, fy, cx, cy)``.
 
     Returns:
-      float32 ``[3, 3]`` normalised K.
+      ``(K, source)``: float32 ``[3, 3]`` normalised K and a few words saying where it came from.
 
     Raises:
-      ValueError: no intrinsics file (naming the paths tried and the flag), or a bad one.
+      ValueError: no intrinsics (naming the paths tried and the flag), or a bad file.
     """
     if intrinsics_file:
         path = intrinsics_file
@@ -174,7 +179,13 @@ def point_cloud_intrinsics(input_path: str, intrinsics_file: str = "") -> np.nda
         folder = input_path if os.path.isdir(input_path) else os.path.dirname(input_path) or "."
         path = os.path.join(folder, INTRINSICS_FILE)
         if not os.path.isfile(path):
-            raise ValueError(f"--point_cloud needs the camera intrinsics: no {path}; give "
+            if learned and len(learned) == 1:
+                fx, fy, cx, cy = next(iter(learned.values()))
+                K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], np.float32)
+                return K, "the K the model learned in training"
+            several = (f"; the model learned {len(learned)} cameras' K, give one of them" if learned
+                       else "")
+            raise ValueError(f"--point_cloud needs the camera intrinsics: no {path}{several}; give "
                              "--intrinsics_file=intrinsics.json (fx, fy, cx, cy; see --dataset=folder)")
     first = list_inputs(input_path)[0]
     if video_io.is_video(first):
@@ -183,7 +194,7 @@ def point_cloud_intrinsics(input_path: str, intrinsics_file: str = "") -> np.nda
     else:
         image = load_image_rgb(first)
         size = (image.shape[1], image.shape[0])
-    return read_intrinsics(path, size)
+    return read_intrinsics(path, size), path
 
 
 def _side_by_side(image: np.ndarray, colored: np.ndarray) -> np.ndarray:

@@ -11,15 +11,18 @@ can silently skip variables, and a partially restored network must not be evalua
 
 from __future__ import annotations
 
+import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from md2tf.config import ExperimentConfig
 from md2tf.models.builder import build
 from md2tf.models.depth_net import DepthNet
+from md2tf.models.intrinsics import LearnedIntrinsics
 from md2tf.models.pose_net import PoseNet
 from md2tf.rundir import RunDir
 
@@ -212,3 +215,40 @@ def restore_networks(path: str, depth_net: tf.Module, pose_net: tf.Module | None
         raise ValueError(f"checkpoint {prefix!r} does not hold {len(missing)} variable(s) of the networks: "
                          f"{missing[:20]}{' ...' if len(missing) > 20 else ''}")
     return prefix
+
+
+_LEARNED_FOCAL_KEY = "intrinsics/focal/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def load_learned_intrinsics(path: str) -> dict[str, tuple[float, float, float, float]]:
+    """The K an ``--intrinsics=learned`` run stored with its networks (the same checkpoint).
+
+    Args:
+      path: a run directory, its ``best/`` or a checkpoint prefix (`resolve_checkpoint`).
+
+    Returns:
+      camera name -> normalised ``(fx, fy, cx, cy)`` (fx, cx / width; fy, cy / height), in the
+      run's camera order; names from ``<run_dir>/intrinsics_learned.json`` where it lists several,
+      ``camera`` for a single one. Empty for a run whose K was not learned.
+
+    Raises:
+      ValueError: a learned run's checkpoint without its K (naming the checkpoint).
+    """
+    prefix, run_dir = resolve_checkpoint(path)
+    run = RunDir(run_dir)
+    config = run.read_config()
+    if config.data.intrinsics != "learned":
+        return {}
+    shapes = dict(tf.train.list_variables(prefix))
+    if _LEARNED_FOCAL_KEY not in shapes:
+        raise ValueError(f"checkpoint {prefix!r} of an --intrinsics=learned run holds no learned K")
+    num_cameras = int(shapes[_LEARNED_FOCAL_KEY][0])
+    layer = LearnedIntrinsics(num_cameras, np.eye(3), learning_rate_scale=config.train.intrinsics_lr_scale)
+    tf.train.Checkpoint(intrinsics=layer).restore(prefix).expect_partial()
+    names = ["camera"] if num_cameras == 1 else [f"camera_{i}" for i in range(num_cameras)]
+    if num_cameras > 1 and os.path.isfile(run.learned_intrinsics_path):
+        with open(run.learned_intrinsics_path, encoding="utf-8") as f:
+            listed = list(json.load(f).get("cameras", {}))
+        names = listed if len(listed) == num_cameras else names
+    values = layer.normalized().numpy()
+    return {name: tuple(float(v) for v in values[i]) for i, name in enumerate(names)}

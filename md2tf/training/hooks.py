@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from md2tf.progress import Progress
@@ -57,6 +58,8 @@ class LoopState:
       last_checkpoint: prefix of the last checkpoint written (chief only).
       validations: ``(epoch, step, results)`` of every validation pass of this call, in order.
       best: ``best.json`` of the best validation epoch so far (chief only; None without one).
+      warnings: what the run summary must say about the result (e.g. a learned K that cannot be
+        trusted), one line each.
     """
 
     total_steps: int | None = None
@@ -67,6 +70,7 @@ class LoopState:
     last_checkpoint: str | None = None
     validations: list[tuple[int, int, dict[str, float]]] = dataclasses.field(default_factory=list)
     best: dict | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 class Hook:
@@ -242,6 +246,71 @@ class Validation(Hook):
             state.best = self.best.record
             line += "  (best so far)" if len(state.validations) > 1 else ""
         (self.progress.write if self.progress else logger.info)(line)
+
+
+#: Mean rotation (degrees per frame) below which a learned K is poorly determined.
+MIN_ROTATION_DEG = 0.05
+#: Relative change of a focal length, and change of a principal point in units of the image size,
+#: over the last epoch above which a learned K has not settled.
+MAX_FOCAL_CHANGE, MAX_PRINCIPAL_CHANGE = 0.01, 0.005
+
+
+class IntrinsicsMonitor(Hook):
+    """``--intrinsics=learned``: says in the summary when the learned K should not be trusted.
+
+    K is determined by the rotation between frames (Gordon et al., ICCV 2019, Sec. 3): under pure
+    translation, and for a rectified stereo pair, a focal-length error is absorbed by the depth. Per
+    epoch the hook averages ``intrinsics/rotation_deg`` (the pose network's rotation between
+    neighbouring frames) and keeps each camera's K (``intrinsics/<camera>/{fx,fy,cx,cy}``) at the
+    epoch's first step; at the end it adds to ``state.warnings``: too little rotation in the last
+    epoch, or a K that still moved in it.
+
+    Args:
+      cameras: the cameras' names (the scalar tags).
+      temporal: whether the run has temporal sources (else K is unobservable, see above).
+    """
+
+    def __init__(self, cameras: tuple[str, ...], temporal: bool) -> None:
+        self.cameras, self.temporal = cameras, temporal
+        self._start: dict[str, tuple[float, ...]] = {}
+        self._last: dict[str, tuple[float, ...]] = {}
+        self._rotation: list[float] = []
+        self._epoch = -1
+
+    def _k(self, scalars: dict[str, float], camera: str) -> tuple[float, ...] | None:
+        keys = [f"intrinsics/{camera}/{c}" for c in ("fx", "fy", "cx", "cy")]
+        return tuple(scalars[k] for k in keys) if all(k in scalars for k in keys) else None
+
+    def after_step(self, state, info):
+        if info.epoch != self._epoch:  # a new epoch (or the first step of a resumed run)
+            self._epoch, self._rotation = info.epoch, []
+            self._start = {c: k for c in self.cameras if (k := self._k(info.scalars, c)) is not None}
+        self._last = {c: k for c in self.cameras if (k := self._k(info.scalars, c)) is not None}
+        if "intrinsics/rotation_deg" in info.scalars:
+            self._rotation.append(info.scalars["intrinsics/rotation_deg"])
+
+    def end(self, state, step):
+        if not self.temporal:
+            state.warnings.append(
+                "the learned K is not determined by stereo pairs alone (a focal-length error is absorbed "
+                "by the depth): train with temporal frames (--frame_offsets=0,-1,1) or give the calibration")
+            return
+        if self._rotation:
+            rotation = float(np.mean(self._rotation))
+            if rotation < MIN_ROTATION_DEG:
+                state.warnings.append(
+                    f"the camera hardly rotates (mean {rotation:.3f} degrees between frames in the last "
+                    f"epoch, below {MIN_ROTATION_DEG}): the learned K is poorly determined; use footage "
+                    "with turns, or give the calibration")
+        for camera, start in self._start.items():
+            end = self._last.get(camera, start)
+            focal = max(abs(e / s - 1.0) for s, e in zip(start[:2], end[:2]))
+            principal = max(abs(e - s) for s, e in zip(start[2:], end[2:]))
+            if focal > MAX_FOCAL_CHANGE or principal > MAX_PRINCIPAL_CHANGE:
+                state.warnings.append(
+                    f"the learned K of camera {camera} still moved in the last epoch (focal length by "
+                    f"{100 * focal:.1f} %, principal point by {100 * principal:.1f} % of the image): "
+                    "train longer before trusting it")
 
 
 def best_metric(results: dict[str, float]) -> str | None:

@@ -192,13 +192,14 @@ class BestNetworks:
       depth_net, pose_net: the networks (``pose_net`` None for stereo-only runs).
       step: the int64 step counter (the checkpoint number).
       strategy: the distribution strategy (only the chief's copy is kept).
+      intrinsics: the learned K of ``--intrinsics=learned`` (kept with the networks), or None.
     """
 
     def __init__(self, run_dir: str, *, depth_net, pose_net, step: tf.Variable,
-                 strategy: tf.distribute.Strategy | None = None) -> None:
+                 strategy: tf.distribute.Strategy | None = None, intrinsics=None) -> None:
         self.strategy = strategy or tf.distribute.get_strategy()
-        objects = {"depth_net": depth_net} if pose_net is None else {"depth_net": depth_net,
-                                                                      "pose_net": pose_net}
+        objects = {name: obj for name, obj in (("depth_net", depth_net), ("pose_net", pose_net),
+                                               ("intrinsics", intrinsics)) if obj is not None}
         self.run = RunDir(run_dir)
         self.is_chief = distribute.is_chief(self.strategy)
         self.directory = distribute.worker_dir(self.run.best, self.strategy)

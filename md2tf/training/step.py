@@ -8,6 +8,7 @@ Pure functions of (networks, batch, configs): DepthNet on the augmented target, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -129,6 +130,23 @@ def scalar_losses(losses, scales: Sequence[int]) -> dict[str, tf.Tensor]:
         # automask is 1 where a warped source won the minimum; the masked fraction is the rest.
         out["automask/masked_fraction"] = 1.0 - tf.reduce_mean(tf.cast(losses.automask[0], tf.float32))
     return out
+
+
+def rotation_deg(source_from_target: tf.Tensor, temporal_offsets: Sequence[int]) -> tf.Tensor:
+    """Scalar: the mean rotation angle between neighbouring frames, in degrees.
+
+    The angle of each temporal source's rotation, ``arccos((trace R - 1) / 2)``, divided by its
+    frame offset, averaged over the batch and the sources.
+
+    Args:
+      source_from_target: ``[B, S, 4, 4]``, temporal sources first (`source_from_target_poses`).
+      temporal_offsets: the frame offset of each temporal source, in that order (non-empty).
+    """
+    n = len(temporal_offsets)
+    rotations = tf.cast(source_from_target[:, :n, :3, :3], tf.float32)
+    cos = (tf.linalg.trace(rotations) - 1.0) / 2.0
+    angle = tf.acos(tf.clip_by_value(cos, -1.0, 1.0)) * (180.0 / math.pi)
+    return tf.reduce_mean(angle / tf.abs(tf.constant(temporal_offsets, tf.float32)))
 
 
 def all_finite(tensors: Sequence[tf.Tensor | None]) -> tf.Tensor:

@@ -48,6 +48,8 @@ class TrainResult(NamedTuple):
       best: ``<run_dir>/best/best.json`` of the best validation epoch (epoch, step, metric, value,
         checkpoint), or None.
       wall_time_s: wall time of this call, seconds.
+      warnings: lines the run summary must show (`md2tf.training.hooks.LoopState.warnings`).
+      learned_intrinsics: ``--intrinsics=learned``: camera name -> normalised ``(fx, fy, cx, cy)``.
     """
 
     step: int
@@ -59,6 +61,8 @@ class TrainResult(NamedTuple):
     validations: tuple = ()
     best: dict | None = None
     wall_time_s: float = 0.0
+    warnings: tuple[str, ...] = ()
+    learned_intrinsics: dict | None = None
 
 
 def _adam(learning_rate: float) -> keras.optimizers.Optimizer:
@@ -185,7 +189,7 @@ class Trainer:
             keep=tc.keep_checkpoints, strategy=self.strategy, intrinsics=self.intrinsics)
         #: The best validation epoch's networks (``<run_dir>/best/``), beside the latest checkpoints.
         self.best_networks = run_checkpoints.BestNetworks(tc.run_dir, **nets, step=self.step,
-                                                      strategy=self.strategy)
+                                                      strategy=self.strategy, intrinsics=self.intrinsics)
         self.writer = (tf.summary.create_file_writer(RunDir(tc.run_dir).tensorboard) if self.is_chief
                        else tf.summary.create_noop_writer())
 
@@ -222,6 +226,9 @@ class Trainer:
         # With loss scaling, non-finite gradients are the LossScaleOptimizer's business.
         finite = step.all_finite([loss] + ([] if self._use_loss_scale else grads))
         scalars = {**step.scalar_losses(out.losses, self.scales), **self._intrinsics_scalars()}
+        temporal = self.config.data.temporal_offsets
+        if self.intrinsics is not None and temporal:  # what determines K (hooks.IntrinsicsMonitor)
+            scalars["intrinsics/rotation_deg"] = step.rotation_deg(out.source_from_target, temporal)
         return scalars, grads, tf.cast(finite, tf.float32)
 
     def _replica_step(self, batch, global_step, stop):
@@ -348,6 +355,9 @@ class Trainer:
         """Checkpoint at the current step (every worker calls it); the prefix on the chief."""
         path = self.checkpoints.save()
         self.saved_step = int(self.step.numpy())
+        if self.intrinsics is not None and self.is_chief:  # the file follows the checkpoint
+            write_intrinsics(RunDir(self.config.train.run_dir).learned_intrinsics_path,
+                             self.learned_intrinsics())
         return path if self.is_chief else None
 
     def weights_finite(self) -> bool:
@@ -417,6 +427,9 @@ class Trainer:
         hooks.append(hooks_lib.ProgressBar(progress, total_steps, steps_per_epoch))
         if tc.validate_every_epoch:
             hooks.append(hooks_lib.Validation(self.validate, progress, self.best_networks))
+        if self.intrinsics is not None:
+            hooks.append(hooks_lib.IntrinsicsMonitor(self.camera_names,
+                                                     bool(self.config.data.temporal_offsets)))
         hooks.append(hooks_lib.Checkpointing(tc.save_every_steps, self.save, lambda: self.saved_step))
         return hooks
 
@@ -461,20 +474,14 @@ class Trainer:
                     hook.after_epoch(state, epoch + 1, int(self.step.numpy()))
             for hook in reversed(hooks):
                 hook.end(state, int(self.step.numpy()))
-        if self.intrinsics is not None and self.is_chief:
-            path = RunDir(tc.run_dir).learned_intrinsics_path
-            write_intrinsics(path, self.learned_intrinsics())
-            for name, (fx, fy, cx, cy) in self.learned_intrinsics().items():
-                logger.info("learned K of camera %s (normalised): fx %.4f fy %.4f cx %.4f cy %.4f",
-                            name, fx, fy, cx, cy)
-            logger.info("learned intrinsics written to %s", path)
         if int(self.corrupt_samples.numpy()):
             logger.warning("skipped %d training sample(s) with corrupt images (--skip_corrupt_images)",
                            int(self.corrupt_samples.numpy()))
         self.writer.flush()
         return TrainResult(int(self.step.numpy()), int(self.epoch.numpy()), state.stop_reason or "completed",
                            state.last_checkpoint, state.scalars, state.total_nonfinite,
-                           tuple(state.validations), state.best, time.perf_counter() - started)
+                           tuple(state.validations), state.best, time.perf_counter() - started,
+                           tuple(state.warnings), self.learned_intrinsics() or None)
 
     def _epoch_steps(self, epoch: int, plan: schedule.EpochPlan, state: hooks_lib.LoopState):
         """Yields a `hooks.StepInfo` per step of ``epoch`` (resuming mid-epoch where the step says).

@@ -86,7 +86,8 @@ def test_ply_round_trip_equals_numpy_backprojection(tmp_path, rng):
 def test_point_cloud_per_frame_with_intrinsics_beside_the_video(clip, tmp_path):
     (clip["dir"] / "intrinsics.json").write_text(json.dumps(
         {"fx": 92.0, "fy": 123.0, "cx": 79.5, "cy": 31.5, "units": "pixels"}))
-    K = prediction.point_cloud_intrinsics(clip["path"])
+    K, source = prediction.point_cloud_intrinsics(clip["path"])
+    assert source == str(clip["dir"] / "intrinsics.json")
     np.testing.assert_allclose(K[:2], [[92.0 / vw.WIDTH, 0, 79.5 / vw.WIDTH],
                                        [0, 123.0 / vw.HEIGHT, 31.5 / vw.HEIGHT]], rtol=1e-6)
     prediction.run_predict(GreyPredictor(), clip["path"], str(tmp_path / "out"), progress=False,
@@ -96,6 +97,12 @@ def test_point_cloud_per_frame_with_intrinsics_beside_the_video(clip, tmp_path):
     (clip["dir"] / "intrinsics.json").unlink()
     with pytest.raises(ValueError, match="--point_cloud needs the camera intrinsics.*--intrinsics_file"):
         prediction.point_cloud_intrinsics(clip["path"])
+    # Without a file, the K the model learned in training (one camera's), as given.
+    K, source = prediction.point_cloud_intrinsics(clip["path"], learned={"clip": (0.7, 2.3, 0.55, 0.45)})
+    np.testing.assert_allclose(K, [[0.7, 0, 0.55], [0, 2.3, 0.45], [0, 0, 1]], rtol=1e-6)
+    assert source == "the K the model learned in training"
+    with pytest.raises(ValueError, match="the model learned 2 cameras' K"):
+        prediction.point_cloud_intrinsics(clip["path"], learned={"a": (1, 1, 0.5, 0.5), "b": (1, 1, 0.5, 0.5)})
 
 
 def test_broken_video_is_a_named_failure(tmp_path):

@@ -111,3 +111,37 @@ def test_hooks_take_what_they_need_not_the_trainer():
 
     hooks.Preemption(Stop()).after_step(state, _info(3))
     assert state.stop_reason == "preempted"
+
+
+def _k_info(step: int, epoch: int, fx: float, rotation: float) -> hooks.StepInfo:
+    scalars = {"intrinsics/cam/fx": fx, "intrinsics/cam/fy": 1.5, "intrinsics/cam/cx": 0.5,
+               "intrinsics/cam/cy": 0.5, "intrinsics/rotation_deg": rotation}
+    return hooks.StepInfo(step, epoch, scalars, True, False, 1e-4)
+
+
+def _monitor_warnings(fx_by_step, rotation: float, temporal: bool = True) -> list[str]:
+    monitor, state = hooks.IntrinsicsMonitor(("cam",), temporal), hooks.LoopState()
+    for i, fx in enumerate(fx_by_step):
+        monitor.after_step(state, _k_info(i + 1, i // 4, fx, rotation))
+    monitor.end(state, len(fx_by_step))
+    return state.warnings
+
+
+def test_intrinsics_monitor_trusts_a_settled_k_under_rotation():
+    assert _monitor_warnings([0.9, 0.8, 0.7, 0.6, 0.601, 0.6, 0.602, 0.603], rotation=0.3) == []
+
+
+def test_intrinsics_monitor_says_when_k_still_moves_in_the_last_epoch():
+    """Only the last epoch counts: a large early change is what learning K means."""
+    (line,) = _monitor_warnings([0.9, 0.8, 0.7, 0.6, 0.6, 0.59, 0.58, 0.57], rotation=0.3)
+    assert "camera cam still moved in the last epoch (focal length by 5.0 %" in line
+
+
+def test_intrinsics_monitor_says_when_the_camera_hardly_rotates():
+    (line,) = _monitor_warnings([0.6] * 8, rotation=0.01)
+    assert "hardly rotates (mean 0.010 degrees" in line
+
+
+def test_intrinsics_monitor_says_stereo_alone_does_not_determine_k():
+    (line,) = _monitor_warnings([0.6] * 8, rotation=0.0, temporal=False)
+    assert "not determined by stereo pairs alone" in line

@@ -87,3 +87,20 @@ def test_all_finite():
     assert bool(step.all_finite([tf.ones(3), None, tf.zeros([2, 2])]))
     assert not bool(step.all_finite([tf.ones(3), tf.constant([1.0, np.nan])]))
     assert not bool(step.all_finite([tf.constant(np.inf)]))
+
+
+def test_rotation_deg_is_the_mean_angle_per_frame():
+    """Angles of known rotations (about any axis), divided by the frame offset, averaged."""
+    def rotation(axis, degrees):
+        axis = np.asarray(axis, np.float64) / np.linalg.norm(axis)
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        a = np.radians(degrees)
+        m = np.eye(4)
+        m[:3, :3] = np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k  # Rodrigues
+        return m
+
+    poses = np.stack([[rotation([0, 1, 0], 2.0), rotation([1, 1, 0], 3.0), rotation([1, 0, 0], 9.0)],
+                      [rotation([0, 0, 1], 0.5), rotation([1, 2, 3], 1.0), np.eye(4)]])  # [2, 3, 4, 4]
+    got = step.rotation_deg(tf.constant(poses, tf.float32), temporal_offsets=(-1, 2))
+    # The third source (the stereo partner) is left out; offset 2 halves its angle.
+    assert float(got) == pytest.approx(np.mean([2.0, 1.5, 0.5, 0.5]), abs=2e-3)
