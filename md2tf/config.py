@@ -358,6 +358,13 @@ class DataConfig(ConfigBase):
     intrinsics_start_fov: float = setting(
         0.0, "--intrinsics=learned: start every camera at this horizontal field of view in degrees "
         "(square pixels, centred principal point) instead of the dataset's K; 0 = the dataset's K.")
+    speed_source: str = setting("", "Distance travelled between frames, for --speed_weight: gt = the "
+                                "dataset's own (the synthetic world's and kitti_odom's poses, a folder's "
+                                "poses.txt, KITTI raw's oxts forward velocity), file = speeds.csv (time s, "
+                                "speed m/s) in each frame folder or <video name>.speeds.csv beside each "
+                                "video; empty = none.", choices=("", "gt", "file"))
+    fps: float = setting(10.0, "--dataset=folder: frame rate of the frames (frame i at i / fps seconds) "
+                         "where no times.txt lies beside them; for speeds.csv.")
     flip_prob: float = setting(0.5, "Horizontal flip probability.")
     color_aug_prob: float = setting(0.5, "Colour augmentation probability.")
     num_parallel_calls: int = setting(-1, "tf.data parallelism (-1 = AUTOTUNE).", resumable=True)
@@ -382,6 +389,7 @@ class DataConfig(ConfigBase):
         _check(0.0 <= self.flip_prob <= 1.0 and 0.0 <= self.color_aug_prob <= 1.0,
                "--flip_prob and --color_aug_prob must lie in [0, 1]")
         _check(self.stereo_baseline > 0, f"--stereo_baseline must be > 0, got {self.stereo_baseline}")
+        _check(self.fps > 0, f"--fps must be > 0, got {self.fps}")
         _check(self.intrinsics_start_fov == 0.0 or 10.0 <= self.intrinsics_start_fov <= 150.0,
                f"--intrinsics_start_fov must be 0 (the dataset's K) or lie in [10, 150] degrees, got "
                f"{self.intrinsics_start_fov}")
@@ -451,8 +459,13 @@ class LossConfig(ConfigBase):
                                        "at scale s.", aliases=("disparity_smoothness",))
     identity_noise_std: float = setting(1e-5, "Std of the tie-break noise added to the auto-mask's "
                                         "identity error.")
+    speed_weight: float = setting(0.0, "Weight of the velocity loss | ||t_pred|| - distance | over the pose "
+                                  "pairs (Guizilini et al., PackNet-SfM, CVPR 2020, Sec. 3.3: 0.1), which "
+                                  "makes depth and poses metric; the distances come from --speed_source. "
+                                  "0 = off.")
 
     def validate(self) -> None:
+        _check(self.speed_weight >= 0, f"--speed_weight must be >= 0 (0 = off), got {self.speed_weight}")
         _check(0.0 <= self.ssim_weight <= 1.0, f"--ssim_weight must lie in [0, 1], got {self.ssim_weight}")
         _check(self.smoothness_weight >= 0, f"--smoothness_weight must be >= 0, got {self.smoothness_weight}")
         _check(self.identity_noise_std >= 0, "--identity_noise_std must be >= 0")
@@ -557,6 +570,11 @@ class ExperimentConfig(ConfigBase):
         _check(self.train.pose_source != "gt" or bool(self.data.temporal_offsets),
                f"--pose_source=gt needs temporal source frames (--frame_offsets besides 0), got "
                f"--frame_offsets={','.join(map(str, self.data.frame_offsets))}")
+        if self.loss.speed_weight > 0:
+            _check(bool(self.data.speed_source),
+                   f"--speed_weight={self.loss.speed_weight:g} needs --speed_source (gt or file)")
+            _check(self.use_pose_net, "--speed_weight supervises the pose network's translation: it needs "
+                   "temporal source frames (--frame_offsets besides 0) and --pose_source=network")
 
     @property
     def use_pose_net(self) -> bool:

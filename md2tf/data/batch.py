@@ -36,6 +36,8 @@ class Batch(NamedTuple):
         learned K (``--intrinsics=learned``) it uses.
       flipped: bool ``[B]``, the sample was mirrored horizontally (a learned K's principal point is
         mirrored with it: ``cx -> W - 1 - cx``).
+      temporal_distance: float32 ``[B, T]`` metres travelled between the target and each temporal
+        source (`Sample.temporal_distance`), the velocity loss's supervision; NaN where unknown.
     """
 
     target: tuple[tf.Tensor, ...]
@@ -48,3 +50,4 @@ class Batch(NamedTuple):
     temporal_source_from_target: tf.Tensor | None = None
     camera: tf.Tensor | None = None
     flipped: tf.Tensor | None = None
+    temporal_distance: tf.Tensor | None = None

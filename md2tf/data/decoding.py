@@ -220,7 +220,7 @@ class _SampleLoader:
                            lambda: tf.cond(has_velo, lambda: resize_depth(lidar_gt(), cfg), no_gt))
         out = finish_sample(cfg, clean, params, element["intrinsics"], element["side_sign"], depth_gt,
                             temporal_source_from_target=element["temporal_source_from_target"],
-                            camera=element["camera"])
+                            camera=element["camera"], temporal_distance=element["temporal_distance"])
         if self.skip_corrupt:
             out.update(valid=valid, paths=paths)  # for the filter; removed before batching
         return out
@@ -234,7 +234,8 @@ def resize_depth(depth: tf.Tensor, config: DataConfig) -> tf.Tensor:
 def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentParams,
                   intrinsics_normalized: tf.Tensor, side_sign: tf.Tensor,
                   depth_gt: tf.Tensor, temporal_source_from_target: tf.Tensor | None = None,
-                  camera: tf.Tensor | int = 0) -> dict[str, tf.Tensor]:
+                  camera: tf.Tensor | int = 0,
+                  temporal_distance: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
     """Colour jitter, intrinsics, stereo transform and known poses of one decoded (already flipped)
     sample.
 
@@ -248,6 +249,8 @@ def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentP
       temporal_source_from_target: float32 ``[T, 4, 4]`` known ``source_from_target`` of the
         temporal sources (of the unflipped images; NaN if unknown), or None (unknown).
       camera: int32 scalar, the sample's index in the dataset's cameras (`Dataset.cameras`).
+      temporal_distance: float32 ``[T]`` metres travelled to each temporal source (a flip keeps
+        them; NaN if unknown), or None (unknown).
 
     Returns:
       Dict of per-sample tensors consumed by `to_batch` after batching.
@@ -258,6 +261,9 @@ def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentP
         temporal_source_from_target = tf.constant(unknown_poses(num_temporal))
     poses = tf.reshape(tf.cast(temporal_source_from_target, tf.float32), [num_temporal, 4, 4])
     poses = tf.cond(params.flip, lambda: mirror_x(poses), lambda: poses)
+    if temporal_distance is None:
+        temporal_distance = tf.fill([num_temporal], float("nan"))
+    distance = tf.reshape(tf.cast(temporal_distance, tf.float32), [num_temporal])
     clean.set_shape([n, config.height, config.width, 3])
     depth_gt.set_shape([config.gt_height, config.gt_width, 1])
     if config.use_stereo:
@@ -273,6 +279,7 @@ def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentP
         "stereo": stereo,
         "depth_gt": depth_gt,
         "poses": poses,
+        "distance": distance,
         "camera": tf.cast(camera, tf.int32),
         "flipped": tf.convert_to_tensor(params.flip, tf.bool),
     }
@@ -301,6 +308,9 @@ def samples_to_dataset(samples: list[Sample], num_temporal: int,
         "velodyne": np.array([s.velodyne for s in samples]),
         "velo_projection": np.stack([s.velo_projection for s in samples]).astype(np.float32),
         "temporal_source_from_target": poses.reshape(len(samples), num_temporal, 4, 4),
+        "temporal_distance": np.stack([np.full(num_temporal, np.nan) if s.temporal_distance is None
+                                       else s.temporal_distance for s in samples]
+                                      ).astype(np.float32).reshape(len(samples), num_temporal),
         "camera": np.zeros(len(samples), np.int32) if cameras is None else np.asarray(cameras, np.int32),
     })
 
@@ -379,11 +389,12 @@ class _StoredLoader:
 
         depth_gt = tf.cond(tf.size(raw) > 0, gt,
                            lambda: tf.zeros([cfg.gt_height, cfg.gt_width, 1], tf.float32))
-        poses = None
+        poses = distance = None
         if "temporal_source_from_target" in example and self.pose_indices:
             poses = tf.gather(example["temporal_source_from_target"], self.pose_indices)
+            distance = tf.norm(poses[:, :3, 3], axis=-1)  # known poses give distances (NaN: none)
         return finish_sample(cfg, clean, params, example["intrinsics"], example["side_sign"], depth_gt,
-                             temporal_source_from_target=poses)
+                             temporal_source_from_target=poses, temporal_distance=distance)
 
 
 def read_stored(examples: tf.data.Dataset, config: DataConfig, frame_indices: list[int], *,

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from md2tf.data import poses as poses_lib
+from md2tf.data import speeds as speeds_lib
 from md2tf.data.sample import Sample
 from md2tf.data.splits import SplitEntry, read_split
 
@@ -369,6 +370,7 @@ def build_samples(
     image_ext: str = ".jpg",
     intrinsics: str = "fixed",
     poses: str = "none",
+    oxts_speeds: bool = False,
 ) -> list[Sample]:
     """Resolves and validates the files of every split entry.
 
@@ -381,7 +383,10 @@ def build_samples(
       intrinsics: ``"fixed"`` (the paper's K), ``"calib"`` (per drive from the calibration file) or
         ``"learned"`` (the calibration file's K as the start of the learned one).
       poses: where the layout keeps camera poses (`POSE_LAYOUTS`); a drive or sequence without a pose
-        file gets NaN ``temporal_source_from_target``.
+        file gets NaN ``temporal_source_from_target``. Known poses also give the distances travelled
+        (`Sample.temporal_distance`).
+      oxts_speeds: take the distances from each drive's oxts forward velocity instead (KITTI raw,
+        `md2tf.data.speeds.read_oxts_speeds`).
 
     Returns:
       One validated `Sample` per entry, in order.
@@ -396,6 +401,7 @@ def build_samples(
     cache = _ExistenceCache()
     calib_cache: dict[tuple, np.ndarray] = {}
     pose_cache = _PoseCache(data_dir, poses, image_ext, cache)
+    oxts: dict[str, tuple[np.ndarray, speeds_lib.SpeedProfile]] = {}
     samples = []
     for entry in entries:
         if entry.side is None and use_stereo:
@@ -440,8 +446,18 @@ def build_samples(
         side_sign = -1.0 if entry.side == "l" else 1.0
         name = f"{entry.folder} {entry.frame_index}" + (f" {entry.side}" if entry.side else "")
         relative = pose_cache.relative(entry, temporal_offsets)
+        distance = poses_lib.travelled(relative)
+        if oxts_speeds:
+            drive = os.path.join(data_dir, entry.folder)
+            if drive not in oxts:
+                try:
+                    oxts[drive] = speeds_lib.read_oxts_speeds(drive)
+                except ValueError as error:
+                    raise ValueError(f"{entry.where}: {error}") from error
+            distance = speeds_lib.frame_distances(oxts[drive][1], oxts[drive][0], entry.frame_index,
+                                                  temporal_offsets)
         samples.append(Sample(target, tuple(sources), K, side_sign, gt, name, velo, velo_P, relative,
-                              camera_name(entry)))
+                              camera_name(entry), distance))
     return samples
 
 

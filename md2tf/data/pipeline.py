@@ -80,6 +80,7 @@ def to_batch(element: dict) -> Batch:
         temporal_source_from_target=element["poses"],
         camera=element["camera"],
         flipped=element["flipped"],
+        temporal_distance=element["distance"],
     )
 
 

@@ -151,3 +151,10 @@ def unknown_poses(num_offsets: int) -> np.ndarray:
 def has_poses(source_from_target: np.ndarray | None) -> bool:
     """Whether a sample's ``temporal_source_from_target`` holds known (finite) poses."""
     return source_from_target is not None and bool(np.all(np.isfinite(source_from_target)))
+
+
+def travelled(source_from_target: np.ndarray) -> np.ndarray:
+    """float32 ``[T]``: metres between the target's and each source's camera centre, ``||t||`` of
+    ``source_from_target`` ``[T, 4, 4]`` (the target's centre in the source's coordinates); NaN
+    where the poses are unknown."""
+    return np.linalg.norm(np.asarray(source_from_target, np.float64)[:, :3, 3], axis=-1).astype(np.float32)

@@ -153,6 +153,11 @@ class PreparedDataset:
             return None if known else "example 0"
         return None
 
+    def first_without_distances(self, config: DataConfig, subset: str) -> str | None:
+        """See `md2tf.data.datasets.base.Dataset.first_without_distances`: a prepared dataset's
+        distances are those of its stored poses."""
+        return self.first_without_poses(config, subset)
+
     def draw_frames(self, config: DataConfig, subset: str, num: int,
                     seed: int = 0) -> tuple[list[np.ndarray], int]:
         """See `md2tf.data.datasets.base.Dataset.draw_frames`: the stored target frames (the

@@ -35,6 +35,9 @@ class Sample(NamedTuple):
         ``<date>/image_0X`` for KITTI raw and the synthetic world, ``<sequence>/image_0X`` for
         KITTI odometry, the frame folder (relative to ``data_dir``, or the folder's own name) for
         a folder of frames or a decoded video; ``""`` when unknown.
+      temporal_distance: float32 ``[T]`` metres the camera travelled between the target and each
+        temporal source (`md2tf.data.speeds`: known poses, KITTI oxts or ``speeds.csv``), the velocity
+        loss's supervision; NaN where unknown. None (= unknown) for samples listed without.
     """
 
     target: str
@@ -47,4 +50,5 @@ class Sample(NamedTuple):
     velo_projection: np.ndarray = np.zeros((3, 4), np.float32)
     temporal_source_from_target: np.ndarray | None = None
     camera: str = ""
+    temporal_distance: np.ndarray | None = None
 

@@ -5,6 +5,7 @@ from md2tf.losses.compiled import xla_loss
 from md2tf.losses.multiscale import LossOutputs, monodepth2_loss, scale_reprojection
 from md2tf.losses.photometric import photometric_error, ssim
 from md2tf.losses.smoothness import edge_aware_smoothness
+from md2tf.losses.velocity import velocity_loss
 
 __all__ = [
     "LossOutputs",
@@ -14,5 +15,6 @@ __all__ = [
     "photometric_error",
     "scale_reprojection",
     "ssim",
+    "velocity_loss",
     "xla_loss",
 ]

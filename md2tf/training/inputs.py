@@ -61,6 +61,29 @@ def check_poses_available(config: ExperimentConfig) -> None:
                 "beside the frames), else use --pose_source=network")
 
 
+def check_distances_available(config: ExperimentConfig) -> None:
+    """With ``--speed_weight``: fails at start-up unless every train sample has known distances.
+
+    Raises:
+      ValueError: one line naming ``--speed_source``, ``--dataset`` and the first sample without a
+        distance, with where distances can come from.
+    """
+    if not config.loss.speed_weight:
+        return
+    data = config.data
+    if data.speed_source == "file" and data.dataset not in ("folder", "video"):
+        raise ValueError(f"--speed_source=file reads speeds.csv beside frame folders or videos "
+                         f"(--dataset=folder or video), not --dataset={data.dataset}: use --speed_source=gt")
+    missing = datasets.get_dataset(data.dataset).first_without_distances(data, "train")
+    if missing is not None:
+        where = ("poses.txt or speeds.csv (--speed_source=file) beside the frames" if data.dataset == "folder"
+                 else "<video name>.speeds.csv beside the video" if data.dataset == "video"
+                 else "poses (synthetic, kitti_odom) or KITTI raw's oxts folder")
+        raise ValueError(f"--speed_weight={config.loss.speed_weight:g} needs the distance travelled "
+                         f"between frames, but --dataset={data.dataset} (--speed_source={data.speed_source}) "
+                         f"has none for train sample {missing!r}; distances come from {where}")
+
+
 def default_dataset_fn(config: ExperimentConfig, corrupt_counter: tf.Variable) -> DatasetFn:
     def fn(split, batch_size, training, input_context=None, seed=None):
         skip = config.data.skip_corrupt_images and training

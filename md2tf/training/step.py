@@ -17,6 +17,7 @@ import tensorflow as tf
 from md2tf import geometry
 from md2tf.config import DataConfig, LossConfig
 from md2tf.data.batch import Batch
+from md2tf.losses.velocity import velocity_loss
 
 
 class ForwardOutputs(NamedTuple):
@@ -25,12 +26,15 @@ class ForwardOutputs(NamedTuple):
     Attributes:
       disparities: per scale s, float32 sigmoid disparity ``[B, H/2^s, W/2^s, 1]``.
       source_from_target: ``[B, S, 4, 4]`` float32, temporal sources then the stereo partner.
-      losses: the loss package's ``LossOutputs``.
+      losses: the loss package's ``LossOutputs``; with ``--speed_weight`` its ``total`` includes
+        the weighted velocity loss.
+      speed: the unweighted velocity loss (`md2tf.losses.velocity_loss`), or None when off.
     """
 
     disparities: tuple[tf.Tensor, ...]
     source_from_target: tf.Tensor
     losses: object
+    speed: tf.Tensor | None = None
 
 
 def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_config: DataConfig,
@@ -109,7 +113,12 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
                        flipped=batch.flipped)
     losses = loss_fn(disparities, batch.target, batch.sources, source_from_target, K, loss_config,
                      noise_seed=noise_seed, disp_to_depth=depth_net.disp_to_depth)
-    return ForwardOutputs(disparities, source_from_target, losses)
+    speed = None
+    if loss_config.speed_weight > 0:  # PackNet-SfM Sec. 3.3: known distances make the poses metric
+        num_temporal = len(data_config.temporal_offsets)
+        speed, _ = velocity_loss(source_from_target[:, :num_temporal], batch.temporal_distance)
+        losses = losses._replace(total=losses.total + loss_config.speed_weight * speed)
+    return ForwardOutputs(disparities, source_from_target, losses, speed)
 
 
 def noise_seed_for(step: tf.Tensor, seed: int = 0) -> tf.Tensor:

@@ -95,6 +95,7 @@ class Trainer:
             raise ValueError("--run_dir is required: the run directory for checkpoints and TensorBoard")
         if dataset_fn is None:
             inputs.check_poses_available(config)
+            inputs.check_distances_available(config)
         # The strategy first: MultiWorkerMirroredStrategy must configure collectives before any op.
         self.strategy = strategy or distribute.select_strategy(tc.strategy)
         if tc.jit_compile and self.strategy.num_replicas_in_sync > 1:
@@ -226,6 +227,8 @@ class Trainer:
         # With loss scaling, non-finite gradients are the LossScaleOptimizer's business.
         finite = step.all_finite([loss] + ([] if self._use_loss_scale else grads))
         scalars = {**step.scalar_losses(out.losses, self.scales), **self._intrinsics_scalars()}
+        if out.speed is not None:
+            scalars["loss/speed"] = out.speed
         temporal = self.config.data.temporal_offsets
         if self.intrinsics is not None and temporal:  # what determines K (hooks.IntrinsicsMonitor)
             scalars["intrinsics/rotation_deg"] = step.rotation_deg(out.source_from_target, temporal)

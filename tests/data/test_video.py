@@ -210,6 +210,34 @@ def test_train_from_video_cli(clip, tmp_path):
     assert any(name.startswith("ckpt-3") for name in os.listdir(tmp_path / "run" / "checkpoints"))
 
 
+@pytest.mark.slow
+def test_uncalibrated_video_learns_its_k_and_predicts_point_clouds_with_it(clip, tmp_path):
+    """No intrinsics.json: ``--intrinsics=learned`` starts at 60 degrees, trains, writes its K, and
+    ``md2tf.predict --point_cloud`` builds point clouds with that K."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    os.symlink(clip["path"], clips / "drive.mp4")
+    run = tmp_path / "run"
+    train = [sys.executable, "-m", "md2tf.train", "--dataset=video", f"--data_dir={clips}",
+             f"--video_cache_dir={tmp_path / 'frames'}", "--target_fps=10", "--intrinsics=learned",
+             "--frame_offsets=0,-1,1", "--nouse_stereo", "--height=64", "--width=128", "--batch_size=2",
+             "--num_epochs=1", "--steps_per_epoch=3", "--val_steps=1", "--image_log_every=0",
+             "--noprogress_bar", "--gt_height=64", "--gt_width=128", f"--run_dir={run}"]
+    env = {**os.environ, "PYTHONPATH": REPO}
+    proc = subprocess.run(train, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    learned = json.load(open(run / "intrinsics_learned.json"))
+    start = 1 / (2 * np.tan(np.radians(30.0)))  # the 60 degree start, moved by 3 steps
+    assert learned["units"] == "normalized" and 0 < abs(learned["fx"] / start - 1) < 0.05
+    assert f"learned K:       drive: fx {learned['fx']:.4f}" in proc.stdout
+    predict = [sys.executable, "-m", "md2tf.predict", f"--model={run}", f"--input={clips / 'drive.mp4'}",
+               f"--out={tmp_path / 'out'}", "--max_frames=1", "--point_cloud", "--save_frames"]
+    proc = subprocess.run(predict, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "point clouds with the intrinsics of the K the model learned in training" in proc.stdout
+    assert os.path.isfile(tmp_path / "out" / "drive_000000.ply")
+
+
 # --- one decoder per prepared folder, and the camera it trains with ---------------------------------
 
 

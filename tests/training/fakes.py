@@ -53,7 +53,8 @@ def fake_samples(num: int, num_sources: int = 2, seed: int = 0, with_poses: bool
                  intrinsics=np.repeat(K[None], num, 0), stereo_source_from_target=np.repeat(
                      np.eye(4, dtype=np.float32)[None], num, 0), depth_gt=depth,
                  temporal_source_from_target=poses, camera=np.zeros(num, np.int32),
-                 flipped=np.zeros(num, bool))  # as the pipeline: one camera, nothing flipped
+                 flipped=np.zeros(num, bool),  # as the pipeline: one camera, nothing flipped
+                 temporal_distance=np.linalg.norm(poses[:, :, :3, 3], axis=-1).astype(np.float32))
 
 
 def fake_dataset_fn(num_samples: int = 16, repeat: bool = False, with_poses: bool = False):

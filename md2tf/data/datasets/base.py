@@ -12,7 +12,8 @@ A dataset is a small stateless object (one module per dataset, one entry in the 
   order: a sample's index in it is ``Batch.camera``. `Dataset.start_intrinsics`: each one's K as
   the dataset knows it, the start of ``--intrinsics=learned``.
 * `Dataset.first_without_poses`: which sample, if any, lacks known camera poses
-  (``--pose_source=gt`` checks this at start-up).
+  (``--pose_source=gt`` checks this at start-up); `Dataset.first_without_distances` likewise for
+  the distances travelled between frames (``--speed_weight``).
 * `Dataset.draw_frames`: a seeded random draw of target frames as stored (int8 calibration at
   export reads real frames through it).
 * `Dataset.eval_split`: how training-time depth metrics are masked (``eigen``: the Garg crop and
@@ -119,6 +120,10 @@ class Dataset(Protocol):
     def first_without_poses(self, config: DataConfig, subset: str) -> str | None:
         """The name of a ``subset`` sample without known camera poses, or None when all have them."""
 
+    def first_without_distances(self, config: DataConfig, subset: str) -> str | None:
+        """The name of a ``subset`` sample without a known distance to each temporal source
+        (`Sample.temporal_distance`), or None when all have them."""
+
     def draw_frames(self, config: DataConfig, subset: str, num: int,
                     seed: int = 0) -> tuple[list[np.ndarray], int]:
         """``min(num, N)`` target frames of ``subset`` drawn at random (seeded), as stored.
@@ -204,6 +209,12 @@ class FileDataset:
         """See `Dataset.first_without_poses`."""
         return next((s.name for s in self.list_samples(config, subset)
                      if not poses.has_poses(s.temporal_source_from_target)), None)
+
+    def first_without_distances(self, config: DataConfig, subset: str) -> str | None:
+        """See `Dataset.first_without_distances`."""
+        return next((s.name for s in self.list_samples(config, subset)
+                     if s.temporal_distance is None or not np.all(np.isfinite(s.temporal_distance))),
+                    None)
 
     def draw_frames(self, config: DataConfig, subset: str, num: int,
                     seed: int = 0) -> tuple[list[np.ndarray], int]:
@@ -307,4 +318,9 @@ class SplitFileDataset(FileDataset):
         return build_samples(self.usable_entries(config, read_split(path)), config.data_dir,
                              temporal_offsets=config.temporal_offsets, use_stereo=config.use_stereo,
                              image_ext=config.image_ext, intrinsics=config.intrinsics,
-                             poses=self.poses)
+                             poses=self.poses, oxts_speeds=self.oxts_speeds(config))
+
+    def oxts_speeds(self, config: DataConfig) -> bool:
+        """Whether distances come from KITTI raw's oxts: ``--speed_source=gt`` on a layout without
+        camera poses."""
+        return config.speed_source == "gt" and self.poses == "none"

@@ -33,6 +33,11 @@ frame order, the row-major 3x4 camera-to-world ``[R | t]`` in metres (camera axe
 z forward). Its line count and values are validated; ``--pose_source=gt`` trains with these poses
 instead of the pose network, and their metric scale gives metric depth.
 
+``speeds.csv`` (optional, per frame folder; ``--speed_source=file``) gives the camera's speed over
+time (`md2tf.data.speeds`): the velocity loss (``--speed_weight``) then learns metres from the
+distances travelled between frames, at each frame's time from ``times.txt`` beside the frames (one
+number of seconds per frame) or ``i / --fps``. Known poses give the distances too.
+
 Subsets: of the usable targets (all of their temporal neighbours exist), frames whose position is
 5 mod 10 form ``val``, the others ``train``; ``test`` is all of them. Stereo is not
 available for a folder.
@@ -44,7 +49,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +57,7 @@ from PIL import Image
 
 from md2tf.config import DEFAULT_FOV_DEG, DataConfig
 from md2tf.data import poses as poses_lib
+from md2tf.data import speeds as speeds_lib
 from md2tf.data.datasets.base import FileDataset, check_subset, missing_data_error
 from md2tf.data.kitti_layout import FIXED_INTRINSICS_NORMALIZED
 from md2tf.data.sample import Sample
@@ -60,6 +66,8 @@ logger = logging.getLogger(__name__)
 
 INTRINSICS_FILE = "intrinsics.json"
 POSES_FILE = "poses.txt"
+SPEEDS_FILE = "speeds.csv"  # --speed_source=file: time (s), speed (m/s); md2tf.data.speeds
+TIMES_FILE = "times.txt"  # each frame's time in seconds (a decoded video writes it); else i / --fps
 VAL_EVERY = 10
 
 
@@ -285,8 +293,29 @@ def check_frames(root: str, image_ext: str, intrinsics: str = "fixed") -> None:
                                  "in each of them, or one for all in --data_dir,")
 
 
+def frame_times(folder: str, count: int, fps: float) -> np.ndarray:
+    """``[count]`` seconds of a folder's frames (sorted order): ``times.txt`` beside them (one number
+    per frame, increasing; a decoded video writes it), else ``i / fps``.
+
+    Raises:
+      ValueError: naming ``times.txt`` when its count, values or order are wrong.
+    """
+    path = os.path.join(folder, TIMES_FILE)
+    if not os.path.isfile(path):
+        return np.arange(count, dtype=np.float64) / fps
+    try:
+        times = np.loadtxt(path, dtype=np.float64, ndmin=1)
+    except ValueError as error:
+        raise ValueError(f"{path}: not one number per line ({error})") from None
+    if times.shape != (count,) or not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+        raise ValueError(f"{path}: expected {count} increasing finite times (one per frame), got "
+                         f"{times.size} values")
+    return times
+
+
 def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), image_ext: str = ".jpg",
-                   intrinsics: str = "fixed", subset: str = "train") -> list[Sample]:
+                   intrinsics: str = "fixed", subset: str = "train",
+                   speeds_file: Callable[[str], str] | None = None, fps: float = 10.0) -> list[Sample]:
     """Samples of a frame folder (see the module docstring).
 
     Args:
@@ -297,6 +326,10 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
         (``intrinsics.json`` required) or ``learned`` (the start K: ``intrinsics.json``, else
         `default_normalized_intrinsics`).
       subset: ``train``, ``val`` or ``test``.
+      speeds_file: ``--speed_source=file``: frame folder -> its ``speeds.csv`` (distances travelled,
+        `md2tf.data.speeds`, at `frame_times`); a file that does not exist leaves them unknown. None:
+        distances from ``poses.txt`` where there is one.
+      fps: frame rate where a folder has no ``times.txt``.
 
     Returns:
       Validated samples.
@@ -332,6 +365,10 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
                              if os.path.isfile(poses_file) else None)
         camera = (os.path.relpath(folder, root) if folder != root
                   else os.path.basename(os.path.normpath(os.path.abspath(root))))
+        profile = times = None
+        if speeds_file is not None and os.path.isfile(speeds_file(folder)):
+            profile = speeds_lib.read_speeds_csv(speeds_file(folder))
+            times = frame_times(folder, len(paths), fps)
         for i, path in enumerate(paths):
             if any(not 0 <= i + o < len(paths) for o in temporal_offsets):
                 continue
@@ -340,8 +377,11 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
             sources = tuple(paths[i + o] for o in temporal_offsets)
             relative = (poses_lib.unknown_poses(len(temporal_offsets)) if world_from_camera is None
                         else poses_lib.relative_poses(world_from_camera, i, temporal_offsets))
+            distance = (poses_lib.travelled(relative) if profile is None
+                        else speeds_lib.frame_distances(profile, times, i, temporal_offsets))
             samples.append(Sample(path, sources, K, 1.0, "", os.path.relpath(path, root),
-                                  temporal_source_from_target=relative, camera=camera))
+                                  temporal_source_from_target=relative, camera=camera,
+                                  temporal_distance=distance))
     if not samples:
         raise ValueError(f"{root}: no usable {subset} frame (need neighbours {tuple(temporal_offsets)})")
     return samples
@@ -381,8 +421,11 @@ class FrameFolder(FileDataset):
         """
         if config.use_stereo:
             raise ValueError("--use_stereo is not available with --dataset=folder (no stereo partner)")
+        speeds = ((lambda folder: os.path.join(folder, SPEEDS_FILE)) if config.speed_source == "file"
+                  else None)
         return folder_samples(config.data_dir, temporal_offsets=config.temporal_offsets,
-                              image_ext=config.image_ext, intrinsics=config.intrinsics, subset=subset)
+                              image_ext=config.image_ext, intrinsics=config.intrinsics, subset=subset,
+                              speeds_file=speeds, fps=config.fps)
 
 
 DATASET = FrameFolder()

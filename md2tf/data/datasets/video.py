@@ -22,6 +22,10 @@ measured motion value, in the prepared folder's manifest ``video_frames.json`` (
 One process decodes a prepared folder at a time (`prepare_videos`); a second training on the same
 clips waits for it and then reads its frames.
 
+With ``--speed_source=file`` the velocity loss reads ``<clip name>.speeds.csv`` beside each clip
+(``drive1.speeds.csv``: time in seconds from the clip's start, speed in m/s; `md2tf.data.speeds`),
+at the decoded frames' times (each run folder's ``times.txt``).
+
 Intrinsics refer to the frames as decoded (display orientation, full size); ``intrinsics.json`` is
 copied into the prepared folder whenever it changes, without decoding again. Without it the paper's
 KITTI K trains, with one warning before training (``--intrinsics=calib`` requires the file).
@@ -46,6 +50,7 @@ from md2tf.data import video_io
 from md2tf.data.datasets.base import FileDataset, missing_data_error
 from md2tf.data.datasets.folder import (
     INTRINSICS_FILE,
+    TIMES_FILE,
     folder_samples,
     read_intrinsics,
     warn_fallback_intrinsics,
@@ -55,7 +60,8 @@ from md2tf.data.sample import Sample
 logger = logging.getLogger(__name__)
 
 MANIFEST = "video_frames.json"
-FORMAT_VERSION = 1
+SPEEDS_SUFFIX = ".speeds.csv"  # --speed_source=file: <clip name>.speeds.csv beside the clip
+FORMAT_VERSION = 2  # 2: each run folder holds times.txt
 #: Default cache folder inside ``data_dir``.
 CACHE_FOLDER = ".md2tf_frames"
 #: Shortest moving run written: a target with its -1 and +1 neighbours.
@@ -150,6 +156,8 @@ def decode_clip(path: str, out_dir: str, *, frame_stride: int, target_fps: float
         for i in run:
             name = f"{indices[i]:06d}{image_ext}"
             os.replace(os.path.join(scratch, name), os.path.join(folder, name))
+        with open(os.path.join(folder, TIMES_FILE), "w", encoding="utf-8") as f:  # for speeds.csv
+            f.writelines(f"{indices[i] / fps:.6f}\n" for i in run)
     shutil.rmtree(scratch)
     kept = sum(len(r) for r in runs)
     return {"file": os.path.basename(path), "fps": fps, "stride": stride, "decoded": len(indices),
@@ -297,8 +305,18 @@ class VideoClips(FileDataset):
             raise ValueError("--use_stereo is not available with --dataset=video (no stereo partner)")
         self.check_layout(config)
         root = prepare_videos(config)
+        speeds = None
+        if config.speed_source == "file":
+            with open(os.path.join(root, MANIFEST), encoding="utf-8") as f:
+                clips = {_clip_label(e["file"]): e["file"] for e in json.load(f)["clips"]}
+
+            def speeds(folder: str) -> str:  # <clip label>_<run> -> <data_dir>/<clip name>.speeds.csv
+                clip = clips[os.path.basename(folder).rsplit("_", 1)[0]]
+                return os.path.join(config.data_dir, os.path.splitext(clip)[0] + SPEEDS_SUFFIX)
+
         return folder_samples(root, temporal_offsets=config.temporal_offsets,
-                              image_ext=config.image_ext, intrinsics=config.intrinsics, subset=subset)
+                              image_ext=config.image_ext, intrinsics=config.intrinsics, subset=subset,
+                              speeds_file=speeds)
 
 
 DATASET = VideoClips()
