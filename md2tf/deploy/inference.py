@@ -54,7 +54,9 @@ class ModelInfo:
       min_depth, max_depth: the depth network's range (``DepthNet.min_depth`` / ``max_depth``,
         training units).
       metric_scale: factor applied to the depth output (5.4 for KITTI stereo-trained models, else 1).
-      depth_units: ``metres`` when ``metric_scale`` makes depth metric, else ``relative``.
+      depth_units: ``metres`` when the depth is metric (``metric_scale`` included), else ``relative``.
+      metric_source: how the depth became metric (the stereo baseline, speed supervision, known
+        poses); empty for relative depth.
       post_process: whether flip post-processing is baked into the graph.
       num_layers: ResNet depth of the encoder (informational).
       learned_intrinsics: the camera(s) whose K the model learned in training
@@ -72,6 +74,7 @@ class ModelInfo:
     post_process: bool = False
     num_layers: int = 18
     learned_intrinsics: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    metric_source: str = ""
 
     def __post_init__(self) -> None:
         # JSON-ready and equal after a round trip through the exports' metadata.
@@ -287,6 +290,28 @@ class TFLitePredictor(_BasePredictor):
         return np.concatenate(out, axis=0)
 
 
+def metric_source_for(config, metric_scale: float,
+                      real_baseline_m: float = KITTI_BASELINE_M) -> tuple[str, str]:
+    """``(depth_units, metric_source)`` of a model trained with ``config`` (`ModelInfo`).
+
+    Depth is metric when the training knew a length in metres: the stereo baseline (scaled by
+    ``metric_scale``), the distances travelled between frames (``--speed_weight``), or known camera
+    poses (``--pose_source=gt``); or when an explicit ``metric_scale`` says so.
+    """
+    data = config.data
+    if data.use_stereo:
+        return "metres", (f"stereo baseline: depth x {metric_scale:g} (a {real_baseline_m:g} m rig "
+                          f"trained at baseline {data.stereo_baseline:g})")
+    if config.loss.speed_weight > 0:
+        return "metres", (f"speed supervision: distances travelled between frames from "
+                          f"--speed_source={data.speed_source} (--speed_weight={config.loss.speed_weight:g})")
+    if config.train.pose_source == "gt":
+        return "metres", "known camera poses in metres (--pose_source=gt)"
+    if metric_scale != 1.0:
+        return "metres", f"--metric_scale={metric_scale:g} given at export"
+    return "relative", ""
+
+
 def predictor_from_models(config, depth_net, post_process: bool = False,
                           metric_scale: float | None = None,
                           real_baseline_m: float = KITTI_BASELINE_M,
@@ -304,12 +329,12 @@ def predictor_from_models(config, depth_net, post_process: bool = False,
     if metric_scale is None:
         metric_scale = metric_scale_for(config.data.use_stereo, config.data.stereo_baseline,
                                         real_baseline_m)
-    units = "metres" if config.data.use_stereo or metric_scale != 1.0 else "relative"
+    units, source = metric_source_for(config, metric_scale, real_baseline_m)
     info = ModelInfo(height=config.data.height, width=config.data.width,
                      min_depth=depth_net.min_depth, max_depth=depth_net.max_depth,
                      metric_scale=float(metric_scale), depth_units=units,
                      post_process=post_process, num_layers=config.model.num_layers,
-                     learned_intrinsics=learned_intrinsics or {})
+                     learned_intrinsics=learned_intrinsics or {}, metric_source=source)
     return KerasPredictor(DepthPredictor(depth_net, info), info)
 
 

@@ -126,3 +126,27 @@ def test_load_predictor_rejects_unknown_paths(tmp_path):
         inference.load_predictor(str(tmp_path / "missing.tflite"))
     with pytest.raises(ValueError, match="--model.*not a .tflite file, SavedModel"):
         inference.load_predictor(str(tmp_path / "nothing_here"))
+
+
+@pytest.mark.parametrize("changes, units, says", [
+    ({}, "relative", ""),
+    ({"data": {"use_stereo": True, "frame_offsets": (0,)}}, "metres", "stereo baseline: depth x 5.4"),
+    ({"data": {"speed_source": "gt"}, "loss": {"speed_weight": 0.1}}, "metres",
+     "speed supervision: distances travelled between frames from --speed_source=gt"),
+    ({"train": {"pose_source": "gt"}}, "metres", "known camera poses"),
+])
+def test_model_info_says_whether_and_how_depth_is_metric(changes, units, says):
+    """The model card's ``depth_units`` and ``metric_source`` follow what training knew in metres."""
+    import dataclasses
+
+    from md2tf.config import ExperimentConfig
+    from md2tf.deploy.inference import metric_scale_for, metric_source_for
+
+    config = ExperimentConfig()
+    parts = {name: dataclasses.replace(getattr(config, name), **fields) for name, fields in changes.items()}
+    config = dataclasses.replace(config, **parts)
+    scale = metric_scale_for(config.data.use_stereo, config.data.stereo_baseline)
+    got_units, source = metric_source_for(config, scale)
+    assert got_units == units and source.startswith(says)
+    info = ModelInfo(32, 64, metric_scale=scale, depth_units=got_units, metric_source=source)
+    assert ModelInfo.from_dict(info.to_dict()) == info
