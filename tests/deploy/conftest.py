@@ -20,7 +20,10 @@ def exported(tmp_path_factory):
 
     keras.utils.set_random_seed(0)
     net = DepthNet(num_layers=18, init="keras").build_for_shape(H, W)
-    info = ModelInfo(H, W, min_depth=0.1, max_depth=100.0, metric_scale=5.4, depth_units="metres")
+    # A learned K and the metric source travel with every export (the metadata round trips check it).
+    info = ModelInfo(H, W, min_depth=0.1, max_depth=100.0, metric_scale=5.4, depth_units="metres",
+                     learned_intrinsics={"clip": [0.71, 2.38, 0.55, 0.45]},
+                     metric_source="stereo baseline: depth x 5.4")
     predictor = KerasPredictor(DepthPredictor(net, info), info)
     root = tmp_path_factory.mktemp("export")
     sm_dir = export_saved_model(predictor.model, info, str(root / "saved_model"))

@@ -108,6 +108,7 @@ def test_load_predictor_reads_every_export(exported):
     for path in (exported["saved_model"], exported["tflite_fp32"]):
         p = load_predictor(path)
         assert (p.height, p.width, p.metric_scale) == (H, W, 5.4)
+        assert p.info == exported["info"]  # the learned K and the metric source included
         out = p.predict(exported["images"])
         np.testing.assert_allclose(out["disparity"], ref["disparity"], atol=1e-4)
         np.testing.assert_allclose(out["scaled_disparity"], ref["scaled_disparity"], rtol=1e-4)

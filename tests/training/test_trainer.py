@@ -24,6 +24,7 @@ import tensorflow as tf
 from md2tf.config import DataConfig, ExperimentConfig
 from md2tf.data.datasets.folder import read_intrinsics
 from md2tf.losses import monodepth2_loss
+from md2tf.models.checkpoint import load_learned_intrinsics
 from md2tf.rundir import RunDir
 from md2tf.training import inputs
 from md2tf.training import trainer as trainer_lib
@@ -311,3 +312,9 @@ def test_learned_intrinsics_train_checkpoint_and_file(tmp_path):
         learned_cameras=(("clip",), start[None]))
     resumed.restore()
     np.testing.assert_allclose(resumed.learned_intrinsics()["clip"], learned, rtol=1e-6)
+    # What evaluation, export and predict read: the checkpoint's K, from the run and from best/.
+    (stored,) = load_learned_intrinsics(str(tmp_path)).values()
+    np.testing.assert_allclose(stored, learned, rtol=1e-6)
+    assert result.best is not None
+    (best,) = load_learned_intrinsics(RunDir(str(tmp_path)).best).values()
+    assert np.all(np.isfinite(best)) and np.max(np.abs(np.array(best) - [0.5, 1.5, 0.55, 0.45])) > 1e-5
