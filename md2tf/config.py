@@ -243,6 +243,10 @@ class WorldConfig(ConfigBase):
     pitch_deg: float = setting(0.0, "Amplitude in degrees of the vehicle's pitching (suspension over "
                                "bumps and when braking, periods of 1-3 s); 0 = the cameras only yaw. "
                                "Pitch makes a camera's fy observable to --intrinsics=learned.")
+    pan_deg: float = setting(0.0, "Amplitude in degrees of the camera's panning about the vertical, on "
+                             "top of the vehicle's heading (a handheld or head-mounted camera; periods of "
+                             "1-3 s); 0 = the camera looks along the heading. Rotation between frames is "
+                             "what determines the focal length for --intrinsics=learned.")
 
     def validate(self) -> None:
         # Flags are named as in python -m md2tf.data.synthetic; md2tf.flags prefixes them for
@@ -272,6 +276,7 @@ class WorldConfig(ConfigBase):
             offset = getattr(self, f"principal_offset_{axis}")
             _check(abs(offset) <= 0.25, f"--principal_offset_{axis} must lie in [-0.25, 0.25], got {offset}")
         _check(0.0 <= self.pitch_deg <= 10.0, f"--pitch_deg must lie in [0, 10], got {self.pitch_deg}")
+        _check(0.0 <= self.pan_deg <= 30.0, f"--pan_deg must lie in [0, 30], got {self.pan_deg}")
 
     def resolved(self, height: int, width: int, ext: str) -> WorldConfig:
         """The world as rendered: an open image size or format (0, "") taken from the arguments.

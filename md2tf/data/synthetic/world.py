@@ -5,7 +5,8 @@ Frames and units (metres, seconds are frames at 10 Hz like KITTI):
 * **Street frame** (internal): x right, y down, z along the street; the ground is the plane
   ``y = camera_height`` and every camera centre has ``y = 0``. By default the vehicle only yaws, so the
   ground is also ``y_cam = camera_height`` in every camera frame, which gives an analytic ground-plane
-  depth; ``WorldConfig.pitch_deg`` adds a pitch about the camera's own x axis (the centres stay put).
+  depth; ``WorldConfig.pitch_deg`` adds a pitch about the camera's own x axis and ``pan_deg`` a pan
+  about its vertical axis (the centres stay put).
 * **Camera frame** (camera 02, the left colour camera): x right, y down, z forward. Camera 03 is the
   same rotation shifted by ``+baseline`` along x.
 * **World frame of the written poses** = camera 02 at frame 0 of the drive (KITTI odometry style), so
@@ -178,6 +179,8 @@ class Drive(NamedTuple):
       texture_octaves: octaves of the surfaces' noise texture (6 = the default world).
       cam_pitch: ``[T]`` pitch in radians (rotation about the camera's x axis after the yaw; positive
         raises the view), or None for none.
+      cam_pan: ``[T]`` pan in radians added to the heading ``cam_yaw`` (the camera's own rotation
+        about the vertical), or None for none.
     """
 
     index: int
@@ -190,6 +193,7 @@ class Drive(NamedTuple):
     texture_contrast: float = 1.0
     texture_octaves: int = NOISE_OCTAVES
     cam_pitch: np.ndarray | None = None
+    cam_pan: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -205,7 +209,8 @@ class Drive(NamedTuple):
 
     def street_from_camera(self, frame: int, camera: int = 2) -> np.ndarray:
         """``[4, 4]`` rigid transform mapping camera-``camera`` (2 or 3) points into the street frame."""
-        c, s = np.cos(self.cam_yaw[frame]), np.sin(self.cam_yaw[frame])
+        yaw = self.cam_yaw[frame] + (0.0 if self.cam_pan is None else self.cam_pan[frame])
+        c, s = np.cos(yaw), np.sin(yaw)
         m = np.eye(4)
         m[:3, :3] = [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
         if self.cam_pitch is not None:  # y down: a positive pitch turns +z towards -y (up)
@@ -260,10 +265,10 @@ def _speed_fluctuation(rng: np.random.Generator, frames: int, amplitude: float) 
     return 1.0 + amplitude * np.sin(2 * np.pi * t / periods[:, None] + phases[:, None]).mean(axis=0)
 
 
-def _pitch_profile(rng: np.random.Generator, frames: int, amplitude_deg: float) -> np.ndarray:
-    """``[frames]`` pitch in radians: ``amplitude_deg`` times the mean of two sinusoids with periods of
-    10-30 frames (1-3 s at 10 Hz, a car body's pitching) and random phases, so ``|pitch| <=
-    amplitude``."""
+def _oscillation(rng: np.random.Generator, frames: int, amplitude_deg: float) -> np.ndarray:
+    """``[frames]`` angle in radians: ``amplitude_deg`` times the mean of two sinusoids with periods of
+    10-30 frames (1-3 s at 10 Hz: a car body's pitching, a handheld camera's panning) and random
+    phases, so ``|angle| <= amplitude``."""
     t = np.arange(frames)
     periods, phases = rng.uniform(10.0, 30.0, 2), rng.uniform(0.0, 2 * np.pi, 2)
     return np.radians(amplitude_deg) * np.sin(2 * np.pi * t / periods[:, None] + phases[:, None]).mean(axis=0)
@@ -356,8 +361,10 @@ def make_drive(config: WorldConfig, index: int) -> Drive:
         cars.append(MovingCar(-LANE_CENTRE_M, z0, -v, False, tuple(rng.uniform(0.1, 0.9, 3)), seed))
         seed += 7
         z0 += rng.uniform(12.0, 50.0)
-    # Its own generator, as the speed's fluctuation: the scene is the same at every pitch.
-    pitch = (_pitch_profile(np.random.default_rng([config.seed, index, 2]), frames, config.pitch_deg)
+    # Their own generators, as the speed's fluctuation: the scene is the same at every pitch and pan.
+    pitch = (_oscillation(np.random.default_rng([config.seed, index, 2]), frames, config.pitch_deg)
              if config.pitch_deg else None)
+    pan = (_oscillation(np.random.default_rng([config.seed, index, 3]), frames, config.pan_deg)
+           if config.pan_deg else None)
     return Drive(index, static, tuple(cars), cam_position, yaw, g, config.baseline, config.texture_contrast,
-                 config.texture_octaves, pitch)
+                 config.texture_octaves, pitch, pan)

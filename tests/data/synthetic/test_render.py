@@ -177,6 +177,11 @@ class TestWarp:
         assert _warp_error(left, right, k, wrong)[0] > 2 * err
 
 
+def _rotation_y(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
 class TestCamera:
     """A non-KITTI camera (`WorldConfig.fov_deg`, ``principal_offset_x/_y``)."""
 
@@ -249,7 +254,27 @@ class TestCamera:
         no_pitch = np.linalg.inv(flat.world_from_camera(f + 1)) @ flat.world_from_camera(f)
         assert _warp_error(tgt, src, k, no_pitch)[0] > 1.5 * err
 
+    def test_panning_camera_turns_about_the_vertical_and_warps_with_its_poses(self):
+        """``pan_deg`` adds a bounded yaw to the heading: the camera centres and the scene stay, the
+        poses' rotation changes about y only, and GT depth + poses still warp the next frame."""
+        cfg = dataclasses.replace(self.CFG, pan_deg=5.0)
+        drive, flat = w.make_drive(cfg, 0), w.make_drive(self.CFG, 0)
+        np.testing.assert_array_equal(drive.cam_position, flat.cam_position)
+        assert np.abs(drive.cam_pan).max() <= np.radians(5.0) + 1e-12
+        assert np.abs(np.diff(drive.cam_pan)).max() > np.radians(0.4)
+        f = int(np.argmax(np.abs(np.diff(drive.cam_pan))[:-1]))
+        rotation = drive.street_from_camera(f)[:3, :3]
+        expected = flat.street_from_camera(f)[:3, :3] @ _rotation_y(drive.cam_pan[f])
+        np.testing.assert_allclose(rotation, expected, atol=1e-12)
+        k = w.camera_intrinsics(cfg)
+        tgt = render.render_view(drive, f, 2, k, 64, 208)
+        src = render.render_view(drive, f + 1, 2, k, 64, 208)
+        source_from_target = np.linalg.inv(drive.world_from_camera(f + 1)) @ drive.world_from_camera(f)
+        err, ident, frac = _warp_error(tgt, src, k, source_from_target)
+        assert frac > 0.5 and err < 0.03 and err < 0.3 * ident, (err, ident, frac)
+
     @pytest.mark.parametrize("kwargs, match", [
+        (dict(pan_deg=-1.0), "--pan_deg"), (dict(pan_deg=40.0), "--pan_deg"),
         (dict(pitch_deg=-1.0), "--pitch_deg"), (dict(pitch_deg=12.0), "--pitch_deg"),
         (dict(fov_deg=5.0), "--fov_deg"), (dict(fov_deg=170.0), "--fov_deg"),
         (dict(principal_offset_x=0.3), "--principal_offset_x"),
