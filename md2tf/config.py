@@ -490,7 +490,7 @@ class TrainConfig(ConfigBase):
                                                resumable=True)
     lr_decay_factor: float = setting(0.1, "LR multiplier at each --lr_decay_epochs entry.",
                                      resumable=True)
-    intrinsics_lr_scale: float = setting(10.0, "--intrinsics=learned: K learns this many times as fast "
+    intrinsics_lr_scale: float = setting(30.0, "--intrinsics=learned: K learns this many times as fast "
                                          "as the networks (same schedule); changing it on resume would "
                                          "change the stored K.")
     steps_per_epoch: int = setting(0, "Steps per epoch; 0 = one pass over the training split.")
