@@ -655,8 +655,13 @@ class PredictConfig(ConfigBase):
                                 "images get.")
     point_cloud: bool = setting(False, "Write <name>.ply per frame: coloured points in the camera frame "
                                 "(x right, y down, z forward; the depth's units), binary PLY.")
-    intrinsics_file: str = setting("", "--point_cloud: intrinsics.json of the camera (as for "
-                                   "--dataset=folder); empty = intrinsics.json beside --input.")
+    intrinsics_file: str = setting("", "--point_cloud, --camera_height: intrinsics.json of the camera "
+                                   "(as for --dataset=folder); empty = intrinsics.json beside --input, "
+                                   "else the K the model learned.")
+    camera_height: float = setting(0.0, "The camera's height above a flat road in metres (KITTI: 1.65): "
+                                   "scale depth (.npy, .ply) to metres from the ground plane fitted to "
+                                   "each frame, smoothed over a video's frames; 0 = off (the model's "
+                                   "units).")
 
     def validate(self) -> None:
         _check(bool(self.model), "--model is required (checkpoint, SavedModel dir or .tflite)")
@@ -667,6 +672,8 @@ class PredictConfig(ConfigBase):
         _check(0 < self.vmax_percentile <= 100,
                f"--vmax_percentile must lie in (0, 100], got {self.vmax_percentile}")
         _check(self.num_threads >= 0, f"--num_threads must be >= 0, got {self.num_threads}")
+        _check(self.camera_height >= 0, f"--camera_height must be >= 0 metres (0 = off), got "
+               f"{self.camera_height}")
 
 
 # --- evaluation -----------------------------------------------------------------------------------
