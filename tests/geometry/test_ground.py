@@ -108,6 +108,12 @@ class TestFitGroundPlane:
         fit = ground.fit_ground_plane(depth, K)
         assert not fit.reliable and fit.inlier_fraction < ground.MIN_INLIER_FRACTION
 
+    def test_planes_tilted_beyond_the_cone_are_not_ground(self):
+        """A camera pitched 12 degrees down sees the road as a plane outside `MAX_TILT_DEG`."""
+        K = kitti_like_K()
+        depth, _ = ground_scene(K, pitch_deg=-12.0, obstacles=False)
+        assert not ground.fit_ground_plane(depth, K).reliable
+
     def test_no_candidates_without_valid_depth(self):
         K = kitti_like_K()
         fit = ground.fit_ground_plane(np.zeros((H, W)), K)
