@@ -678,8 +678,13 @@ class PredictConfig(ConfigBase):
                                 "images get.")
     point_cloud: bool = setting(False, "Write <name>.ply per frame: coloured points in the camera frame "
                                 "(x right, y down, z forward; the depth's units), binary PLY.")
-    intrinsics_file: str = setting("", "--point_cloud: intrinsics.json of the camera (as for "
-                                   "--dataset=folder); empty = intrinsics.json beside --input.")
+    intrinsics_file: str = setting("", "--point_cloud, --camera_height: intrinsics.json of the camera "
+                                   "(as for --dataset=folder); empty = intrinsics.json beside --input, "
+                                   "else the K the model learned.")
+    camera_height: float = setting(0.0, "The camera's height above a flat road in metres (KITTI: 1.65): "
+                                   "scale depth (.npy, .ply) to metres from the ground plane fitted to "
+                                   "each frame, smoothed over a video's frames; 0 = off (the model's "
+                                   "units).")
 
     def validate(self) -> None:
         _check(bool(self.model), "--model is required (checkpoint, SavedModel dir or .tflite)")
@@ -690,6 +695,8 @@ class PredictConfig(ConfigBase):
         _check(0 < self.vmax_percentile <= 100,
                f"--vmax_percentile must lie in (0, 100], got {self.vmax_percentile}")
         _check(self.num_threads >= 0, f"--num_threads must be >= 0, got {self.num_threads}")
+        _check(self.camera_height >= 0, f"--camera_height must be >= 0 metres (0 = off), got "
+               f"{self.camera_height}")
 
 
 # --- evaluation -----------------------------------------------------------------------------------
@@ -710,8 +717,12 @@ class EvalConfig(ConfigBase):
     splits_dir: str = setting("", "Directory holding the split folders; empty = <data_dir>/splits.")
     gt_path: str = setting("", "GT .npz; empty = <splits_dir>/<eval_split>/gt_depths.npz.")
     eval_stereo: bool = setting(False, "Stereo-trained model: no median scaling, depth x 5.4.")
-    scaling: str = setting("median", "Per-image median scaling, one global median-of-ratios scale, or "
-                           "none (metric models).", choices=("median", "global", "none"))
+    scaling: str = setting("median", "Per-image median scaling, one global median-of-ratios scale, "
+                           "none (metric models), or camera_height: per image from the ground plane "
+                           "fitted to the prediction and --camera_height (no GT used).",
+                           choices=("median", "global", "none", "camera_height"))
+    camera_height: float = setting(KITTI_CAMERA_HEIGHT_M, "--scaling=camera_height: the camera's height "
+                                   "above the road in metres (KITTI: 1.65).")
     pred_depth_scale_factor: float = setting(1.0, "Multiplies predicted depth before scaling.")
     post_process: bool = setting(False, "Flip post-processing of the predictions (paper Sec. 4).")
     eval_eigen_to_benchmark: bool = setting(False, "Reorder .npy eigen predictions to the eigen_benchmark "
@@ -734,8 +745,9 @@ class EvalConfig(ConfigBase):
         _check(bool(self.models), "--models is required (checkpoints, SavedModels, .tflite or .npy files)")
         _check(not self.names or len(self.names) == len(self.models),
                f"--names needs one name per --models entry: {len(self.names)} vs {len(self.models)}")
-        _check(not (self.eval_stereo and self.scaling == "global"),
-               "--eval_stereo disables median scaling: do not combine it with --scaling=global")
+        _check(not (self.eval_stereo and self.scaling in ("global", "camera_height")),
+               f"--eval_stereo disables scaling: do not combine it with --scaling={self.scaling}")
+        _check(self.camera_height > 0, f"--camera_height must be > 0 metres, got {self.camera_height}")
         _check(self.pred_depth_scale_factor > 0,
                f"--pred_depth_scale_factor must be > 0, got {self.pred_depth_scale_factor}")
         _check(self.batch_size > 0, f"--batch_size must be > 0, got {self.batch_size}")

@@ -3,8 +3,9 @@
 Writes magma-coloured disparity PNGs and ``.npy`` scaled disparity / depth at each input's original
 resolution, for a video file a side-by-side depth video (``--frame_stride``, ``--max_frames``,
 ``--video_out``, ``--save_frames``), and with ``--point_cloud`` a coloured ``.ply`` per frame (see
-``md2tf.deploy.prediction``). Unreadable files are skipped and listed at the end; the exit status is
-1 if any file failed.
+``md2tf.deploy.prediction``). ``--camera_height=1.65`` scales the depth to metres from the camera's
+height above a flat road (``md2tf.deploy.height_scale``). Unreadable files are skipped and listed at
+the end; the exit status is 1 if any file failed.
 """
 
 from __future__ import annotations
@@ -15,21 +16,25 @@ from md2tf.config import PredictConfig
 
 def main(config: PredictConfig, flag_values) -> int:
     del flag_values
-    from md2tf.deploy.inference import load_predictor  # noqa: PLC0415  (TF after flag parsing)
+    from md2tf.deploy.height_scale import CameraHeight  # noqa: PLC0415  (TF after flag parsing)
+    from md2tf.deploy.inference import load_predictor  # noqa: PLC0415
     from md2tf.deploy.prediction import point_cloud_intrinsics, run_predict  # noqa: PLC0415
 
     predictor = load_predictor(config.model, post_process=config.post_process,
                                num_threads=config.num_threads or None)
-    intrinsics = None
-    if config.point_cloud:
-        intrinsics, source = point_cloud_intrinsics(config.input, config.intrinsics_file,
-                                                    predictor.info.learned_intrinsics)
-        print(f"point clouds with the intrinsics of {source}")
+    K, uses = None, [what for what, on in (("point clouds", config.point_cloud),
+                                           ("the camera-height scale", config.camera_height)) if on]
+    if uses:
+        needed_by = "--point_cloud" if config.point_cloud else "--camera_height"
+        K, source = point_cloud_intrinsics(config.input, config.intrinsics_file,
+                                           predictor.info.learned_intrinsics, needed_by)
+        print(f"{' and '.join(uses)} with the intrinsics of {source}")
     summary = run_predict(predictor, config.input, config.out_dir, save_npy=config.save_npy,
                           save_color=config.save_color, vmax_percentile=config.vmax_percentile,
                           frame_stride=config.frame_stride, max_frames=config.max_frames,
                           video_out=config.video_out, save_frames=config.save_frames,
-                          intrinsics=intrinsics)
+                          intrinsics=K if config.point_cloud else None,
+                          camera_height=CameraHeight(config.camera_height, K) if config.camera_height else None)
     for line in summary.lines():
         print(line)
     return 1 if summary.failed else 0

@@ -10,6 +10,8 @@
 - `model_card`, `exporter`: ``model_card.json`` and `export_all` / `run_export` (``md2tf.export``),
   built in a staging folder and moved into place.
 - `prediction`, `images`: ``md2tf.predict`` (any size, EXIF, grey/RGBA, GIF frames) and the magma map.
+- `height_scale`: ``md2tf.predict --camera_height``: metric depth from the camera's height above the
+  fitted ground, smoothed over a video's frames.
 
 This package never imports training code (losses, sampler, pose training).
 """

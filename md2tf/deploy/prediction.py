@@ -17,6 +17,10 @@ With ``point_cloud`` every frame also gets ``<name>.ply``: a coloured point clou
 camera frame (x right, y down, z forward; depth's units), see `md2tf.deploy.pointcloud`; it needs the
 camera's normalised intrinsics (``intrinsics.json`` as for ``--dataset=folder``).
 
+With ``camera_height`` (`md2tf.deploy.height_scale`) the depth (``_depth.npy``, ``.ply``) is scaled to
+metres from the camera's known height above a flat road: per image, or smoothed over a video's or
+GIF's frames. The disparity files and colours are the network's, unscaled.
+
 Unreadable files are reported and skipped; the run goes on and ends with a summary. An input under
 1/8 of the network's input size in height or width is predicted with a warning naming it.
 """
@@ -29,6 +33,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageSequence
@@ -36,7 +41,7 @@ from tqdm import tqdm
 
 from md2tf.data import video_io
 from md2tf.data.datasets.folder import INTRINSICS_FILE, read_intrinsics
-from md2tf.deploy import pointcloud
+from md2tf.deploy import height_scale, pointcloud
 from md2tf.deploy.images import (
     IMAGE_EXTENSIONS,
     colorize,
@@ -66,14 +71,39 @@ class PredictSummary:
     video: str = ""
     video_frames: int = 0
     out_dir: str = ""
+    camera_height_m: float = 0.0
+    scales: list[float] = dataclasses.field(default_factory=list)
+    no_ground: int = 0
+    filled: int = 0
+    unscaled: list[str] = dataclasses.field(default_factory=list)
+
+    #: Unscaled frames named one by one in `lines` before the rest are counted.
+    MAX_NAMED = 10
 
     def lines(self) -> list[str]:
+        """The end-of-run report: counts, the video, the camera-height scale, failures."""
         where = f" to {self.out_dir}" if self.out_dir else ""
         out = [f"predicted {self.num_frames} frame(s), wrote {len(self.written)} file(s){where}, "
                f"{len(self.failed)} failure(s)"]
         if self.video:
             out.append(f"  depth video ({self.video_frames} frames, input | disparity): {self.video}")
+        if self.camera_height_m:
+            out += self._height_lines()
         out += [f"  FAILED {path}: {reason}" for path, reason in self.failed]
+        return out
+
+    def _height_lines(self) -> list[str]:
+        out = []
+        if self.scales:
+            filled = (f" (scale from neighbouring frames for {self.filled})" if self.filled else "")
+            out.append(f"  depth (.npy, .ply) in metres from a camera height of {self.camera_height_m:g} m: "
+                       f"median scale {np.median(self.scales):.4g} over {len(self.scales)} frame(s); "
+                       f"{self.no_ground} frame(s) had too little ground visible{filled}")
+        for name in self.unscaled[: self.MAX_NAMED]:
+            out.append(f"  WARNING {name}: too little ground visible for the camera-height scale; its "
+                       "depth is left unscaled (the model's units)")
+        if len(self.unscaled) > self.MAX_NAMED:
+            out.append(f"  WARNING ... and {len(self.unscaled) - self.MAX_NAMED} more frame(s) left unscaled")
         return out
 
 
@@ -154,8 +184,9 @@ def predict_image(predictor: Predictor, image: np.ndarray) -> dict[str, np.ndarr
 
 
 def point_cloud_intrinsics(input_path: str, intrinsics_file: str = "",
-                           learned: Mapping[str, Sequence[float]] | None = None) -> tuple[np.ndarray, str]:
-    """The normalised K for point clouds, and where it came from.
+                           learned: Mapping[str, Sequence[float]] | None = None,
+                           needed_by: str = "--point_cloud") -> tuple[np.ndarray, str]:
+    """The normalised K for point clouds (and the camera-height scale), and where it came from.
 
     In order: ``intrinsics_file``; ``intrinsics.json`` beside the input; the K the model learned in
     training (``ModelInfo.learned_intrinsics``, when it learned one camera's).
@@ -164,6 +195,7 @@ def point_cloud_intrinsics(input_path: str, intrinsics_file: str = "",
       input_path: the ``--input`` (a folder: its ``intrinsics.json``; a file: the one in its folder).
       intrinsics_file: an explicit ``intrinsics.json`` (format of ``--dataset=folder``).
       learned: the model's learned K, camera name -> normalised ``(fx, fy, cx, cy)``.
+      needed_by: the flag that needs the intrinsics, named when there are none.
 
     Returns:
       ``(K, source)``: float32 ``[3, 3]`` normalised K and a few words saying where it came from.
@@ -185,7 +217,7 @@ def point_cloud_intrinsics(input_path: str, intrinsics_file: str = "",
                 return K, "the K the model learned in training"
             several = (f"; the model learned {len(learned)} cameras' K, give one of them" if learned
                        else "")
-            raise ValueError(f"--point_cloud needs the camera intrinsics: no {path}{several}; give "
+            raise ValueError(f"{needed_by} needs the camera intrinsics: no {path}{several}; give "
                              "--intrinsics_file=intrinsics.json (fx, fy, cx, cy; see --dataset=folder)")
     first = list_inputs(input_path)[0]
     if video_io.is_video(first):
@@ -205,7 +237,8 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
                 save_color: bool = True, vmax_percentile: float = 95.0,
                 progress: bool = True, *, frame_stride: int = 1, max_frames: int = 0,
                 video_out: str = "", save_frames: bool = False,
-                intrinsics: np.ndarray | None = None) -> PredictSummary:
+                intrinsics: np.ndarray | None = None,
+                camera_height: height_scale.CameraHeight | None = None) -> PredictSummary:
     """Predicts every frame of ``input_path`` and writes the outputs listed in the module docstring.
 
     Args:
@@ -221,9 +254,11 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
         video input, none otherwise.
       save_frames: video input: also write the per-frame files.
       intrinsics: normalised ``[3, 3]`` K of the input camera: writes ``<name>.ply`` per frame.
+      camera_height: scale the depth to metres from the camera's height (`height_scale`); a video's
+        or animated GIF's frames are written `height_scale.SMOOTHING_WINDOW` // 2 frames late.
 
     Returns:
-      A `PredictSummary` (files written, failures with reasons).
+      A `PredictSummary` (files written, failures with reasons, camera-height scales).
 
     Raises:
       ValueError: a missing input, a folder without images, ``frame_stride < 1``,
@@ -233,17 +268,56 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
         raise ValueError(f"frame_stride must be >= 1 and max_frames >= 0, got {frame_stride}, {max_frames}")
     files = list_inputs(input_path)
     make_out_dir(out_dir)
-    summary = PredictSummary(out_dir=out_dir)
+    summary = PredictSummary(out_dir=out_dir, camera_height_m=camera_height.height_m if camera_height else 0.0)
     is_video = len(files) == 1 and video_io.is_video(files[0])
     if is_video and not video_out:
         stem = os.path.splitext(os.path.basename(files[0]))[0]
         video_out = os.path.join(out_dir, f"{stem}_depth.mp4")
     per_frame = save_frames or not is_video
     writer, used = None, set()
+
+    def write(frame: _Frame, scale: float | None) -> None:
+        """The frame's files; ``scale``: camera-height factor of its depth (None, NaN: unscaled)."""
+        nonlocal writer
+        name, image, fps, res = frame
+        depth = res["depth"]
+        if scale is not None and np.isfinite(scale):
+            depth = (depth * scale).astype(np.float32)
+            summary.scales.append(float(scale))
+        elif scale is not None:
+            summary.unscaled.append(name)
+        base = os.path.join(out_dir, name)
+        colored = None
+        if (save_color and per_frame) or video_out:
+            colored = colorize(res["scaled_disparity"], percentile=vmax_percentile)
+        if save_color and per_frame:
+            Image.fromarray(colored).save(base + "_disp.png")
+            summary.written.append(base + "_disp.png")
+        if save_npy and per_frame:
+            np.save(base + "_disp.npy", res["scaled_disparity"])
+            np.save(base + "_depth.npy", depth)
+            summary.written += [base + "_disp.npy", base + "_depth.npy"]
+        if intrinsics is not None:
+            pointcloud.write_depth_ply(base + ".ply", depth, image, intrinsics)
+            summary.written.append(base + ".ply")
+        if video_out:
+            if writer is None:
+                writer = video_io.VideoWriter(video_out, fps / frame_stride if is_video else fps)
+            writer.write(_side_by_side(image, colored))
+
+    def write_smoothed(released: list[tuple[_Frame, float, bool]]) -> None:
+        for frame, scale, own in released:
+            summary.no_ground += not own
+            summary.filled += not own and np.isfinite(scale)
+            write(frame, scale)
+
     bar = Progress(len(files), "predict", unit="file", enabled=progress and not is_video)
     try:
         for path in files:
             checked = False  # the size of a file's first frame (a video's frames share it)
+            smoother = None
+            if camera_height is not None and (video_io.is_video(path) or _is_animated_gif(path)):
+                smoother = height_scale.ScaleSmoother()
             try:
                 for name, image, fps in _frames(path, used, frame_stride, max_frames, progress):
                     if not checked:
@@ -251,26 +325,25 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
                         checked = True
                     res = predict_image(predictor, image)
                     summary.num_frames += 1
-                    base = os.path.join(out_dir, name)
-                    colored = None
-                    if (save_color and per_frame) or video_out:
-                        colored = colorize(res["scaled_disparity"], percentile=vmax_percentile)
-                    if save_color and per_frame:
-                        Image.fromarray(colored).save(base + "_disp.png")
-                        summary.written.append(base + "_disp.png")
-                    if save_npy and per_frame:
-                        np.save(base + "_disp.npy", res["scaled_disparity"])
-                        np.save(base + "_depth.npy", res["depth"])
-                        summary.written += [base + "_disp.npy", base + "_depth.npy"]
-                    if intrinsics is not None:
-                        pointcloud.write_depth_ply(base + ".ply", res["depth"], image, intrinsics)
-                        summary.written.append(base + ".ply")
-                    if video_out:
-                        if writer is None:
-                            writer = video_io.VideoWriter(video_out, fps / frame_stride if is_video else fps)
-                        writer.write(_side_by_side(image, colored))
+                    frame = _Frame(name, image, fps, res)
+                    if camera_height is None:
+                        write(frame, None)
+                        continue
+                    scale, _ = height_scale.frame_scale(res["depth"], camera_height)
+                    if smoother is not None:
+                        write_smoothed(smoother.push(frame, scale))
+                    else:
+                        summary.no_ground += not np.isfinite(scale)
+                        write(frame, scale)
+                if smoother is not None:  # the last frames, whose windows end with the sequence
+                    write_smoothed(smoother.finish())
             except (ValueError, OSError) as e:
                 summary.failed.append((path, str(e)))
+                if smoother is not None:  # frames predicted before the error still get their files
+                    try:
+                        write_smoothed(smoother.finish())
+                    except (ValueError, OSError) as again:
+                        summary.failed.append((path, f"writing its last frames: {again}"))
             bar.update(1, postfix=os.path.basename(path)[-40:])
     finally:
         bar.close()
@@ -279,6 +352,19 @@ def run_predict(predictor: Predictor, input_path: str, out_dir: str, save_npy: b
             summary.written.append(video_out)
             summary.video, summary.video_frames = video_out, writer.num_frames
     return summary
+
+
+class _Frame(NamedTuple):
+    """One predicted frame on its way to the files: output name, uint8 RGB, frame rate, outputs."""
+
+    name: str
+    image: np.ndarray
+    fps: float
+    outputs: dict[str, np.ndarray]
+
+
+def _is_animated_gif(path: str) -> bool:
+    return path.lower().endswith(".gif") and _is_animated(path)
 
 
 #: Frame rate of the side-by-side video of image and GIF inputs.
@@ -294,7 +380,7 @@ def _frames(path: str, used: set[str], frame_stride: int, max_frames: int,
         for index, image in video_io.read_frames(path, stride=frame_stride, max_frames=max_frames,
                                               progress=progress, desc="predict"):
             yield f"{stem}_{index:06d}", image, info.fps or IMAGE_SEQUENCE_FPS
-    elif path.lower().endswith(".gif") and _is_animated(path):
+    elif _is_animated_gif(path):
         for name, image in list(_gif_frames(path)):
             used.add(name)
             yield name, image, IMAGE_SEQUENCE_FPS

@@ -6,6 +6,11 @@ crop and 1e-3..80 m for ``eigen``, ``gt > 0`` otherwise), multiply by ``pred_dep
 scale by the ratio of medians (per image, or one global ratio), clamp to [1e-3, 80] m, and compute
 `compute_errors`. The per-image metrics are then averaged over images.
 
+``scaling="camera_height"`` replaces the ratio of medians by a scale that uses no ground truth: the
+ground plane fitted to the network-resolution prediction with that image's intrinsics
+(`md2tf.geometry.ground`) and the camera's known height above it (Xue et al., IROS 2020). Images
+without enough visible ground take the median scale of the others.
+
 Scoring runs in NumPy float64 (ground-truth maps differ in size); only the resize uses TensorFlow.
 """
 
@@ -18,15 +23,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from md2tf.config import check_depth_range
+from md2tf.config import KITTI_CAMERA_HEIGHT_M, check_depth_range
 from md2tf.evaluation import eigen
+from md2tf.geometry import ground
 
 #: Metric names in the paper's column order (Monodepth2 Table 1).
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 #: Column headers for printing, same order as `METRIC_NAMES`.
 METRIC_HEADERS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "d<1.25", "d<1.25^2", "d<1.25^3")
 
-SCALING_MODES = ("median", "global", "none")
+SCALING_MODES = ("median", "global", "none", "camera_height")
 #: Largest relative difference between the aspect ratio (width / height) of precomputed predictions
 #: and of their GT maps that scoring resizes over. The paper's 1024x320 model on KITTI's 1242x375
 #: frames differs by 3.5 %; maps with H and W swapped differ by a factor (W / H)^2 (11 on KITTI).
@@ -104,10 +110,12 @@ class ScoringOptions:
     Attributes:
       split: evaluation split; ``eigen`` uses the Garg crop and the depth range, others ``gt > 0``.
       scaling: ``median`` (per-image ratio of medians, mono), ``global`` (one ratio for the whole set:
-        the median of the per-image ratios, supplementary D.2) or ``none`` (stereo / metric).
-      pred_depth_scale_factor: multiplies the predicted depth before any median scaling
+        the median of the per-image ratios, supplementary D.2), ``none`` (stereo / metric) or
+        ``camera_height`` (per image, from the fitted ground plane and ``camera_height``; no GT).
+      pred_depth_scale_factor: multiplies the predicted depth before any scaling
         (`eigen.STEREO_SCALE_FACTOR` for stereo-trained models).
       min_depth, max_depth: GT range (cropped splits) and clamp of the prediction, metres.
+      camera_height: ``camera_height`` scaling: the camera centre's height above the road, metres.
     """
 
     split: str = "eigen"
@@ -115,12 +123,15 @@ class ScoringOptions:
     pred_depth_scale_factor: float = 1.0
     min_depth: float = eigen.MIN_DEPTH
     max_depth: float = eigen.MAX_DEPTH
+    camera_height: float = KITTI_CAMERA_HEIGHT_M
 
     def __post_init__(self) -> None:
         if self.scaling not in SCALING_MODES:
             raise ValueError(f"scaling must be one of {SCALING_MODES}, got {self.scaling!r}")
         if not self.pred_depth_scale_factor > 0:
             raise ValueError(f"--pred_depth_scale_factor must be > 0, got {self.pred_depth_scale_factor}")
+        if not (np.isfinite(self.camera_height) and self.camera_height > 0):
+            raise ValueError(f"--camera_height must be a finite number > 0 metres, got {self.camera_height}")
         check_depth_range(self.min_depth, self.max_depth)
 
     @classmethod
@@ -144,6 +155,13 @@ class DepthScores:
       ratio_median, ratio_std: median of the per-image median-scaling ratios and the std of
         ``ratios / ratio_median`` (sigma_scale); NaN when no scaling ratio is computed.
       global_scale: the single scale used with ``scaling="global"`` (else NaN).
+      height_scale_median: ``scaling="camera_height"``: median of the per-image camera-height scales
+        of the images with enough ground; the scale the others get (else NaN).
+      height_scale_error: ``scaling="camera_height"``: median over those images of
+        ``|scale / ratio - 1|``, the camera-height scale's relative error against the GT ratio of
+        medians (what median scaling would use); NaN otherwise.
+      no_ground_images: ``scaling="camera_height"``: indices of the scored images whose ground fit
+        was not reliable (`ground.GroundFit.reliable`); they were scaled by ``height_scale_median``.
     """
 
     metrics: dict[str, float]
@@ -156,6 +174,9 @@ class DepthScores:
     ratio_median: float = float("nan")
     ratio_std: float = float("nan")
     global_scale: float = float("nan")
+    height_scale_median: float = float("nan")
+    height_scale_error: float = float("nan")
+    no_ground_images: list[int] = field(default_factory=list)
 
     @property
     def num_failed(self) -> int:
@@ -204,6 +225,7 @@ def score_predictions(
     disparities: Iterable[np.ndarray],
     options: ScoringOptions = ScoringOptions(),
     progress=None,
+    intrinsics: Sequence[np.ndarray] | None = None,
 ) -> DepthScores:
     """Scores network-resolution disparities against ground-truth depth maps (paper Sec. 4.1).
 
@@ -213,6 +235,9 @@ def score_predictions(
         same order; depth = 1 / disparity (x ``pred_depth_scale_factor``).
       options: scaling and masking.
       progress: optional callable ``progress(i)`` after each image (e.g. a progress bar update).
+      intrinsics: ``scaling="camera_height"`` only: N normalised ``[3, 3]`` K of the test images (fx,
+        cx as fractions of the width, fy, cy of the height); the ground is fitted to each prediction
+        at network resolution with K in its pixels (`ground.intrinsics_in_pixels`).
 
     Returns:
       `DepthScores`. Images with NaN/inf disparities and images without valid GT are not scored but
@@ -221,19 +246,27 @@ def score_predictions(
 
     Raises:
       ValueError: if the number of predictions differs from the number of GT maps, a prediction is
-        degenerate (no positive disparity, e.g. all zeros: depth is infinite everywhere), or no image
-        can be scored.
+        degenerate (no positive disparity, e.g. all zeros: depth is infinite everywhere), no image
+        can be scored, or (``camera_height``) the intrinsics are missing or no image shows enough
+        ground.
     """
     num_gt = len(gt_depths)
-    scored, ratios, buffered = [], [], []  # buffered: (gt, pred) kept only for the global scale
-    rows = []
+    by_height = options.scaling == "camera_height"
+    if by_height and (intrinsics is None or len(intrinsics) != num_gt):
+        got = "none" if intrinsics is None else len(intrinsics)
+        raise ValueError(f"--scaling=camera_height needs the intrinsics of each of the {num_gt} test "
+                         f"images, got {got}")
+    scored, ratios = [], []
+    buffered = []  # (index, gt, pred) scaled at the end: global scale, or no ground in view
+    height_scales, height_errors, no_ground = [], [], []
+    rows = {}  # image index -> metrics, so that per_image keeps the input order
     nonfinite_images, empty_images, nonfinite_pixels = [], [], 0
     count = 0
 
-    def finish(gt: np.ndarray, pred: np.ndarray, scale: float) -> None:
+    def finish(index: int, gt: np.ndarray, pred: np.ndarray, scale: float) -> None:
         pred = np.clip(pred * scale, options.min_depth, options.max_depth)
         errors = compute_errors(gt, pred)
-        rows.append([errors[name] for name in METRIC_NAMES])
+        rows[index] = [errors[name] for name in METRIC_NAMES]
 
     for i, disp in enumerate(disparities):
         if i >= num_gt:
@@ -251,6 +284,7 @@ def score_predictions(
             raise ValueError(f"prediction {i} is degenerate: no positive disparity (min {np.min(disp):g}, "
                              f"max {np.max(disp):g}), so its depth is infinite everywhere")
         gt = np.asarray(gt_depths[i], np.float32)
+        height_scale = _camera_height_scale(disp, intrinsics[i], options) if by_height else None
         disp = resize_disparity(disp, *gt.shape)
         with np.errstate(divide="ignore"):
             pred_depth = 1.0 / disp.astype(np.float64)
@@ -262,7 +296,7 @@ def score_predictions(
         pred_valid = pred_depth[mask] * options.pred_depth_scale_factor
         scored.append(i)
         if options.scaling == "none":
-            finish(gt_valid, pred_valid, 1.0)
+            finish(i, gt_valid, pred_valid, 1.0)
             continue
         ratio = _median_ratio(gt_valid, pred_valid)
         if not np.isfinite(ratio) or ratio <= 0:
@@ -270,9 +304,14 @@ def score_predictions(
                              "half of its valid pixels have zero or negative disparity)")
         ratios.append(ratio)
         if options.scaling == "median":
-            finish(gt_valid, pred_valid, ratio)
-        else:
-            buffered.append((gt_valid, pred_valid.astype(np.float32)))
+            finish(i, gt_valid, pred_valid, ratio)
+        elif by_height and np.isfinite(height_scale):
+            height_scales.append(height_scale)
+            height_errors.append(abs(height_scale / ratio - 1.0))
+            finish(i, gt_valid, pred_valid, height_scale)
+        else:  # global, or too little ground for a camera-height scale
+            no_ground += [i] if by_height else []
+            buffered.append((i, gt_valid, pred_valid.astype(np.float32)))
     if count != num_gt:
         raise ValueError(
             f"got {count} predictions but {num_gt} ground-truth maps: the prediction count must match the split"
@@ -283,16 +322,23 @@ def score_predictions(
             f"{len(empty_images)} without valid ground truth)"
         )
 
-    ratio_median = ratio_std = global_scale = float("nan")
+    ratio_median = ratio_std = global_scale = height_scale_median = height_scale_error = float("nan")
     if ratios:
         ratios = np.asarray(ratios, np.float64)
         ratio_median = float(np.median(ratios))
         ratio_std = float(np.std(ratios / ratio_median))
     if options.scaling == "global":
         global_scale = ratio_median
-        for gt_valid, pred_valid in buffered:
-            finish(gt_valid, pred_valid.astype(np.float64), global_scale)
-    per_image = np.asarray(rows, np.float64)
+    if by_height:
+        if not height_scales:
+            raise ValueError(f"--scaling=camera_height: none of the {len(scored)} scored images shows "
+                             "enough ground for a plane fit (use --scaling=median)")
+        height_scale_median = float(np.median(height_scales))
+        height_scale_error = float(np.median(height_errors))
+    fallback = global_scale if options.scaling == "global" else height_scale_median
+    for index, gt_valid, pred_valid in buffered:
+        finish(index, gt_valid, pred_valid.astype(np.float64), fallback)
+    per_image = np.asarray([rows[i] for i in sorted(rows)], np.float64)
     means = per_image.mean(axis=0)
     return DepthScores(
         metrics={name: float(v) for name, v in zip(METRIC_NAMES, means)},
@@ -305,4 +351,19 @@ def score_predictions(
         ratio_median=ratio_median,
         ratio_std=ratio_std,
         global_scale=global_scale,
+        height_scale_median=height_scale_median,
+        height_scale_error=height_scale_error,
+        no_ground_images=no_ground,
     )
+
+
+def _camera_height_scale(disp: np.ndarray, K_normalized: np.ndarray, options: ScoringOptions) -> float:
+    """The camera-height scale of one network-resolution ``[h, w]`` disparity (NaN: too little
+    ground in view); applies to its depth ``pred_depth_scale_factor / disp``."""
+    if disp.ndim == 3:
+        disp = disp[..., 0]
+    with np.errstate(divide="ignore"):
+        depth = options.pred_depth_scale_factor / disp.astype(np.float64)
+    K = ground.intrinsics_in_pixels(K_normalized, *disp.shape)
+    scale, _ = ground.camera_height_scale(depth, K, options.camera_height)
+    return scale

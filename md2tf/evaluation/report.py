@@ -36,17 +36,26 @@ def format_table(results: dict[str, metrics.DepthScores]) -> str:
 
     The median-scaling columns (``med``: median ratio, ``std``: its spread) appear only when some
     model was median-scaled; without scaling (``--eval_stereo``, ``--scaling=none``) they would
-    only hold NaN. A model without a ratio in a table that has them shows ``-``.
+    only hold NaN. A model without a ratio in a table that has them shows ``-``. With
+    ``--scaling=camera_height`` (where ``med`` is the GT ratio median scaling would have used) three
+    more: ``h_scale`` (median camera-height scale), ``h_err`` (median ``|scale / GT ratio - 1|``) and
+    ``noground`` (images with too little ground, scaled by ``h_scale``).
     """
     width = max([len(n) for n in results] + [5])
     scaled = any(np.isfinite(s.ratio_median) for s in results.values())
+    by_height = any(np.isfinite(s.height_scale_median) for s in results.values())
     header = f"{'model':<{width}} " + " ".join(f"{h:>9}" for h in metrics.METRIC_HEADERS)
-    header += (f" {'med':>7} {'std':>6}" if scaled else "") + f" {'n':>5} {'nonfin':>6}"
+    header += f" {'med':>7} {'std':>6}" if scaled else ""
+    header += f" {'h_scale':>7} {'h_err':>6} {'noground':>8}" if by_height else ""
+    header += f" {'n':>5} {'nonfin':>6}"
     lines = [header, "-" * len(header)]
     for name, s in results.items():
         row = f"{name:<{width}} " + " ".join(f"{s.metrics[m]:9.3f}" for m in metrics.METRIC_NAMES)
         if scaled:
             row += f" {_number(s.ratio_median, 7)} {_number(s.ratio_std, 6)}"
+        if by_height:
+            row += (f" {_number(s.height_scale_median, 7)} {_number(s.height_scale_error, 6)}"
+                    f" {len(s.no_ground_images):8d}")
         row += f" {s.num_scored:5d} {len(s.nonfinite_images):6d}"
         lines.append(row)
     for name, s in results.items():
@@ -54,6 +63,10 @@ def format_table(results: dict[str, metrics.DepthScores]) -> str:
             lines.append(f"FAILED {name}: {len(s.nonfinite_images)} of {s.num_images} image(s) have "
                          f"{s.nonfinite_pixels} NaN/inf disparity values; the means cover the other "
                          f"{s.num_scored} (indices {s.nonfinite_images[:10]})")
+        if s.no_ground_images:
+            lines.append(f"NOTE {name}: {len(s.no_ground_images)} of {s.num_scored} image(s) show too little "
+                         "ground for a camera-height scale; they take the median scale "
+                         f"{s.height_scale_median:.3f} of the others")
         if s.empty_images:
             lines.append(f"WARNING {name}: {len(s.empty_images)} image(s) without valid ground truth were skipped")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from md2tf.evaluation.sources import (
     ArraySource,
     DisparitySource,
     kitti_test_images,
+    kitti_test_intrinsics,
     load_predictors,
     open_source,
     predictor_source,
@@ -45,12 +46,26 @@ def scoring_options(config) -> metrics.ScoringOptions:
     if config.eval_stereo:
         return metrics.ScoringOptions.stereo(config.eval_split)
     return metrics.ScoringOptions(split=config.eval_split, scaling=config.scaling,
-                                  pred_depth_scale_factor=config.pred_depth_scale_factor)
+                                  pred_depth_scale_factor=config.pred_depth_scale_factor,
+                                  camera_height=config.camera_height)
+
+
+def scaling_description(config, options: metrics.ScoringOptions) -> str:
+    """How predictions were scaled, in words, for the report's first line."""
+    if config.eval_stereo:
+        return "stereo x5.4, no median scaling"
+    if options.scaling == "camera_height":
+        return (f"camera-height scaling ({options.camera_height:g} m above a flat ground fitted to each "
+                "prediction; images without enough ground take the median scale of the others)")
+    return f"{options.scaling} scaling"
 
 
 def evaluate_sources(gt_depths: Sequence[np.ndarray], sources: Sequence[DisparitySource],
-                     options: metrics.ScoringOptions, show_progress: bool = True) -> dict[str, metrics.DepthScores]:
+                     options: metrics.ScoringOptions, show_progress: bool = True,
+                     intrinsics: Sequence[np.ndarray] | None = None) -> dict[str, metrics.DepthScores]:
     """Scores every source against the same GT (checked for count and layout first).
+
+    ``intrinsics``: the test images' normalised K, for ``scaling="camera_height"``.
 
     Raises:
       ValueError: if a source's image count differs from the GT count, precomputed maps have another
@@ -75,7 +90,7 @@ def evaluate_sources(gt_depths: Sequence[np.ndarray], sources: Sequence[Disparit
         with Progress(len(source), source.name, unit="image", enabled=show_progress) as bar:
             try:
                 results[source.name] = metrics.score_predictions(gt_depths, iter(source), options,
-                                                                 progress=bar)
+                                                                 progress=bar, intrinsics=intrinsics)
             except ValueError as error:
                 raise ValueError(f"{source.name}: {error}") from error
     return results
@@ -94,12 +109,16 @@ def run_depth_evaluation(config) -> str:
     gts = gt_depth.load_gt_depths(gt_path, config.eval_split, splits_dir)
     options = scoring_options(config)
     needs_images = any(not m.endswith(".npy") for m in config.models)
-    images, count = None, len(gts)
+    images, count, intrinsics = None, len(gts), None
+    split_file = os.path.join(splits_dir, config.eval_split, "test_files.txt")
     if needs_images:
         if not config.data_dir:
             raise ValueError("--data_dir is required to run models on the test images")
-        split_file = os.path.join(splits_dir, config.eval_split, "test_files.txt")
         images, count = kitti_test_images(config.data_dir, split_file, config.image_ext)
+    if options.scaling == "camera_height":
+        if not config.data_dir:
+            raise ValueError("--scaling=camera_height needs --data_dir (the test images' calibration)")
+        intrinsics = kitti_test_intrinsics(config.data_dir, split_file, config.image_ext)
     reorder = None
     if config.eval_eigen_to_benchmark:
         ids_path = os.path.join(splits_dir, "benchmark", "eigen_to_benchmark_ids.npy")
@@ -109,14 +128,14 @@ def run_depth_evaluation(config) -> str:
     names = config.names or tuple("" for _ in config.models)
     sources = [open_source(m, images, count, n, config.batch_size, config.post_process, reorder,
                            predictors.get(m)) for m, n in zip(config.models, names)]
-    results = evaluate_sources(gts, sources, options, config.progress)
+    results = evaluate_sources(gts, sources, options, config.progress, intrinsics)
     table = format_table(results)
     markdown = markdown_table(results)
     write_outputs(config, table, markdown,
                    results_to_json(results, options, {"task": "depth", "gt_path": gt_path,
                                                       "post_process": config.post_process}))
-    scaling = "stereo x5.4, no median scaling" if config.eval_stereo else f"{options.scaling} scaling"
-    report = f"{config.eval_split}: {len(gts)} images, {scaling}\n{table}\n\n{markdown}"
+    report = (f"{config.eval_split}: {len(gts)} images, {scaling_description(config, options)}\n{table}"
+              f"\n\n{markdown}")
     failed = failed_models(results)
     if failed and not config.allow_nonfinite:
         counts = ", ".join(f"{name}: {n} of {len(gts)}" for name, n in failed.items())

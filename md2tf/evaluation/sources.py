@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import tensorflow as tf
 
-from md2tf.data.kitti_layout import image_path, load_test_images
+from md2tf.data.kitti_layout import build_samples, image_path, load_test_images
 from md2tf.data.splits import read_split
 from md2tf.deploy.images import resize_rgb
 from md2tf.deploy.inference import Predictor, load_predictor
@@ -194,6 +194,26 @@ def kitti_test_images(data_dir: str, split_file: str, image_ext: str = ".jpg") -
     if entries:
         _check_image_ext(data_dir, entries[0], image_ext)
     return (lambda: (image for _, image in load_test_images(data_dir, split_file, image_ext))), len(entries)
+
+
+def kitti_test_intrinsics(data_dir: str, split_file: str, image_ext: str = ".jpg") -> list[np.ndarray]:
+    """The normalised K of every test image of a split file, in split order.
+
+    Each image's rectified projection from its drive's calibration (``calib_cam_to_cam.txt``
+    ``P_rect_02/03``, or odometry ``calib.txt`` ``P2/P3``), divided by the image size
+    (`md2tf.data.kitti_layout.calib_intrinsics`); the synthetic world writes the same layout.
+
+    Returns:
+      N float32 ``[3, 3]`` normalised intrinsics (fx, cx / width; fy, cy / height).
+
+    Raises:
+      ValueError: naming the split file and line of a missing image or calibration file.
+    """
+    entries = read_split(split_file)
+    if entries:
+        _check_image_ext(data_dir, entries[0], image_ext)
+    samples = build_samples(entries, data_dir, temporal_offsets=(), image_ext=image_ext, intrinsics="calib")
+    return [np.asarray(s.intrinsics, np.float32) for s in samples]
 
 
 def _check_image_ext(data_dir: str, entry, image_ext: str) -> None:

@@ -233,3 +233,72 @@ def test_bad_options():
         metrics.ScoringOptions(scaling="mean")
     with pytest.raises(ValueError, match="pred_depth_scale_factor"):
         metrics.ScoringOptions(pred_depth_scale_factor=0.0)
+
+
+# --- camera-height scaling -------------------------------------------------------------------------
+
+K_NORMALIZED = np.array([[0.58, 0.0, 0.5], [0.0, 1.92, 0.5], [0.0, 0.0, 1.0]])
+
+
+def flat_ground_gt(height=48, width=160, camera_height=1.65):
+    """Metres: a flat road ``camera_height`` below a level camera (``z = h fy / (v - cy)``) out to
+    79 m, a box 6 m ahead on the right, no GT (0) above."""
+    fy, cy = K_NORMALIZED[1, 1] * height, K_NORMALIZED[1, 2] * height
+    v = np.arange(height, dtype=np.float64)[:, None] * np.ones((1, width))
+    with np.errstate(divide="ignore"):
+        gt = np.where(v > cy + 0.5, camera_height * fy / (v - cy), 0.0)
+    gt[gt > 79.0] = 0.0
+    box = gt[height // 3:, 3 * width // 4:]  # a view: hides what lies behind it
+    box[(box == 0) | (box > 6.0)] = 6.0
+    return gt.astype(np.float32)
+
+
+def disparity_of(depth, far=200.0):
+    return np.where(depth > 0, 1.0 / np.maximum(depth, 1e-3), 1.0 / far).astype(np.float32)
+
+
+def test_camera_height_scaling_recovers_each_images_scale():
+    """Predictions GT / f: the fitted ground gives scale f per image, without looking at the GT."""
+    gts = [flat_ground_gt()] * 3
+    factors = [3.0, 2.0, 5.0]
+    disps = [disparity_of(g / f) for g, f in zip(gts, factors)]
+    opts = metrics.ScoringOptions(split="synthetic", scaling="camera_height")
+    scores = metrics.score_predictions(gts, disps, opts, intrinsics=[K_NORMALIZED] * 3)
+    assert scores.metrics["abs_rel"] == pytest.approx(0.0, abs=1e-3)
+    assert scores.metrics["a1"] == 1.0
+    assert scores.height_scale_median == pytest.approx(3.0, rel=1e-3)
+    assert scores.height_scale_error == pytest.approx(0.0, abs=1e-3)
+    assert scores.ratio_median == pytest.approx(3.0, rel=1e-5)  # the GT ratios, for comparison
+    assert scores.no_ground_images == []
+
+
+def test_camera_height_scaling_at_network_resolution_and_other_heights():
+    """The fit runs on the low-resolution prediction with K scaled to it; a 2 m camera too."""
+    gt = flat_ground_gt(96, 320, camera_height=2.0)
+    low = flat_ground_gt(48, 160, camera_height=2.0) / 4.0
+    opts = metrics.ScoringOptions(split="synthetic", scaling="camera_height", camera_height=2.0)
+    scores = metrics.score_predictions([gt], [disparity_of(low)], opts, intrinsics=[K_NORMALIZED])
+    assert scores.height_scale_median == pytest.approx(4.0, rel=1e-3)
+    assert scores.metrics["a1"] > 0.95  # the resize blurs the box's edges and the horizon
+
+
+def test_images_without_ground_take_the_median_scale():
+    gts = [flat_ground_gt()] * 3 + [np.full((48, 160), 5.0, np.float32)]  # the last: a wall
+    factors = [3.0, 2.0, 5.0, 4.0]
+    disps = [disparity_of(g / f) for g, f in zip(gts, factors)]
+    opts = metrics.ScoringOptions(split="synthetic", scaling="camera_height")
+    scores = metrics.score_predictions(gts, disps, opts, intrinsics=[K_NORMALIZED] * 4)
+    assert scores.no_ground_images == [3] and scores.num_scored == 4
+    assert scores.per_image[3, 0] == pytest.approx(abs(1 - 3.0 / 4.0), rel=1e-4)  # scaled by 3
+    np.testing.assert_allclose(scores.per_image[:3, 0], 0.0, atol=1e-3)  # rows in input order
+    with pytest.raises(ValueError, match="none of the 1 scored images shows enough ground"):
+        metrics.score_predictions(gts[3:], disps[3:], opts, intrinsics=[K_NORMALIZED])
+
+
+def test_camera_height_scaling_needs_intrinsics_and_a_height():
+    gt = flat_ground_gt()
+    opts = metrics.ScoringOptions(split="synthetic", scaling="camera_height")
+    with pytest.raises(ValueError, match="--scaling=camera_height needs the intrinsics of each of the 1"):
+        metrics.score_predictions([gt], [disparity_of(gt)], opts)
+    with pytest.raises(ValueError, match="--camera_height must be a finite number > 0"):
+        metrics.ScoringOptions(scaling="camera_height", camera_height=0.0)

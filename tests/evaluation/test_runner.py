@@ -249,6 +249,62 @@ def test_eval_config_validation():
     assert opts.scaling == "none" and opts.pred_depth_scale_factor == 5.4
 
 
+def test_camera_height_config():
+    config = EvalConfig(models=("a",), scaling="camera_height", camera_height=1.2)
+    opts = runner.scoring_options(config)
+    assert (opts.scaling, opts.camera_height) == ("camera_height", 1.2)
+    assert EvalConfig(models=("a",)).camera_height == 1.65  # KITTI's, the synthetic world's default
+    with pytest.raises(ValueError, match=r"^--camera_height must be > 0 metres, got -1.0$"):
+        EvalConfig(models=("a",), scaling="camera_height", camera_height=-1.0)
+    with pytest.raises(ValueError, match="--camera_height must be a finite number"):
+        EvalConfig(models=("a",), scaling="camera_height", camera_height=float("nan"))
+    with pytest.raises(ValueError, match="--eval_stereo disables scaling.*--scaling=camera_height"):
+        EvalConfig(models=("a",), eval_stereo=True, scaling="camera_height")
+
+
+@pytest.fixture(scope="module")
+def flat_world(tmp_path_factory):
+    """A small built-in world (KITTI layout, dense GT, calibration), 3 test frames at 96x320."""
+    from md2tf.data.synthetic import world as w
+    from md2tf.data.synthetic import writer
+
+    root = str(tmp_path_factory.mktemp("height_world"))
+    writer.generate_world(root, w.WorldConfig(drives=1, frames=20, height=96, width=320, ext="png",
+                                              lidar=False, odometry=False), progress=False)
+    return root
+
+
+def test_evaluate_command_with_camera_height_scaling(flat_world, tmp_path, capsys):
+    """``md2tf.evaluate --scaling=camera_height``: predictions of GT depth / 3 come out scaled by 3
+    from the fitted ground and the calibration alone (the GT only scores them)."""
+    from md2tf import evaluate
+    from md2tf.data.kitti_layout import depth_gt_path
+    from md2tf.data.splits import read_split
+    from md2tf.flags import call_command
+
+    entries = read_split(os.path.join(flat_world, "splits", "synthetic", "test_files.txt"))
+    gts = [np.load(depth_gt_path(flat_world, e)) for e in entries]
+    disps = np.stack([np.where(g > 0, 3.0 / np.maximum(g, 1e-3), 3.0 / 200.0) for g in gts])
+    np.save(tmp_path / "third.npy", disps.astype(np.float32))
+    args = [f"--models={tmp_path / 'third.npy'}", f"--data_dir={flat_world}", "--eval_split=synthetic",
+            "--image_ext=.png", "--scaling=camera_height", "--camera_height=1.65", "--noprogress",
+            f"--output_json={tmp_path / 'r.json'}"]
+    assert call_command(evaluate.main, EvalConfig, args) == 0
+    out = capsys.readouterr().out
+    assert "3 images, camera-height scaling (1.65 m above a flat ground" in out
+    assert out.splitlines()[1].split()[-7:] == ["med", "std", "h_scale", "h_err", "noground", "n", "nonfin"]
+    payload = json.loads((tmp_path / "r.json").read_text())
+    assert payload["options"]["scaling"] == "camera_height" and payload["options"]["camera_height"] == 1.65
+    scores = payload["models"]["third.npy"]
+    assert scores["height_scale_median"] == pytest.approx(3.0, rel=0.02)
+    assert scores["height_scale_error"] < 0.02 and scores["no_ground_images"] == []
+    assert scores["ratio_median"] == pytest.approx(3.0, rel=1e-5)
+    # As good as median scaling with the GT (both lose only the road beyond the 80 m clamp).
+    median = metrics.score_predictions(gts, disps, metrics.ScoringOptions(split="synthetic"))
+    for name in ("abs_rel", "a1"):
+        assert scores["metrics"][name] == pytest.approx(median.metrics[name], abs=0.005)
+
+
 @pytest.mark.slow  # two subprocesses importing TensorFlow: ~15 s on the shared 2-core machine
 def test_cli_export_gt_and_evaluate(tmp_path, rng):
     """The two absl mains end to end in a subprocess (dense GT, .npy predictions)."""
