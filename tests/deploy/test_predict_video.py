@@ -129,5 +129,6 @@ def test_predict_command_on_video_with_point_clouds(exported, clip, tmp_path, ca
     for index in (0, 4, 8):
         points, _ = pointcloud.read_ply(str(tmp_path / "out" / f"drive_{index:06d}.ply"))
         assert points.shape == (vw.HEIGHT * vw.WIDTH, 3)
-    assert call_command(predict.main, PredictConfig, argv) == 2  # no intrinsics.json beside the clip
-    assert "error: --point_cloud needs the camera intrinsics" in capsys.readouterr().err
+    # No intrinsics.json beside the clip: the K the model learned in training (the test export has one).
+    assert call_command(predict.main, PredictConfig, argv) == 0
+    assert "point clouds with the intrinsics of the K the model learned in training" in capsys.readouterr().out
