@@ -18,7 +18,11 @@ def main(config: PredictConfig, flag_values) -> int:
     del flag_values
     from md2tf.deploy.height_scale import CameraHeight  # noqa: PLC0415  (TF after flag parsing)
     from md2tf.deploy.inference import load_predictor  # noqa: PLC0415
-    from md2tf.deploy.prediction import point_cloud_intrinsics, run_predict  # noqa: PLC0415
+    from md2tf.deploy.prediction import (  # noqa: PLC0415
+        depth_units_line,
+        point_cloud_intrinsics,
+        run_predict,
+    )
 
     predictor = load_predictor(config.model, post_process=config.post_process,
                                num_threads=config.num_threads or None)
@@ -37,6 +41,8 @@ def main(config: PredictConfig, flag_values) -> int:
                           camera_height=CameraHeight(config.camera_height, K) if config.camera_height else None)
     for line in summary.lines():
         print(line)
+    if config.save_npy or config.point_cloud:
+        print(depth_units_line(predictor.info, config.camera_height))
     return 1 if summary.failed else 0
 
 

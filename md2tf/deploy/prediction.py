@@ -107,6 +107,22 @@ class PredictSummary:
         return out
 
 
+def depth_units_line(info, camera_height_m: float = 0.0) -> str:
+    """What the written depth is measured in and how it became metric (the predict summary's last line).
+
+    Args:
+      info: the model's `md2tf.deploy.inference.ModelInfo` (``depth_units``, ``metric_source``).
+      camera_height_m: ``--camera_height`` (0 = not given).
+    """
+    if camera_height_m:
+        return (f"  depth units: metres, from the ground plane and a camera height of {camera_height_m:g} m "
+                f"(the model itself: {info.depth_units})")
+    if info.depth_units == "metres":
+        return f"  depth units: metres, from the training's {info.metric_source or 'metric scale'}"
+    return ("  depth units: relative (monocular training is scale-free); --camera_height=<metres> "
+            "scales it from the ground")
+
+
 def _gif_frames(path: str) -> Iterator[tuple[str, np.ndarray]]:
     stem = os.path.splitext(os.path.basename(path))[0]
     with Image.open(path) as img:

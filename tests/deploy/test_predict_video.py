@@ -132,3 +132,14 @@ def test_predict_command_on_video_with_point_clouds(exported, clip, tmp_path, ca
     # No intrinsics.json beside the clip: the K the model learned in training (the test export has one).
     assert call_command(predict.main, PredictConfig, argv) == 0
     assert "point clouds with the intrinsics of the K the model learned in training" in capsys.readouterr().out
+
+
+def test_depth_units_line_says_what_is_metric_and_how():
+    from md2tf.deploy.inference import ModelInfo
+
+    relative = ModelInfo(32, 64)
+    speed = ModelInfo(32, 64, depth_units="metres", metric_source="speed supervision: distances ...")
+    assert "relative" in prediction.depth_units_line(relative) and "--camera_height" in prediction.depth_units_line(relative)
+    assert prediction.depth_units_line(speed) == ("  depth units: metres, from the training's speed "
+                                                  "supervision: distances ...")
+    assert "camera height of 1.65 m (the model itself: relative)" in prediction.depth_units_line(relative, 1.65)
