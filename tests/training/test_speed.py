@@ -72,6 +72,26 @@ def test_dataset_without_distances_fails_at_startup(tmp_path):
         inputs.check_distances_available(file_config)
 
 
+def test_kitti_raw_distances_come_from_its_oxts(tmp_path):
+    """A KITTI raw tree with oxts (vf 10 m/s, then 12, at 10 Hz): each sample's distance to its
+    neighbours is the integrated forward velocity."""
+    from md2tf.data import datasets
+    from tests.data.test_speeds import _oxts_drive
+
+    root = fake_kitti.write_tree(str(tmp_path / "kitti"), frames=5)
+    _oxts_drive(root, [10.0, 10.0, 10.0, 12.0, 12.0])
+    data = DataConfig(dataset="kitti", data_dir=root, split="synthetic", image_ext=".png", height=32,
+                      width=64, speed_source="gt")
+    samples = datasets.get_dataset("kitti").list_samples(data, "train")
+    assert samples
+    vf = np.array([10.0, 10.0, 10.0, 12.0, 12.0])
+    for sample in samples:
+        i = int(sample.name.split()[1])
+        expected = [0.1 * (vf[i - 1] + vf[i]) / 2, 0.1 * (vf[i] + vf[i + 1]) / 2]
+        np.testing.assert_allclose(sample.temporal_distance, expected, rtol=1e-5)
+    inputs.check_distances_available(ExperimentConfig(data=data, loss=LossConfig(speed_weight=0.1)))
+
+
 def _frames(folder: str, n: int) -> None:
     os.makedirs(folder)
     y, x = np.mgrid[0:24, 0:80]
