@@ -279,3 +279,26 @@ def test_keras_weights_errors_name_the_flag(tmp_path):
     with pytest.raises(ValueError, match=r"--encoder_weights=.*small.weights.h5 does not fit a "
                                          r"mobilenet_v3_large trunk"):
         pretrained.load_keras_encoder_weights(enc, small)
+
+
+@pytest.mark.slow  # ~45 s here: the trainer traces the full step (loss, both networks, Adam)
+def test_one_trainer_step_with_mobilenet_depth_and_pose_encoders(tmp_path):
+    """The real loss and optimizer (`md2tf.training.Trainer`, fake data): one step moves every
+    trainable weight of both networks; the checkpoint it writes restores through `load_models`."""
+    from md2tf.training import trainer as trainer_lib
+    from tests.training import fakes
+
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=1, validate_every_epoch=False,
+                               image_log_every=0)
+    config = dataclasses.replace(config, model=ModelConfig(encoder="mobilenet_v3_small",
+                                                           pose_encoder="mobilenet_v3_small"))
+    t = trainer_lib.Trainer(config, dataset_fn=fakes.fake_dataset_fn(2))
+    nets = (t.depth_net, t.pose_net)
+    before = {id(v): v.numpy().copy() for n in nets for v in n.trainable_variables}
+    result = t.train()
+    assert (result.reason, result.step) == ("completed", 1) and np.isfinite(result.last_scalars["loss/total"])
+    unchanged = [v.path for n in nets for v in n.trainable_variables
+                 if np.array_equal(v.numpy(), before[id(v)])]
+    assert not unchanged, unchanged[:5]
+    _, depth2, pose2 = load_models(str(tmp_path))
+    assert depth2.encoder.variant == pose2.encoder.variant == "mobilenet_v3_small"
