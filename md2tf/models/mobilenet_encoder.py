@@ -4,7 +4,7 @@ The trunk is Keras' own architecture, ``keras.applications.MobileNetV3Large`` / 
 with ``weights=None``, ``include_top=False`` and ``include_preprocessing=False``, built for
 ``[B, H, W, 3 * num_input_images]`` inputs of any size. Its hard-swish, squeeze-excite blocks, BN
 numerics (epsilon 1e-3, momentum 0.999) and layer names are Keras', so Keras' published ImageNet
-weights load by layer name (``md2tf.convert.keras_imagenet``).
+weights load by layer name (``md2tf.convert.pretrained.load_keras_encoder_weights``).
 
 Skip features, chosen by stride (feature ``k`` has stride ``2^(k+1)``, as `ResnetEncoder`'s):
 
