@@ -416,14 +416,48 @@ class DataConfig(ConfigBase):
         return len(self.temporal_offsets) + int(self.use_stereo)
 
 
+#: Encoder architectures (``--encoder``, ``--pose_encoder``): the paper's ResNet (depth from
+#: ``--num_layers`` / ``--pose_num_layers``) or Keras' MobileNetV3 (Howard et al., "Searching for
+#: MobileNetV3", ICCV 2019), phone-class trunks (`md2tf.models.mobilenet_encoder`).
+ENCODERS = ("resnet", "mobilenet_v3_large", "mobilenet_v3_small")
+#: ``--encoder_weights`` value for Keras' published MobileNetV3 ImageNet weights.
+KERAS_IMAGENET = "imagenet"
+#: File suffixes of Keras weights (``--encoder_weights`` for MobileNetV3 encoders).
+KERAS_WEIGHT_SUFFIXES = (".h5", ".keras")
+
+
+def encoder_architecture(encoder: str, num_layers: int) -> str:
+    """One name for an encoder: ``resnet18`` / ``resnet50`` for ResNets, else the `ENCODERS` name."""
+    return f"resnet{num_layers}" if encoder == "resnet" else encoder
+
+
+def is_keras_weights(encoder_weights: str) -> bool:
+    """Whether ``--encoder_weights`` names Keras weights (``imagenet``, ``.h5``, ``.weights.h5``,
+    ``.keras``), the kind MobileNetV3 encoders load; torchvision ``.pth``/``.npz`` are ResNet's."""
+    value = encoder_weights.strip().lower()
+    return value == KERAS_IMAGENET or value.endswith(KERAS_WEIGHT_SUFFIXES)
+
+
 @dataclass(frozen=True)
 class ModelConfig(ConfigBase):
     """Depth and pose networks (paper Sec. 4 "Implementation details")."""
 
-    num_layers: int = setting(18, "ResNet depth of the depth encoder.", choices=(18, 34, 50))
-    pose_num_layers: int = setting(18, "ResNet depth of the separate pose encoder.", choices=(18, 50))
-    encoder_weights: str = setting("none", "'none' (scratch) or a local torchvision ImageNet .pth/.npz "
-                                   "for the encoders.", resumable=True)
+    encoder: str = setting("resnet", "Depth encoder: resnet (the paper's; depth from --num_layers) or "
+                           "Keras' MobileNetV3 large/small, phone-class trunks with hard-swish and "
+                           "squeeze-excite (accuracy not measured yet).", choices=ENCODERS)
+    num_layers: int = setting(18, "ResNet depth of the depth encoder (--encoder=resnet).",
+                              choices=(18, 34, 50))
+    pose_encoder: str = setting("resnet", "Pose encoder, on a 6-channel image pair: resnet (the paper's "
+                                "separate ResNet; depth from --pose_num_layers) or a MobileNetV3.",
+                                choices=ENCODERS)
+    pose_num_layers: int = setting(18, "ResNet depth of the separate pose encoder "
+                                   "(--pose_encoder=resnet).", choices=(18, 50))
+    encoder_weights: str = setting("none", "ImageNet weights of the encoders: 'none' (scratch); for "
+                                   "ResNets a local torchvision .pth/.npz; for MobileNetV3 'imagenet' "
+                                   "(Keras' published weights, fetched by Keras into ~/.keras/models) "
+                                   "or a local Keras .h5/.weights.h5/.keras file. A pose encoder's "
+                                   "first conv takes them repeated over the 2 images and halved.",
+                                   resumable=True)
     init: str = setting("torch", "Initialisers of the decoders: PyTorch's defaults (as the paper "
                         "trained) or Keras'.", choices=("torch", "keras"))
     scales: tuple[int, ...] = setting((0, 1, 2, 3), "Decoder output scales 0..n-1 (scale s is 1/2^s "
@@ -439,10 +473,40 @@ class ModelConfig(ConfigBase):
 
     def validate(self) -> None:
         check_depth_range(self.min_depth, self.max_depth, "--min_depth < --max_depth")
+        self.check_encoder_weights(self.encoder, "--encoder")
         _check(self.init_disparity is None or 0.0 < self.init_disparity < 1.0,
                f"--init_disparity must lie in (0, 1), got {self.init_disparity}")
         _check(tuple(self.scales) == tuple(range(len(self.scales))) and 1 <= len(self.scales) <= 4,
                f"--scales must be 0..n-1 with n in 1..4, got {self.scales}")
+
+    def check_encoder_weights(self, encoder: str, flag: str) -> None:
+        """Raises `ConfigError` unless ``--encoder_weights`` is of the kind ``encoder`` loads.
+
+        Args:
+          encoder: an `ENCODERS` name (``self.encoder`` or ``self.pose_encoder``).
+          flag: how the message names it (``--encoder`` / ``--pose_encoder``).
+        """
+        weights = self.encoder_weights.strip()
+        if weights.lower() in ("", "none"):
+            return
+        if encoder == "resnet":
+            _check(not is_keras_weights(weights),
+                   f"--encoder_weights={weights} is Keras MobileNetV3 weights, but {flag}=resnet takes "
+                   "a local torchvision .pth/.npz (or --encoder_weights=none)")
+        else:
+            _check(is_keras_weights(weights),
+                   f"--encoder_weights={weights}: {flag}={encoder} takes 'imagenet' or a local Keras "
+                   ".h5/.weights.h5/.keras file (torchvision .pth/.npz are for --encoder=resnet)")
+
+    @property
+    def depth_architecture(self) -> str:
+        """`encoder_architecture` of the depth encoder (``resnet18``, ``mobilenet_v3_large``, ...)."""
+        return encoder_architecture(self.encoder, self.num_layers)
+
+    @property
+    def pose_architecture(self) -> str:
+        """`encoder_architecture` of the pose encoder."""
+        return encoder_architecture(self.pose_encoder, self.pose_num_layers)
 
 
 @dataclass(frozen=True)
@@ -572,6 +636,8 @@ class ExperimentConfig(ConfigBase):
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
+        if self.use_pose_net:  # the same --encoder_weights initialise the pose encoder
+            self.model.check_encoder_weights(self.model.pose_encoder, "--pose_encoder")
         _check(self.train.pose_source != "gt" or bool(self.data.temporal_offsets),
                f"--pose_source=gt needs temporal source frames (--frame_offsets besides 0), got "
                f"--frame_offsets={','.join(map(str, self.data.frame_offsets))}")

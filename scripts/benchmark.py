@@ -4,6 +4,8 @@
 Usage:
   python scripts/benchmark.py [--only train,data,infer] [--json out.json] [--repeats 5]
   python scripts/benchmark.py --only infer --compare-torch      # PyTorch eager side by side
+  python scripts/benchmark.py --only infer,train --encoder mobilenet_v3_small   # another encoder
+  python scripts/benchmark.py --only size --sizes 192x640       # parameters and FLOPs, every encoder
 
 Every measurement is warmed up, repeated, and reported as median / min / max. The machine is shared,
 so each measurement also records how much CPU *other* processes used meanwhile (from /proc/stat minus
@@ -24,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo (md2tf)
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/ (bench)
 
 from md2tf import tf_start  # noqa: E402
+from md2tf.config import ENCODERS  # noqa: E402  (no TensorFlow import)
 
 # TF as md2tf's commands start it: quiet, oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=0 for an A/B).
 tf_start.start_tensorflow()
@@ -50,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-torch", action="store_true", help="time the same nets in PyTorch eager")
     parser.add_argument("--sizes", default="192x640,320x1024", help="inference sizes HxW")
     parser.add_argument("--workdir", default="", help="scratch directory (default: a temp dir)")
+    parser.add_argument("--encoder", default="resnet", choices=ENCODERS,
+                        help="depth encoder of the infer and train sections (ResNet depth 18)")
+    parser.add_argument("--pose_encoder", default="resnet", choices=ENCODERS,
+                        help="pose encoder of the train sections")
     args = parser.parse_args(argv)
     _load_sections()
     wanted = [s for s in args.only.split(",") if s] or list(SECTIONS)
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}", flush=True)
         rows = SECTIONS[name](args)
         results["sections"][name] = rows
-        for row in rows:
+        for row in (r for r in rows if "median_s" in r):  # timed rows (size rows print themselves)
             flag = "  [CONTAMINATED]" if row.get("contaminated") else ""
             print(f"  {row['name']:<48} median {row['median_s'] * 1e3:9.1f} ms  "
                   f"(min {row['min_s'] * 1e3:.1f}, max {row['max_s'] * 1e3:.1f})  "

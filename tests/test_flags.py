@@ -317,7 +317,8 @@ def test_bad_profile_steps():
 #: Settings a resumed run must keep: the networks, the data geometry and order, the objective.
 NOT_RESUMABLE = ("height", "width", "frame_offsets", "use_stereo", "dataset", "split", "image_ext",
                  "intrinsics", "synthetic_height", "synthetic_drives", "synthetic_seed",
-                 "video_frame_stride", "video_static_threshold", "num_layers", "pose_num_layers", "scales",
+                 "video_frame_stride", "video_static_threshold", "encoder", "num_layers", "pose_encoder",
+                 "pose_num_layers", "scales",
                  "min_depth", "max_depth", "ssim_weight", "automask", "batch_size",
                  "steps_per_epoch", "seed", "mixed_precision", "pose_source")
 #: Settings a resumed run may change: how long and fast it trains, what it logs and saves, paths.

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from md2tf.config import DEPTH_RANGE, check_depth_range
+from md2tf.config import DEPTH_RANGE, ENCODERS, check_depth_range
 from md2tf.deploy.tflite import make_interpreter
 from md2tf.deploy.tflite_graph import read_metadata
 from md2tf.geometry.depth import disp_to_depth
@@ -58,7 +58,11 @@ class ModelInfo:
       metric_source: how the depth became metric (the stereo baseline, speed supervision, known
         poses); empty for relative depth.
       post_process: whether flip post-processing is baked into the graph.
-      num_layers: ResNet depth of the encoder (informational).
+      num_layers: ResNet depth of the encoder (informational; meaningful for ``encoder="resnet"``).
+      encoder: the depth encoder, an `md2tf.config.ENCODERS` name (``resnet``,
+        ``mobilenet_v3_large``, ``mobilenet_v3_small``); it fixes the input normalisation inside the
+        graph (`md2tf.models.encoders.input_normalisation`). Metadata written before encoders were
+        selectable has none and reads as ``resnet``.
       learned_intrinsics: the camera(s) whose K the model learned in training
         (``--intrinsics=learned``): name -> normalised ``[fx, fy, cx, cy]`` (fx, cx / width;
         fy, cy / height); empty when K was given. ``md2tf.predict --point_cloud`` uses it when no
@@ -75,6 +79,7 @@ class ModelInfo:
     num_layers: int = 18
     learned_intrinsics: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     metric_source: str = ""
+    encoder: str = "resnet"
 
     def __post_init__(self) -> None:
         # JSON-ready and equal after a round trip through the exports' metadata.
@@ -90,6 +95,8 @@ class ModelInfo:
             raise ValueError(f"metric_scale must be > 0, got {self.metric_scale}")
         if self.depth_units not in ("metres", "relative"):
             raise ValueError(f"depth_units must be metres or relative, got {self.depth_units!r}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -334,7 +341,8 @@ def predictor_from_models(config, depth_net, post_process: bool = False,
                      min_depth=depth_net.min_depth, max_depth=depth_net.max_depth,
                      metric_scale=float(metric_scale), depth_units=units,
                      post_process=post_process, num_layers=config.model.num_layers,
-                     learned_intrinsics=learned_intrinsics or {}, metric_source=source)
+                     learned_intrinsics=learned_intrinsics or {}, metric_source=source,
+                     encoder=config.model.encoder)
     return KerasPredictor(DepthPredictor(depth_net, info), info)
 
 

@@ -12,12 +12,14 @@ import tensorflow as tf
 
 from md2tf.deploy.inference import ModelInfo
 from md2tf.geometry.depth import disp_to_depth_coefficients
+from md2tf.models.encoders import input_normalisation
 
 
 def io_contract(info: ModelInfo) -> dict[str, Any]:
     """The input/output contract shared by the SavedModel ``serving_default`` signature and TFLite."""
     h, w = info.height, info.width
     a, b = disp_to_depth_coefficients(info.min_depth, info.max_depth)
+    mean, std = input_normalisation(info.encoder)
     units = ("metres (depth x metric_scale; metric_scale = real stereo baseline / training baseline)"
              if info.depth_units == "metres" else
              "relative: true depth up to an unknown per-scene scale (median-scale against a reference)")
@@ -25,7 +27,7 @@ def io_contract(info: ModelInfo) -> dict[str, Any]:
         "input": {
             "name": "images", "dtype": "uint8", "shape": [1, h, w, 3], "layout": "NHWC",
             "color": "RGB", "range": [0, 255],
-            "normalisation": "inside the model: x / 255, then the encoder's (x - 0.45) / 0.225",
+            "normalisation": f"inside the model: x / 255, then the encoder's (x - {mean:g}) / {std:g}",
             "resize": f"resize any frame to {w}x{h} (W x H) before feeding; the model does not crop",
         },
         "outputs": {

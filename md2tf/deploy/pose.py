@@ -2,7 +2,8 @@
 
 Contract (``serving_default``):
   * inputs ``earlier`` and ``later``: uint8 RGB ``[1, H, W, 3]`` each (consecutive frames, normalised
-    inside: / 255, then the encoder's (x - 0.45) / 0.225);
+    inside: / 255, then the pose encoder's (x - 0.45) / 0.225 for ResNet, (x - 0.5) / 0.5 for
+    MobileNetV3);
   * outputs ``axis_angle`` ``[1, 3]`` (radians), ``translation`` ``[1, 3]`` (training units; x
     ``metric_scale`` for metres on stereo-trained models) and ``later_from_earlier`` ``[1, 4, 4]``, the
     rigid transform mapping points in the earlier camera's frame into the later camera's frame
@@ -74,7 +75,8 @@ def export_pose(pose_net, info: ModelInfo, path: str,
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         with tflite.native_stderr_held_back():
             content = converter.convert()
-    meta = {**info.to_dict(), "model": "pose", "outputs": list(POSE_OUTPUTS)}
+    meta = {**info.to_dict(), "model": "pose", "outputs": list(POSE_OUTPUTS),
+            "pose_encoder": getattr(pose_net, "encoder_name", "resnet")}
     content = tflite_graph.add_metadata(content, {"md2tf_pose": json.dumps(meta).encode()})
     tflite_graph.check_builtin_only(content)
     tflite.write_atomic(path, content)

@@ -15,8 +15,8 @@ def build(
     """Builds the depth (and pose) networks of a run, with all variables created.
 
     Call it inside ``strategy.scope()`` when distributing. The weights are freshly initialised;
-    ``model_config.encoder_weights`` (ImageNet) is loaded by ``md2tf.convert.init_encoders``,
-    which reads the PyTorch-layout files.
+    ``model_config.encoder_weights`` (ImageNet) is loaded by ``md2tf.convert.init_encoders``
+    (torchvision files for ResNets, Keras weights for MobileNetV3).
 
     Args:
       model_config: `md2tf.config.ModelConfig`.
@@ -30,11 +30,12 @@ def build(
     depth_net = DepthNet(
         model_config.num_layers, model_config.scales, model_config.init, synchronized_bn,
         init_disparity=model_config.init_disparity, min_depth=model_config.min_depth,
-        max_depth=model_config.max_depth,
+        max_depth=model_config.max_depth, encoder=model_config.encoder,
     ).build_for_shape()
     pose_net = None
     if use_pose_net:
         pose_net = PoseNet(
-            model_config.pose_num_layers, model_config.init, synchronized_bn
+            model_config.pose_num_layers, model_config.init, synchronized_bn,
+            encoder=model_config.pose_encoder,
         ).build_for_shape()
     return depth_net, pose_net

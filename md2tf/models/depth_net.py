@@ -1,4 +1,5 @@
-"""DepthNet: ResNet encoder + depth decoder (images -> multi-scale sigmoid disparities -> depth)."""
+"""DepthNet: encoder (ResNet or MobileNetV3) + depth decoder (images -> multi-scale sigmoid disparities
+-> depth)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from md2tf.config import DEPTH_RANGE, check_depth_range
 from md2tf.geometry import disp_to_depth
 from md2tf.models.depth_decoder import DepthDecoder, check_scales
 from md2tf.models.encoder_decoder import EncoderDecoderNet
+from md2tf.models.encoders import build_encoder
 from md2tf.models.layers import check_layout
-from md2tf.models.resnet_encoder import ResnetEncoder
 
 
 class DepthNet(EncoderDecoderNet):
@@ -22,15 +23,18 @@ class DepthNet(EncoderDecoderNet):
     call `disp_to_depth` (or read `min_depth` / `max_depth` from here).
 
     Args:
-      num_layers: encoder ResNet depth (18, 34 or 50).
+      num_layers: encoder ResNet depth (18, 34 or 50; ``encoder="resnet"`` only).
       scales: decoder output scales ``0..n-1``.
-      init: ``"torch"`` (reference initialisers) or ``"keras"``.
+      init: ``"torch"`` (reference initialisers) or ``"keras"`` (the ResNet encoder's and the
+        decoder's; MobileNetV3 keeps Keras' own).
       synchronized_bn: cross-replica BatchNormalization in the encoder.
       init_disparity: None (reference init) or the initial sigmoid disparity p in (0, 1) of every
         output (see `DepthDecoder`).
       min_depth, max_depth: depth at disparity 1 and 0, in training units (0 < min < max).
       layout: ``"train"`` (the network as trained) or ``"xnnpack"`` (the same weights and outputs
         with ops XNNPACK runs, for TFLite; see ``md2tf.models.layers.LAYOUTS``).
+      encoder: ``"resnet"`` (the paper's), ``"mobilenet_v3_large"`` or ``"mobilenet_v3_small"``
+        (`md2tf.models.encoders.build_encoder`); the decoder adapts to its skip channels.
 
     Call args:
       images: ``[B, H, W, 3]`` float RGB in [0, 1] (H, W multiples of 32, at least 64).
@@ -50,6 +54,7 @@ class DepthNet(EncoderDecoderNet):
         min_depth: float = DEPTH_RANGE[0],
         max_depth: float = DEPTH_RANGE[1],
         layout: str = "train",
+        encoder: str = "resnet",
         **kwargs,
     ):
         kwargs.setdefault("name", "depth_net")
@@ -62,7 +67,8 @@ class DepthNet(EncoderDecoderNet):
         self.min_depth = float(min_depth)
         self.max_depth = float(max_depth)
         self.layout = check_layout(layout)
-        self.encoder = ResnetEncoder(num_layers, 1, init, synchronized_bn, name="encoder")
+        self.encoder = build_encoder(encoder, num_layers, 1, init, synchronized_bn, name="encoder")
+        self.encoder_name = encoder
         self.decoder = DepthDecoder(self.encoder.num_ch_enc, self.scales, init,
                                     init_disparity=init_disparity, layout=self.layout,
                                     name="decoder")
@@ -104,4 +110,5 @@ class DepthNet(EncoderDecoderNet):
             "min_depth": self.min_depth,
             "max_depth": self.max_depth,
             "layout": self.layout,
+            "encoder": self.encoder_name,
         }

@@ -1,4 +1,4 @@
-"""The shared base of `DepthNet` and `PoseNet`: a ResNet encoder followed by a decoder."""
+"""The shared base of `DepthNet` and `PoseNet`: an encoder followed by a decoder."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ _Net = TypeVar("_Net", bound="EncoderDecoderNet")
 
 
 class EncoderDecoderNet(keras.Model):
-    """A network made of ``self.encoder`` (a `ResnetEncoder`) and then ``self.decoder``.
+    """A network made of ``self.encoder`` (`md2tf.models.encoders.build_encoder`) and then ``self.decoder``.
 
     Subclasses build both in ``__init__``, set `input_channels` and define ``call`` and
     ``get_config`` (whose keys are the ``__init__`` arguments, so `from_config` is ``cls(**config)``).

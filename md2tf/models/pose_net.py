@@ -1,21 +1,26 @@
-"""PoseNet: separate ResNet encoder on an image pair + pose decoder (pair -> relative pose)."""
+"""PoseNet: separate encoder (ResNet or MobileNetV3) on an image pair + pose decoder (pair -> relative
+pose)."""
 
 from __future__ import annotations
 
 from md2tf.models.encoder_decoder import EncoderDecoderNet
+from md2tf.models.encoders import build_encoder
 from md2tf.models.pose_decoder import PoseDecoder
-from md2tf.models.resnet_encoder import ResnetEncoder
 
 
 class PoseNet(EncoderDecoderNet):
-    """Monodepth2's ``separate_resnet`` pose network.
+    """Monodepth2's ``separate_resnet`` pose network, or the same with a MobileNetV3 encoder.
 
     Args:
-      num_layers: pose encoder ResNet depth (18 or 50 in the reference; 34 also works).
-      init: ``"torch"`` (reference initialisers) or ``"keras"``.
+      num_layers: pose encoder ResNet depth (18 or 50 in the reference; 34 also works;
+        ``encoder="resnet"`` only).
+      init: ``"torch"`` (reference initialisers) or ``"keras"`` (the ResNet encoder's and the
+        decoder's; MobileNetV3 keeps Keras' own).
       synchronized_bn: cross-replica BatchNormalization in the encoder.
       num_frames_to_predict_for: poses the decoder predicts (2, as the reference; only the first is
         returned, the others exist so reference checkpoints load).
+      encoder: ``"resnet"`` (the paper's), ``"mobilenet_v3_large"`` or ``"mobilenet_v3_small"``,
+        built for 6 input channels (`md2tf.models.encoders.build_encoder`).
 
     Call args:
       pair: ``[B, H, W, 6]`` float RGB in [0, 1], the temporally earlier frame in channels 0..2.
@@ -35,6 +40,7 @@ class PoseNet(EncoderDecoderNet):
         init: str = "torch",
         synchronized_bn: bool = False,
         num_frames_to_predict_for: int = 2,
+        encoder: str = "resnet",
         **kwargs,
     ):
         kwargs.setdefault("name", "pose_net")
@@ -43,7 +49,8 @@ class PoseNet(EncoderDecoderNet):
         self.init = init
         self.synchronized_bn = synchronized_bn
         self.num_frames_to_predict_for = num_frames_to_predict_for
-        self.encoder = ResnetEncoder(num_layers, 2, init, synchronized_bn, name="encoder")
+        self.encoder = build_encoder(encoder, num_layers, 2, init, synchronized_bn, name="encoder")
+        self.encoder_name = encoder
         self.decoder = PoseDecoder(
             self.encoder.num_ch_enc, num_frames_to_predict_for, init, name="decoder"
         )
@@ -61,4 +68,5 @@ class PoseNet(EncoderDecoderNet):
             "init": self.init,
             "synchronized_bn": self.synchronized_bn,
             "num_frames_to_predict_for": self.num_frames_to_predict_for,
+            "encoder": self.encoder_name,
         }

@@ -164,6 +164,11 @@ class ResnetEncoder(keras.layers.Layer):
             block_names.append(tuple(names))
         self.block_names = tuple(block_names)
 
+    @property
+    def architecture(self) -> str:
+        """The `md2tf.config.encoder_architecture` name (``resnet18``, ``resnet50``, ...)."""
+        return f"resnet{self.num_layers}"
+
     def call(self, images, training=None):
         channels = images.shape[-1]
         if channels is not None and channels != 3 * self.num_input_images:

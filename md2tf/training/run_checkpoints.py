@@ -252,7 +252,7 @@ def restore_encoders(path: str, depth_net, pose_net=None) -> tuple[str, list[str
     statistics; the decoders keep their fresh initialisation. The encoders' variables are matched by
     their place in the network (``depth_net/encoder/...``), so the source may have been trained at
     another resolution, on other data or with other losses (S, MS), but must have the same encoder
-    architecture (ResNet depth, read from its ``config.json``).
+    architecture (``--encoder`` and ResNet depth, read from its ``config.json``).
 
     Args:
       path: a run directory (its latest checkpoint) or a checkpoint prefix.
@@ -264,7 +264,7 @@ def restore_encoders(path: str, depth_net, pose_net=None) -> tuple[str, list[str
 
     Raises:
       FileNotFoundError: no checkpoint or ``config.json`` at ``path``.
-      ValueError: the source's encoder has another ResNet depth, lacks a variable or holds one with
+      ValueError: the source's encoder has another architecture, lacks a variable or holds one with
         another shape.
     """
     prefix, run_dir = model_checkpoint.resolve_checkpoint(path)
@@ -273,14 +273,16 @@ def restore_encoders(path: str, depth_net, pose_net=None) -> tuple[str, list[str
     if pose_net is not None and source.use_pose_net:
         nets["pose_net"] = pose_net
     # A deeper source holds every variable of a shallower ResNet with the same shapes (ResNet34's
-    # layer1.0 is ResNet18's), so the depths are compared, not only the variables.
-    depths = {"depth_net": ("--num_layers", source.model.num_layers),
-              "pose_net": ("--pose_num_layers", source.model.pose_num_layers)}
+    # layer1.0 is ResNet18's), so the architectures are compared, not only the variables.
+    archs = {"depth_net": (("--encoder", "--num_layers"), source.model.depth_architecture),
+             "pose_net": (("--pose_encoder", "--pose_num_layers"), source.model.pose_architecture)}
     for name, net in nets.items():
-        flag, depth = depths[name]
-        if net.encoder.num_layers != depth:
-            raise ValueError(f"--encoder_init {run_dir!r} has a ResNet{depth} {name} encoder ({flag}), "
-                             f"this run a ResNet{net.encoder.num_layers}")
+        (kind_flag, depth_flag), arch = archs[name]
+        if net.encoder.architecture != arch:
+            both_resnet = arch.startswith("resnet") and net.encoder.architecture.startswith("resnet")
+            raise ValueError(f"--encoder_init {run_dir!r} has a {_display(arch)} {name} encoder "
+                             f"({depth_flag if both_resnet else kind_flag}), this run a "
+                             f"{_display(net.encoder.architecture)}")
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     assignments, problems = [], []
@@ -298,11 +300,16 @@ def restore_encoders(path: str, depth_net, pose_net=None) -> tuple[str, list[str
                 assignments.append((var, key))
     if problems:
         raise ValueError(f"--encoder_init {prefix!r} does not match this run's encoders "
-                         f"({len(problems)} problem(s), same --num_layers/--pose_num_layers needed): "
+                         f"({len(problems)} problem(s), same encoders needed): "
                          f"{problems[:5]}")
     for var, key in assignments:
         var.assign(reader.get_tensor(key))
     return prefix, list(nets)
+
+
+def _display(architecture: str) -> str:
+    """``resnet18`` -> ``ResNet18``; other `md2tf.config.encoder_architecture` names as they are."""
+    return architecture.replace("resnet", "ResNet")
 
 
 #: ``load_models(path) -> (config, depth_net, pose_net)``: the shared reader (md2tf.models.checkpoint).

@@ -1,7 +1,7 @@
 """``--only infer``: depth-network inference latency per backend, sizes, FLOPs and fraction of peak.
 
-For every ``--sizes`` entry (default 192x640 and 320x1024) a scratch-initialised ResNet18 `DepthNet`
-is wrapped in the deployed graph (`md2tf.deploy.inference.DepthPredictor`: uint8 in, disparity
+For every ``--sizes`` entry (default 192x640 and 320x1024) a scratch-initialised `DepthNet` (ResNet18,
+or ``--encoder``'s) is wrapped in the deployed graph (`md2tf.deploy.inference.DepthPredictor`: uint8 in, disparity
 and depth out) and timed at batch 1 as:
 
 * ``keras graph`` (``tf.function``) and ``keras xla`` (``jit_compile=True``),
@@ -23,7 +23,7 @@ FLOPs are counted from the Keras graph by the TF profiler (``float_operation``: 
 for float backends
 ``fraction_of_peak`` = FLOPs / median time / 157 GFLOP/s (2 cores x 2 FMA x 8 fp32 lanes x 2 x
 2.45 GHz), halved for 1-thread rows. ``--compare-torch`` adds the PyTorch eager depth net
-(`md2tf.convert.torch_reference.DepthNet`, eval, ``no_grad``) at the same size. Reference (official
+(`md2tf.convert.torch_reference.DepthNet`, eval, ``no_grad``; ResNet18 only) at the same size. Reference (official
 PyTorch, this machine): 164 ms at 192x640, 428 ms at 320x1024.
 """
 
@@ -70,7 +70,7 @@ def _sizes(args: argparse.Namespace) -> list[tuple[int, int]]:
 def _row(timing, args, h, w, flops, threads: int | None = None, **extra) -> dict:
     threads = threads or args.threads
     row = timing.to_dict(args.contaminated)
-    row.update(height=h, width=w, threads=threads, **extra)
+    row.update(height=h, width=w, threads=threads, encoder=args.encoder, **extra)
     if flops and extra.get("backend") not in ("tflite_dynamic", "tflite_int8",
                                                 AS_TRAINED[1]):  # fp32 peak only
         # Peak of the cores the run may use: 1 thread can reach at most half the 2-core peak.
@@ -106,8 +106,8 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
     tflite_threads = tuple(int(t) for t in threads_env.split(",")) if threads_env else TFLITE_THREADS
     for h, w in _sizes(args):
         print(f"  {h}x{w}: building the depth net ...", flush=True)
-        depth_net, _ = models.build(ModelConfig(), use_pose_net=False)
-        info = ModelInfo(height=h, width=w)
+        depth_net, _ = models.build(ModelConfig(encoder=args.encoder), use_pose_net=False)
+        info = ModelInfo(height=h, width=w, encoder=args.encoder)
         predictor = DepthPredictor(depth_net, info)
         images = np.stack(structured_images(3, h, w, seed=7))
         one = images[:1]
@@ -163,7 +163,7 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
                 timing = measure(f"{variant} {threads}t {h}x{w}", lambda r=runner, x=one: r(images=x), **kw)
                 rows.append(_row(timing, args, h, w, flops, backend=variant, threads=threads,
                                  size_mb=round(len(content) / 2**20, 2), abs_rel_vs_keras=round(err, 5)))
-        if args.compare_torch:
+        if args.compare_torch and args.encoder == "resnet":
             rows += _torch_rows(args, h, w, flops, kw)
     return rows
 

@@ -9,6 +9,7 @@ backward compiled by XLA, Adam outside). Default cases: M at batch 4 in graph an
 xlaloss with ``mixed_bfloat16`` when the CPU has native bf16/fp16 arithmetic
 (``avx512_bf16``/``amx_bf16``/``avx512_fp16`` flags); override with
 ``MD2TF_BENCH_TRAIN="M:4:xla,S:4:graph,MS:4:graph:mixed_bfloat16"``.
+The networks are ResNet18 (the paper's) unless ``--encoder`` / ``--pose_encoder`` name others.
 
 All cases are built first and then timed **interleaved** (one step of each case per round, ``--warmup``
 untimed rounds, ``--repeats`` timed rounds), together with the machine's measured matmul peak
@@ -78,12 +79,14 @@ def synthetic_batch(batch: int, height: int, width: int, offsets: tuple[int, ...
         depth_gt=tf.zeros([batch, 8, 8, 1]))
 
 
-def _experiment(mode: str, batch: int, compile_mode: str, run_dir: str, precision: str = "float32"):
-    from md2tf.config import DataConfig, ExperimentConfig, TrainConfig
+def _experiment(mode: str, batch: int, compile_mode: str, run_dir: str, precision: str = "float32",
+                encoders: tuple[str, str] = ("resnet", "resnet")):
+    from md2tf.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 
     offsets, stereo = MODES[mode]
     return ExperimentConfig(
         data=DataConfig(height=HEIGHT, width=WIDTH, frame_offsets=offsets, use_stereo=stereo),
+        model=ModelConfig(encoder=encoders[0], pose_encoder=encoders[1]),
         train=TrainConfig(run_dir=run_dir, batch_size=batch, jit_compile=compile_mode == "xla",
                           jit_compile_loss=compile_mode == "xlaloss", mixed_precision=precision,
                           strategy="default", progress_bar=False))
@@ -99,15 +102,18 @@ def _hardware_low_precision() -> bool:
 
 
 def make_trainer_step(mode: str, batch: int, compile_mode: str, workdir: str,
-                      precision: str = "float32"):
-    """Builds a `Trainer` and returns ``(run_one_step, trainer)`` on a fixed synthetic batch."""
+                      precision: str = "float32", encoders: tuple[str, str] = ("resnet", "resnet")):
+    """Builds a `Trainer` and returns ``(run_one_step, trainer)`` on a fixed synthetic batch.
+
+    ``encoders``: ``(--encoder, --pose_encoder)``.
+    """
     import keras
     import tensorflow as tf
 
     from md2tf.training.trainer import Trainer
 
     config = _experiment(mode, batch, compile_mode, tempfile.mkdtemp(dir=workdir, prefix="run-"),
-                         precision)
+                         precision, encoders)
     trainer = Trainer(config)
     data = synthetic_batch(batch, HEIGHT, WIDTH, *MODES[mode])
     iterator = iter(tf.data.Dataset.from_tensors(data).repeat())
@@ -153,7 +159,7 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def net_flops(mode: str, batch: int) -> int:
+def net_flops(mode: str, batch: int, encoders: tuple[str, str] = ("resnet", "resnet")) -> int:
     """Forward FLOPs of the networks in one step: depth net on the target, pose net on every pair."""
     import tensorflow as tf
 
@@ -163,7 +169,8 @@ def net_flops(mode: str, batch: int) -> int:
 
     offsets, _ = MODES[mode]
     pairs = len([o for o in offsets if o != 0])
-    depth_net, pose_net = models.build(ModelConfig(), use_pose_net=pairs > 0)
+    depth_net, pose_net = models.build(ModelConfig(encoder=encoders[0], pose_encoder=encoders[1]),
+                                       use_pose_net=pairs > 0)
     total = count_flops(tf.function(lambda x: depth_net(x, training=True)).get_concrete_function(
         tf.TensorSpec([batch, HEIGHT, WIDTH, 3], tf.float32)))
     if pairs:
@@ -187,6 +194,7 @@ def train_section(args: argparse.Namespace) -> list[dict]:
     import time
 
     cases = _cases()
+    encoders = (args.encoder, args.pose_encoder)
     warmup = max(1, args.warmup)
     repeats = max(3, args.repeats)
     runners: dict[str, tuple] = {}  # name -> (fn, items per run, row extras)
@@ -194,16 +202,17 @@ def train_section(args: argparse.Namespace) -> list[dict]:
         name = f"train {mode} b{batch} {compile_mode}" + ("" if precision == "float32" else f" {precision}")
         print(f"  building {name} ...", flush=True)
         t0 = time.perf_counter()
-        run, _ = make_trainer_step(mode, batch, compile_mode, args.workdir, precision)
+        run, _ = make_trainer_step(mode, batch, compile_mode, args.workdir, precision, encoders)
         run()  # trace + compile
         runners[name] = (run, batch, dict(mode=mode, batch=batch, compile=compile_mode, precision=precision,
+                                          encoder=encoders[0], pose_encoder=encoders[1],
                                           first_step_s=round(time.perf_counter() - t0, 1)))
-    flops = {(m, b): net_flops(m, b) for m, b, _, _ in cases}
+    flops = {(m, b): net_flops(m, b, encoders) for m, b, _, _ in cases}
     peaks = ["float32"] + (["bfloat16"] if any(c[3] == "mixed_bfloat16" for c in cases) else [])
     for dtype in peaks:
         runners[f"peak matmul {dtype} {PEAK_N}"] = (_matmul_fn(dtype), 2 * PEAK_N**3 / 1e9,
                                                      dict(compile="matmul", precision=dtype))
-    if args.compare_torch:
+    if args.compare_torch and encoders == ("resnet", "resnet"):  # the reference is ResNet18 only
         runners.update(_torch_runners(args, sorted({b for m, b, _, _ in cases if m == "M"})))
 
     times = {name: [] for name in runners}
@@ -271,21 +280,23 @@ def _torch_runners(args, batches) -> dict:
 # --- where the time goes ---------------------------------------------------------------------------
 
 
-def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M", loss_jit: bool = False):
+def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M", loss_jit: bool = False,
+                encoders: tuple[str, str] = ("resnet", "resnet")):
     """Separately compiled pieces of one training step: ``{name: fn}`` (each returns a scalar).
 
-    ``jit`` compiles every piece with XLA; ``loss_jit`` only the loss (`md2tf.losses.xla_loss`).
+    ``jit`` compiles every piece with XLA; ``loss_jit`` only the loss (`md2tf.losses.xla_loss`);
+    ``encoders`` = ``(--encoder, --pose_encoder)``.
     """
     import keras
     import tensorflow as tf
 
     from md2tf import models
-    from md2tf.config import LossConfig, ModelConfig
+    from md2tf.config import LossConfig
     from md2tf.losses import monodepth2_loss, xla_loss
     from md2tf.training import step
 
-    config = _experiment(mode, batch, "xla" if jit else "graph", "unused")
-    depth_net, pose_net = models.build(ModelConfig(), use_pose_net=config.use_pose_net)
+    config = _experiment(mode, batch, "xla" if jit else "graph", "unused", encoders=encoders)
+    depth_net, pose_net = models.build(config.model, use_pose_net=config.use_pose_net)
     variables = depth_net.trainable_variables + (pose_net.trainable_variables if pose_net else [])
     data = synthetic_batch(batch, HEIGHT, WIDTH, *MODES[mode])
     loss_config = LossConfig()
@@ -364,9 +375,10 @@ def train_profile_section(args: argparse.Namespace) -> list[dict]:
         print(f"    {rows[-1]['name']}: {rows[-1]['median_s'] * 1e3:.0f} ms", flush=True)
 
     for label in labels:
-        for name, fn in profile_fns(batch, label == "xla", loss_jit=label == "xlaloss").items():
+        for name, fn in profile_fns(batch, label == "xla", loss_jit=label == "xlaloss",
+                                    encoders=(args.encoder, args.pose_encoder)).items():
             time_piece(label, name, fn)
-    if args.compare_torch:  # the same split for PyTorch, in the same run
+    if args.compare_torch and args.encoder == "resnet":  # the same split for PyTorch, in the same run
         for train_step, _, _ in _torch_runners(args, [batch]).values():
             time_piece("torch-eager", "nets fwd+bwd", train_step.nets_fwd_bwd)
             time_piece("torch-eager", "full step (fwd+bwd+adam)", train_step)
