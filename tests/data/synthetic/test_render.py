@@ -177,6 +177,16 @@ class TestWarp:
         assert _warp_error(left, right, k, wrong)[0] > 2 * err
 
 
+def _next_frame_warp(drive: w.Drive, f: int, cfg: w.WorldConfig):
+    """Renders frames ``f`` and ``f + 1`` with the world's K and warps the second onto the first with
+    GT depth and the drive's poses: ``(target, source, K, *_warp_error)``."""
+    k = w.camera_intrinsics(cfg)
+    tgt = render.render_view(drive, f, 2, k, cfg.height, cfg.width)
+    src = render.render_view(drive, f + 1, 2, k, cfg.height, cfg.width)
+    source_from_target = np.linalg.inv(drive.world_from_camera(f + 1)) @ drive.world_from_camera(f)
+    return (tgt, src, k, *_warp_error(tgt, src, k, source_from_target))
+
+
 def _rotation_y(angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
@@ -245,11 +255,7 @@ class TestCamera:
         candidates = (step > 0.4) & (np.abs(np.diff(drive.cam_pitch)) > np.radians(0.3))
         assert candidates[:-1].any()
         f = int(np.argmax(candidates[:-1]))
-        k = w.camera_intrinsics(cfg)
-        tgt = render.render_view(drive, f, 2, k, 64, 208)
-        src = render.render_view(drive, f + 1, 2, k, 64, 208)
-        source_from_target = np.linalg.inv(drive.world_from_camera(f + 1)) @ drive.world_from_camera(f)
-        err, ident, frac = _warp_error(tgt, src, k, source_from_target)
+        tgt, src, k, err, ident, frac = _next_frame_warp(drive, f, cfg)
         assert frac > 0.5 and err < 0.02 and err < 0.3 * ident, (err, ident, frac)
         no_pitch = np.linalg.inv(flat.world_from_camera(f + 1)) @ flat.world_from_camera(f)
         assert _warp_error(tgt, src, k, no_pitch)[0] > 1.5 * err
@@ -266,11 +272,7 @@ class TestCamera:
         rotation = drive.street_from_camera(f)[:3, :3]
         expected = flat.street_from_camera(f)[:3, :3] @ _rotation_y(drive.cam_pan[f])
         np.testing.assert_allclose(rotation, expected, atol=1e-12)
-        k = w.camera_intrinsics(cfg)
-        tgt = render.render_view(drive, f, 2, k, 64, 208)
-        src = render.render_view(drive, f + 1, 2, k, 64, 208)
-        source_from_target = np.linalg.inv(drive.world_from_camera(f + 1)) @ drive.world_from_camera(f)
-        err, ident, frac = _warp_error(tgt, src, k, source_from_target)
+        tgt, src, k, err, ident, frac = _next_frame_warp(drive, f, cfg)
         assert frac > 0.5 and err < 0.03 and err < 0.3 * ident, (err, ident, frac)
 
     @pytest.mark.parametrize("kwargs, match", [
