@@ -118,6 +118,12 @@ def score(run_dir: str, baselines: bool = True, data_from: str = "") -> dict:
     if config.data.use_stereo:  # metric: no median scaling, depth x 5.4
         results["trained, stereo scale x5.4 (no median scaling)"] = metrics.score_predictions(
             gts, trained, metrics.ScoringOptions.stereo(split="synthetic")).metrics
+    elif config.loss.speed_weight > 0 or config.train.pose_source == "gt":  # trained in metres
+        results["trained, metric (no scaling)"] = metrics.score_predictions(
+            gts, trained, metrics.ScoringOptions(split="synthetic", scaling="none")).metrics
+    learned = model_checkpoint.load_learned_intrinsics(run_dir)
+    if learned:  # --intrinsics=learned: normalised (fx, fy, cx, cy) per camera
+        results["learned_intrinsics"] = learned
     keras.utils.set_random_seed(config.train.seed)
     untrained, _ = models.build(config.model, use_pose_net=False)
     results["untrained"] = metrics.score_predictions(
@@ -283,6 +289,8 @@ def table(rows: dict) -> str:
         if isinstance(m, dict) and "abs_rel" in m:
             lines.append(f"| {name} | " + " | ".join(
                 f"{m[k]:.3f}" for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")) + " |")
+    for camera, (fx, fy, cx, cy) in rows.get("learned_intrinsics", {}).items():
+        lines.append(f"learned K of {camera} (normalised): fx {fx:.4f} fy {fy:.4f} cx {cx:.4f} cy {cy:.4f}")
     return "\n".join(lines)
 
 
