@@ -34,7 +34,8 @@ class Sample(NamedTuple):
       camera: the camera that took the target (one K per camera with ``--intrinsics=learned``):
         ``<date>/image_0X`` for KITTI raw and the synthetic world, ``<sequence>/image_0X`` for
         KITTI odometry, the frame folder (relative to ``data_dir``, or the folder's own name) for
-        a folder of frames or a decoded video; ``""`` when unknown.
+        a folder of frames, the clip's file name for a decoded video (all its runs); ``""`` when
+        unknown.
       temporal_distance: float32 ``[T]`` metres the camera travelled between the target and each
         temporal source (`md2tf.data.speeds`: known poses, KITTI oxts or ``speeds.csv``), the velocity
         loss's supervision; NaN where unknown. None (= unknown) for samples listed without.

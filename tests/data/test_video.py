@@ -226,10 +226,11 @@ def test_uncalibrated_video_learns_its_k_and_predicts_point_clouds_with_it(clip,
     env = {**os.environ, "PYTHONPATH": REPO}
     proc = subprocess.run(train, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # One camera: the clip (its runs before and after the stop share it), in the single-camera format.
     learned = json.load(open(run / "intrinsics_learned.json"))
     start = 1 / (2 * np.tan(np.radians(30.0)))  # the 60 degree start, moved by 3 steps
     assert learned["units"] == "normalized" and 0 < abs(learned["fx"] / start - 1) < 0.05
-    assert f"learned K:       drive: fx {learned['fx']:.4f}" in proc.stdout
+    assert f"learned K:       drive.mp4: fx {learned['fx']:.4f}" in proc.stdout
     predict = [sys.executable, "-m", "md2tf.predict", f"--model={run}", f"--input={clips / 'drive.mp4'}",
                f"--out={tmp_path / 'out'}", "--max_frames=1", "--point_cloud", "--save_frames"]
     proc = subprocess.run(predict, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
@@ -306,3 +307,12 @@ def test_clips_without_intrinsics_say_which_camera_trains(clip, tmp_path, monkey
         dataset.prepare(config(clip))  # brings its intrinsics.json
         dataset.prepare(config(clip, data_dir=str(tmp_path), intrinsics="calib"))  # requires one
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_clips_runs_share_one_camera(clip):
+    """The stop cuts the clip into runs (frame folders); they are one camera, named by the clip."""
+    cfg = config(clip)
+    samples = datasets.list_samples(cfg, "train") + datasets.list_samples(cfg, "val")
+    assert len({os.path.dirname(s.target) for s in samples}) > 1  # several runs
+    assert {s.camera for s in samples} == {"drive.mp4"}
+    assert datasets.get_dataset("video").cameras(cfg) == ("drive.mp4",)

@@ -315,7 +315,8 @@ def frame_times(folder: str, count: int, fps: float) -> np.ndarray:
 
 def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), image_ext: str = ".jpg",
                    intrinsics: str = "fixed", subset: str = "train",
-                   speeds_file: Callable[[str], str] | None = None, fps: float = 10.0) -> list[Sample]:
+                   speeds_file: Callable[[str], str] | None = None, fps: float = 10.0,
+                   camera_of: Callable[[str], str] | None = None) -> list[Sample]:
     """Samples of a frame folder (see the module docstring).
 
     Args:
@@ -330,6 +331,9 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
         `md2tf.data.speeds`, at `frame_times`); a file that does not exist leaves them unknown. None:
         distances from ``poses.txt`` where there is one.
       fps: frame rate where a folder has no ``times.txt``.
+      camera_of: frame folder -> its camera's name (`Sample.camera`); None: the folder relative to
+        ``root`` (its own name for a single folder). A decoded video names its clip, whose runs
+        share one camera.
 
     Returns:
       Validated samples.
@@ -363,8 +367,11 @@ def folder_samples(root: str, *, temporal_offsets: Sequence[int] = (-1, 1), imag
         poses_file = os.path.join(folder, POSES_FILE)
         world_from_camera = (poses_lib.read_poses_file(poses_file, len(paths))
                              if os.path.isfile(poses_file) else None)
-        camera = (os.path.relpath(folder, root) if folder != root
-                  else os.path.basename(os.path.normpath(os.path.abspath(root))))
+        if camera_of is not None:
+            camera = camera_of(folder)
+        else:
+            camera = (os.path.relpath(folder, root) if folder != root
+                      else os.path.basename(os.path.normpath(os.path.abspath(root))))
         profile = times = None
         if speeds_file is not None and os.path.isfile(speeds_file(folder)):
             profile = speeds_lib.read_speeds_csv(speeds_file(folder))

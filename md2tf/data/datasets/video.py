@@ -305,18 +305,19 @@ class VideoClips(FileDataset):
             raise ValueError("--use_stereo is not available with --dataset=video (no stereo partner)")
         self.check_layout(config)
         root = prepare_videos(config)
-        speeds = None
-        if config.speed_source == "file":
-            with open(os.path.join(root, MANIFEST), encoding="utf-8") as f:
-                clips = {_clip_label(e["file"]): e["file"] for e in json.load(f)["clips"]}
+        with open(os.path.join(root, MANIFEST), encoding="utf-8") as f:
+            clips = {_clip_label(e["file"]): e["file"] for e in json.load(f)["clips"]}
 
-            def speeds(folder: str) -> str:  # <clip label>_<run> -> <data_dir>/<clip name>.speeds.csv
-                clip = clips[os.path.basename(folder).rsplit("_", 1)[0]]
-                return os.path.join(config.data_dir, os.path.splitext(clip)[0] + SPEEDS_SUFFIX)
+        def clip_of(folder: str) -> str:  # <clip label>_<run> -> the clip's file name: its camera
+            return clips[os.path.basename(folder).rsplit("_", 1)[0]]
+
+        def speeds(folder: str) -> str:  # -> <data_dir>/<clip name>.speeds.csv
+            return os.path.join(config.data_dir, os.path.splitext(clip_of(folder))[0] + SPEEDS_SUFFIX)
 
         return folder_samples(root, temporal_offsets=config.temporal_offsets,
                               image_ext=config.image_ext, intrinsics=config.intrinsics, subset=subset,
-                              speeds_file=speeds)
+                              speeds_file=speeds if config.speed_source == "file" else None,
+                              camera_of=clip_of)
 
 
 DATASET = VideoClips()
