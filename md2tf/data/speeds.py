@@ -76,30 +76,34 @@ def read_speeds_csv(path: str) -> SpeedProfile:
     """
     times, speeds = [], []
     header_allowed = True
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (expected 'time (s), speed (m/s)' rows)") from None
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        first, header_allowed = header_allowed, False
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 2:
+            raise ValueError(f"{path}:{number}: expected two columns 'time (s), speed (m/s)', got "
+                             f"{len(parts)}: {text[:80]!r}")
+        try:
+            t, v = float(parts[0]), float(parts[1])
+        except ValueError:
+            if first:  # a header line such as "time,speed"
                 continue
-            first, header_allowed = header_allowed, False
-            parts = [p.strip() for p in text.split(",")]
-            if len(parts) != 2:
-                raise ValueError(f"{path}:{number}: expected two columns 'time (s), speed (m/s)', got "
-                                 f"{len(parts)}: {text[:80]!r}")
-            try:
-                t, v = float(parts[0]), float(parts[1])
-            except ValueError:
-                if first:  # a header line such as "time,speed"
-                    continue
-                raise ValueError(f"{path}:{number}: not a number: {text[:80]!r}") from None
-            if not (math.isfinite(t) and math.isfinite(v)):
-                raise ValueError(f"{path}:{number}: time and speed must be finite, got {text[:80]!r}")
-            if v < 0:
-                raise ValueError(f"{path}:{number}: negative speed {v:g} m/s (speeds are magnitudes)")
-            if times and t <= times[-1]:
-                raise ValueError(f"{path}:{number}: times must increase, got {t:g} s after {times[-1]:g} s")
-            times.append(t)
-            speeds.append(v)
+            raise ValueError(f"{path}:{number}: not a number: {text[:80]!r}") from None
+        if not (math.isfinite(t) and math.isfinite(v)):
+            raise ValueError(f"{path}:{number}: time and speed must be finite, got {text[:80]!r}")
+        if v < 0:
+            raise ValueError(f"{path}:{number}: negative speed {v:g} m/s (speeds are magnitudes)")
+        if times and t <= times[-1]:
+            raise ValueError(f"{path}:{number}: times must increase, got {t:g} s after {times[-1]:g} s")
+        times.append(t)
+        speeds.append(v)
     if len(times) < 2:
         raise ValueError(f"{path}: need at least two (time, speed) rows, got {len(times)}")
     return SpeedProfile(times, speeds, source=path)

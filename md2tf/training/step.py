@@ -144,8 +144,10 @@ def scalar_losses(losses, scales: Sequence[int]) -> dict[str, tf.Tensor]:
 def rotation_deg(source_from_target: tf.Tensor, temporal_offsets: Sequence[int]) -> tf.Tensor:
     """Scalar: the mean rotation angle between neighbouring frames, in degrees.
 
-    The angle of each temporal source's rotation, ``arccos((trace R - 1) / 2)``, divided by its
-    frame offset, averaged over the batch and the sources.
+    The angle of each temporal source's rotation, ``atan2(sin, cos)`` with ``cos = (trace R - 1) / 2``
+    and ``sin`` the length of R's axis vector ``(R32 - R23, R13 - R31, R21 - R12) / 2`` (exact for
+    small angles, where an arccos of the trace loses them to float32 rounding), divided by its frame
+    offset, averaged over the batch and the sources.
 
     Args:
       source_from_target: ``[B, S, 4, 4]``, temporal sources first (`source_from_target_poses`).
@@ -154,7 +156,9 @@ def rotation_deg(source_from_target: tf.Tensor, temporal_offsets: Sequence[int])
     n = len(temporal_offsets)
     rotations = tf.cast(source_from_target[:, :n, :3, :3], tf.float32)
     cos = (tf.linalg.trace(rotations) - 1.0) / 2.0
-    angle = tf.acos(tf.clip_by_value(cos, -1.0, 1.0)) * (180.0 / math.pi)
+    axis = tf.stack([rotations[..., 2, 1] - rotations[..., 1, 2], rotations[..., 0, 2] - rotations[..., 2, 0],
+                     rotations[..., 1, 0] - rotations[..., 0, 1]], axis=-1) / 2.0
+    angle = tf.atan2(tf.norm(axis, axis=-1), cos) * (180.0 / math.pi)
     return tf.reduce_mean(angle / tf.abs(tf.constant(temporal_offsets, tf.float32)))
 
 

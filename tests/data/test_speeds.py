@@ -82,3 +82,10 @@ def test_oxts_errors_name_the_file(tmp_path):
         f.write("1 2 3\n")
     with pytest.raises(ValueError, match="0000000001.txt: expected 30 numbers"):
         speeds.read_oxts_speeds(drive)
+
+
+def test_binary_speeds_file_is_one_line(tmp_path):
+    path = tmp_path / "speeds.csv"
+    path.write_bytes(b"\xff\xfe\x00bin")
+    with pytest.raises(ValueError, match="speeds.csv: not a text file"):
+        speeds.read_speeds_csv(str(path))

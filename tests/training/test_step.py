@@ -104,3 +104,6 @@ def test_rotation_deg_is_the_mean_angle_per_frame():
     got = step.rotation_deg(tf.constant(poses, tf.float32), temporal_offsets=(-1, 2))
     # The third source (the stereo partner) is left out; offset 2 halves its angle.
     assert float(got) == pytest.approx(np.mean([2.0, 1.5, 0.5, 0.5]), abs=2e-3)
+    # A car's hundredth of a degree survives float32 (an arccos of the trace would round it to 0).
+    tiny = step.rotation_deg(tf.constant(rotation([0, 1, 0], 0.01)[None, None], tf.float32), (1,))
+    assert float(tiny) == pytest.approx(0.01, rel=1e-3)
