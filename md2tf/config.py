@@ -173,6 +173,10 @@ def config_from_dict(cls: type, values: dict) -> Any:
 DEPTH_RANGE = (0.1, 100.0)
 
 
+#: The depth decoder's channels at scales 0..4 (paper Table 5): `ModelConfig.decoder_channels`' default.
+DECODER_CHANNELS = (16, 32, 64, 128, 256)
+
+
 def check_depth_range(min_depth: float, max_depth: float, names: str = "min_depth < max_depth") -> None:
     """Raises `ConfigError` (a ValueError) unless ``0 < min_depth < max_depth``.
 
@@ -418,8 +422,11 @@ class DataConfig(ConfigBase):
 
 #: Encoder architectures (``--encoder``, ``--pose_encoder``): the paper's ResNet (depth from
 #: ``--num_layers`` / ``--pose_num_layers``) or Keras' MobileNetV3 (Howard et al., "Searching for
-#: MobileNetV3", ICCV 2019), phone-class trunks (`md2tf.models.mobilenet_encoder`).
-ENCODERS = ("resnet", "mobilenet_v3_large", "mobilenet_v3_small")
+#: MobileNetV3", ICCV 2019), phone-class trunks (`md2tf.models.mobilenet_encoder`), in the paper's
+#: form (hard-swish, squeeze-excite) or its "minimalistic" form (ReLU, no squeeze-excite, 3x3 kernels
+#: only), which runs whole in XNNPACK's int8 kernels.
+ENCODERS = ("resnet", "mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v3_large_minimalistic",
+            "mobilenet_v3_small_minimalistic")
 #: ``--encoder_weights`` value for Keras' published MobileNetV3 ImageNet weights.
 KERAS_IMAGENET = "imagenet"
 #: File suffixes of Keras weights (``--encoder_weights`` for MobileNetV3 encoders).
@@ -443,8 +450,9 @@ class ModelConfig(ConfigBase):
     """Depth and pose networks (paper Sec. 4 "Implementation details")."""
 
     encoder: str = setting("resnet", "Depth encoder: resnet (the paper's; depth from --num_layers) or "
-                           "Keras' MobileNetV3 large/small, phone-class trunks with hard-swish and "
-                           "squeeze-excite (accuracy not measured yet).", choices=ENCODERS)
+                           "Keras' MobileNetV3 large/small, phone-class trunks, with hard-swish and "
+                           "squeeze-excite or *_minimalistic (ReLU, no squeeze-excite: the fast int8 "
+                           "one). Measured: docs/benchmarks.md.", choices=ENCODERS)
     num_layers: int = setting(18, "ResNet depth of the depth encoder (--encoder=resnet).",
                               choices=(18, 34, 50))
     pose_encoder: str = setting("resnet", "Pose encoder, on a 6-channel image pair: resnet (the paper's "
@@ -458,6 +466,9 @@ class ModelConfig(ConfigBase):
                                    "or a local Keras .h5/.weights.h5/.keras file. A pose encoder's "
                                    "first conv takes them repeated over the 2 images and halved.",
                                    resumable=True)
+    decoder_channels: tuple[int, ...] = setting(
+        DECODER_CHANNELS, "Depth decoder channels at scales 0..4 (paper Table 5: 16,32,64,128,256); "
+        "8,16,32,64,128 is the phone-class decoder, about a third of the decoder's FLOPs.")
     init: str = setting("torch", "Initialisers of the decoders: PyTorch's defaults (as the paper "
                         "trained) or Keras'.", choices=("torch", "keras"))
     scales: tuple[int, ...] = setting((0, 1, 2, 3), "Decoder output scales 0..n-1 (scale s is 1/2^s "
@@ -476,6 +487,9 @@ class ModelConfig(ConfigBase):
         self.check_encoder_weights(self.encoder, "--encoder")
         _check(self.init_disparity is None or 0.0 < self.init_disparity < 1.0,
                f"--init_disparity must lie in (0, 1), got {self.init_disparity}")
+        _check(len(self.decoder_channels) == 5 and min(self.decoder_channels) >= 1,
+               f"--decoder_channels must be 5 positive integers (scales 0..4), got "
+               f"{','.join(map(str, self.decoder_channels))}")
         _check(tuple(self.scales) == tuple(range(len(self.scales))) and 1 <= len(self.scales) <= 4,
                f"--scales must be 0..n-1 with n in 1..4, got {self.scales}")
 

@@ -105,8 +105,8 @@ def load_encoder_weights(encoder: ResnetEncoder, path: str) -> None:
 # Keras itself fetches them into ~/.keras/models, or finds them there).
 KERAS_WEIGHT_URLS = {
     variant: ("https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
-              f"weights_mobilenet_v3_{size}_224_1.0_float_no_top_v2.h5")
-    for variant, size in (("mobilenet_v3_large", "large"), ("mobilenet_v3_small", "small"))
+              f"weights_{variant}_224_1.0_float_no_top_v2.h5")
+    for variant in mobilenet_encoder.VARIANTS
 }
 
 
@@ -114,7 +114,7 @@ def keras_trunk_weights(variant: str, source: str) -> dict[str, list[np.ndarray]
     """The weights of a 3-channel Keras MobileNetV3 trunk, by Keras layer name.
 
     Args:
-      variant: ``mobilenet_v3_large`` or ``mobilenet_v3_small``.
+      variant: a `md2tf.models.mobilenet_encoder.VARIANTS` name.
       source: ``imagenet`` (Keras' published weights: Keras downloads them once into
         ``~/.keras/models`` or reads them from there) or a local file of the same trunk that Keras'
         ``load_weights`` reads: Keras' no-top ``.h5`` (`KERAS_WEIGHT_URLS`), or a ``.weights.h5`` /

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from md2tf.config import DEPTH_RANGE, ENCODERS, check_depth_range
+from md2tf.config import DECODER_CHANNELS, DEPTH_RANGE, ENCODERS, check_depth_range
 from md2tf.deploy.tflite import make_interpreter
 from md2tf.deploy.tflite_graph import read_metadata
 from md2tf.geometry.depth import disp_to_depth
@@ -67,6 +67,9 @@ class ModelInfo:
         (``--intrinsics=learned``): name -> normalised ``[fx, fy, cx, cy]`` (fx, cx / width;
         fy, cy / height); empty when K was given. ``md2tf.predict --point_cloud`` uses it when no
         intrinsics file is given.
+      decoder_channels: the depth decoder's channels at scales 0..4 (informational; the paper's
+        ``(16, 32, 64, 128, 256)``, or the phone-class ``(8, 16, 32, 64, 128)``). Metadata written
+        before the decoder was selectable has none and reads as the paper's.
     """
 
     height: int
@@ -80,8 +83,10 @@ class ModelInfo:
     learned_intrinsics: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     metric_source: str = ""
     encoder: str = "resnet"
+    decoder_channels: tuple[int, ...] = DECODER_CHANNELS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "decoder_channels", tuple(int(c) for c in self.decoder_channels))
         # JSON-ready and equal after a round trip through the exports' metadata.
         object.__setattr__(self, "learned_intrinsics", {
             str(k): [float(x) for x in v] for k, v in dict(self.learned_intrinsics).items()})
@@ -342,7 +347,8 @@ def predictor_from_models(config, depth_net, post_process: bool = False,
                      metric_scale=float(metric_scale), depth_units=units,
                      post_process=post_process, num_layers=config.model.num_layers,
                      learned_intrinsics=learned_intrinsics or {}, metric_source=source,
-                     encoder=config.model.encoder)
+                     encoder=config.model.encoder,
+                     decoder_channels=tuple(depth_net.decoder.num_ch_dec))
     return KerasPredictor(DepthPredictor(depth_net, info), info)
 
 

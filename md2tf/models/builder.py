@@ -31,6 +31,7 @@ def build(
         model_config.num_layers, model_config.scales, model_config.init, synchronized_bn,
         init_disparity=model_config.init_disparity, min_depth=model_config.min_depth,
         max_depth=model_config.max_depth, encoder=model_config.encoder,
+        decoder_channels=model_config.decoder_channels,
     ).build_for_shape()
     pose_net = None
     if use_pose_net:

@@ -8,9 +8,19 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from md2tf.config import DECODER_CHANNELS
 from md2tf.models import layers as L
 
-NUM_CH_DEC = (16, 32, 64, 128, 256)
+#: The paper's decoder channels at scales 0..4 (Table 5).
+NUM_CH_DEC = DECODER_CHANNELS
+
+
+def check_decoder_channels(channels: Sequence[int]) -> tuple[int, ...]:
+    """Returns ``channels`` as a tuple; raises ``ValueError`` unless it is 5 positive integers."""
+    channels = tuple(int(c) for c in channels)
+    if len(channels) != 5 or min(channels) < 1:
+        raise ValueError(f"decoder channels must be 5 positive integers (scales 0..4), got {channels}")
+    return channels
 
 
 def check_init_disparity(value: float | None) -> float | None:
@@ -36,7 +46,8 @@ class DepthDecoder(keras.layers.Layer):
 
     For i = 4..0: ``upconv_i_0`` (ConvBlock), nearest x2, concat the skip ``features[i-1]`` (i > 0),
     ``upconv_i_1`` (ConvBlock); at scales i in ``scales``: ``disp_i = sigmoid(dispconv_i(x))``.
-    Decoder channels ``[16, 32, 64, 128, 256]``; no BatchNorm.
+    Decoder channels ``[16, 32, 64, 128, 256]`` (the paper's, `NUM_CH_DEC`) unless ``num_ch_dec``
+    says otherwise; no BatchNorm.
 
     Args:
       num_ch_enc: channels of the 5 encoder features.
@@ -47,6 +58,9 @@ class DepthDecoder(keras.layers.Layer):
         outputs start near p. Only the initial values change (same variables, same checkpoints).
       layout: ``"train"`` or ``"xnnpack"`` (`layers.LAYOUTS`): which ops write the reflection
         padding and the nearest x2 upsampling. Same weights, same outputs.
+      num_ch_dec: the decoder's channels at scales 0..4. Halving them, ``(8, 16, 32, 64, 128)``,
+        takes the decoder's 3x3 convolutions to about a third of their FLOPs (a quarter where both
+        sides are decoder channels, a half where a skip comes in): the phone-class setting.
 
     Call args:
       features: 5 tensors ``[B, H/2^(k+1), W/2^(k+1), num_ch_enc[k]]``.
@@ -62,6 +76,7 @@ class DepthDecoder(keras.layers.Layer):
         init: str = "torch",
         init_disparity: float | None = None,
         layout: str = "train",
+        num_ch_dec: Sequence[int] = NUM_CH_DEC,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,16 +87,17 @@ class DepthDecoder(keras.layers.Layer):
         self.scales = check_scales(scales)
         self.init = init
         self.layout = layout = L.check_layout(layout)
+        self.num_ch_dec = dec = check_decoder_channels(num_ch_dec)
         for i in range(4, -1, -1):
-            in_ch = self.num_ch_enc[-1] if i == 4 else NUM_CH_DEC[i + 1]
+            in_ch = self.num_ch_enc[-1] if i == 4 else dec[i + 1]
             setattr(self, f"upconv_{i}_0",
-                    L.ConvBlock(in_ch, NUM_CH_DEC[i], init, layout, name=f"upconv_{i}_0"))
-            in_ch = NUM_CH_DEC[i] + (self.num_ch_enc[i - 1] if i > 0 else 0)
+                    L.ConvBlock(in_ch, dec[i], init, layout, name=f"upconv_{i}_0"))
+            in_ch = dec[i] + (self.num_ch_enc[i - 1] if i > 0 else 0)
             setattr(self, f"upconv_{i}_1",
-                    L.ConvBlock(in_ch, NUM_CH_DEC[i], init, layout, name=f"upconv_{i}_1"))
+                    L.ConvBlock(in_ch, dec[i], init, layout, name=f"upconv_{i}_1"))
         self.init_disparity = check_init_disparity(init_disparity)
         for s in self.scales:
-            dispconv = L.ReflectConv3x3(NUM_CH_DEC[s], 1, init, layout, name=f"dispconv_{s}")
+            dispconv = L.ReflectConv3x3(dec[s], 1, init, layout, name=f"dispconv_{s}")
             if self.init_disparity is not None:  # read by Conv2D.build(), which has not run yet
                 logit = math.log(self.init_disparity / (1.0 - self.init_disparity))
                 dispconv.conv.bias_initializer = keras.initializers.Constant(logit)
@@ -107,5 +123,6 @@ class DepthDecoder(keras.layers.Layer):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(num_ch_enc=list(self.num_ch_enc), scales=list(self.scales), init=self.init,
-                      init_disparity=self.init_disparity, layout=self.layout)
+                      init_disparity=self.init_disparity, layout=self.layout,
+                      num_ch_dec=list(self.num_ch_dec))
         return config

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from md2tf.config import DEPTH_RANGE, check_depth_range
+from md2tf.config import DECODER_CHANNELS, DEPTH_RANGE, check_depth_range
 from md2tf.geometry import disp_to_depth
 from md2tf.models.depth_decoder import DepthDecoder, check_scales
 from md2tf.models.encoder_decoder import EncoderDecoderNet
@@ -35,6 +35,8 @@ class DepthNet(EncoderDecoderNet):
         with ops XNNPACK runs, for TFLite; see ``md2tf.models.layers.LAYOUTS``).
       encoder: ``"resnet"`` (the paper's), ``"mobilenet_v3_large"`` or ``"mobilenet_v3_small"``
         (`md2tf.models.encoders.build_encoder`); the decoder adapts to its skip channels.
+      decoder_channels: the depth decoder's channels at scales 0..4 (`DepthDecoder`'s ``num_ch_dec``;
+        the paper's ``(16, 32, 64, 128, 256)``).
 
     Call args:
       images: ``[B, H, W, 3]`` float RGB in [0, 1] (H, W multiples of 32, at least 64).
@@ -55,6 +57,7 @@ class DepthNet(EncoderDecoderNet):
         max_depth: float = DEPTH_RANGE[1],
         layout: str = "train",
         encoder: str = "resnet",
+        decoder_channels: Sequence[int] = DECODER_CHANNELS,
         **kwargs,
     ):
         kwargs.setdefault("name", "depth_net")
@@ -71,7 +74,7 @@ class DepthNet(EncoderDecoderNet):
         self.encoder_name = encoder
         self.decoder = DepthDecoder(self.encoder.num_ch_enc, self.scales, init,
                                     init_disparity=init_disparity, layout=self.layout,
-                                    name="decoder")
+                                    num_ch_dec=decoder_channels, name="decoder")
         self.init_disparity = self.decoder.init_disparity
 
     def call(self, images, training=None):
@@ -111,4 +114,5 @@ class DepthNet(EncoderDecoderNet):
             "max_depth": self.max_depth,
             "layout": self.layout,
             "encoder": self.encoder_name,
+            "decoder_channels": list(self.decoder.num_ch_dec),
         }

@@ -33,7 +33,8 @@ def build_encoder(
     """An encoder layer.
 
     Args:
-      encoder: ``resnet``, ``mobilenet_v3_large`` or ``mobilenet_v3_small``.
+      encoder: an `ENCODERS` name: ``resnet`` or a MobileNetV3 (``mobilenet_v3_large``, ``..._small``,
+        ``..._minimalistic``).
       num_layers: ResNet depth (18, 34 or 50); ignored by MobileNetV3.
       num_input_images: images stacked along channels (2 for the pose encoder).
       init: ResNet initialisers (``torch`` or ``keras``); MobileNetV3 keeps Keras' own.

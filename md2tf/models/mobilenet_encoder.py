@@ -14,7 +14,12 @@ Skip features, chosen by stride (feature ``k`` has stride ``2^(k+1)``, as `Resne
 * k = 4: the trunk's output at stride 32, the 1x1 conv to 6x channels + BN + hard-swish (Keras'
   ``conv_1``, the last layer without the classifier).
 
-Channels (`num_ch_enc`): large ``(16, 24, 40, 112, 960)``, small ``(16, 16, 24, 48, 576)``.
+Channels (`num_ch_enc`): large ``(16, 24, 40, 112, 960)``, small ``(16, 16, 24, 48, 576)``, the same
+for the minimalistic forms.
+
+Minimalistic forms (``*_minimalistic``; Keras' ``minimalistic=True``, the "MobileNetV3-Minimalistic"
+models of the Keras/TF-Slim releases): ReLU instead of hard-swish, no squeeze-excite, 3x3 depthwise
+kernels only. Same skips and strides, fewer parameters (small: 0.44 M vs 0.93 M in the trunk).
 
 Input normalisation: the same contract as `ResnetEncoder` (float RGB in [0, 1], normalised inside
 the encoder), with MobileNetV3's own statistics: Keras trained it on ``x / 127.5 - 1`` of [0, 255]
@@ -25,13 +30,16 @@ So ImageNet weights see the range they were trained on, and everything around th
 TFLite (measured with TF 2.21 / LiteRT 2.3): every variant converts with builtin ops only. Keras'
 hard-swish lowers to HARD_SWISH and squeeze-excite to MEAN, CONV_2D (ReLU and the hard-sigmoid's
 ReLU6 fused) and MUL; all stay int8 in a full-integer model. XNNPACK does not run int8 HARD_SWISH,
-so those ops (18 in small, 20 in large) run in LiteRT's own int8 kernels between XNNPACK partitions.
-Writing hard-swish as ``(x / 6) * relu6(x + 3)`` (MUL, ADD + RELU6, MUL) keeps the int8 graph whole
+so those ops (18 in small, 20 in large) run in LiteRT's own int8 kernels between XNNPACK partitions,
+which made the int8 small network as slow as ResNet18's (11.8 vs 12.3 ms at 192x640, 2 threads, AMD
+EPYC with AVX-512): the minimalistic form has no such op and runs in 4.9 ms there. Writing hard-swish as ``(x / 6) * relu6(x + 3)`` (MUL, ADD + RELU6, MUL) keeps the int8 graph whole
 in XNNPACK but, measured on random weights with realistic BN statistics, doubled the int8 disparity
 error (mean 0.020 -> 0.038 small, 0.040 -> 0.054 large), so the export keeps Keras' op.
 """
 
 from __future__ import annotations
+
+import functools
 
 import keras
 
@@ -45,10 +53,16 @@ INPUT_STD = 0.5
 VARIANTS = {
     "mobilenet_v3_large": keras.applications.MobileNetV3Large,
     "mobilenet_v3_small": keras.applications.MobileNetV3Small,
+    "mobilenet_v3_large_minimalistic": functools.partial(keras.applications.MobileNetV3Large,
+                                                         minimalistic=True),
+    "mobilenet_v3_small_minimalistic": functools.partial(keras.applications.MobileNetV3Small,
+                                                         minimalistic=True),
 }
 NUM_CH_ENC = {
     "mobilenet_v3_large": (16, 24, 40, 112, 960),
     "mobilenet_v3_small": (16, 16, 24, 48, 576),
+    "mobilenet_v3_large_minimalistic": (16, 24, 40, 112, 960),
+    "mobilenet_v3_small_minimalistic": (16, 16, 24, 48, 576),
 }
 #: Keras' name of the first convolution (3 -> 16 channels, stride 2): the one that sees the images.
 FIRST_CONV = "conv"
@@ -67,7 +81,7 @@ def keras_trunk(variant: str, input_channels: int = 3, weights: str | None = Non
     """Keras' MobileNetV3 without classifier and preprocessing, for ``[B, H, W, input_channels]``.
 
     Args:
-      variant: ``mobilenet_v3_large`` or ``mobilenet_v3_small``.
+      variant: a `VARIANTS` name (``mobilenet_v3_large``, ``mobilenet_v3_small``, ``*_minimalistic``).
       input_channels: image channels (3, or 6 for an image pair).
       weights: None (fresh), ``"imagenet"`` (Keras fetches its published file; 3 channels only) or a
         weights file Keras' ``load_weights`` reads.
@@ -108,7 +122,7 @@ class MobileNetV3Encoder(keras.layers.Layer):
     checkpoints do not depend on Keras' internal operation indices.
 
     Args:
-      variant: ``mobilenet_v3_large`` or ``mobilenet_v3_small``.
+      variant: a `VARIANTS` name.
       num_input_images: images stacked along channels (1 = depth encoder, 2 = pose encoder with a
         6-channel first conv).
       synchronized_bn: cross-replica BatchNormalization (MirroredStrategy training). Set on each of

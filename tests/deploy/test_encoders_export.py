@@ -119,3 +119,33 @@ def test_mobilenet_exports_every_tflite_variant_with_builtin_ops(tmp_path, encod
     fp32 = (tmp_path / "out" / card["variants"]["tflite_fp32"]["file"]).read_bytes()
     assert not_delegated(fp32) == {"CAST": 1}  # float HARD_SWISH runs in XNNPACK
     assert load_predictor(str(tmp_path / "out" / "depth_int8.tflite")).info.encoder == encoder
+
+
+@pytest.mark.slow  # ~40 s: SavedModel and 4 depth TFLite conversions
+def test_phone_class_network_runs_whole_in_xnnpack_int8(tmp_path):
+    """The minimalistic small trunk with the halved decoder: no HARD_SWISH, no squeeze-excite MEAN, so
+    the full-integer graph runs in XNNPACK but for the input cast; the card records the architecture."""
+    keras.utils.set_random_seed(0)
+    half = (8, 16, 32, 64, 128)
+    config = ExperimentConfig(data=DataConfig(height=H, width=W, frame_offsets=(0,), use_stereo=True),
+                              model=ModelConfig(encoder="mobilenet_v3_small_minimalistic",
+                                                decoder_channels=half))
+    depth_net, _ = models.build(config.model, use_pose_net=False)
+    calibrate_batchnorm(depth_net, np.stack(structured_images(8, H, W, seed=1)))
+    predictor = predictor_from_models(config, depth_net)
+    assert predictor.info.decoder_channels == half
+    card = exporter.export_all(predictor, str(tmp_path / "out"), "all", training_config=config.to_dict())
+    assert card["model"]["encoder"] == "mobilenet_v3_small_minimalistic"
+    assert tuple(card["model"]["decoder_channels"]) == half
+    images = np.stack(structured_images(3, H, W, seed=7))
+    ref = predictor.predict(images)["disparity"]
+    for name in ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8"):
+        content = (tmp_path / "out" / card["variants"][name]["file"]).read_bytes()
+        ops = set(tflite_graph.check_builtin_only(content))
+        assert ops <= MOBILENET_OPS - {"HARD_SWISH", "MEAN"} and "DEPTHWISE_CONV_2D" in ops, (name, ops)
+        error = np.abs(tflite.run(content, images)["disparity"] - ref)
+        assert error.mean() < (1e-5 if name == "tflite_fp32" else 0.03), (name, float(error.mean()))
+        if name in ("tflite_fp32", "tflite_int8"):  # int8 too: the whole graph runs in XNNPACK
+            assert not_delegated(content) == {"CAST": 1}, name
+    restored = load_predictor(str(tmp_path / "out" / card["variants"]["tflite_int8"]["file"]))
+    assert restored.info.decoder_channels == half

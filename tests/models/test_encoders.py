@@ -19,17 +19,22 @@ from md2tf.models import encoders, mobilenet_encoder
 from md2tf.models.checkpoint import load_models, save_models
 from md2tf.models.mobilenet_encoder import MobileNetV3Encoder
 
-MOBILENETS = ("mobilenet_v3_large", "mobilenet_v3_small")
+MOBILENETS = ("mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v3_large_minimalistic",
+              "mobilenet_v3_small_minimalistic")
 CHANNELS = {
     "resnet": (64, 64, 128, 256, 512),
     "mobilenet_v3_large": (16, 24, 40, 112, 960),
     "mobilenet_v3_small": (16, 16, 24, 48, 576),
+    "mobilenet_v3_large_minimalistic": (16, 24, 40, 112, 960),
+    "mobilenet_v3_small_minimalistic": (16, 16, 24, 48, 576),
 }
 #: Measured once (Keras 3.15): trunk + decoder; the totals include the BN moving statistics.
 PARAMS = {  # encoder: (depth net, pose net)
     "resnet": (14_338_836, 12_510_092),
     "mobilenet_v3_large": (6_711_252, 4_426_044),
     "mobilenet_v3_small": (3_598_788, 2_270_508),
+    "mobilenet_v3_large_minimalistic": (5_152_508, 2_867_300),
+    "mobilenet_v3_small_minimalistic": (3_100_668, 1_772_388),
 }
 
 
@@ -59,15 +64,36 @@ def test_skip_features_have_strides_2_to_32(encoder, height, width):
 def test_mobilenet_skips_are_the_inputs_of_the_strided_blocks(variant):
     trunk = mobilenet_encoder.keras_trunk(variant)
     strided = [layer.name for layer in trunk.layers if layer.name.endswith("depthwise_pad")]
+    size = variant.removesuffix("_minimalistic")  # the same blocks and strides
     assert strided == {"mobilenet_v3_large": ["expanded_conv_1_depthwise_pad", "expanded_conv_3_depthwise_pad",
                                               "expanded_conv_6_depthwise_pad", "expanded_conv_12_depthwise_pad"],
                        "mobilenet_v3_small": ["expanded_conv_depthwise_pad", "expanded_conv_1_depthwise_pad",
                                               "expanded_conv_3_depthwise_pad", "expanded_conv_8_depthwise_pad"],
-                       }[variant]
+                       }[size]
     skips = mobilenet_encoder.skip_tensors(trunk)
-    assert skips[-1] is trunk.output  # stride 32: conv_1 + hard-swish, the trunk's last layer
-    if variant == "mobilenet_v3_large":  # stride 2 = block 0's output (its residual add)
+    assert skips[-1] is trunk.output  # stride 32: conv_1 + its activation, the trunk's last layer
+    if size == "mobilenet_v3_large":  # stride 2 = block 0's output (its residual add)
         assert skips[0] is trunk.get_layer("expanded_conv_add").output
+
+
+@pytest.mark.parametrize("size", ["large", "small"])
+def test_minimalistic_trunks_have_relu_only_no_squeeze_excite_and_3x3_kernels(size):
+    """What makes the minimalistic int8 graph whole in XNNPACK: no hard-swish, no SE multiply."""
+    full = mobilenet_encoder.keras_trunk(f"mobilenet_v3_{size}")
+    mini = mobilenet_encoder.keras_trunk(f"mobilenet_v3_{size}_minimalistic")
+
+    def kinds(trunk):
+        acts = {getattr(layer, "activation", None) for layer in trunk.layers
+                if isinstance(layer, keras.layers.Activation)}
+        return ({a.__name__ for a in acts if a is not None},
+                sum(isinstance(layer, keras.layers.Multiply) for layer in trunk.layers),
+                {layer.kernel_size for layer in trunk.layers
+                 if isinstance(layer, keras.layers.DepthwiseConv2D)})
+
+    full_acts, full_se, full_kernels = kinds(full)
+    mini_acts, mini_se, mini_kernels = kinds(mini)
+    assert "hard_silu" in full_acts and full_se > 0 and (5, 5) in full_kernels  # Keras' hard-swish
+    assert mini_acts <= {"relu"} and mini_se == 0 and mini_kernels == {(3, 3)}
 
 
 def test_depth_decoder_takes_any_skip_channels():
@@ -75,6 +101,39 @@ def test_depth_decoder_takes_any_skip_channels():
     dec = models.DepthDecoder(channels, scales=(0, 1))
     feats = [tf.zeros([2, 64 >> (k + 1), 96 >> (k + 1), c]) for k, c in enumerate(channels)]
     assert [tuple(d.shape) for d in dec(feats)] == [(2, 64, 96, 1), (2, 32, 48, 1)]
+
+
+def _decoder_weight_count(enc: tuple[int, ...], dec: tuple[int, ...]) -> int:
+    """Independent count of `DepthDecoder`'s weights (3x3 convs + biases, four disparity heads)."""
+    count = 0
+    for i in range(4, -1, -1):
+        in0 = enc[-1] if i == 4 else dec[i + 1]
+        in1 = dec[i] + (enc[i - 1] if i > 0 else 0)
+        count += 9 * in0 * dec[i] + dec[i] + 9 * in1 * dec[i] + dec[i]
+    return count + sum(9 * dec[s] + 1 for s in range(4))
+
+
+def test_decoder_channels_set_every_conv_of_the_decoder():
+    enc = CHANNELS["mobilenet_v3_small"]
+    half = (8, 16, 32, 64, 128)
+    for dec in (models.depth_decoder.NUM_CH_DEC, half):
+        net = models.DepthNet(encoder="mobilenet_v3_small_minimalistic", decoder_channels=dec)
+        net.build_for_shape(64, 128)
+        assert _count(net.decoder.weights) == _decoder_weight_count(enc, dec)
+        assert net.decoder.upconv_0_1.conv.conv.kernel.shape[-1] == dec[0]
+        clone = models.DepthNet.from_config(net.get_config())
+        assert tuple(clone.decoder.num_ch_dec) == dec
+    with pytest.raises(ValueError, match=r"5 positive integers"):
+        models.DepthDecoder(enc, num_ch_dec=(8, 16, 32, 64))
+    with pytest.raises(ConfigError, match=r"--decoder_channels must be 5 positive integers .* got 8,0"):
+        ModelConfig(decoder_channels=(8, 0, 32, 64, 128))
+    config = ExperimentConfig(model=ModelConfig(decoder_channels=half))
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    depth_net, _ = models.build(config.model, use_pose_net=False)
+    assert depth_net.decoder.num_ch_dec == half
+    recorded = ExperimentConfig().to_dict()  # a config.json written before --decoder_channels existed
+    del recorded["model"]["decoder_channels"]
+    assert ExperimentConfig.from_dict(recorded).model.decoder_channels == (16, 32, 64, 128, 256)
 
 
 @pytest.mark.parametrize("encoder", ENCODERS)
