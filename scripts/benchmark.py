@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo (md2tf)
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/ (bench)
 
 from md2tf import tf_start  # noqa: E402
-from md2tf.config import ENCODERS  # noqa: E402  (no TensorFlow import)
+from md2tf.config import DECODER_CHANNELS, ENCODERS  # noqa: E402  (no TensorFlow import)
 
 # TF as md2tf's commands start it: quiet, oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=0 for an A/B).
 tf_start.start_tensorflow()
@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="depth encoder of the infer and train sections (ResNet depth 18)")
     parser.add_argument("--pose_encoder", default="resnet", choices=ENCODERS,
                         help="pose encoder of the train sections")
+    parser.add_argument("--decoder_channels", default=",".join(map(str, DECODER_CHANNELS)),
+                        help="depth decoder channels at scales 0..4 of the infer and size sections "
+                             "(8,16,32,64,128: the phone-class decoder)")
     args = parser.parse_args(argv)
+    args.decoder_channels = tuple(int(c) for c in args.decoder_channels.split(","))
     _load_sections()
     wanted = [s for s in args.only.split(",") if s] or list(SECTIONS)
     unknown = [s for s in wanted if s not in SECTIONS]

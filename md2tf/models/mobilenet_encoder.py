@@ -3,8 +3,14 @@
 The trunk is Keras' own architecture, ``keras.applications.MobileNetV3Large`` / ``MobileNetV3Small``
 with ``weights=None``, ``include_top=False`` and ``include_preprocessing=False``, built for
 ``[B, H, W, 3 * num_input_images]`` inputs of any size. Its hard-swish, squeeze-excite blocks, BN
-numerics (epsilon 1e-3, momentum 0.999) and layer names are Keras', so Keras' published ImageNet
-weights load by layer name (``md2tf.convert.pretrained.load_keras_encoder_weights``).
+epsilon (1e-3) and layer names are Keras', so Keras' published ImageNet weights load by layer name
+(``md2tf.convert.pretrained.load_keras_encoder_weights``).
+
+BN momentum: 0.9 (`BN_MOMENTUM`, the same as the ResNet encoder's, PyTorch's default), not Keras'
+0.999. The moving statistics are what validation and every export use; at 0.999 they keep
+0.999^1176 = 31 % of their initial (0, 1) after the 1176 steps of the synthetic S recipe, and a
+scratch-trained network scored abs_rel 0.59 in validation while its training loss fell (measured:
+``docs/benchmarks.md``). Momentum is not a weight: ImageNet weights load the same.
 
 Skip features, chosen by stride (feature ``k`` has stride ``2^(k+1)``, as `ResnetEncoder`'s):
 
@@ -66,7 +72,9 @@ NUM_CH_ENC = {
 }
 #: Keras' name of the first convolution (3 -> 16 channels, stride 2): the one that sees the images.
 FIRST_CONV = "conv"
-_STRIDED_BLOCK_MARK = "depthwise_pad"  # Keras pads only the stride-2 depthwise convs explicitly
+_STRIDED_BLOCK_MARK = "depthwise_pad"
+#: Keras BatchNormalization momentum of every trunk BN (moving = m * moving + (1 - m) * batch).
+BN_MOMENTUM = 0.9  # Keras pads only the stride-2 depthwise convs explicitly
 
 
 def check_variant(variant: str) -> str:
@@ -156,6 +164,7 @@ class MobileNetV3Encoder(keras.layers.Layer):
             layer = trunk.get_layer(name)
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.synchronized = synchronized_bn
+                layer.momentum = BN_MOMENTUM
             setattr(self, name, layer)  # named attribute: tracked by tf.train.Checkpoint
         self._skip_graph = keras.Function(trunk.input, skip_tensors(trunk), name=f"{self.name}_graph")
 

@@ -36,6 +36,7 @@ import tempfile
 import numpy as np
 
 from bench.harness import measure, section
+from md2tf.config import DECODER_CHANNELS
 
 PEAK_FLOPS = 157e9  # fp32: 2 cores x 2.45 GHz base x 2 x 256-bit FMA (32 flop/cycle per core)
 CORES = 2
@@ -70,7 +71,8 @@ def _sizes(args: argparse.Namespace) -> list[tuple[int, int]]:
 def _row(timing, args, h, w, flops, threads: int | None = None, **extra) -> dict:
     threads = threads or args.threads
     row = timing.to_dict(args.contaminated)
-    row.update(height=h, width=w, threads=threads, encoder=args.encoder, **extra)
+    row.update(height=h, width=w, threads=threads, encoder=args.encoder,
+               decoder_channels=list(args.decoder_channels), **extra)
     if flops and extra.get("backend") not in ("tflite_dynamic", "tflite_int8",
                                                 AS_TRAINED[1]):  # fp32 peak only
         # Peak of the cores the run may use: 1 thread can reach at most half the 2-core peak.
@@ -106,8 +108,11 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
     tflite_threads = tuple(int(t) for t in threads_env.split(",")) if threads_env else TFLITE_THREADS
     for h, w in _sizes(args):
         print(f"  {h}x{w}: building the depth net ...", flush=True)
-        depth_net, _ = models.build(ModelConfig(encoder=args.encoder), use_pose_net=False)
-        info = ModelInfo(height=h, width=w, encoder=args.encoder)
+        depth_net, _ = models.build(ModelConfig(encoder=args.encoder,
+                                                decoder_channels=args.decoder_channels),
+                                    use_pose_net=False)
+        info = ModelInfo(height=h, width=w, encoder=args.encoder,
+                         decoder_channels=args.decoder_channels)
         predictor = DepthPredictor(depth_net, info)
         images = np.stack(structured_images(3, h, w, seed=7))
         one = images[:1]
@@ -163,7 +168,7 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
                 timing = measure(f"{variant} {threads}t {h}x{w}", lambda r=runner, x=one: r(images=x), **kw)
                 rows.append(_row(timing, args, h, w, flops, backend=variant, threads=threads,
                                  size_mb=round(len(content) / 2**20, 2), abs_rel_vs_keras=round(err, 5)))
-        if args.compare_torch and args.encoder == "resnet":
+        if args.compare_torch and args.encoder == "resnet" and args.decoder_channels == DECODER_CHANNELS:
             rows += _torch_rows(args, h, w, flops, kw)
     return rows
 

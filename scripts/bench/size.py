@@ -1,7 +1,7 @@
 """``--only size``: parameters and forward FLOPs of the depth and pose networks of every encoder.
 
 Nothing is timed (the numbers do not depend on the machine's load). For each ``--sizes`` entry and
-each `md2tf.config.ENCODERS` name, the networks `md2tf.models.build` makes (scratch-initialised,
+each `md2tf.config.ENCODERS` name, with ``--decoder_channels``, the networks `md2tf.models.build` makes (scratch-initialised,
 4 decoder scales): parameters (trainable weights + BatchNorm moving statistics) and the TF
 profiler's float operations of one inference forward at batch 1 (``float_operation``, 2 per
 multiply-add; `bench.infer.count_flops`). The depth network is counted inside the exported graph
@@ -28,13 +28,16 @@ def size_section(args: argparse.Namespace) -> list[dict]:
     rows = []
     for h, w in _sizes(args):
         for encoder in ENCODERS:
-            depth_net, pose_net = models.build(ModelConfig(encoder=encoder, pose_encoder=encoder))
-            predictor = DepthPredictor(depth_net, ModelInfo(h, w, encoder=encoder))
+            depth_net, pose_net = models.build(ModelConfig(encoder=encoder, pose_encoder=encoder,
+                                                           decoder_channels=args.decoder_channels))
+            predictor = DepthPredictor(depth_net, ModelInfo(h, w, encoder=encoder,
+                                                            decoder_channels=args.decoder_channels))
             depth_fn = tf.function(lambda x, p=predictor: p(x)["depth"])
             encoder_fn = tf.function(lambda x, n=depth_net: n.encoder(x, training=False))
             pose_fn = tf.function(lambda x, n=pose_net: n(x, training=False))
             row = {
                 "name": f"size {encoder} {h}x{w}", "encoder": encoder, "height": h, "width": w,
+                "decoder_channels": list(args.decoder_channels),
                 "depth_params": depth_net.count_params(),
                 "depth_encoder_params": depth_net.encoder.count_params(),
                 "depth_gflops": round(count_flops(depth_fn.get_concrete_function(

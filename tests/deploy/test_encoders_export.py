@@ -121,22 +121,24 @@ def test_mobilenet_exports_every_tflite_variant_with_builtin_ops(tmp_path, encod
     assert load_predictor(str(tmp_path / "out" / "depth_int8.tflite")).info.encoder == encoder
 
 
-@pytest.mark.slow  # ~40 s: SavedModel and 4 depth TFLite conversions
-def test_phone_class_network_runs_whole_in_xnnpack_int8(tmp_path):
-    """The minimalistic small trunk with the halved decoder: no HARD_SWISH, no squeeze-excite MEAN, so
-    the full-integer graph runs in XNNPACK but for the input cast; the card records the architecture."""
+@pytest.mark.slow  # ~30 s each: SavedModel and 4 depth TFLite conversions
+@pytest.mark.parametrize("encoder, decoder", [
+    ("mobilenet_v3_small_minimalistic", (8, 16, 32, 64, 128)),  # the phone-class network
+    ("mobilenet_v3_large_minimalistic", (16, 32, 64, 128, 256)),
+])
+def test_minimalistic_networks_run_whole_in_xnnpack_int8(tmp_path, encoder, decoder):
+    """Minimalistic trunks: no HARD_SWISH, no squeeze-excite MEAN, so the full-integer graph runs in
+    XNNPACK but for the input cast; the card records the architecture."""
     keras.utils.set_random_seed(0)
-    half = (8, 16, 32, 64, 128)
     config = ExperimentConfig(data=DataConfig(height=H, width=W, frame_offsets=(0,), use_stereo=True),
-                              model=ModelConfig(encoder="mobilenet_v3_small_minimalistic",
-                                                decoder_channels=half))
+                              model=ModelConfig(encoder=encoder, decoder_channels=decoder))
     depth_net, _ = models.build(config.model, use_pose_net=False)
     calibrate_batchnorm(depth_net, np.stack(structured_images(8, H, W, seed=1)))
     predictor = predictor_from_models(config, depth_net)
-    assert predictor.info.decoder_channels == half
+    assert predictor.info.decoder_channels == decoder
     card = exporter.export_all(predictor, str(tmp_path / "out"), "all", training_config=config.to_dict())
-    assert card["model"]["encoder"] == "mobilenet_v3_small_minimalistic"
-    assert tuple(card["model"]["decoder_channels"]) == half
+    assert card["model"]["encoder"] == encoder
+    assert tuple(card["model"]["decoder_channels"]) == decoder
     images = np.stack(structured_images(3, H, W, seed=7))
     ref = predictor.predict(images)["disparity"]
     for name in ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8"):
@@ -148,4 +150,4 @@ def test_phone_class_network_runs_whole_in_xnnpack_int8(tmp_path):
         if name in ("tflite_fp32", "tflite_int8"):  # int8 too: the whole graph runs in XNNPACK
             assert not_delegated(content) == {"CAST": 1}, name
     restored = load_predictor(str(tmp_path / "out" / card["variants"]["tflite_int8"]["file"]))
-    assert restored.info.decoder_channels == half
+    assert restored.info.decoder_channels == decoder

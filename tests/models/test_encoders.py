@@ -254,6 +254,19 @@ def test_synchronized_bn_reaches_every_mobilenet_bn_layer():
     assert len(bns) == 34 and all(b.synchronized for b in bns)
 
 
+def test_mobilenet_moving_statistics_move_a_tenth_per_step_like_resnets():
+    """Momentum 0.9 (PyTorch's 0.1), not Keras' 0.999: one training call moves the stem BN's moving
+    mean 10 % of the way to the batch mean of its input (the stem conv's output)."""
+    enc = MobileNetV3Encoder("mobilenet_v3_small_minimalistic")
+    x = tf.random.stateless_uniform([2, 64, 64, 3], seed=(1, 1))
+    enc(x)  # builds
+    conv, bn = enc.conv, enc.conv_bn
+    before = bn.moving_mean.numpy().copy()
+    enc(x, training=True)
+    batch_mean = tf.reduce_mean(conv((x - 0.5) / 0.5), axis=(0, 1, 2)).numpy()
+    np.testing.assert_allclose(bn.moving_mean.numpy(), 0.9 * before + 0.1 * batch_mean, atol=1e-5)
+
+
 def test_bad_encoder_settings_fail_with_the_flag():
     with pytest.raises(ValueError, match="encoder must be one of"):
         models.DepthNet(encoder="mobilenet_v2")
