@@ -86,7 +86,7 @@ def test_every_field_is_a_flag_and_round_trips_through_json(config_cls):
     for name, value in _leaves(base).items():
         f, kind = hints[name]
         if name in ("frame_offsets", "scales", "lr_decay_epochs", "profile_steps", "formats", "models",
-                    "names", "init_disparity", "pose_num_layers", "num_layers"):
+                    "names", "init_disparity", "pose_num_layers", "num_layers", "decoder_channels"):
             continue  # constrained values, parsed in the dedicated tests below
         if (config_cls, name) in ((cfg.ExperimentConfig, "dataset"),):
             continue  # changing the dataset changes which data_dir is valid: tested below
@@ -460,3 +460,8 @@ def test_config_json_with_the_flat_world_keys_is_refused_by_name():
     d["data"]["synthetic_drives"] = 4
     with pytest.raises(ValueError, match=r"unknown DataConfig keys in config: \['synthetic_drives'\]"):
         cfg.ExperimentConfig.from_dict(d)
+
+
+def test_decoder_channels_flag_parses_a_comma_list():
+    assert parse("--decoder_channels=8,16,32,64,128").model.decoder_channels == (8, 16, 32, 64, 128)
+    assert parse().model.decoder_channels == (16, 32, 64, 128, 256)

@@ -104,7 +104,8 @@ class ModelInfo:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-ready: equal to what reading the exports' metadata back gives."""
+        return {**dataclasses.asdict(self), "decoder_channels": list(self.decoder_channels)}
 
     def disp_to_depth(self, disparity):
         """``(scaled_disparity, depth x metric_scale)`` of a sigmoid disparity (tensor or NumPy).
@@ -348,7 +349,7 @@ def predictor_from_models(config, depth_net, post_process: bool = False,
                      post_process=post_process, num_layers=config.model.num_layers,
                      learned_intrinsics=learned_intrinsics or {}, metric_source=source,
                      encoder=config.model.encoder,
-                     decoder_channels=tuple(depth_net.decoder.num_ch_dec))
+                     decoder_channels=tuple(config.model.decoder_channels))
     return KerasPredictor(DepthPredictor(depth_net, info), info)
 
 

@@ -105,7 +105,7 @@ def test_config_round_trip(depth_net):
     assert clone.get_config() == net.get_config() == {
         "name": "d", "num_layers": 18, "scales": [0, 1, 2, 3], "init": "keras",
         "synchronized_bn": True, "init_disparity": None, "min_depth": 0.1, "max_depth": 100.0,
-        "layout": "train", "encoder": "resnet"}
+        "layout": "train", "encoder": "resnet", "decoder_channels": [16, 32, 64, 128, 256]}
     clone.build_for_shape()  # same architecture as the fixture (init/sync do not change shapes)
     assert [v.shape for v in clone.weights] == [v.shape for v in depth_net.weights]
     pose = models.PoseNet(50, init="keras")
