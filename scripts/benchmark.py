@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="depth decoder channels at scales 0..4 of the infer and size sections "
                              "(8,16,32,64,128: the phone-class decoder)")
     args = parser.parse_args(argv)
-    args.decoder_channels = tuple(int(c) for c in args.decoder_channels.split(","))
+    try:
+        args.decoder_channels = tuple(int(c) for c in args.decoder_channels.split(","))
+    except ValueError:
+        parser.error(f"--decoder_channels must be 5 comma-separated integers, got {args.decoder_channels!r}")
     _load_sections()
     wanted = [s for s in args.only.split(",") if s] or list(SECTIONS)
     unknown = [s for s in wanted if s not in SECTIONS]

@@ -33,7 +33,7 @@ class DepthNet(EncoderDecoderNet):
       min_depth, max_depth: depth at disparity 1 and 0, in training units (0 < min < max).
       layout: ``"train"`` (the network as trained) or ``"xnnpack"`` (the same weights and outputs
         with ops XNNPACK runs, for TFLite; see ``md2tf.models.layers.LAYOUTS``).
-      encoder: ``"resnet"`` (the paper's), ``"mobilenet_v3_large"`` or ``"mobilenet_v3_small"``
+      encoder: an `md2tf.config.ENCODERS` name: ``"resnet"`` (the paper's) or a MobileNetV3
         (`md2tf.models.encoders.build_encoder`); the decoder adapts to its skip channels.
       decoder_channels: the depth decoder's channels at scales 0..4 (`DepthDecoder`'s ``num_ch_dec``;
         the paper's ``(16, 32, 64, 128, 256)``).

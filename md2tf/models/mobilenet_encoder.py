@@ -17,7 +17,7 @@ Skip features, chosen by stride (feature ``k`` has stride ``2^(k+1)``, as `Resne
 * k = 0..3: the input of each inverted-residual block that halves the resolution (Keras marks those
   blocks by their ``<prefix>depthwise_pad`` layer), i.e. the last block output at that stride. For
   MobileNetV3Small, whose first block is strided, feature 0 is the stem (3x3 conv, BN, hard-swish).
-* k = 4: the trunk's output at stride 32, the 1x1 conv to 6x channels + BN + hard-swish (Keras'
+* k = 4: the trunk's output at stride 32, the 1x1 conv to 6x channels + BN + activation (Keras'
   ``conv_1``, the last layer without the classifier).
 
 Channels (`num_ch_enc`): large ``(16, 24, 40, 112, 960)``, small ``(16, 16, 24, 48, 576)``, the same
@@ -25,7 +25,7 @@ for the minimalistic forms.
 
 Minimalistic forms (``*_minimalistic``; Keras' ``minimalistic=True``, the "MobileNetV3-Minimalistic"
 models of the Keras/TF-Slim releases): ReLU instead of hard-swish, no squeeze-excite, 3x3 depthwise
-kernels only. Same skips and strides, fewer parameters (small: 0.44 M vs 0.93 M in the trunk).
+kernels only. Same skips and strides, fewer parameters (small: 0.44 M vs 0.94 M in the trunk).
 
 Input normalisation: the same contract as `ResnetEncoder` (float RGB in [0, 1], normalised inside
 the encoder), with MobileNetV3's own statistics: Keras trained it on ``x / 127.5 - 1`` of [0, 255]
@@ -38,7 +38,8 @@ hard-swish lowers to HARD_SWISH and squeeze-excite to MEAN, CONV_2D (ReLU and th
 ReLU6 fused) and MUL; all stay int8 in a full-integer model. XNNPACK does not run int8 HARD_SWISH,
 so those ops (18 in small, 20 in large) run in LiteRT's own int8 kernels between XNNPACK partitions,
 which made the int8 small network as slow as ResNet18's (11.8 vs 12.3 ms at 192x640, 2 threads, AMD
-EPYC with AVX-512): the minimalistic form has no such op and runs in 4.9 ms there. Writing hard-swish as ``(x / 6) * relu6(x + 3)`` (MUL, ADD + RELU6, MUL) keeps the int8 graph whole
+EPYC with AVX-512): the minimalistic form has no such op and runs in 4.9 ms there. Writing hard-swish
+as ``(x / 6) * relu6(x + 3)`` (MUL, ADD + RELU6, MUL) keeps the int8 graph whole
 in XNNPACK but, measured on random weights with realistic BN statistics, doubled the int8 disparity
 error (mean 0.020 -> 0.038 small, 0.040 -> 0.054 large), so the export keeps Keras' op.
 """
@@ -72,9 +73,9 @@ NUM_CH_ENC = {
 }
 #: Keras' name of the first convolution (3 -> 16 channels, stride 2): the one that sees the images.
 FIRST_CONV = "conv"
-_STRIDED_BLOCK_MARK = "depthwise_pad"
+_STRIDED_BLOCK_MARK = "depthwise_pad"  # Keras pads only the stride-2 depthwise convs explicitly
 #: Keras BatchNormalization momentum of every trunk BN (moving = m * moving + (1 - m) * batch).
-BN_MOMENTUM = 0.9  # Keras pads only the stride-2 depthwise convs explicitly
+BN_MOMENTUM = 0.9
 
 
 def check_variant(variant: str) -> str:
