@@ -88,6 +88,25 @@ def measure(name: str, fn: Callable[[], object], *, warmup: int, repeats: int,
     return Timing(name, runs, others, items_per_run, dict(extra))
 
 
+#: Size of the square matmul whose GFLOP/s is "the measured peak" of the train and infer sections.
+PEAK_N = 4096
+
+
+def matmul_fn(dtype_name: str) -> Callable[[], float]:
+    """One ``PEAK_N``-square matmul in ``dtype_name`` (``float32``, ``bfloat16``), ready to time.
+
+    ``2 * PEAK_N**3`` floating-point operations per call; the machine's peak is measured, never
+    assumed: the CPU changes from machine to machine.
+    """
+    import tensorflow as tf
+
+    dtype = tf.as_dtype(dtype_name)
+    a = tf.random.stateless_uniform([PEAK_N, PEAK_N], seed=(1, 2), dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
+    matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32)))
+    return lambda: float(matmul())
+
+
 def peak_rss_mib() -> float:
     import resource
 

@@ -21,10 +21,12 @@ Environment: ``MD2TF_BENCH_INFER`` = comma-separated backends to time (``keras``
 
 FLOPs are counted from the Keras graph by the TF profiler (``float_operation``: 2 per multiply-add);
 for float backends
-``fraction_of_peak`` = FLOPs / median time / 157 GFLOP/s (2 cores x 2 FMA x 8 fp32 lanes x 2 x
-2.45 GHz), halved for 1-thread rows. ``--compare-torch`` adds the PyTorch eager depth net
-(`md2tf.convert.torch_reference.DepthNet`, eval, ``no_grad``; ResNet18 only) at the same size. Reference (official
-PyTorch, this machine): 164 ms at 192x640, 428 ms at 320x1024.
+``fraction_of_peak`` = FLOPs / median time / the fp32 matmul peak measured in the same run (a
+``PEAK_N``-square matmul at ``--threads`` threads: the ``peak matmul float32`` row), halved for
+1-thread rows. ``--compare-torch`` adds the PyTorch eager depth net
+(`md2tf.convert.torch_reference.DepthNet`, eval, ``no_grad``; ResNet18 only) at the same size, and
+every row of that size gets ``speedup_vs_torch`` = torch time / its time: ratios are only ever taken
+within one run, because the CPU changes from machine to machine.
 """
 
 from __future__ import annotations
@@ -35,12 +37,9 @@ import tempfile
 
 import numpy as np
 
-from bench.harness import measure, section
+from bench.harness import PEAK_N, matmul_fn, measure, section
 from md2tf.config import DECODER_CHANNELS
 
-PEAK_FLOPS = 157e9  # fp32: 2 cores x 2.45 GHz base x 2 x 256-bit FMA (32 flop/cycle per core)
-CORES = 2
-REFERENCE_MS = {(192, 640): 164.0, (320, 1024): 428.0}  # official PyTorch eager, 2 threads
 TFLITE_THREADS = (1, 2)
 AS_TRAINED_SUFFIX = "_as_trained"  # opt-in A/B rows: the network as trained, without the layout clone
 AS_TRAINED = ("tflite_fp32" + AS_TRAINED_SUFFIX, "tflite_int8" + AS_TRAINED_SUFFIX)
@@ -68,21 +67,28 @@ def _sizes(args: argparse.Namespace) -> list[tuple[int, int]]:
     return out
 
 
-def _row(timing, args, h, w, flops, threads: int | None = None, **extra) -> dict:
+def _row(timing, args, h, w, flops, peak_flops: float, threads: int | None = None, **extra) -> dict:
+    """One result row; ``peak_flops``: the fp32 matmul peak measured at ``args.threads`` threads."""
     threads = threads or args.threads
     row = timing.to_dict(args.contaminated)
     row.update(height=h, width=w, threads=threads, encoder=args.encoder,
                decoder_channels=list(args.decoder_channels), **extra)
     if flops and extra.get("backend") not in ("tflite_dynamic", "tflite_int8",
                                                 AS_TRAINED[1]):  # fp32 peak only
-        # Peak of the cores the run may use: 1 thread can reach at most half the 2-core peak.
-        peak = PEAK_FLOPS * min(threads, CORES) / CORES
+        # Fewer threads than the peak's can reach at most that share of it.
+        peak = peak_flops * min(threads, args.threads) / args.threads
         row["gflops"] = round(flops / 1e9, 2)
         row["fraction_of_peak"] = round(flops / row["median_s"] / peak, 3)
-    ref = REFERENCE_MS.get((h, w))
-    if ref:
-        row["speedup_vs_reference"] = round(ref / 1e3 / row["median_s"], 3)
     return row
+
+
+def _add_torch_ratios(rows: list[dict]) -> None:
+    """``speedup_vs_torch`` on every row of a size that has a ``torch-eager`` row (same run)."""
+    torch_s = {(r["height"], r["width"]): r["median_s"] for r in rows if r.get("backend") == "torch-eager"}
+    for row in rows:
+        ref = torch_s.get((row.get("height"), row.get("width")))
+        if ref and row.get("backend") != "torch-eager":
+            row["speedup_vs_torch"] = round(ref / row["median_s"], 3)
 
 
 def _depth_error(out: np.ndarray, ref: np.ndarray) -> float:
@@ -106,6 +112,10 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
     wanted = set(only.split(",")) if only else None
     threads_env = os.environ.get("MD2TF_BENCH_TFLITE_THREADS", "")
     tflite_threads = tuple(int(t) for t in threads_env.split(",")) if threads_env else TFLITE_THREADS
+    kw = dict(warmup=args.warmup, repeats=args.repeats)
+    rows.append(measure(f"peak matmul float32 {PEAK_N}", matmul_fn("float32"),
+                        items_per_run=2 * PEAK_N**3 / 1e9, **kw).to_dict(args.contaminated))
+    peak_flops = rows[0]["items_per_s"] * 1e9
     for h, w in _sizes(args):
         print(f"  {h}x{w}: building the depth net ...", flush=True)
         depth_net, _ = models.build(ModelConfig(encoder=args.encoder,
@@ -119,17 +129,16 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
         graph_fn = tf.function(lambda x, p=predictor: p(x)["depth"])
         flops = count_flops(graph_fn.get_concrete_function(tf.TensorSpec([1, h, w, 3], tf.uint8)))
         ref = np.concatenate([graph_fn(images[i:i + 1]).numpy() for i in range(len(images))])
-        kw = dict(warmup=args.warmup, repeats=args.repeats)
 
         def keep(name: str) -> bool:
             return wanted is None or name in wanted
 
         if keep("keras"):
             rows.append(_row(measure(f"keras graph {h}x{w}", lambda f=graph_fn, x=one: f(x).numpy(), **kw),
-                             args, h, w, flops, backend="keras-graph"))
+                             args, h, w, flops, peak_flops, backend="keras-graph"))
             xla_fn = tf.function(lambda x, p=predictor: p(x)["depth"], jit_compile=True)
             rows.append(_row(measure(f"keras xla {h}x{w}", lambda f=xla_fn, x=one: f(x).numpy(), **kw),
-                             args, h, w, flops, backend="keras-xla"))
+                             args, h, w, flops, peak_flops, backend="keras-xla"))
         sm_dir = os.path.join(args.workdir, f"saved_model_{h}x{w}")
         if not os.path.exists(os.path.join(sm_dir, "saved_model.pb")):
             export_saved_model(predictor, info, sm_dir)
@@ -138,7 +147,7 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
             one_t = tf.constant(one)
             rows.append(_row(measure(f"saved_model {h}x{w}",
                                      lambda f=serve, x=one_t: f(images=x)["depth"].numpy(), **kw),
-                             args, h, w, flops, backend="saved_model"))
+                             args, h, w, flops, peak_flops, backend="saved_model"))
         variants = [name for name, f in formats.FORMATS.items() if f.tflite is not None]
         variants += [v for v in AS_TRAINED if wanted is not None and v in wanted]
         clone_dir = None
@@ -166,14 +175,15 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
                 runner = tflite.make_interpreter(content, num_threads=threads).get_signature_runner(
                     "serving_default")
                 timing = measure(f"{variant} {threads}t {h}x{w}", lambda r=runner, x=one: r(images=x), **kw)
-                rows.append(_row(timing, args, h, w, flops, backend=variant, threads=threads,
+                rows.append(_row(timing, args, h, w, flops, peak_flops, backend=variant, threads=threads,
                                  size_mb=round(len(content) / 2**20, 2), abs_rel_vs_keras=round(err, 5)))
         if args.compare_torch and args.encoder == "resnet" and args.decoder_channels == DECODER_CHANNELS:
-            rows += _torch_rows(args, h, w, flops, kw)
+            rows += _torch_rows(args, h, w, flops, peak_flops, kw)
+    _add_torch_ratios(rows)
     return rows
 
 
-def _torch_rows(args, h, w, flops, kw) -> list[dict]:
+def _torch_rows(args, h, w, flops, peak_flops, kw) -> list[dict]:
     try:
         import torch
 
@@ -190,4 +200,4 @@ def _torch_rows(args, h, w, flops, kw) -> list[dict]:
             return net(x)
 
     timing = measure(f"torch eager {h}x{w}", run, **kw)
-    return [_row(timing, args, h, w, flops, backend="torch-eager", torch=torch.__version__)]
+    return [_row(timing, args, h, w, flops, peak_flops, backend="torch-eager", torch=torch.__version__)]

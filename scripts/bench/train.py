@@ -39,12 +39,19 @@ import tempfile
 
 import numpy as np
 
-from bench.harness import Timing, _own_cpu_seconds, _system_busy_seconds, measure, section
+from bench.harness import (
+    PEAK_N,
+    Timing,
+    _own_cpu_seconds,
+    _system_busy_seconds,
+    matmul_fn,
+    measure,
+    section,
+)
 
 HEIGHT, WIDTH = 192, 640
 DEFAULT_CASES = "M:4:graph,M:4:xlaloss"
 COMPILE_MODES = ("graph", "xlaloss", "xla")
-PEAK_N = 4096  # matmul size of the peak measurement
 MODES = {"M": ((0, -1, 1), False), "S": ((0,), True), "MS": ((0, -1, 1), True)}
 
 
@@ -179,16 +186,6 @@ def net_flops(mode: str, batch: int, encoders: tuple[str, str] = ("resnet", "res
     return total
 
 
-def _matmul_fn(dtype_name: str):
-    import tensorflow as tf
-
-    dtype = tf.as_dtype(dtype_name)
-    a = tf.random.stateless_uniform([PEAK_N, PEAK_N], seed=(1, 2), dtype=tf.float32)
-    a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
-    matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32)))
-    return lambda: float(matmul())
-
-
 @section("train")
 def train_section(args: argparse.Namespace) -> list[dict]:
     import time
@@ -210,7 +207,7 @@ def train_section(args: argparse.Namespace) -> list[dict]:
     flops = {(m, b): net_flops(m, b, encoders) for m, b, _, _ in cases}
     peaks = ["float32"] + (["bfloat16"] if any(c[3] == "mixed_bfloat16" for c in cases) else [])
     for dtype in peaks:
-        runners[f"peak matmul {dtype} {PEAK_N}"] = (_matmul_fn(dtype), 2 * PEAK_N**3 / 1e9,
+        runners[f"peak matmul {dtype} {PEAK_N}"] = (matmul_fn(dtype), 2 * PEAK_N**3 / 1e9,
                                                      dict(compile="matmul", precision=dtype))
     if args.compare_torch and encoders == ("resnet", "resnet"):  # the reference is ResNet18 only
         runners.update(_torch_runners(args, sorted({b for m, b, _, _ in cases if m == "M"})))
