@@ -546,9 +546,14 @@ class LossConfig(ConfigBase):
                                   "pairs (Guizilini et al., PackNet-SfM, CVPR 2020, Sec. 3.3: 0.1), which "
                                   "makes depth and poses metric; the distances come from --speed_source. "
                                   "0 = off.")
+    distill_weight: float = setting(0.0, "Weight of the distillation loss mean | log depth - log teacher "
+                                    "depth | over the scales (md2tf.losses.distillation): the depth "
+                                    "network follows the frozen teacher of --distill_from, e.g. a phone-"
+                                    "class network a trained ResNet18. 0 = off.")
 
     def validate(self) -> None:
         _check(self.speed_weight >= 0, f"--speed_weight must be >= 0 (0 = off), got {self.speed_weight}")
+        _check(self.distill_weight >= 0, f"--distill_weight must be >= 0 (0 = off), got {self.distill_weight}")
         _check(0.0 <= self.ssim_weight <= 1.0, f"--ssim_weight must lie in [0, 1], got {self.ssim_weight}")
         _check(self.smoothness_weight >= 0, f"--smoothness_weight must be >= 0, got {self.smoothness_weight}")
         _check(self.identity_noise_std >= 0, "--identity_noise_std must be >= 0")
@@ -613,6 +618,9 @@ class TrainConfig(ConfigBase):
                                 "fresh. The stand-in for ImageNet-initialised encoders (paper Sec. 4) "
                                 "where none exist, e.g. an MS run on other data; replaces "
                                 "--encoder_weights.", resumable=True)
+    distill_from: str = setting("", "Run dir or checkpoint prefix of a trained depth network (any encoder) "
+                                "whose depth the network learns to follow, with --distill_weight: the "
+                                "teacher, frozen, sees the same augmented images.")
     pose_source: str = setting("network", "Source-frame poses of the photometric loss: the pose network "
                                "(the paper's M/MS), or gt = the dataset's known camera poses (synthetic, "
                                "kitti_odom, a folder with poses.txt): no pose network is built, and the "
@@ -660,6 +668,9 @@ class ExperimentConfig(ConfigBase):
                    f"--speed_weight={self.loss.speed_weight:g} needs --speed_source (gt or file)")
             _check(self.use_pose_net, "--speed_weight supervises the pose network's translation: it needs "
                    "temporal source frames (--frame_offsets besides 0) and --pose_source=network")
+        _check((self.loss.distill_weight > 0) == bool(self.train.distill_from),
+               f"--distill_weight ({self.loss.distill_weight:g}) and --distill_from "
+               f"({self.train.distill_from!r}) go together: a teacher and a weight > 0, or neither")
 
     @property
     def use_pose_net(self) -> bool:

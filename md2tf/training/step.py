@@ -17,6 +17,7 @@ import tensorflow as tf
 from md2tf import geometry
 from md2tf.config import DataConfig, LossConfig
 from md2tf.data.batch import Batch
+from md2tf.losses.distillation import distillation_loss
 from md2tf.losses.velocity import velocity_loss
 
 
@@ -29,12 +30,14 @@ class ForwardOutputs(NamedTuple):
       losses: the loss package's ``LossOutputs``; with ``--speed_weight`` its ``total`` includes
         the weighted velocity loss.
       speed: the unweighted velocity loss (`md2tf.losses.velocity_loss`), or None when off.
+      distill: the unweighted distillation loss (`md2tf.losses.distillation_loss`), or None when off.
     """
 
     disparities: tuple[tf.Tensor, ...]
     source_from_target: tf.Tensor
     losses: object
     speed: tf.Tensor | None = None
+    distill: tf.Tensor | None = None
 
 
 def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_config: DataConfig,
@@ -84,7 +87,8 @@ def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_confi
 
 def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_config: DataConfig,
             loss_config: LossConfig, loss_fn: Callable, noise_seed: tf.Tensor | None,
-            training: bool, intrinsics: Callable | None = None) -> ForwardOutputs:
+            training: bool, intrinsics: Callable | None = None,
+            teacher: Callable | None = None) -> ForwardOutputs:
     """Networks + self-supervised loss for one (replica-local) batch.
 
     Args:
@@ -99,9 +103,14 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
       intrinsics: ``--intrinsics=learned``: a `md2tf.models.LearnedIntrinsics`; the K of every
         warp (temporal and stereo) is then its K of each sample's camera (``batch.camera``),
         mirrored for flipped samples (``batch.flipped``), instead of ``batch.intrinsics``.
+      teacher: ``--distill_weight``: the frozen teacher `DepthNet` (``--distill_from``); it sees the
+        same augmented target, in inference mode.
 
     Returns:
       `ForwardOutputs`; everything that reaches geometry and losses is float32 (mixed precision safe).
+
+    Raises:
+      ValueError: ``--distill_weight`` without a teacher.
     """
     disparities = depth_net(batch.target_aug, training=training)
     disparities = tuple(tf.cast(d, tf.float32) for d in disparities)
@@ -118,7 +127,16 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
         num_temporal = len(data_config.temporal_offsets)
         speed, _ = velocity_loss(source_from_target[:, :num_temporal], batch.temporal_distance)
         losses = losses._replace(total=losses.total + loss_config.speed_weight * speed)
-    return ForwardOutputs(disparities, source_from_target, losses, speed)
+    distill = None
+    if loss_config.distill_weight > 0:
+        if teacher is None:
+            raise ValueError(f"--distill_weight={loss_config.distill_weight:g} needs a teacher network "
+                             "(--distill_from)")
+        _, teacher_depth = teacher.disp_to_depth(
+            tf.cast(teacher(batch.target_aug, training=False)[0], tf.float32))
+        distill = distillation_loss(disparities, teacher_depth, depth_net.disp_to_depth)
+        losses = losses._replace(total=losses.total + loss_config.distill_weight * distill)
+    return ForwardOutputs(disparities, source_from_target, losses, speed, distill)
 
 
 def noise_seed_for(step: tf.Tensor, seed: int = 0) -> tf.Tensor:

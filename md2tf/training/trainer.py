@@ -25,7 +25,7 @@ from md2tf.data import datasets
 from md2tf.data.datasets.folder import write_intrinsics
 from md2tf.evaluation import metrics
 from md2tf.losses import monodepth2_loss, xla_loss
-from md2tf.models.checkpoint import restore_networks
+from md2tf.models.checkpoint import load_models, restore_networks
 from md2tf.progress import Progress
 from md2tf.rundir import RunDir
 from md2tf.training import distribute, inputs, run_checkpoints, schedule, step, summaries
@@ -155,6 +155,14 @@ class Trainer:
             self.intrinsics = models.LearnedIntrinsics(
                 len(names), start, learning_rate_scale=self.config.train.intrinsics_lr_scale,
                 name="learned_intrinsics")
+        #: ``--distill_from``: the frozen teacher depth network (not trained, not checkpointed).
+        self.teacher = None
+        if self.config.train.distill_from:
+            try:
+                _, self.teacher, _ = load_models(self.config.train.distill_from, load_pose_net=False)
+            except (FileNotFoundError, ValueError) as error:  # one line naming the flag
+                raise ValueError(f"--distill_from: {error}") from None
+            self.teacher.trainable = False
         self.depth_net(tf.zeros([1, h, w, 3]), training=False)
         if self.pose_net is not None:
             self.pose_net(tf.zeros([1, h, w, 6]), training=False)
@@ -198,7 +206,8 @@ class Trainer:
 
     def _forward(self, batch, noise_seed, training: bool) -> step.ForwardOutputs:
         return step.forward(self.depth_net, self.pose_net, batch, self.config.data, self.config.loss,
-                            self.loss_fn, noise_seed, training, intrinsics=self.intrinsics)
+                            self.loss_fn, noise_seed, training, intrinsics=self.intrinsics,
+                            teacher=self.teacher)
 
     def learned_intrinsics(self) -> dict[str, tuple[float, ...]]:
         """Camera name -> normalised ``(fx, fy, cx, cy)`` of the learned K (empty unless learned)."""
@@ -229,6 +238,8 @@ class Trainer:
         scalars = {**step.scalar_losses(out.losses, self.scales), **self._intrinsics_scalars()}
         if out.speed is not None:
             scalars["loss/speed"] = out.speed
+        if out.distill is not None:
+            scalars["loss/distill"] = out.distill
         temporal = self.config.data.temporal_offsets
         if self.intrinsics is not None and temporal:  # what determines K (hooks.IntrinsicsMonitor)
             scalars["intrinsics/rotation_deg"] = step.rotation_deg(out.source_from_target, temporal)
