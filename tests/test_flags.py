@@ -191,6 +191,14 @@ def test_every_config_file_parses(path):
     assert config.data.frame_offsets[0] == 0
 
 
+def test_phone_flags_add_the_phone_network_to_a_recipe():
+    recipe = parse("--flagfile=configs/synthetic.flags")
+    phone = parse("--flagfile=configs/synthetic.flags", "--flagfile=configs/phone.flags")
+    assert phone.model.encoder == phone.model.pose_encoder == "mobilenet_v3_small_minimalistic"
+    assert phone.model.decoder_channels == (8, 16, 32, 64, 128) and phone.train.learning_rate == 1e-3
+    assert phone.data == recipe.data and phone.loss == recipe.loss  # the recipe's data and objective
+
+
 def test_mono_is_paper_defaults():
     c = parse("--flagfile=configs/mono.flags")
     assert (c.data.height, c.data.width, c.train.batch_size) == (192, 640, 12)
