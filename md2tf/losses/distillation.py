@@ -11,8 +11,9 @@ CVPR 2019) apply to self-supervised depth. The student keeps its own photometric
 
 where ``D_s`` is the student's depth from its scale-``s`` disparity upsampled to the input resolution
 (bilinear, as the paper's full-resolution multi-scale estimation does for the photometric loss) and
-``D_teacher`` the teacher's scale-0 depth on the same (augmented) image. The log makes it a relative error, the same at
-2 m as at 50 m (as abs_rel weighs it), and the teacher's depth units carry over to the student.
+``D_teacher`` the teacher's scale-0 depth on the same (augmented) image. The log makes it a relative
+error, the same at 2 m as at 50 m (as abs_rel weighs it), and the teacher's depth units carry over to
+the student.
 
 Pure TF, float32; no config, no networks.
 """

@@ -22,8 +22,8 @@ Environment: ``MD2TF_BENCH_INFER`` = comma-separated backends to time (``keras``
 FLOPs are counted from the Keras graph by the TF profiler (``float_operation``: 2 per multiply-add);
 for float backends
 ``fraction_of_peak`` = FLOPs / median time / the fp32 matmul peak measured in the same run (a
-``PEAK_N``-square matmul at ``--threads`` threads: the ``peak matmul float32`` row), halved for
-1-thread rows. ``--compare-torch`` adds the PyTorch eager depth net
+``PEAK_N``-square matmul at ``--threads`` threads: the ``peak matmul float32`` row), times
+``threads / --threads`` for rows with fewer threads. ``--compare-torch`` adds the PyTorch eager depth net
 (`md2tf.convert.torch_reference.DepthNet`, eval, ``no_grad``; ResNet18 only) at the same size, and
 every row of that size gets ``speedup_vs_torch`` = torch time / its time: ratios are only ever taken
 within one run, because the CPU changes from machine to machine.

@@ -2,8 +2,8 @@
 
 Nothing is timed (the numbers do not depend on the machine's load). For each ``--sizes`` entry and
 each `md2tf.config.ENCODERS` name, with ``--decoder_channels``, the networks `md2tf.models.build`
-makes (scratch-initialised, 4 decoder scales): parameters (trainable weights + BatchNorm moving statistics) and the TF
-profiler's float operations of one inference forward at batch 1 (``float_operation``, 2 per
+makes (scratch-initialised, 4 decoder scales): parameters (trainable weights + BatchNorm moving
+statistics) and the TF profiler's float operations of one inference forward at batch 1 (``float_operation``, 2 per
 multiply-add; `bench.infer.count_flops`). The depth network is counted inside the exported graph
 (`md2tf.deploy.inference.DepthPredictor`: uint8 in, depth out), as ``--only infer`` reports its
 ``gflops`` (and its encoder alone); the pose network on one 6-channel pair.
