@@ -828,6 +828,11 @@ class EvalConfig(ConfigBase):
     split_file: str = setting("", "Odometry: frame list (default <splits_dir>/odom/test_files_NN.txt).")
     poses_file: str = setting("", "Odometry: GT world_from_camera poses (default <data_dir>/poses/NN.txt).")
     snippet_length: int = setting(5, "Odometry: frames per ATE snippet.")
+    pose_refine_steps: int = setting(0, "Odometry: also score each pose refined by this many Adam steps of "
+                                     "photometric alignment with the depth network's depth (100 is the "
+                                     "measured choice; 0 = the pose network alone).")
+    pose_refine_lr: float = setting(5e-4, "Odometry: the alignment's Adam step (radians, and fractions of the "
+                                    "frame's median depth).")
     progress: bool = setting(True, "Show a progress bar.")
     allow_nonfinite: bool = setting(False, "Exit 0 even when a model has NaN/inf predictions (reported and "
                                     "excluded from the means); default: exit status 1.")
@@ -843,6 +848,8 @@ class EvalConfig(ConfigBase):
                f"--pred_depth_scale_factor must be > 0, got {self.pred_depth_scale_factor}")
         _check(self.batch_size > 0, f"--batch_size must be > 0, got {self.batch_size}")
         _check(self.snippet_length >= 2, f"--snippet_length must be >= 2, got {self.snippet_length}")
+        _check(self.pose_refine_steps >= 0, f"--pose_refine_steps must be >= 0, got {self.pose_refine_steps}")
+        _check(self.pose_refine_lr > 0, f"--pose_refine_lr must be > 0, got {self.pose_refine_lr}")
 
 
 @dataclass(frozen=True)

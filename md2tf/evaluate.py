@@ -21,6 +21,9 @@ Odometry (pose network of a run)::
 
     python -m md2tf.evaluate --task odometry --eval_split odom_9 --data_dir ODOM_DIR --models runs/mono
 
+``--pose_refine_steps=100`` adds each model's poses refined by photometric alignment with its own
+depth (`md2tf.evaluation.pose_refinement`) as a second row.
+
 The library lives in `md2tf.evaluation`; this module only parses flags.
 """
 

@@ -138,13 +138,16 @@ def score(run_dir: str, baselines: bool = True, data_from: str = "") -> dict:
     return results
 
 
-def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
+def pose_scores(run_dir: str, depth_scale: float, data_from: str = "", refine_steps: int = 0) -> dict:
     """The pose network of a run on the test drive of its synthetic world (or of ``data_from``'s).
 
     Args:
       run_dir: run directory (or checkpoint prefix) with a pose network.
       depth_scale: metres per network depth unit (the median of the depth's median-scaling ratios).
       data_from: another run whose synthetic world's test drive to use, as in `score`.
+      refine_steps: also score the poses refined by that many steps of photometric alignment with
+        the run's depth (`md2tf.evaluation.pose_refinement`, the learning rate of ``md2tf.evaluate``),
+        under ``"refined"``; 0 = not.
 
     Returns:
       ``gt_tz`` (mean GT forward motion, m/frame, negative = forward in ``next_from_previous``),
@@ -164,10 +167,10 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
     import glob
 
     from md2tf.data.poses import read_poses_file
-    from md2tf.evaluation import odometry, odometry_analysis, odometry_task
+    from md2tf.evaluation import odometry_task
     from md2tf.models import checkpoint as model_checkpoint
 
-    config, _, pose_net = model_checkpoint.load_models(run_dir)
+    config, depth_net, pose_net = model_checkpoint.load_models(run_dir)
     if pose_net is None:
         raise ValueError(f"{run_dir}: this run has no pose network (stereo-only training)")
     data = (run_config(data_from) if data_from else config).data  # the world; the network's input size
@@ -187,8 +190,33 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
         indices, frames = odometry_task.odometry_frames(os.path.join(world, "odometry"), split_file,
                                                         config.data.height, config.data.width,
                                                         data.image_ext)
+        if refine_steps:
+            from md2tf.evaluation.sources import kitti_test_intrinsics
+
+            K = kitti_test_intrinsics(os.path.join(world, "odometry"), split_file, data.image_ext)[0]
     pred = odometry_task.predict_relative_poses(lambda pair: pose_net(pair, training=False), frames())
-    gt = odometry.relative_from_global(gt_poses[indices])
+    scores = _motion_scores(pred, gt_poses[indices], depth_scale)
+    if refine_steps:
+        import tensorflow as tf
+
+        from md2tf.config import EvalConfig
+        from md2tf.evaluation.pose_refinement import refine_relative_poses
+
+        def depth_fn(images):
+            return depth_net.disp_to_depth(tf.cast(depth_net(images, training=False)[0], tf.float32))[1]
+
+        lr = EvalConfig(models=(run_dir,)).pose_refine_lr  # md2tf.evaluate's default
+        refined = refine_relative_poses(depth_fn, frames(), pred, K, refine_steps, lr)
+        scores["refined"] = _motion_scores(refined, gt_poses[indices], depth_scale)
+    return scores
+
+
+def _motion_scores(pred: np.ndarray, gt_poses: np.ndarray, depth_scale: float) -> dict:
+    """`pose_scores`' numbers of ``[N-1, 4, 4]`` predicted ``next_from_previous`` against the N GT
+    ``world_from_camera`` poses of their frames."""
+    from md2tf.evaluation import odometry, odometry_analysis
+
+    gt = odometry.relative_from_global(gt_poses)
     t_pred, t_gt = pred[:, :3, 3], gt[:, :3, 3]
     moving = np.linalg.norm(t_gt, axis=1) > odometry.STOPPED_BELOW
     scale = float(np.sum(t_pred * t_gt) / max(np.sum(t_pred**2), 1e-12))
@@ -209,16 +237,16 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "") -> dict:
         # Auto-masking hides a standing camera's frames from the loss (identity = warp), so nothing
         # teaches the pose network to predict a stop: its speed there, after the scale (m/frame).
         "stopped_speed": float(np.linalg.norm(scale * t_pred[~moving], axis=1).mean()) if (~moving).any() else 0.0,
-        "ate": odometry.score_odometry(gt_poses[indices], pred).to_dict(),
-        "ate_constant_velocity": odometry.score_odometry(gt_poses[indices], constant).to_dict(),
+        "ate": odometry.score_odometry(gt_poses, pred).to_dict(),
+        "ate_constant_velocity": odometry.score_odometry(gt_poses, constant).to_dict(),
         **odometry_analysis.speed_agreement(pred, gt),
         # The ATE split in two: the predicted step lengths along the GT's rotation and direction
         # (against the constant speed in the same place), and the predicted rotation and direction
         # at the GT's step lengths.
-        "ate_speed_only": odometry.score_odometry(gt_poses[indices], odometry_analysis.with_lengths(gt, speed)).ate_mean,
+        "ate_speed_only": odometry.score_odometry(gt_poses, odometry_analysis.with_lengths(gt, speed)).ate_mean,
         "ate_speed_only_constant": odometry.score_odometry(
-            gt_poses[indices], odometry_analysis.with_lengths(gt, np.full_like(gt_speed, gt_speed.mean()))).ate_mean,
-        "ate_direction_only": odometry.score_odometry(gt_poses[indices], odometry_analysis.with_lengths(pred, gt_speed)).ate_mean,
+            gt_poses, odometry_analysis.with_lengths(gt, np.full_like(gt_speed, gt_speed.mean()))).ate_mean,
+        "ate_direction_only": odometry.score_odometry(gt_poses, odometry_analysis.with_lengths(pred, gt_speed)).ate_mean,
         "num_pairs": int(len(gt)),
         "num_moving_pairs": int(moving.sum()),
     }
@@ -354,6 +382,8 @@ def main() -> None:
     parser.add_argument("--pretrain", default="",
                         help="mono: an existing pretraining run to start from (skips the pretraining)")
     parser.add_argument("--mono_flags", default=MONO_FLAGS, help="mono: the M run's flag file")
+    parser.add_argument("--pose_refine_steps", type=int, default=100,
+                        help="mono: also score the poses refined by photometric alignment (0 = not)")
     parser.add_argument("--curves", action="store_true",
                         help="keep every epoch's checkpoint and score each one (learning curves)")
     args, extra = parser.parse_known_args()
@@ -379,11 +409,12 @@ def main() -> None:
             init = "init_checkpoint" if args.mono_init == "networks" else "encoder_init"
             train(mono, [f"--{init}={pretrain}", *extra], args.mono_flags)
         rows = score(mono)
-        rows["pose"] = pose_scores(mono, rows["depth_scale"])
+        rows["pose"] = pose_scores(mono, rows["depth_scale"], refine_steps=args.pose_refine_steps)
         rows["pretrain (MS, other drives)"] = score(pretrain, baselines=False, data_from=mono)["trained"]
         print(f"synthetic test drive, {rows['num_test_images']} images, per-image median scaling")
         print(table(rows))
-        print(pose_table({"M": rows["pose"]}))
+        refined = {"M, refined": rows["pose"]["refined"]} if "refined" in rows["pose"] else {}
+        print(pose_table({"M": rows["pose"], **refined}))
         if args.curves:
             rows["curves"] = curves(mono)
             print(curve_table(rows["curves"]))

@@ -5,7 +5,7 @@
     locks                                            (plumbing: one writer per target; no TF)
     config <- geometry <- losses <- training
     config <- models <- deploy, convert
-    data (config, geometry), evaluation (never training), deploy (never training/losses/evaluation)
+    data (config, geometry), evaluation (losses for test-time alignment; never training), deploy (never training/losses/evaluation)
     tfds (the TFDS builders: data, and evaluation for the evaluator's test-split GT)
 
 Only the command-line entry points (``md2tf/<command>.py`` and modules run with ``python -m``) touch
@@ -34,7 +34,7 @@ ALLOWED = {  # layer -> the md2tf layers it may import
     "data": {"config", "geometry", "progress", "locks"},
     "training": {"config", "geometry", "losses", "models", "convert", "data", "evaluation", "rundir", "progress",
                  "visualization"},
-    "evaluation": {"config", "geometry", "models", "data", "deploy", "rundir", "progress", "visualization"},
+    "evaluation": {"config", "geometry", "losses", "models", "data", "deploy", "rundir", "progress", "visualization"},
     "deploy": {"config", "geometry", "models", "data", "rundir", "progress", "visualization", "native_stderr",
                "locks"},
     "convert": {"config", "models", "rundir"},

@@ -3,7 +3,9 @@
 Reads a KITTI odometry split (``odom_NN``: ``<splits_dir>/odom/test_files_NN.txt`` and
 ``<data_dir>/poses/NN.txt``, or ``--split_file``/``--poses_file``), runs each model's pose network
 over consecutive frame pairs (`predict_relative_poses`) and scores them with
-`md2tf.evaluation.odometry.score_odometry`, beside a constant-velocity guess.
+`md2tf.evaluation.odometry.score_odometry`, beside a constant-velocity guess; with
+``--pose_refine_steps`` also each pose refined by photometric alignment
+(`md2tf.evaluation.pose_refinement`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from md2tf.data import splits
 from md2tf.data.kitti_layout import image_path
@@ -24,7 +27,9 @@ from md2tf.evaluation.odometry import (
     relative_from_global,
     score_odometry,
 )
+from md2tf.evaluation.pose_refinement import refine_relative_poses
 from md2tf.evaluation.report import write_outputs
+from md2tf.evaluation.sources import kitti_test_intrinsics
 from md2tf.geometry import pose_to_matrix
 from md2tf.models.checkpoint import load_models
 from md2tf.progress import Progress
@@ -116,7 +121,7 @@ def run_odometry_evaluation(config) -> str:
     results = {}
     names = config.names or tuple(os.path.basename(os.path.normpath(m)) for m in config.models)
     for model_path, name in zip(config.models, names):
-        experiment, _, pose_net = load_models(model_path)
+        experiment, depth_net, pose_net = load_models(model_path)
         if pose_net is None:
             raise ValueError(f"--models {model_path}: this run has no pose network (stereo-only training)")
         indices, frames = odometry_frames(config.data_dir, split_file, experiment.data.height,
@@ -131,6 +136,16 @@ def run_odometry_evaluation(config) -> str:
         with Progress(len(indices) - 1, name, unit="pair", enabled=config.progress) as bar:
             pred = predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
         results[name] = score_odometry(gt_poses[indices], pred, config.snippet_length)
+        if config.pose_refine_steps:
+            K = kitti_test_intrinsics(config.data_dir, split_file, config.image_ext)[0]  # one sequence
+
+            def depth_fn(images, net=depth_net):
+                return net.disp_to_depth(tf.cast(net(images, training=False)[0], tf.float32))[1]
+
+            with Progress(len(indices) - 1, f"{name} (refined)", unit="pair", enabled=config.progress) as bar:
+                refined = refine_relative_poses(depth_fn, frames(), pred, K, config.pose_refine_steps,
+                                                config.pose_refine_lr, config.batch_size, progress=bar)
+            results[f"{name} (refined)"] = score_odometry(gt_poses[indices], refined, config.snippet_length)
     if results:  # the reference a pose network has to beat where the GT speed changes
         results[CONSTANT_VELOCITY] = score_odometry(
             gt_poses[indices], constant_velocity_poses(relative_from_global(gt_poses[indices])),

@@ -110,9 +110,10 @@ def test_trained_checkpoint_evaluation_and_odometry(world, tmp_path):
     odom_split.write_text("".join(f"2019_10_27/{drive} {i} l\n" for i in range(4)))
     config = EvalConfig(models=(run_dir,), task="odometry", eval_split="synthetic_odom", data_dir=world,
                         split_file=str(odom_split), poses_file=os.path.join(poses, drive, "poses.txt"),
-                        image_ext=".png", progress=False)
+                        image_ext=".png", progress=False, pose_refine_steps=3)
     report = odometry_task.run_odometry_evaluation(config)
     assert "ATE" in report and "nan" not in report.lower() and odometry_task.CONSTANT_VELOCITY in report
+    assert f"{os.path.basename(run_dir)} (refined)" in report  # the aligned poses: their own row
     gt = read_poses_file(os.path.join(poses, drive, "poses.txt"))
     np.testing.assert_allclose(gt[0], np.eye(4), atol=1e-9)  # world frame = camera 02 at frame 0
 
