@@ -194,9 +194,19 @@ def test_every_config_file_parses(path):
 def test_phone_flags_add_the_phone_network_to_a_recipe():
     recipe = parse("--flagfile=configs/synthetic.flags")
     phone = parse("--flagfile=configs/synthetic.flags", "--flagfile=configs/phone.flags")
-    assert phone.model.encoder == phone.model.pose_encoder == "mobilenet_v3_small_minimalistic"
+    assert phone.model.encoder == "mobilenet_v3_small_minimalistic" and phone.model.pose_encoder == "resnet"
     assert phone.model.decoder_channels == (8, 16, 32, 64, 128) and phone.train.learning_rate == 1e-3
     assert phone.data == recipe.data and phone.loss == recipe.loss  # the recipe's data and objective
+
+
+def test_phone_mono_flags_are_the_phone_network_at_the_monocular_rate():
+    recipe = parse("--flagfile=configs/synthetic_mono.flags")
+    pretrain = parse("--flagfile=configs/synthetic_mono_pretrain.flags", "--flagfile=configs/phone.flags")
+    mono = parse("--flagfile=configs/synthetic_mono.flags", "--flagfile=configs/phone_mono.flags")
+    architecture = lambda m: (m.encoder, m.pose_encoder, m.decoder_channels, m.num_layers)  # noqa: E731
+    assert architecture(mono.model) == architecture(pretrain.model)  # M starts from the pretraining's networks
+    assert mono.train.learning_rate == 3e-4 and pretrain.train.learning_rate == 1e-3
+    assert mono.data == recipe.data and mono.loss == recipe.loss
 
 
 def test_mono_is_paper_defaults():
@@ -292,12 +302,16 @@ def test_synthetic_configs_that_share_a_world_directory_describe_the_same_world(
     # A directory holds one rendered world; a config with other parameters is refused there.
     from md2tf.data.datasets.synthetic import rendered_world
 
+    def is_addon(path: str) -> bool:  # added after a recipe (configs/phone.flags): it describes no world
+        with open(path, encoding="utf-8") as f:
+            flags = [line.strip() for line in f if line.startswith("--")]
+        included = [line.split("=", 1)[1] for line in flags if line.startswith("--flagfile=")]
+        return not any(line.startswith("--dataset") for line in flags) and all(map(is_addon, included))
+
     worlds: dict[str, list[tuple[str, cfg.WorldConfig]]] = {}
     for path in sorted(glob.glob("configs/*.flags")):
-        with open(path, encoding="utf-8") as f:
-            flags = [line for line in f if line.startswith("--")]
-        if not any(line.startswith(("--dataset", "--flagfile")) for line in flags):
-            continue  # an add-on to a recipe (configs/phone.flags): it describes no world
+        if is_addon(path):
+            continue
         data = parse(f"--flagfile={path}").data
         if data.dataset == "synthetic":
             worlds.setdefault(data.data_dir, []).append((path, rendered_world(data)))
