@@ -5,6 +5,7 @@ Usage:
   python scripts/benchmark.py [--only train,data,infer] [--json out.json] [--repeats 5]
   python scripts/benchmark.py --only infer --compare-torch      # PyTorch eager side by side
   python scripts/benchmark.py --only infer,train --encoder mobilenet_v3_small   # another encoder
+  python scripts/benchmark.py --only infer --also mobilenet_v3_small_minimalistic:8,16,32,64,128  # two, one run
   python scripts/benchmark.py --only size --sizes 192x640       # parameters and FLOPs, every encoder
 
 Every measurement is warmed up, repeated, and reported as median / min / max. The machine is shared,
@@ -60,11 +61,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decoder_channels", default=",".join(map(str, DECODER_CHANNELS)),
                         help="depth decoder channels at scales 0..4 of the infer and size sections "
                              "(8,16,32,64,128: the phone-class decoder)")
+    parser.add_argument("--also", action="append", default=[], metavar="ENCODER[:C0,C1,C2,C3,C4]",
+                        help="infer: time this depth network too, in the same run, and give every row "
+                             "its speedup over the first network's (repeatable; decoder channels "
+                             "default to the paper's)")
     args = parser.parse_args(argv)
-    try:
-        args.decoder_channels = tuple(int(c) for c in args.decoder_channels.split(","))
-    except ValueError:
-        parser.error(f"--decoder_channels must be 5 comma-separated integers, got {args.decoder_channels!r}")
+
+    def channels(text: str, flag: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(c) for c in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != 5:
+            parser.error(f"{flag} must be 5 comma-separated integers, got {text!r}")
+        return values
+
+    args.decoder_channels = channels(args.decoder_channels, "--decoder_channels")
+    also = []
+    for item in args.also:
+        encoder, _, text = item.partition(":")
+        if encoder not in ENCODERS:
+            parser.error(f"--also {item!r}: encoder must be one of {list(ENCODERS)}")
+        also.append((encoder, channels(text, f"--also {item!r}") if text else DECODER_CHANNELS))
+    args.also = also
     _load_sections()
     wanted = [s for s in args.only.split(",") if s] or list(SECTIONS)
     unknown = [s for s in wanted if s not in SECTIONS]
@@ -80,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             flag = "  [CONTAMINATED]" if row.get("contaminated") else ""
             print(f"  {row['name']:<48} median {row['median_s'] * 1e3:9.1f} ms  "
                   f"(min {row['min_s'] * 1e3:.1f}, max {row['max_s'] * 1e3:.1f})  "
-                  f"{row['items_per_s']:8.2f}/s{flag}", flush=True)
+                  f"{row['items_per_s']:8.2f}/s{flag}"
+                  + (f"  {row['speedup_vs_first_network']:.2f}x the first network"
+                     if "speedup_vs_first_network" in row else ""), flush=True)
     results["peak_rss_mib"] = peak_rss_mib()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

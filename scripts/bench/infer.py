@@ -32,6 +32,7 @@ within one run, because the CPU changes from machine to machine.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import tempfile
 
@@ -91,6 +92,21 @@ def _add_torch_ratios(rows: list[dict]) -> None:
             row["speedup_vs_torch"] = round(ref / row["median_s"], 3)
 
 
+def _add_network_ratios(rows: list[dict], networks: list) -> None:
+    """With ``--also``: ``speedup_vs_first_network`` on every row of another network, against the first
+    network's row of the same backend, threads and size (same run)."""
+    if len(networks) < 2:
+        return
+    first_encoder, first_channels = networks[0][0], list(networks[0][1])
+    key = lambda r: (r.get("backend"), r.get("threads"), r.get("height"), r.get("width"))  # noqa: E731
+    first = {key(r): r["median_s"] for r in rows
+             if r.get("encoder") == first_encoder and r.get("decoder_channels") == first_channels}
+    for row in rows:
+        ref = first.get(key(row))
+        if ref and "encoder" in row and (row["encoder"], row["decoder_channels"]) != (first_encoder, first_channels):
+            row["speedup_vs_first_network"] = round(ref / row["median_s"], 3)
+
+
 def _depth_error(out: np.ndarray, ref: np.ndarray) -> float:
     return float(np.mean(np.abs(out - ref) / np.maximum(ref, 1e-6)))
 
@@ -116,8 +132,12 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
     rows.append(measure(f"peak matmul float32 {PEAK_N}", matmul_fn("float32"),
                         items_per_run=2 * PEAK_N**3 / 1e9, **kw).to_dict(args.contaminated))
     peak_flops = rows[0]["items_per_s"] * 1e9
-    for h, w in _sizes(args):
-        print(f"  {h}x{w}: building the depth net ...", flush=True)
+    networks = [(args.encoder, args.decoder_channels), *getattr(args, "also", [])]
+    for (h, w), (index, (encoder, channels)) in itertools.product(_sizes(args), enumerate(networks)):
+        args_all = args
+        args = argparse.Namespace(**{**vars(args_all), "encoder": encoder, "decoder_channels": channels})
+        label = f"{encoder}:{','.join(map(str, channels))} " if len(networks) > 1 else ""
+        print(f"  {h}x{w}: building the depth net {label}...", flush=True)
         depth_net, _ = models.build(ModelConfig(encoder=args.encoder,
                                                 decoder_channels=args.decoder_channels),
                                     use_pose_net=False)
@@ -134,18 +154,18 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
             return wanted is None or name in wanted
 
         if keep("keras"):
-            rows.append(_row(measure(f"keras graph {h}x{w}", lambda f=graph_fn, x=one: f(x).numpy(), **kw),
+            rows.append(_row(measure(f"{label}keras graph {h}x{w}", lambda f=graph_fn, x=one: f(x).numpy(), **kw),
                              args, h, w, flops, peak_flops, backend="keras-graph"))
             xla_fn = tf.function(lambda x, p=predictor: p(x)["depth"], jit_compile=True)
-            rows.append(_row(measure(f"keras xla {h}x{w}", lambda f=xla_fn, x=one: f(x).numpy(), **kw),
+            rows.append(_row(measure(f"{label}keras xla {h}x{w}", lambda f=xla_fn, x=one: f(x).numpy(), **kw),
                              args, h, w, flops, peak_flops, backend="keras-xla"))
-        sm_dir = os.path.join(args.workdir, f"saved_model_{h}x{w}")
+        sm_dir = os.path.join(args.workdir, f"saved_model_{h}x{w}_{index}")
         if not os.path.exists(os.path.join(sm_dir, "saved_model.pb")):
             export_saved_model(predictor, info, sm_dir)
         if keep("saved_model"):
             serve = tf.saved_model.load(sm_dir).signatures["serving_default"]
             one_t = tf.constant(one)
-            rows.append(_row(measure(f"saved_model {h}x{w}",
+            rows.append(_row(measure(f"{label}saved_model {h}x{w}",
                                      lambda f=serve, x=one_t: f(images=x)["depth"].numpy(), **kw),
                              args, h, w, flops, peak_flops, backend="saved_model"))
         variants = [name for name, f in formats.FORMATS.items() if f.tflite is not None]
@@ -174,12 +194,14 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
             for threads in tflite_threads:
                 runner = tflite.make_interpreter(content, num_threads=threads).get_signature_runner(
                     "serving_default")
-                timing = measure(f"{variant} {threads}t {h}x{w}", lambda r=runner, x=one: r(images=x), **kw)
+                timing = measure(f"{label}{variant} {threads}t {h}x{w}", lambda r=runner, x=one: r(images=x), **kw)
                 rows.append(_row(timing, args, h, w, flops, peak_flops, backend=variant, threads=threads,
                                  size_mb=round(len(content) / 2**20, 2), abs_rel_vs_keras=round(err, 5)))
         if args.compare_torch and args.encoder == "resnet" and args.decoder_channels == DECODER_CHANNELS:
             rows += _torch_rows(args, h, w, flops, peak_flops, kw)
+        args = args_all
     _add_torch_ratios(rows)
+    _add_network_ratios(rows, networks)
     return rows
 
 
