@@ -200,13 +200,12 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "", refine_st
         import tensorflow as tf
 
         from md2tf.config import EvalConfig
-        from md2tf.evaluation.pose_refinement import refine_relative_poses
 
         def depth_fn(images):
             return depth_net.disp_to_depth(tf.cast(depth_net(images, training=False)[0], tf.float32))[1]
 
         lr = EvalConfig(models=(run_dir,)).pose_refine_lr  # md2tf.evaluate's default
-        refined = refine_relative_poses(depth_fn, frames(), pred, K, refine_steps, lr)
+        refined = odometry_task.refine_relative_poses(depth_fn, frames(), pred, K, refine_steps, lr)
         scores["refined"] = _motion_scores(refined, gt_poses[indices], depth_scale)
     return scores
 

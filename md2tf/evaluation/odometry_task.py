@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -27,12 +28,43 @@ from md2tf.evaluation.odometry import (
     relative_from_global,
     score_odometry,
 )
-from md2tf.evaluation.pose_refinement import refine_relative_poses
+from md2tf.evaluation.pose_refinement import align_pairs
 from md2tf.evaluation.report import write_outputs
 from md2tf.evaluation.sources import kitti_test_intrinsics
 from md2tf.geometry import pose_to_matrix
 from md2tf.models.checkpoint import load_models
 from md2tf.progress import Progress
+
+
+def consecutive_pairs(frames: Iterable[np.ndarray], batch_size: int,
+                      progress: Callable[[int], None] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of consecutive frame pairs, streamed: a sequence never has to fit in memory.
+
+    Args:
+      frames: iterable of N float32 ``[H, W, C]`` images.
+      batch_size: pairs per batch.
+      progress: optional callable ``progress(i)`` per pair.
+
+    Yields:
+      ``(earlier, later)``, float32 ``[B, H, W, C]`` each: frames ``i`` and ``i + 1`` of N-1 pairs in order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    earlier, later, previous, count = [], [], None, 0
+    for frame in frames:
+        frame = np.asarray(frame, np.float32)
+        if previous is not None:
+            earlier.append(previous)
+            later.append(frame)
+            if progress is not None:
+                progress(count)
+            count += 1
+            if len(earlier) == batch_size:
+                yield np.stack(earlier), np.stack(later)
+                earlier, later = [], []
+        previous = frame
+    if earlier:
+        yield np.stack(earlier), np.stack(later)
 
 
 def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) -> np.ndarray:
@@ -48,29 +80,47 @@ def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) 
     Returns:
       ``[N-1, 4, 4]`` ``next_from_previous`` poses (uninverted ``pose_to_matrix``).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    out, pairs, previous, count = [], [], None, 0
-
-    def flush() -> None:
-        axis_angle, translation = pose_fn(np.stack(pairs).astype(np.float32))
+    out = []
+    for earlier, later in consecutive_pairs(frames, batch_size, progress):
+        axis_angle, translation = pose_fn(np.concatenate([earlier, later], axis=-1))
         out.append(np.asarray(pose_to_matrix(axis_angle, translation, invert=False), np.float64))
-        pairs.clear()
-
-    for frame in frames:  # streamed: a sequence never has to fit in memory
-        frame = np.asarray(frame, np.float32)
-        if previous is not None:
-            pairs.append(np.concatenate([previous, frame], axis=-1))
-            if progress is not None:
-                progress(count)
-            count += 1
-            if len(pairs) == batch_size:
-                flush()
-        previous = frame
-    if pairs:
-        flush()
     if not out:
         raise ValueError("need at least 2 frames for pose evaluation")
+    return np.concatenate(out, axis=0)
+
+
+def refine_relative_poses(depth_fn: Callable[[np.ndarray], np.ndarray], frames: Iterable[np.ndarray],
+                          poses: np.ndarray, K_normalized: np.ndarray, steps: int, learning_rate: float,
+                          batch_size: int = 8, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """`predict_relative_poses`' poses refined by photometric alignment (`pose_refinement.align_pairs`).
+
+    Args:
+      depth_fn: ``images [B, H, W, 3] float32 in [0, 1] -> depth [B, H, W, 1]`` in the poses' units
+        (a `md2tf.models.DepthNet`'s ``disp_to_depth`` of its scale-0 disparity).
+      frames: the N images the poses came from, float32 ``[H, W, 3]`` in [0, 1].
+      poses: ``[N-1, 4, 4]`` ``next_from_previous``.
+      K_normalized, steps, learning_rate: as `pose_refinement.align_pairs`.
+      batch_size: pairs aligned together.
+      progress: optional callable ``progress(i)`` per pair.
+
+    Returns:
+      ``[N-1, 4, 4]`` float64 refined ``next_from_previous``.
+
+    Raises:
+      ValueError: if ``poses`` is not ``[N-1, 4, 4]`` for the N frames, or ``steps`` < 0.
+    """
+    poses = np.asarray(poses, np.float64)
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4):
+        raise ValueError(f"poses must have shape [N-1, 4, 4], got {list(poses.shape)}")
+    out, done = [], 0
+    for earlier, later in consecutive_pairs(frames, batch_size, progress):
+        if done + len(earlier) > len(poses):
+            raise ValueError(f"poses has {len(poses)} pairs, but more than {len(poses) + 1} frames came")
+        out.append(align_pairs(earlier, later, depth_fn(earlier), K_normalized,
+                               poses[done:done + len(earlier)], steps, learning_rate))
+        done += len(earlier)
+    if done != len(poses):
+        raise ValueError(f"poses has {len(poses)} pairs but the frames give {done}")
     return np.concatenate(out, axis=0)
 
 

@@ -19,8 +19,6 @@ rotation of ``v / depth`` does).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 import numpy as np
 import tensorflow as tf
 
@@ -86,69 +84,38 @@ def _align(target: tf.Tensor, source: tf.Tensor, depth: tf.Tensor, K: tf.Tensor,
     return corrected(delta)
 
 
-def refine_relative_poses(depth_fn: Callable[[np.ndarray], np.ndarray], frames: Iterable[np.ndarray],
-                          poses: np.ndarray, K_normalized: np.ndarray, steps: int,
-                          learning_rate: float, batch_size: int = 8,
-                          progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Refines consecutive relative poses by photometric alignment with the earlier frame's depth.
+def align_pairs(target: np.ndarray, source: np.ndarray, target_depth, K_normalized: np.ndarray,
+                start: np.ndarray, steps: int, learning_rate: float) -> np.ndarray:
+    """Refines a batch of relative poses by photometric alignment with the target frames' depth.
 
     Args:
-      depth_fn: ``images [B, H, W, 3] float32 in [0, 1] -> depth [B, H, W, 1]`` in the pose network's
-        units (e.g. a `md2tf.models.DepthNet`'s ``disp_to_depth`` of its scale-0 disparity).
-      frames: the N images of the sequence, float32 ``[H, W, 3]`` in [0, 1] at the networks' size.
-      poses: ``[N-1, 4, 4]`` ``next_from_previous`` (`odometry_task.predict_relative_poses`).
+      target: float32 ``[B, H, W, 3]`` earlier frames in [0, 1].
+      source: float32 ``[B, H, W, 3]`` later frames in [0, 1].
+      target_depth: ``[B, H, W, 1]`` depth of ``target`` in the poses' units.
       K_normalized: ``[3, 3]`` normalised intrinsics of the frames (fx, cx / width; fy, cy / height).
-      steps: Adam steps per pair (0 returns ``poses`` unchanged; ``EvalConfig.pose_refine_steps``).
+      start: ``[B, 4, 4]`` ``next_from_previous`` (the pose network's; they map points of the
+        target's camera into the source's).
+      steps: Adam steps per pair (``EvalConfig.pose_refine_steps``); 0 returns ``start``.
       learning_rate: Adam's step, in radians and fractions of the target's median depth
         (``EvalConfig.pose_refine_lr``).
-      batch_size: pairs aligned together.
-      progress: optional callable ``progress(i)`` per pair.
 
     Returns:
-      ``[N-1, 4, 4]`` float64 refined ``next_from_previous``: each maps points of the earlier
-      frame's camera into the later one's, as the input.
+      ``[B, 4, 4]`` float64 refined ``next_from_previous``.
 
     Raises:
-      ValueError: if ``poses`` is not ``[N-1, 4, 4]`` for the N frames, or ``steps`` < 0.
+      ValueError: if ``start`` is not ``[B, 4, 4]`` for the B pairs, or ``steps`` < 0.
     """
-    poses = np.asarray(poses, np.float64)
-    if poses.ndim != 3 or poses.shape[1:] != (4, 4):
-        raise ValueError(f"poses must have shape [N-1, 4, 4], got {list(poses.shape)}")
+    start = np.asarray(start, np.float64)
+    if start.shape != (len(target), 4, 4):
+        raise ValueError(f"poses must have shape [{len(target)}, 4, 4] for the pairs, got {list(start.shape)}")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     if steps == 0:
-        return poses
-    out, targets, sources, previous, count = [], [], [], None, 0
-
-    def flush() -> None:
-        target = np.stack(targets)
-        height, width = target.shape[1:3]
-        K = geometry.scale_intrinsics(np.asarray(K_normalized, np.float32), height, width)
-        K = tf.tile(tf.convert_to_tensor(K, tf.float32)[None], [len(targets), 1, 1])
-        done = sum(len(chunk) for chunk in out)
-        start = tf.constant(poses[done:done + len(targets)], tf.float32)
-        depth = tf.cast(depth_fn(target), tf.float32)
-        refined = _align(tf.constant(target), tf.constant(np.stack(sources)), depth, K, start,
-                         tf.constant(steps), tf.constant(learning_rate, tf.float32))
-        out.append(np.asarray(refined, np.float64))
-        targets.clear()
-        sources.clear()
-
-    for frame in frames:
-        frame = np.asarray(frame, np.float32)
-        if previous is not None:
-            if count >= len(poses):
-                raise ValueError(f"poses has {len(poses)} pairs, but more than {len(poses) + 1} frames came")
-            targets.append(previous)
-            sources.append(frame)
-            if progress is not None:
-                progress(count)
-            count += 1
-            if len(targets) == batch_size:
-                flush()
-        previous = frame
-    if targets:
-        flush()
-    if count != len(poses):
-        raise ValueError(f"poses has {len(poses)} pairs but the frames give {count}")
-    return np.concatenate(out, axis=0)
+        return start
+    height, width = np.shape(target)[1:3]
+    K = geometry.scale_intrinsics(np.asarray(K_normalized, np.float32), height, width)
+    K = tf.tile(tf.convert_to_tensor(K, tf.float32)[None], [len(target), 1, 1])
+    refined = _align(tf.constant(target, tf.float32), tf.constant(source, tf.float32),
+                     tf.cast(target_depth, tf.float32), K, tf.constant(start, tf.float32),
+                     tf.constant(steps), tf.constant(learning_rate, tf.float32))
+    return np.asarray(refined, np.float64)

@@ -1,5 +1,6 @@
-"""Test-time pose refinement: the rotation's exact gradient at the identity, a perturbed pose pulled
-back to the one that rendered the image pair, and the pair bookkeeping."""
+"""Test-time pose refinement (`pose_refinement`, streamed over a sequence by `odometry_task`): the
+rotation's exact gradient at the identity, a perturbed pose pulled back to the one that rendered the
+image pair, and the pair bookkeeping."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from md2tf import geometry
-from md2tf.evaluation import pose_refinement
+from md2tf.evaluation import odometry_task, pose_refinement
 
 H, W = 48, 128
 K_NORMALIZED = np.array([[0.58, 0.0, 0.5], [0.0, 1.92, 0.5], [0.0, 0.0, 1.0]], np.float32)
@@ -57,7 +58,7 @@ def test_a_perturbed_pose_is_pulled_back_to_the_one_that_rendered_the_pair():
         assert images.shape == (1, H, W, 3)
         return depth
 
-    refined = pose_refinement.refine_relative_poses(depth_fn, [target, source], start, K_NORMALIZED,
+    refined = odometry_task.refine_relative_poses(depth_fn, [target, source], start, K_NORMALIZED,
                                                     steps=200, learning_rate=2e-3)
     assert refined.shape == (1, 4, 4)
     t_error = lambda T: np.linalg.norm(T[0, :3, 3] - true[0, :3, 3])  # noqa: E731
@@ -71,15 +72,15 @@ def test_zero_steps_return_the_poses_and_pair_counts_are_checked():
     target, source, depth, true = _scene()
     poses = np.repeat(true.astype(np.float64), 2, axis=0)
     frames = [target, source, target]
-    same = pose_refinement.refine_relative_poses(lambda x: depth, frames, poses, K_NORMALIZED, 0, 1e-3)
+    same = odometry_task.refine_relative_poses(lambda x: depth, frames, poses, K_NORMALIZED, 0, 1e-3)
     np.testing.assert_array_equal(same, poses)
     with pytest.raises(ValueError, match="poses has 2 pairs but the frames give 1"):
-        pose_refinement.refine_relative_poses(lambda x: np.repeat(depth, len(x), 0), frames[:2], poses,
+        odometry_task.refine_relative_poses(lambda x: np.repeat(depth, len(x), 0), frames[:2], poses,
                                               K_NORMALIZED, 1, 1e-3)
     with pytest.raises(ValueError, match=r"poses must have shape \[N-1, 4, 4\]"):
-        pose_refinement.refine_relative_poses(lambda x: depth, frames, poses[:, :3], K_NORMALIZED, 1, 1e-3)
+        odometry_task.refine_relative_poses(lambda x: depth, frames, poses[:, :3], K_NORMALIZED, 1, 1e-3)
     with pytest.raises(ValueError, match="steps must be >= 0"):
-        pose_refinement.refine_relative_poses(lambda x: depth, frames, poses, K_NORMALIZED, -1, 1e-3)
+        odometry_task.refine_relative_poses(lambda x: depth, frames, poses, K_NORMALIZED, -1, 1e-3)
 
 
 def test_pairs_are_refined_in_batches_each_from_its_own_start():
@@ -89,8 +90,8 @@ def test_pairs_are_refined_in_batches_each_from_its_own_start():
     poses = np.stack([true[0], np.linalg.inv(true[0]), true[0]]).astype(np.float64)
     poses[:, :3, 3] *= 1.1
     depth_fn = lambda x: np.repeat(depth, len(x), 0)  # noqa: E731  (every target shares one depth here)
-    together = pose_refinement.refine_relative_poses(depth_fn, frames, poses, K_NORMALIZED, 5, 2e-3, batch_size=2)
-    alone = pose_refinement.refine_relative_poses(depth_fn, frames[:2], poses[:1], K_NORMALIZED, 5, 2e-3)
+    together = odometry_task.refine_relative_poses(depth_fn, frames, poses, K_NORMALIZED, 5, 2e-3, batch_size=2)
+    alone = odometry_task.refine_relative_poses(depth_fn, frames[:2], poses[:1], K_NORMALIZED, 5, 2e-3)
     np.testing.assert_allclose(together[0], alone[0], atol=1e-5)
     np.testing.assert_allclose(together[2], alone[0], atol=1e-5)
     assert not np.allclose(together, poses)
