@@ -850,6 +850,8 @@ class EvalConfig(ConfigBase):
         _check(self.snippet_length >= 2, f"--snippet_length must be >= 2, got {self.snippet_length}")
         _check(self.pose_refine_steps >= 0, f"--pose_refine_steps must be >= 0, got {self.pose_refine_steps}")
         _check(self.pose_refine_lr > 0, f"--pose_refine_lr must be > 0, got {self.pose_refine_lr}")
+        _check(self.pose_refine_steps == 0 or self.task == "odometry",
+               f"--pose_refine_steps refines odometry poses: it needs --task=odometry, got --task={self.task}")
 
 
 @dataclass(frozen=True)

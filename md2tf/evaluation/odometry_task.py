@@ -110,8 +110,12 @@ def refine_relative_poses(depth_fn: Callable[[np.ndarray], np.ndarray], frames: 
       ValueError: if ``poses`` is not ``[N-1, 4, 4]`` for the N frames, or ``steps`` < 0.
     """
     poses = np.asarray(poses, np.float64)
-    if poses.ndim != 3 or poses.shape[1:] != (4, 4):
-        raise ValueError(f"poses must have shape [N-1, 4, 4], got {list(poses.shape)}")
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4) or not len(poses):
+        raise ValueError(f"poses must have shape [N-1, 4, 4] with N > 1, got {list(poses.shape)}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if steps == 0:
+        return poses
     out, done = [], 0
     for earlier, later in consecutive_pairs(frames, batch_size, progress):
         if done + len(earlier) > len(poses):
@@ -170,6 +174,8 @@ def run_odometry_evaluation(config) -> str:
     gt_poses = read_poses_file(poses_file)
     results = {}
     names = config.names or tuple(os.path.basename(os.path.normpath(m)) for m in config.models)
+    # One sequence, one camera: the K of its first frame.
+    K = kitti_test_intrinsics(config.data_dir, split_file, config.image_ext)[0] if config.pose_refine_steps else None
     for model_path, name in zip(config.models, names):
         experiment, depth_net, pose_net = load_models(model_path)
         if pose_net is None:
@@ -187,7 +193,6 @@ def run_odometry_evaluation(config) -> str:
             pred = predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
         results[name] = score_odometry(gt_poses[indices], pred, config.snippet_length)
         if config.pose_refine_steps:
-            K = kitti_test_intrinsics(config.data_dir, split_file, config.image_ext)[0]  # one sequence
 
             def depth_fn(images, net=depth_net):
                 return net.disp_to_depth(tf.cast(net(images, training=False)[0], tf.float32))[1]

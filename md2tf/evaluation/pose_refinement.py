@@ -117,5 +117,5 @@ def align_pairs(target: np.ndarray, source: np.ndarray, target_depth, K_normaliz
     K = tf.tile(tf.convert_to_tensor(K, tf.float32)[None], [len(target), 1, 1])
     refined = _align(tf.constant(target, tf.float32), tf.constant(source, tf.float32),
                      tf.cast(target_depth, tf.float32), K, tf.constant(start, tf.float32),
-                     tf.constant(steps), tf.constant(learning_rate, tf.float32))
+                     tf.constant(steps, tf.int32), tf.constant(learning_rate, tf.float32))
     return np.asarray(refined, np.float64)

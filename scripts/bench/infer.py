@@ -85,9 +85,10 @@ def _row(timing, args, h, w, flops, peak_flops: float, threads: int | None = Non
 
 def _add_torch_ratios(rows: list[dict]) -> None:
     """``speedup_vs_torch`` on every row of a size that has a ``torch-eager`` row (same run)."""
-    torch_s = {(r["height"], r["width"]): r["median_s"] for r in rows if r.get("backend") == "torch-eager"}
+    key = lambda r: (r.get("height"), r.get("width"), r.get("encoder"), tuple(r.get("decoder_channels", ())))  # noqa: E731
+    torch_s = {key(r): r["median_s"] for r in rows if r.get("backend") == "torch-eager"}
     for row in rows:
-        ref = torch_s.get((row.get("height"), row.get("width")))
+        ref = torch_s.get(key(row))  # the same network's PyTorch row
         if ref and row.get("backend") != "torch-eager":
             row["speedup_vs_torch"] = round(ref / row["median_s"], 3)
 
@@ -133,7 +134,7 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
                         items_per_run=2 * PEAK_N**3 / 1e9, **kw).to_dict(args.contaminated))
     peak_flops = rows[0]["items_per_s"] * 1e9
     networks = [(args.encoder, args.decoder_channels), *getattr(args, "also", [])]
-    for (h, w), (index, (encoder, channels)) in itertools.product(_sizes(args), enumerate(networks)):
+    for (h, w), (encoder, channels) in itertools.product(_sizes(args), networks):
         args_all = args
         args = argparse.Namespace(**{**vars(args_all), "encoder": encoder, "decoder_channels": channels})
         label = f"{encoder}:{','.join(map(str, channels))} " if len(networks) > 1 else ""
@@ -159,7 +160,7 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
             xla_fn = tf.function(lambda x, p=predictor: p(x)["depth"], jit_compile=True)
             rows.append(_row(measure(f"{label}keras xla {h}x{w}", lambda f=xla_fn, x=one: f(x).numpy(), **kw),
                              args, h, w, flops, peak_flops, backend="keras-xla"))
-        sm_dir = os.path.join(args.workdir, f"saved_model_{h}x{w}_{index}")
+        sm_dir = os.path.join(args.workdir, f"saved_model_{h}x{w}_{encoder}_{'_'.join(map(str, channels))}")
         if not os.path.exists(os.path.join(sm_dir, "saved_model.pb")):
             export_saved_model(predictor, info, sm_dir)
         if keep("saved_model"):

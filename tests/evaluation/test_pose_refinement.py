@@ -72,7 +72,10 @@ def test_zero_steps_return_the_poses_and_pair_counts_are_checked():
     target, source, depth, true = _scene()
     poses = np.repeat(true.astype(np.float64), 2, axis=0)
     frames = [target, source, target]
-    same = odometry_task.refine_relative_poses(lambda x: depth, frames, poses, K_NORMALIZED, 0, 1e-3)
+    def no_depth(images):
+        raise AssertionError("0 steps need no depth")
+
+    same = odometry_task.refine_relative_poses(no_depth, frames, poses, K_NORMALIZED, 0, 1e-3)
     np.testing.assert_array_equal(same, poses)
     with pytest.raises(ValueError, match="poses has 2 pairs but the frames give 1"):
         odometry_task.refine_relative_poses(lambda x: np.repeat(depth, len(x), 0), frames[:2], poses,
@@ -81,17 +84,35 @@ def test_zero_steps_return_the_poses_and_pair_counts_are_checked():
         odometry_task.refine_relative_poses(lambda x: depth, frames, poses[:, :3], K_NORMALIZED, 1, 1e-3)
     with pytest.raises(ValueError, match="steps must be >= 0"):
         odometry_task.refine_relative_poses(lambda x: depth, frames, poses, K_NORMALIZED, -1, 1e-3)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        pose_refinement.align_pairs(target[None], source[None], depth, K_NORMALIZED, true, -1, 1e-3)
+    with pytest.raises(ValueError, match=r"poses must have shape \[1, 4, 4\]"):
+        pose_refinement.align_pairs(target[None], source[None], depth, K_NORMALIZED, poses, 1, 1e-3)
 
 
-def test_pairs_are_refined_in_batches_each_from_its_own_start():
-    """Three pairs in batches of two give what each pair gives alone (a per-pair loss and Adam)."""
+def test_refinement_flags_are_checked():
+    from md2tf.config import ConfigError, EvalConfig
+
+    assert EvalConfig(models=("m",), task="odometry", pose_refine_steps=100).pose_refine_lr == 5e-4
+    with pytest.raises(ConfigError, match="--pose_refine_steps refines odometry poses"):
+        EvalConfig(models=("m",), pose_refine_steps=100)
+    with pytest.raises(ConfigError, match="--pose_refine_steps must be >= 0"):
+        EvalConfig(models=("m",), task="odometry", pose_refine_steps=-1)
+
+
+def test_pairs_are_refined_in_batches_each_from_its_own_start_and_depth():
+    """Three pairs in batches of two give what each pair gives alone: a per-pair loss, Adam state and
+    translation unit (the second target's depth is 3x the first's, so a batch-wide median would show)."""
     target, source, depth, true = _scene()
     frames = [target, source, target, source]
     poses = np.stack([true[0], np.linalg.inv(true[0]), true[0]]).astype(np.float64)
     poses[:, :3, 3] *= 1.1
-    depth_fn = lambda x: np.repeat(depth, len(x), 0)  # noqa: E731  (every target shares one depth here)
+
+    def depth_fn(images):  # the source frame's depth is 3x the target's
+        return np.concatenate([depth * (3.0 if np.allclose(x, source) else 1.0) for x in images])
+
     together = odometry_task.refine_relative_poses(depth_fn, frames, poses, K_NORMALIZED, 5, 2e-3, batch_size=2)
-    alone = odometry_task.refine_relative_poses(depth_fn, frames[:2], poses[:1], K_NORMALIZED, 5, 2e-3)
-    np.testing.assert_allclose(together[0], alone[0], atol=1e-5)
-    np.testing.assert_allclose(together[2], alone[0], atol=1e-5)
+    for i in range(3):
+        alone = odometry_task.refine_relative_poses(depth_fn, frames[i:i + 2], poses[i:i + 1], K_NORMALIZED, 5, 2e-3)
+        np.testing.assert_allclose(together[i], alone[0], atol=1e-5)
     assert not np.allclose(together, poses)
