@@ -11,6 +11,10 @@ direct visual odometry (Engel et al., "Direct Sparse Odometry", TPAMI 2018); it 
 translation in the depth's units and its heading where the images agree. It is no cure-all: a
 pose network that already agrees with its depth can lose a little to the depth's own errors.
 
+Pixels whose projection leaves the later image carry no information about the pose (border padding
+gives them a constant colour and no gradient); they are left out of each pair's mean, as the paper
+keeps such pixels from deciding its training loss (Sec. 3.3: the minimum over sources).
+
 The correction starts at zero: ``T = [R(w) R_net | t_net + v]``, Adam on ``(w, v)`` per pair. The
 translation ``v`` is optimised in units of the target's median depth, so that one learning rate
 serves metric and scale-free models alike (a sideways step of ``v`` moves the image about as a
@@ -63,10 +67,18 @@ def _align(target: tf.Tensor, source: tf.Tensor, depth: tf.Tensor, K: tf.Tensor,
                          start[:, :3, 3:] + (delta[:, 3:] * unit)[:, :, None]], axis=-1)
         return tf.concat([top, start[:, 3:]], axis=1)
 
+    points = geometry.backproject(depth, inv_K)
+    height, width = tf.cast(tf.shape(source)[1], tf.float32), tf.cast(tf.shape(source)[2], tf.float32)
+
     def loss_of(delta):
-        warped = geometry.warp(source, depth, corrected(delta), K, inv_K)
+        coords = geometry.project(points, K, corrected(delta))
+        warped = geometry.bilinear_sample(source, coords)
+        inside = tf.cast((coords[..., :1] >= 0) & (coords[..., :1] <= width - 1)
+                         & (coords[..., 1:] >= 0) & (coords[..., 1:] <= height - 1), tf.float32)
+        inside = tf.stop_gradient(inside)
+        error = tf.reduce_sum(photometric_error(warped, target) * inside, axis=[1, 2, 3])
         # Per pair: the sum over pairs keeps each pair's gradient its own.
-        return tf.reduce_sum(tf.reduce_mean(photometric_error(warped, target), axis=[1, 2, 3]))
+        return tf.reduce_sum(error / tf.maximum(tf.reduce_sum(inside, axis=[1, 2, 3]), 1.0))
 
     def body(i, delta, m, v):
         with tf.GradientTape() as tape:
