@@ -23,8 +23,8 @@ about one forward) per step time. The loss's FLOPs (a few GFLOP) are not counted
 ``train_profile``: where the time of one M step goes: network forward, network forward + backward,
 loss forward, loss forward + backward (w.r.t. the disparities and poses), and the full step, each
 compiled and timed separately (one piece after the other, not interleaved), in graph, graph with the
-XLA loss and XLA (``MD2TF_BENCH_PROFILE_MODES=graph,xlaloss`` picks some; batch
-``MD2TF_BENCH_PROFILE_BATCH``, default 4).
+XLA loss and XLA (``MD2TF_BENCH_PROFILE_MODES=graph,xlaloss`` picks some, ``graph:mixed_bfloat16``
+with bf16 networks; batch ``MD2TF_BENCH_PROFILE_BATCH``, default 4).
 
 ``--compare-torch`` adds the PyTorch eager M step (`md2tf.convert.torch_reference.MonoTrainStep`, our
 own reimplementation from the paper): to the interleaved rounds of ``train`` at the same batch sizes,
@@ -278,11 +278,13 @@ def _torch_runners(args, batches) -> dict:
 
 
 def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M", loss_jit: bool = False,
-                encoders: tuple[str, str] = ("resnet", "resnet")):
+                encoders: tuple[str, str] = ("resnet", "resnet"), precision: str = "float32"):
     """Separately compiled pieces of one training step: ``{name: fn}`` (each returns a scalar).
 
     ``jit`` compiles every piece with XLA; ``loss_jit`` only the loss (`md2tf.losses.xla_loss`);
-    ``encoders`` = ``(--encoder, --pose_encoder)``.
+    ``encoders`` = ``(--encoder, --pose_encoder)``; ``precision``: the networks' Keras dtype policy
+    (``mixed_bfloat16``: bf16 compute, float32 variables; the loss sees float32 outputs, as in
+    `md2tf.training.step.forward`).
     """
     import keras
     import tensorflow as tf
@@ -293,7 +295,11 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M", loss_jit: bo
     from md2tf.training import step
 
     config = _experiment(mode, batch, "xla" if jit else "graph", "unused", encoders=encoders)
-    depth_net, pose_net = models.build(config.model, use_pose_net=config.use_pose_net)
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        depth_net, pose_net = models.build(config.model, use_pose_net=config.use_pose_net)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     variables = depth_net.trainable_variables + (pose_net.trainable_variables if pose_net else [])
     data = synthetic_batch(batch, HEIGHT, WIDTH, *MODES[mode])
     loss_config = LossConfig()
@@ -309,7 +315,7 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M", loss_jit: bo
 
     def nets_fwd():
         disps, poses = nets()
-        return tf.add_n([tf.reduce_sum(d) for d in disps]) + tf.reduce_sum(poses)
+        return tf.add_n([tf.reduce_sum(tf.cast(d, tf.float32)) for d in disps]) + tf.reduce_sum(poses)
 
     def nets_fwd_bwd():
         with tf.GradientTape() as tape:
@@ -318,7 +324,7 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M", loss_jit: bo
         return loss + tf.add_n([tf.reduce_sum(g) for g in grads])
 
     fixed_disps, fixed_poses = nets()
-    fixed_disps = [tf.constant(d.numpy()) for d in fixed_disps]
+    fixed_disps = [tf.constant(tf.cast(d, tf.float32).numpy()) for d in fixed_disps]
     fixed_poses = tf.constant(fixed_poses.numpy())
 
     def loss_fwd():
@@ -359,9 +365,11 @@ def profile_fns(batch: int = 4, jit: bool = False, mode: str = "M", loss_jit: bo
 def train_profile_section(args: argparse.Namespace) -> list[dict]:
     batch = int(os.environ.get("MD2TF_BENCH_PROFILE_BATCH", "4"))
     labels = [m.strip() for m in os.environ.get("MD2TF_BENCH_PROFILE_MODES", "graph,xlaloss,xla").split(",")]
-    unknown = sorted(set(labels) - {"graph", "xlaloss", "xla"})
+    unknown = sorted({m.split(":")[0] for m in labels} - {"graph", "xlaloss", "xla"}
+                     | {m.split(":")[1] for m in labels if ":" in m} - {"float32", "mixed_bfloat16"})
     if unknown:
-        raise ValueError(f"MD2TF_BENCH_PROFILE_MODES: unknown {unknown}; use graph, xlaloss, xla")
+        raise ValueError(f"MD2TF_BENCH_PROFILE_MODES: unknown {unknown}; use graph, xlaloss, xla, each with "
+                         "an optional :mixed_bfloat16")
     rows = []
 
     def time_piece(label: str, name: str, fn) -> None:
@@ -372,8 +380,10 @@ def train_profile_section(args: argparse.Namespace) -> list[dict]:
         print(f"    {rows[-1]['name']}: {rows[-1]['median_s'] * 1e3:.0f} ms", flush=True)
 
     for label in labels:
-        for name, fn in profile_fns(batch, label == "xla", loss_jit=label == "xlaloss",
-                                    encoders=(args.encoder, args.pose_encoder)).items():
+        compile_mode, _, precision = label.partition(":")
+        for name, fn in profile_fns(batch, compile_mode == "xla", loss_jit=compile_mode == "xlaloss",
+                                    encoders=(args.encoder, args.pose_encoder),
+                                    precision=precision or "float32").items():
             time_piece(label, name, fn)
     if args.compare_torch and args.encoder == "resnet":  # the same split for PyTorch, in the same run
         for train_step, _, _ in _torch_runners(args, [batch]).values():
