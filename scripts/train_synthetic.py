@@ -197,15 +197,11 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "", refine_st
     pred = odometry_task.predict_relative_poses(lambda pair: pose_net(pair, training=False), frames())
     scores = _motion_scores(pred, gt_poses[indices], depth_scale)
     if refine_steps:
-        import tensorflow as tf
-
         from md2tf.config import EvalConfig
 
-        def depth_fn(images):
-            return depth_net.disp_to_depth(tf.cast(depth_net(images, training=False)[0], tf.float32))[1]
-
         lr = EvalConfig(models=(run_dir,)).pose_refine_lr  # md2tf.evaluate's default
-        refined = odometry_task.refine_relative_poses(depth_fn, frames(), pred, K, refine_steps, lr)
+        refined = odometry_task.refine_relative_poses(odometry_task.network_depth(depth_net), frames(), pred, K,
+                                                      refine_steps, lr)
         scores["refined"] = _motion_scores(refined, gt_poses[indices], depth_scale)
     return scores
 

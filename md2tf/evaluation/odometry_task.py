@@ -89,6 +89,15 @@ def predict_relative_poses(pose_fn, frames, batch_size: int = 8, progress=None) 
     return np.concatenate(out, axis=0)
 
 
+def network_depth(depth_net) -> Callable[[np.ndarray], tf.Tensor]:
+    """``images [B, H, W, 3] float32 in [0, 1] -> float32 depth [B, H, W, 1]`` of a `md2tf.models.DepthNet`
+    (its scale-0 disparity through ``disp_to_depth``, inference mode): `refine_relative_poses`' depth."""
+    def depth_fn(images):
+        return depth_net.disp_to_depth(tf.cast(depth_net(images, training=False)[0], tf.float32))[1]
+
+    return depth_fn
+
+
 def refine_relative_poses(depth_fn: Callable[[np.ndarray], np.ndarray], frames: Iterable[np.ndarray],
                           poses: np.ndarray, K_normalized: np.ndarray, steps: int, learning_rate: float,
                           batch_size: int = 8, progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -96,7 +105,7 @@ def refine_relative_poses(depth_fn: Callable[[np.ndarray], np.ndarray], frames: 
 
     Args:
       depth_fn: ``images [B, H, W, 3] float32 in [0, 1] -> depth [B, H, W, 1]`` in the poses' units
-        (a `md2tf.models.DepthNet`'s ``disp_to_depth`` of its scale-0 disparity).
+        (`network_depth` of the run's depth network).
       frames: the N images the poses came from, float32 ``[H, W, 3]`` in [0, 1].
       poses: ``[N-1, 4, 4]`` ``next_from_previous``.
       K_normalized, steps, learning_rate: as `pose_refinement.align_pairs`.
@@ -193,12 +202,8 @@ def run_odometry_evaluation(config) -> str:
             pred = predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
         results[name] = score_odometry(gt_poses[indices], pred, config.snippet_length)
         if config.pose_refine_steps:
-
-            def depth_fn(images, net=depth_net):
-                return net.disp_to_depth(tf.cast(net(images, training=False)[0], tf.float32))[1]
-
             with Progress(len(indices) - 1, f"{name} (refined)", unit="pair", enabled=config.progress) as bar:
-                refined = refine_relative_poses(depth_fn, frames(), pred, K, config.pose_refine_steps,
+                refined = refine_relative_poses(network_depth(depth_net), frames(), pred, K, config.pose_refine_steps,
                                                 config.pose_refine_lr, config.batch_size, progress=bar)
             results[f"{name} (refined)"] = score_odometry(gt_poses[indices], refined, config.snippet_length)
     if results:  # the reference a pose network has to beat where the GT speed changes

@@ -134,16 +134,16 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
                         items_per_run=2 * PEAK_N**3 / 1e9, **kw).to_dict(args.contaminated))
     peak_flops = rows[0]["items_per_s"] * 1e9
     networks = [(args.encoder, args.decoder_channels), *getattr(args, "also", [])]
-    for (h, w), (encoder, channels) in itertools.product(_sizes(args), networks):
-        args_all = args
-        args = argparse.Namespace(**{**vars(args_all), "encoder": encoder, "decoder_channels": channels})
-        label = f"{encoder}:{','.join(map(str, channels))} " if len(networks) > 1 else ""
+    per_network = [argparse.Namespace(**{**vars(args), "encoder": e, "decoder_channels": c}) for e, c in networks]
+    for (h, w), net in itertools.product(_sizes(args), per_network):  # net: args for this network
+        channels_text = ",".join(map(str, net.decoder_channels))
+        label = f"{net.encoder}:{channels_text} " if len(networks) > 1 else ""
         print(f"  {h}x{w}: building the depth net {label}...", flush=True)
-        depth_net, _ = models.build(ModelConfig(encoder=args.encoder,
-                                                decoder_channels=args.decoder_channels),
+        depth_net, _ = models.build(ModelConfig(encoder=net.encoder,
+                                                decoder_channels=net.decoder_channels),
                                     use_pose_net=False)
-        info = ModelInfo(height=h, width=w, encoder=args.encoder,
-                         decoder_channels=args.decoder_channels)
+        info = ModelInfo(height=h, width=w, encoder=net.encoder,
+                         decoder_channels=net.decoder_channels)
         predictor = DepthPredictor(depth_net, info)
         images = np.stack(structured_images(3, h, w, seed=7))
         one = images[:1]
@@ -156,11 +156,11 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
 
         if keep("keras"):
             rows.append(_row(measure(f"{label}keras graph {h}x{w}", lambda f=graph_fn, x=one: f(x).numpy(), **kw),
-                             args, h, w, flops, peak_flops, backend="keras-graph"))
+                             net, h, w, flops, peak_flops, backend="keras-graph"))
             xla_fn = tf.function(lambda x, p=predictor: p(x)["depth"], jit_compile=True)
             rows.append(_row(measure(f"{label}keras xla {h}x{w}", lambda f=xla_fn, x=one: f(x).numpy(), **kw),
-                             args, h, w, flops, peak_flops, backend="keras-xla"))
-        sm_dir = os.path.join(args.workdir, f"saved_model_{h}x{w}_{encoder}_{'_'.join(map(str, channels))}")
+                             net, h, w, flops, peak_flops, backend="keras-xla"))
+        sm_dir = os.path.join(net.workdir, f"saved_model_{h}x{w}_{net.encoder}_{channels_text.replace(',', '_')}")
         if not os.path.exists(os.path.join(sm_dir, "saved_model.pb")):
             export_saved_model(predictor, info, sm_dir)
         if keep("saved_model"):
@@ -168,7 +168,7 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
             one_t = tf.constant(one)
             rows.append(_row(measure(f"{label}saved_model {h}x{w}",
                                      lambda f=serve, x=one_t: f(images=x)["depth"].numpy(), **kw),
-                             args, h, w, flops, peak_flops, backend="saved_model"))
+                             net, h, w, flops, peak_flops, backend="saved_model"))
         variants = [name for name, f in formats.FORMATS.items() if f.tflite is not None]
         variants += [v for v in AS_TRAINED if wanted is not None and v in wanted]
         clone_dir = None
@@ -184,23 +184,22 @@ def infer_section(args: argparse.Namespace) -> list[dict]:
                 source_dir = sm_dir
             else:  # what md2tf.export writes: one layout clone for every variant
                 if clone_dir is None:
-                    work = tempfile.mkdtemp(prefix=f"tflite_{h}x{w}_", dir=args.workdir)
+                    work = tempfile.mkdtemp(prefix=f"tflite_{h}x{w}_", dir=net.workdir)
                     clone_dir, _ = formats.tflite_saved_model(KerasPredictor(predictor, info), sm_dir,
                                                                work)
                 source_dir = clone_dir
             print(f"  {h}x{w}: converting {variant} ...", flush=True)
             content = tflite.convert(source_dir, formats.FORMATS[base].tflite, reps)
-            out = tflite.run(tflite.make_interpreter(content, num_threads=args.threads), images)["depth"]
+            out = tflite.run(tflite.make_interpreter(content, num_threads=net.threads), images)["depth"]
             err = _depth_error(out, ref)
             for threads in tflite_threads:
                 runner = tflite.make_interpreter(content, num_threads=threads).get_signature_runner(
                     "serving_default")
                 timing = measure(f"{label}{variant} {threads}t {h}x{w}", lambda r=runner, x=one: r(images=x), **kw)
-                rows.append(_row(timing, args, h, w, flops, peak_flops, backend=variant, threads=threads,
+                rows.append(_row(timing, net, h, w, flops, peak_flops, backend=variant, threads=threads,
                                  size_mb=round(len(content) / 2**20, 2), abs_rel_vs_keras=round(err, 5)))
-        if args.compare_torch and args.encoder == "resnet" and args.decoder_channels == DECODER_CHANNELS:
-            rows += _torch_rows(args, h, w, flops, peak_flops, kw)
-        args = args_all
+        if net.compare_torch and net.encoder == "resnet" and net.decoder_channels == DECODER_CHANNELS:
+            rows += _torch_rows(net, h, w, flops, peak_flops, kw)
     _add_torch_ratios(rows)
     _add_network_ratios(rows, networks)
     return rows
