@@ -100,19 +100,25 @@ def calib_imu_to_velo_text() -> str:
     return f"calib_time: 27-Oct-2019 00:00:00\nR: {_fmt(np.eye(3))}\nT: {_fmt(np.zeros(3))}\n"
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
+def _atomic_write(path: str, write) -> None:
+    """``write(binary file)`` into ``path`` through a temporary file and a rename, so a reader (a
+    second run generating the same world, one that already trains on it) never sees half a file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        write(f)
     os.replace(tmp, path)
 
 
+def _atomic_write_text(path: str, text: str) -> None:
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
 def _save_image(path: str, image: np.ndarray, ext: str) -> None:
-    data = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    image = Image.fromarray(np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8))
     if ext == "jpg":  # like the reference's KITTI JPEGs: quality 92, 4:2:0 chroma subsampling
-        Image.fromarray(data).save(path, quality=92, subsampling=2)
+        _atomic_write(path, lambda f: image.save(f, format="JPEG", quality=92, subsampling=2))
     else:
-        Image.fromarray(data).save(path, compress_level=3)
+        _atomic_write(path, lambda f: image.save(f, format="PNG", compress_level=3))
 
 
 def write_drive(out_dir: str, config: w.WorldConfig, index: int, progress=None) -> str:
@@ -134,11 +140,13 @@ def write_drive(out_dir: str, config: w.WorldConfig, index: int, progress=None) 
             view = render.render_view(drive, frame, cam, k, config.height, config.width, boxes=boxes)
             _save_image(os.path.join(sub[f"image_0{cam}/data"], f"{name}.{config.ext}"), view.image,
                         config.ext)
-            np.save(os.path.join(sub[f"depth_gt/image_0{cam}"], f"{name}.npy"), view.depth)
+            _atomic_write(os.path.join(sub[f"depth_gt/image_0{cam}"], f"{name}.npy"),
+                          lambda f, depth=view.depth: np.save(f, depth))
         if config.lidar:
             pts = lidar_lib.scan(drive, frame, config.lidar_beams, config.lidar_azimuth_step_deg,
                                  boxes=boxes)
-            pts.tofile(os.path.join(sub["velodyne_points/data"], f"{name}.bin"))
+            _atomic_write(os.path.join(sub["velodyne_points/data"], f"{name}.bin"),
+                          lambda f, pts=pts: f.write(pts.tobytes()))
         if progress is not None:
             progress.update(1)
     for folder in ("image_02", "image_03", "velodyne_points"):
