@@ -15,9 +15,13 @@ Per sample (all in the tf.data graph, parallel):
    Measured on a textured 375x1242 image: mean |TF - PIL| = 0.29 grey levels (max 2.3) at 192x640.
    Remaining differences: PIL rounds to uint8 and runs the resize on the decoded uint8 image; md2tf
    keeps float32.
-4. Intrinsics: the normalised K (fixed or from calibration) times (W, H) of the scale-0 image; not
-   changed by the flip (principal point assumed centred). The sample's camera index and whether it
-   was flipped travel with it: a learned K (`md2tf.models.intrinsics`) mirrors its principal point.
+4. Intrinsics: the normalised K (fixed or from calibration) times (W, H) of the scale-0 image. A flip
+   mirrors a calibrated principal point (``cx -> W - 1 - cx``, `md2tf.geometry.mirror_principal_point`):
+   a real camera's is rarely centred, and left unmirrored it puts every warp of a flipped sample off
+   by twice its offset. The paper's fixed KITTI K (``--intrinsics=fixed``) is centred by
+   construction and kept as it is on a flip, as the reference implementation trained. The sample's
+   camera index and whether it was flipped travel with it: a learned K (`md2tf.models.intrinsics`)
+   mirrors its own principal point the same way.
    Stereo transform ``T[0, 3] = side_sign * flip_sign * baseline``. Known relative poses of the temporal sources
    (`md2tf.data.poses`, NaN when the dataset has none) become ``F T F`` in a flipped sample
    (`md2tf.geometry.mirror_x`): the flip mirrors the camera's x axis.
@@ -40,7 +44,7 @@ from md2tf.config import DataConfig
 from md2tf.data import augment
 from md2tf.data.poses import unknown_poses
 from md2tf.data.sample import Sample
-from md2tf.geometry.camera import scale_intrinsics
+from md2tf.geometry.camera import mirror_principal_point, scale_intrinsics
 from md2tf.geometry.transforms import mirror_x
 
 RESIZE_METHOD = "lanczos3"
@@ -272,10 +276,14 @@ def finish_sample(config: DataConfig, clean: tf.Tensor, params: augment.AugmentP
         stereo = tf.tensor_scatter_nd_update(tf.eye(4), [[0, 3]], tx[None])
     else:
         stereo = tf.eye(4)
+    intrinsics = scale_intrinsics(intrinsics_normalized, config.height, config.width)
+    if config.intrinsics != "fixed":  # step 4 of the module docstring
+        intrinsics = tf.cond(params.flip, lambda: mirror_principal_point(intrinsics, config.width),
+                             lambda: intrinsics)
     return {
         "clean": clean,
         "aug": augment.color_jitter(clean, params),
-        "intrinsics": scale_intrinsics(intrinsics_normalized, config.height, config.width),
+        "intrinsics": intrinsics,
         "stereo": stereo,
         "depth_gt": depth_gt,
         "poses": poses,

@@ -24,6 +24,7 @@ Conventions (fixed here, used by every package):
 from md2tf.geometry.camera import (
     intrinsics_matrix,
     invert_intrinsics,
+    mirror_principal_point,
     scale_intrinsics,
     scale_intrinsics_to_level,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "disp_to_depth_coefficients",
     "intrinsics_matrix",
     "invert_intrinsics",
+    "mirror_principal_point",
     "mirror_x",
     "pixel_grid",
     "pose_to_matrix",

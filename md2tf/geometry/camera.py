@@ -76,6 +76,29 @@ def scale_intrinsics(K_normalized: tf.Tensor, height: int | tf.Tensor, width: in
     return _scale_rows(K_normalized, width, height)
 
 
+def mirror_principal_point(K: tf.Tensor, width: int | float | tf.Tensor) -> tf.Tensor:
+    """Intrinsics of the horizontally mirrored image: ``cx -> W - 1 - cx``, the rest unchanged.
+
+    A mirror maps pixel column ``u`` to ``W - 1 - u`` (integer pixel centres), so the principal point
+    moves there too; the focal lengths stay. A principal point off the centre that is not mirrored
+    puts every warp of a flipped sample off by twice its offset.
+
+    Args:
+      K: ``[..., 3, 3]`` intrinsics in pixels of an image ``width`` pixels wide.
+      width: W in pixels.
+
+    Returns:
+      Same shape and dtype as ``K``.
+    """
+    K = tf.convert_to_tensor(K)
+    check_shape(K, "K", "[..., 3, 3]", rank=tuple(range(2, 9)), dims={-1: 3, -2: 3})
+    width = tf.cast(width, K.dtype)
+    # cx' = (W - 1) - cx: negate entry (0, 2), then add W - 1 there.
+    sign = tf.constant([[1, 1, -1], [1, 1, 1], [1, 1, 1]], K.dtype)
+    shift = tf.constant([[0, 0, 1], [0, 0, 0], [0, 0, 0]], K.dtype)
+    return K * sign + (width - 1) * shift
+
+
 def scale_intrinsics_to_level(K: tf.Tensor, level: int) -> tf.Tensor:
     """Intrinsics for pyramid level ``level`` (1/2^level resolution): rows 0 and 1 divided by 2^level.
 

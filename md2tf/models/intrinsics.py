@@ -35,6 +35,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from md2tf.geometry.camera import mirror_principal_point
+
 
 def _softplus_inverse(y: np.ndarray) -> np.ndarray:
     return np.log(np.expm1(y))
@@ -97,6 +99,17 @@ class LearnedIntrinsics(keras.layers.Layer):
         focal, offset = self._focal_and_offset()
         return tf.concat([focal, 0.5 + offset], axis=1)
 
+    def _select(self, camera_index) -> tf.Tensor:
+        """``[B, C]`` float32 one-hot rows of each sample's camera.
+
+        A one-hot product rather than a gather: dense gradients (IndexedSlices would not pass the
+        trainer's finiteness check or a plain all-reduce).
+        """
+        camera_index = tf.convert_to_tensor(camera_index)
+        tf.debugging.assert_non_negative(
+            camera_index, message="LearnedIntrinsics: a sample's camera is not among the learned ones")
+        return tf.one_hot(tf.cast(camera_index, tf.int32), self.num_cameras, dtype=tf.float32)
+
     def call(self, camera_index, *, height: int, width: int, flipped=None) -> tf.Tensor:
         """K in pixels of an ``height x width`` image for each sample's camera.
 
@@ -112,18 +125,13 @@ class LearnedIntrinsics(keras.layers.Layer):
         Returns:
           float32 ``[B, 3, 3]`` intrinsics in pixels (integer pixel coordinates at pixel centres).
         """
-        camera_index = tf.convert_to_tensor(camera_index)
-        tf.debugging.assert_non_negative(
-            camera_index, message="LearnedIntrinsics: a sample's camera is not among the learned ones")
-        # A one-hot product rather than a gather: dense gradients (IndexedSlices would not pass the
-        # trainer's finiteness check or a plain all-reduce).
-        select = tf.one_hot(tf.cast(camera_index, tf.int32), self.num_cameras, dtype=tf.float32)
+        select = self._select(camera_index)
         focal, offset = (tf.matmul(select, x) for x in self._focal_and_offset())
         w, h = float(width), float(height)
         fx, fy = focal[:, 0] * w, focal[:, 1] * h
         cx, cy = (0.5 + offset[:, 0]) * w, (0.5 + offset[:, 1]) * h
-        if flipped is not None:
-            cx = tf.where(tf.cast(flipped, tf.bool), w - 1.0 - cx, cx)
         zero, one = tf.zeros_like(fx), tf.ones_like(fx)
-        k = tf.stack([fx, zero, cx, zero, fy, cy, zero, zero, one], axis=-1)
-        return tf.reshape(k, [-1, 3, 3])
+        k = tf.reshape(tf.stack([fx, zero, cx, zero, fy, cy, zero, zero, one], axis=-1), [-1, 3, 3])
+        if flipped is not None:
+            k = tf.where(tf.cast(flipped, tf.bool)[:, None, None], mirror_principal_point(k, w), k)
+        return k

@@ -115,6 +115,18 @@ def test_flip_mirrors_images_and_gt_and_flips_stereo_sign(tree, plain_stereo):
     np.testing.assert_allclose(r_b.stereo_source_from_target[r_k, 0, 3], -0.1, rtol=1e-6)
 
 
+def test_flip_mirrors_a_calibrated_principal_point(tree):
+    """A calibration's K is mirrored with the image (the paper's fixed K is kept: test above)."""
+    plain = next(iter(_make(_config(tree, intrinsics="calib"), "val", 1, training=False)))
+    config = _config(tree, intrinsics="calib", flip_prob=1.0, color_aug_prob=0.0)
+    flipped = next(iter(_make(config, "train", 1, training=True)))
+    K, Kf = plain.intrinsics[0].numpy(), flipped.intrinsics[0].numpy()
+    assert abs(K[0, 2] - (W - 1) / 2) > 0.5  # the fake calibration is off-centre
+    np.testing.assert_allclose(Kf[0, 2], W - 1 - K[0, 2], rtol=1e-6)
+    np.testing.assert_array_equal(np.delete(Kf.ravel(), 2), np.delete(K.ravel(), 2))
+    assert bool(flipped.flipped[0])
+
+
 def test_pyramid_matches_pil_lanczos_cascade(rng):
     y, x = np.mgrid[0:H, 0:W]
     base = 0.5 + 0.3 * np.sin(x / 3.0)[..., None] * np.cos(y / 5.0)[..., None]

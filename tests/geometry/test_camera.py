@@ -48,6 +48,21 @@ class IntrinsicsTest(tf.test.TestCase, parameterized.TestCase):
         ).graph
         self.assertNotIn("MatrixInverse", {op.type for op in graph.get_operations()})
 
+    def test_mirrored_principal_point_projects_mirrored_points_to_mirrored_pixels(self):
+        """Mirroring a scene (x -> -x) and the image (u -> W - 1 - u) together: points seen through
+        the mirrored K land on the mirrored pixels."""
+        width = 37
+        K = np.array([[[30.0, 0, 21.3], [0, 25.0, 9.0], [0, 0, 1]]])
+        points = np.random.default_rng(0).uniform([-3, -2, 4], [3, 2, 20], [50, 3])
+        def project(k, p):
+            q = p @ k[0].T
+            return q[:, :2] / q[:, 2:]
+        mirrored = geometry.mirror_principal_point(tf.constant(K), width).numpy()
+        uv, uv_m = project(K, points), project(mirrored, points * [-1, 1, 1])
+        np.testing.assert_allclose(uv_m[:, 0], width - 1 - uv[:, 0], rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(uv_m[:, 1], uv[:, 1], rtol=1e-12)
+        np.testing.assert_array_equal(geometry.mirror_principal_point(mirrored, width).numpy(), K)
+
     def test_rejects_wrong_shapes(self):
         with self.assertRaisesRegex(ValueError, r"K.*\[B, 3, 3\]"):
             geometry.invert_intrinsics(tf.zeros([2, 4, 4]))
