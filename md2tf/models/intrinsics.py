@@ -99,17 +99,6 @@ class LearnedIntrinsics(keras.layers.Layer):
         focal, offset = self._focal_and_offset()
         return tf.concat([focal, 0.5 + offset], axis=1)
 
-    def _select(self, camera_index) -> tf.Tensor:
-        """``[B, C]`` float32 one-hot rows of each sample's camera.
-
-        A one-hot product rather than a gather: dense gradients (IndexedSlices would not pass the
-        trainer's finiteness check or a plain all-reduce).
-        """
-        camera_index = tf.convert_to_tensor(camera_index)
-        tf.debugging.assert_non_negative(
-            camera_index, message="LearnedIntrinsics: a sample's camera is not among the learned ones")
-        return tf.one_hot(tf.cast(camera_index, tf.int32), self.num_cameras, dtype=tf.float32)
-
     def call(self, camera_index, *, height: int, width: int, flipped=None) -> tf.Tensor:
         """K in pixels of an ``height x width`` image for each sample's camera.
 
@@ -125,7 +114,12 @@ class LearnedIntrinsics(keras.layers.Layer):
         Returns:
           float32 ``[B, 3, 3]`` intrinsics in pixels (integer pixel coordinates at pixel centres).
         """
-        select = self._select(camera_index)
+        camera_index = tf.convert_to_tensor(camera_index)
+        tf.debugging.assert_non_negative(
+            camera_index, message="LearnedIntrinsics: a sample's camera is not among the learned ones")
+        # A one-hot product rather than a gather: dense gradients (IndexedSlices would not pass the
+        # trainer's finiteness check or a plain all-reduce).
+        select = tf.one_hot(tf.cast(camera_index, tf.int32), self.num_cameras, dtype=tf.float32)
         focal, offset = (tf.matmul(select, x) for x in self._focal_and_offset())
         w, h = float(width), float(height)
         fx, fy = focal[:, 0] * w, focal[:, 1] * h

@@ -104,9 +104,14 @@ def _atomic_write(path: str, write) -> None:
     """``write(binary file)`` into ``path`` through a temporary file and a rename, so a reader (a
     second run generating the same world, one that already trains on it) never sees half a file."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or an interrupt leaves no stray temporary file behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def _atomic_write_text(path: str, text: str) -> None:
