@@ -536,6 +536,12 @@ class LossConfig(ConfigBase):
     min_reprojection: bool = setting(True, "Per-pixel minimum reprojection (Eq. 4); "
                                      "--nomin_reprojection = average (the ablation baseline).")
     automask: bool = setting(True, "Auto-masking of stationary pixels (Eq. 5).")
+    automask_warmup_steps: int = setting(0, "Train the first N steps without auto-masking (validation "
+                                         "keeps it). Auto-masking caps every pixel's error at the "
+                                         "unwarped source's, so a pose network that is wrong by more "
+                                         "than the true motion gets no gradient: footage that rotates "
+                                         "more than about a degree per frame (a handheld camera) needs "
+                                         "it. 0 = the paper's (auto-masking from the first step).")
     full_res_multiscale: bool = setting(True, "Upsample every scale's disparity to full resolution before "
                                         "warping; --nofull_res_multiscale = per-scale warping (v1).")
     smoothness_weight: float = setting(1e-3, "Edge-aware smoothness weight lambda (Eq. 3), divided by 2^s "
@@ -557,6 +563,10 @@ class LossConfig(ConfigBase):
         _check(0.0 <= self.ssim_weight <= 1.0, f"--ssim_weight must lie in [0, 1], got {self.ssim_weight}")
         _check(self.smoothness_weight >= 0, f"--smoothness_weight must be >= 0, got {self.smoothness_weight}")
         _check(self.identity_noise_std >= 0, "--identity_noise_std must be >= 0")
+        _check(self.automask_warmup_steps >= 0,
+               f"--automask_warmup_steps must be >= 0 (0 = off), got {self.automask_warmup_steps}")
+        _check(self.automask or not self.automask_warmup_steps,
+               f"--automask_warmup_steps={self.automask_warmup_steps} needs --automask (it delays it)")
 
 
 @dataclass(frozen=True)

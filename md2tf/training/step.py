@@ -8,6 +8,7 @@ Pure functions of (networks, batch, configs): DepthNet on the augmented target, 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -88,7 +89,7 @@ def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_confi
 def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_config: DataConfig,
             loss_config: LossConfig, loss_fn: Callable, noise_seed: tf.Tensor | None,
             training: bool, intrinsics: Callable | None = None,
-            teacher: Callable | None = None) -> ForwardOutputs:
+            teacher: Callable | None = None, automask_off: tf.Tensor | None = None) -> ForwardOutputs:
     """Networks + self-supervised loss for one (replica-local) batch.
 
     Args:
@@ -105,6 +106,9 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
         mirrored for flipped samples (``batch.flipped``), instead of ``batch.intrinsics``.
       teacher: ``--distill_weight``: the frozen teacher `DepthNet` (``--distill_from``); it sees the
         same augmented target, in inference mode.
+      automask_off: scalar bool, True during ``--automask_warmup_steps``: the loss then runs with
+        ``automask=False`` (one ``tf.cond``, so a compiled step holds both losses); None = as
+        ``loss_config`` says.
 
     Returns:
       `ForwardOutputs`; everything that reaches geometry and losses is float32 (mixed precision safe).
@@ -120,8 +124,16 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
     else:
         K = intrinsics(batch.camera, height=data_config.height, width=data_config.width,
                        flipped=batch.flipped)
-    losses = loss_fn(disparities, batch.target, batch.sources, source_from_target, K, loss_config,
-                     noise_seed=noise_seed, disp_to_depth=depth_net.disp_to_depth)
+
+    def loss_with(config: LossConfig):
+        return loss_fn(disparities, batch.target, batch.sources, source_from_target, K, config,
+                       noise_seed=noise_seed, disp_to_depth=depth_net.disp_to_depth)
+
+    if automask_off is None or not loss_config.automask:
+        losses = loss_with(loss_config)
+    else:
+        unmasked = dataclasses.replace(loss_config, automask=False, automask_warmup_steps=0)
+        losses = tf.cond(automask_off, lambda: loss_with(unmasked), lambda: loss_with(loss_config))
     speed = None
     if loss_config.speed_weight > 0:  # PackNet-SfM Sec. 3.3: known distances make the poses metric
         num_temporal = len(data_config.temporal_offsets)

@@ -204,10 +204,11 @@ class Trainer:
 
     # --- compiled pieces -------------------------------------------------------------------------
 
-    def _forward(self, batch, noise_seed, training: bool) -> step.ForwardOutputs:
+    def _forward(self, batch, noise_seed, training: bool,
+                 automask_off: tf.Tensor | None = None) -> step.ForwardOutputs:
         return step.forward(self.depth_net, self.pose_net, batch, self.config.data, self.config.loss,
                             self.loss_fn, noise_seed, training, intrinsics=self.intrinsics,
-                            teacher=self.teacher)
+                            teacher=self.teacher, automask_off=automask_off)
 
     def learned_intrinsics(self) -> dict[str, tuple[float, ...]]:
         """Camera name -> normalised ``(fx, fy, cx, cy)`` of the learned K (empty unless learned)."""
@@ -223,10 +224,10 @@ class Trainer:
         return {f"intrinsics/{name}/{key}": values[i, j] for i, name in enumerate(self.camera_names)
                 for j, key in enumerate(("fx", "fy", "cx", "cy"))}
 
-    def _replica_compute_fn(self, batch, noise_seed):
+    def _replica_compute_fn(self, batch, noise_seed, automask_off=None):
         """Replica-local forward + backward: (scalars, grads, finite as float32)."""
         with tf.GradientTape() as tape:
-            out = self._forward(batch, noise_seed, training=True)
+            out = self._forward(batch, noise_seed, training=True, automask_off=automask_off)
             loss = tf.cast(out.losses.total, tf.float32)
             # The Keras 3 optimizer all-reduce SUMs replica gradients: scale for the global batch.
             scaled = loss / self.num_replicas
@@ -251,9 +252,12 @@ class Trainer:
         if lc.automask and lc.identity_noise_std > 0:
             # Seeded by (global step, replica id): a resumed run draws exactly the same noise.
             noise_seed = step.noise_seed_for(global_step, self.config.train.seed)
+        automask_off = None
+        if lc.automask_warmup_steps:
+            automask_off = global_step < lc.automask_warmup_steps
         before = [tf.identity(v) for v in self.statistics]  # read before the forward pass
         with tf.control_dependencies(before):
-            scalars, grads, finite = self._replica_compute(batch, noise_seed)
+            scalars, grads, finite = self._replica_compute(batch, noise_seed, automask_off)
         finite *= tf.cast(step.all_finite([tf.identity(v) for v in self.statistics]), tf.float32)
         return scalars, grads, finite, tf.identity(stop), before
 

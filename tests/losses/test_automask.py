@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from md2tf import losses
@@ -55,3 +56,59 @@ class MinReprojectionTest(tf.test.TestCase):
     def test_rejects_bad_rank(self):
         with self.assertRaisesRegex(ValueError, r"reprojection.*\[B, H, W, S\]"):
             losses.min_reprojection(tf.zeros([3, 4, 2]))
+
+
+def _panorama(directions: np.ndarray) -> np.ndarray:
+    """A smooth colour texture on the sphere of viewing directions ``[..., 3]`` (x right, y down,
+    z forward): what a camera that only rotates sees, whatever the depth."""
+    x, y, z = directions[..., 0], directions[..., 1], directions[..., 2]
+    azimuth, elevation = np.arctan2(x, z), np.arctan2(y, np.hypot(x, z))
+    channels = [0.5 + 0.25 * np.sin(9.0 * azimuth + 1.3 * c) * np.cos(7.0 * elevation - c)
+                + 0.15 * np.sin(23.0 * azimuth - 17.0 * elevation + 2.0 * c) for c in range(3)]
+    return np.stack(channels, -1).astype(np.float32)
+
+
+def _yaw(degrees: float) -> np.ndarray:
+    a = np.radians(degrees)
+    return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+
+
+def test_auto_mask_hides_a_rotation_predicted_the_wrong_way():
+    """Why ``--automask_warmup_steps`` exists. Paper Eq. 5's mask caps each pixel's error at the
+    unwarped source's, so only warps closer to the truth than no motion at all get a gradient. A
+    camera that only turns (2 degrees; a pure rotation's warp does not depend on depth): a pose that
+    turns 1 degree the right way is pulled on towards 2 with or without the mask; one that turns 1
+    degree the wrong way, or 5 degrees the right way, is worse than no motion at every pixel, so the
+    masked loss gives it no gradient, while the unmasked one still turns it back."""
+    import dataclasses
+
+    from md2tf import geometry
+    from md2tf.config import LossConfig
+
+    h, w, f = 24, 64, 50.0
+    K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]])
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(K).T  # target camera = world frame
+    target = _panorama(rays)
+    source = _panorama(rays @ _yaw(2.0))  # source_from_target = yaw(2): its rays in the world, R^T d
+    config = dataclasses.replace(LossConfig(), identity_noise_std=0.0, smoothness_weight=0.0)
+    disparity = [tf.fill([1, h, w, 1], 0.5)]
+
+    def yaw_gradient(start_degrees: float, automask: bool) -> float:
+        yaw = tf.Variable(np.radians(start_degrees), dtype=tf.float32)
+        with tf.GradientTape() as tape:
+            pose = geometry.pose_to_matrix(tf.stack([0.0, yaw, 0.0])[None], tf.zeros([1, 3]))[:, None]
+            total = losses.monodepth2_loss(
+                disparity, [tf.constant(target[None])], [tf.constant(source[None, None])], pose,
+                tf.constant(K[None], tf.float32), dataclasses.replace(config, automask=automask),
+                disp_to_depth=lambda d: (d, 1.0 / d)).total
+        return float(tape.gradient(total, yaw))
+
+    right_way = yaw_gradient(1.0, automask=True)
+    assert right_way < 0 and right_way == pytest.approx(yaw_gradient(1.0, automask=False), rel=0.1)
+    unmasked = yaw_gradient(-1.0, automask=False)
+    assert unmasked < 0  # towards +2 degrees
+    assert abs(yaw_gradient(-1.0, automask=True)) < 0.01 * abs(unmasked)
+    too_far = yaw_gradient(5.0, automask=False)
+    assert too_far > 0  # back towards +2 degrees
+    assert abs(yaw_gradient(5.0, automask=True)) < 0.01 * too_far

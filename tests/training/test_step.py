@@ -1,15 +1,20 @@
-"""The replica step's pose plumbing: pair order, inversion for negative offsets, stereo source."""
+"""The replica step: pose plumbing (pair order, inversion for negative offsets, stereo source), the
+auto-mask warm-up switch and its trainer schedule."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from md2tf import geometry
-from md2tf.config import DataConfig
+from md2tf import geometry, losses
+from md2tf.config import ConfigError, DataConfig, LossConfig
 from md2tf.data.batch import Batch
 from md2tf.training import step
+from md2tf.training import trainer as trainer_lib
+from tests.training import fakes
 
 
 class RecordingPoseNet:
@@ -107,3 +112,42 @@ def test_rotation_deg_is_the_mean_angle_per_frame():
     # A car's hundredth of a degree survives float32 (an arccos of the trace would round it to 0).
     tiny = step.rotation_deg(tf.constant(rotation([0, 1, 0], 0.01)[None, None], tf.float32), (1,))
     assert float(tiny) == pytest.approx(0.01, rel=1e-3)
+
+
+def test_automask_off_runs_the_loss_without_auto_masking():
+    """``automask_off`` picks, inside the graph, between the configured loss and the same loss with
+    ``automask=False``; None leaves the configured one."""
+    depth_net, pose_net = fakes.tiny_networks()
+    batch = fakes.fake_samples(2)
+    data = fakes.tiny_config("unused").data
+    config = LossConfig(identity_noise_std=0.0)
+
+    def loss(loss_config, automask_off):
+        out = step.forward(depth_net, pose_net, batch, data, loss_config, losses.monodepth2_loss, None,
+                           False, automask_off=automask_off)
+        return float(out.losses.total), out.losses.automask[0].numpy()
+
+    masked, mask = loss(config, tf.constant(False))
+    unmasked, no_mask = loss(config, tf.constant(True))
+    assert masked == loss(config, None)[0]
+    assert unmasked == loss(dataclasses.replace(config, automask=False), None)[0]
+    assert 0 < mask.mean() < 1 and no_mask.min() == 1  # the fake frames hold some still pixels
+    assert masked < unmasked  # the identity can only lower each pixel's minimum
+
+
+@pytest.mark.parametrize("warmup, masked", [(0, True), (1, False), (2, False)])
+def test_trainer_masks_from_the_end_of_the_warmup(tmp_path, warmup, masked):
+    """A 1-step run: auto-masked (some pixels masked) unless the step lies in the warm-up."""
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=1, max_steps=1, validate_every_epoch=False,
+                               image_log_every=0)
+    config = dataclasses.replace(config, loss=LossConfig(automask_warmup_steps=warmup))
+    trainer = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(4))
+    fraction = trainer.train().last_scalars["automask/masked_fraction"]
+    assert (fraction > 0) == masked
+
+
+def test_automask_warmup_config_errors():
+    with pytest.raises(ConfigError, match="--automask_warmup_steps must be >= 0"):
+        LossConfig(automask_warmup_steps=-1)
+    with pytest.raises(ConfigError, match="--automask_warmup_steps=5 needs --automask"):
+        LossConfig(automask=False, automask_warmup_steps=5)
