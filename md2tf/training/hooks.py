@@ -250,6 +250,9 @@ class Validation(Hook):
 
 #: Mean rotation (degrees per frame) below which a learned K is poorly determined.
 MIN_ROTATION_DEG = 0.05
+#: Mean rotation (degrees per frame) above which auto-masking can keep the pose network from learning
+#: the rotations (`RotationMonitor`).
+MAX_MASKED_ROTATION_DEG = 1.0
 #: Relative change of a focal length, and change of a principal point in units of the image size,
 #: over the last epoch above which a learned K has not settled.
 MAX_FOCAL_CHANGE, MAX_PRINCIPAL_CHANGE = 0.01, 0.005
@@ -260,7 +263,7 @@ class IntrinsicsMonitor(Hook):
 
     K is determined by the rotation between frames (Gordon et al., ICCV 2019, Sec. 3): under pure
     translation, and for a rectified stereo pair, a focal-length error is absorbed by the depth. Per
-    epoch the hook averages ``intrinsics/rotation_deg`` (the pose network's rotation between
+    epoch the hook averages ``pose/rotation_deg`` (the pose network's rotation between
     neighbouring frames) and keeps each camera's K (``intrinsics/<camera>/{fx,fy,cx,cy}``) at the
     epoch's first step; at the end it adds to ``state.warnings``: too little rotation in the last
     epoch, or a K that still moved in it.
@@ -286,8 +289,8 @@ class IntrinsicsMonitor(Hook):
             self._epoch, self._rotation = info.epoch, []
             self._start = {c: k for c in self.cameras if (k := self._k(info.scalars, c)) is not None}
         self._last = {c: k for c in self.cameras if (k := self._k(info.scalars, c)) is not None}
-        if "intrinsics/rotation_deg" in info.scalars:
-            self._rotation.append(info.scalars["intrinsics/rotation_deg"])
+        if "pose/rotation_deg" in info.scalars:
+            self._rotation.append(info.scalars["pose/rotation_deg"])
 
     def end(self, state, step):
         if not self.temporal:
@@ -311,6 +314,37 @@ class IntrinsicsMonitor(Hook):
                     f"the learned K of camera {camera} still moved in the last epoch (focal length by "
                     f"{100 * focal:.1f} %, principal point by {100 * principal:.1f} % of the image): "
                     "train longer before trusting it")
+
+
+class RotationMonitor(Hook):
+    """A pose network that turns by more than `MAX_MASKED_ROTATION_DEG` per frame, auto-masked from the
+    first step: says in the summary that the mask may have kept it from learning the rotations.
+
+    Auto-masking (paper Eq. 5) gives no gradient to a rotation predicted the wrong way, or more than
+    twice too large: every pixel then matches the unwarped source better. A handheld camera turns by
+    degrees per frame, and a pose network that got the direction wrong stays wrong; the warm-up
+    (``--automask_warmup_steps``) trains without the mask first. The hook averages
+    ``pose/rotation_deg`` over the last epoch.
+    """
+
+    def __init__(self) -> None:
+        self._rotation: list[float] = []
+        self._epoch = -1
+
+    def after_step(self, state, info):
+        if info.epoch != self._epoch:
+            self._epoch, self._rotation = info.epoch, []
+        if "pose/rotation_deg" in info.scalars:
+            self._rotation.append(info.scalars["pose/rotation_deg"])
+
+    def end(self, state, step):
+        rotation = float(np.mean(self._rotation)) if self._rotation else 0.0
+        if rotation > MAX_MASKED_ROTATION_DEG:
+            state.warnings.append(
+                f"the pose network turns {rotation:.1f} degrees per frame (mean of the last epoch): "
+                "auto-masking gives no gradient to a rotation predicted the wrong way, so if the depth "
+                "did not learn, retrain with --automask_warmup_steps=<about half the steps> and keep "
+                "the footage's full frame rate (docs/mono.md, \"A camera that turns\")")
 
 
 def best_metric(results: dict[str, float]) -> str | None:

@@ -242,8 +242,8 @@ class Trainer:
         if out.distill is not None:
             scalars["loss/distill"] = out.distill
         temporal = self.config.data.temporal_offsets
-        if self.intrinsics is not None and temporal:  # what determines K (hooks.IntrinsicsMonitor)
-            scalars["intrinsics/rotation_deg"] = step.rotation_deg(out.source_from_target, temporal)
+        if self.pose_net is not None:  # hooks.RotationMonitor; what determines K (IntrinsicsMonitor)
+            scalars["pose/rotation_deg"] = step.rotation_deg(out.source_from_target, temporal)
         return scalars, grads, tf.cast(finite, tf.float32)
 
     def _replica_step(self, batch, global_step, stop):
@@ -448,6 +448,9 @@ class Trainer:
         if self.intrinsics is not None:
             hooks.append(hooks_lib.IntrinsicsMonitor(self.camera_names,
                                                      bool(self.config.data.temporal_offsets)))
+        loss = self.config.loss
+        if self.pose_net is not None and loss.automask and not loss.automask_warmup_steps:
+            hooks.append(hooks_lib.RotationMonitor())
         hooks.append(hooks_lib.Checkpointing(tc.save_every_steps, self.save, lambda: self.saved_step))
         return hooks
 

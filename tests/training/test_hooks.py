@@ -115,7 +115,7 @@ def test_hooks_take_what_they_need_not_the_trainer():
 
 def _k_info(step: int, epoch: int, fx: float, rotation: float) -> hooks.StepInfo:
     scalars = {"intrinsics/cam/fx": fx, "intrinsics/cam/fy": 1.5, "intrinsics/cam/cx": 0.5,
-               "intrinsics/cam/cy": 0.5, "intrinsics/rotation_deg": rotation}
+               "intrinsics/cam/cy": 0.5, "pose/rotation_deg": rotation}
     return hooks.StepInfo(step, epoch, scalars, True, False, 1e-4)
 
 
@@ -145,3 +145,20 @@ def test_intrinsics_monitor_says_when_the_camera_hardly_rotates():
 def test_intrinsics_monitor_says_stereo_alone_does_not_determine_k():
     (line,) = _monitor_warnings([0.6] * 8, rotation=0.0, temporal=False)
     assert "not determined by stereo pairs alone" in line
+
+
+def _rotation_warnings(rotations) -> list[str]:
+    monitor, state = hooks.RotationMonitor(), hooks.LoopState()
+    for i, rotation in enumerate(rotations):
+        monitor.after_step(state, hooks.StepInfo(i + 1, i // 2, {"pose/rotation_deg": rotation}, True,
+                                                 False, 1e-4))
+    monitor.end(state, len(rotations))
+    return state.warnings
+
+
+def test_rotation_monitor_points_a_turning_camera_to_the_warmup():
+    """Only the last epoch's mean counts (steps 3-4 here)."""
+    (line,) = _rotation_warnings([0.1, 0.2, 1.4, 1.6])
+    assert "turns 1.5 degrees per frame" in line and "--automask_warmup_steps" in line
+    assert _rotation_warnings([2.0, 2.0, 0.3, 0.5]) == []  # a car's tenths of a degree
+    assert _rotation_warnings([]) == []

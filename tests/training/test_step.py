@@ -12,6 +12,7 @@ import tensorflow as tf
 from md2tf import geometry, losses
 from md2tf.config import ConfigError, DataConfig, LossConfig
 from md2tf.data.batch import Batch
+from md2tf.training import hooks as hooks_lib
 from md2tf.training import step
 from md2tf.training import trainer as trainer_lib
 from tests.training import fakes
@@ -142,8 +143,11 @@ def test_trainer_masks_from_the_end_of_the_warmup(tmp_path, warmup, masked):
                                image_log_every=0)
     config = dataclasses.replace(config, loss=LossConfig(automask_warmup_steps=warmup))
     trainer = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(4))
-    fraction = trainer.train().last_scalars["automask/masked_fraction"]
-    assert (fraction > 0) == masked
+    monitors = [h for h in trainer.default_hooks(1, 0) if isinstance(h, hooks_lib.RotationMonitor)]
+    assert len(monitors) == (0 if warmup else 1)  # the summary's pointer to the warm-up
+    scalars = trainer.train().last_scalars
+    assert (scalars["automask/masked_fraction"] > 0) == masked
+    assert scalars["pose/rotation_deg"] >= 0
 
 
 def test_automask_warmup_config_errors():
