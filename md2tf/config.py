@@ -678,6 +678,10 @@ class ExperimentConfig(ConfigBase):
                    f"--speed_weight={self.loss.speed_weight:g} needs --speed_source (gt or file)")
             _check(self.use_pose_net, "--speed_weight supervises the pose network's translation: it needs "
                    "temporal source frames (--frame_offsets besides 0) and --pose_source=network")
+        _check(not (self.train.jit_compile and self.loss.automask_warmup_steps),
+               "--automask_warmup_steps does not run in a whole-step --jit_compile (XLA fails to "
+               "differentiate the switch between the masked and unmasked loss); use --jit_compile_loss, "
+               "which compiles the loss alone")
         _check((self.loss.distill_weight > 0) == bool(self.train.distill_from),
                f"--distill_weight ({self.loss.distill_weight:g}) and --distill_from "
                f"({self.train.distill_from!r}) go together: a teacher and a weight > 0, or neither")

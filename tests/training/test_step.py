@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from md2tf import geometry, losses
-from md2tf.config import ConfigError, DataConfig, LossConfig
+from md2tf.config import ConfigError, DataConfig, ExperimentConfig, LossConfig, TrainConfig
 from md2tf.data.batch import Batch
 from md2tf.training import hooks as hooks_lib
 from md2tf.training import step
@@ -136,11 +136,12 @@ def test_automask_off_runs_the_loss_without_auto_masking():
     assert masked < unmasked  # the identity can only lower each pixel's minimum
 
 
-@pytest.mark.parametrize("warmup, masked", [(0, True), (1, False), (2, False)])
-def test_trainer_masks_from_the_end_of_the_warmup(tmp_path, warmup, masked):
-    """A 1-step run: auto-masked (some pixels masked) unless the step lies in the warm-up."""
+@pytest.mark.parametrize("warmup, masked, xla_loss", [(0, True, False), (1, False, False), (2, False, True)])
+def test_trainer_masks_from_the_end_of_the_warmup(tmp_path, warmup, masked, xla_loss):
+    """A 1-step run: auto-masked (some pixels masked) unless the step lies in the warm-up; also with
+    the XLA-compiled loss (both losses compiled, the switch outside them)."""
     config = fakes.tiny_config(str(tmp_path), steps_per_epoch=1, max_steps=1, validate_every_epoch=False,
-                               image_log_every=0)
+                               image_log_every=0, jit_compile_loss=xla_loss)
     config = dataclasses.replace(config, loss=LossConfig(automask_warmup_steps=warmup))
     trainer = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(4))
     monitors = [h for h in trainer.default_hooks(1, 0) if isinstance(h, hooks_lib.RotationMonitor)]
@@ -155,3 +156,6 @@ def test_automask_warmup_config_errors():
         LossConfig(automask_warmup_steps=-1)
     with pytest.raises(ConfigError, match="--automask_warmup_steps=5 needs --automask"):
         LossConfig(automask=False, automask_warmup_steps=5)
+    with pytest.raises(ConfigError, match="does not run in a whole-step --jit_compile"):
+        ExperimentConfig(loss=LossConfig(automask_warmup_steps=5), train=TrainConfig(jit_compile=True))
+    ExperimentConfig(loss=LossConfig(automask_warmup_steps=5), train=TrainConfig(jit_compile_loss=True))
