@@ -541,7 +541,8 @@ class LossConfig(ConfigBase):
                                          "unwarped source's, so a pose network that is wrong by more "
                                          "than the true motion gets no gradient: footage that rotates "
                                          "more than about a degree per frame (a handheld camera) needs "
-                                         "it. 0 = the paper's (auto-masking from the first step).")
+                                         "it. 0 = the paper's (auto-masking from the first step). Not "
+                                         "with a whole-step --jit_compile (--jit_compile_loss runs it).")
     full_res_multiscale: bool = setting(True, "Upsample every scale's disparity to full resolution before "
                                         "warping; --nofull_res_multiscale = per-scale warping (v1).")
     smoothness_weight: float = setting(1e-3, "Edge-aware smoothness weight lambda (Eq. 3), divided by 2^s "

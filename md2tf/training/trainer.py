@@ -242,7 +242,9 @@ class Trainer:
         if out.distill is not None:
             scalars["loss/distill"] = out.distill
         temporal = self.config.data.temporal_offsets
-        if self.pose_net is not None:  # hooks.RotationMonitor; what determines K (IntrinsicsMonitor)
+        # The rotation between frames: the pose network's (hooks.RotationMonitor) or the known poses'
+        # with a learned K, which it determines (hooks.IntrinsicsMonitor).
+        if temporal and (self.pose_net is not None or self.intrinsics is not None):
             scalars["pose/rotation_deg"] = step.rotation_deg(out.source_from_target, temporal)
         return scalars, grads, tf.cast(finite, tf.float32)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -59,6 +61,30 @@ def test_one_step_trains_depth_only_from_known_poses(tmp_path):
     assert np.isfinite(result.last_scalars["loss/total"])
     assert max(np.abs(a - v.numpy()).max() for a, v in zip(before, t.depth_net.weights)) > 0
     assert t.pose_net is None and len(t.variables) == len(t.depth_net.trainable_variables)
+
+
+def test_known_poses_with_a_learned_k_log_their_rotation(tmp_path):
+    """The rotation between frames determines a learned K (hooks.IntrinsicsMonitor checks it): with
+    known poses it is theirs, 2 degrees about the vertical between neighbouring frames here."""
+    base = gt_config(str(tmp_path), steps_per_epoch=1, max_steps=1, validate_every_epoch=False,
+                     image_log_every=0)
+    config = dataclasses.replace(base, data=dataclasses.replace(base.data, intrinsics="learned"))
+    a = np.radians(2.0)
+    turn = np.array([[np.cos(a), 0, np.sin(a), 0], [0, 1, 0, 0], [-np.sin(a), 0, np.cos(a), 0],
+                     [0, 0, 0, 1]], np.float32)
+    fake = fakes.fake_dataset_fn(4, with_poses=True)
+
+    def turning(split, batch_size, training, input_context=None, seed=None):
+        ds = fake(split, batch_size, training, input_context, seed)
+        return ds.map(lambda b: b._replace(temporal_source_from_target=tf.stack(
+            [tf.linalg.inv(turn) @ b.temporal_source_from_target[:, 0],
+             turn @ b.temporal_source_from_target[:, 1]], axis=1)))
+
+    start = np.array([[0.58, 0, 0.5], [0, 1.92, 0.5], [0, 0, 1]], np.float32)
+    t = trainer_lib.Trainer(config, networks=lambda: (fakes.TinyDepthNet(), None), dataset_fn=turning,
+                            learned_cameras=(("clip",), start[None]))
+    assert t.pose_net is None
+    assert t.train().last_scalars["pose/rotation_deg"] == pytest.approx(2.0, abs=1e-3)
 
 
 @pytest.mark.slow

@@ -124,14 +124,21 @@ def test_automask_off_runs_the_loss_without_auto_masking():
     config = LossConfig(identity_noise_std=0.0)
 
     def loss(loss_config, automask_off):
-        out = step.forward(depth_net, pose_net, batch, data, loss_config, losses.monodepth2_loss, None,
-                           False, automask_off=automask_off)
-        return float(out.losses.total), out.losses.automask[0].numpy()
+        def run(off):
+            out = step.forward(depth_net, pose_net, batch, data, loss_config, losses.monodepth2_loss, None,
+                               False, automask_off=off)
+            return out.losses.total, out.losses.automask[0]
 
-    masked, mask = loss(config, tf.constant(False))
-    unmasked, no_mask = loss(config, tf.constant(True))
-    assert masked == loss(config, None)[0]
-    assert unmasked == loss(dataclasses.replace(config, automask=False), None)[0]
+        # As the trainer runs it: traced once, the switch a tensor inside the graph.
+        total, mask = tf.function(run)(automask_off)
+        return float(total), mask.numpy()
+
+    off = tf.Variable(False)
+    masked, mask = loss(config, off)
+    off.assign(True)
+    unmasked, no_mask = loss(config, off)
+    assert masked == pytest.approx(loss(config, None)[0], rel=1e-5)
+    assert unmasked == pytest.approx(loss(dataclasses.replace(config, automask=False), None)[0], rel=1e-5)
     assert 0 < mask.mean() < 1 and no_mask.min() == 1  # the fake frames hold some still pixels
     assert masked < unmasked  # the identity can only lower each pixel's minimum
 
@@ -149,6 +156,18 @@ def test_trainer_masks_from_the_end_of_the_warmup(tmp_path, warmup, masked, xla_
     scalars = trainer.train().last_scalars
     assert (scalars["automask/masked_fraction"] > 0) == masked
     assert scalars["pose/rotation_deg"] >= 0
+
+
+def test_the_mask_starts_on_the_first_step_after_the_warmup(tmp_path):
+    """Two steps, one of warm-up: the first unmasked, the second masked (the compiled step reads the
+    step counter, it is not retraced)."""
+    config = fakes.tiny_config(str(tmp_path), steps_per_epoch=2, max_steps=2, validate_every_epoch=False,
+                               image_log_every=0)
+    config = dataclasses.replace(config, loss=LossConfig(automask_warmup_steps=1))
+    trainer = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(4))
+    masked = []
+    trainer.train(step_callback=lambda s, scalars: masked.append(scalars["automask/masked_fraction"]))
+    assert len(masked) == 2 and masked[0] == 0 and masked[1] > 0, masked
 
 
 def test_automask_warmup_config_errors():
