@@ -478,6 +478,13 @@ class Trainer:
         plan = self.epoch_plan()
         start = int(self.step.numpy())
         state = hooks_lib.LoopState(total_steps=plan.total_steps)
+        loss = self.config.loss
+        if loss.automask and loss.automask_warmup_steps >= plan.total_steps:
+            state.warnings.append(
+                f"--automask_warmup_steps={loss.automask_warmup_steps} covers the whole run "
+                f"({plan.total_steps} steps): auto-masking never started; warm up for about half "
+                "the run, or train with --noautomask")
+            logger.warning(state.warnings[-1])
         if hooks is None:
             hooks = self.default_hooks(plan.total_steps, start, step_callback, plan.steps_per_epoch)
         with self.stop_request, self.save_on_failure():

@@ -153,9 +153,11 @@ def test_trainer_masks_from_the_end_of_the_warmup(tmp_path, warmup, masked, xla_
     trainer = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(4))
     monitors = [h for h in trainer.default_hooks(1, 0) if isinstance(h, hooks_lib.RotationMonitor)]
     assert len(monitors) == (0 if warmup else 1)  # the summary's pointer to the warm-up
-    scalars = trainer.train().last_scalars
-    assert (scalars["automask/masked_fraction"] > 0) == masked
-    assert scalars["pose/rotation_deg"] >= 0
+    result = trainer.train()
+    assert (result.last_scalars["automask/masked_fraction"] > 0) == masked
+    assert result.last_scalars["pose/rotation_deg"] >= 0
+    # A warm-up as long as the run is a mistake the summary names (the mask never starts).
+    assert any("covers the whole run (1 steps)" in w for w in result.warnings) == (not masked)
 
 
 def test_the_mask_starts_on_the_first_step_after_the_warmup(tmp_path):
@@ -166,8 +168,9 @@ def test_the_mask_starts_on_the_first_step_after_the_warmup(tmp_path):
     config = dataclasses.replace(config, loss=LossConfig(automask_warmup_steps=1))
     trainer = trainer_lib.Trainer(config, networks=fakes.tiny_networks, dataset_fn=fakes.fake_dataset_fn(4))
     masked = []
-    trainer.train(step_callback=lambda s, scalars: masked.append(scalars["automask/masked_fraction"]))
+    result = trainer.train(step_callback=lambda s, scalars: masked.append(scalars["automask/masked_fraction"]))
     assert len(masked) == 2 and masked[0] == 0 and masked[1] > 0, masked
+    assert not result.warnings
 
 
 def test_automask_warmup_config_errors():
