@@ -848,6 +848,9 @@ class EvalConfig(ConfigBase):
                                      "measured choice; 0 = the pose network alone).")
     pose_refine_lr: float = setting(5e-4, "Odometry: the alignment's Adam step (radians, and fractions of the "
                                     "frame's median depth).")
+    pose_refine_length_only: bool = setting(False, "Odometry: refine only each step's length, keeping the pose "
+                                            "network's rotation and direction of travel (for a pose network "
+                                            "whose heading holds, e.g. trained with the auto-mask warm-up).")
     progress: bool = setting(True, "Show a progress bar.")
     allow_nonfinite: bool = setting(False, "Exit 0 even when a model has NaN/inf predictions (reported and "
                                     "excluded from the means); default: exit status 1.")
@@ -867,6 +870,8 @@ class EvalConfig(ConfigBase):
         _check(self.pose_refine_lr > 0, f"--pose_refine_lr must be > 0, got {self.pose_refine_lr}")
         _check(self.pose_refine_steps == 0 or self.task == "odometry",
                f"--pose_refine_steps refines odometry poses: it needs --task=odometry, got --task={self.task}")
+        _check(self.pose_refine_steps > 0 or not self.pose_refine_length_only,
+               "--pose_refine_length_only needs --pose_refine_steps > 0")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ Odometry (pose network of a run)::
     python -m md2tf.evaluate --task odometry --eval_split odom_9 --data_dir ODOM_DIR --models runs/mono
 
 ``--pose_refine_steps=100`` adds each model's poses refined by photometric alignment with its own
-depth (`md2tf.evaluation.pose_refinement`) as a second row.
+depth (`md2tf.evaluation.pose_refinement`) as a second row; ``--pose_refine_length_only`` refines
+only each step's length and keeps the pose network's rotation and direction.
 
 The library lives in `md2tf.evaluation`; this module only parses flags.
 """

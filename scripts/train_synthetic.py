@@ -152,7 +152,7 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "", refine_st
       data_from: another run whose synthetic world's test drive to use, as in `score`.
       refine_steps: also score the poses refined by that many steps of photometric alignment with
         the run's depth (`md2tf.evaluation.pose_refinement`, the learning rate of ``md2tf.evaluate``),
-        under ``"refined"``; 0 = not.
+        under ``"refined"``, and with the step length alone refined under ``"refined_length"``; 0 = not.
 
     Returns:
       ``gt_tz`` (mean GT forward motion, m/frame, negative = forward in ``next_from_previous``),
@@ -205,9 +205,10 @@ def pose_scores(run_dir: str, depth_scale: float, data_from: str = "", refine_st
         from md2tf.config import EvalConfig
 
         lr = EvalConfig(models=(run_dir,)).pose_refine_lr  # md2tf.evaluate's default
-        refined = odometry_task.refine_relative_poses(odometry_task.network_depth(depth_net), frames(), pred, K,
-                                                      refine_steps, lr)
-        scores["refined"] = _motion_scores(refined, gt_poses[indices], depth_scale)
+        for key, length_only in (("refined", False), ("refined_length", True)):
+            refined = odometry_task.refine_relative_poses(odometry_task.network_depth(depth_net), frames(), pred,
+                                                          K, refine_steps, lr, length_only=length_only)
+            scores[key] = _motion_scores(refined, gt_poses[indices], depth_scale)
     return scores
 
 
@@ -413,7 +414,8 @@ def main() -> None:
         rows["pretrain (MS, other drives)"] = score(pretrain, baselines=False, data_from=mono)["trained"]
         print(f"synthetic test drive, {rows['num_test_images']} images, per-image median scaling")
         print(table(rows))
-        refined = {"M, refined": rows["pose"]["refined"]} if "refined" in rows["pose"] else {}
+        refined = {label: rows["pose"][key] for key, label in (("refined", "M, refined"),
+                   ("refined_length", "M, refined (length only)")) if key in rows["pose"]}
         print(pose_table({"M": rows["pose"], **refined}))
         if args.curves:
             rows["curves"] = curves(mono)

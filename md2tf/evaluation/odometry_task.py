@@ -100,7 +100,8 @@ def network_depth(depth_net) -> Callable[[np.ndarray], tf.Tensor]:
 
 def refine_relative_poses(depth_fn: Callable[[np.ndarray], np.ndarray], frames: Iterable[np.ndarray],
                           poses: np.ndarray, K_normalized: np.ndarray, steps: int, learning_rate: float,
-                          batch_size: int = 8, progress: Callable[[int], None] | None = None) -> np.ndarray:
+                          batch_size: int = 8, progress: Callable[[int], None] | None = None,
+                          length_only: bool = False) -> np.ndarray:
     """`predict_relative_poses`' poses refined by photometric alignment (`pose_refinement.align_pairs`).
 
     Args:
@@ -108,7 +109,7 @@ def refine_relative_poses(depth_fn: Callable[[np.ndarray], np.ndarray], frames: 
         (`network_depth` of the run's depth network).
       frames: the N images the poses came from, float32 ``[H, W, 3]`` in [0, 1].
       poses: ``[N-1, 4, 4]`` ``next_from_previous``.
-      K_normalized, steps, learning_rate: as `pose_refinement.align_pairs`.
+      K_normalized, steps, learning_rate, length_only: as `pose_refinement.align_pairs`.
       batch_size: pairs aligned together.
       progress: optional callable ``progress(i)`` per pair.
 
@@ -130,7 +131,7 @@ def refine_relative_poses(depth_fn: Callable[[np.ndarray], np.ndarray], frames: 
         if done + len(earlier) > len(poses):
             raise ValueError(f"poses has {len(poses)} pairs, but more than {len(poses) + 1} frames came")
         out.append(align_pairs(earlier, later, depth_fn(earlier), K_normalized,
-                               poses[done:done + len(earlier)], steps, learning_rate))
+                               poses[done:done + len(earlier)], steps, learning_rate, length_only))
         done += len(earlier)
     if done != len(poses):
         raise ValueError(f"poses has {len(poses)} pairs but the frames give {done}")
@@ -204,7 +205,8 @@ def run_odometry_evaluation(config) -> str:
         if config.pose_refine_steps:
             with Progress(len(indices) - 1, f"{name} (refined)", unit="pair", enabled=config.progress) as bar:
                 refined = refine_relative_poses(network_depth(depth_net), frames(), pred, K, config.pose_refine_steps,
-                                                config.pose_refine_lr, config.batch_size, progress=bar)
+                                                config.pose_refine_lr, config.batch_size, progress=bar,
+                                                length_only=config.pose_refine_length_only)
             results[f"{name} (refined)"] = score_odometry(gt_poses[indices], refined, config.snippet_length)
     if results:  # the reference a pose network has to beat where the GT speed changes
         results[CONSTANT_VELOCITY] = score_odometry(

@@ -19,6 +19,12 @@ The correction starts at zero: ``T = [R(w) R_net | t_net + v]``, Adam on ``(w, v
 translation ``v`` is optimised in units of the target's median depth, so that one learning rate
 serves metric and scale-free models alike (a sideways step of ``v`` moves the image about as a
 rotation of ``v / depth`` does).
+
+``length_only`` keeps the pose network's rotation and direction of travel and refines only the step
+length: ``T = [R_net | t_net (1 + u / |t_net|)]``, one number ``u`` per pair in the same unit. For a
+pose network whose heading already holds and whose step length does not carry over to new footage
+(a speed-supervised one trained with the auto-mask warm-up, docs/metric.md), the full correction
+trades its good heading for the depth's errors; this one cannot.
 """
 
 from __future__ import annotations
@@ -28,6 +34,12 @@ import tensorflow as tf
 
 from md2tf import geometry
 from md2tf.losses.photometric import photometric_error
+
+#: ``length_only``: a pose network step shorter than this fraction of the target's median depth is
+#: a standing camera and is left as it is. Its direction is noise, and its parallax (under a fifth of
+#: a pixel at 224 px wide and KITTI's field of view) too small for the images to give a length, while
+#: Adam, which normalises its steps, would random-walk along that direction.
+STANDING = 1e-3
 
 
 def _median(depth: tf.Tensor) -> tf.Tensor:
@@ -55,13 +67,21 @@ def _rotation(w: tf.Tensor) -> tf.Tensor:
 
 @tf.function(reduce_retracing=True)
 def _align(target: tf.Tensor, source: tf.Tensor, depth: tf.Tensor, K: tf.Tensor,
-           start: tf.Tensor, steps: tf.Tensor, learning_rate: tf.Tensor) -> tf.Tensor:
-    """Adam on the 6-vector correction of every pair; returns the refined ``[B, 4, 4]``."""
+           start: tf.Tensor, steps: tf.Tensor, learning_rate: tf.Tensor, length_only: bool = False) -> tf.Tensor:
+    """Adam on the 6-vector correction of every pair (``length_only``: its 4th entry alone, the step
+    length; the others get no gradient and stay 0); returns the refined ``[B, 4, 4]``."""
     inv_K = tf.linalg.inv(K)
     unit = tf.reshape(_median(depth), [-1, 1])  # [B, 1]: translation unit (target's median depth)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
 
     def corrected(delta):
+        if length_only:  # along the network's own direction, for a camera the network sees moving
+            t = start[:, :3, 3:]  # [B, 3, 1]
+            length = tf.norm(t, axis=1, keepdims=True)  # [B, 1, 1]
+            moving = length > STANDING * unit[:, :, None]
+            step = t / tf.maximum(length, 1e-12) * (delta[:, 3:4] * unit)[:, :, None]
+            top = tf.concat([start[:, :3, :3], t + tf.where(moving, step, tf.zeros_like(step))], axis=-1)
+            return tf.concat([top, start[:, 3:]], axis=1)
         rotation = _rotation(delta[:, :3])  # [B, 3, 3]
         top = tf.concat([tf.matmul(rotation, start[:, :3, :3]),
                          start[:, :3, 3:] + (delta[:, 3:] * unit)[:, :, None]], axis=-1)
@@ -97,7 +117,7 @@ def _align(target: tf.Tensor, source: tf.Tensor, depth: tf.Tensor, K: tf.Tensor,
 
 
 def align_pairs(target: np.ndarray, source: np.ndarray, target_depth, K_normalized: np.ndarray,
-                start: np.ndarray, steps: int, learning_rate: float) -> np.ndarray:
+                start: np.ndarray, steps: int, learning_rate: float, length_only: bool = False) -> np.ndarray:
     """Refines a batch of relative poses by photometric alignment with the target frames' depth.
 
     Args:
@@ -110,6 +130,8 @@ def align_pairs(target: np.ndarray, source: np.ndarray, target_depth, K_normaliz
       steps: Adam steps per pair (``EvalConfig.pose_refine_steps``); 0 returns ``start``.
       learning_rate: Adam's step, in radians and fractions of the target's median depth
         (``EvalConfig.pose_refine_lr``).
+      length_only: refine only the step length along ``start``'s direction, keeping its rotation
+        (``EvalConfig.pose_refine_length_only``).
 
     Returns:
       ``[B, 4, 4]`` float64 refined ``next_from_previous``.
@@ -129,5 +151,5 @@ def align_pairs(target: np.ndarray, source: np.ndarray, target_depth, K_normaliz
     K = tf.tile(tf.convert_to_tensor(K, tf.float32)[None], [len(target), 1, 1])
     refined = _align(tf.constant(target, tf.float32), tf.constant(source, tf.float32),
                      tf.cast(target_depth, tf.float32), K, tf.constant(start, tf.float32),
-                     tf.constant(steps, tf.int32), tf.constant(learning_rate, tf.float32))
+                     tf.constant(steps, tf.int32), tf.constant(learning_rate, tf.float32), bool(length_only))
     return np.asarray(refined, np.float64)

@@ -98,6 +98,9 @@ def test_refinement_flags_are_checked():
         EvalConfig(models=("m",), pose_refine_steps=100)
     with pytest.raises(ConfigError, match="--pose_refine_steps must be >= 0"):
         EvalConfig(models=("m",), task="odometry", pose_refine_steps=-1)
+    with pytest.raises(ConfigError, match="--pose_refine_length_only needs --pose_refine_steps > 0"):
+        EvalConfig(models=("m",), task="odometry", pose_refine_length_only=True)
+    assert EvalConfig(models=("m",), task="odometry", pose_refine_steps=100, pose_refine_length_only=True)
 
 
 def test_pairs_are_refined_in_batches_each_from_its_own_start_and_depth():
@@ -116,3 +119,32 @@ def test_pairs_are_refined_in_batches_each_from_its_own_start_and_depth():
         alone = odometry_task.refine_relative_poses(depth_fn, frames[i:i + 2], poses[i:i + 1], K_NORMALIZED, 5, 2e-3)
         np.testing.assert_allclose(together[i], alone[0], atol=1e-5)
     assert not np.allclose(together, poses)
+
+
+def test_length_only_keeps_the_rotation_and_direction_and_finds_the_length():
+    """A pose with the true rotation and direction but a step 30 % too long: the length-only
+    refinement brings the length back and leaves the rest exactly as it was; a wrong rotation
+    stays wrong (it is the pose network's to keep)."""
+    target, source, depth, true = _scene()
+    long = true.astype(np.float64).copy()
+    long[0, :3, 3] *= 1.3
+    turned = geometry.pose_to_matrix(tf.constant([[0.0, 0.03, 0.0]]),
+                                     tf.constant([true[0, :3, 3] * 1.3])).numpy().astype(np.float64)
+    start = np.concatenate([long, turned])
+    refined = pose_refinement.align_pairs(np.stack([target, target]), np.stack([source, source]),
+                                          np.repeat(depth, 2, 0), K_NORMALIZED, start, 200, 2e-3,
+                                          length_only=True)
+    true_length = np.linalg.norm(true[0, :3, 3])
+    length = np.linalg.norm(refined[0, :3, 3])
+    assert abs(length / true_length - 1) < 0.05, length / true_length  # from 1.3
+    np.testing.assert_allclose(refined[:, :3, :3], start[:, :3, :3], atol=1e-6)
+    directions = refined[:, :3, 3] / np.linalg.norm(refined[:, :3, 3], axis=1, keepdims=True)
+    np.testing.assert_allclose(directions, start[:, :3, 3] / np.linalg.norm(start[:, :3, 3], axis=1,
+                                                                            keepdims=True), atol=1e-5)
+    # A standing camera stays standing: no direction to move along, or only a noisy one (a step of a
+    # ten-thousandth of the median depth).
+    still = np.repeat(np.eye(4)[None], 2, 0)
+    still[1, :3, 3] = [1e-4 * np.median(depth), 0.0, 0.0]
+    np.testing.assert_array_equal(pose_refinement.align_pairs(np.stack([target, target]), np.stack([source, source]),
+                                                              np.repeat(depth, 2, 0), K_NORMALIZED, still, 20, 2e-3,
+                                                              length_only=True), still.astype(np.float32))
