@@ -203,11 +203,12 @@ def run_odometry_evaluation(config) -> str:
             pred = predict_relative_poses(pose_fn, frames(), config.batch_size, progress=bar)
         results[name] = score_odometry(gt_poses[indices], pred, config.snippet_length)
         if config.pose_refine_steps:
-            with Progress(len(indices) - 1, f"{name} (refined)", unit="pair", enabled=config.progress) as bar:
+            row = f"{name} (refined{', length only' if config.pose_refine_length_only else ''})"
+            with Progress(len(indices) - 1, row, unit="pair", enabled=config.progress) as bar:
                 refined = refine_relative_poses(network_depth(depth_net), frames(), pred, K, config.pose_refine_steps,
                                                 config.pose_refine_lr, config.batch_size, progress=bar,
                                                 length_only=config.pose_refine_length_only)
-            results[f"{name} (refined)"] = score_odometry(gt_poses[indices], refined, config.snippet_length)
+            results[row] = score_odometry(gt_poses[indices], refined, config.snippet_length)
     if results:  # the reference a pose network has to beat where the GT speed changes
         results[CONSTANT_VELOCITY] = score_odometry(
             gt_poses[indices], constant_velocity_poses(relative_from_global(gt_poses[indices])),

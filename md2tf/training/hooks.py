@@ -264,8 +264,8 @@ class IntrinsicsMonitor(Hook):
     K is determined by the rotation between frames (Gordon et al., ICCV 2019, Sec. 3): under pure
     translation, and for a rectified stereo pair, a focal-length error is absorbed by the depth. Per
     epoch the hook averages ``pose/rotation_deg`` (the rotation between neighbouring frames: the
-    pose network's, or the known poses' with ``--pose_source=gt``) and keeps each camera's K (``intrinsics/<camera>/{fx,fy,cx,cy}``) at the
-    epoch's first step; at the end it adds to ``state.warnings``: too little rotation in the last
+    pose network's, or the known poses' with ``--pose_source=gt``) and keeps each camera's K
+    (``intrinsics/<camera>/{fx,fy,cx,cy}``) at the epoch's first step; at the end it adds to ``state.warnings``: too little rotation in the last
     epoch, or a K that still moved in it.
 
     Args:
