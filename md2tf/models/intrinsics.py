@@ -87,6 +87,10 @@ class LearnedIntrinsics(keras.layers.Layer):
         return {**super().get_config(), "num_cameras": self.num_cameras,
                 "init_normalized_K": self._init_K.tolist(), "learning_rate_scale": self.learning_rate_scale}
 
+    def start_normalized(self) -> np.ndarray:
+        """``[C, 4]`` float32 normalised ``(fx / W, fy / H, cx / W, cy / H)`` of the start K."""
+        return self._init_K[:, [0, 1, 0, 1], [0, 1, 2, 2]]
+
     def _focal_and_offset(self) -> tuple[tf.Tensor, tf.Tensor]:
         """``[C, 2]`` float32 ``(fx / W, fy / H)`` and ``(ox, oy)``."""
         scale = self.learning_rate_scale

@@ -256,6 +256,9 @@ MAX_MASKED_ROTATION_DEG = 1.0
 #: Relative change of a focal length, and change of a principal point in units of the image size,
 #: over the last epoch above which a learned K has not settled.
 MAX_FOCAL_CHANGE, MAX_PRINCIPAL_CHANGE = 0.01, 0.005
+#: Relative change of a learned K's pixel aspect ``fx / fy`` from its start's above which the focal
+#: lengths are not trusted (3 %: the accuracy docs/data.md asks of a learned focal length).
+MAX_ASPECT_CHANGE = 0.03
 
 
 class IntrinsicsMonitor(Hook):
@@ -265,16 +268,29 @@ class IntrinsicsMonitor(Hook):
     translation, and for a rectified stereo pair, a focal-length error is absorbed by the depth. Per
     epoch the hook averages ``pose/rotation_deg`` (the rotation between neighbouring frames: the
     pose network's, or the known poses' with ``--pose_source=gt``) and keeps each camera's K
-    (``intrinsics/<camera>/{fx,fy,cx,cy}``) at the epoch's first step; at the end it adds to ``state.warnings``: too little rotation in the last
-    epoch, or a K that still moved in it.
+    (``intrinsics/<camera>/{fx,fy,cx,cy}``) at the epoch's first step; at the end it adds to
+    ``state.warnings``: too little rotation in the last epoch, a K that still moved in it, or focal
+    lengths that no longer agree.
+
+    That last check catches a K that settled at a wrong value. A pose network that learns the
+    rotations absorbs a focal-length error to first order (a yaw ``w`` moves the image by ``fx w``, a
+    pitch by ``fy w``), so how well each focal length is pinned depends on the footage, and the two
+    drift apart: on the synthetic world's turning cameras ``fx`` ended 22-25 % long while ``fy`` was
+    within 1.3 % (docs/data.md). The start K fixes the pixel aspect (square pixels for the default
+    start; nearly every camera has them, so a calibration rarely differs), so a learned ``fx / fy``
+    more than `MAX_ASPECT_CHANGE` off the start's says at least one focal length is wrong.
 
     Args:
       cameras: the cameras' names (the scalar tags).
       temporal: whether the run has temporal sources (else K is unobservable, see above).
+      start_aspect: camera name -> the start K's ``fx / fy`` (normalised or in pixels of any one
+        size: only its ratio to the learned one is used); cameras left out are not checked.
     """
 
-    def __init__(self, cameras: tuple[str, ...], temporal: bool) -> None:
+    def __init__(self, cameras: tuple[str, ...], temporal: bool,
+                 start_aspect: dict[str, float] | None = None) -> None:
         self.cameras, self.temporal = cameras, temporal
+        self.start_aspect = dict(start_aspect or {})
         self._start: dict[str, tuple[float, ...]] = {}
         self._last: dict[str, tuple[float, ...]] = {}
         self._rotation: list[float] = []
@@ -314,6 +330,16 @@ class IntrinsicsMonitor(Hook):
                     f"the learned K of camera {camera} still moved in the last epoch (focal length by "
                     f"{100 * focal:.1f} %, principal point by {100 * principal:.1f} % of the image): "
                     "train longer before trusting it")
+        for camera, end in self._last.items():
+            if camera not in self.start_aspect:
+                continue
+            change = (end[0] / end[1]) / self.start_aspect[camera] - 1.0
+            if abs(change) > MAX_ASPECT_CHANGE:
+                state.warnings.append(
+                    f"the learned focal lengths of camera {camera} disagree: fx / fy moved {100 * change:+.1f} % "
+                    f"from the start's (square pixels unless the start K said otherwise), so at least one of "
+                    "them is not determined by this footage (a pose network's rotations absorb a "
+                    "focal-length error): do not use this K for metric geometry; give the calibration")
 
 
 class RotationMonitor(Hook):

@@ -113,16 +113,19 @@ def test_hooks_take_what_they_need_not_the_trainer():
     assert state.stop_reason == "preempted"
 
 
-def _k_info(step: int, epoch: int, fx: float, rotation: float) -> hooks.StepInfo:
-    scalars = {"intrinsics/cam/fx": fx, "intrinsics/cam/fy": 1.5, "intrinsics/cam/cx": 0.5,
+def _k_info(step: int, epoch: int, fx: float, rotation: float, fy: float = 1.5) -> hooks.StepInfo:
+    scalars = {"intrinsics/cam/fx": fx, "intrinsics/cam/fy": fy, "intrinsics/cam/cx": 0.5,
                "intrinsics/cam/cy": 0.5, "pose/rotation_deg": rotation}
     return hooks.StepInfo(step, epoch, scalars, True, False, 1e-4)
 
 
-def _monitor_warnings(fx_by_step, rotation: float, temporal: bool = True) -> list[str]:
-    monitor, state = hooks.IntrinsicsMonitor(("cam",), temporal), hooks.LoopState()
+def _monitor_warnings(fx_by_step, rotation: float, temporal: bool = True, fy_by_step=None,
+                      start_aspect=None) -> list[str]:
+    monitor = hooks.IntrinsicsMonitor(("cam",), temporal, start_aspect=start_aspect)
+    state = hooks.LoopState()
     for i, fx in enumerate(fx_by_step):
-        monitor.after_step(state, _k_info(i + 1, i // 4, fx, rotation))
+        fy = 1.5 if fy_by_step is None else fy_by_step[i]
+        monitor.after_step(state, _k_info(i + 1, i // 4, fx, rotation, fy))
     monitor.end(state, len(fx_by_step))
     return state.warnings
 
@@ -140,6 +143,22 @@ def test_intrinsics_monitor_says_when_k_still_moves_in_the_last_epoch():
 def test_intrinsics_monitor_says_when_the_camera_hardly_rotates():
     (line,) = _monitor_warnings([0.6] * 8, rotation=0.01)
     assert "hardly rotates (mean 0.010 degrees" in line
+
+
+def test_intrinsics_monitor_says_when_the_focal_lengths_disagree():
+    """Settled, rotating, but fx drifted 20 % relative to fy (start: square pixels, fx / fy = 0.4
+    normalised): the K settled at a wrong value, which only the aspect reveals."""
+    fx = [0.6, 0.66, 0.7, 0.72, 0.72, 0.72, 0.72, 0.72]
+    fy = [1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5]
+    (line,) = _monitor_warnings(fx, rotation=0.3, fy_by_step=fy, start_aspect={"cam": 0.4})
+    assert "focal lengths of camera cam disagree: fx / fy moved +20.0 %" in line
+    # Both focal lengths wrong by the same factor keep the aspect: nothing to see (and nothing said).
+    assert _monitor_warnings([1.2 * x for x in fx], rotation=0.3, fy_by_step=[1.2 * 1.8] * 8,
+                             start_aspect={"cam": 0.4}) == []
+    # Within the tolerance: 2 %.
+    assert _monitor_warnings([0.612] * 8, rotation=0.3, start_aspect={"cam": 0.4}) == []
+    # Without a start aspect nothing is compared.
+    assert _monitor_warnings(fx, rotation=0.3, fy_by_step=fy) == []
 
 
 def test_intrinsics_monitor_says_stereo_alone_does_not_determine_k():

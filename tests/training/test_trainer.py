@@ -318,3 +318,25 @@ def test_learned_intrinsics_train_checkpoint_and_file(tmp_path):
     assert result.best is not None
     (best,) = load_learned_intrinsics(RunDir(str(tmp_path)).best).values()
     assert np.all(np.isfinite(best)) and np.max(np.abs(np.array(best) - [0.5, 1.5, 0.55, 0.45])) > 1e-5
+    assert not any("disagree" in line for line in result.warnings), result.warnings
+
+
+def test_learned_intrinsics_summary_flags_focal_lengths_that_drifted_apart(tmp_path):
+    """The trainer hands the start K's aspect to hooks.IntrinsicsMonitor: a run whose fx ends 20 %
+    off relative to its fy (set here by hand) says so in its summary."""
+    base = fakes.tiny_config(str(tmp_path), steps_per_epoch=2)
+    config = dataclasses.replace(base, data=dataclasses.replace(base.data, intrinsics="learned"))
+    fake = fakes.fake_dataset_fn(8)
+
+    def with_cameras(split, batch_size, training, input_context=None, seed=None):
+        return fake(split, batch_size, training, input_context, seed).map(
+            lambda b: b._replace(camera=tf.zeros([batch_size], tf.int32)))
+
+    start = np.array([[0.5, 0, 0.5], [0, 1.5, 0.5], [0, 0, 1]], np.float32)
+    t = trainer_lib.Trainer(config, dataset_fn=with_cameras, networks=fakes.tiny_networks,
+                            learned_cameras=(("clip",), start[None]))
+    scale = t.intrinsics.learning_rate_scale
+    t.intrinsics.focal.assign([[np.log(np.expm1(0.6)) / scale, np.log(np.expm1(1.5)) / scale]])
+    result = t.train()
+    (line,) = [w for w in result.warnings if "disagree" in w]
+    assert "camera clip disagree: fx / fy moved +20." in line
