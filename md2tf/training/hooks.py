@@ -283,8 +283,8 @@ class IntrinsicsMonitor(Hook):
     Args:
       cameras: the cameras' names (the scalar tags).
       temporal: whether the run has temporal sources (else K is unobservable, see above).
-      start_aspect: camera name -> the start K's ``fx / fy`` (normalised or in pixels of any one
-        size: only its ratio to the learned one is used); cameras left out are not checked.
+      start_aspect: camera name -> the start K's normalised ``fx / fy`` (``(fx / W) / (fy / H)``, the
+        units of the ``intrinsics/`` scalars); cameras left out are not checked.
     """
 
     def __init__(self, cameras: tuple[str, ...], temporal: bool,
