@@ -281,9 +281,9 @@ def test_train_entry_point_smoke_flags(tmp_path):
     assert "--height=64" in replay and "--max_steps=2" in replay
 
 
-def test_learned_intrinsics_train_checkpoint_and_file(tmp_path):
-    """``--intrinsics=learned``: K moves with the networks, is checkpointed with them, logged per
-    camera, and written to intrinsics_learned.json in the format --dataset=folder reads."""
+def _learned_k_run(tmp_path):
+    """(config, dataset_fn) of a tiny ``--intrinsics=learned`` run: one camera, every other sample
+    flipped."""
     base = fakes.tiny_config(str(tmp_path), steps_per_epoch=2)
     config = dataclasses.replace(base, data=dataclasses.replace(base.data, intrinsics="learned"))
     fake = fakes.fake_dataset_fn(8)
@@ -293,6 +293,13 @@ def test_learned_intrinsics_train_checkpoint_and_file(tmp_path):
         return ds.map(lambda b: b._replace(camera=tf.zeros([batch_size], tf.int32),
                                            flipped=tf.range(batch_size) % 2 == 0))
 
+    return config, with_cameras
+
+
+def test_learned_intrinsics_train_checkpoint_and_file(tmp_path):
+    """``--intrinsics=learned``: K moves with the networks, is checkpointed with them, logged per
+    camera, and written to intrinsics_learned.json in the format --dataset=folder reads."""
+    config, with_cameras = _learned_k_run(tmp_path)
     start = np.array([[0.5, 0, 0.55], [0, 1.5, 0.45], [0, 0, 1]], np.float32)
     t = trainer_lib.Trainer(config, dataset_fn=with_cameras, networks=fakes.tiny_networks,
                             learned_cameras=(("clip",), start[None]))
@@ -324,14 +331,7 @@ def test_learned_intrinsics_train_checkpoint_and_file(tmp_path):
 def test_learned_intrinsics_summary_flags_focal_lengths_that_drifted_apart(tmp_path):
     """The trainer hands the start K's aspect to hooks.IntrinsicsMonitor: a run whose fx ends 20 %
     off relative to its fy (set here by hand) says so in its summary."""
-    base = fakes.tiny_config(str(tmp_path), steps_per_epoch=2)
-    config = dataclasses.replace(base, data=dataclasses.replace(base.data, intrinsics="learned"))
-    fake = fakes.fake_dataset_fn(8)
-
-    def with_cameras(split, batch_size, training, input_context=None, seed=None):
-        return fake(split, batch_size, training, input_context, seed).map(
-            lambda b: b._replace(camera=tf.zeros([batch_size], tf.int32)))
-
+    config, with_cameras = _learned_k_run(tmp_path)
     start = np.array([[0.5, 0, 0.5], [0, 1.5, 0.5], [0, 0, 1]], np.float32)
     t = trainer_lib.Trainer(config, dataset_fn=with_cameras, networks=fakes.tiny_networks,
                             learned_cameras=(("clip",), start[None]))
