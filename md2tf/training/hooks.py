@@ -265,7 +265,8 @@ class IntrinsicsMonitor(Hook):
     """``--intrinsics=learned``: says in the summary when the learned K should not be trusted.
 
     K is determined by the rotation between frames (Gordon et al., ICCV 2019, Sec. 3): under pure
-    translation, and for a rectified stereo pair, a focal-length error is absorbed by the depth. Per
+    translation a focal-length error is absorbed by the depth (as for a rectified stereo pair, which
+    ``DataConfig`` therefore refuses without temporal frames). Per
     epoch the hook averages ``pose/rotation_deg`` (the rotation between neighbouring frames: the
     pose network's, or the known poses' with ``--pose_source=gt``) and keeps each camera's K
     (``intrinsics/<camera>/{fx,fy,cx,cy}``) at the epoch's first step; at the end it adds to
@@ -282,14 +283,12 @@ class IntrinsicsMonitor(Hook):
 
     Args:
       cameras: the cameras' names (the scalar tags).
-      temporal: whether the run has temporal sources (else K is unobservable, see above).
       start_aspect: camera name -> the start K's normalised ``fx / fy`` (``(fx / W) / (fy / H)``, the
         units of the ``intrinsics/`` scalars); cameras left out are not checked.
     """
 
-    def __init__(self, cameras: tuple[str, ...], temporal: bool,
-                 start_aspect: dict[str, float] | None = None) -> None:
-        self.cameras, self.temporal = cameras, temporal
+    def __init__(self, cameras: tuple[str, ...], start_aspect: dict[str, float] | None = None) -> None:
+        self.cameras = cameras
         self.start_aspect = dict(start_aspect or {})
         self._start: dict[str, tuple[float, ...]] = {}
         self._last: dict[str, tuple[float, ...]] = {}
@@ -309,11 +308,6 @@ class IntrinsicsMonitor(Hook):
             self._rotation.append(info.scalars["pose/rotation_deg"])
 
     def end(self, state, step):
-        if not self.temporal:
-            state.warnings.append(
-                "the learned K is not determined by stereo pairs alone (a focal-length error is absorbed "
-                "by the depth): train with temporal frames (--frame_offsets=0,-1,1) or give the calibration")
-            return
         if self._rotation:
             rotation = float(np.mean(self._rotation))
             if rotation < MIN_ROTATION_DEG:

@@ -450,8 +450,7 @@ class Trainer:
         if self.intrinsics is not None:
             start = self.intrinsics.start_normalized()
             hooks.append(hooks_lib.IntrinsicsMonitor(
-                self.camera_names, bool(self.config.data.temporal_offsets),
-                start_aspect={c: float(k[0] / k[1]) for c, k in zip(self.camera_names, start)}))
+                self.camera_names, start_aspect={c: float(k[0] / k[1]) for c, k in zip(self.camera_names, start)}))
         loss = self.config.loss
         if self.pose_net is not None and loss.automask and not loss.automask_warmup_steps:
             hooks.append(hooks_lib.RotationMonitor())

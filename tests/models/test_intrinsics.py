@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from md2tf import geometry
-from md2tf.config import DEFAULT_FOV_DEG
+from md2tf.config import DEFAULT_FOV_DEG, DataConfig
 from md2tf.data.datasets.folder import default_normalized_intrinsics
 from md2tf.data.synthetic import render
 from md2tf.data.synthetic import world as w
@@ -102,6 +102,28 @@ class TestLearnedIntrinsics:
         layer = _layer()
         clone = LearnedIntrinsics.from_config(layer.get_config())
         np.testing.assert_allclose(clone.normalized().numpy(), layer.normalized().numpy(), **tol())
+
+    def test_a_stereo_pair_alone_does_not_determine_k(self):
+        """Why ``--intrinsics=learned`` needs temporal frames: a rectified pair's warp (the baseline
+        along x, no rotation) moves each pixel by ``fx * b / depth`` along its row, so fy, cx and cy
+        drop out of it and an fx error is absorbed exactly by the depth."""
+        depth = tf.constant(np.random.default_rng(0).uniform(2.0, 50.0, (1, 6, 8, 1)), tf.float32)
+        stereo = np.eye(4, dtype=np.float32)[None]
+        stereo[0, 0, 3] = 0.54
+
+        def coords(fx, fy, cx, cy, d):
+            k = np.array([[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]], np.float32)
+            return geometry.project(geometry.backproject(d, np.linalg.inv(k)), k, stereo).numpy()
+
+        base = coords(7.0, 5.0, 3.5, 2.5, depth)
+        u, v = np.meshgrid(np.arange(8.0), np.arange(6.0))
+        np.testing.assert_allclose(base[0, ..., 0], u + 7.0 * 0.54 / depth.numpy()[0, ..., 0], **tol())
+        np.testing.assert_allclose(base[0, ..., 1], v, **tol())
+        np.testing.assert_allclose(coords(7.0, 9.0, 4.5, 1.0, depth), base, **tol())
+        np.testing.assert_allclose(coords(7.0 * 1.25, 5.0, 3.5, 2.5, depth * 1.25), base, **tol())
+        assert np.abs(coords(7.0 * 1.25, 5.0, 3.5, 2.5, depth) - base).max() > 0.05  # fx alone shows
+        with pytest.raises(ValueError, match="--intrinsics=learned needs temporal source frames"):
+            DataConfig(intrinsics="learned", frame_offsets=(0,), use_stereo=True)
 
     def test_variables_round_trip_through_a_checkpoint(self, tmp_path):
         layer = _layer()

@@ -119,9 +119,8 @@ def _k_info(step: int, epoch: int, fx: float, rotation: float, fy: float = 1.5) 
     return hooks.StepInfo(step, epoch, scalars, True, False, 1e-4)
 
 
-def _monitor_warnings(fx_by_step, rotation: float, temporal: bool = True, fy_by_step=None,
-                      start_aspect=None) -> list[str]:
-    monitor = hooks.IntrinsicsMonitor(("cam",), temporal, start_aspect=start_aspect)
+def _monitor_warnings(fx_by_step, rotation: float, fy_by_step=None, start_aspect=None) -> list[str]:
+    monitor = hooks.IntrinsicsMonitor(("cam",), start_aspect=start_aspect)
     state = hooks.LoopState()
     for i, fx in enumerate(fx_by_step):
         fy = 1.5 if fy_by_step is None else fy_by_step[i]
@@ -159,11 +158,6 @@ def test_intrinsics_monitor_says_when_the_focal_lengths_disagree():
     assert _monitor_warnings([0.612] * 8, rotation=0.3, start_aspect={"cam": 0.4}) == []
     # Without a start aspect nothing is compared.
     assert _monitor_warnings(fx, rotation=0.3, fy_by_step=fy) == []
-
-
-def test_intrinsics_monitor_says_stereo_alone_does_not_determine_k():
-    (line,) = _monitor_warnings([0.6] * 8, rotation=0.0, temporal=False)
-    assert "not determined by stereo pairs alone" in line
 
 
 def _rotation_warnings(rotations) -> list[str]:
