@@ -153,6 +153,11 @@ class PreparedDataset:
             return None if known else "example 0"
         return None
 
+    def rig_baseline_m(self, config: DataConfig) -> float | None:
+        """See `md2tf.data.datasets.base.Dataset.rig_baseline_m`: not stored with the examples."""
+        del config
+        return None
+
     def first_without_distances(self, config: DataConfig, subset: str) -> str | None:
         """See `md2tf.data.datasets.base.Dataset.first_without_distances`: a prepared dataset's
         distances are those of its stored poses."""

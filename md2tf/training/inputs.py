@@ -37,6 +37,11 @@ def check_data_available(config: ExperimentConfig) -> None:
     datasets.get_dataset(config.data.dataset).check_layout(config.data)
 
 
+#: How far ``--stereo_baseline`` may differ from the rig's metres when depth is metric (a relative
+#: error; KITTI raw's rectified baselines are 0.532-0.537 m against the nominal 0.54).
+STEREO_BASELINE_TOLERANCE = 0.02
+
+
 def check_poses_available(config: ExperimentConfig) -> None:
     """With ``--pose_source=gt``: fails at start-up unless every train and val sample has known poses.
 
@@ -82,6 +87,28 @@ def check_distances_available(config: ExperimentConfig) -> None:
         raise ValueError(f"--speed_weight={config.loss.speed_weight:g} needs the distance travelled "
                          f"between frames, but --dataset={data.dataset} (--speed_source={data.speed_source}) "
                          f"has none for train sample {missing!r}; distances come from {where}")
+
+
+def check_stereo_units(config: ExperimentConfig) -> None:
+    """S or MS with a length in metres elsewhere (``--speed_weight``, ``--pose_source=gt``): fails at
+    start-up unless ``--stereo_baseline`` is the rig's baseline in metres, where the dataset knows it.
+
+    The stereo warp's translation is ``--stereo_baseline`` (0.1 units in the paper); speeds and
+    known poses are metres, so with the paper's 0.1 the two sources would ask for depths 5.4x apart.
+
+    Raises:
+      ValueError: one line naming ``--stereo_baseline``, the rig's baseline and what sets metres.
+    """
+    data = config.data
+    metric = ("--speed_weight" if config.loss.speed_weight > 0
+              else "--pose_source=gt" if config.train.pose_source == "gt" else "")
+    if not (data.use_stereo and metric):
+        return
+    rig = datasets.get_dataset(data.dataset).rig_baseline_m(data)
+    if rig is not None and abs(data.stereo_baseline / rig - 1.0) > STEREO_BASELINE_TOLERANCE:
+        raise ValueError(f"{metric} makes depth metres, so the stereo pair must too: "
+                         f"--stereo_baseline={data.stereo_baseline:g} is not the rig's {rig:g} m "
+                         f"(--dataset={data.dataset}); give --stereo_baseline={rig:g}")
 
 
 def default_dataset_fn(config: ExperimentConfig, corrupt_counter: tf.Variable) -> DatasetFn:

@@ -96,6 +96,7 @@ class Trainer:
         if dataset_fn is None:
             inputs.check_poses_available(config)
             inputs.check_distances_available(config)
+            inputs.check_stereo_units(config)
         # The strategy first: MultiWorkerMirroredStrategy must configure collectives before any op.
         self.strategy = strategy or distribute.select_strategy(tc.strategy)
         if tc.jit_compile and self.strategy.num_replicas_in_sync > 1:

@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from md2tf.config import ConfigError, DataConfig, ExperimentConfig, LossConfig, TrainConfig
-from md2tf.data import pipeline
+from md2tf.config import (
+    KITTI_BASELINE_M,
+    ConfigError,
+    DataConfig,
+    ExperimentConfig,
+    LossConfig,
+    TrainConfig,
+    WorldConfig,
+)
+from md2tf.data import datasets, pipeline
 from md2tf.training import inputs
 from md2tf.training import trainer as trainer_lib
 from tests.data import fake_kitti
@@ -75,7 +83,6 @@ def test_dataset_without_distances_fails_at_startup(tmp_path):
 def test_kitti_raw_distances_come_from_its_oxts(tmp_path):
     """A KITTI raw tree with oxts (vf 10 m/s, then 12, at 10 Hz): each sample's distance to its
     neighbours is the integrated forward velocity."""
-    from md2tf.data import datasets
     from tests.data.test_speeds import _oxts_drive
 
     root = fake_kitti.write_tree(str(tmp_path / "kitti"), frames=5)
@@ -130,7 +137,6 @@ def test_folder_speeds_csv_reaches_the_batch_at_the_frames_times(tmp_path):
 
 
 def test_synthetic_world_distances_are_the_pose_translations(tmp_path):
-    from md2tf.data import datasets
 
     config = DataConfig(dataset="synthetic", data_dir=str(tmp_path / "world"), image_ext=".png",
                         height=32, width=64, speed_source="gt",
@@ -144,3 +150,29 @@ def test_synthetic_world_distances_are_the_pose_translations(tmp_path):
                                    np.linalg.norm(s.temporal_source_from_target[:, :3, 3], axis=-1))
     assert max(float(np.max(s.temporal_distance)) for s in samples) > 0.3  # the car moves
     assert dataset.first_without_distances(config, "train") is None
+
+
+def test_stereo_with_metric_motion_needs_the_rigs_baseline_in_metres():
+    """MS with speeds or known poses: metres from both, or a one-line error at start-up."""
+
+
+    def config(dataset: str, baseline: float, **train) -> ExperimentConfig:
+        data = DataConfig(dataset=dataset, use_stereo=True, stereo_baseline=baseline, speed_source="gt")
+        speed = LossConfig(speed_weight=0.0 if train else 0.1)
+        return ExperimentConfig(data=data, loss=speed, train=TrainConfig(**train))
+
+    assert datasets.get_dataset("kitti").rig_baseline_m(DataConfig()) == KITTI_BASELINE_M
+    world = DataConfig(dataset="synthetic", synthetic=WorldConfig(baseline=0.3))
+    assert datasets.get_dataset("synthetic").rig_baseline_m(world) == 0.3
+    assert datasets.get_dataset("folder").rig_baseline_m(DataConfig()) is None
+    with pytest.raises(ValueError, match=r"--speed_weight makes depth metres, so the stereo pair must "
+                                         r"too: --stereo_baseline=0.1 is not the rig's 0.54 m "
+                                         r"\(--dataset=kitti\); give --stereo_baseline=0.54"):
+        inputs.check_stereo_units(config("kitti", 0.1))
+    with pytest.raises(ValueError, match=r"--pose_source=gt makes depth metres, .* \(--dataset=synthetic\)"):
+        inputs.check_stereo_units(config("synthetic", 0.1, pose_source="gt"))
+    inputs.check_stereo_units(config("kitti", 0.537))  # a rectified KITTI baseline: within 2 %
+    inputs.check_stereo_units(config("synthetic", 0.54))
+    inputs.check_stereo_units(config("folder", 0.1))  # the rig is unknown: nothing to compare
+    nothing_metric = ExperimentConfig(data=DataConfig(dataset="kitti", use_stereo=True))
+    inputs.check_stereo_units(nothing_metric)  # the paper's MS: 0.1 units

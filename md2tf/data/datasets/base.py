@@ -124,6 +124,10 @@ class Dataset(Protocol):
         """The name of a ``subset`` sample without a known distance to each temporal source
         (`Sample.temporal_distance`), or None when all have them."""
 
+    def rig_baseline_m(self, config: DataConfig) -> float | None:
+        """The stereo rig's baseline in metres, or None when the dataset does not know it (no
+        stereo pairs, or a rig it cannot measure)."""
+
     def draw_frames(self, config: DataConfig, subset: str, num: int,
                     seed: int = 0) -> tuple[list[np.ndarray], int]:
         """``min(num, N)`` target frames of ``subset`` drawn at random (seeded), as stored.
@@ -216,6 +220,11 @@ class FileDataset:
                      if s.temporal_distance is None or not np.all(np.isfinite(s.temporal_distance))),
                     None)
 
+    def rig_baseline_m(self, config: DataConfig) -> float | None:
+        """See `Dataset.rig_baseline_m`: unknown unless a subclass says."""
+        del config
+        return None
+
     def draw_frames(self, config: DataConfig, subset: str, num: int,
                     seed: int = 0) -> tuple[list[np.ndarray], int]:
         """See `Dataset.draw_frames`: the drawn samples' target image files, decoded."""
@@ -250,6 +259,7 @@ class SplitFileDataset(FileDataset):
       gt_sources: evaluation split -> GT source.
       poses: where the layout keeps camera poses for ``--pose_source=gt``
         (`md2tf.data.kitti_layout.POSE_LAYOUTS`: ``none``, ``drive`` or ``odometry``).
+      baseline_m: the stereo rig's baseline in metres (`rig_baseline_m`), None if unknown.
     """
 
     name: str
@@ -260,6 +270,12 @@ class SplitFileDataset(FileDataset):
     eval_split: str = ""
     gt_sources: Mapping[str, str] = field(default_factory=dict)
     poses: str = "none"
+    baseline_m: float | None = None
+
+    def rig_baseline_m(self, config: DataConfig) -> float | None:
+        """See `Dataset.rig_baseline_m`: `baseline_m`."""
+        del config
+        return self.baseline_m
 
     def split_name(self, config: DataConfig) -> str:
         """The split folder: ``config.split``, or `default_split` when ``--split`` is empty.

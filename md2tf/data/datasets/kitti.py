@@ -8,6 +8,7 @@ another dataset (``kitti_odom``, ``synthetic``, or a ``folder`` with ``poses.txt
 
 from __future__ import annotations
 
+from md2tf.config import KITTI_BASELINE_M
 from md2tf.data.datasets.base import SplitFileDataset
 
 DATASET = SplitFileDataset(
@@ -18,4 +19,5 @@ DATASET = SplitFileDataset(
     default_split="eigen_zhou",  # the paper's training split (Zhou et al.'s, Sec. 4)
     eval_split="eigen",
     gt_sources={"eigen": "velodyne", "eigen_benchmark": "png"},
+    baseline_m=KITTI_BASELINE_M,
 )

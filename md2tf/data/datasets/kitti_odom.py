@@ -8,6 +8,7 @@ moved to camera 2 or 3 with the calibration's ``P2``/``P3``; other sequences hav
 
 from __future__ import annotations
 
+from md2tf.config import KITTI_BASELINE_M
 from md2tf.data.datasets.base import SplitFileDataset
 
 DATASET = SplitFileDataset(
@@ -19,4 +20,5 @@ DATASET = SplitFileDataset(
     default_split="odom",
     eval_split="odom",
     poses="odometry",
+    baseline_m=KITTI_BASELINE_M,
 )

@@ -38,6 +38,10 @@ class SyntheticWorld(SplitFileDataset):
         """Always fine: a missing ``data_dir`` is where the world will be written (empty = the
         config's default folder)."""
 
+    def rig_baseline_m(self, config: DataConfig) -> float | None:
+        """See `md2tf.data.datasets.base.Dataset.rig_baseline_m`: the world's (``--synthetic_baseline``)."""
+        return config.synthetic.baseline
+
     def usable_entries(self, config: DataConfig, entries: list[SplitEntry]) -> list[SplitEntry]:
         """The split lines whose temporal sources lie inside their drive.
 
