@@ -641,7 +641,10 @@ class TrainConfig(ConfigBase):
     pose_source: str = setting("network", "Source-frame poses of the photometric loss: the pose network "
                                "(the paper's M/MS), or gt = the dataset's known camera poses (synthetic, "
                                "kitti_odom, a folder with poses.txt): no pose network is built, and the "
-                               "poses' metric scale gives metric depth.", choices=("network", "gt"))
+                               "poses' metric scale gives metric depth; rotation = the known poses' "
+                               "rotations (a gyro's or a SLAM's) with the pose network's translation: "
+                               "they pin a learned K's focal lengths (docs/data.md).",
+                               choices=("network", "gt", "rotation"))
     strategy: str = setting("auto", "tf.distribute strategy: auto = multi_worker if TF_CONFIG is set, "
                             "mirrored over >1 GPU, else default.",
                             choices=("auto", "default", "mirrored", "multi_worker"), resumable=True)
@@ -677,14 +680,14 @@ class ExperimentConfig(ConfigBase):
     def validate(self) -> None:
         if self.use_pose_net:  # the same --encoder_weights initialise the pose encoder
             self.model.check_encoder_weights(self.model.pose_encoder, "--pose_encoder")
-        _check(self.train.pose_source != "gt" or bool(self.data.temporal_offsets),
-               f"--pose_source=gt needs temporal source frames (--frame_offsets besides 0), got "
+        _check(self.train.pose_source == "network" or bool(self.data.temporal_offsets),
+               f"--pose_source={self.train.pose_source} needs temporal source frames (--frame_offsets besides 0), got "
                f"--frame_offsets={','.join(map(str, self.data.frame_offsets))}")
         if self.loss.speed_weight > 0:
             _check(bool(self.data.speed_source),
                    f"--speed_weight={self.loss.speed_weight:g} needs --speed_source (gt or file)")
             _check(self.use_pose_net, "--speed_weight supervises the pose network's translation: it needs "
-                   "temporal source frames (--frame_offsets besides 0) and --pose_source=network")
+                   "temporal source frames (--frame_offsets besides 0) and --pose_source=network or rotation")
         _check(not (self.train.jit_compile and self.loss.automask_warmup_steps),
                "--automask_warmup_steps does not run in a whole-step --jit_compile (XLA fails to "
                "differentiate the switch between the masked and unmasked loss); use --jit_compile_loss, "
@@ -696,7 +699,7 @@ class ExperimentConfig(ConfigBase):
     @property
     def use_pose_net(self) -> bool:
         """Stereo-only runs (frame_offsets == (0,)) and ``--pose_source=gt`` build no pose network."""
-        return bool(self.data.temporal_offsets) and self.train.pose_source == "network"
+        return bool(self.data.temporal_offsets) and self.train.pose_source != "gt"
 
     @classmethod
     def from_dict(cls, values: dict) -> ExperimentConfig:

@@ -31,7 +31,12 @@ from md2tf.geometry.camera import (
 from md2tf.geometry.depth import disp_to_depth, disp_to_depth_coefficients
 from md2tf.geometry.projection import backproject, pixel_grid, project, warp
 from md2tf.geometry.sampling import bilinear_sample
-from md2tf.geometry.transforms import axis_angle_to_matrix, mirror_x, pose_to_matrix
+from md2tf.geometry.transforms import (
+    axis_angle_to_matrix,
+    mirror_x,
+    pose_to_matrix,
+    rigid_transform,
+)
 
 __all__ = [
     "axis_angle_to_matrix",
@@ -46,6 +51,7 @@ __all__ = [
     "pixel_grid",
     "pose_to_matrix",
     "project",
+    "rigid_transform",
     "scale_intrinsics",
     "scale_intrinsics_to_level",
     "warp",

@@ -76,18 +76,36 @@ def pose_to_matrix(
       ValueError: if either input is not ``[B, 3]`` or their batch sizes differ.
     """
     axis_angle = tf.convert_to_tensor(axis_angle)
-    translation = tf.convert_to_tensor(translation, dtype=axis_angle.dtype)
     check_shape(axis_angle, "axis_angle", "[B, 3]", rank=2, dims={-1: 3})
+    return rigid_transform(axis_angle_to_matrix(axis_angle), translation, invert)
+
+
+def rigid_transform(rotation: tf.Tensor, translation: tf.Tensor, invert: bool = False) -> tf.Tensor:
+    """4x4 rigid transforms ``[R | t]`` (rotate, then translate), or their inverses ``[R^T | -R^T t]``.
+
+    Args:
+      rotation: ``[B, 3, 3]`` rotation matrices.
+      translation: ``[B, 3]`` translations (training units, e.g. metres).
+      invert: return the inverse transform.
+
+    Returns:
+      ``[B, 4, 4]`` transforms with last row ``[0, 0, 0, 1]``, the dtype of ``rotation``.
+
+    Raises:
+      ValueError: on wrong shapes or different batch sizes.
+    """
+    rotation = tf.convert_to_tensor(rotation)
+    translation = tf.convert_to_tensor(translation, dtype=rotation.dtype)
+    check_shape(rotation, "rotation", "[B, 3, 3]", rank=3, dims={-1: 3, -2: 3})
     check_shape(translation, "translation", "[B, 3]", rank=2, dims={-1: 3})
-    check_same_batch(("axis_angle", axis_angle), ("translation", translation))
-    rotation = axis_angle_to_matrix(axis_angle)  # [B, 3, 3]
+    check_same_batch(("rotation", rotation), ("translation", translation))
     t = translation[:, :, None]  # [B, 3, 1]
     if invert:
         rotation = tf.linalg.matrix_transpose(rotation)
         t = -tf.matmul(rotation, t)
     top = tf.concat([rotation, t], axis=-1)  # [B, 3, 4]
-    batch = tf.shape(axis_angle)[0]
-    bottom = tf.tile(tf.constant([[[0.0, 0.0, 0.0, 1.0]]], dtype=axis_angle.dtype), [batch, 1, 1])
+    batch = tf.shape(rotation)[0]
+    bottom = tf.tile(tf.constant([[[0.0, 0.0, 0.0, 1.0]]], dtype=rotation.dtype), [batch, 1, 1])
     return tf.concat([top, bottom], axis=1)
 
 

@@ -268,7 +268,7 @@ class IntrinsicsMonitor(Hook):
     translation a focal-length error is absorbed by the depth (as for a rectified stereo pair, which
     ``DataConfig`` therefore refuses without temporal frames). Per
     epoch the hook averages ``pose/rotation_deg`` (the rotation between neighbouring frames: the
-    pose network's, or the known poses' with ``--pose_source=gt``) and keeps each camera's K
+    pose network's, or the known poses' with ``--pose_source=gt`` or ``rotation``) and keeps each camera's K
     (``intrinsics/<camera>/{fx,fy,cx,cy}``) at the epoch's first step; at the end it adds to
     ``state.warnings``: too little rotation in the last epoch, a K that still moved in it, or focal
     lengths that no longer agree.

@@ -43,13 +43,14 @@ STEREO_BASELINE_TOLERANCE = 0.02
 
 
 def check_poses_available(config: ExperimentConfig) -> None:
-    """With ``--pose_source=gt``: fails at start-up unless every train and val sample has known poses.
+    """With ``--pose_source=gt`` or ``rotation``: fails at start-up unless every train and val sample
+    has known poses.
 
     Raises:
-      ValueError: one line naming ``--pose_source=gt``, ``--dataset`` and the first sample without
+      ValueError: one line naming ``--pose_source``, ``--dataset`` and the first sample without
         poses, with where poses can come from.
     """
-    if config.train.pose_source != "gt":
+    if config.train.pose_source == "network":
         return
     for subset in ("train", "val"):
         try:
@@ -60,7 +61,7 @@ def check_poses_available(config: ExperimentConfig) -> None:
             continue  # no validation split: validation is skipped with a warning later
         if missing is not None:
             raise ValueError(
-                f"--pose_source=gt needs known camera poses, but --dataset={config.data.dataset} "
+                f"--pose_source={config.train.pose_source} needs known camera poses, but --dataset={config.data.dataset} "
                 f"(--data_dir={config.data.data_dir}) has none for {subset} sample {missing!r}; "
                 "poses come with --dataset=synthetic, kitti_odom (poses/NN.txt) or folder (poses.txt "
                 "beside the frames), else use --pose_source=network")

@@ -42,14 +42,17 @@ class ForwardOutputs(NamedTuple):
 
 
 def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_config: DataConfig,
-                             training: bool) -> tf.Tensor:
+                             training: bool, known_rotation: bool = False) -> tf.Tensor:
     """Rigid transforms from the target camera to every source camera.
 
     For a temporal source at offset ``f < 0`` the pose network sees ``[aug I_f, aug I_0]`` and its
     output is inverted; for ``f > 0`` it sees ``[aug I_0, aug I_f]`` (earlier frame first, as in the
     paper). Without a pose network the temporal transforms are the dataset's known poses,
-    ``batch.temporal_source_from_target`` (``--pose_source=gt``). The stereo partner's transform
-    comes from the batch.
+    ``batch.temporal_source_from_target`` (``--pose_source=gt``). With ``known_rotation``
+    (``--pose_source=rotation``) the known poses' rotation replaces the network's, which then gives
+    the translation alone: a known rotation fixes how far it moves the image (``f w`` to first order),
+    so a learned K's focal length cannot absorb it (Gordon et al., ICCV 2019, Sec. 3). The stereo
+    partner's transform comes from the batch.
 
     Args:
       pose_net: ``pair [B, H, W, 6] -> (axis_angle [B, 3], translation [B, 3])``; None for stereo only
@@ -57,6 +60,7 @@ def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_confi
       batch: the `Batch`; ``sources_aug`` is ``[B, S, H, W, 3]`` in ``DataConfig`` source order.
       data_config: gives the temporal offsets and whether the stereo partner is the last source.
       training: passed to the pose network (BatchNorm mode).
+      known_rotation: take the rotations from ``batch.temporal_source_from_target``.
 
     Returns:
       ``[B, S, 4, 4]`` float32 ``source_from_target``.
@@ -79,8 +83,15 @@ def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_confi
         source = batch.sources_aug[:, i]
         pair = tf.concat([source, target] if offset < 0 else [target, source], axis=-1)
         axis_angle, translation = pose_net(pair, training=training)
-        transforms.append(geometry.pose_to_matrix(
-            tf.cast(axis_angle, tf.float32), tf.cast(translation, tf.float32), invert=offset < 0))
+        translation = tf.cast(translation, tf.float32)
+        if known_rotation:  # the network's frame is target_from_source for offset < 0
+            rotation = tf.cast(batch.temporal_source_from_target[:, i, :3, :3], tf.float32)
+            if offset < 0:
+                rotation = tf.linalg.matrix_transpose(rotation)
+            transforms.append(geometry.rigid_transform(rotation, translation, invert=offset < 0))
+        else:
+            transforms.append(geometry.pose_to_matrix(tf.cast(axis_angle, tf.float32), translation,
+                                                      invert=offset < 0))
     if data_config.use_stereo:
         transforms.append(tf.cast(batch.stereo_source_from_target, tf.float32))
     return tf.stack(transforms, axis=1)
@@ -89,7 +100,8 @@ def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_confi
 def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_config: DataConfig,
             loss_config: LossConfig, loss_fn: Callable, noise_seed: tf.Tensor | None,
             training: bool, intrinsics: Callable | None = None,
-            teacher: Callable | None = None, automask_off: tf.Tensor | None = None) -> ForwardOutputs:
+            teacher: Callable | None = None, automask_off: tf.Tensor | None = None,
+            known_rotation: bool = False) -> ForwardOutputs:
     """Networks + self-supervised loss for one (replica-local) batch.
 
     Args:
@@ -109,6 +121,7 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
       automask_off: scalar bool, True during ``--automask_warmup_steps``: the loss then runs with
         ``automask=False`` (one ``tf.cond``, so a compiled step holds both losses); None = as
         ``loss_config`` says.
+      known_rotation: ``--pose_source=rotation`` (see `source_from_target_poses`).
 
     Returns:
       `ForwardOutputs`; everything that reaches geometry and losses is float32 (mixed precision safe).
@@ -118,7 +131,7 @@ def forward(depth_net: Callable, pose_net: Callable | None, batch: Batch, data_c
     """
     disparities = depth_net(batch.target_aug, training=training)
     disparities = tuple(tf.cast(d, tf.float32) for d in disparities)
-    source_from_target = source_from_target_poses(pose_net, batch, data_config, training)
+    source_from_target = source_from_target_poses(pose_net, batch, data_config, training, known_rotation)
     if intrinsics is None:
         K = tf.cast(batch.intrinsics, tf.float32)
     else:

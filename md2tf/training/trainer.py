@@ -209,7 +209,8 @@ class Trainer:
                  automask_off: tf.Tensor | None = None) -> step.ForwardOutputs:
         return step.forward(self.depth_net, self.pose_net, batch, self.config.data, self.config.loss,
                             self.loss_fn, noise_seed, training, intrinsics=self.intrinsics,
-                            teacher=self.teacher, automask_off=automask_off)
+                            teacher=self.teacher, automask_off=automask_off,
+                            known_rotation=self.config.train.pose_source == "rotation")
 
     def learned_intrinsics(self) -> dict[str, tuple[float, ...]]:
         """Camera name -> normalised ``(fx, fy, cx, cy)`` of the learned K (empty unless learned)."""
@@ -453,7 +454,8 @@ class Trainer:
             hooks.append(hooks_lib.IntrinsicsMonitor(
                 self.camera_names, start_aspect={c: float(k[0] / k[1]) for c, k in zip(self.camera_names, start)}))
         loss = self.config.loss
-        if self.pose_net is not None and loss.automask and not loss.automask_warmup_steps:
+        if (self.pose_net is not None and self.config.train.pose_source == "network" and loss.automask
+                and not loss.automask_warmup_steps):
             hooks.append(hooks_lib.RotationMonitor())
         hooks.append(hooks_lib.Checkpointing(tc.save_every_steps, self.save, lambda: self.saved_step))
         return hooks

@@ -86,6 +86,16 @@ class PoseToMatrixTest(tf.test.TestCase, parameterized.TestCase):
         for a, b in zip(theo, num):
             self.assertAllClose(a, b, atol=1e-6)
 
+    @parameterized.parameters((False,), (True,))
+    def test_rigid_transform_from_a_rotation_matrix_matches_numpy(self, invert):
+        """``rigid_transform`` composes a given rotation matrix (``--pose_source=rotation``)."""
+        rotation = geometry.axis_angle_to_matrix(tf.constant(self.v))
+        got = geometry.rigid_transform(rotation, tf.constant(self.t), invert=invert)
+        want = np.stack([reference_np.pose_matrix(a, b, invert) for a, b in zip(self.v, self.t)])
+        self.assertAllClose(got, want, rtol=1e-6, atol=1e-6)
+        with self.assertRaisesRegex(ValueError, r"rotation.*\[B, 3, 3\]"):
+            geometry.rigid_transform(tf.zeros([2, 3]), tf.zeros([2, 3]))
+
     def test_rejects_bad_translation_and_batch(self):
         with self.assertRaisesRegex(ValueError, r"translation.*\[B, 3\]"):
             geometry.pose_to_matrix(tf.zeros([2, 3]), tf.zeros([2, 3, 1]))

@@ -1,4 +1,5 @@
-"""``--pose_source=gt``: the dataset's known poses replace the pose network (config, step, trainer)."""
+"""``--pose_source=gt``: the dataset's known poses replace the pose network; ``rotation``: their
+rotations replace the network's (config, step, trainer)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,15 @@ def gt_config(run_dir: str, **train) -> ExperimentConfig:
 def test_config_builds_no_pose_net_and_needs_temporal_frames():
     assert ExperimentConfig().use_pose_net  # the paper's M: pose network
     assert not ExperimentConfig(train=TrainConfig(pose_source="gt")).use_pose_net
-    with pytest.raises(ConfigError, match=r"--pose_source must be one of network, gt; got 'imu'"):
+    with pytest.raises(ConfigError, match=r"--pose_source must be one of network, gt, rotation; got 'imu'"):
         TrainConfig(pose_source="imu")
     with pytest.raises(ConfigError, match=r"--pose_source=gt needs temporal source frames"):
         ExperimentConfig(data=DataConfig(frame_offsets=(0,), use_stereo=True),
                          train=TrainConfig(pose_source="gt"))
+    assert ExperimentConfig(train=TrainConfig(pose_source="rotation")).use_pose_net  # translation
+    with pytest.raises(ConfigError, match=r"--pose_source=rotation needs temporal source frames"):
+        ExperimentConfig(data=DataConfig(frame_offsets=(0,), use_stereo=True),
+                         train=TrainConfig(pose_source="rotation"))
 
 
 def test_step_takes_the_batch_poses_then_the_stereo_partner():
@@ -47,6 +52,49 @@ def test_step_takes_the_batch_poses_then_the_stereo_partner():
                                                                   use_stereo=True), training=True)
     np.testing.assert_array_equal(poses[:, :2], known)
     np.testing.assert_array_equal(poses[:, 2], stereo)
+
+
+def test_known_rotation_replaces_the_networks_and_keeps_its_translation():
+    """``--pose_source=rotation``: source_from_target = ``[R_known | t]`` with the network's
+    translation, in the network's frame for the inverted earlier source: ``[R | -R t]``."""
+    b, h, w = 2, 8, 8
+    rng = np.random.default_rng(3)
+    known = np.tile(np.eye(4, dtype=np.float32), (b, 2, 1, 1))
+    for i in range(b):
+        for j in range(2):
+            r = tf.linalg.expm(tf.constant(np.cross(np.eye(3), rng.normal(0, 0.05, 3)), tf.float64))
+            known[i, j, :3, :3] = r.numpy()
+            known[i, j, :3, 3] = rng.normal(0, 1, 3)  # a known translation the step must not use
+    images = tf.zeros([b, h, w, 3])
+    batch = Batch(target=(images,), sources=(tf.zeros([b, 2, h, w, 3]),), target_aug=images,
+                  sources_aug=tf.zeros([b, 2, h, w, 3]), intrinsics=tf.eye(3, batch_shape=[b]),
+                  stereo_source_from_target=tf.eye(4, batch_shape=[b]), depth_gt=tf.zeros([b, h, w, 1]),
+                  temporal_source_from_target=tf.constant(known))
+    t = np.array([[0.1, -0.2, 0.9], [0.3, 0.0, -0.5]], np.float32)
+
+    def pose_net(pair, training=False):
+        del pair, training
+        return tf.constant([[0.3, 0.2, 0.1]] * b), tf.constant(t)  # a rotation to ignore
+
+    poses = step.source_from_target_poses(pose_net, batch, DataConfig(frame_offsets=(0, -1, 1)),
+                                          training=True, known_rotation=True).numpy()
+    np.testing.assert_allclose(poses[..., :3, :3], known[..., :3, :3], atol=1e-6)
+    np.testing.assert_allclose(poses[:, 1, :3, 3], t, atol=1e-6)  # +1: [I_0, I_1], as predicted
+    expected = -np.einsum("bij,bj->bi", known[:, 0, :3, :3], t)  # -1: [I_-1, I_0], inverted
+    np.testing.assert_allclose(poses[:, 0, :3, 3], expected, atol=1e-6)
+    np.testing.assert_array_equal(poses[..., 3, :], np.tile([0, 0, 0, 1], (b, 2, 1)))
+
+
+def test_one_step_with_known_rotations_trains_the_translation(tmp_path):
+    """The stand-in networks and known poses: the step changes the pose network (its translation)."""
+    config = fakes.tiny_config(str(tmp_path), pose_source="rotation", steps_per_epoch=1, max_steps=1,
+                               validate_every_epoch=False, image_log_every=0)
+    t = trainer_lib.Trainer(config, networks=fakes.tiny_networks,
+                            dataset_fn=fakes.fake_dataset_fn(4, with_poses=True))
+    before = [v.numpy() for v in t.pose_net.trainable_variables]
+    result = t.train()
+    assert np.isfinite(result.last_scalars["loss/total"])
+    assert max(np.abs(a - v.numpy()).max() for a, v in zip(before, t.pose_net.trainable_variables)) > 0
 
 
 def test_one_step_trains_depth_only_from_known_poses(tmp_path):
