@@ -190,6 +190,10 @@ def run_odometry_evaluation(config) -> str:
         experiment, depth_net, pose_net = load_models(model_path)
         if pose_net is None:
             raise ValueError(f"--models {model_path}: this run has no pose network (stereo-only training)")
+        if experiment.train.pose_source == "rotation":
+            raise ValueError(f"--models {model_path}: this run's pose network learned the translation "
+                             "alone (--pose_source=rotation took the rotations from known poses), so "
+                             "its rotations are untrained: there is no odometry to score")
         indices, frames = odometry_frames(config.data_dir, split_file, experiment.data.height,
                                           experiment.data.width, config.image_ext)
         if indices.max() >= len(gt_poses):

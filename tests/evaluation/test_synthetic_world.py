@@ -3,6 +3,7 @@ odometry and benchmark PNGs."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from md2tf.config import EvalConfig, ExperimentConfig
 from md2tf.data.poses import read_poses_file
 from md2tf.data.splits import read_split
 from md2tf.evaluation import gt_depth, kitti_benchmark, odometry_task, runner, sources
+from md2tf.rundir import RunDir
 
 pytest.importorskip("md2tf.data.synthetic.writer")
 
@@ -94,8 +96,6 @@ def test_trained_checkpoint_evaluation_and_odometry(world, tmp_path):
                         output_json=str(tmp_path / "r.json"))
     report = runner.run_evaluation(config)
     assert "trained" in report and "abs_rel" in report
-    import json
-
     scores = json.loads((tmp_path / "r.json").read_text())["models"]
     for name in ("trained", "init"):
         s = scores[name]
@@ -116,6 +116,17 @@ def test_trained_checkpoint_evaluation_and_odometry(world, tmp_path):
     assert f"{os.path.basename(run_dir)} (refined)" in report  # the aligned poses: their own row
     gt = read_poses_file(os.path.join(poses, drive, "poses.txt"))
     np.testing.assert_allclose(gt[0], np.eye(4), atol=1e-9)  # world frame = camera 02 at frame 0
+    # A pose network trained with known rotations (--pose_source=rotation) has no odometry to score.
+    saved = RunDir(run_dir).config_path
+    original = open(saved).read()
+    values = json.loads(original)
+    values["train"]["pose_source"] = "rotation"
+    with open(saved, "w") as f:
+        json.dump(values, f)
+    with pytest.raises(ValueError, match=r"learned the translation alone .* its rotations are untrained"):
+        odometry_task.run_odometry_evaluation(config)
+    with open(saved, "w") as f:
+        f.write(original)
 
     # Benchmark split ('image N' lines) through the CLI: the PNGs are the trained model's predictions.
     bench = tmp_path / "bench"
