@@ -405,12 +405,6 @@ class DataConfig(ConfigBase):
         _check(self.intrinsics_start_fov == 0.0 or self.intrinsics == "learned",
                f"--intrinsics_start_fov={self.intrinsics_start_fov:g} needs --intrinsics=learned, got "
                f"--intrinsics={self.intrinsics}")
-        # A rectified stereo pair moves a pixel by fx * baseline / depth along its row and nothing
-        # else: fy, cx and cy drop out of the warp and an fx error is absorbed by the depth.
-        _check(self.intrinsics != "learned" or len(self.frame_offsets) > 1,
-               "--intrinsics=learned needs temporal source frames (--frame_offsets=0,-1,1): a rectified "
-               "stereo pair alone does not determine K (a focal-length error is absorbed by the depth); "
-               "give the calibration (--intrinsics=calib or fixed)")
         _check(self.synthetic.ext in ("", self.image_ext.lstrip(".")),
                f"--synthetic_ext={self.synthetic.ext} contradicts --image_ext={self.image_ext}: leave "
                "--synthetic_ext empty, the world's images then follow --image_ext")
@@ -680,6 +674,12 @@ class ExperimentConfig(ConfigBase):
     def validate(self) -> None:
         if self.use_pose_net:  # the same --encoder_weights initialise the pose encoder
             self.model.check_encoder_weights(self.model.pose_encoder, "--pose_encoder")
+        # A rectified stereo pair moves a pixel by fx * baseline / depth along its row and nothing
+        # else: fy, cx and cy drop out of the warp and an fx error is absorbed by the depth.
+        _check(self.data.intrinsics != "learned" or bool(self.data.temporal_offsets),
+               "--intrinsics=learned needs temporal source frames (--frame_offsets=0,-1,1): a rectified "
+               "stereo pair alone does not determine K (a focal-length error is absorbed by the depth); "
+               "give the calibration (--intrinsics=calib or fixed)")
         _check(self.train.pose_source == "network" or bool(self.data.temporal_offsets),
                f"--pose_source={self.train.pose_source} needs temporal source frames (--frame_offsets besides 0), got "
                f"--frame_offsets={','.join(map(str, self.data.frame_offsets))}")

@@ -108,6 +108,7 @@ def score(run_dir: str, baselines: bool = True, data_from: str = "") -> dict:
     import keras
 
     from md2tf import models
+    from md2tf.deploy.inference import metric_scale_for
     from md2tf.evaluation import metrics
     from md2tf.models import checkpoint as model_checkpoint
 
@@ -120,9 +121,11 @@ def score(run_dir: str, baselines: bool = True, data_from: str = "") -> dict:
     results = {"trained": scores.metrics, "depth_scale": scores.ratio_median}
     if not baselines:
         return results
-    if config.data.use_stereo:  # metric: no median scaling, depth x 5.4
-        results["trained, stereo scale x5.4 (no median scaling)"] = metrics.score_predictions(
-            gts, trained, metrics.ScoringOptions.stereo(split="synthetic")).metrics
+    if config.data.use_stereo:  # metric: no median scaling, depth x the rig's metres / the baseline
+        factor = metric_scale_for(True, config.data.stereo_baseline, config.data.synthetic.baseline)
+        results[f"trained, stereo scale x{factor:g} (no median scaling)"] = metrics.score_predictions(
+            gts, trained, metrics.ScoringOptions(split="synthetic", scaling="none",
+                                                 pred_depth_scale_factor=factor)).metrics
     elif config.loss.speed_weight > 0 or config.train.pose_source == "gt":  # trained in metres
         results["trained, metric (no scaling)"] = metrics.score_predictions(
             gts, trained, metrics.ScoringOptions(split="synthetic", scaling="none")).metrics

@@ -266,7 +266,7 @@ class IntrinsicsMonitor(Hook):
 
     K is determined by the rotation between frames (Gordon et al., ICCV 2019, Sec. 3): under pure
     translation a focal-length error is absorbed by the depth (as for a rectified stereo pair, which
-    ``DataConfig`` therefore refuses without temporal frames). Per
+    ``ExperimentConfig`` therefore refuses without temporal frames). Per
     epoch the hook averages ``pose/rotation_deg`` (the rotation between neighbouring frames: the
     pose network's, or the known poses' with ``--pose_source=gt`` or ``rotation``) and keeps each camera's K
     (``intrinsics/<camera>/{fx,fy,cx,cy}``) at the epoch's first step; at the end it adds to

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from md2tf import geometry
-from md2tf.config import DEFAULT_FOV_DEG, DataConfig
+from md2tf.config import DEFAULT_FOV_DEG, DataConfig, ExperimentConfig
 from md2tf.data.datasets.folder import default_normalized_intrinsics
 from md2tf.data.synthetic import render
 from md2tf.data.synthetic import world as w
@@ -123,7 +123,7 @@ class TestLearnedIntrinsics:
         np.testing.assert_allclose(coords(7.0 * 1.25, 5.0, 3.5, 2.5, depth * 1.25), base, **tol())
         assert np.abs(coords(7.0 * 1.25, 5.0, 3.5, 2.5, depth) - base).max() > 0.05  # fx alone shows
         with pytest.raises(ValueError, match="--intrinsics=learned needs temporal source frames"):
-            DataConfig(intrinsics="learned", frame_offsets=(0,), use_stereo=True)
+            ExperimentConfig(data=DataConfig(intrinsics="learned", frame_offsets=(0,), use_stereo=True))
 
     def test_variables_round_trip_through_a_checkpoint(self, tmp_path):
         layer = _layer()
