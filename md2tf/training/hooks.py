@@ -333,7 +333,8 @@ class IntrinsicsMonitor(Hook):
                     f"the learned focal lengths of camera {camera} disagree: fx / fy moved {100 * change:+.1f} % "
                     f"from the start's (square pixels unless the start K said otherwise), so at least one of "
                     "them is not determined by this footage (a pose network's rotations absorb a "
-                    "focal-length error): do not use this K for metric geometry; give the calibration")
+                    "focal-length error): do not use this K for metric geometry; give the calibration, "
+                    "or known rotations (--pose_source=rotation), which pin it")
 
 
 class RotationMonitor(Hook):

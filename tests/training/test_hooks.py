@@ -151,6 +151,7 @@ def test_intrinsics_monitor_says_when_the_focal_lengths_disagree():
     fy = [1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5]
     (line,) = _monitor_warnings(fx, rotation=0.3, fy_by_step=fy, start_aspect={"cam": 0.4})
     assert "focal lengths of camera cam disagree: fx / fy moved +20.0 %" in line
+    assert line.endswith("or known rotations (--pose_source=rotation), which pin it")
     # Both focal lengths wrong by the same factor keep the aspect: nothing to see (and nothing said).
     assert _monitor_warnings([1.2 * x for x in fx], rotation=0.3, fy_by_step=[1.2 * 1.8] * 8,
                              start_aspect={"cam": 0.4}) == []
