@@ -66,18 +66,22 @@ def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_confi
       ``[B, S, 4, 4]`` float32 ``source_from_target``.
 
     Raises:
-      ValueError: temporal offsets with neither a pose network nor known poses in the batch.
+      ValueError: temporal offsets with neither a pose network nor known poses in the batch, or
+        ``known_rotation`` without known poses.
     """
     offsets = data_config.temporal_offsets
-    if offsets and pose_net is None:
+    known = None  # [B, T, 4, 4]
+    if offsets and (pose_net is None or known_rotation):
         if batch.temporal_source_from_target is None:
-            raise ValueError(f"frame_offsets {data_config.frame_offsets} need a pose network or "
-                             "known poses in the batch (--pose_source=gt), got neither")
-        known = tf.cast(batch.temporal_source_from_target, tf.float32)  # [B, T, 4, 4]
+            need = ("known rotations (--pose_source=rotation)" if pose_net is not None
+                    else "a pose network or known poses (--pose_source=gt)")
+            raise ValueError(f"frame_offsets {data_config.frame_offsets} need {need}, but the batch "
+                             "has no known poses")
+        known = tf.cast(batch.temporal_source_from_target, tf.float32)
+    transforms = []
+    if offsets and pose_net is None:
         transforms = tf.unstack(known, num=len(offsets), axis=1)
         offsets = ()
-    else:
-        transforms = []
     target = batch.target_aug
     for i, offset in enumerate(offsets):
         source = batch.sources_aug[:, i]
@@ -85,7 +89,7 @@ def source_from_target_poses(pose_net: Callable | None, batch: Batch, data_confi
         axis_angle, translation = pose_net(pair, training=training)
         translation = tf.cast(translation, tf.float32)
         if known_rotation:  # the network's frame is target_from_source for offset < 0
-            rotation = tf.cast(batch.temporal_source_from_target[:, i, :3, :3], tf.float32)
+            rotation = known[:, i, :3, :3]
             if offset < 0:
                 rotation = tf.linalg.matrix_transpose(rotation)
             transforms.append(geometry.rigid_transform(rotation, translation, invert=offset < 0))

@@ -83,6 +83,11 @@ def test_known_rotation_replaces_the_networks_and_keeps_its_translation():
     expected = -np.einsum("bij,bj->bi", known[:, 0, :3, :3], t)  # -1: [I_-1, I_0], inverted
     np.testing.assert_allclose(poses[:, 0, :3, 3], expected, atol=1e-6)
     np.testing.assert_array_equal(poses[..., 3, :], np.tile([0, 0, 0, 1], (b, 2, 1)))
+    with pytest.raises(ValueError, match=r"need known rotations \(--pose_source=rotation\), but the "
+                                         r"batch has no known poses"):
+        step.source_from_target_poses(pose_net, batch._replace(temporal_source_from_target=None),
+                                      DataConfig(frame_offsets=(0, -1, 1)), training=True,
+                                      known_rotation=True)
 
 
 def test_one_step_with_known_rotations_trains_the_translation(tmp_path):
@@ -95,6 +100,10 @@ def test_one_step_with_known_rotations_trains_the_translation(tmp_path):
     result = t.train()
     assert np.isfinite(result.last_scalars["loss/total"])
     assert max(np.abs(a - v.numpy()).max() for a, v in zip(before, t.pose_net.trainable_variables)) > 0
+    # The head's axis-angle outputs (its first 3 columns) get no gradient: the rotation is the batch's.
+    kernel_before = before[[v.path for v in t.pose_net.trainable_variables].index(t.pose_net.head.kernel.path)]
+    np.testing.assert_array_equal(t.pose_net.head.kernel.numpy()[:, :3], kernel_before[:, :3])
+    assert np.abs(t.pose_net.head.kernel.numpy()[:, 3:] - kernel_before[:, 3:]).max() > 0
 
 
 def test_one_step_trains_depth_only_from_known_poses(tmp_path):

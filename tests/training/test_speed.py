@@ -155,7 +155,6 @@ def test_synthetic_world_distances_are_the_pose_translations(tmp_path):
 def test_stereo_with_metric_motion_needs_the_rigs_baseline_in_metres():
     """MS with speeds or known poses: metres from both, or a one-line error at start-up."""
 
-
     def config(dataset: str, baseline: float, **train) -> ExperimentConfig:
         data = DataConfig(dataset=dataset, use_stereo=True, stereo_baseline=baseline, speed_source="gt")
         speed = LossConfig(speed_weight=0.0 if train else 0.1)
